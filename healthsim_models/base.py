@@ -1,0 +1,123 @@
+"""Declarative base, naming convention, portable types and the shared mixins.
+
+Every table in the store is declared on :class:`Base`. Constraint and index
+names come from :data:`NAMING_CONVENTION`, so Alembic revisions can name them
+and they come out identical on DuckDB and PostgreSQL.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+NAMING_CONVENTION: dict[str, str] = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+# JSONB on PostgreSQL (indexable, compact); DuckDB has no JSONB but a JSON type.
+JSONType = sa.JSON().with_variant(postgresql.JSONB(), "postgresql")
+
+# Time zone aware everywhere: DuckDB stores TIMESTAMPTZ as UTC instants and
+# PostgreSQL as timestamptz, so both return the same instant.
+Timestamp = sa.DateTime(timezone=True)
+
+
+def Money() -> sa.Numeric:  # noqa: N802 - reads like a type in column declarations
+    """DECIMAL(12,2): money is never a float (canonical-models §0)."""
+    return sa.Numeric(12, 2, asdecimal=True)
+
+
+# String columns carry no length: DuckDB does not enforce VARCHAR(n) and
+# PostgreSQL does, so lengths and patterns are checked by the repository's
+# validation and behave the same on both backends.
+
+
+class Base(DeclarativeBase):
+    """Declarative base of every HealthSim table."""
+
+    metadata = sa.MetaData(naming_convention=NAMING_CONVENTION)
+
+
+class TimestampMixin:
+    """``created_at`` and ``updated_at``, filled by the database when absent."""
+
+    created_at: Mapped[dt.datetime] = mapped_column(
+        Timestamp, nullable=False, server_default=sa.func.now(), sort_order=100
+    )
+    updated_at: Mapped[dt.datetime] = mapped_column(
+        Timestamp, nullable=False, server_default=sa.func.now(), sort_order=101
+    )
+
+
+class ProvenanceMixin(TimestampMixin):
+    """Where an entity came from (canonical-models §10), mirrored from ``_provenance``.
+
+    ``created_at`` is when the entity was produced (``_provenance.created_at``,
+    else the load time); ``updated_at`` is the last time the store wrote it.
+    Entities saved without provenance get ``loaded`` / ``import``.
+    """
+
+    source_type: Mapped[str] = mapped_column(
+        sa.String, nullable=False, server_default=sa.text("'loaded'"), sort_order=102
+    )
+    source_system: Mapped[str] = mapped_column(
+        sa.String, nullable=False, server_default=sa.text("'import'"), sort_order=103
+    )
+    skill_used: Mapped[str | None] = mapped_column(sa.String, sort_order=104)
+    generation_seed: Mapped[int | None] = mapped_column(sa.BigInteger, sort_order=105)
+
+
+class CanonicalMixin(ProvenanceMixin):
+    """Identity and overflow columns shared by the 18 canonical tables.
+
+    ``id`` is the store's UUID for the entity (canonical-models §2);
+    ``external_id`` is the ``id`` string the caller sent, verbatim, or NULL;
+    ``extensions`` keeps every field the typed columns do not hold, so nothing
+    a caller sends is dropped.
+    """
+
+    id: Mapped[uuid.UUID] = mapped_column(sa.Uuid, primary_key=True, sort_order=-100)
+    external_id: Mapped[str | None] = mapped_column(sa.String, sort_order=-99)
+    extensions: Mapped[dict[str, Any] | None] = mapped_column(JSONType, sort_order=99)
+
+
+class PersonMixin:
+    """The Person block (canonical-models §3) shared by patients, members and subjects.
+
+    Nested ``name``, ``address`` and ``contact`` objects are flattened to the
+    legacy flat spellings, which are also the column names. Indexed for the
+    cross-product person match (``ssn``) and name/birth-date searches.
+    """
+
+    given_name: Mapped[str] = mapped_column(sa.String, nullable=False)
+    middle_name: Mapped[str | None] = mapped_column(sa.String)
+    family_name: Mapped[str] = mapped_column(sa.String, nullable=False, index=True)
+    prefix: Mapped[str | None] = mapped_column(sa.String)
+    suffix: Mapped[str | None] = mapped_column(sa.String)
+    birth_date: Mapped[dt.date] = mapped_column(sa.Date, nullable=False, index=True)
+    gender: Mapped[str] = mapped_column(sa.String, nullable=False)
+    ssn: Mapped[str | None] = mapped_column(sa.String, index=True)
+    street_address: Mapped[str | None] = mapped_column(sa.String)
+    street_address_2: Mapped[str | None] = mapped_column(sa.String)
+    city: Mapped[str | None] = mapped_column(sa.String)
+    state: Mapped[str | None] = mapped_column(sa.String)
+    postal_code: Mapped[str | None] = mapped_column(sa.String)
+    country: Mapped[str] = mapped_column(
+        sa.String, nullable=False, server_default=sa.text("'US'")
+    )
+    phone: Mapped[str | None] = mapped_column(sa.String)
+    phone_mobile: Mapped[str | None] = mapped_column(sa.String)
+    email: Mapped[str | None] = mapped_column(sa.String)
+    deceased: Mapped[bool] = mapped_column(
+        sa.Boolean, nullable=False, server_default=sa.false()
+    )
+    death_date: Mapped[dt.date | None] = mapped_column(sa.Date)

@@ -1,0 +1,93 @@
+"""MemberSim tables: health-plan enrollment and medical claims (canonical-models §5)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from decimal import Decimal
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Mapped, mapped_column
+
+from healthsim_models.base import Base, CanonicalMixin, JSONType, Money, PersonMixin
+
+
+class Member(PersonMixin, CanonicalMixin, Base):
+    """A health-plan enrollee, subscriber or dependant. Key ``member_id``.
+
+    Also the cardholder of RxMemberSim (§9). ``subscriber_id`` is a soft
+    reference to the subscribing member, ``subscriber_uuid`` its resolution.
+    """
+
+    __tablename__ = "members"
+
+    member_id: Mapped[str] = mapped_column(sa.String, nullable=False, index=True)
+    subscriber_id: Mapped[str | None] = mapped_column(sa.String)
+    subscriber_uuid: Mapped[uuid.UUID | None] = mapped_column(sa.Uuid, index=True)
+    relationship_code: Mapped[str] = mapped_column(
+        sa.String, nullable=False, server_default=sa.text("'18'")
+    )
+    group_id: Mapped[str] = mapped_column(sa.String, nullable=False, index=True)
+    plan_code: Mapped[str] = mapped_column(sa.String, nullable=False)
+    coverage_start: Mapped[dt.date] = mapped_column(sa.Date, nullable=False, index=True)
+    coverage_end: Mapped[dt.date | None] = mapped_column(sa.Date)
+    pcp_npi: Mapped[str | None] = mapped_column(sa.String)
+
+
+class Claim(CanonicalMixin, Base):
+    """A medical or dental claim header. Key ``claim_id``.
+
+    Lines are separate ``claim_lines`` rows; nested ``claim_lines`` in a
+    document are lifted out on input (§12.4).
+    """
+
+    __tablename__ = "claims"
+
+    claim_id: Mapped[str] = mapped_column(sa.String, nullable=False, index=True)
+    claim_type: Mapped[str] = mapped_column(sa.String, nullable=False)
+    member_id: Mapped[str] = mapped_column(sa.String, nullable=False)
+    member_uuid: Mapped[uuid.UUID] = mapped_column(sa.Uuid, nullable=False, index=True)
+    subscriber_id: Mapped[str | None] = mapped_column(sa.String)
+    subscriber_uuid: Mapped[uuid.UUID | None] = mapped_column(sa.Uuid, index=True)
+    provider_npi: Mapped[str] = mapped_column(sa.String, nullable=False, index=True)
+    facility_npi: Mapped[str | None] = mapped_column(sa.String)
+    service_date: Mapped[dt.date] = mapped_column(sa.Date, nullable=False, index=True)
+    admission_date: Mapped[dt.date | None] = mapped_column(sa.Date)
+    discharge_date: Mapped[dt.date | None] = mapped_column(sa.Date)
+    place_of_service: Mapped[str] = mapped_column(
+        sa.String, nullable=False, server_default=sa.text("'11'")
+    )
+    principal_diagnosis: Mapped[str] = mapped_column(sa.String, nullable=False, index=True)
+    other_diagnoses: Mapped[list[Any] | None] = mapped_column(JSONType)
+    authorization_number: Mapped[str | None] = mapped_column(sa.String)
+    total_charge: Mapped[Decimal | None] = mapped_column(Money())
+    total_allowed: Mapped[Decimal | None] = mapped_column(Money())
+    total_paid: Mapped[Decimal | None] = mapped_column(Money())
+    member_responsibility: Mapped[Decimal | None] = mapped_column(Money())
+
+
+class ClaimLine(CanonicalMixin, Base):
+    """One service line of a claim. Key (``claim_id``, ``line_number``)."""
+
+    __tablename__ = "claim_lines"
+    __table_args__ = (sa.Index(None, "claim_id", "line_number"),)
+
+    claim_id: Mapped[str] = mapped_column(sa.String, nullable=False)
+    claim_uuid: Mapped[uuid.UUID] = mapped_column(sa.Uuid, nullable=False, index=True)
+    line_number: Mapped[int] = mapped_column(sa.Integer, nullable=False)
+    procedure_code: Mapped[str] = mapped_column(sa.String, nullable=False, index=True)
+    procedure_modifiers: Mapped[list[Any] | None] = mapped_column(JSONType)
+    service_date: Mapped[dt.date] = mapped_column(sa.Date, nullable=False, index=True)
+    units: Mapped[Decimal] = mapped_column(
+        sa.Numeric(6, 2), nullable=False, server_default=sa.text("1")
+    )
+    charge_amount: Mapped[Decimal] = mapped_column(Money(), nullable=False)
+    allowed_amount: Mapped[Decimal | None] = mapped_column(Money())
+    paid_amount: Mapped[Decimal | None] = mapped_column(Money())
+    diagnosis_pointers: Mapped[list[Any] | None] = mapped_column(JSONType)
+    revenue_code: Mapped[str | None] = mapped_column(sa.String)
+    ndc_code: Mapped[str | None] = mapped_column(sa.String)
+    place_of_service: Mapped[str] = mapped_column(
+        sa.String, nullable=False, server_default=sa.text("'11'")
+    )

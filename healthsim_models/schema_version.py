@@ -1,0 +1,213 @@
+"""Schema versioning: the Alembic revisions, applied from code.
+
+The revisions live in the top-level ``alembic/`` folder of the source tree
+and ship in the wheel as ``healthsim_models/_alembic``; both the ``alembic``
+command (through ``alembic.ini``) and the functions here run the same
+``env.py``. Every applied or reverted revision is also logged in
+``schema_migrations``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+from alembic import command
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy.engine import Connection, Engine
+
+import healthsim_models
+import healthsim_models.alembic_duckdb  # noqa: F401  (registers the duckdb impl)
+from healthsim_models.base import Base
+from healthsim_models.engine import mask_url
+from healthsim_models.errors import ConfigurationError, SchemaVersionError
+from healthsim_models.system import SchemaMigration
+
+
+def script_location() -> Path:
+    """The folder holding ``env.py`` and ``versions/``: installed copy, else source tree."""
+    package_dir = Path(healthsim_models.__file__).resolve().parent
+    for candidate in (package_dir / "_alembic", package_dir.parent / "alembic"):
+        if (candidate / "env.py").is_file():
+            return candidate
+    raise ConfigurationError(
+        f"the Alembic scripts are missing: looked in {package_dir / '_alembic'} "
+        f"and {package_dir.parent / 'alembic'}. Reinstall healthsim-store."
+    )
+
+
+def alembic_config(connection: Connection | None = None) -> Config:
+    """An Alembic config for the packaged scripts, optionally bound to ``connection``."""
+    config = Config()
+    config.set_main_option("script_location", str(script_location()))
+    if connection is not None:
+        config.attributes["connection"] = connection
+    return config
+
+
+@lru_cache(maxsize=1)
+def script_directory() -> ScriptDirectory:
+    """The revision scripts, parsed once per process."""
+    return ScriptDirectory.from_config(alembic_config())
+
+
+def head_revision() -> str:
+    """The latest revision this code knows."""
+    heads = script_directory().get_heads()
+    if len(heads) != 1:
+        raise SchemaVersionError(
+            f"the migration scripts have {len(heads)} heads ({', '.join(heads)}); "
+            "they must form one line. Merge them with 'alembic merge'."
+        )
+    return heads[0]
+
+
+def _current_heads(connection: Connection) -> tuple[str, ...]:
+    return tuple(MigrationContext.configure(connection).get_current_heads())
+
+
+def current_revision(engine: Engine) -> str | None:
+    """The database's revision, or None for an empty (never upgraded) database."""
+    with engine.connect() as connection:
+        heads = _current_heads(connection)
+    return heads[0] if heads else None
+
+
+def _refuse_unknown(heads: tuple[str, ...], engine: Engine) -> None:
+    known = {script.revision for script in script_directory().walk_revisions()}
+    unknown = [h for h in heads if h not in known]
+    if unknown:
+        raise SchemaVersionError(
+            f"the database {mask_url(engine.url)} is at revision {', '.join(unknown)}, "
+            f"which this version of healthsim-store (head {head_revision()}) does not "
+            "know: it was probably written by a newer version. Upgrade "
+            "healthsim-store; the database was not changed."
+        )
+
+
+def ensure_at_head(engine: Engine) -> None:
+    """Upgrade to head unless already there; refuse a database from a newer version.
+
+    At head this costs one small query on ``alembic_version``.
+    """
+    with engine.connect() as connection:
+        heads = _current_heads(connection)
+    if heads == (head_revision(),):
+        return
+    _refuse_unknown(heads, engine)
+    upgrade(engine)
+
+
+def _run(engine: Engine, action: str, revision: str) -> None:
+    with engine.connect() as connection:
+        _refuse_unknown(_current_heads(connection), engine)
+    # One transaction for the whole run: a failing revision rolls back every
+    # revision of the run (DuckDB and PostgreSQL both have transactional DDL).
+    with engine.begin() as connection:
+        getattr(command, action)(alembic_config(connection), revision)
+
+
+def upgrade(engine: Engine, revision: str = "head") -> None:
+    """Apply revisions up to ``revision``."""
+    _run(engine, "upgrade", revision)
+
+
+def downgrade(engine: Engine, revision: str) -> None:
+    """Revert revisions down to ``revision`` (``base`` empties the database)."""
+    _run(engine, "downgrade", revision)
+
+
+@dataclass(frozen=True)
+class RevisionInfo:
+    revision: str
+    down_revision: str | None
+    description: str
+
+
+def history() -> list[RevisionInfo]:
+    """Every known revision, newest first."""
+    return [
+        RevisionInfo(
+            revision=script.revision,
+            down_revision=script.down_revision if isinstance(script.down_revision, str) else None,
+            description=script.doc,
+        )
+        for script in script_directory().walk_revisions()
+    ]
+
+
+def pending_revisions(engine: Engine) -> list[str]:
+    """Revisions between the database's current one and head, oldest first."""
+    current = current_revision(engine)
+    if current is not None:
+        _refuse_unknown((current,), engine)
+    scripts = script_directory().iterate_revisions(head_revision(), current)
+    return [script.revision for script in reversed(list(scripts))]
+
+
+def table_row_counts(engine: Engine) -> dict[str, int | None]:
+    """Rows per table of the models, None for a table the database lacks, in one query."""
+    names = sorted(Base.metadata.tables)
+    with engine.connect() as connection:
+        inspector = sa.inspect(connection)
+        present = [name for name in names if inspector.has_table(name)]
+        counts: dict[str, int] = {}
+        if present:
+            query = sa.union_all(
+                *(
+                    sa.select(sa.literal(name), sa.func.count()).select_from(
+                        Base.metadata.tables[name]
+                    )
+                    for name in present
+                )
+            )
+            counts = {table: count for table, count in connection.execute(query)}
+    return {name: counts.get(name) for name in names}
+
+
+@dataclass(frozen=True)
+class StoreStatus:
+    url: str
+    current: str | None
+    head: str
+    pending: list[str]
+    row_counts: dict[str, int | None]
+
+
+def status(engine: Engine) -> StoreStatus:
+    """Where the database stands: masked URL, revisions and rows per table."""
+    return StoreStatus(
+        url=mask_url(engine.url),
+        current=current_revision(engine),
+        head=head_revision(),
+        pending=pending_revisions(engine),
+        row_counts=table_row_counts(engine),
+    )
+
+
+def record_migration_step(ctx: MigrationContext, step: Any, heads: Any, run_args: Any) -> None:
+    """Alembic ``on_version_apply`` hook: log the step in ``schema_migrations``.
+
+    Skipped only when the table is absent, which happens once: after the
+    downgrade of the revision that created it.
+    """
+    connection = ctx.connection
+    assert connection is not None, "migrations run online, with a connection"
+    if not sa.inspect(connection).has_table(SchemaMigration.__tablename__):
+        return
+    connection.execute(
+        sa.insert(SchemaMigration.__table__).values(
+            id=uuid.uuid4(),
+            revision=step.up_revision_id,
+            description=step.up_revision.doc,
+            direction="upgrade" if step.is_upgrade else "downgrade",
+            applied_at=dt.datetime.now(dt.timezone.utc),
+        )
+    )

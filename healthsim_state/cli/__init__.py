@@ -1,0 +1,56 @@
+"""The ``healthsim`` command line.
+
+Each command group lives in its own module; this one assembles them and turns
+errors into one readable line (a traceback only with ``--debug``).
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Sequence
+
+import typer
+from rich.console import Console
+
+from healthsim_models.errors import HealthSimError
+from healthsim_state.cli import db
+
+app = typer.Typer(
+    name="healthsim",
+    help="HealthSim Store: synthetic healthcare scenarios on DuckDB or PostgreSQL.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+app.add_typer(db.app, name="db")
+
+_options = {"debug": False}
+_stderr = Console(stderr=True)
+
+
+@app.callback()
+def _root(
+    debug: bool = typer.Option(False, "--debug", help="Show the full traceback of an error."),
+) -> None:
+    _options["debug"] = debug
+
+
+def _hint(exc: BaseException) -> str:
+    if isinstance(exc, HealthSimError):
+        return ""
+    return " (run with --debug for the traceback)"
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """Console-script entry point."""
+    try:
+        app(args=list(argv) if argv is not None else None, prog_name="healthsim")
+    except SystemExit:
+        raise
+    except Exception as exc:  # reported below, never swallowed: exit status 1
+        if _options["debug"]:
+            raise
+        kind = "error" if isinstance(exc, HealthSimError) else f"error ({type(exc).__name__})"
+        message = str(exc).strip().splitlines()[0] if str(exc).strip() else repr(exc)
+        _stderr.print(f"[bold red]{kind}:[/] {message}{_hint(exc)}", markup=True, highlight=False, soft_wrap=True)
+        sys.exit(1)

@@ -1,0 +1,96 @@
+"""``healthsim db``: create, upgrade, downgrade and inspect the database schema.
+
+These commands open the database without the automatic upgrade, so that
+``current`` and ``status`` report a database as it is.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import typer
+from rich.console import Console
+from rich.table import Table
+from sqlalchemy.engine import Engine
+
+from healthsim_models import schema_version
+from healthsim_models.engine import create_store_engine
+
+app = typer.Typer(help="Schema versions: upgrade, downgrade, current, history, status.", no_args_is_help=True)
+_out = Console()
+
+DatabaseUrl = typer.Option(
+    None,
+    "--database-url",
+    help="Database URL; default: $HEALTHSIM_DATABASE_URL, else ~/.healthsim/healthsim.duckdb.",
+    show_default=False,
+)
+
+
+@contextmanager
+def _engine(url: str | None) -> Iterator[Engine]:
+    engine = create_store_engine(url, upgrade=False)
+    try:
+        yield engine
+    finally:
+        engine.dispose()
+
+
+def _print_status(engine: Engine) -> None:
+    st = schema_version.status(engine)
+    _out.print(f"database: {st.url}")
+    _out.print(f"current:  {st.current or '(empty: no revision applied)'}")
+    _out.print(f"head:     {st.head}")
+    _out.print(f"pending:  {', '.join(st.pending) if st.pending else 'none'}")
+    table = Table("table", "rows", title="Rows per table", title_justify="left")
+    for name, count in st.row_counts.items():
+        table.add_row(name, "-" if count is None else str(count))
+    _out.print(table)
+
+
+@app.command()
+def upgrade(
+    revision: str = typer.Argument("head", help="Target revision."),
+    database_url: str | None = DatabaseUrl,
+) -> None:
+    """Create the database if needed and upgrade it to REVISION (default: head), then show its status."""
+    with _engine(database_url) as engine:
+        schema_version.upgrade(engine, revision)
+        _print_status(engine)
+
+
+@app.command()
+def downgrade(
+    revision: str = typer.Argument(..., help="Target revision; 'base' removes every table."),
+    database_url: str | None = DatabaseUrl,
+) -> None:
+    """Revert the schema to REVISION."""
+    with _engine(database_url) as engine:
+        schema_version.downgrade(engine, revision)
+        _out.print(f"at revision {schema_version.current_revision(engine) or 'base'}")
+
+
+@app.command()
+def current(database_url: str | None = DatabaseUrl) -> None:
+    """Print the database's current revision (empty database: 'base')."""
+    with _engine(database_url) as engine:
+        rev = schema_version.current_revision(engine)
+    head = schema_version.head_revision()
+    _out.print(f"{rev or 'base'}{' (head)' if rev == head else ''}")
+
+
+@app.command()
+def history() -> None:
+    """List every revision this version knows, newest first."""
+    table = Table("revision", "revises", "description")
+    for info in schema_version.history():
+        table.add_row(info.revision, info.down_revision or "<base>", info.description.strip().splitlines()[0])
+    _out.print(table)
+
+
+@app.command()
+def status(database_url: str | None = DatabaseUrl) -> None:
+    """Show the URL (password masked), current and head revisions, pending revisions and rows per table."""
+    with _engine(database_url) as engine:
+        _print_status(engine)
