@@ -1,0 +1,75 @@
+"""Fixtures: isolated HealthSim home, throwaway DuckDB files and PostgreSQL databases.
+
+PostgreSQL tests need ``HEALTHSIM_TEST_POSTGRES_URL`` (a server URL whose
+user may create databases, e.g. postgresql+psycopg://postgres@127.0.0.1:5432/test).
+Without it they skip, except under CI, where a missing server is a failure.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy.engine import make_url
+
+from healthsim_models.engine import dispose_engines
+
+PG_ENV = "HEALTHSIM_TEST_POSTGRES_URL"
+BACKENDS = ("duckdb", "postgresql")
+
+
+@pytest.fixture(autouse=True)
+def isolated_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    """Every test gets its own HEALTHSIM_HOME and no HEALTHSIM_DATABASE_URL."""
+    home = tmp_path / "healthsim-home"
+    monkeypatch.setenv("HEALTHSIM_HOME", str(home))
+    monkeypatch.delenv("HEALTHSIM_DATABASE_URL", raising=False)
+    yield home
+    dispose_engines()
+
+
+@pytest.fixture
+def duckdb_url(tmp_path: Path) -> str:
+    return f"duckdb:///{tmp_path / 'store.duckdb'}"
+
+
+def _admin_connect(url):  # type: ignore[no-untyped-def]
+    import psycopg
+
+    return psycopg.connect(
+        host=url.host,
+        port=url.port,
+        user=url.username,
+        password=url.password,
+        dbname=url.database or "postgres",
+        autocommit=True,
+    )
+
+
+@pytest.fixture
+def postgresql_url() -> Iterator[str]:
+    """A fresh, empty PostgreSQL database, dropped after the test."""
+    server = os.environ.get(PG_ENV)
+    if not server:
+        if os.environ.get("CI"):
+            pytest.fail(f"{PG_ENV} is not set: CI must run the PostgreSQL tests")
+        pytest.skip(f"set {PG_ENV} (e.g. postgresql+psycopg://postgres@127.0.0.1:5432/test) to run PostgreSQL tests")
+    url = make_url(server)
+    name = f"hs_test_{uuid.uuid4().hex[:12]}"
+    with _admin_connect(url) as admin:
+        admin.execute(f'CREATE DATABASE "{name}"')
+    try:
+        yield url.set(database=name).render_as_string(hide_password=False)
+    finally:
+        dispose_engines()
+        with _admin_connect(url) as admin:
+            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture(params=BACKENDS)
+def store_url(request: pytest.FixtureRequest) -> str:
+    """An empty database on each backend in turn."""
+    return request.getfixturevalue(f"{request.param}_url")

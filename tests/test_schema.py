@@ -1,0 +1,143 @@
+"""The schema: every table, column, type, nullability and index is where the models say,
+on both backends, whether created by the Alembic revisions or not."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+from alembic.autogenerate import compare_metadata
+from alembic.runtime.migration import MigrationContext
+
+from healthsim_models import ENTITY_TYPES, Base, create_store_engine
+from tests.catalog import database_shapes, model_shape
+
+REPO = Path(__file__).resolve().parent.parent
+PROVENANCE = ("created_at", "updated_at", "source_type", "source_system", "skill_used", "generation_seed")
+
+
+@pytest.fixture
+def engine(store_url: str):
+    engine = create_store_engine(store_url)
+    yield engine
+    engine.dispose()
+
+
+def test_every_table_column_type_and_index_matches_the_models(engine) -> None:
+    shapes = database_shapes(engine)
+    assert set(shapes) == set(Base.metadata.tables) | {"alembic_version"}
+    for name, table in Base.metadata.tables.items():
+        expected = model_shape(table, engine.dialect)
+        actual = shapes[name]
+        assert actual.columns == expected.columns, name
+        assert actual.primary_key == expected.primary_key, name
+        assert actual.indexes == expected.indexes, name
+        assert actual.unique == expected.unique, name
+
+
+def test_revisions_and_create_all_build_the_same_duckdb_schema(tmp_path: Path) -> None:
+    migrated = create_store_engine(f"duckdb:///{tmp_path / 'migrated.duckdb'}")
+    direct = create_store_engine(f"duckdb:///{tmp_path / 'direct.duckdb'}", upgrade=False)
+    Base.metadata.create_all(direct)
+    try:
+        from_revisions = database_shapes(migrated)
+        from_revisions.pop("alembic_version")
+        assert from_revisions == database_shapes(direct)
+    finally:
+        migrated.dispose()
+        direct.dispose()
+
+
+def test_postgresql_autogenerate_finds_no_difference(postgresql_url: str) -> None:
+    engine = create_store_engine(postgresql_url)
+    try:
+        with engine.connect() as connection:
+            context = MigrationContext.configure(connection, opts={"compare_type": True})
+            assert compare_metadata(context, Base.metadata) == []
+    finally:
+        engine.dispose()
+
+
+def test_alembic_check_command_on_postgresql(postgresql_url: str) -> None:
+    """The documented `alembic check`, run from the repository root through alembic.ini."""
+    alembic = [sys.executable, "-m", "alembic", "-x", f"url={postgresql_url}"]
+    subprocess.run([*alembic, "upgrade", "head"], cwd=REPO, check=True, capture_output=True)
+    result = subprocess.run([*alembic, "check"], cwd=REPO, capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert "No new upgrade operations detected" in result.stdout + result.stderr
+
+
+@pytest.mark.parametrize("et", ENTITY_TYPES, ids=lambda et: et.name)
+def test_every_canonical_table_has_identity_provenance_and_extensions(et, duckdb_url: str) -> None:
+    engine = create_store_engine(duckdb_url)
+    try:
+        columns = database_shapes(engine)[et.table_name].columns
+    finally:
+        engine.dispose()
+    for name in PROVENANCE:
+        assert name in columns, f"{et.table_name}.{name}"
+    assert columns["id"] == ("UUID", False)
+    assert columns["external_id"] == ("VARCHAR", True)
+    assert columns["extensions"] == ("JSON", True)
+    assert columns["generation_seed"] == ("BIGINT", True)
+    assert columns["created_at"] == ("TIMESTAMPTZ", False)
+
+
+def test_money_columns_are_exact_decimals(duckdb_url: str) -> None:
+    engine = create_store_engine(duckdb_url)
+    try:
+        shapes = database_shapes(engine)
+    finally:
+        engine.dispose()
+    for table, column in [
+        ("claims", "total_charge"),
+        ("claim_lines", "charge_amount"),
+        ("pharmacy_claims", "patient_pay_amount"),
+    ]:
+        assert shapes[table].columns[column][0] == "DECIMAL(12,2)"
+
+
+def test_lookup_indexes_exist(duckdb_url: str) -> None:
+    engine = create_store_engine(duckdb_url)
+    try:
+        shapes = database_shapes(engine)
+    finally:
+        engine.dispose()
+    indexed = {(t, cols) for t, s in shapes.items() for cols in s.indexes.values()}
+    for et in ENTITY_TYPES:
+        if et.business_key:
+            assert (et.table_name, et.business_key) in indexed, f"business key of {et.name}"
+        for ref in et.references:
+            assert (et.table_name, (ref.uuid_column,)) in indexed, f"{et.table_name}.{ref.uuid_column}"
+    assert ("scenario_entities", ("entity_id", "entity_type")) in indexed
+    assert ("scenario_tags", ("tag",)) in indexed
+    assert ("encounters", ("admission_time",)) in indexed
+    assert shapes["scenario_entities"].primary_key == ("scenario_id", "entity_type", "entity_id")
+    assert shapes["scenarios"].unique == frozenset({("name",)})
+
+
+def test_column_defaults_apply(store_url: str) -> None:
+    """Columns documented with a default get it when the value is absent."""
+    import datetime as dt
+    import uuid
+
+    engine = create_store_engine(store_url)
+    try:
+        patients = Base.metadata.tables["patients"]
+        pid = uuid.uuid4()
+        with engine.begin() as connection:
+            connection.execute(
+                patients.insert().values(
+                    id=pid, mrn="MRN-1", given_name="Ada", family_name="Byron",
+                    birth_date=dt.date(1990, 1, 2), gender="F",
+                )
+            )
+            row = connection.execute(sa.select(patients).where(patients.c.id == pid)).one()
+    finally:
+        engine.dispose()
+    assert (row.country, row.language, row.deceased) == ("US", "en", False)
+    assert (row.source_type, row.source_system) == ("loaded", "import")
+    assert row.created_at is not None and row.created_at.tzinfo is not None

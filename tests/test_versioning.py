@@ -1,0 +1,248 @@
+"""Schema versions: auto-create, upgrade and downgrade, the migration log, and
+refusal of databases written by a newer version."""
+
+from __future__ import annotations
+
+import shutil
+import stat
+import textwrap
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+from sqlalchemy import event
+
+from healthsim_models import Base, SchemaVersionError, create_store_engine, schema_version
+from healthsim_models.engine import default_database_url
+
+
+def _tables(engine: sa.Engine) -> set[str]:
+    with engine.connect() as connection:
+        return set(sa.inspect(connection).get_table_names())
+
+
+def _log(engine: sa.Engine) -> list[tuple[str, str]]:
+    with engine.connect() as connection:
+        rows = connection.execute(
+            sa.text("SELECT revision, direction FROM schema_migrations ORDER BY applied_at")
+        )
+        return [tuple(r) for r in rows]
+
+
+def test_first_use_creates_the_default_database_at_head(isolated_home: Path) -> None:
+    assert not isolated_home.exists()
+    engine = create_store_engine()
+    try:
+        assert schema_version.current_revision(engine) == schema_version.head_revision()
+        assert set(Base.metadata.tables) <= _tables(engine)
+    finally:
+        engine.dispose()
+    assert (isolated_home / "healthsim.duckdb").is_file()
+    assert stat.S_IMODE(isolated_home.stat().st_mode) == 0o700
+
+
+def test_nested_missing_directories_are_private(tmp_path: Path) -> None:
+    engine = create_store_engine(f"duckdb:///{tmp_path / 'a' / 'b' / 'store.duckdb'}")
+    engine.dispose()
+    for directory in (tmp_path / "a", tmp_path / "a" / "b"):
+        assert stat.S_IMODE(directory.stat().st_mode) == 0o700
+
+
+def test_upgrade_downgrade_upgrade(store_url: str) -> None:
+    engine = create_store_engine(store_url, upgrade=False)
+    try:
+        assert schema_version.current_revision(engine) is None
+        assert schema_version.pending_revisions(engine) == [schema_version.head_revision()]
+        schema_version.upgrade(engine)
+        assert set(Base.metadata.tables) <= _tables(engine)
+        assert schema_version.pending_revisions(engine) == []
+
+        schema_version.downgrade(engine, "base")
+        assert schema_version.current_revision(engine) is None
+        assert _tables(engine) == {"alembic_version"}
+
+        schema_version.upgrade(engine, "head")
+        assert set(Base.metadata.tables) <= _tables(engine)
+        # The log went with the downgrade of the revision that created it,
+        # and records the new upgrade.
+        assert _log(engine) == [(schema_version.head_revision(), "upgrade")]
+    finally:
+        engine.dispose()
+
+
+def test_status_reports_revisions_and_rows(store_url: str) -> None:
+    engine = create_store_engine(store_url)
+    try:
+        st = schema_version.status(engine)
+    finally:
+        engine.dispose()
+    assert st.current == st.head
+    assert st.pending == []
+    assert st.row_counts["patients"] == 0
+    assert st.row_counts["schema_migrations"] == 1
+    assert set(st.row_counts) == set(Base.metadata.tables)
+
+
+def _set_revision(engine: sa.Engine, revision: str) -> None:
+    with engine.begin() as connection:
+        connection.execute(sa.text("UPDATE alembic_version SET version_num = :r"), {"r": revision})
+
+
+def test_a_newer_database_is_refused_and_left_untouched(store_url: str) -> None:
+    engine = create_store_engine(store_url)
+    _set_revision(engine, "9999_from_the_future")
+    before = _tables(engine)
+    engine.dispose()
+
+    with pytest.raises(SchemaVersionError, match="9999_from_the_future.*newer version"):
+        create_store_engine(store_url)
+
+    engine = create_store_engine(store_url, upgrade=False)
+    try:
+        with pytest.raises(SchemaVersionError):
+            schema_version.upgrade(engine)
+        with pytest.raises(SchemaVersionError):
+            schema_version.downgrade(engine, "base")
+        assert _tables(engine) == before
+        with engine.connect() as connection:
+            assert connection.execute(sa.text("SELECT version_num FROM alembic_version")).scalar_one() == (
+                "9999_from_the_future"
+            )
+    finally:
+        engine.dispose()
+
+
+def test_the_check_at_head_is_one_small_query(duckdb_url: str) -> None:
+    create_store_engine(duckdb_url).dispose()
+    engine = create_store_engine(duckdb_url, upgrade=False)
+    statements: list[str] = []
+    event.listen(engine, "before_cursor_execute", lambda *a: statements.append(a[2]))
+    try:
+        schema_version.ensure_at_head(engine)
+    finally:
+        engine.dispose()
+    version_queries = [s for s in statements if "alembic_version" in s]
+    assert len(version_queries) == 1, statements
+    assert not any(s.lstrip().upper().startswith(("CREATE", "ALTER", "INSERT", "UPDATE")) for s in statements)
+
+
+# A later schema change, written the way real ones will be: it must upgrade a
+# database that already holds data, in place, and revert cleanly.
+SECOND_REVISION = '''
+"""Add a table filled from existing patients.
+
+Revision ID: 0002
+Revises: 0001
+"""
+import sqlalchemy as sa
+from alembic import op
+
+revision = "0002"
+down_revision = "0001"
+branch_labels = None
+depends_on = None
+
+
+def upgrade():
+    op.create_table(
+        "test_notes",
+        sa.Column("id", sa.Uuid(), primary_key=True),
+        sa.Column("mrn", sa.String(), nullable=False),
+    )
+    op.execute("INSERT INTO test_notes (id, mrn) SELECT id, mrn FROM patients")
+
+
+def downgrade():
+    op.drop_table("test_notes")
+'''
+
+FAILING_REVISION = '''
+"""Create a table, then fail.
+
+Revision ID: 0003
+Revises: 0002
+"""
+import sqlalchemy as sa
+from alembic import op
+
+revision = "0003"
+down_revision = "0002"
+branch_labels = None
+depends_on = None
+
+
+def upgrade():
+    op.create_table("half_done", sa.Column("id", sa.Uuid(), primary_key=True))
+    op.execute("SELECT * FROM table_that_does_not_exist")
+
+
+def downgrade():
+    op.drop_table("half_done")
+'''
+
+
+@pytest.fixture
+def scripts_with(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    """Point the store at a copy of the revisions with extra ones appended."""
+
+    def install(*sources: str) -> None:
+        target = tmp_path / "alembic"
+        shutil.copytree(schema_version.script_location(), target, ignore=shutil.ignore_patterns("__pycache__"))
+        for i, source in enumerate(sources, start=2):
+            (target / "versions" / f"extra_{i:04d}.py").write_text(textwrap.dedent(source))
+        monkeypatch.setattr(schema_version, "script_location", lambda: target)
+        schema_version.script_directory.cache_clear()
+
+    yield install
+    schema_version.script_directory.cache_clear()
+
+
+def test_a_later_revision_upgrades_a_populated_database_in_place(store_url: str, scripts_with) -> None:
+    engine = create_store_engine(store_url)
+    patients = Base.metadata.tables["patients"]
+    import datetime as dt
+    import uuid
+
+    pid = uuid.uuid4()
+    with engine.begin() as connection:
+        connection.execute(
+            patients.insert().values(
+                id=pid, mrn="MRN-7", given_name="Grace", family_name="Hopper",
+                birth_date=dt.date(1906, 12, 9), gender="F",
+            )
+        )
+    engine.dispose()
+
+    scripts_with(SECOND_REVISION)
+    engine = create_store_engine(store_url)  # first use after the change: upgrades
+    try:
+        assert schema_version.current_revision(engine) == "0002"
+        with engine.connect() as connection:
+            row = connection.execute(sa.text("SELECT id, mrn FROM test_notes")).one()
+        assert tuple(row) == (pid, "MRN-7")
+
+        schema_version.downgrade(engine, "0001")
+        assert "test_notes" not in _tables(engine)
+        assert _log(engine) == [("0001", "upgrade"), ("0002", "upgrade"), ("0002", "downgrade")]
+    finally:
+        engine.dispose()
+
+
+def test_a_failing_revision_rolls_back_the_whole_run(store_url: str, scripts_with) -> None:
+    engine = create_store_engine(store_url, upgrade=False)
+    engine.dispose()
+    scripts_with(SECOND_REVISION, FAILING_REVISION)
+    engine = create_store_engine(store_url, upgrade=False)
+    try:
+        with pytest.raises(sa.exc.DBAPIError):
+            schema_version.upgrade(engine)
+        # Not even revisions 0001 and 0002 of the same run stayed.
+        assert schema_version.current_revision(engine) is None
+        assert _tables(engine) <= {"alembic_version"}
+    finally:
+        engine.dispose()
+
+
+def test_default_url_follows_healthsim_home(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("HEALTHSIM_HOME", str(tmp_path / "elsewhere"))
+    assert default_database_url().database == str(tmp_path / "elsewhere" / "healthsim.duckdb")
