@@ -24,3 +24,51 @@ class UnknownEntityTypeError(HealthSimError, KeyError):
 
     def __str__(self) -> str:  # KeyError would repr() the message
         return str(self.args[0])
+
+
+class ScenarioNotFoundError(HealthSimError, LookupError):
+    """No scenario has the given name or id."""
+
+
+class ScenarioExistsError(HealthSimError):
+    """A scenario of that name exists and the call did not ask to overwrite it."""
+
+
+class Problem:
+    """One thing wrong with one input entity."""
+
+    __slots__ = ("entity_type", "field", "position", "entity_id", "reason")
+
+    def __init__(
+        self, entity_type: str, position: int | None, entity_id: str | None, field: str, reason: str
+    ) -> None:
+        self.entity_type = entity_type
+        self.position = position
+        self.entity_id = entity_id
+        self.field = field
+        self.reason = reason
+
+    def __str__(self) -> str:
+        where = self.entity_type if self.position is None else f"{self.entity_type}[{self.position}]"
+        ident = f" (id {self.entity_id})" if self.entity_id else ""
+        return f"{where}{ident} {self.field}: {self.reason}"
+
+    def __repr__(self) -> str:
+        return f"Problem({str(self)!r})"
+
+
+class ValidationError(HealthSimError, ValueError):
+    """Input entities break the canonical rules; nothing was written.
+
+    ``problems`` lists each one (type, position, id, field, reason), up to a
+    bound; ``truncated`` says whether more were found than listed.
+    """
+
+    def __init__(self, problems: list[Problem], *, truncated: bool = False) -> None:
+        self.problems = problems
+        self.truncated = truncated
+        count = f"{len(problems)}{'+' if truncated else ''} problem{'s' if len(problems) != 1 else ''}"
+        # First line stands alone (the CLI shows one line); the rest follow.
+        head = f"{count} in the input, nothing was saved: {problems[0]}"
+        rest = "".join(f"\n  - {p}" for p in problems[1:])
+        super().__init__(head + rest)

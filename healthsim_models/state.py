@@ -47,6 +47,9 @@ class ScenarioEntity(Base):
     scenario_id: Mapped[uuid.UUID] = mapped_column(sa.Uuid, primary_key=True)
     entity_type: Mapped[str] = mapped_column(sa.String, primary_key=True)
     entity_id: Mapped[uuid.UUID] = mapped_column(sa.Uuid, primary_key=True)
+    # Order of the entity among the scenario's entities of its type, as saved:
+    # loads and exports give entities back in this order.
+    position: Mapped[int] = mapped_column(sa.BigInteger, nullable=False)
 
 
 class ScenarioTag(Base):

@@ -133,6 +133,7 @@ def upgrade() -> None:
         sa.Column("scenario_id", sa.Uuid(), nullable=False),
         sa.Column("entity_type", sa.String(), nullable=False),
         sa.Column("entity_id", sa.Uuid(), nullable=False),
+        sa.Column("position", sa.BigInteger(), nullable=False),
         sa.PrimaryKeyConstraint("scenario_id", "entity_type", "entity_id", name=op.f("pk_scenario_entities")),
     )
     _create_index("scenario_entities", ("entity_id", "entity_type"))

@@ -1,0 +1,185 @@
+"""Set-based writes and reads: where rows reach the database, per backend.
+
+Writes take one batch of complete rows for one table and do, inside the
+session's transaction, one upsert (latest wins on ``id``) and one insert of
+the scenario links:
+
+- DuckDB: the batch becomes a pyarrow Table registered on the session's own
+  connection; ``INSERT ... SELECT ... ON CONFLICT DO UPDATE`` reads it.
+- PostgreSQL: the batch is COPY'd into a temporary staging table, then one
+  ``INSERT ... SELECT ... ON CONFLICT DO UPDATE``.
+
+Never a statement per row. Reads are one query per entity type, through
+Arrow on DuckDB.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Sequence
+from typing import Any
+
+import pyarrow as pa
+import sqlalchemy as sa
+from sqlalchemy.orm import Session
+
+from healthsim_models.state import ScenarioEntity
+
+_LINKS = ScenarioEntity.__table__
+
+
+def _arrow_type(column: sa.Column) -> pa.DataType:
+    t = column.type
+    if isinstance(t, sa.Uuid | sa.JSON | sa.String):
+        return pa.string()  # UUID and JSON travel as text and are cast in SQL
+    if isinstance(t, sa.Boolean):
+        return pa.bool_()
+    if isinstance(t, sa.BigInteger):
+        return pa.int64()
+    if isinstance(t, sa.Integer):
+        return pa.int32()
+    if isinstance(t, sa.Numeric):
+        return pa.decimal128(t.precision, t.scale)
+    if isinstance(t, sa.DateTime):
+        return pa.timestamp("us", tz="UTC")
+    if isinstance(t, sa.Date):
+        return pa.date32()
+    raise TypeError(f"no Arrow type for {column}")
+
+
+def _select_expression(column: sa.Column) -> str:
+    if isinstance(column.type, sa.Uuid):
+        return f"CAST({column.name} AS UUID)"
+    if isinstance(column.type, sa.JSON):
+        return f"CAST({column.name} AS JSON)"
+    return column.name
+
+
+def _is_duckdb(session: Session) -> bool:
+    return session.get_bind().dialect.name == "duckdb"
+
+
+def upsert(
+    session: Session,
+    table: sa.Table,
+    rows: Sequence[dict[str, Any]],
+    scenario_id: uuid.UUID,
+    entity_type: str,
+    positions: Sequence[int],
+) -> None:
+    """Upsert ``rows`` (every column, ``id`` unique within the batch) and link
+    them to the scenario at ``positions``. JSON columns hold JSON text."""
+    if not rows:
+        return
+    if _is_duckdb(session):
+        _upsert_duckdb(session, table, rows, scenario_id, entity_type, positions)
+    else:
+        _upsert_postgresql(session, table, rows, scenario_id, entity_type, positions)
+
+
+def _update_clause(table: sa.Table) -> str:
+    return ", ".join(f"{c.name} = excluded.{c.name}" for c in table.columns if c.name != "id")
+
+
+def _upsert_duckdb(session, table, rows, scenario_id, entity_type, positions) -> None:  # type: ignore[no-untyped-def]
+    connection = session.connection()
+    raw = connection.connection.driver_connection
+    arrays = {}
+    for column in table.columns:
+        values = [row[column.name] for row in rows]
+        if isinstance(column.type, sa.Uuid):
+            values = [None if v is None else str(v) for v in values]
+        arrays[column.name] = pa.array(values, type=_arrow_type(column))
+    arrays["_position"] = pa.array(positions, type=pa.int64())
+    batch = pa.table(arrays)
+    view = f"_hs_batch_{table.name}"
+    names = ", ".join(c.name for c in table.columns)
+    selects = ", ".join(_select_expression(c) for c in table.columns)
+    raw.register(view, batch)
+    try:
+        connection.exec_driver_sql(
+            f"INSERT INTO {table.name} ({names}) SELECT {selects} FROM {view} "
+            f"ON CONFLICT (id) DO UPDATE SET {_update_clause(table)}"
+        )
+        connection.exec_driver_sql(
+            f"INSERT INTO {_LINKS.name} (scenario_id, entity_type, entity_id, position) "
+            f"SELECT CAST(? AS UUID), ?, CAST(id AS UUID), _position FROM {view} "
+            "ON CONFLICT DO NOTHING",
+            (str(scenario_id), entity_type),
+        )
+    finally:
+        raw.unregister(view)
+
+
+def _upsert_postgresql(session, table, rows, scenario_id, entity_type, positions) -> None:  # type: ignore[no-untyped-def]
+    raw = session.connection().connection.driver_connection
+    stage = f"_hs_stage_{table.name}"
+    names = [c.name for c in table.columns]
+    column_list = ", ".join(names)
+    with raw.cursor() as cursor:
+        cursor.execute(
+            f"CREATE TEMP TABLE IF NOT EXISTS {stage} "
+            f"(LIKE {table.name}, _position bigint) ON COMMIT DROP"
+        )
+        with cursor.copy(f"COPY {stage} ({column_list}, _position) FROM STDIN") as copy:
+            for row, position in zip(rows, positions, strict=True):
+                copy.write_row([*(row[n] for n in names), position])
+        cursor.execute(
+            f"INSERT INTO {table.name} ({column_list}) SELECT {column_list} FROM {stage} "
+            f"ON CONFLICT (id) DO UPDATE SET {_update_clause(table)}"
+        )
+        cursor.execute(
+            f"INSERT INTO {_LINKS.name} (scenario_id, entity_type, entity_id, position) "
+            f"SELECT %s, %s, id, _position FROM {stage} ON CONFLICT DO NOTHING",
+            (scenario_id, entity_type),
+        )
+        cursor.execute(f"TRUNCATE {stage}")
+
+
+def scenario_rows(session: Session, table: sa.Table, scenario_id: uuid.UUID, entity_type: str) -> list[dict[str, Any]]:
+    """Every row of ``table`` linked to the scenario, in saved order.
+
+    On DuckDB through Arrow: UUID and JSON columns come back as text.
+    """
+    columns = ", ".join(f"t.{c.name}" for c in table.columns)
+    query = (
+        f"SELECT {columns} FROM {_LINKS.name} se JOIN {table.name} t ON t.id = se.entity_id "
+        "WHERE se.scenario_id = {sid} AND se.entity_type = {etype} ORDER BY se.position"
+    )
+    if _is_duckdb(session):
+        raw = session.connection().connection.driver_connection
+        sql = query.format(sid="CAST(? AS UUID)", etype="?")
+        return raw.sql(sql, params=[str(scenario_id), entity_type]).to_arrow_table().to_pylist()
+    result = session.connection().exec_driver_sql(
+        query.format(sid="%(sid)s", etype="%(etype)s"), {"sid": scenario_id, "etype": entity_type}
+    )
+    return [dict(row) for row in result.mappings()]
+
+
+def scenario_arrow(session: Session, table: sa.Table, scenario_id: uuid.UUID, entity_type: str) -> pa.Table:
+    """The scenario's rows of ``table`` as a pyarrow Table with the table's columns."""
+    if _is_duckdb(session):
+        raw = session.connection().connection.driver_connection
+        columns = ", ".join(f"t.{c.name}" for c in table.columns)
+        return raw.sql(
+            f"SELECT {columns} FROM {_LINKS.name} se JOIN {table.name} t ON t.id = se.entity_id "
+            "WHERE se.scenario_id = CAST(? AS UUID) AND se.entity_type = ? ORDER BY se.position",
+            params=[str(scenario_id), entity_type],
+        ).to_arrow_table()
+    rows = scenario_rows(session, table, scenario_id, entity_type)
+    return pa.table(
+        {
+            c.name: pa.array([_arrow_value(c, r[c.name]) for r in rows], type=_arrow_type(c))
+            for c in table.columns
+        }
+    )
+
+
+def _arrow_value(column: sa.Column, value: Any) -> Any:
+    """A PostgreSQL value as DuckDB's Arrow export gives it: UUID and JSON as text."""
+    if value is None or not isinstance(column.type, sa.Uuid | sa.JSON):
+        return value
+    if isinstance(column.type, sa.Uuid):
+        return str(value)
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)

@@ -1,0 +1,598 @@
+"""The scenario repository: save, load, list and delete scenarios in one session.
+
+Every mutating method runs in the session's transaction and leaves committing
+to the caller (``session_scope`` commits on success). When a method fails,
+for any reason, it rolls the session back before raising, so the database is
+exactly as it was before the transaction began.
+
+Entities are encoded, validated, given their UUIDs and resolved to their
+parents in batches per type (parents first, in registry order); each batch
+reaches the database in one set-based upsert (:mod:`healthsim_state.bulk`).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import itertools
+import uuid
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import pyarrow as pa
+import sqlalchemy as sa
+from sqlalchemy.orm import Session
+
+from healthsim_models.errors import (
+    Problem,
+    ScenarioExistsError,
+    ScenarioNotFoundError,
+    ValidationError,
+)
+from healthsim_models.registry import ENTITY_TYPES, EntityType, RefStrength, entity_type
+from healthsim_models.state import Scenario, ScenarioEntity, ScenarioTag
+from healthsim_state import bulk
+from healthsim_state.fields import Layout, layout
+from healthsim_state.serialization import (
+    Invalid,
+    business_key,
+    decode,
+    encode,
+    entity_uuid,
+    json_text,
+    nest_flat,
+)
+from healthsim_state.validation import check_row
+
+#: Entities per type handled (encoded, validated, written) at a time.
+DEFAULT_BATCH_SIZE = 20_000
+#: Problems collected before a save stops looking for more.
+MAX_PROBLEMS = 100
+
+_LINKS = ScenarioEntity.__table__
+_TAGS = ScenarioTag.__table__
+_OLD_MEMBERS = "_hs_old_members"
+
+
+@dataclass
+class SaveSummary:
+    """What a save or ``add_entities`` did."""
+
+    id: uuid.UUID
+    name: str
+    counts: dict[str, int]  # entities in the scenario per type, after the call
+    saved: dict[str, int]  # entities written by this call per type (after de-duplication)
+    warnings: list[str] = field(default_factory=list)
+
+
+@dataclass
+class ScenarioInfo:
+    """A scenario's metadata, as ``list`` returns it."""
+
+    id: uuid.UUID
+    name: str
+    description: str | None
+    tags: list[str]
+    entity_counts: dict[str, int]
+    created_at: dt.datetime
+    updated_at: dt.datetime
+    extra: dict[str, Any] | None
+
+
+@dataclass
+class LoadedScenario(ScenarioInfo):
+    """A scenario with its entities: every type in catalogue order, in saved order."""
+
+    entities: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+
+
+class _SaveRun:
+    """State of one save: the scenario, keys seen so far, problems, warnings."""
+
+    def __init__(self, session: Session, scenario_id: uuid.UUID, existing: bool, now: dt.datetime) -> None:
+        self.session = session
+        self.scenario_id = scenario_id
+        self.existing = existing  # the scenario already holds entities to resolve against
+        self.now = now
+        self.keys: dict[str, dict[tuple[str, ...], uuid.UUID]] = {}
+        self.next_position: dict[str, int] = {}
+        self.problems: list[Problem] = []
+        self.truncated = False
+        self.warnings: list[str] = []
+        self.saved: dict[str, int] = {}
+
+    def problem(self, type_name: str, position: int | None, ident: Any, fld: str, reason: str) -> None:
+        if len(self.problems) >= MAX_PROBLEMS:
+            self.truncated = True
+            return
+        self.problems.append(Problem(type_name, position, None if ident is None else str(ident), fld, reason))
+
+    @property
+    def full(self) -> bool:
+        return len(self.problems) >= MAX_PROBLEMS
+
+    def key_map(self, et: EntityType) -> dict[tuple[str, ...], uuid.UUID]:
+        """Business key -> UUID of the scenario's entities of type ``et`` (loaded once)."""
+        keys = self.keys.get(et.name)
+        if keys is None:
+            keys = {}
+            if self.existing:
+                table = et.model.__table__
+                query = (
+                    sa.select(*(table.c[k] for k in et.business_key), table.c.id)
+                    .join(_LINKS, _LINKS.c.entity_id == table.c.id)
+                    .where(_LINKS.c.scenario_id == self.scenario_id, _LINKS.c.entity_type == et.name)
+                )
+                lay = layout(et.name)
+                for row in self.session.execute(query).mappings().all():
+                    key = business_key(lay, row)
+                    if key is not None:
+                        keys[key] = row["id"]
+            self.keys[et.name] = keys
+        return keys
+
+    def positions(self, et: EntityType) -> Iterator[int]:
+        start = self.next_position.get(et.name)
+        if start is None:
+            start = 0
+            if self.existing:
+                current = self.session.execute(
+                    sa.select(sa.func.max(_LINKS.c.position)).where(
+                        _LINKS.c.scenario_id == self.scenario_id, _LINKS.c.entity_type == et.name
+                    )
+                ).scalar_one()
+                start = 0 if current is None else current + 1
+        counter = itertools.count(start)
+        while True:
+            position = next(counter)
+            self.next_position[et.name] = position + 1
+            yield position
+
+
+def _input_streams(entities: Mapping[str, Any]) -> dict[str, list[Iterable[Any]]]:
+    """Entity iterables per singular type name; unknown type names fail here."""
+    if not isinstance(entities, Mapping):
+        raise ValidationError([Problem("(input)", None, None, "entities", "expected a mapping of entity type to entities")])
+    streams: dict[str, list[Iterable[Any]]] = {}
+    problems = []
+    for key, value in entities.items():
+        et = entity_type(key)
+        if isinstance(value, pa.Table):
+            value = _arrow_rows(value)
+        elif isinstance(value, Mapping | str | bytes) or not isinstance(value, Iterable):
+            problems.append(Problem(et.name, None, None, "(entities)", f"expected a list of objects, got {type(value).__name__}"))
+            continue
+        streams.setdefault(et.name, []).append(value)
+    if problems:
+        raise ValidationError(problems)
+    return streams
+
+
+def _arrow_rows(table: pa.Table) -> Iterator[dict[str, Any]]:
+    for batch in table.to_batches(max_chunksize=DEFAULT_BATCH_SIZE):
+        yield from batch.to_pylist()
+
+
+def _batches(items: Iterable[Any], size: int) -> Iterator[list[Any]]:
+    iterator = iter(items)
+    while batch := list(itertools.islice(iterator, size)):
+        yield batch
+
+
+def _lift_claim_lines(doc: Mapping[str, Any], position: int, run: _SaveRun, lifted: list[Any]) -> Mapping[str, Any]:
+    """Nested ``claim.claim_lines`` become claim_line entities (canonical-models §12.4)."""
+    if "claim_lines" not in doc:
+        return doc
+    lines = doc["claim_lines"]
+    claim_id = doc.get("claim_id")
+    rest = {k: v for k, v in doc.items() if k != "claim_lines"}
+    if lines is None:
+        return rest
+    if not isinstance(lines, list):
+        run.problem("claim", position, doc.get("id"), "claim_lines", f"expected an array, got {lines!r}")
+        return rest
+    for i, line in enumerate(lines):
+        if not isinstance(line, Mapping):
+            run.problem("claim", position, doc.get("id"), f"claim_lines[{i}]", "expected an object")
+        elif "claim_id" in line and line["claim_id"] != claim_id:
+            run.problem(
+                "claim", position, doc.get("id"), f"claim_lines[{i}].claim_id",
+                f"{line['claim_id']!r} differs from the claim's claim_id {claim_id!r}",
+            )
+        else:
+            lifted.append({"claim_id": claim_id, **line})
+    return rest
+
+
+class ScenarioRepository:
+    """Scenarios and their entities, through one SQLAlchemy session."""
+
+    def __init__(self, session: Session, *, batch_size: int = DEFAULT_BATCH_SIZE) -> None:
+        self.session = session
+        self.batch_size = batch_size
+
+    # -- writes ---------------------------------------------------------------
+
+    def save(
+        self,
+        name: str,
+        entities: Mapping[str, Any],
+        *,
+        description: str | None = None,
+        tags: Iterable[str] | None = None,
+        overwrite: bool = False,
+        extra: Mapping[str, Any] | None = None,
+    ) -> SaveSummary:
+        """Save a scenario called ``name`` with ``entities`` (type -> iterable of documents).
+
+        An existing scenario of that name is an error unless ``overwrite``,
+        which replaces its membership, description, tags and ``extra``.
+        """
+        with self._atomic():
+            if not isinstance(name, str) or not name.strip():
+                raise ValidationError([Problem("scenario", None, None, "name", "required, a non-empty string")])
+            tag_list = _clean_tags(tags)
+            streams = _input_streams(entities)
+            now = dt.datetime.now(dt.timezone.utc)
+            scenario = self._find(name, by_id=False)
+            if scenario is not None and not overwrite:
+                raise ScenarioExistsError(
+                    f"a scenario named {name!r} exists; pass overwrite=True to replace it, "
+                    "or add_entities() to add to it"
+                )
+            if scenario is None:
+                scenario = Scenario(id=uuid.uuid4(), name=name, created_at=now, entity_counts={})
+                self.session.add(scenario)
+            else:
+                self._detach_members(scenario.id)
+                self.session.execute(sa.delete(_TAGS).where(_TAGS.c.scenario_id == scenario.id))
+            scenario.description = description
+            scenario.extra = dict(extra) if extra else None
+            scenario.updated_at = now
+            self.session.flush()
+            self._insert_tags(scenario.id, tag_list)
+            run = _SaveRun(self.session, scenario.id, existing=False, now=now)
+            self._write_entities(run, streams)
+            if overwrite:
+                self._delete_detached_orphans()
+            return self._finish(scenario, run)
+
+    def add_entities(self, name_or_id: str | uuid.UUID, entities: Mapping[str, Any]) -> SaveSummary:
+        """Upsert more entities into an existing scenario (batched saves).
+
+        References resolve against this call's entities and those the
+        scenario already holds.
+        """
+        with self._atomic():
+            scenario = self._require(name_or_id)
+            streams = _input_streams(entities)
+            now = dt.datetime.now(dt.timezone.utc)
+            run = _SaveRun(self.session, scenario.id, existing=True, now=now)
+            self._write_entities(run, streams)
+            scenario.updated_at = now
+            return self._finish(scenario, run)
+
+    def delete(self, name_or_id: str | uuid.UUID) -> bool:
+        """Delete the scenario, its links and tags, and every entity no other
+        scenario links. Returns whether the scenario existed."""
+        with self._atomic():
+            scenario = self._find(name_or_id)
+            if scenario is None:
+                return False
+            for et in ENTITY_TYPES:
+                table = et.model.__table__
+                mine = sa.select(_LINKS.c.entity_id).where(
+                    _LINKS.c.scenario_id == scenario.id, _LINKS.c.entity_type == et.name
+                )
+                elsewhere = sa.exists().where(
+                    _LINKS.c.entity_id == table.c.id,
+                    _LINKS.c.entity_type == et.name,
+                    _LINKS.c.scenario_id != scenario.id,
+                )
+                self.session.execute(sa.delete(table).where(table.c.id.in_(mine), ~elsewhere))
+            self.session.execute(sa.delete(_LINKS).where(_LINKS.c.scenario_id == scenario.id))
+            self.session.execute(sa.delete(_TAGS).where(_TAGS.c.scenario_id == scenario.id))
+            self.session.delete(scenario)
+            self.session.flush()
+            return True
+
+    def add_tags(self, name_or_id: str | uuid.UUID, tags: Iterable[str]) -> list[str]:
+        """Add tags (existing ones are kept once); returns the scenario's tags."""
+        with self._atomic():
+            scenario = self._require(name_or_id)
+            current = set(self._tags_of(scenario.id))
+            self._insert_tags(scenario.id, [t for t in _clean_tags(tags) if t not in current])
+            scenario.updated_at = dt.datetime.now(dt.timezone.utc)
+            self.session.flush()
+            return self._tags_of(scenario.id)
+
+    def remove_tags(self, name_or_id: str | uuid.UUID, tags: Iterable[str]) -> list[str]:
+        """Remove tags (absent ones are ignored); returns the scenario's tags."""
+        with self._atomic():
+            scenario = self._require(name_or_id)
+            self.session.execute(
+                sa.delete(_TAGS).where(_TAGS.c.scenario_id == scenario.id, _TAGS.c.tag.in_(_clean_tags(tags)))
+            )
+            scenario.updated_at = dt.datetime.now(dt.timezone.utc)
+            self.session.flush()
+            return self._tags_of(scenario.id)
+
+    # -- reads ----------------------------------------------------------------
+
+    def exists(self, name_or_id: str | uuid.UUID) -> bool:
+        return self._find(name_or_id) is not None
+
+    def load(self, name_or_id: str | uuid.UUID) -> LoadedScenario:
+        """The scenario's metadata and every entity, by type, as saved."""
+        scenario = self._require(name_or_id)
+        entities: dict[str, list[dict[str, Any]]] = {}
+        for et in ENTITY_TYPES:
+            if not scenario.entity_counts.get(et.name):
+                entities[et.name] = []
+                continue
+            lay = layout(et.name)
+            rows = bulk.scenario_rows(self.session, et.model.__table__, scenario.id, et.name)
+            entities[et.name] = [decode(lay, row) for row in rows]
+        return LoadedScenario(**vars(self._info(scenario, self._tags_of(scenario.id))), entities=entities)
+
+    def list(
+        self,
+        tag: str | Iterable[str] | None = None,
+        search: str | None = None,
+        limit: int = 100,
+        offset: int = 0,
+    ) -> list[ScenarioInfo]:
+        """Scenarios by name, with counts and tags, in one query.
+
+        ``tag``: one tag or several, all of which a scenario must have;
+        ``search``: a case-insensitive substring of the name or description.
+        """
+        wanted = [tag] if isinstance(tag, str) else _clean_tags(tag)
+        tag_lists = (
+            sa.select(_TAGS.c.scenario_id, sa.func.array_agg(_TAGS.c.tag).label("tags"))
+            .group_by(_TAGS.c.scenario_id)
+            .subquery()
+        )
+        query = (
+            sa.select(Scenario, tag_lists.c.tags)
+            .outerjoin(tag_lists, tag_lists.c.scenario_id == Scenario.id)
+            .order_by(Scenario.name)
+            .limit(limit)
+            .offset(offset)
+        )
+        if wanted:
+            having_all = (
+                sa.select(_TAGS.c.scenario_id)
+                .where(_TAGS.c.tag.in_(wanted))
+                .group_by(_TAGS.c.scenario_id)
+                .having(sa.func.count(sa.distinct(_TAGS.c.tag)) == len(set(wanted)))
+            )
+            query = query.where(Scenario.id.in_(having_all))
+        if search:
+            pattern = "%" + search.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+            query = query.where(
+                sa.or_(
+                    Scenario.name.ilike(pattern, escape="\\"),
+                    Scenario.description.ilike(pattern, escape="\\"),
+                )
+            )
+        return [self._info(s, sorted(t or [])) for s, t in self.session.execute(query).all()]
+
+    def entities_frame(self, name_or_id: str | uuid.UUID, type_name: str) -> pa.Table:
+        """The scenario's entities of one type as a pyarrow Table of the typed columns."""
+        scenario = self._require(name_or_id)
+        et = entity_type(type_name)
+        return bulk.scenario_arrow(self.session, et.model.__table__, scenario.id, et.name)
+
+    # -- internals ------------------------------------------------------------
+
+    def _atomic(self) -> _Atomic:
+        return _Atomic(self.session)
+
+    def _find(self, name_or_id: str | uuid.UUID, *, by_id: bool = True) -> Scenario | None:
+        if isinstance(name_or_id, uuid.UUID):
+            return self.session.get(Scenario, name_or_id)
+        query = sa.select(Scenario).where(Scenario.name == name_or_id)
+        scenario = self.session.scalars(query).one_or_none()
+        if scenario is None and by_id:
+            try:
+                as_uuid = uuid.UUID(str(name_or_id))
+            except ValueError:
+                return None
+            scenario = self.session.get(Scenario, as_uuid)
+        return scenario
+
+    def _require(self, name_or_id: str | uuid.UUID) -> Scenario:
+        scenario = self._find(name_or_id)
+        if scenario is None:
+            raise ScenarioNotFoundError(
+                f"no scenario named or with id {str(name_or_id)!r}; list them with list_scenarios() "
+                "or 'healthsim scenario list'"
+            )
+        return scenario
+
+    def _tags_of(self, scenario_id: uuid.UUID) -> list[str]:
+        return sorted(self.session.scalars(sa.select(_TAGS.c.tag).where(_TAGS.c.scenario_id == scenario_id)))
+
+    def _insert_tags(self, scenario_id: uuid.UUID, tags: list[str]) -> None:
+        if tags:
+            self.session.execute(sa.insert(_TAGS), [{"scenario_id": scenario_id, "tag": t} for t in tags])
+
+    @staticmethod
+    def _info(scenario: Scenario, tags: list[str]) -> ScenarioInfo:
+        return ScenarioInfo(
+            id=scenario.id,
+            name=scenario.name,
+            description=scenario.description,
+            tags=tags,
+            entity_counts={
+                et.name: scenario.entity_counts[et.name]
+                for et in ENTITY_TYPES
+                if scenario.entity_counts.get(et.name)
+            },
+            created_at=scenario.created_at,
+            updated_at=scenario.updated_at,
+            extra=scenario.extra,
+        )
+
+    def _detach_members(self, scenario_id: uuid.UUID) -> None:
+        """Overwrite, step 1: remember the old members, then unlink them."""
+        connection = self.session.connection()
+        connection.exec_driver_sql(f"DROP TABLE IF EXISTS {_OLD_MEMBERS}")
+        connection.execute(
+            sa.text(
+                f"CREATE TEMPORARY TABLE {_OLD_MEMBERS} AS "
+                f"SELECT entity_type, entity_id FROM {_LINKS.name} WHERE scenario_id = :sid"
+            ),
+            {"sid": scenario_id},
+        )
+        self.session.execute(sa.delete(_LINKS).where(_LINKS.c.scenario_id == scenario_id))
+
+    def _delete_detached_orphans(self) -> None:
+        """Overwrite, step 2: delete old members that no scenario links any more."""
+        old = sa.table(_OLD_MEMBERS, sa.column("entity_type"), sa.column("entity_id"))
+        for et in ENTITY_TYPES:
+            table = et.model.__table__
+            linked = sa.exists().where(_LINKS.c.entity_id == table.c.id, _LINKS.c.entity_type == et.name)
+            was_member = sa.select(old.c.entity_id).where(old.c.entity_type == et.name)
+            self.session.execute(sa.delete(table).where(table.c.id.in_(was_member), ~linked))
+        self.session.connection().exec_driver_sql(f"DROP TABLE {_OLD_MEMBERS}")
+
+    def _write_entities(self, run: _SaveRun, streams: dict[str, list[Iterable[Any]]]) -> None:
+        lifted_lines: list[Any] = []
+        for et in ENTITY_TYPES:
+            sources = streams.get(et.name, [])
+            if et.name == "claim_line" and lifted_lines:
+                sources = [lifted_lines, *sources]
+            if not sources:
+                continue
+            lay = layout(et.name)
+            positions = run.positions(et)
+            for batch in _batches(itertools.chain.from_iterable(sources), self.batch_size):
+                self._write_batch(run, lay, batch, positions, lifted_lines)
+                if run.full:
+                    break
+        if run.problems:
+            raise ValidationError(run.problems, truncated=run.truncated)
+
+    def _write_batch(
+        self, run: _SaveRun, lay: Layout, batch: list[Any], positions: Iterator[int], lifted: list[Any]
+    ) -> None:
+        et = lay.entity
+        type_name = et.name
+        by_id: dict[uuid.UUID, tuple[int, dict[str, Any]]] = {}
+        for doc in batch:
+            position = next(positions)
+            if not isinstance(doc, Mapping):
+                run.problem(type_name, position, None, "(entity)", f"expected an object, got {type(doc).__name__}")
+                continue
+            if type_name == "claim":
+                doc = _lift_claim_lines(doc, position, run, lifted)
+            doc = nest_flat(lay, doc)
+            row, problems = encode(lay, doc, run.now)
+            problems += check_row(lay, row)
+            for fld, reason in problems:
+                run.problem(type_name, position, doc.get("id"), fld, reason)
+            row["id"] = entity_uuid(run.scenario_id, lay, doc, row)
+            # Same identity twice: the last occurrence wins, at its position.
+            by_id.pop(row["id"], None)
+            by_id[row["id"]] = (position, row)
+
+        if et.business_key:
+            keys = run.key_map(et)
+            for position, row in by_id.values():
+                key = business_key(lay, row)
+                if key is None:
+                    continue
+                holder = keys.setdefault(key, row["id"])
+                if holder != row["id"]:
+                    run.problem(
+                        type_name, position, row["external_id"], ", ".join(et.business_key),
+                        f"{'/'.join(key)} is already used by another {type_name} in this scenario "
+                        "(business keys are unique per scenario)",
+                    )
+
+        json_columns = [c.name for c in et.model.__table__.columns if isinstance(c.type, sa.JSON)]
+        for position, row in by_id.values():
+            for ref in et.references:
+                self._resolve(run, lay, ref, position, row)
+            for column in json_columns:
+                if row[column] is not None:
+                    try:
+                        row[column] = json_text(row[column])
+                    except Invalid as exc:
+                        run.problem(type_name, position, row["external_id"], column, str(exc))
+            row["updated_at"] = run.now
+
+        if run.problems:
+            return  # keep validating later batches, write nothing
+        rows = [row for _, row in by_id.values()]
+        bulk.upsert(
+            self.session, et.model.__table__, rows, run.scenario_id, type_name,
+            [position for position, _ in by_id.values()],
+        )
+        run.saved[type_name] = run.saved.get(type_name, 0) + len(rows)
+
+    @staticmethod
+    def _resolve(run: _SaveRun, lay: Layout, ref: Any, position: int, row: dict[str, Any]) -> None:
+        value = row[ref.field]
+        if value is None:
+            row[ref.uuid_column] = None
+            return
+        parent = entity_type(ref.parent)
+        target = run.key_map(parent).get((str(value),))
+        row[ref.uuid_column] = target
+        if target is not None:
+            return
+        message = f"{value!r} matches no {parent.name}.{ref.parent_key} in this scenario"
+        if ref.strength is RefStrength.SOFT:
+            ident = f" (id {row['external_id']})" if row["external_id"] else ""
+            run.warnings.append(f"{lay.entity.name}[{position}]{ident} {ref.field}: {message}; saved without a link")
+        else:
+            run.problem(lay.entity.name, position, row["external_id"], ref.field, message)
+
+    def _finish(self, scenario: Scenario, run: _SaveRun) -> SaveSummary:
+        counts = dict(
+            self.session.execute(
+                sa.select(_LINKS.c.entity_type, sa.func.count())
+                .where(_LINKS.c.scenario_id == scenario.id)
+                .group_by(_LINKS.c.entity_type)
+            ).all()
+        )
+        scenario.entity_counts = {et.name: counts.get(et.name, 0) for et in ENTITY_TYPES}
+        self.session.flush()
+        return SaveSummary(
+            id=scenario.id,
+            name=scenario.name,
+            counts={k: v for k, v in scenario.entity_counts.items() if v},
+            saved=run.saved,
+            warnings=run.warnings,
+        )
+
+
+class _Atomic:
+    """Roll the session back when the block raises, so nothing is half-written."""
+
+    def __init__(self, session: Session) -> None:
+        self.session = session
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
+        if exc_type is not None:
+            self.session.rollback()
+
+
+def _clean_tags(tags: Iterable[str] | None) -> list[str]:
+    if tags is None:
+        return []
+    if isinstance(tags, str):
+        tags = [tags]
+    cleaned: list[str] = []
+    for tag in tags:
+        if not isinstance(tag, str) or not tag.strip():
+            raise ValidationError([Problem("scenario", None, None, "tags", f"a tag must be a non-empty string, got {tag!r}")])
+        if tag not in cleaned:
+            cleaned.append(tag)
+    return cleaned

@@ -1,0 +1,486 @@
+"""Canonical documents to table rows and back, losslessly.
+
+:func:`encode` turns one document into the row of its table: each known
+field into its typed column (parsing and checking its type on the way),
+everything else into ``extensions``. :func:`decode` rebuilds the document
+from the row. What a column cannot say about the document (a field that was
+absent and got the column default, an explicit ``null``, the exact text of a
+date-time with an offset, which provenance keys were given) is kept in
+``extensions["$store"]``, so that ``decode(encode(doc)) == doc`` up to the
+normalisations listed in docs/repository.md.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import math
+import re
+import uuid
+from collections.abc import Callable, Mapping
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+from healthsim_state import rules
+from healthsim_state.fields import Field, Layout
+
+STORE_KEY = "$store"  # reserved key of extensions for the bookkeeping above
+PROVENANCE = "_provenance"
+PROVENANCE_COLUMNS = ("source_type", "source_system", "skill_used", "generation_seed", "created_at")
+
+UTC = dt.timezone.utc
+_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
+_DATETIME = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d{1,6})?)?(Z|[+-]\d{2}:\d{2})?")
+_UUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
+
+# Entities whose document id is not a UUID get a UUID derived in this namespace.
+IDENTITY_NAMESPACE = uuid.UUID("5f0c8a0e-2f4b-5d7e-9c61-3b8e6a1d4c27")
+
+
+class Invalid(ValueError):
+    """A field value that cannot be stored; the message is the reason."""
+
+
+def _str(field: Field, value: Any, type_name: str) -> tuple[Any, str | None]:
+    if not isinstance(value, str):
+        raise Invalid(f"expected a string, got {type(value).__name__} {value!r}")
+    if field.required and not value.strip():
+        raise Invalid("required, but empty")
+    if "\x00" in value:
+        raise Invalid("contains a NUL character, which PostgreSQL cannot store")
+    return value, None
+
+
+def _date(field: Field, value: Any, type_name: str) -> tuple[Any, str | None]:
+    if isinstance(value, dt.date) and not isinstance(value, dt.datetime):
+        return value, None
+    if not isinstance(value, str) or not _DATE.fullmatch(value):
+        raise Invalid(f"expected a date YYYY-MM-DD, got {value!r}")
+    try:
+        return dt.date.fromisoformat(value), None
+    except ValueError:
+        raise Invalid(f"{value!r} is not a real calendar day") from None
+
+
+def render_datetime(value: dt.datetime) -> str:
+    """The canonical text of an instant: UTC, seconds always, ``Z``."""
+    return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+def _datetime(field: Field, value: Any, type_name: str) -> tuple[Any, str | None]:
+    if isinstance(value, dt.datetime):
+        return (value if value.tzinfo else value.replace(tzinfo=UTC)).astimezone(UTC), None
+    if isinstance(value, str):
+        bare = _DATE.fullmatch(value) and field.column in rules.BARE_DATE_OK.get(type_name, ())
+        if bare or _DATETIME.fullmatch(value):
+            try:
+                parsed = dt.datetime.fromisoformat(value)
+            except ValueError:
+                raise Invalid(f"{value!r} is not a real date-time") from None
+            if parsed.tzinfo is None:  # no offset means UTC (canonical-models §0)
+                parsed = parsed.replace(tzinfo=UTC)
+            parsed = parsed.astimezone(UTC)
+            return parsed, (None if render_datetime(parsed) == value else value)
+    raise Invalid(f"expected a date-time YYYY-MM-DDThh:mm[:ss[.ffffff]][Z|±hh:mm], got {value!r}")
+
+
+def _int(field: Field, value: Any, type_name: str) -> tuple[Any, str | None]:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise Invalid(f"expected an integer, got {value!r}")
+    if not -(2**31) <= value < 2**31:
+        raise Invalid(f"{value} is out of the integer range")
+    return value, None
+
+
+def to_decimal(value: Any) -> Decimal:
+    if isinstance(value, bool) or not isinstance(value, int | float | Decimal):
+        raise Invalid(f"expected a number, got {value!r}")
+    if isinstance(value, float) and not math.isfinite(value):
+        raise Invalid(f"expected a finite number, got {value!r}")
+    try:
+        # str() of a float is its shortest repr: 148.83, not 148.8299999...
+        number = value if isinstance(value, Decimal) else Decimal(str(value))
+    except InvalidOperation:
+        raise Invalid(f"expected a number, got {value!r}") from None
+    if not number.is_finite():
+        raise Invalid(f"expected a finite number, got {value!r}")
+    return number
+
+
+def _decimal(field: Field, value: Any, type_name: str) -> tuple[Any, str | None]:
+    number = to_decimal(value)
+    assert field.precision is not None and field.scale is not None
+    exponent = number.as_tuple().exponent
+    assert isinstance(exponent, int)
+    if -exponent > field.scale and number != number.quantize(Decimal(1).scaleb(-field.scale)):
+        raise Invalid(f"{value} has more than {field.scale} decimal places")
+    if abs(number) >= Decimal(10) ** (field.precision - field.scale):
+        raise Invalid(f"{value} is too large (at most {field.precision - field.scale} integer digits)")
+    return number, None
+
+
+def _bool(field: Field, value: Any, type_name: str) -> tuple[Any, str | None]:
+    if not isinstance(value, bool):
+        raise Invalid(f"expected true or false, got {value!r}")
+    return value, None
+
+
+def _array(field: Field, value: Any, type_name: str) -> tuple[Any, str | None]:
+    if not isinstance(value, list):
+        raise Invalid(f"expected an array, got {value!r}")
+    item_kind, max_len = rules.ARRAYS.get(type_name, {}).get(field.column, ("str", None))
+    if max_len is not None and len(value) > max_len:
+        raise Invalid(f"at most {max_len} items, got {len(value)}")
+    for i, item in enumerate(value):
+        ok = isinstance(item, str) if item_kind == "str" else (
+            isinstance(item, int) and not isinstance(item, bool)
+        )
+        if not ok:
+            raise Invalid(f"item {i} should be {'a string' if item_kind == 'str' else 'an integer'}, got {item!r}")
+    return value, None
+
+
+PARSERS: dict[str, Callable[[Field, Any, str], tuple[Any, str | None]]] = {
+    "str": _str, "date": _date, "datetime": _datetime, "int": _int,
+    "decimal": _decimal, "bool": _bool, "array": _array,
+}
+
+_MISSING = object()
+
+
+def _get(doc: Mapping[str, Any], path: tuple[str, ...]) -> Any:
+    if len(path) == 1:
+        return doc.get(path[0], _MISSING)
+    group = doc.get(path[0])
+    if not isinstance(group, Mapping):
+        return _MISSING
+    return group.get(path[1], _MISSING)
+
+
+def _provenance(
+    doc: Mapping[str, Any], lay: Layout, now: dt.datetime, row: dict[str, Any],
+    meta: dict[str, Any], problems: list[tuple[str, str]],
+) -> None:
+    row["source_type"], row["source_system"] = "loaded", "import"
+    row["skill_used"] = row["generation_seed"] = None
+    row["created_at"] = now
+    prov = doc.get(PROVENANCE, _MISSING)
+    if prov is _MISSING:
+        return
+    if prov is None:
+        meta.setdefault("nulls", []).append(PROVENANCE)
+        return
+    if not isinstance(prov, Mapping):
+        problems.append((PROVENANCE, f"expected an object, got {prov!r}"))
+        return
+    given = [k for k in PROVENANCE_COLUMNS if k in prov]
+    extra = {k: v for k, v in prov.items() if k not in PROVENANCE_COLUMNS}
+    meta["provenance"] = {"keys": given, **({"extra": extra} if extra else {})}
+
+    def field_name(key: str) -> str:
+        return f"{PROVENANCE}.{key}"
+
+    for key in given:
+        if prov[key] is None:
+            meta.setdefault("nulls", []).append(field_name(key))
+    source_type = prov.get("source_type")
+    if source_type is None:
+        problems.append((field_name("source_type"), "required in _provenance"))
+    elif source_type not in rules.SOURCE_TYPES:
+        problems.append((field_name("source_type"), f"{source_type!r} is not one of {sorted(rules.SOURCE_TYPES)}"))
+    else:
+        row["source_type"] = source_type
+    system = prov.get("source_system")
+    if system is None:
+        row["source_system"] = lay.entity.product  # canonical-models §10
+    elif system not in rules.SOURCE_SYSTEMS:
+        problems.append((field_name("source_system"), f"{system!r} is not one of {sorted(rules.SOURCE_SYSTEMS)}"))
+    else:
+        row["source_system"] = system
+    skill = prov.get("skill_used")
+    if skill is not None and not isinstance(skill, str):
+        problems.append((field_name("skill_used"), f"expected a string, got {skill!r}"))
+    else:
+        row["skill_used"] = skill
+    row["generation_seed"] = _seed(prov, problems)
+    created = prov.get("created_at")
+    if created is not None:
+        try:
+            row["created_at"], text = _datetime(_PROV_CREATED, created, lay.entity.name)
+        except Invalid as exc:
+            problems.append((field_name("created_at"), str(exc)))
+        else:
+            if text is not None:
+                meta.setdefault("verbatim", {})[field_name("created_at")] = text
+
+
+_PROV_CREATED = Field(("created_at",), "created_at", "datetime", False, None)
+
+
+def _seed(prov: Mapping[str, Any], problems: list[tuple[str, str]]) -> int | None:
+    """The first integer of generation_seed, seed, generation_params.seed (§10)."""
+    params = prov.get("generation_params")
+    candidates = [
+        ("generation_seed", prov.get("generation_seed")),
+        ("seed", prov.get("seed")),
+        ("generation_params.seed", params.get("seed") if isinstance(params, Mapping) else None),
+    ]
+    for name, value in candidates:
+        if isinstance(value, int) and not isinstance(value, bool):
+            if not -(2**63) <= value < 2**63:
+                problems.append((f"{PROVENANCE}.{name}", f"{value} does not fit a 64-bit seed"))
+                return None
+            return value
+    value = prov.get("generation_seed")
+    if value is not None:
+        problems.append((f"{PROVENANCE}.generation_seed", f"expected an integer, got {value!r}"))
+    return None
+
+
+def encode(
+    lay: Layout, doc: Mapping[str, Any], now: dt.datetime
+) -> tuple[dict[str, Any], list[tuple[str, str]]]:
+    """The table row for ``doc`` (without ``id`` and the ``*_uuid`` columns),
+    and the problems found as (field, reason) pairs."""
+    type_name = lay.entity.name
+    problems: list[tuple[str, str]] = []
+    row: dict[str, Any] = {}
+    meta: dict[str, Any] = {}
+    unknown: dict[str, Any] = {}
+    groups: dict[str, dict[str, Any]] = {}  # nested objects given: their unknown keys
+    top = lay.top_fields
+    for key, value in doc.items():
+        if key in top or key == "id" or key == PROVENANCE:
+            continue
+        if key == STORE_KEY:
+            problems.append((key, "is reserved by the store; rename the field"))
+        elif key in lay.groups and value is not None:
+            if not isinstance(value, Mapping):
+                problems.append((key, f"expected an object, got {value!r}"))
+                continue
+            known = lay.group_keys[key]
+            groups[key] = {k: v for k, v in value.items() if k not in known}
+        elif key in lay.groups:
+            meta.setdefault("nulls", []).append(key)
+        else:
+            unknown[key] = value
+
+    external_id = doc.get("id")
+    if external_id is None:
+        if "id" in doc:
+            meta.setdefault("nulls", []).append("id")
+        if lay.entity.name in _PERSON_ID_REQUIRED:
+            problems.append(("id", "required on person types"))
+    elif not isinstance(external_id, str) or not external_id:
+        problems.append(("id", f"expected a non-empty string, got {external_id!r}"))
+        external_id = None
+    row["external_id"] = external_id
+
+    emitted_groups = set()
+    for field in lay.fields:
+        value = _get(doc, field.path)
+        if value is not _MISSING and len(field.path) > 1:
+            emitted_groups.add(field.path[0])
+        if value is _MISSING or value is None:
+            if value is None:
+                meta.setdefault("nulls", []).append(field.name)
+            if field.required:
+                problems.append((field.name, "required" if value is _MISSING else "required, but null"))
+            elif field.default is not None and value is _MISSING:
+                meta.setdefault("defaulted", []).append(field.name)
+            row[field.column] = field.default
+            continue
+        try:
+            parsed, text = PARSERS[field.kind](field, value, type_name)
+        except Invalid as exc:
+            problems.append((field.name, str(exc)))
+            row[field.column] = None
+            continue
+        row[field.column] = parsed
+        if text is not None:
+            meta.setdefault("verbatim", {})[field.name] = text
+
+    for group, extra in groups.items():
+        # Keep a group's unknown keys; keep an empty group only when no
+        # known field of it will bring it back on decode.
+        if extra or group not in emitted_groups:
+            unknown[group] = extra
+
+    for column, derive in _DERIVED.get(type_name, {}).items():
+        row[column] = derive(doc)
+    _provenance(doc, lay, now, row, meta, problems)
+    if meta:
+        unknown[STORE_KEY] = meta
+    row["extensions"] = unknown or None
+    return row, problems
+
+
+def _provider_name(doc: Mapping[str, Any]) -> str | None:
+    provider = doc.get("ordering_provider")
+    name = provider.get("name") if isinstance(provider, Mapping) else None
+    if not isinstance(name, Mapping):
+        return None
+    parts = [name.get("given_name"), name.get("family_name")]
+    text = " ".join(p for p in parts if isinstance(p, str) and p)
+    return text or None
+
+
+# Derived columns (fields.DERIVED_COLUMNS): how each is computed from the document.
+_DERIVED: dict[str, dict[str, Callable[[Mapping[str, Any]], Any]]] = {
+    "order": {"ordering_provider_name": _provider_name},
+}
+
+_PERSON_ID_REQUIRED = frozenset({"patient", "member", "subject"})
+
+
+def _render(kind: str, value: Any) -> Any:
+    if kind == "date":
+        return value.isoformat()
+    if kind == "datetime":
+        return render_datetime(value if value.tzinfo else value.replace(tzinfo=UTC))
+    if kind == "array" and isinstance(value, str):
+        return json.loads(value)
+    return value
+
+
+def decode(lay: Layout, row: Mapping[str, Any]) -> dict[str, Any]:
+    """The document that :func:`encode` was given for ``row``."""
+    extensions = row["extensions"]
+    if isinstance(extensions, str):
+        extensions = json.loads(extensions)
+    extensions = dict(extensions) if extensions else {}
+    meta = extensions.pop(STORE_KEY, {})
+    nulls = set(meta.get("nulls", ()))
+    defaulted = set(meta.get("defaulted", ()))
+    verbatim = meta.get("verbatim", {})
+
+    doc: dict[str, Any] = {}
+    if row["external_id"] is not None:
+        doc["id"] = row["external_id"]
+    elif "id" in nulls:
+        doc["id"] = None
+    for field in lay.fields:
+        name = field.name
+        if name in nulls:
+            value: Any = None
+        elif name in defaulted or row[field.column] is None:
+            continue
+        else:
+            value = verbatim.get(name)
+            if value is None:
+                value = _render(field.kind, row[field.column])
+        if len(field.path) == 1:
+            doc[name] = value
+        else:
+            doc.setdefault(field.path[0], {})[field.path[1]] = value
+    for key, value in extensions.items():
+        if key in lay.groups and isinstance(value, dict):
+            doc.setdefault(key, {}).update(value)
+        else:
+            doc[key] = value
+    for group in lay.groups:
+        if group in nulls:
+            doc[group] = None
+
+    prov_meta = meta.get("provenance")
+    if prov_meta is not None:
+        prov: dict[str, Any] = {}
+        for key in prov_meta["keys"]:
+            name = f"{PROVENANCE}.{key}"
+            if name in nulls:
+                prov[key] = None
+            elif key == "created_at":
+                prov[key] = verbatim.get(name) or _render("datetime", row["created_at"])
+            else:
+                prov[key] = row[key]
+        prov.update(prov_meta.get("extra", {}))
+        doc[PROVENANCE] = prov
+    elif PROVENANCE in nulls:
+        doc[PROVENANCE] = None
+    return doc
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, Decimal):
+        return format(value.normalize(), "f")
+    if isinstance(value, dt.date | dt.datetime | uuid.UUID):
+        return value.isoformat() if not isinstance(value, uuid.UUID) else str(value)
+    raise TypeError(f"cannot hash a {type(value).__name__}")
+
+
+def content_digest(doc: Mapping[str, Any]) -> str:
+    """SHA-256 of the canonical JSON of ``doc`` minus ``id`` and ``_provenance`` (§2.3)."""
+    body = {k: v for k, v in doc.items() if k not in ("id", PROVENANCE)}
+    text = json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=_json_default)
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def is_uuid_text(value: Any) -> bool:
+    return isinstance(value, str) and _UUID.fullmatch(value) is not None
+
+
+def _key_text(value: Any) -> str:
+    if isinstance(value, Decimal):
+        return format(value.normalize(), "f")
+    return str(value)
+
+
+def entity_uuid(scenario_id: uuid.UUID, lay: Layout, doc: Mapping[str, Any], row: Mapping[str, Any]) -> uuid.UUID:
+    """The entity's UUID (canonical-models §2).
+
+    A UUID ``id`` is used as is (global identity). Otherwise the UUID is
+    derived from the scenario, the type and the entity's identity in the
+    scenario: its ``id``, else its business key, else its content.
+    """
+    external_id = row["external_id"]
+    if is_uuid_text(external_id):
+        return uuid.UUID(external_id)
+    if external_id:
+        identity = f"id:{external_id}"
+    else:
+        key = business_key(lay, row)
+        identity = "key:" + "\x1f".join(key) if key else f"content:{content_digest(doc)}"
+    return uuid.uuid5(IDENTITY_NAMESPACE, f"{scenario_id}\x1f{lay.entity.name}\x1f{identity}")
+
+
+def json_text(value: Any) -> str:
+    """``value`` as compact JSON text for a JSON column; :class:`Invalid` if it is not JSON."""
+    try:
+        text = json.dumps(value, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+    except (TypeError, ValueError) as exc:
+        raise Invalid(f"is not representable as JSON ({exc})") from None
+    if "\\u0000" in text:
+        raise Invalid("contains a NUL character, which PostgreSQL cannot store")
+    return text
+
+
+def nest_flat(lay: Layout, doc: Mapping[str, Any]) -> Mapping[str, Any]:
+    """Move flat column names (``given_name``) into their nested objects (``name``)."""
+    flat = lay.flat_keys
+    if flat.keys().isdisjoint(doc):
+        return doc
+    if any(g in doc and not isinstance(doc[g], Mapping) for g in lay.groups):
+        return doc  # ambiguous (flat fields beside a non-object group): keep as sent
+    nested: dict[str, Any] = {}
+    for key, value in doc.items():
+        path = flat.get(key)
+        if path is None:
+            if key in lay.groups and isinstance(value, Mapping):
+                nested.setdefault(key, {}).update(value)
+            else:
+                nested[key] = value
+        else:
+            nested.setdefault(path[0], {})[path[1]] = value
+    return nested
+
+
+def business_key(lay: Layout, row: Mapping[str, Any]) -> tuple[str, ...] | None:
+    """The row's business key as text, or None when the type has none or it is incomplete."""
+    columns = lay.entity.business_key
+    if not columns:
+        return None
+    values = [row.get(c) for c in columns]
+    if any(v is None for v in values):
+        return None
+    return tuple(_key_text(v) for v in values)
