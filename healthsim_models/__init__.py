@@ -17,11 +17,16 @@ from healthsim_models.engine import (
     session_scope,
 )
 from healthsim_models.errors import (
+    AmbiguousPatientError,
     ConfigurationError,
     HealthSimError,
+    Problem,
+    ScenarioExistsError,
+    ScenarioNotFoundError,
     SchemaVersionError,
     StoreLockedError,
     UnknownEntityTypeError,
+    ValidationError,
 )
 from healthsim_models.registry import ENTITY_TYPES, EntityType, Reference, RefStrength, entity_type
 from healthsim_models.state import Scenario, ScenarioEntity, ScenarioTag
@@ -29,6 +34,7 @@ from healthsim_models.system import SchemaMigration
 
 __all__ = [
     *_canonical_names,
+    "AmbiguousPatientError",
     "Base",
     "CanonicalMixin",
     "ConfigurationError",
@@ -36,16 +42,20 @@ __all__ = [
     "EntityType",
     "HealthSimError",
     "PersonMixin",
+    "Problem",
     "ProvenanceMixin",
     "RefStrength",
     "Reference",
     "Scenario",
     "ScenarioEntity",
+    "ScenarioExistsError",
+    "ScenarioNotFoundError",
     "ScenarioTag",
     "SchemaMigration",
     "SchemaVersionError",
     "StoreLockedError",
     "UnknownEntityTypeError",
+    "ValidationError",
     "create_store_engine",
     "default_database_url",
     "dispose_engines",

@@ -30,6 +30,10 @@ class ScenarioNotFoundError(HealthSimError, LookupError):
     """No scenario has the given name or id."""
 
 
+class AmbiguousPatientError(HealthSimError, LookupError):
+    """An MRN names patients in several scenarios; the caller must choose one."""
+
+
 class ScenarioExistsError(HealthSimError):
     """A scenario of that name exists and the call did not ask to overwrite it."""
 

@@ -1,5 +1,31 @@
-"""HealthSim Store state layer: scenarios over the canonical tables, and the
-interfaces (command line) that reach them.
+"""HealthSim Store state layer: scenarios over the canonical tables.
 
-The tables, registry and engines it builds on live in :mod:`healthsim_models`.
+``ScenarioRepository(session)`` saves, loads, lists and deletes scenarios;
+``save_scenario``, ``load_scenario``, ``list_scenarios`` and
+``delete_scenario`` do the same over a default session. The tables, registry
+and engines live in :mod:`healthsim_models`.
 """
+
+from healthsim_state.repository import (
+    LoadedScenario,
+    SaveSummary,
+    ScenarioInfo,
+    ScenarioRepository,
+)
+from healthsim_state.state_manager import (
+    delete_scenario,
+    list_scenarios,
+    load_scenario,
+    save_scenario,
+)
+
+__all__ = [
+    "LoadedScenario",
+    "SaveSummary",
+    "ScenarioInfo",
+    "ScenarioRepository",
+    "delete_scenario",
+    "list_scenarios",
+    "load_scenario",
+    "save_scenario",
+]

@@ -24,6 +24,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from healthsim_models.errors import (
+    AmbiguousPatientError,
     Problem,
     ScenarioExistsError,
     ScenarioNotFoundError,
@@ -325,14 +326,7 @@ class ScenarioRepository:
     def load(self, name_or_id: str | uuid.UUID) -> LoadedScenario:
         """The scenario's metadata and every entity, by type, as saved."""
         scenario = self._require(name_or_id)
-        entities: dict[str, list[dict[str, Any]]] = {}
-        for et in ENTITY_TYPES:
-            if not scenario.entity_counts.get(et.name):
-                entities[et.name] = []
-                continue
-            lay = layout(et.name)
-            rows = bulk.scenario_rows(self.session, et.model.__table__, scenario.id, et.name)
-            entities[et.name] = [decode(lay, row) for row in rows]
+        entities = {et.name: self._documents(scenario, et) for et in ENTITY_TYPES}
         return LoadedScenario(**vars(self._info(scenario, self._tags_of(scenario.id))), entities=entities)
 
     def list(
@@ -384,7 +378,67 @@ class ScenarioRepository:
         et = entity_type(type_name)
         return bulk.scenario_arrow(self.session, et.model.__table__, scenario.id, et.name)
 
+    def patients_in_scenario(self, name_or_id: str | uuid.UUID) -> list[dict[str, Any]]:
+        """The scenario's patient documents, in saved order."""
+        return self._documents(self._require(name_or_id), entity_type("patient"))
+
+    def get_patient(
+        self, mrn_or_id: str | uuid.UUID, *, scenario: str | uuid.UUID | None = None
+    ) -> dict[str, Any] | None:
+        """One patient document by store UUID, document id or MRN, or None.
+
+        An MRN is unique only within a scenario: when it matches patients of
+        several scenarios, name the scenario.
+        """
+        table = entity_type("patient").model.__table__
+        text = str(mrn_or_id)
+        match = [table.c.external_id == text, table.c.mrn == text]
+        try:
+            match.append(table.c.id == uuid.UUID(text))
+        except ValueError:
+            pass
+        query = sa.select(table).where(sa.or_(*match))
+        if scenario is not None:
+            members = sa.select(_LINKS.c.entity_id).where(
+                _LINKS.c.scenario_id == self._require(scenario).id, _LINKS.c.entity_type == "patient"
+            )
+            query = query.where(table.c.id.in_(members))
+        rows = self.session.execute(query.limit(2)).mappings().all()
+        if len(rows) > 1:
+            raise AmbiguousPatientError(
+                f"{text!r} matches patients in more than one scenario; pass scenario= to choose"
+            )
+        return decode(layout("patient"), rows[0]) if rows else None
+
+    def count_entities_by_type(self, name_or_id: str | uuid.UUID | None = None) -> dict[str, int]:
+        """Entities per type in one scenario, or in the whole store; types with none omitted."""
+        if name_or_id is not None:
+            return dict(self._info(self._require(name_or_id), []).entity_counts)
+        counts = dict(
+            self.session.execute(
+                sa.union_all(
+                    *(
+                        sa.select(sa.literal(et.name), sa.func.count()).select_from(et.model.__table__)
+                        for et in ENTITY_TYPES
+                    )
+                )
+            ).all()
+        )
+        return {et.name: counts[et.name] for et in ENTITY_TYPES if counts.get(et.name)}
+
+    def scenario_summary(self, name_or_id: str | uuid.UUID) -> ScenarioInfo:
+        """The scenario's metadata, tags and counts, without its entities."""
+        scenario = self._require(name_or_id)
+        return self._info(scenario, self._tags_of(scenario.id))
+
     # -- internals ------------------------------------------------------------
+
+    def _documents(self, scenario: Scenario, et: EntityType) -> list[dict[str, Any]]:
+        if not scenario.entity_counts.get(et.name):
+            return []
+        lay = layout(et.name)
+        rows = bulk.scenario_rows(self.session, et.model.__table__, scenario.id, et.name)
+        return [decode(lay, row) for row in rows]
 
     def _atomic(self) -> _Atomic:
         return _Atomic(self.session)

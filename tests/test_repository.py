@@ -1,0 +1,404 @@
+"""ScenarioRepository on DuckDB and PostgreSQL: round trips, identity, references,
+overwrite and delete, listing, batching and query helpers."""
+
+from __future__ import annotations
+
+import copy
+import uuid
+from typing import Any
+
+import pyarrow as pa
+import pytest
+import sqlalchemy as sa
+
+from healthsim_models import (
+    ENTITY_TYPES,
+    AmbiguousPatientError,
+    ScenarioExistsError,
+    ScenarioNotFoundError,
+    UnknownEntityTypeError,
+    ValidationError,
+    create_store_engine,
+    session_scope,
+)
+from healthsim_state import ScenarioRepository, bulk
+from tests.helpers import fixture, normalise
+
+CANONICAL = fixture("scenario-canonical.json")
+
+
+@pytest.fixture
+def engine(store_url: str):
+    engine = create_store_engine(store_url)
+    yield engine
+    engine.dispose()
+
+
+@pytest.fixture
+def repo(engine):
+    """A repository whose session commits after each test step that succeeds."""
+    with session_scope(engine) as session:
+        yield ScenarioRepository(session)
+
+
+def save(engine, name: str, entities: dict[str, Any], **kwargs: Any):
+    with session_scope(engine) as session:
+        return ScenarioRepository(session).save(name, entities, **kwargs)
+
+
+def load(engine, name: str):
+    with session_scope(engine) as session:
+        return ScenarioRepository(session).load(name)
+
+
+def rows(engine, table: str) -> int:
+    with engine.connect() as connection:
+        return connection.execute(sa.text(f"SELECT count(*) FROM {table}")).scalar_one()
+
+
+def patient(mrn: str, given: str = "Ada", **extra: Any) -> dict[str, Any]:
+    return {
+        "id": extra.pop("id", f"PAT-{mrn}"),
+        "mrn": mrn,
+        "name": {"given_name": given, "family_name": "Lovelace"},
+        "birth_date": "1980-02-03",
+        "gender": "F",
+        **extra,
+    }
+
+
+def encounter(enc_id: str, mrn: str, **extra: Any) -> dict[str, Any]:
+    return {
+        "encounter_id": enc_id,
+        "patient_mrn": mrn,
+        "class_code": "O",
+        "status": "finished",
+        "admission_time": "2024-01-02T10:00:00Z",
+        **extra,
+    }
+
+
+def test_canonical_example_round_trips_field_for_field(engine) -> None:
+    summary = save(engine, CANONICAL["name"], CANONICAL["entities"],
+                   description=CANONICAL["description"], tags=CANONICAL["tags"])
+    assert summary.name == CANONICAL["name"]
+    assert summary.counts == {t: len(v) for t, v in CANONICAL["entities"].items() if v}
+    assert summary.warnings == []
+    loaded = load(engine, CANONICAL["name"])
+    assert list(loaded.entities) == [et.name for et in ENTITY_TYPES]
+    for type_name, documents in CANONICAL["entities"].items():
+        assert normalise(loaded.entities[type_name]) == normalise(documents), type_name
+    assert loaded.description == CANONICAL["description"]
+    assert loaded.tags == sorted(CANONICAL["tags"])
+
+
+def test_unknown_fields_provenance_and_ids_come_back(engine) -> None:
+    save(engine, "s", CANONICAL["entities"])
+    patients = load(engine, "s").entities["patient"]
+    assert [p["id"] for p in patients] == ["8111e3d5-6926-4978-a238-2b454150c5ce", "PAT-0002", "PAT-0003"]
+    assert patients[0]["address"]["county"] == "Franklin"
+    assert patients[2]["custom_risk_score"] == 0.42
+    assert patients[1]["_provenance"] == CANONICAL["entities"]["patient"][1]["_provenance"]
+    med = load(engine, "s").entities["medication"][1]
+    assert med["start_date"] == "2024-03-12"  # a bare date stays a bare date
+
+
+def test_money_and_decimals_load_as_decimal(engine) -> None:
+    from decimal import Decimal
+
+    save(engine, "s", CANONICAL["entities"])
+    claim = load(engine, "s").entities["claim"][0]
+    assert claim["total_allowed"] == Decimal("148.83")
+    assert isinstance(claim["total_charge"], Decimal)
+
+
+def test_resaving_the_same_scenario_changes_nothing(engine) -> None:
+    first = save(engine, "s", CANONICAL["entities"])
+    with engine.connect() as c:
+        before = sorted(map(tuple, c.execute(sa.text("SELECT id, mrn FROM patients")).all()))
+    second = save(engine, "s", CANONICAL["entities"], overwrite=True)
+    with engine.connect() as c:
+        after = sorted(map(tuple, c.execute(sa.text("SELECT id, mrn FROM patients")).all()))
+    assert first.id == second.id
+    assert before == after
+    assert rows(engine, "lab_results") == len(CANONICAL["entities"]["lab_result"])
+    assert normalise(load(engine, "s").entities) == normalise(
+        {et.name: CANONICAL["entities"].get(et.name, []) for et in ENTITY_TYPES}
+    )
+
+
+def test_a_uuid_id_is_one_entity_across_scenarios_latest_wins(engine) -> None:
+    shared_id = str(uuid.uuid4())
+    save(engine, "a", {"patient": [patient("MRN-1", "First", id=shared_id)]})
+    save(engine, "b", {"patients": [patient("MRN-1", "Second", id=shared_id)]})
+    assert rows(engine, "patients") == 1
+    assert load(engine, "a").entities["patient"][0]["name"]["given_name"] == "Second"
+    assert load(engine, "a").entities["patient"][0]["id"] == shared_id
+
+
+def test_the_same_mrn_in_two_scenarios_is_two_people(engine) -> None:
+    save(engine, "a", {"patient": [patient("MRN00001", "Alice", id="PAT-1")]})
+    save(engine, "b", {"patient": [patient("MRN00001", "Bob", id="PAT-1")]})
+    assert rows(engine, "patients") == 2
+    assert load(engine, "a").entities["patient"][0]["name"]["given_name"] == "Alice"
+    assert load(engine, "b").entities["patient"][0]["name"]["given_name"] == "Bob"
+
+
+def test_the_last_occurrence_of_an_identity_wins(engine) -> None:
+    docs = [patient("MRN-1", "Old"), patient("MRN-2"), patient("MRN-1", "New")]
+    summary = save(engine, "s", {"patient": docs})
+    assert summary.counts == {"patient": 2}
+    loaded = load(engine, "s").entities["patient"]
+    assert [(p["mrn"], p["name"]["given_name"]) for p in loaded] == [("MRN-2", "Ada"), ("MRN-1", "New")]
+
+
+def test_content_identity_for_keyless_entities(engine) -> None:
+    lab = {"test_name": "Sodium", "value": "140", "patient_mrn": "MRN-1", "collected_time": "2024-01-02T10:00:00Z"}
+    entities = {"patient": [patient("MRN-1")], "lab_result": [lab, dict(lab), {**lab, "value": "141"}]}
+    assert save(engine, "s", entities).counts["lab_result"] == 2
+    save(engine, "s", entities, overwrite=True)
+    assert rows(engine, "lab_results") == 2
+
+
+def test_a_dangling_hard_reference_fails_and_writes_nothing(engine) -> None:
+    bad = fixture("invalid/dangling-mrn.json")
+    with pytest.raises(ValidationError) as info:
+        save(engine, bad["name"], bad["entities"])
+    (problem,) = info.value.problems
+    assert (problem.entity_type, problem.position, problem.field) == ("encounter", 0, "patient_mrn")
+    assert "MRN-900399" in problem.reason
+    assert "encounter[0] patient_mrn" in str(info.value)
+    with session_scope(engine) as session:
+        assert not ScenarioRepository(session).exists(bad["name"])
+    assert rows(engine, "patients") == 0
+    assert rows(engine, "scenarios") == 0
+
+
+@pytest.mark.parametrize(
+    ("name", "type_name", "field", "reason"),
+    [
+        ("bad-date.json", "patient", "birth_date", "not a real calendar day"),
+        ("bad-gender.json", "patient", "gender", "'X' is not one of"),
+        ("discharge-before-admission.json", "encounter", "discharge_time", "before admission_time"),
+    ],
+)
+def test_invalid_examples_name_type_field_and_reason(engine, name, type_name, field, reason) -> None:
+    document = fixture(f"invalid/{name}")
+    with pytest.raises(ValidationError) as info:
+        save(engine, document["name"], document["entities"])
+    matching = [p for p in info.value.problems if p.entity_type == type_name and p.field == field]
+    assert matching and reason in matching[0].reason, info.value.problems
+    assert rows(engine, "scenarios") == 0
+
+
+def test_an_unknown_entity_type_lists_the_valid_ones(engine) -> None:
+    document = fixture("invalid/unknown-entity-type.json")
+    with pytest.raises(UnknownEntityTypeError, match="'patientz'.*patient, encounter"):
+        save(engine, document["name"], document["entities"])
+
+
+def test_all_problems_are_reported_together(engine) -> None:
+    docs = [
+        patient("MRN-1", gender="X"),
+        {**patient("MRN-2"), "birth_date": "yesterday", "ssn": "12"},
+        {"mrn": "MRN-3"},
+    ]
+    with pytest.raises(ValidationError) as info:
+        save(engine, "s", {"patient": docs})
+    found = {(p.position, p.field) for p in info.value.problems}
+    assert {(0, "gender"), (1, "birth_date"), (1, "ssn"), (2, "id"), (2, "name.given_name")} <= found
+    assert "PAT-MRN-2" in str(info.value)
+
+
+def test_a_failed_overwrite_leaves_the_scenario_as_it_was(engine) -> None:
+    save(engine, "s", CANONICAL["entities"], tags=["kept"])
+    before = load(engine, "s")
+    broken = copy.deepcopy(CANONICAL["entities"])
+    broken["encounter"][0]["patient_mrn"] = "MRN-NOBODY"
+    with pytest.raises(ValidationError):
+        save(engine, "s", broken, overwrite=True, tags=["lost"])
+    after = load(engine, "s")
+    assert after.entities == before.entities
+    assert after.tags == ["kept"]
+
+
+def test_existing_name_needs_overwrite(engine) -> None:
+    save(engine, "s", {"patient": [patient("MRN-1")]})
+    with pytest.raises(ScenarioExistsError, match="overwrite=True"):
+        save(engine, "s", {"patient": [patient("MRN-2")]})
+
+
+def test_overwrite_replaces_membership_and_deletes_orphans_only(engine) -> None:
+    shared = patient("MRN-S", id=str(uuid.uuid4()))
+    save(engine, "a", {"patient": [shared, patient("MRN-A")]})
+    save(engine, "b", {"patient": [shared]})
+    save(engine, "a", {"patient": [patient("MRN-NEW")]}, overwrite=True)
+    assert [p["mrn"] for p in load(engine, "a").entities["patient"]] == ["MRN-NEW"]
+    assert [p["mrn"] for p in load(engine, "b").entities["patient"]] == ["MRN-S"]
+    assert rows(engine, "patients") == 2  # MRN-A is gone, MRN-S kept for b
+
+
+def test_delete_removes_links_tags_and_unshared_entities(engine) -> None:
+    shared = patient("MRN-S", id=str(uuid.uuid4()))
+    save(engine, "a", {"patient": [shared, patient("MRN-A")], "encounter": [encounter("E1", "MRN-A")]}, tags=["x"])
+    save(engine, "b", {"patient": [shared]})
+    with session_scope(engine) as session:
+        repo = ScenarioRepository(session)
+        assert repo.delete("a") is True
+        assert repo.delete("a") is False
+    assert rows(engine, "patients") == 1
+    assert rows(engine, "encounters") == 0
+    assert rows(engine, "scenario_tags") == 0
+    assert rows(engine, "scenario_entities") == 1
+    assert load(engine, "b").entities["patient"][0]["mrn"] == "MRN-S"
+
+
+def test_add_entities_resolves_against_what_the_scenario_holds(engine) -> None:
+    save(engine, "s", {"patient": [patient("MRN-1")]})
+    with session_scope(engine) as session:
+        summary = ScenarioRepository(session).add_entities("s", {"encounters": [encounter("E1", "MRN-1")]})
+    assert summary.counts == {"patient": 1, "encounter": 1}
+    assert summary.saved == {"encounter": 1}
+    with engine.connect() as c:
+        pid, enc_patient = c.execute(
+            sa.text("SELECT p.id, e.patient_uuid FROM patients p, encounters e")
+        ).one()
+    assert pid == enc_patient
+    with pytest.raises(ValidationError, match="MRN-2"):
+        with session_scope(engine) as session:
+            ScenarioRepository(session).add_entities("s", {"encounter": [encounter("E2", "MRN-2")]})
+
+
+def test_add_entities_keeps_business_keys_unique_in_the_scenario(engine) -> None:
+    save(engine, "s", {"patient": [patient("MRN-1", id="P-1")]})
+    with pytest.raises(ValidationError, match="MRN-1 is already used by another patient"):
+        with session_scope(engine) as session:
+            ScenarioRepository(session).add_entities("s", {"patient": [patient("MRN-1", id="P-2")]})
+
+
+def test_add_entities_to_a_missing_scenario(engine) -> None:
+    with pytest.raises(ScenarioNotFoundError, match="nope"):
+        with session_scope(engine) as session:
+            ScenarioRepository(session).add_entities("nope", {"patient": [patient("MRN-1")]})
+
+
+def test_soft_references_only_warn(engine) -> None:
+    subject = {
+        "id": "SUBJ-1", "name": {"given_name": "A", "family_name": "B"}, "birth_date": "1970-01-01",
+        "gender": "M", "subject_id": "0001", "usubjid": "STUDY-101-0001", "study_id": "STUDY",
+        "site_id": "101", "informed_consent_date": "2024-01-01", "patient_ref": "MRN-ABSENT",
+    }
+    summary = save(engine, "s", {"subject": [subject]})
+    assert summary.warnings and "patient_ref" in summary.warnings[0] and "MRN-ABSENT" in summary.warnings[0]
+    assert load(engine, "s").entities["subject"][0]["patient_ref"] == "MRN-ABSENT"
+
+
+def test_nested_claim_lines_are_lifted(engine) -> None:
+    claim = copy.deepcopy(CANONICAL["entities"]["claim"][0])
+    lines = [line for line in CANONICAL["entities"]["claim_line"] if line["claim_id"] == claim["claim_id"]]
+    claim["claim_lines"] = [{k: v for k, v in line.items() if k != "claim_id"} for line in lines]
+    entities = {"member": CANONICAL["entities"]["member"], "claim": [claim]}
+    assert save(engine, "s", entities).counts["claim_line"] == len(lines)
+    loaded = load(engine, "s")
+    assert "claim_lines" not in loaded.entities["claim"][0]
+    assert normalise(loaded.entities["claim_line"]) == normalise(lines)
+
+
+def test_generators_are_consumed_in_bounded_batches(engine, monkeypatch: pytest.MonkeyPatch) -> None:
+    calls: list[int] = []
+    real_upsert = bulk.upsert
+
+    def counting_upsert(session, table, rows, *args, **kwargs):  # type: ignore[no-untyped-def]
+        calls.append(len(rows))
+        return real_upsert(session, table, rows, *args, **kwargs)
+
+    monkeypatch.setattr(bulk, "upsert", counting_upsert)
+    pulled = []
+
+    def patients():
+        for i in range(35):
+            pulled.append(i)
+            yield patient(f"MRN-{i:03d}")
+
+    with session_scope(engine) as session:
+        summary = ScenarioRepository(session, batch_size=10).save("s", {"patient": patients()})
+    assert calls == [10, 10, 10, 5]
+    assert summary.counts == {"patient": 35}
+    assert [p["mrn"] for p in load(engine, "s").entities["patient"]] == [f"MRN-{i:03d}" for i in range(35)]
+
+
+def test_a_pyarrow_table_with_flat_columns(engine) -> None:
+    table = pa.table({
+        "id": ["P-1", "P-2"],
+        "mrn": ["MRN-1", "MRN-2"],
+        "given_name": ["Ada", "Grace"],
+        "family_name": ["Lovelace", "Hopper"],
+        "birth_date": ["1815-12-10", "1906-12-09"],
+        "gender": ["F", "F"],
+        "city": ["London", None],
+    })
+    save(engine, "s", {"patient": table})
+    loaded = load(engine, "s").entities["patient"]
+    assert loaded[0]["name"] == {"given_name": "Ada", "family_name": "Lovelace"}
+    assert loaded[0]["address"] == {"city": "London"}
+    assert loaded[1]["address"] == {"city": None}
+
+
+def test_list_filters_and_pages_in_one_query(engine) -> None:
+    save(engine, "alpha", {"patient": [patient("M1")]}, tags=["demo", "diabetes"], description="first one")
+    save(engine, "beta", {}, tags=["demo"])
+    save(engine, "gamma_100%", {}, description="Contains DIABETES text")
+    statements: list[str] = []
+    sa.event.listen(engine, "before_cursor_execute", lambda *a: statements.append(a[2]))
+    with session_scope(engine) as session:
+        repo = ScenarioRepository(session)
+        everything = repo.list()
+        assert len([s for s in statements if "scenarios" in s]) == 1
+        assert [s.name for s in everything] == ["alpha", "beta", "gamma_100%"]
+        assert everything[0].tags == ["demo", "diabetes"]
+        assert everything[0].entity_counts == {"patient": 1}
+        assert [s.name for s in repo.list(tag="demo")] == ["alpha", "beta"]
+        assert [s.name for s in repo.list(tag=["demo", "diabetes"])] == ["alpha"]
+        assert [s.name for s in repo.list(search="diabetes")] == ["gamma_100%"]
+        assert [s.name for s in repo.list(search="100%")] == ["gamma_100%"]
+        assert [s.name for s in repo.list(search="a_1")] == ["gamma_100%"]
+        assert [s.name for s in repo.list(limit=1, offset=1)] == ["beta"]
+
+
+def test_tags_and_exists(engine) -> None:
+    summary = save(engine, "s", {}, tags=["a"])
+    with session_scope(engine) as session:
+        repo = ScenarioRepository(session)
+        assert repo.exists("s") and repo.exists(summary.id) and repo.exists(str(summary.id))
+        assert not repo.exists("t")
+        assert repo.add_tags("s", ["b", "a", "c"]) == ["a", "b", "c"]
+        assert repo.remove_tags("s", ["a", "zzz"]) == ["b", "c"]
+    with pytest.raises(ValidationError, match="tag"):
+        save(engine, "t", {}, tags=[""])
+
+
+def test_query_helpers(engine) -> None:
+    save(engine, CANONICAL["name"], CANONICAL["entities"])
+    save(engine, "other", {"patient": [patient("MRN-100231", id="X-1")]})
+    with session_scope(engine) as session:
+        repo = ScenarioRepository(session)
+        assert [p["mrn"] for p in repo.patients_in_scenario(CANONICAL["name"])] == [
+            "MRN-100231", "MRN-100232", "MRN-100233"
+        ]
+        assert repo.get_patient("PAT-0002")["mrn"] == "MRN-100232"
+        assert repo.get_patient("8111e3d5-6926-4978-a238-2b454150c5ce")["mrn"] == "MRN-100231"
+        assert repo.get_patient("MRN-100233")["id"] == "PAT-0003"
+        assert repo.get_patient("MRN-NONE") is None
+        with pytest.raises(AmbiguousPatientError):
+            repo.get_patient("MRN-100231")
+        assert repo.get_patient("MRN-100231", scenario="other")["id"] == "X-1"
+        counts = repo.count_entities_by_type(CANONICAL["name"])
+        assert counts["lab_result"] == 6 and counts["patient"] == 3
+        assert repo.count_entities_by_type()["patient"] == 4
+        summary = repo.scenario_summary(CANONICAL["name"])
+        assert summary.entity_counts == counts
+        frame = repo.entities_frame(CANONICAL["name"], "lab_results")
+        assert isinstance(frame, pa.Table)
+        assert frame.num_rows == 6
+        assert frame.column_names == [c.name for c in ENTITY_TYPES[5].model.__table__.columns]
+        assert frame.column("loinc_code").to_pylist()[0] == "4548-4"
