@@ -10,6 +10,7 @@ column list: adding a column to a model adds the field.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from dataclasses import field as dataclass_field
 from decimal import Decimal
 from functools import cache, cached_property
 from typing import Any
@@ -55,10 +56,11 @@ class Field:
     default: Any
     precision: int | None = None
     scale: int | None = None
+    # The dotted document name ("name.given_name"); computed once, read per row.
+    name: str = dataclass_field(init=False)
 
-    @property
-    def name(self) -> str:
-        return ".".join(self.path)
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "name", ".".join(self.path))
 
 
 @dataclass(frozen=True)

@@ -13,11 +13,17 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from hypothesis import settings
 from sqlalchemy.engine import make_url
 
 from healthsim_models.engine import dispose_engines
 
 PG_ENV = "HEALTHSIM_TEST_POSTGRES_URL"
+
+# HYPOTHESIS_PROFILE=thorough runs the property tests at length.
+settings.register_profile("default", max_examples=20)
+settings.register_profile("thorough", max_examples=400)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "default"))
 BACKENDS = ("duckdb", "postgresql")
 
 

@@ -1,0 +1,256 @@
+"""Save and load throughput of the repository against bare baselines, in one run.
+
+    python -m bench.run --patients 1000 10000     # sizes to measure
+    python -m bench.run --patients 100000 --skip-orm
+
+Each measurement runs in a fresh subprocess (so peak RSS is its own) on a
+fresh DuckDB file, with the same deterministic data (bench/generate.py):
+
+- repository: ScenarioRepository.save / .load / .entities_frame;
+- baseline (a): a bare DuckDB connection; per type, flat dicts ->
+  pyarrow.Table.from_pylist -> INSERT ... SELECT ... ON CONFLICT DO UPDATE;
+  reads with sql(...).to_arrow_table().to_pylist(); raw Arrow fetch;
+- baseline (b): SQLAlchemy ORM, session.merge per entity (small sizes only);
+- generation: the cost of producing the dicts alone, included in every save.
+
+Prints entities per second, peak memory and the ratios the targets use.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from typing import Any
+
+BATCH = 20_000
+
+
+def _flat(doc: dict[str, Any]) -> dict[str, Any]:
+    row: dict[str, Any] = {}
+    for key, value in doc.items():
+        if key == "_provenance":
+            row.update(value)
+        elif isinstance(value, dict):
+            row.update(value)
+        elif isinstance(value, list):
+            row[key] = json.dumps(value)
+        else:
+            row[key] = value
+    return row
+
+
+def measure_generation(patients: int) -> dict[str, Any]:
+    from bench.generate import scenario
+
+    start = time.perf_counter()
+    count = sum(1 for stream in scenario(patients).values() for _ in stream)
+    return {"entities": count, "save_s": time.perf_counter() - start}
+
+
+def measure_repository(patients: int, path: str) -> dict[str, Any]:
+    from bench.generate import scenario
+    from healthsim_models import create_store_engine, session_scope
+    from healthsim_state import ScenarioRepository
+
+    engine = create_store_engine(f"duckdb:///{path}")
+    start = time.perf_counter()
+    with session_scope(engine) as session:
+        summary = ScenarioRepository(session).save("bench", scenario(patients))
+    save_s = time.perf_counter() - start
+    save_peak_mb = _peak_mb()
+    count = sum(summary.counts.values())
+    start = time.perf_counter()
+    with session_scope(engine) as session:
+        loaded = ScenarioRepository(session).load("bench")
+    load_s = time.perf_counter() - start
+    assert sum(len(v) for v in loaded.entities.values()) == count
+    del loaded
+    with session_scope(engine) as session:
+        repo = ScenarioRepository(session)
+        repo.exists("bench")  # open the connection first: the baseline's is open too
+        start = time.perf_counter()
+        frame = repo.entities_frame("bench", "lab_result")
+        frame_s = time.perf_counter() - start
+    engine.dispose()
+    return {"entities": count, "save_s": save_s, "load_s": load_s, "frame_s": frame_s,
+            "frame_rows": frame.num_rows, "save_peak_mb": save_peak_mb}
+
+
+def _peak_mb() -> float:
+    """Peak resident memory of this process so far."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def measure_baseline(patients: int, path: str) -> dict[str, Any]:
+    import duckdb
+    import pyarrow as pa
+
+    from bench.generate import scenario
+    from healthsim_models import ENTITY_TYPES, create_store_engine
+
+    create_store_engine(f"duckdb:///{path}").dispose()  # same schema as the repository's
+    con = duckdb.connect(path)
+    tables = {et.name: et.model.__table__ for et in ENTITY_TYPES}
+    hard_links = {
+        name: [c.name for c in t.columns if c.name.endswith("_uuid") and not c.nullable]
+        for name, t in tables.items()
+    }
+    start = time.perf_counter()
+    count = 0
+    con.begin()
+    for type_name, stream in scenario(patients).items():
+        table = tables[type_name]
+        batch: list[dict[str, Any]] = []
+        for doc in stream:
+            row = _flat(doc)
+            row["id"] = str(uuid.uuid4())
+            # No reference resolution in the bare path: NOT NULL links get any UUID.
+            for column in hard_links[type_name]:
+                row[column] = row["id"]
+            batch.append(row)
+            if len(batch) == BATCH:
+                count += _baseline_upsert(con, pa, table, batch)
+                batch = []
+        if batch:
+            count += _baseline_upsert(con, pa, table, batch)
+    con.commit()
+    save_s = time.perf_counter() - start
+    save_peak_mb = _peak_mb()
+    start = time.perf_counter()
+    loaded = 0
+    for table in tables.values():
+        loaded += len(con.sql(f"SELECT * FROM {table.name}").to_arrow_table().to_pylist())
+    load_s = time.perf_counter() - start
+    start = time.perf_counter()
+    frame = con.sql("SELECT * FROM lab_results").to_arrow_table()
+    frame_s = time.perf_counter() - start
+    con.close()
+    return {"entities": count, "save_s": save_s, "load_s": load_s, "frame_s": frame_s,
+            "frame_rows": frame.num_rows, "save_peak_mb": save_peak_mb}
+
+
+def _baseline_upsert(con, pa, table, rows) -> int:  # type: ignore[no-untyped-def]
+    known = set(table.columns.keys())
+    columns = [c for c in rows[0] if c in known]
+    batch = pa.Table.from_pylist([{c: r.get(c) for c in columns} for r in rows])
+    con.register("batch", batch)
+    updates = ", ".join(f"{c} = excluded.{c}" for c in columns if c != "id")
+    con.execute(
+        f"INSERT INTO {table.name} ({', '.join(columns)}) SELECT {', '.join(columns)} FROM batch "
+        f"ON CONFLICT (id) DO UPDATE SET {updates}"
+    )
+    con.unregister("batch")
+    return len(rows)
+
+
+def measure_orm(patients: int, path: str) -> dict[str, Any]:
+    import datetime as dt
+    from decimal import Decimal
+
+    import sqlalchemy as sa
+
+    from bench.generate import scenario
+    from healthsim_models import ENTITY_TYPES, create_store_engine, session_scope
+
+    engine = create_store_engine(f"duckdb:///{path}")
+    models = {et.name: et.model for et in ENTITY_TYPES}
+    start = time.perf_counter()
+    count = 0
+    with session_scope(engine) as session:
+        for type_name, stream in scenario(patients).items():
+            model = models[type_name]
+            table = model.__table__
+            for doc in stream:
+                row = {k: v for k, v in _flat(doc).items() if k in table.columns and k != "id"}
+                for name, value in list(row.items()):
+                    kind = table.columns[name].type
+                    if isinstance(value, str) and isinstance(kind, sa.DateTime):
+                        row[name] = dt.datetime.fromisoformat(value)
+                    elif isinstance(value, str) and isinstance(kind, sa.Date):
+                        row[name] = dt.date.fromisoformat(value)
+                    elif isinstance(value, float):
+                        row[name] = Decimal(str(value))
+                    elif isinstance(kind, sa.JSON) and isinstance(value, str):
+                        row[name] = json.loads(value)
+                for ref_column in (c.name for c in table.columns if c.name.endswith("_uuid") and not c.nullable):
+                    row[ref_column] = uuid.uuid4()
+                session.merge(model(id=uuid.uuid4(), **row))
+                count += 1
+    save_s = time.perf_counter() - start
+    engine.dispose()
+    return {"entities": count, "save_s": save_s, "save_peak_mb": _peak_mb()}
+
+
+MEASURES = {
+    "generation": measure_generation,
+    "repository": measure_repository,
+    "baseline": measure_baseline,
+    "orm": measure_orm,
+}
+
+
+def _child(method: str, patients: int) -> dict[str, Any]:
+    with tempfile.TemporaryDirectory() as tmp:
+        path = os.path.join(tmp, "bench.duckdb")
+        args = (patients,) if method == "generation" else (patients, path)
+        result = MEASURES[method](*args)
+    result["peak_mb"] = _peak_mb()
+    return result
+
+
+def run_child(method: str, patients: int) -> dict[str, Any]:
+    out = subprocess.run(
+        [sys.executable, "-m", "bench.run", "--child", method, str(patients)],
+        capture_output=True, text=True, check=False,
+    )
+    if out.returncode != 0:
+        raise SystemExit(f"{method} at {patients} patients failed:\n{out.stderr}")
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--patients", type=int, nargs="+", default=[1000, 10000])
+    parser.add_argument("--skip-orm", action="store_true", help="skip the ORM baseline (it runs at 1k patients only)")
+    parser.add_argument("--child", nargs=2, metavar=("METHOD", "PATIENTS"), help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        print(json.dumps(_child(args.child[0], int(args.child[1]))))
+        return
+
+    print(
+        f"{'patients':>9} {'method':<11} {'entities':>9} {'save/s':>9} {'load/s':>9} {'frame s':>8} "
+        f"{'save MB':>8} {'peak MB':>8}"
+    )
+    for patients in args.patients:
+        results = {m: run_child(m, patients) for m in ("generation", "repository", "baseline")}
+        if patients <= 1000 and not args.skip_orm:
+            results["orm"] = run_child("orm", patients)
+        for method, r in results.items():
+            save_rate = r["entities"] / r["save_s"]
+            load_rate = r["entities"] / r["load_s"] if "load_s" in r else float("nan")
+            print(
+                f"{patients:>9} {method:<11} {r['entities']:>9} {save_rate:>9.0f} {load_rate:>9.0f} "
+                f"{r.get('frame_s', float('nan')):>8.3f} {r.get('save_peak_mb', float('nan')):>8.0f} "
+                f"{r['peak_mb']:>8.0f}"
+            )
+        repo, base = results["repository"], results["baseline"]
+        print(f"  save  repository / baseline(a): {base['save_s'] / repo['save_s']:.2f}x (target >= 0.5)")
+        if "orm" in results:
+            orm = results["orm"]
+            ratio = (repo["entities"] / repo["save_s"]) / (orm["entities"] / orm["save_s"])
+            print(f"  save  repository / ORM merge(b): {ratio:.0f}x (target >= 100)")
+        print(f"  load  repository / baseline(a): {base['load_s'] / repo['load_s']:.2f}x (target >= 0.5)")
+        print(f"  frame entities_frame / raw Arrow: {base['frame_s'] / repo['frame_s']:.2f}x (target >= 0.8)")
+        print(f"  generation alone: {results['generation']['save_s']:.2f}s, included in every save time")
+
+
+if __name__ == "__main__":
+    main()
