@@ -450,9 +450,20 @@ def json_text(value: Any) -> str:
         text = json.dumps(value, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
     except (TypeError, ValueError) as exc:
         raise Invalid(f"is not representable as JSON ({exc})") from None
-    if "\\u0000" in text:
+    # json.dumps escapes a NUL as \u0000; a literal backslash-u text is \\u0000.
+    if "\\u0000" in text and _has_nul(value):
         raise Invalid("contains a NUL character, which PostgreSQL cannot store")
     return text
+
+
+def _has_nul(value: Any) -> bool:
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, Mapping):
+        return any(_has_nul(k) or _has_nul(v) for k, v in value.items())
+    if isinstance(value, list):
+        return any(_has_nul(v) for v in value)
+    return False
 
 
 def nest_flat(lay: Layout, doc: Mapping[str, Any]) -> Mapping[str, Any]:

@@ -402,3 +402,16 @@ def test_query_helpers(engine) -> None:
         assert frame.num_rows == 6
         assert frame.column_names == [c.name for c in ENTITY_TYPES[5].model.__table__.columns]
         assert frame.column("loinc_code").to_pylist()[0] == "4548-4"
+
+
+def test_backslash_text_is_not_mistaken_for_nul(engine) -> None:
+    doc = patient("MRN-1", x_note="\\u0000 is how JSON writes NUL", x_list=["\\u0000"])
+    save(engine, "s", {"patient": [doc]})
+    assert load(engine, "s").entities["patient"][0]["x_list"] == ["\\u0000"]
+
+
+def test_a_real_nul_is_refused_on_every_backend(engine) -> None:
+    with pytest.raises(ValidationError, match="NUL"):
+        save(engine, "s", {"patient": [patient("MRN-1", x_note="a\x00b")]})
+    with pytest.raises(ValidationError, match="NUL"):
+        save(engine, "s", {"patient": [patient("MRN-1", given="A\x00")]})
