@@ -69,7 +69,8 @@ def upsert(
     positions: Sequence[int],
 ) -> None:
     """Upsert ``rows`` (every column, ``id`` unique within the batch) and link
-    them to the scenario at ``positions``. JSON columns hold JSON text."""
+    them to the scenario at ``positions``. UUID columns hold text (32 hex
+    digits or the dashed form), JSON columns hold JSON text."""
     if not rows:
         return
     if _is_duckdb(session):
@@ -87,10 +88,9 @@ def _upsert_duckdb(session, table, rows, scenario_id, entity_type, positions) ->
     raw = connection.connection.driver_connection
     arrays = {}
     for column in table.columns:
-        values = [row[column.name] for row in rows]
-        if isinstance(column.type, sa.Uuid):
-            values = [None if v is None else str(v) for v in values]
-        arrays[column.name] = pa.array(values, type=_arrow_type(column))
+        # UUID columns arrive as 32-hex text from the repository; DuckDB casts it.
+        name = column.name
+        arrays[name] = pa.array([row[name] for row in rows], type=_arrow_type(column))
     arrays["_position"] = pa.array(positions, type=pa.int64())
     batch = pa.table(arrays)
     view = f"_hs_batch_{table.name}"

@@ -76,6 +76,18 @@ class Layout:
     group_keys: dict[str, frozenset[str]]
 
     @cached_property
+    def plan(self) -> tuple[tuple[Field, Any, str, str | None], ...]:
+        """Per field: (field, parser, top-level key, key inside the group or None).
+
+        What ``serialization.encode`` walks for every document, precomputed.
+        """
+        from healthsim_state.serialization import PARSERS
+
+        return tuple(
+            (f, PARSERS[f.kind], f.path[0], f.path[1] if len(f.path) > 1 else None) for f in self.fields
+        )
+
+    @cached_property
     def flat_keys(self) -> dict[str, tuple[str, ...]]:
         """Flat column names of nested fields (``given_name``) -> document path."""
         return {f.column: f.path for f in self.fields if len(f.path) > 1}

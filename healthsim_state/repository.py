@@ -40,6 +40,7 @@ from healthsim_state.serialization import (
     decode,
     encode,
     entity_uuid,
+    identity_prefix,
     json_text,
     nest_flat,
 )
@@ -95,7 +96,7 @@ class _SaveRun:
         self.scenario_id = scenario_id
         self.existing = existing  # the scenario already holds entities to resolve against
         self.now = now
-        self.keys: dict[str, dict[tuple[str, ...], uuid.UUID]] = {}
+        self.keys: dict[str, dict[tuple[str, ...], str]] = {}  # key -> entity UUID as hex
         self.next_position: dict[str, int] = {}
         self.problems: list[Problem] = []
         self.truncated = False
@@ -112,7 +113,7 @@ class _SaveRun:
     def full(self) -> bool:
         return len(self.problems) >= MAX_PROBLEMS
 
-    def key_map(self, et: EntityType) -> dict[tuple[str, ...], uuid.UUID]:
+    def key_map(self, et: EntityType) -> dict[tuple[str, ...], str]:
         """Business key -> UUID of the scenario's entities of type ``et`` (loaded once)."""
         keys = self.keys.get(et.name)
         if keys is None:
@@ -128,7 +129,7 @@ class _SaveRun:
                 for row in self.session.execute(query).mappings().all():
                     key = business_key(lay, row)
                     if key is not None:
-                        keys[key] = row["id"]
+                        keys[key] = row["id"].hex
             self.keys[et.name] = keys
         return keys
 
@@ -534,7 +535,8 @@ class ScenarioRepository:
     ) -> None:
         et = lay.entity
         type_name = et.name
-        by_id: dict[uuid.UUID, tuple[int, dict[str, Any]]] = {}
+        by_id: dict[str, tuple[int, dict[str, Any]]] = {}
+        prefix = identity_prefix(run.scenario_id, lay)
         for doc in batch:
             position = next(positions)
             if not isinstance(doc, Mapping):
@@ -547,7 +549,7 @@ class ScenarioRepository:
             problems += check_row(lay, row)
             for fld, reason in problems:
                 run.problem(type_name, position, doc.get("id"), fld, reason)
-            row["id"] = entity_uuid(run.scenario_id, lay, doc, row)
+            row["id"] = entity_uuid(prefix, lay, doc, row)
             # Same identity twice: the last occurrence wins, at its position.
             by_id.pop(row["id"], None)
             by_id[row["id"]] = (position, row)

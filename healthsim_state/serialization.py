@@ -81,8 +81,17 @@ def _datetime(field: Field, value: Any, type_name: str) -> tuple[Any, str | None
             if parsed.tzinfo is None:  # no offset means UTC (canonical-models §0)
                 parsed = parsed.replace(tzinfo=UTC)
             parsed = parsed.astimezone(UTC)
-            return parsed, (None if render_datetime(parsed) == value else value)
+            return parsed, (None if _is_canonical_datetime(value, parsed) else value)
     raise Invalid(f"expected a date-time YYYY-MM-DDThh:mm[:ss[.ffffff]][Z|±hh:mm], got {value!r}")
+
+
+def _is_canonical_datetime(text: str, parsed: dt.datetime) -> bool:
+    """Whether ``text`` is exactly :func:`render_datetime` of ``parsed`` (cheaply)."""
+    if not text.endswith("Z"):
+        return False
+    if len(text) == 20:  # YYYY-MM-DDThh:mm:ssZ
+        return True
+    return len(text) == 27 and parsed.microsecond != 0  # six fraction digits, not all zero
 
 
 def _int(field: Field, value: Any, type_name: str) -> tuple[Any, str | None]:
@@ -147,15 +156,6 @@ PARSERS: dict[str, Callable[[Field, Any, str], tuple[Any, str | None]]] = {
 }
 
 _MISSING = object()
-
-
-def _get(doc: Mapping[str, Any], path: tuple[str, ...]) -> Any:
-    if len(path) == 1:
-        return doc.get(path[0], _MISSING)
-    group = doc.get(path[0])
-    if not isinstance(group, Mapping):
-        return _MISSING
-    return group.get(path[1], _MISSING)
 
 
 def _provenance(
@@ -278,10 +278,14 @@ def encode(
     row["external_id"] = external_id
 
     emitted_groups = set()
-    for field in lay.fields:
-        value = _get(doc, field.path)
-        if value is not _MISSING and len(field.path) > 1:
-            emitted_groups.add(field.path[0])
+    for field, parse, outer, inner in lay.plan:
+        if inner is None:
+            value = doc.get(outer, _MISSING)
+        else:
+            group = doc.get(outer)
+            value = group.get(inner, _MISSING) if isinstance(group, Mapping) else _MISSING
+            if value is not _MISSING:
+                emitted_groups.add(outer)
         if value is _MISSING or value is None:
             if value is None:
                 meta.setdefault("nulls", []).append(field.name)
@@ -291,8 +295,13 @@ def encode(
                 meta.setdefault("defaulted", []).append(field.name)
             row[field.column] = field.default
             continue
+        if parse is _str and value.__class__ is str and "\x00" not in value and (
+            not field.required or value.strip()
+        ):
+            row[field.column] = value  # the common case, without the call
+            continue
         try:
-            parsed, text = PARSERS[field.kind](field, value, type_name)
+            parsed, text = parse(field, value, type_name)
         except Invalid as exc:
             problems.append((field.name, str(exc)))
             row[field.column] = None
@@ -426,22 +435,38 @@ def _key_text(value: Any) -> str:
     return str(value)
 
 
-def entity_uuid(scenario_id: uuid.UUID, lay: Layout, doc: Mapping[str, Any], row: Mapping[str, Any]) -> uuid.UUID:
-    """The entity's UUID (canonical-models §2).
+def identity_prefix(scenario_id: uuid.UUID, lay: Layout) -> str:
+    """The part of every derived identity that names the scenario and type."""
+    return f"{scenario_id}\x1f{lay.entity.name}\x1f"
+
+
+def entity_uuid(prefix: str, lay: Layout, doc: Mapping[str, Any], row: Mapping[str, Any]) -> str:
+    """The entity's UUID (canonical-models §2), as 32 hex digits.
 
     A UUID ``id`` is used as is (global identity). Otherwise the UUID is
-    derived from the scenario, the type and the entity's identity in the
-    scenario: its ``id``, else its business key, else its content.
+    derived from ``prefix`` (:func:`identity_prefix`: scenario and type) and
+    the entity's identity in the scenario: its ``id``, else its business
+    key, else its content. Hex text
+    rather than ``uuid.UUID`` because both backends read it directly and the
+    write path makes one per entity.
     """
     external_id = row["external_id"]
     if is_uuid_text(external_id):
-        return uuid.UUID(external_id)
+        return external_id.replace("-", "").lower()
     if external_id:
         identity = f"id:{external_id}"
     else:
         key = business_key(lay, row)
         identity = "key:" + "\x1f".join(key) if key else f"content:{content_digest(doc)}"
-    return uuid.uuid5(IDENTITY_NAMESPACE, f"{scenario_id}\x1f{lay.entity.name}\x1f{identity}")
+    name = prefix + identity
+    # uuid.uuid5, without building a UUID object: SHA-1, version 5, RFC 4122 variant.
+    digest = bytearray(hashlib.sha1(_NAMESPACE_BYTES + name.encode("utf-8")).digest()[:16])
+    digest[6] = (digest[6] & 0x0F) | 0x50
+    digest[8] = (digest[8] & 0x3F) | 0x80
+    return digest.hex()
+
+
+_NAMESPACE_BYTES = IDENTITY_NAMESPACE.bytes
 
 
 def json_text(value: Any) -> str:
