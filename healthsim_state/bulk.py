@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import pyarrow as pa
@@ -137,16 +137,22 @@ def _upsert_postgresql(session, table, rows, scenario_id, entity_type, positions
         cursor.execute(f"TRUNCATE {stage}")
 
 
+def _scenario_query(table: sa.Table) -> str:
+    """Rows of ``table`` linked to a scenario, in saved order; ``{sid}`` and
+    ``{etype}`` are left for the driver's parameter style."""
+    columns = ", ".join(f"t.{c.name}" for c in table.columns)
+    return (
+        f"SELECT {columns} FROM {_LINKS.name} se JOIN {table.name} t ON t.id = se.entity_id "
+        "WHERE se.scenario_id = {sid} AND se.entity_type = {etype} ORDER BY se.position"
+    )
+
+
 def scenario_rows(session: Session, table: sa.Table, scenario_id: uuid.UUID, entity_type: str) -> list[dict[str, Any]]:
     """Every row of ``table`` linked to the scenario, in saved order.
 
     On DuckDB through Arrow: UUID and JSON columns come back as text.
     """
-    columns = ", ".join(f"t.{c.name}" for c in table.columns)
-    query = (
-        f"SELECT {columns} FROM {_LINKS.name} se JOIN {table.name} t ON t.id = se.entity_id "
-        "WHERE se.scenario_id = {sid} AND se.entity_type = {etype} ORDER BY se.position"
-    )
+    query = _scenario_query(table)
     if _is_duckdb(session):
         raw = session.connection().connection.driver_connection
         sql = query.format(sid="CAST(? AS UUID)", etype="?")
@@ -155,6 +161,27 @@ def scenario_rows(session: Session, table: sa.Table, scenario_id: uuid.UUID, ent
         query.format(sid="%(sid)s", etype="%(etype)s"), {"sid": scenario_id, "etype": entity_type}
     )
     return [dict(row) for row in result.mappings()]
+
+
+def iter_scenario_rows(
+    session: Session, table: sa.Table, scenario_id: uuid.UUID, entity_type: str, batch_size: int
+) -> Iterator[list[dict[str, Any]]]:
+    """Like :func:`scenario_rows`, in lists of at most ``batch_size`` rows,
+    streamed from the database so the whole type is never in memory."""
+    query = _scenario_query(table)
+    if _is_duckdb(session):
+        raw = session.connection().connection.driver_connection
+        reader = raw.sql(
+            query.format(sid="CAST(? AS UUID)", etype="?"), params=[str(scenario_id), entity_type]
+        ).to_arrow_reader(batch_size)
+        for batch in reader:
+            yield batch.to_pylist()
+        return
+    result = session.connection().execution_options(yield_per=batch_size).exec_driver_sql(
+        query.format(sid="%(sid)s", etype="%(etype)s"), {"sid": scenario_id, "etype": entity_type}
+    )
+    for partition in result.mappings().partitions():
+        yield [dict(row) for row in partition]
 
 
 def scenario_arrow(session: Session, table: sa.Table, scenario_id: uuid.UUID, entity_type: str) -> pa.Table:

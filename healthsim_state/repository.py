@@ -224,11 +224,16 @@ class ScenarioRepository:
         tags: Iterable[str] | None = None,
         overwrite: bool = False,
         extra: Mapping[str, Any] | None = None,
+        scenario_id: uuid.UUID | None = None,
+        created_at: dt.datetime | None = None,
     ) -> SaveSummary:
         """Save a scenario called ``name`` with ``entities`` (type -> iterable of documents).
 
         An existing scenario of that name is an error unless ``overwrite``,
         which replaces its membership, description, tags and ``extra``.
+        ``scenario_id`` and ``created_at`` give a new scenario the id and
+        creation time it had elsewhere (imports); by default it gets a fresh
+        UUID and the current time.
         """
         with self._atomic():
             if not isinstance(name, str) or not name.strip():
@@ -243,7 +248,14 @@ class ScenarioRepository:
                     "or add_entities() to add to it"
                 )
             if scenario is None:
-                scenario = Scenario(id=uuid.uuid4(), name=name, created_at=now, entity_counts={})
+                if scenario_id is not None and (taken := self.session.get(Scenario, scenario_id)) is not None:
+                    raise ScenarioExistsError(
+                        f"scenario id {scenario_id} already belongs to the scenario {taken.name!r}; "
+                        "save under that name with overwrite=True, or without the id"
+                    )
+                scenario = Scenario(
+                    id=scenario_id or uuid.uuid4(), name=name, created_at=created_at or now, entity_counts={}
+                )
                 self.session.add(scenario)
             else:
                 self._detach_members(scenario.id)
@@ -378,6 +390,22 @@ class ScenarioRepository:
         scenario = self._require(name_or_id)
         et = entity_type(type_name)
         return bulk.scenario_arrow(self.session, et.model.__table__, scenario.id, et.name)
+
+    def iter_entities(
+        self, name_or_id: str | uuid.UUID, type_name: str, *, batch_size: int | None = None
+    ) -> Iterator[dict[str, Any]]:
+        """The scenario's documents of one type, in saved order, streamed in
+        batches (for exports of scenarios too large to load whole)."""
+        scenario = self._require(name_or_id)
+        et = entity_type(type_name)
+        if not scenario.entity_counts.get(et.name):
+            return
+        lay = layout(et.name)
+        for rows in bulk.iter_scenario_rows(
+            self.session, et.model.__table__, scenario.id, et.name, batch_size or self.batch_size
+        ):
+            for row in rows:
+                yield decode(lay, row)
 
     def patients_in_scenario(self, name_or_id: str | uuid.UUID) -> list[dict[str, Any]]:
         """The scenario's patient documents, in saved order."""

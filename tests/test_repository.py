@@ -4,6 +4,7 @@ overwrite and delete, listing, batching and query helpers."""
 from __future__ import annotations
 
 import copy
+import datetime as dt
 import uuid
 from typing import Any
 
@@ -415,3 +416,27 @@ def test_a_real_nul_is_refused_on_every_backend(engine) -> None:
         save(engine, "s", {"patient": [patient("MRN-1", x_note="a\x00b")]})
     with pytest.raises(ValidationError, match="NUL"):
         save(engine, "s", {"patient": [patient("MRN-1", given="A\x00")]})
+
+
+def test_a_new_scenario_can_keep_the_id_and_creation_time_it_had(engine) -> None:
+    sid = uuid.uuid4()
+    created = dt.datetime(2025, 5, 6, 7, 8, 9, tzinfo=dt.timezone.utc)
+    summary = save(engine, "imported", {"patient": [patient("MRN-1")]}, scenario_id=sid, created_at=created)
+    assert summary.id == sid
+    loaded = load(engine, sid)
+    assert loaded.name == "imported"
+    assert loaded.created_at == created
+    with pytest.raises(ScenarioExistsError, match="already belongs to the scenario 'imported'"):
+        save(engine, "other", {"patient": [patient("MRN-2")]}, scenario_id=sid)
+    assert rows(engine, "patients") == 1
+
+
+def test_iter_entities_streams_in_saved_order_across_batches(engine) -> None:
+    patients = [patient(f"MRN-{i:03d}") for i in range(25)]
+    save(engine, "s", {"patient": list(reversed(patients))})
+    with session_scope(engine) as session:
+        repo = ScenarioRepository(session)
+        streamed = list(repo.iter_entities("s", "patients", batch_size=4))
+        assert streamed == repo.load("s").entities["patient"]
+        assert [p["mrn"] for p in streamed] == [p["mrn"] for p in reversed(patients)]
+        assert list(repo.iter_entities("s", "encounter")) == []
