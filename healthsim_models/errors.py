@@ -38,6 +38,11 @@ class ScenarioExistsError(HealthSimError):
     """A scenario of that name exists and the call did not ask to overwrite it."""
 
 
+class InvalidArgumentError(HealthSimError, ValueError):
+    """A call's arguments (an MCP tool call's, say) are missing, of the wrong
+    type, or refused; the message names the argument and why."""
+
+
 class Problem:
     """One thing wrong with one input entity."""
 
