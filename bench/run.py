@@ -47,7 +47,7 @@ def _flat(doc: dict[str, Any]) -> dict[str, Any]:
 
 
 def measure_generation(patients: int) -> dict[str, Any]:
-    from bench.generate import scenario
+    from healthsim_state.demo import scenario
 
     start = time.perf_counter()
     count = sum(1 for stream in scenario(patients).values() for _ in stream)
@@ -55,7 +55,7 @@ def measure_generation(patients: int) -> dict[str, Any]:
 
 
 def measure_repository(patients: int, path: str) -> dict[str, Any]:
-    from bench.generate import scenario
+    from healthsim_state.demo import scenario
     from healthsim_models import create_store_engine, session_scope
     from healthsim_state import ScenarioRepository
 
@@ -92,7 +92,7 @@ def measure_baseline(patients: int, path: str) -> dict[str, Any]:
     import duckdb
     import pyarrow as pa
 
-    from bench.generate import scenario
+    from healthsim_state.demo import scenario
     from healthsim_models import ENTITY_TYPES, create_store_engine
 
     create_store_engine(f"duckdb:///{path}").dispose()  # same schema as the repository's
@@ -156,7 +156,7 @@ def measure_orm(patients: int, path: str) -> dict[str, Any]:
 
     import sqlalchemy as sa
 
-    from bench.generate import scenario
+    from healthsim_state.demo import scenario
     from healthsim_models import ENTITY_TYPES, create_store_engine, session_scope
 
     engine = create_store_engine(f"duckdb:///{path}")

@@ -1,0 +1,484 @@
+"""The demo scenario: deterministic synthetic data spanning all four products.
+
+``scenario(patients, seed)`` returns one generator per entity type, in
+registry order. Each generator regenerates its entities patient by patient
+from random generators seeded by (seed, patient, type), so a scenario of any
+size streams without being held in memory, the same seed always gives the
+same entities, and references line up across types:
+
+- every patient has 2-4 encounters, each with a diagnosis, two lab results
+  and a set of vitals; the first encounter also has a procedure, a
+  medication, a clinical note and an order;
+- about 60% of patients are also health-plan members (same person: same
+  SSN, name and birth date) with a claim of two lines; most members also
+  have a prescription and its pharmacy claim;
+- about 15% are also trial subjects, with two visits, an adverse event and
+  an exposure;
+- the first patient is always a member with a prescription and a trial
+  subject, so every one of the 18 entity types is present for any size.
+
+:func:`save_demo` saves such a scenario through the repository; ``healthsim
+demo`` and the benchmarks (``python -m bench.run``) use this module.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import random
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any
+
+from healthsim_models.errors import Problem, ScenarioExistsError, ValidationError
+from healthsim_models.registry import ENTITY_TYPES
+from healthsim_state.repository import SaveSummary, ScenarioRepository
+
+DEFAULT_NAME = "demo"
+DEFAULT_PATIENTS = 100
+DEFAULT_SEED = 42
+#: Written to the scenario's metadata; marks a scenario that ``save_demo`` may replace.
+GENERATOR = "healthsim demo"
+
+Document = dict[str, Any]
+
+LABS_PER_ENCOUNTER = 2
+LINES_PER_CLAIM = 2
+VISITS_PER_SUBJECT = 2
+
+_EPOCH = dt.date(2024, 1, 1)
+_FIRST = {"F": ["Ada", "Grace", "Barbara", "Frances", "Margaret"], "M": ["Alan", "Edsger", "Donald", "John", "Ken"]}
+_LAST = ["Lovelace", "Hopper", "Turing", "Dijkstra", "Liskov", "Knuth", "Allen", "Backus", "Hamilton", "Thompson"]
+_CITIES = [("Columbus", "OH", "43"), ("Dayton", "OH", "45"), ("Pittsburgh", "PA", "15"), ("Louisville", "KY", "40")]
+#: (test, LOINC, unit, low, high, reference range, lowest and highest generated value)
+_LABS = [
+    ("Hemoglobin A1c", "4548-4", "%", 4.0, 5.6, "4.0-5.6", 4.5, 10.5),
+    ("Creatinine", "2160-0", "mg/dL", 0.6, 1.3, "0.6-1.3", 0.5, 2.2),
+    ("Sodium", "2951-2", "mmol/L", 136.0, 145.0, "136-145", 130.0, 150.0),
+    ("Potassium", "2823-3", "mmol/L", 3.5, 5.1, "3.5-5.1", 3.0, 5.8),
+    ("Glucose", "2345-7", "mg/dL", 70.0, 99.0, "70-99", 65.0, 240.0),
+]
+#: (ICD-10-CM, description, chief complaint)
+_DIAGNOSES = [
+    ("E11.9", "Type 2 diabetes mellitus without complications", "follow-up of blood sugar"),
+    ("I10", "Essential (primary) hypertension", "high blood pressure readings"),
+    ("J45.41", "Moderate persistent asthma with (acute) exacerbation", "wheezing"),
+    ("E78.5", "Hyperlipidemia, unspecified", "cholesterol review"),
+]
+#: (drug, RxNorm CUI, NDC, sig, indication)
+_DRUGS = [
+    ("Metformin 500 mg tablet", "861007", "00093104801", "Take 1 tablet by mouth daily with food", "E11.9"),
+    ("Lisinopril 10 mg tablet", "314076", "00378395177", "Take 1 tablet by mouth daily", "I10"),
+    ("Atorvastatin 20 mg tablet", "617311", "00071015523", "Take 1 tablet by mouth at bedtime", "E78.5"),
+]
+_CLASSES = ["O", "O", "O", "E", "U", "I"]
+_CLINICIANS = [("Imogen", "Tallis", "1648273914"), ("Rafael", "Okafor", "1234567893"), ("Mei", "Lindqvist", "1902847561")]
+_PHARMACY_NPI = "1472059389"
+_FACILITY_NPI = "1811992334"
+_STUDY = "STUDY1"
+_SUBJECTS_PER_SITE = 10_000  # subject_id has 4 digits: a site beyond that many starts again
+_ADVERSE_EVENTS = [
+    ("Headache", "Headache", "Nervous system disorders"),
+    ("Nausea", "Nausea", "Gastrointestinal disorders"),
+    ("Tiredness", "Fatigue", "General disorders and administration site conditions"),
+]
+
+
+@dataclass(frozen=True)
+class _Plan:
+    """What one patient's record holds; every type's generator derives it alike."""
+
+    index: int
+    seed: int
+    encounters: int
+    member: bool
+    rx: bool  # a prescription and its pharmacy claim; needs a member
+    subject: bool
+    day: int  # days after 2024-01-01 of the first encounter
+
+    @property
+    def mrn(self) -> str:
+        return f"MRN-{self.index:07d}"
+
+    @property
+    def member_id(self) -> str:
+        return f"MEM-{self.index}"
+
+    @property
+    def site_id(self) -> str:
+        return str(101 + self.index // _SUBJECTS_PER_SITE)
+
+    @property
+    def subject_id(self) -> str:
+        return f"{self.index % _SUBJECTS_PER_SITE:04d}"
+
+    @property
+    def usubjid(self) -> str:
+        return f"{_STUDY}-{self.site_id}-{self.subject_id}"
+
+
+def _rng(seed: int, patient: int, part: str) -> random.Random:
+    return random.Random(f"{seed}:{patient}:{part}")
+
+
+def _plan(seed: int, index: int) -> _Plan:
+    r = _rng(seed, index, "shape")
+    first = index == 0  # the first patient spans every product
+    member = r.random() < 0.6 or first
+    return _Plan(
+        index=index,
+        seed=seed,
+        encounters=r.randint(2, 4),
+        member=member,
+        rx=member and (r.random() < 0.7 or first),
+        subject=r.random() < 0.15 or first,
+        day=r.randint(0, 300),
+    )
+
+
+def _date(day: int) -> str:
+    return (_EPOCH + dt.timedelta(days=day)).isoformat()
+
+
+def _when(day: int, hour: int) -> str:
+    return f"{_date(day)}T{hour:02d}:15:00-05:00"
+
+
+def _provenance(plan: _Plan, system: str) -> Document:
+    return {"source_type": "generated", "source_system": system, "skill_used": "healthsim-demo",
+            "generation_seed": plan.seed}
+
+
+def _person(plan: _Plan) -> Document:
+    """The Person block shared by a patient and the same person as member and subject."""
+    r = _rng(plan.seed, plan.index, "person")
+    gender = r.choice("FM")
+    city, state, zip_prefix = r.choice(_CITIES)
+    given, family = r.choice(_FIRST[gender]), r.choice(_LAST)
+    return {
+        "ssn": f"9{plan.index:08d}",
+        "name": {"given_name": given, "family_name": family},
+        "birth_date": _date(-r.randint(18 * 365, 85 * 365)),
+        "gender": gender,
+        "address": {"street_address": f"{r.randint(1, 9999)} Main St", "city": city, "state": state,
+                    "postal_code": f"{zip_prefix}{r.randint(100, 999)}"},
+        "contact": {"phone": f"614-555-{r.randint(0, 9999):04d}",
+                    "email": f"{given.lower()}.{family.lower()}{plan.index}@example.org"},
+    }
+
+
+def _race_and_ethnicity(plan: _Plan) -> tuple[str, str]:
+    """One person's race and ethnicity, spelled as both patient and subject accept."""
+    r = _rng(plan.seed, plan.index, "race")
+    return (r.choice(["White", "Black or African American", "Asian", "Multiple"]),
+            r.choice(["Not Hispanic or Latino", "Hispanic or Latino"]))
+
+
+def _clinician(r: random.Random) -> tuple[str, str, str]:
+    return r.choice(_CLINICIANS)
+
+
+# -- PatientSim -------------------------------------------------------------
+
+
+def _patient(r: random.Random, plan: _Plan) -> Iterator[Document]:
+    race, ethnicity = _race_and_ethnicity(plan)
+    yield {"id": f"PAT-{plan.index}", "mrn": plan.mrn, **_person(plan), "race": race, "ethnicity": ethnicity,
+           "language": r.choice(["en", "en", "en", "es"]), "_provenance": _provenance(plan, "patientsim")}
+
+
+def _encounter(r: random.Random, plan: _Plan) -> Iterator[Document]:
+    for k in range(plan.encounters):
+        day = plan.day + 20 * k
+        code, _, complaint = r.choice(_DIAGNOSES)
+        given, family, _ = _clinician(r)
+        yield {"encounter_id": f"ENC-{plan.index}-{k}", "patient_mrn": plan.mrn, "class_code": r.choice(_CLASSES),
+               "status": "finished", "admission_time": _when(day, 9), "discharge_time": _when(day, 11),
+               "facility": "Riverbend General", "department": "Internal Medicine", "chief_complaint": complaint,
+               "admitting_diagnosis": code, "discharge_disposition": "01",
+               "attending_physician": f"{given} {family}", "_provenance": _provenance(plan, "patientsim")}
+
+
+def _diagnosis(r: random.Random, plan: _Plan) -> Iterator[Document]:
+    for k in range(plan.encounters):
+        code, text, _ = r.choice(_DIAGNOSES)
+        yield {"id": f"DX-{plan.index}-{k}", "code": code, "description": text, "type": "final",
+               "patient_mrn": plan.mrn, "encounter_id": f"ENC-{plan.index}-{k}",
+               "diagnosed_date": _date(plan.day + 20 * k), "_provenance": _provenance(plan, "patientsim")}
+
+
+def _procedure(r: random.Random, plan: _Plan) -> Iterator[Document]:
+    given, family, npi = _clinician(r)
+    yield {"id": f"PROC-{plan.index}", "code": "93000", "code_system": "CPT",
+           "description": "Electrocardiogram, routine, with interpretation and report", "patient_mrn": plan.mrn,
+           "encounter_id": f"ENC-{plan.index}-0", "performed_datetime": _when(plan.day, 10),
+           "performer": f"{given} {family}", "provider_npi": npi, "status": "completed",
+           "diagnosis_codes": [r.choice(_DIAGNOSES)[0]], "_provenance": _provenance(plan, "patientsim")}
+
+
+def _medication(r: random.Random, plan: _Plan) -> Iterator[Document]:
+    drug, rxnorm, _, _, indication = r.choice(_DRUGS)
+    given, family, _ = _clinician(r)
+    yield {"id": f"MED-{plan.index}", "name": drug, "code": rxnorm, "dose": "1 tablet", "route": "PO",
+           "frequency": "QD", "patient_mrn": plan.mrn, "encounter_id": f"ENC-{plan.index}-0",
+           "start_date": _when(plan.day, 10), "status": "active", "prescriber": f"{given} {family}",
+           "indication": indication, "_provenance": _provenance(plan, "patientsim")}
+
+
+def _lab_result(r: random.Random, plan: _Plan) -> Iterator[Document]:
+    for k in range(plan.encounters):
+        day = plan.day + 20 * k
+        for j in range(LABS_PER_ENCOUNTER):
+            name, loinc, unit, low, high, reference, lowest, highest = r.choice(_LABS)
+            value = round(r.uniform(lowest, highest), 1)
+            flag = "H" if value > high else "L" if value < low else "N"
+            yield {"id": f"LAB-{plan.index}-{k}-{j}", "test_name": name, "loinc_code": loinc, "value": f"{value:.1f}",
+                   "unit": unit, "reference_range": reference, "abnormal_flag": flag, "patient_mrn": plan.mrn,
+                   "encounter_id": f"ENC-{plan.index}-{k}", "collected_time": _when(day, 9),
+                   "resulted_time": _when(day, 13), "performing_lab": "Riverbend Laboratory",
+                   "_provenance": _provenance(plan, "patientsim")}
+
+
+def _vital_sign(r: random.Random, plan: _Plan) -> Iterator[Document]:
+    height = round(r.uniform(150, 195), 1)
+    for k in range(plan.encounters):
+        yield {"patient_mrn": plan.mrn, "encounter_id": f"ENC-{plan.index}-{k}",
+               "observation_time": _when(plan.day + 20 * k, 9), "temperature": round(r.uniform(97, 100.5), 1),
+               "heart_rate": r.randint(55, 110), "respiratory_rate": r.randint(12, 20),
+               "systolic_bp": r.randint(100, 160), "diastolic_bp": r.randint(60, 100), "spo2": r.randint(92, 100),
+               "height_cm": height, "weight_kg": round(r.uniform(50, 120), 1),
+               "_provenance": _provenance(plan, "patientsim")}
+
+
+def _clinical_note(r: random.Random, plan: _Plan) -> Iterator[Document]:
+    given, family, _ = _clinician(r)
+    yield {"id": f"NOTE-{plan.index}", "patient_mrn": plan.mrn, "encounter_id": f"ENC-{plan.index}-0",
+           "note_type": "progress_note", "note_datetime": _when(plan.day, 11), "author": f"{given} {family}",
+           "content": r.choice(["Stable. Continue current plan.", "Improving. Recheck labs in three months.",
+                                "Symptoms controlled. Reinforced diet and exercise."]),
+           "_provenance": _provenance(plan, "patientsim")}
+
+
+def _order(r: random.Random, plan: _Plan) -> Iterator[Document]:
+    given, family, npi = _clinician(r)
+    yield {"order_id": f"ORD-{plan.index}", "patient_mrn": plan.mrn, "encounter_id": f"ENC-{plan.index}-0",
+           "order_type": "LAB", "code": "83036", "code_system": "CPT", "description": "Hemoglobin A1c",
+           "priority": r.choice(["routine", "routine", "stat"]), "status": "completed",
+           "ordered_datetime": _when(plan.day, 9), "collected_datetime": _when(plan.day, 10),
+           "resulted_datetime": _when(plan.day, 13), "specimen_type": "Blood",
+           "ordering_provider": {"npi": npi, "name": {"given_name": given, "family_name": family}},
+           "_provenance": _provenance(plan, "patientsim")}
+
+
+# -- MemberSim --------------------------------------------------------------
+
+
+def _member(r: random.Random, plan: _Plan) -> Iterator[Document]:
+    yield {"id": f"MBR-{plan.index}", "member_id": plan.member_id, "subscriber_id": plan.member_id,
+           "relationship_code": "18", **_person(plan), "group_id": f"GRP-{r.randint(1, 5)}",
+           "plan_code": r.choice(["PPO", "HMO", "HDHP"]), "coverage_start": "2024-01-01",
+           "coverage_end": "2025-12-31", "pcp_npi": _clinician(r)[2], "_provenance": _provenance(plan, "membersim")}
+
+
+def _claim_charges(r: random.Random) -> list[tuple[str, Decimal, Decimal]]:
+    """(CPT code, charge, allowed) per line; the claim's totals are their sums."""
+    office = r.choice([("99213", Decimal("124.50")), ("99214", Decimal("182.00"))])
+    lab = ("83036", Decimal("38.25"))
+    return [(code, charge, (charge * Decimal("0.8")).quantize(Decimal("0.01"))) for code, charge in (office, lab)]
+
+
+def _claim(r: random.Random, plan: _Plan) -> Iterator[Document]:
+    lines = _claim_charges(_rng(plan.seed, plan.index, "charges"))
+    charge = sum(line[1] for line in lines)
+    allowed = sum(line[2] for line in lines)
+    paid = (allowed * Decimal("0.9")).quantize(Decimal("0.01"))
+    code = r.choice(_DIAGNOSES)[0]
+    yield {"claim_id": f"CLM-{plan.index}", "claim_type": "PROFESSIONAL", "member_id": plan.member_id,
+           "subscriber_id": plan.member_id, "provider_npi": _clinician(r)[2], "facility_npi": _FACILITY_NPI,
+           "service_date": _date(plan.day), "place_of_service": "11", "principal_diagnosis": code,
+           "other_diagnoses": [] if code == "I10" else ["I10"], "total_charge": charge, "total_allowed": allowed,
+           "total_paid": paid, "member_responsibility": allowed - paid, "_provenance": _provenance(plan, "membersim")}
+
+
+def _claim_line(r: random.Random, plan: _Plan) -> Iterator[Document]:
+    lines = _claim_charges(_rng(plan.seed, plan.index, "charges"))
+    for number, (code, charge, allowed) in enumerate(lines[:LINES_PER_CLAIM], start=1):
+        yield {"claim_id": f"CLM-{plan.index}", "line_number": number, "procedure_code": code,
+               "service_date": _date(plan.day), "units": 1, "charge_amount": charge, "allowed_amount": allowed,
+               "paid_amount": (allowed * Decimal("0.9")).quantize(Decimal("0.01")), "diagnosis_pointers": [1],
+               "place_of_service": "11", "_provenance": _provenance(plan, "membersim")}
+
+
+# -- RxMemberSim ------------------------------------------------------------
+
+
+def _drug(plan: _Plan) -> tuple[str, str, str, str, str]:
+    """The member's drug: prescription and pharmacy claim must agree."""
+    return _rng(plan.seed, plan.index, "drug").choice(_DRUGS)
+
+
+def _prescriber(plan: _Plan) -> tuple[str, str, str]:
+    return _clinician(_rng(plan.seed, plan.index, "prescriber"))
+
+
+def _prescription(r: random.Random, plan: _Plan) -> Iterator[Document]:
+    drug, _, ndc, sig, indication = _drug(plan)
+    given, family, npi = _prescriber(plan)
+    written = _EPOCH + dt.timedelta(days=plan.day)
+    yield {"prescription_number": f"RX-{plan.index}", "patient_mrn": plan.mrn, "member_id": plan.member_id,
+           "encounter_id": f"ENC-{plan.index}-0", "ndc": ndc, "drug_name": drug, "quantity_prescribed": 30,
+           "days_supply": 30, "refills_authorized": 5, "refills_remaining": 4, "prescriber_npi": npi,
+           "prescriber_name": f"{given} {family}", "written_date": written.isoformat(),
+           "expiration_date": (written + dt.timedelta(days=365)).isoformat(), "daw_code": "0",
+           "diagnosis_codes": [indication], "directions": sig, "_provenance": _provenance(plan, "rxmembersim")}
+
+
+def _pharmacy_claim(r: random.Random, plan: _Plan) -> Iterator[Document]:
+    _, _, ndc, _, _ = _drug(plan)
+    ingredient = Decimal(r.randint(400, 4000)) / 100
+    fee = Decimal("1.75")
+    copay = min(Decimal("10.00"), ingredient + fee)
+    yield {"claim_id": f"RXC-{plan.index}", "transaction_code": "B1", "service_date": _date(plan.day + 1),
+           "pharmacy_npi": _PHARMACY_NPI, "member_id": plan.member_id, "cardholder_id": f"C{plan.index}",
+           "person_code": "01", "bin": "019876", "pcn": "RX", "group_number": "G1",
+           "prescription_number": f"RX-{plan.index}", "fill_number": 0, "ndc": ndc, "quantity_dispensed": 30,
+           "days_supply": 30, "daw_code": "0", "prescriber_npi": _prescriber(plan)[2],
+           "ingredient_cost_submitted": ingredient, "dispensing_fee_submitted": fee,
+           "gross_amount_due": ingredient + fee, "patient_pay_amount": copay,
+           "_provenance": _provenance(plan, "rxmembersim")}
+
+
+# -- TrialSim ---------------------------------------------------------------
+
+
+def _subject(r: random.Random, plan: _Plan) -> Iterator[Document]:
+    race, ethnicity = _race_and_ethnicity(plan)
+    yield {"id": f"SUBJ-{plan.index}", "subject_id": plan.subject_id, "usubjid": plan.usubjid, "study_id": _STUDY,
+           "site_id": plan.site_id, "patient_ref": plan.mrn, **_person(plan), "screening_date": "2024-01-20",
+           "informed_consent_date": "2024-02-01", "randomization_date": "2024-02-02",
+           "treatment_arm": r.choice(["A", "B"]), "status": "Active", "race": race, "ethnicity": ethnicity, "_provenance": _provenance(plan, "trialsim")}
+
+
+def _trial_visit(r: random.Random, plan: _Plan) -> Iterator[Document]:
+    for visit in range(1, VISITS_PER_SUBJECT + 1):
+        yield {"usubjid": plan.usubjid, "visit_num": visit, "visit_name": f"Week {4 * (visit - 1)}",
+               "visit_date": _date(31 + 28 * (visit - 1)), "study_day": 1 + 28 * (visit - 1),
+               "visit_status": "Completed", "window_deviation_days": r.randint(0, 2),
+               "_provenance": _provenance(plan, "trialsim")}
+
+
+def _adverse_event(r: random.Random, plan: _Plan) -> Iterator[Document]:
+    term, decoded, body_system = r.choice(_ADVERSE_EVENTS)
+    yield {"usubjid": plan.usubjid, "aeseq": 1, "aeterm": term, "aedecod": decoded, "aebodsys": body_system,
+           "aestdtc": "2024-03-05", "aeendtc": "2024-03-07", "aesev": "Mild", "aetoxgr": "1", "aeser": "N",
+           "aerel": r.choice(["Unlikely", "Possibly"]), "aeacn": "None", "aeout": "Recovered/Resolved",
+           "_provenance": _provenance(plan, "trialsim")}
+
+
+def _exposure(r: random.Random, plan: _Plan) -> Iterator[Document]:
+    yield {"usubjid": plan.usubjid, "exseq": 1, "extrt": "Drug X", "exdose": r.choice([10, 20]), "exdosu": "mg",
+           "exdosfrq": "QD", "exroute": "ORAL", "exstdtc": "2024-02-02", "exendtc": "2024-04-30",
+           "planned_dose": 20, "dose_modification": "None", "_provenance": _provenance(plan, "trialsim")}
+
+
+_Builder = Callable[[random.Random, _Plan], Iterator[Document]]
+
+
+@dataclass(frozen=True)
+class _Kind:
+    build: _Builder
+    per_patient: Callable[[_Plan], int]  # how many entities ``build`` yields for a plan
+
+
+def _once(plan: _Plan) -> int:
+    return 1
+
+
+_KINDS: dict[str, _Kind] = {
+    "patient": _Kind(_patient, _once),
+    "encounter": _Kind(_encounter, lambda p: p.encounters),
+    "diagnosis": _Kind(_diagnosis, lambda p: p.encounters),
+    "procedure": _Kind(_procedure, _once),
+    "medication": _Kind(_medication, _once),
+    "lab_result": _Kind(_lab_result, lambda p: LABS_PER_ENCOUNTER * p.encounters),
+    "vital_sign": _Kind(_vital_sign, lambda p: p.encounters),
+    "clinical_note": _Kind(_clinical_note, _once),
+    "order": _Kind(_order, _once),
+    "member": _Kind(_member, lambda p: int(p.member)),
+    "claim": _Kind(_claim, lambda p: int(p.member)),
+    "claim_line": _Kind(_claim_line, lambda p: LINES_PER_CLAIM * p.member),
+    "prescription": _Kind(_prescription, lambda p: int(p.rx)),
+    "pharmacy_claim": _Kind(_pharmacy_claim, lambda p: int(p.rx)),
+    "subject": _Kind(_subject, lambda p: int(p.subject)),
+    "trial_visit": _Kind(_trial_visit, lambda p: VISITS_PER_SUBJECT * p.subject),
+    "adverse_event": _Kind(_adverse_event, lambda p: int(p.subject)),
+    "exposure": _Kind(_exposure, lambda p: int(p.subject)),
+}
+
+
+def _check_size(patients: int) -> None:
+    if isinstance(patients, bool) or not isinstance(patients, int) or patients < 0:
+        raise ValidationError([Problem("demo", None, None, "patients", f"expected a whole number >= 0, got {patients!r}")])
+
+
+def _stream(patients: int, seed: int, type_name: str) -> Iterator[Document]:
+    kind = _KINDS[type_name]
+    for i in range(patients):
+        plan = _plan(seed, i)
+        if kind.per_patient(plan):
+            yield from kind.build(_rng(seed, i, type_name), plan)
+
+
+def scenario(patients: int, seed: int = DEFAULT_SEED) -> dict[str, Iterator[Document]]:
+    """One generator of canonical documents per entity type (registry order) for ``patients`` patients."""
+    _check_size(patients)
+    return {et.name: _stream(patients, seed, et.name) for et in ENTITY_TYPES}
+
+
+def entity_counts(patients: int, seed: int = DEFAULT_SEED) -> dict[str, int]:
+    """How many entities of each type ``scenario(patients, seed)`` yields, without generating them."""
+    _check_size(patients)
+    counts = dict.fromkeys((et.name for et in ENTITY_TYPES), 0)
+    for i in range(patients):
+        plan = _plan(seed, i)
+        for name in counts:
+            counts[name] += _KINDS[name].per_patient(plan)
+    return counts
+
+
+def save_demo(
+    repo: ScenarioRepository,
+    *,
+    name: str = DEFAULT_NAME,
+    patients: int = DEFAULT_PATIENTS,
+    seed: int = DEFAULT_SEED,
+    overwrite: bool = False,
+    wrap: Callable[[Iterable[Document]], Iterable[Document]] | None = None,
+) -> SaveSummary:
+    """Generate the demo scenario and save it as ``name`` in one repository save.
+
+    A scenario of that name made by an earlier demo is replaced; any other
+    scenario of that name is refused with :class:`ScenarioExistsError` unless
+    ``overwrite``. ``wrap`` sees each type's generator on its way to the
+    repository (the CLI counts entities for its progress bar with it).
+    """
+    _check_size(patients)
+    replace = overwrite
+    if not overwrite and repo.exists(name):
+        extra = repo.scenario_summary(name).extra or {}
+        if extra.get("generator") != GENERATOR:
+            raise ScenarioExistsError(
+                f"a scenario named {name!r} exists and was not made by the demo; "
+                "pass --overwrite (overwrite=True) to replace it, or choose another --name"
+            )
+        replace = True
+    streams = scenario(patients, seed)
+    entities = {type_name: wrap(stream) if wrap else stream for type_name, stream in streams.items()}
+    return repo.save(
+        name,
+        entities,
+        description=f"Demo: {patients} patients across PatientSim, MemberSim, RxMemberSim and TrialSim (seed {seed})",
+        tags=["demo"],
+        overwrite=replace,
+        extra={"generator": GENERATOR, "patients": patients, "seed": seed},
+    )
