@@ -38,6 +38,10 @@ class ScenarioExistsError(HealthSimError):
     """A scenario of that name exists and the call did not ask to overwrite it."""
 
 
+class QueryError(HealthSimError):
+    """A read-only SQL query failed or tried to write; the message is the database's."""
+
+
 class InvalidArgumentError(HealthSimError, ValueError):
     """A call's arguments (an MCP tool call's, say) are missing, of the wrong
     type, or refused; the message names the argument and why."""
