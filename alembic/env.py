@@ -23,11 +23,25 @@ from healthsim_models.schema_version import record_migration_step
 _PG_MIGRATION_LOCK = 0x4845414C5448  # "HEALTH"
 
 
+# Schemas holding the store's tables: the default one (None) and those the
+# models name. Comparisons (`alembic check`) look at these and nothing else;
+# the version table stays in the default schema.
+_SCHEMAS = {None} | {table.schema for table in Base.metadata.tables.values()}
+
+
+def _include_name(name: str | None, type_: str, parent_names: dict) -> bool:
+    if type_ == "schema":
+        return name in _SCHEMAS
+    return True
+
+
 def _run(connection: sa.Connection) -> None:
     context.configure(
         connection=connection,
         target_metadata=Base.metadata,
         compare_type=True,
+        include_schemas=True,
+        include_name=_include_name,
         on_version_apply=record_migration_step,
     )
     with context.begin_transaction():

@@ -3,7 +3,7 @@
 Importing this package declares every table on :data:`Base.metadata`.
 """
 
-from healthsim_models import canonical, state, system  # noqa: F401  (declare all tables)
+from healthsim_models import canonical, population, state, system  # noqa: F401  (declare all tables)
 from healthsim_models.base import Base, CanonicalMixin, PersonMixin, ProvenanceMixin
 from healthsim_models.canonical import *  # noqa: F403
 from healthsim_models.canonical import __all__ as _canonical_names
@@ -21,6 +21,7 @@ from healthsim_models.errors import (
     ConfigurationError,
     HealthSimError,
     Problem,
+    ReferenceDataError,
     ScenarioExistsError,
     ScenarioNotFoundError,
     SchemaVersionError,
@@ -44,6 +45,7 @@ __all__ = [
     "PersonMixin",
     "Problem",
     "ProvenanceMixin",
+    "ReferenceDataError",
     "RefStrength",
     "Reference",
     "Scenario",

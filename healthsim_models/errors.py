@@ -38,6 +38,12 @@ class ScenarioExistsError(HealthSimError):
     """A scenario of that name exists and the call did not ask to overwrite it."""
 
 
+class DocumentError(HealthSimError, ValueError):
+    """A scenario document or legacy file cannot be read: not JSON, truncated,
+    the wrong shape or an unsupported version. The message names the file,
+    the position and the problem; nothing was written."""
+
+
 class QueryError(HealthSimError):
     """A read-only SQL query failed or tried to write; the message is the database's."""
 
@@ -45,6 +51,10 @@ class QueryError(HealthSimError):
 class InvalidArgumentError(HealthSimError, ValueError):
     """A call's arguments (an MCP tool call's, say) are missing, of the wrong
     type, or refused; the message names the argument and why."""
+
+
+class ReferenceDataError(HealthSimError, ValueError):
+    """A reference data file (PLACES, SVI, ADI) cannot be loaded as given; nothing was changed."""
 
 
 class Problem:

@@ -153,11 +153,17 @@ def pending_revisions(engine: Engine) -> list[str]:
 
 
 def table_row_counts(engine: Engine) -> dict[str, int | None]:
-    """Rows per table of the models, None for a table the database lacks, in one query."""
-    names = sorted(Base.metadata.tables)
+    """Rows per table of the models, None for a table the database lacks, in one query.
+
+    Tables outside the default schema are named ``schema.table``.
+    """
+    names = sorted(Base.metadata.tables)  # schema-qualified where not default: population.svi_county
     with engine.connect() as connection:
         inspector = sa.inspect(connection)
-        present = [name for name in names if inspector.has_table(name)]
+        tables = Base.metadata.tables
+        present = [
+            name for name in names if inspector.has_table(tables[name].name, schema=tables[name].schema)
+        ]
         counts: dict[str, int] = {}
         if present:
             query = sa.union_all(

@@ -31,6 +31,7 @@ def normalise_type(name: str) -> str:
         "CHARACTERVARYING": "VARCHAR",
         "TIMESTAMPWITHTIMEZONE": "TIMESTAMPTZ",
         "JSONB": "JSON",
+        "DOUBLEPRECISION": "DOUBLE",
     }.get(t, t)
 
 
@@ -50,32 +51,34 @@ def model_shape(table: sa.Table, dialect: sa.Dialect) -> TableShape:
     )
 
 
+def _qualified(schema: str | None, table: str) -> str:
+    """The key of ``Base.metadata.tables``: ``table`` in the default schema, else ``schema.table``."""
+    return table if schema is None else f"{schema}.{table}"
+
+
 def _duckdb_shapes(connection: sa.Connection) -> dict[str, TableShape]:
     def rows(sql: str) -> list[tuple]:
         return [tuple(r) for r in connection.exec_driver_sql(sql).fetchall()]
 
-    tables = [r[0] for r in rows("SELECT table_name FROM duckdb_tables() WHERE schema_name = 'main'")]
+    tables = rows(
+        "SELECT schema_name, table_name FROM duckdb_tables() "
+        "WHERE database_name = current_database() ORDER BY schema_name, table_name"
+    )
     shapes = {}
-    for table in tables:
+    for schema, table in tables:
+        where = f"WHERE database_name = current_database() AND schema_name = '{schema}' AND table_name = '{table}'"
         columns = {
             name: (normalise_type(data_type), bool(nullable))
             for name, data_type, nullable in rows(
-                "SELECT column_name, data_type, is_nullable FROM duckdb_columns() "
-                f"WHERE schema_name = 'main' AND table_name = '{table}' ORDER BY column_index"
+                f"SELECT column_name, data_type, is_nullable FROM duckdb_columns() {where} ORDER BY column_index"
             )
         }
-        constraints = rows(
-            "SELECT constraint_type, constraint_column_names FROM duckdb_constraints() "
-            f"WHERE schema_name = 'main' AND table_name = '{table}'"
-        )
+        constraints = rows(f"SELECT constraint_type, constraint_column_names FROM duckdb_constraints() {where}")
         indexes = {
             name: tuple(c.strip() for c in expressions.strip("[]").split(","))
-            for name, expressions in rows(
-                "SELECT index_name, expressions FROM duckdb_indexes() "
-                f"WHERE schema_name = 'main' AND table_name = '{table}'"
-            )
+            for name, expressions in rows(f"SELECT index_name, expressions FROM duckdb_indexes() {where}")
         }
-        shapes[table] = TableShape(
+        shapes[_qualified(None if schema == "main" else schema, table)] = TableShape(
             columns=columns,
             primary_key=next((tuple(cols) for kind, cols in constraints if kind == "PRIMARY KEY"), ()),
             indexes=indexes,
@@ -87,25 +90,30 @@ def _duckdb_shapes(connection: sa.Connection) -> dict[str, TableShape]:
 def _inspector_shapes(connection: sa.Connection) -> dict[str, TableShape]:
     inspector = sa.inspect(connection)
     shapes = {}
-    for table in inspector.get_table_names():
-        shapes[table] = TableShape(
-            columns={
-                c["name"]: (normalise_type(c["type"].compile(dialect=connection.dialect)), c["nullable"])
-                for c in inspector.get_columns(table)
-            },
-            primary_key=tuple(inspector.get_pk_constraint(table)["constrained_columns"]),
-            indexes={
-                i["name"]: tuple(i["column_names"])
-                for i in inspector.get_indexes(table)
-                if not i.get("duplicates_constraint")
-            },
-            unique=frozenset(tuple(u["column_names"]) for u in inspector.get_unique_constraints(table)),
-        )
+    schemas = [None, *(s for s in inspector.get_schema_names() if s not in ("public", "information_schema"))]
+    for schema in schemas:
+        for table in inspector.get_table_names(schema=schema):
+            shapes[_qualified(schema, table)] = TableShape(
+                columns={
+                    c["name"]: (normalise_type(c["type"].compile(dialect=connection.dialect)), c["nullable"])
+                    for c in inspector.get_columns(table, schema=schema)
+                },
+                primary_key=tuple(inspector.get_pk_constraint(table, schema=schema)["constrained_columns"]),
+                indexes={
+                    i["name"]: tuple(i["column_names"])
+                    for i in inspector.get_indexes(table, schema=schema)
+                    if not i.get("duplicates_constraint")
+                },
+                unique=frozenset(
+                    tuple(u["column_names"]) for u in inspector.get_unique_constraints(table, schema=schema)
+                ),
+            )
     return shapes
 
 
 def database_shapes(engine: Engine) -> dict[str, TableShape]:
-    """Every table of the database (Alembic's own version table included)."""
+    """Every table of the database in every schema (Alembic's own version table included),
+    keyed as ``Base.metadata.tables`` is: ``table``, or ``schema.table`` outside the default schema."""
     with engine.connect() as connection:
         if engine.dialect.name == "duckdb":
             return _duckdb_shapes(connection)

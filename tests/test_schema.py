@@ -41,6 +41,9 @@ def test_every_table_column_type_and_index_matches_the_models(engine) -> None:
 def test_revisions_and_create_all_build_the_same_duckdb_schema(tmp_path: Path) -> None:
     migrated = create_store_engine(f"duckdb:///{tmp_path / 'migrated.duckdb'}")
     direct = create_store_engine(f"duckdb:///{tmp_path / 'direct.duckdb'}", upgrade=False)
+    with direct.begin() as connection:
+        for schema in {t.schema for t in Base.metadata.tables.values()} - {None}:
+            connection.execute(sa.schema.CreateSchema(schema))
     Base.metadata.create_all(direct)
     try:
         from_revisions = database_shapes(migrated)
@@ -55,7 +58,13 @@ def test_postgresql_autogenerate_finds_no_difference(postgresql_url: str) -> Non
     engine = create_store_engine(postgresql_url)
     try:
         with engine.connect() as connection:
-            context = MigrationContext.configure(connection, opts={"compare_type": True})
+            schemas = {None} | {t.schema for t in Base.metadata.tables.values()}
+            opts = {
+                "compare_type": True,
+                "include_schemas": True,
+                "include_name": lambda name, type_, parents: type_ != "schema" or name in schemas,
+            }
+            context = MigrationContext.configure(connection, opts=opts)
             assert compare_metadata(context, Base.metadata) == []
     finally:
         engine.dispose()
@@ -141,3 +150,33 @@ def test_column_defaults_apply(store_url: str) -> None:
     assert (row.country, row.language, row.deceased) == ("US", "en", False)
     assert (row.source_type, row.source_system) == ("loaded", "import")
     assert row.created_at is not None and row.created_at.tzinfo is not None
+
+
+def test_population_tables_are_in_their_own_schema_with_typed_measures(store_url: str) -> None:
+    """Reference data sits in the population schema: text FIPS keys, numeric measures."""
+    engine = create_store_engine(store_url)
+    try:
+        shapes = database_shapes(engine)
+    finally:
+        engine.dispose()
+    population = {name for name in shapes if name.startswith("population.")}
+    assert population == {
+        "population.places_tract", "population.places_county", "population.svi_tract",
+        "population.svi_county", "population.adi_blockgroup", "population.reference_datasets",
+    }
+    assert not {"places_tract", "svi_county"} & set(shapes)  # not in the default schema
+    tract = shapes["population.places_tract"]
+    assert tract.primary_key == ("tract_fips",)
+    assert tract.columns["tract_fips"] == ("VARCHAR", False)
+    assert tract.columns["diabetes_crude_prev"] == ("DECIMAL(4,1)", True)
+    assert tract.columns["diabetes_crude95_ci_high"] == ("DECIMAL(4,1)", True)
+    assert shapes["population.places_county"].columns["obesity_adj_prev"] == ("DECIMAL(4,1)", True)
+    svi = shapes["population.svi_county"]
+    assert svi.columns["fips"] == ("VARCHAR", False)
+    assert svi.columns["e_totpop"] == ("INTEGER", True)
+    assert svi.columns["rpl_themes"] == ("DOUBLE", True)
+    assert svi.indexes == {"ix_svi_county_st_abbr_county": ("st_abbr", "county")}
+    adi = shapes["population.adi_blockgroup"]
+    assert adi.columns["adi_natrank"] == ("INTEGER", True)
+    assert adi.columns["adi_natrank_suppression"] == ("VARCHAR", True)
+    assert shapes["population.reference_datasets"].columns["loaded_at"] == ("TIMESTAMPTZ", False)

@@ -17,8 +17,20 @@ from healthsim_models.engine import default_database_url
 
 
 def _tables(engine: sa.Engine) -> set[str]:
+    """Tables of the default schema, and ``schema.table`` for the others the models use."""
+    schemas = {t.schema for t in Base.metadata.tables.values()} - {None}
     with engine.connect() as connection:
-        return set(sa.inspect(connection).get_table_names())
+        inspector = sa.inspect(connection)
+        names = set(inspector.get_table_names())
+        for schema in schemas:
+            if inspector.has_schema(schema):
+                names |= {f"{schema}.{t}" for t in inspector.get_table_names(schema=schema)}
+        return names
+
+
+def _revisions() -> list[str]:
+    """Every known revision, oldest first."""
+    return [info.revision for info in reversed(schema_version.history())]
 
 
 def _log(engine: sa.Engine) -> list[tuple[str, str]]:
@@ -52,7 +64,8 @@ def test_upgrade_downgrade_upgrade(store_url: str) -> None:
     engine = create_store_engine(store_url, upgrade=False)
     try:
         assert schema_version.current_revision(engine) is None
-        assert schema_version.pending_revisions(engine) == [schema_version.head_revision()]
+        assert schema_version.pending_revisions(engine) == _revisions()
+        assert _revisions()[-1] == schema_version.head_revision()
         schema_version.upgrade(engine)
         assert set(Base.metadata.tables) <= _tables(engine)
         assert schema_version.pending_revisions(engine) == []
@@ -65,7 +78,7 @@ def test_upgrade_downgrade_upgrade(store_url: str) -> None:
         assert set(Base.metadata.tables) <= _tables(engine)
         # The log went with the downgrade of the revision that created it,
         # and records the new upgrade.
-        assert _log(engine) == [(schema_version.head_revision(), "upgrade")]
+        assert _log(engine) == [(revision, "upgrade") for revision in _revisions()]
     finally:
         engine.dispose()
 
@@ -79,7 +92,8 @@ def test_status_reports_revisions_and_rows(store_url: str) -> None:
     assert st.current == st.head
     assert st.pending == []
     assert st.row_counts["patients"] == 0
-    assert st.row_counts["schema_migrations"] == 1
+    assert st.row_counts["schema_migrations"] == len(_revisions())
+    assert st.row_counts["population.svi_county"] == 0
     assert set(st.row_counts) == set(Base.metadata.tables)
 
 
@@ -131,14 +145,14 @@ def test_the_check_at_head_is_one_small_query(duckdb_url: str) -> None:
 SECOND_REVISION = '''
 """Add a table filled from existing patients.
 
-Revision ID: 0002
-Revises: 0001
+Revision ID: 9001
+Revises: {head}
 """
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0002"
-down_revision = "0001"
+revision = "9001"
+down_revision = "{head}"
 branch_labels = None
 depends_on = None
 
@@ -159,14 +173,14 @@ def downgrade():
 FAILING_REVISION = '''
 """Create a table, then fail.
 
-Revision ID: 0003
-Revises: 0002
+Revision ID: 9002
+Revises: 9001
 """
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0003"
-down_revision = "0002"
+revision = "9002"
+down_revision = "9001"
 branch_labels = None
 depends_on = None
 
@@ -189,7 +203,8 @@ def scripts_with(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
         target = tmp_path / "alembic"
         shutil.copytree(schema_version.script_location(), target, ignore=shutil.ignore_patterns("__pycache__"))
         for i, source in enumerate(sources, start=2):
-            (target / "versions" / f"extra_{i:04d}.py").write_text(textwrap.dedent(source))
+            text = textwrap.dedent(source).replace("{head}", schema_version.head_revision())
+            (target / "versions" / f"extra_{i:04d}.py").write_text(text)
         monkeypatch.setattr(schema_version, "script_location", lambda: target)
         schema_version.script_directory.cache_clear()
 
@@ -213,17 +228,18 @@ def test_a_later_revision_upgrades_a_populated_database_in_place(store_url: str,
         )
     engine.dispose()
 
+    known = _revisions()
     scripts_with(SECOND_REVISION)
     engine = create_store_engine(store_url)  # first use after the change: upgrades
     try:
-        assert schema_version.current_revision(engine) == "0002"
+        assert schema_version.current_revision(engine) == "9001"
         with engine.connect() as connection:
             row = connection.execute(sa.text("SELECT id, mrn FROM test_notes")).one()
         assert tuple(row) == (pid, "MRN-7")
 
-        schema_version.downgrade(engine, "0001")
+        schema_version.downgrade(engine, known[-1])
         assert "test_notes" not in _tables(engine)
-        assert _log(engine) == [("0001", "upgrade"), ("0002", "upgrade"), ("0002", "downgrade")]
+        assert _log(engine) == [(r, "upgrade") for r in known] + [("9001", "upgrade"), ("9001", "downgrade")]
     finally:
         engine.dispose()
 
@@ -236,7 +252,7 @@ def test_a_failing_revision_rolls_back_the_whole_run(store_url: str, scripts_wit
     try:
         with pytest.raises(sa.exc.DBAPIError):
             schema_version.upgrade(engine)
-        # Not even revisions 0001 and 0002 of the same run stayed.
+        # Not even the known revisions and 9001 of the same run stayed.
         assert schema_version.current_revision(engine) is None
         assert _tables(engine) <= {"alembic_version"}
     finally:
