@@ -1,0 +1,320 @@
+"""The MCP tools: each one a repository call in a session of its own.
+
+A tool is a plain function ``(store, **arguments) -> dict`` that returns a
+JSON-friendly result, plus the JSON Schema of its arguments
+(:class:`ToolSpec`). Tools never keep a session or connection between calls;
+:class:`Store` holds only the engine, which for a DuckDB file keeps no idle
+connection, so another process (the ``healthsim`` CLI) can use the file
+between two calls.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import itertools
+import math
+import uuid
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import closing, contextmanager
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy.engine import URL, Engine
+
+from healthsim_models.engine import create_store_engine, resolve_database_url, session_scope
+from healthsim_models.errors import InvalidArgumentError
+from healthsim_models.registry import ENTITY_TYPES, entity_type
+from healthsim_state.mcp.schemas import entities_schema
+from healthsim_state.repository import SaveSummary, ScenarioInfo, ScenarioRepository
+from healthsim_state.serialization import render_datetime
+
+#: Largest page of scenarios or entities one call returns.
+MAX_PAGE = 1000
+DEFAULT_PAGE = 100
+
+
+class Store:
+    """The database the tools work on. The engine is created on first use
+    (so a server can start while another process holds the file) and kept;
+    sessions live for one tool call."""
+
+    def __init__(self, url: str | URL | None = None) -> None:
+        self.url = resolve_database_url(url)
+        self._engine: Engine | None = None
+
+    @property
+    def url_text(self) -> str:
+        return self.url.render_as_string(hide_password=False)
+
+    def engine(self) -> Engine:
+        if self._engine is None:
+            self._engine = create_store_engine(self.url)
+        return self._engine
+
+    @contextmanager
+    def repository(self) -> Iterator[ScenarioRepository]:
+        """A repository over a new session, committed when the block succeeds."""
+        with session_scope(self.engine()) as session:
+            yield ScenarioRepository(session)
+
+    def close(self) -> None:
+        if self._engine is not None:
+            self._engine.dispose()
+            self._engine = None
+
+
+# -- results as JSON ------------------------------------------------------------
+
+
+def json_value(value: Any) -> Any:
+    """``value`` with every non-JSON scalar as deterministic text: UUIDs,
+    dates and times in ISO form (instants in UTC with ``Z``), Decimals as
+    written (``"148.83"``), bytes as hex, non-finite floats by name."""
+    if value is None or isinstance(value, bool | int | str):
+        return value
+    if isinstance(value, float):
+        return value if math.isfinite(value) else str(value)
+    if isinstance(value, Mapping):
+        return {str(k): json_value(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [json_value(v) for v in value]
+    if isinstance(value, Decimal | uuid.UUID):
+        return str(value)
+    if isinstance(value, dt.datetime):
+        return render_datetime(value) if value.tzinfo is not None else value.isoformat()
+    if isinstance(value, dt.date | dt.time):
+        return value.isoformat()
+    if isinstance(value, bytes | bytearray | memoryview):
+        return bytes(value).hex()
+    return str(value)
+
+
+def scenario_json(info: ScenarioInfo) -> dict[str, Any]:
+    return json_value(
+        {
+            "id": info.id,
+            "name": info.name,
+            "description": info.description,
+            "tags": info.tags,
+            "entity_counts": info.entity_counts,
+            "total_entities": sum(info.entity_counts.values()),
+            "created_at": info.created_at,
+            "updated_at": info.updated_at,
+            "extra": info.extra,
+        }
+    )
+
+
+def save_json(summary: SaveSummary) -> dict[str, Any]:
+    return json_value(
+        {
+            "id": summary.id,
+            "name": summary.name,
+            "counts": summary.counts,
+            "saved": summary.saved,
+            "warnings": summary.warnings,
+        }
+    )
+
+
+# -- the tools --------------------------------------------------------------------
+
+
+def list_scenarios(
+    store: Store, tag: str | list[str] | None = None, search: str | None = None,
+    limit: int = DEFAULT_PAGE, offset: int = 0,
+) -> dict[str, Any]:
+    with store.repository() as repo:
+        # One more than asked says whether another page exists.
+        infos = repo.list(tag=tag, search=search, limit=limit + 1, offset=offset)
+    page = infos[:limit]
+    return {
+        "scenarios": [scenario_json(i) for i in page],
+        "offset": offset,
+        "next_offset": offset + limit if len(infos) > limit else None,
+    }
+
+
+def load_scenario(
+    store: Store, name: str, entity_type: str | None = None, offset: int = 0, limit: int = DEFAULT_PAGE
+) -> dict[str, Any]:
+    with store.repository() as repo:
+        info = repo.scenario_summary(name)
+        result: dict[str, Any] = {"scenario": scenario_json(info)}
+        if entity_type is None:
+            return result
+        type_name = _type_name(entity_type)
+        total = info.entity_counts.get(type_name, 0)
+        # Streamed in saved order; only the page (and what precedes it) is read.
+        stream = repo.iter_entities(info.id, type_name, batch_size=min(offset + limit, 10 * MAX_PAGE))
+        with closing(stream):
+            documents = list(itertools.islice(stream, offset, offset + limit))
+    end = offset + len(documents)
+    result.update(
+        entity_type=type_name,
+        offset=offset,
+        total=total,
+        entities=json_value(documents),
+        next_offset=end if end < total else None,
+    )
+    return result
+
+
+def _type_name(name: str) -> str:
+    """The singular name; an unknown name raises the registry's error listing the valid ones."""
+    return entity_type(name).name
+
+
+def save_scenario(
+    store: Store, name: str, entities: Mapping[str, Any], description: str | None = None,
+    tags: list[str] | None = None, overwrite: bool = False,
+) -> dict[str, Any]:
+    with store.repository() as repo:
+        summary = repo.save(name, entities, description=description, tags=tags, overwrite=overwrite)
+    return save_json(summary)
+
+
+def add_entities(store: Store, name: str, entities: Mapping[str, Any]) -> dict[str, Any]:
+    with store.repository() as repo:
+        summary = repo.add_entities(name, entities)
+    return save_json(summary)
+
+
+def delete_scenario(store: Store, name: str, confirm: bool = False) -> dict[str, Any]:
+    if confirm is not True:
+        raise InvalidArgumentError(
+            f"delete_scenario needs confirm=true to delete {name!r} (the scenario and every entity "
+            "no other scenario holds); nothing was deleted"
+        )
+    with store.repository() as repo:
+        info = repo.scenario_summary(name)
+        repo.delete(info.id)
+    return {"deleted": scenario_json(info)}
+
+
+def get_summary(store: Store, name: str | None = None) -> dict[str, Any]:
+    with store.repository() as repo:
+        if name is not None:
+            return {"scenario": scenario_json(repo.scenario_summary(name))}
+        counts = repo.count_entities_by_type()
+    return {"entity_counts": counts, "total_entities": sum(counts.values())}
+
+
+# -- schemas ------------------------------------------------------------------------
+
+_NAME = {"type": "string", "minLength": 1, "description": "the scenario's name (or its id)"}
+# Marks where a tool takes the registry-derived ``entities`` argument.
+_ENTITIES: Any = object()
+
+
+@dataclass(frozen=True)
+class ToolSpec:
+    """A tool: its function, description and argument schema."""
+
+    name: str
+    description: str
+    function: Callable[..., dict[str, Any]]
+    properties: dict[str, Any]
+    required: tuple[str, ...] = ("name",)
+    read_only: bool = True
+    destructive: bool = False
+
+    def input_schema(self, *, hints: bool = True) -> dict[str, Any]:
+        """The arguments' JSON Schema; ``hints=False`` leaves out the per-type
+        document hints (what the server checks itself)."""
+        schema: dict[str, Any] = {
+            "type": "object",
+            "properties": {},
+            "required": list(self.required),
+            "additionalProperties": False,
+        }
+        for key, value in self.properties.items():
+            if value is _ENTITIES:
+                value, schema["$defs"] = entities_schema(hints=hints)
+            schema["properties"][key] = value
+        return schema
+
+
+def _page(default: int, what: str) -> dict[str, Any]:
+    return {"type": "integer", "minimum": 1, "maximum": MAX_PAGE, "default": default, "description": f"{what} per page"}
+
+
+_OFFSET = {"type": "integer", "minimum": 0, "default": 0, "description": "how many to skip (a previous result's next_offset)"}
+_TYPE_NAMES = [name for et in ENTITY_TYPES for name in (et.name, et.plural)]
+
+TOOLS: tuple[ToolSpec, ...] = (
+    ToolSpec(
+        "list_scenarios",
+        "List stored scenarios by name, with their tags and entity counts per type. "
+        "Pages: pass the result's next_offset as offset while it is not null.",
+        list_scenarios,
+        {
+            "tag": {
+                "anyOf": [{"type": "string"}, {"type": "array", "items": {"type": "string"}}],
+                "description": "only scenarios with this tag (several tags: all of them)",
+            },
+            "search": {"type": "string", "description": "case-insensitive text in the name or description"},
+            "limit": _page(DEFAULT_PAGE, "scenarios"),
+            "offset": _OFFSET,
+        },
+        required=(),
+    ),
+    ToolSpec(
+        "load_scenario",
+        "A scenario's metadata and entity counts; with entity_type, also one page of its entities of that "
+        "type in saved order, as canonical JSON documents (decimal fields as strings such as \"148.83\"). "
+        "Read further pages with offset = next_offset until next_offset is null.",
+        load_scenario,
+        {
+            "name": _NAME,
+            "entity_type": {"type": "string", "enum": _TYPE_NAMES, "description": "which entities to return"},
+            "offset": _OFFSET,
+            "limit": _page(DEFAULT_PAGE, "entities"),
+        },
+    ),
+    ToolSpec(
+        "save_scenario",
+        "Save a new scenario of entities (canonical JSON documents; unknown fields are kept). Everything is "
+        "validated first; on any problem nothing is saved and the error lists each problem by type, position, "
+        "id and field. An existing name needs overwrite=true (replaces its entities, description and tags). "
+        "For large scenarios, save a first batch here and send the rest with add_entities.",
+        save_scenario,
+        {
+            "name": _NAME | {"description": "the scenario's name (unique in the store)"},
+            "entities": _ENTITIES,
+            "description": {"type": "string"},
+            "tags": {"type": "array", "items": {"type": "string", "minLength": 1}},
+            "overwrite": {"type": "boolean", "default": False},
+        },
+        required=("name", "entities"),
+        read_only=False,
+        destructive=True,
+    ),
+    ToolSpec(
+        "add_entities",
+        "Add (or update) entities in an existing scenario: batched saves of large scenarios. References "
+        "resolve against this batch and what the scenario already holds. Validated like save_scenario.",
+        add_entities,
+        {"name": _NAME, "entities": _ENTITIES},
+        required=("name", "entities"),
+        read_only=False,
+    ),
+    ToolSpec(
+        "delete_scenario",
+        "Delete a scenario, its tags, and every entity no other scenario holds. Needs confirm=true; "
+        "without it nothing is deleted.",
+        delete_scenario,
+        {"name": _NAME, "confirm": {"type": "boolean", "default": False, "description": "must be true"}},
+        read_only=False,
+        destructive=True,
+    ),
+    ToolSpec(
+        "get_summary",
+        "A scenario's metadata, tags and entity counts per type; without a name, the entity counts per "
+        "type of the whole store.",
+        get_summary,
+        {"name": _NAME},
+        required=(),
+    ),
+)

@@ -1,0 +1,279 @@
+"""``healthsim mcp``: every tool end to end, through the SDK's own stdio client.
+
+One server process serves the whole module (starting one costs seconds); the
+tests share its DuckDB file and use scenario names of their own.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import subprocess
+import sys
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import jsonschema
+import pytest
+from mcp import ClientSession, MCPError, StdioServerParameters, stdio_client
+
+from healthsim_models.registry import ENTITY_TYPES
+from healthsim_state.cli import main
+from healthsim_state.fields import layout
+from healthsim_state.mcp.tools import TOOLS, json_value
+
+pytestmark = pytest.mark.anyio
+
+HEALTHSIM = Path(sys.executable).with_name("healthsim")
+
+PATIENT = {
+    "id": "PAT-1", "mrn": "MRN-1", "name": {"given_name": "Ada", "family_name": "Lovelace"},
+    "birth_date": "1980-02-03", "gender": "F", "custom_score": 0.4,
+}
+ENCOUNTERS = [
+    {"encounter_id": f"E-{i}", "patient_mrn": "MRN-1", "class_code": "O", "status": "finished",
+     "admission_time": f"2024-01-0{i}T10:00:00-05:00"}
+    for i in range(1, 4)
+]
+MEMBER = {
+    "id": "MEM-1", "member_id": "M-1", "name": {"given_name": "Ada", "family_name": "Lovelace"},
+    "birth_date": "1980-02-03", "gender": "F", "group_id": "G-1", "plan_code": "P-1",
+    "coverage_start": "2024-01-01",
+}
+CLAIM = {
+    "claim_id": "C-1", "claim_type": "PROFESSIONAL", "member_id": "M-1", "provider_npi": "1234567890",
+    "service_date": "2024-01-02", "principal_diagnosis": "E11.9", "total_charge": 148.83,
+}
+
+
+@pytest.fixture(scope="module")
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path | str]:
+    root = tmp_path_factory.mktemp("mcp")
+    path = root / "store.duckdb"
+    return {"path": path, "url": f"duckdb:///{path}", "home": root / "home", "log": root / "server.log"}
+
+
+@pytest.fixture(scope="module")
+async def client(store: dict[str, Any]) -> AsyncIterator[ClientSession]:
+    """A ClientSession on ``healthsim mcp`` run as a subprocess over stdio."""
+    params = StdioServerParameters(
+        command=str(HEALTHSIM),
+        args=["mcp", "--database-url", store["url"]],
+        env={"HEALTHSIM_HOME": str(store["home"])},
+    )
+    with open(store["log"], "w") as errlog:
+        async with stdio_client(params, errlog=errlog) as (read, write):
+            async with ClientSession(read, write) as session:
+                await session.initialize()
+                yield session
+    # Every error the tests provoke is a library error: none may be logged as a crash.
+    assert "Traceback" not in store["log"].read_text()
+
+
+async def call(session: ClientSession, tool: str, **arguments: Any) -> dict[str, Any]:
+    result = await session.call_tool(tool, arguments)
+    assert not result.is_error, result.content[0].text
+    assert json.loads(result.content[0].text) == result.structured_content
+    return result.structured_content
+
+
+async def refused(session: ClientSession, tool: str, **arguments: Any) -> str:
+    result = await session.call_tool(tool, arguments)
+    assert result.is_error, result.structured_content
+    assert result.structured_content is None
+    return result.content[0].text
+
+
+async def test_every_tool_is_listed_and_entities_come_from_the_registry(client: ClientSession) -> None:
+    listed = {tool.name: tool for tool in (await client.list_tools()).tools}
+    assert set(listed) == {spec.name for spec in TOOLS}
+    for tool in listed.values():
+        jsonschema.Draft202012Validator.check_schema(tool.input_schema)
+        assert tool.input_schema["additionalProperties"] is False
+    for name in ("save_scenario", "add_entities"):
+        schema = listed[name].input_schema
+        properties = schema["properties"]["entities"]["properties"]
+        assert set(properties) == {n for et in ENTITY_TYPES for n in (et.name, et.plural)}
+        for et in ENTITY_TYPES:
+            assert properties[et.plural] == properties[et.name] == {"$ref": f"#/$defs/{et.name}"}
+            document = schema["$defs"][et.name]["items"]
+            top_fields = {f.path[0] for f in layout(et.name).fields}
+            assert top_fields <= set(document["properties"])
+            assert "additionalProperties" not in document  # unknown fields pass
+    patient = listed["save_scenario"].input_schema["$defs"]["patient"]["items"]
+    assert patient["properties"]["gender"]["enum"] == ["F", "M", "O", "U", None]
+    assert patient["properties"]["name"]["properties"]["given_name"] == {"type": ["string", "null"]}
+    assert "required: mrn" in patient["description"]
+    assert listed["list_scenarios"].annotations.read_only_hint is True
+    assert listed["delete_scenario"].annotations.destructive_hint is True
+
+
+async def test_save_then_load_a_summary_and_pages_of_entities(client: ClientSession) -> None:
+    saved = await call(
+        client, "save_scenario", name="mcp-roundtrip", description="three visits", tags=["mcp", "demo"],
+        entities={"patients": [PATIENT], "encounter": ENCOUNTERS, "member": [MEMBER], "claims": [CLAIM]},
+    )
+    assert saved["name"] == "mcp-roundtrip"
+    assert saved["counts"] == {"patient": 1, "encounter": 3, "member": 1, "claim": 1}
+    assert saved["warnings"] == []
+    uuid.UUID(saved["id"])
+
+    summary = await call(client, "load_scenario", name="mcp-roundtrip")
+    assert set(summary) == {"scenario"}  # entities only on request
+    scenario = summary["scenario"]
+    assert scenario["id"] == saved["id"]
+    assert scenario["tags"] == ["demo", "mcp"]
+    assert scenario["description"] == "three visits"
+    assert scenario["total_entities"] == 6
+    assert scenario["created_at"].endswith("Z")
+
+    first = await call(client, "load_scenario", name="mcp-roundtrip", entity_type="encounters", limit=2)
+    assert (first["entity_type"], first["offset"], first["total"], first["next_offset"]) == ("encounter", 0, 3, 2)
+    rest = await call(client, "load_scenario", name=saved["id"], entity_type="encounter", offset=2, limit=2)
+    assert (rest["offset"], rest["next_offset"]) == (2, None)
+    assert first["entities"] + rest["entities"] == ENCOUNTERS
+
+    patients = await call(client, "load_scenario", name="mcp-roundtrip", entity_type="patient")
+    assert patients["entities"] == [PATIENT]  # the unknown field came back
+    claims = await call(client, "load_scenario", name="mcp-roundtrip", entity_type="claim")
+    assert claims["entities"] == [{**CLAIM, "total_charge": "148.83"}]  # decimals as exact text
+
+    beyond = await call(client, "load_scenario", name="mcp-roundtrip", entity_type="encounter", offset=5)
+    assert (beyond["entities"], beyond["next_offset"]) == ([], None)
+
+
+async def test_add_entities_resolves_against_what_the_scenario_holds(client: ClientSession) -> None:
+    await call(client, "save_scenario", name="mcp-batched", entities={"patient": [PATIENT]})
+    added = await call(client, "add_entities", name="mcp-batched", entities={"encounters": ENCOUNTERS[:2]})
+    assert added["saved"] == {"encounter": 2}
+    assert added["counts"] == {"patient": 1, "encounter": 2}
+    problem = await refused(
+        client, "add_entities", name="mcp-batched",
+        entities={"encounter": [{**ENCOUNTERS[2], "patient_mrn": "MRN-9"}]},
+    )
+    assert "encounter[2] patient_mrn: 'MRN-9' matches no patient.mrn in this scenario" in problem
+    assert "no scenario named" in await refused(client, "add_entities", name="mcp-nowhere", entities={})
+
+
+async def test_list_scenarios_filters_and_pages(client: ClientSession) -> None:
+    for i in range(3):
+        await call(client, "save_scenario", name=f"mcp-list-{i}", entities={}, tags=["listing", f"n{i}"],
+                   description="Paged" if i else "first")
+    page = await call(client, "list_scenarios", tag="listing", limit=2)
+    assert [s["name"] for s in page["scenarios"]] == ["mcp-list-0", "mcp-list-1"]
+    assert page["next_offset"] == 2
+    last = await call(client, "list_scenarios", tag="listing", limit=2, offset=page["next_offset"])
+    assert [s["name"] for s in last["scenarios"]] == ["mcp-list-2"]
+    assert last["next_offset"] is None
+    both = await call(client, "list_scenarios", tag=["listing", "n1"])
+    assert [s["name"] for s in both["scenarios"]] == ["mcp-list-1"]
+    found = await call(client, "list_scenarios", search="PAGED")
+    assert [s["name"] for s in found["scenarios"]] == ["mcp-list-1", "mcp-list-2"]
+
+
+async def test_a_validation_error_names_each_problem_and_saves_nothing(client: ClientSession) -> None:
+    message = await refused(
+        client, "save_scenario", name="mcp-invalid",
+        entities={"patient": [{**PATIENT, "gender": "X"}], "encounter": [{**ENCOUNTERS[0], "patient_mrn": "MRN-9"}]},
+    )
+    assert message.startswith("2 problems in the input, nothing was saved: ")
+    assert "patient[0] (id PAT-1) gender: 'X' is not one of F, M, O, U" in message
+    assert "encounter[0] patient_mrn: 'MRN-9' matches no patient.mrn" in message
+    assert "no scenario named or with id 'mcp-invalid'" in await refused(client, "get_summary", name="mcp-invalid")
+
+
+async def test_unknown_names_and_existing_scenarios_are_tool_errors(client: ClientSession) -> None:
+    assert "no scenario named or with id 'mcp-missing'" in await refused(client, "load_scenario", name="mcp-missing")
+    message = await refused(client, "save_scenario", name="mcp-types", entities={"patientz": []})
+    assert "unknown entity type 'patientz'; valid types: patient, encounter" in message
+
+    await call(client, "save_scenario", name="mcp-twice", entities={"patient": [PATIENT]})
+    assert "a scenario named 'mcp-twice' exists" in await refused(
+        client, "save_scenario", name="mcp-twice", entities={}
+    )
+    replaced = await call(client, "save_scenario", name="mcp-twice", entities={}, overwrite=True)
+    assert replaced["counts"] == {}
+
+
+async def test_arguments_are_checked_against_the_schema(client: ClientSession) -> None:
+    message = await refused(client, "list_scenarios", limit=0, colour="red")
+    assert message.startswith("invalid arguments for list_scenarios: ")
+    assert "limit: 0 is less than the minimum of 1" in message
+    assert "'colour' was unexpected" in message
+    message = await refused(client, "save_scenario", name="mcp-args", entities={"patient": [1]})
+    assert "entities.patient[0]: 1 is not of type 'object'" in message
+    assert "'entities' is a required property" in await refused(client, "add_entities", name="mcp-args")
+    assert "entity_type: 'patientz' is not one of" in await refused(
+        client, "load_scenario", name="mcp-args", entity_type="patientz"
+    )
+    with pytest.raises(MCPError, match="unknown tool 'drop_everything'"):
+        await client.call_tool("drop_everything", {})
+
+
+async def test_delete_needs_confirm(client: ClientSession) -> None:
+    await call(client, "save_scenario", name="mcp-delete", entities={"patient": [PATIENT], "encounter": ENCOUNTERS})
+    for arguments in ({}, {"confirm": False}):
+        message = await refused(client, "delete_scenario", name="mcp-delete", **arguments)
+        assert message.startswith("delete_scenario needs confirm=true") and "nothing was deleted" in message
+    assert (await call(client, "get_summary", name="mcp-delete"))["scenario"]["total_entities"] == 4
+
+    deleted = await call(client, "delete_scenario", name="mcp-delete", confirm=True)
+    assert deleted["deleted"]["name"] == "mcp-delete"
+    assert deleted["deleted"]["entity_counts"] == {"patient": 1, "encounter": 3}
+    assert "no scenario named" in await refused(client, "get_summary", name="mcp-delete")
+    assert "no scenario named" in await refused(client, "delete_scenario", name="mcp-delete", confirm=True)
+
+
+async def test_summary_of_a_scenario_and_of_the_store(client: ClientSession) -> None:
+    await call(client, "save_scenario", name="mcp-summary", entities={"patient": [PATIENT], "encounter": ENCOUNTERS[:1]})
+    one = await call(client, "get_summary", name="mcp-summary")
+    assert one["scenario"]["entity_counts"] == {"patient": 1, "encounter": 1}
+    whole = await call(client, "get_summary")
+    assert whole["entity_counts"]["patient"] >= 1
+    assert whole["total_entities"] == sum(whole["entity_counts"].values())
+
+
+async def test_the_cli_writes_while_the_server_runs(client: ClientSession, store: dict[str, Any]) -> None:
+    await call(client, "save_scenario", name="mcp-before-cli", entities={"patient": [PATIENT]})
+    # Between calls the server holds no lock: opening the file fails at once if it did.
+    duckdb.connect(str(store["path"])).close()
+    script = (
+        "from healthsim_state import save_scenario; import sys; "
+        "save_scenario('from-the-cli', {'patient': [{'id': 'P-9', 'mrn': 'MRN-9', 'birth_date': '1990-01-01', "
+        "'gender': 'M', 'name': {'given_name': 'C', 'family_name': 'L'}}]}, database_url=sys.argv[1])"
+    )
+    subprocess.run([sys.executable, "-c", script, store["url"]], check=True, timeout=120)
+    seen = await call(client, "get_summary", name="from-the-cli")
+    assert seen["scenario"]["entity_counts"] == {"patient": 1}
+
+
+# -- in-process ---------------------------------------------------------------------
+
+
+def test_json_values_are_deterministic_text() -> None:
+    ident = uuid.UUID("12345678-1234-5678-1234-567812345678")
+    instant = dt.datetime(2024, 1, 2, 10, 0, tzinfo=dt.timezone(dt.timedelta(hours=-5)))
+    assert json_value(
+        {"id": ident, "at": instant, "naive": dt.datetime(2024, 1, 2, 3, 4), "day": dt.date(2024, 1, 2),
+         "money": Decimal("148.80"), "blob": b"\x01\xff", "nan": float("nan"), "items": (1, 2.5, None, True)}
+    ) == {
+        "id": "12345678-1234-5678-1234-567812345678", "at": "2024-01-02T15:00:00Z", "naive": "2024-01-02T03:04:00",
+        "day": "2024-01-02", "money": "148.80", "blob": "01ff", "nan": "nan", "items": [1, 2.5, None, True],
+    }
+
+
+def test_a_bad_database_url_fails_before_serving(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        main(["mcp", "--database-url", "not a url"])
+    assert exit_info.value.code == 1
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: cannot parse database URL 'not a url'") and len(err.splitlines()) == 1
