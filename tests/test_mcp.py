@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import re
 import subprocess
 import sys
 import uuid
@@ -277,3 +278,31 @@ def test_a_bad_database_url_fails_before_serving(capsys: pytest.CaptureFixture[s
     assert exit_info.value.code == 1
     err = capsys.readouterr().err.strip()
     assert err.startswith("error: cannot parse database URL 'not a url'") and len(err.splitlines()) == 1
+
+
+# -- docs/mcp.md ----------------------------------------------------------------------
+
+DOC = (Path(__file__).resolve().parent.parent / "docs" / "mcp.md").read_text()
+
+
+def test_the_docs_tool_table_matches_the_tools() -> None:
+    rows = re.findall(r"^\| `(\w+)` \| (.*?) \|", DOC, re.M)
+    assert [name for name, _ in rows] == [spec.name for spec in TOOLS]
+    for (name, arguments), spec in zip(rows, TOOLS):
+        assert re.findall(r"`(\w+)`", arguments) == list(spec.properties), name
+
+
+def test_the_docs_client_configuration_starts_healthsim_mcp() -> None:
+    config = json.loads(re.search(r"```json\n(.*?)```", DOC, re.S).group(1))
+    server = config["mcpServers"]["healthsim"]
+    assert Path(server["command"]).name == "healthsim" and server["args"] == ["mcp"]
+    assert set(server["env"]) == {"HEALTHSIM_HOME"}
+    assert re.search(r"claude mcp add .*healthsim -- \\\n\s+\S+/healthsim mcp", DOC)
+
+
+def test_the_docs_python_client_runs(tmp_path: Path, capfd: pytest.CaptureFixture[str]) -> None:
+    code = re.search(r"```python\n(.*?)```", DOC, re.S).group(1)
+    assert 'command="healthsim"' in code and '"/tmp/hs"' in code
+    code = code.replace('command="healthsim"', f"command={str(HEALTHSIM)!r}").replace('"/tmp/hs"', repr(str(tmp_path)))
+    exec(compile(code, "docs/mcp.md example", "exec"), {"__name__": "docs_example"})
+    assert capfd.readouterr().out.strip() == "{'scenarios': [], 'offset': 0, 'next_offset': None}"
