@@ -567,7 +567,7 @@ class ScenarioRepository:
         prefix = identity_prefix(run.scenario_id, lay)
         for doc in batch:
             position = next(positions)
-            if not isinstance(doc, Mapping):
+            if doc.__class__ is not dict and not isinstance(doc, Mapping):
                 run.problem(type_name, position, None, "(entity)", f"expected an object, got {type(doc).__name__}")
                 continue
             if type_name == "claim":
@@ -597,9 +597,17 @@ class ScenarioRepository:
                     )
 
         json_columns = [c.name for c in et.model.__table__.columns if isinstance(c.type, sa.JSON)]
+        parents = [(ref, run.key_map(entity_type(ref.parent))) for ref in et.references]
         for position, row in by_id.values():
-            for ref in et.references:
-                self._resolve(run, lay, ref, position, row)
+            for ref, parent_keys in parents:
+                value = row[ref.field]
+                if value is None:
+                    row[ref.uuid_column] = None
+                    continue
+                target = parent_keys.get((value if value.__class__ is str else str(value),))
+                row[ref.uuid_column] = target
+                if target is None:
+                    self._unresolved(run, lay, ref, position, row)
             for column in json_columns:
                 if row[column] is not None:
                     try:
@@ -618,16 +626,10 @@ class ScenarioRepository:
         run.saved[type_name] = run.saved.get(type_name, 0) + len(rows)
 
     @staticmethod
-    def _resolve(run: _SaveRun, lay: Layout, ref: Any, position: int, row: dict[str, Any]) -> None:
+    def _unresolved(run: _SaveRun, lay: Layout, ref: Any, position: int, row: dict[str, Any]) -> None:
+        """A reference that matched no parent: a warning if soft, else a problem."""
         value = row[ref.field]
-        if value is None:
-            row[ref.uuid_column] = None
-            return
         parent = entity_type(ref.parent)
-        target = run.key_map(parent).get((str(value),))
-        row[ref.uuid_column] = target
-        if target is not None:
-            return
         message = f"{value!r} matches no {parent.name}.{ref.parent_key} in this scenario"
         if ref.strength is RefStrength.SOFT:
             ident = f" (id {row['external_id']})" if row["external_id"] else ""

@@ -162,57 +162,103 @@ def _provenance(
     doc: Mapping[str, Any], lay: Layout, now: dt.datetime, row: dict[str, Any],
     meta: dict[str, Any], problems: list[tuple[str, str]],
 ) -> None:
-    row["source_type"], row["source_system"] = "loaded", "import"
-    row["skill_used"] = row["generation_seed"] = None
-    row["created_at"] = now
     prov = doc.get(PROVENANCE, _MISSING)
     if prov is _MISSING:
+        row["source_type"], row["source_system"] = "loaded", "import"
+        row["skill_used"] = row["generation_seed"] = None
+        row["created_at"] = now
         return
     if prov is None:
+        row["source_type"], row["source_system"] = "loaded", "import"
+        row["skill_used"] = row["generation_seed"] = None
+        row["created_at"] = now
         meta.setdefault("nulls", []).append(PROVENANCE)
         return
-    if not isinstance(prov, Mapping):
+    if prov.__class__ is not dict and not isinstance(prov, Mapping):
+        row["source_type"], row["source_system"] = "loaded", "import"
+        row["skill_used"] = row["generation_seed"] = None
+        row["created_at"] = now
         problems.append((PROVENANCE, f"expected an object, got {prov!r}"))
         return
+    # Generators stamp the same few provenance blocks on every entity: parse
+    # each distinct one once. Blocks with unhashable values (generation_params)
+    # are parsed every time.
+    try:
+        key: tuple[Any, ...] | None = (lay.entity.name, *prov.items())
+        parsed = _PROV_CACHE.get(key)  # type: ignore[arg-type]
+    except TypeError:
+        key, parsed = None, None
+    if parsed is None:
+        parsed = _parse_provenance(prov, lay)
+        if key is not None and len(_PROV_CACHE) < _PROV_CACHE_SIZE:
+            _PROV_CACHE[key] = parsed
+    values, prov_meta, nulls, verbatim, found = parsed
+    row.update(values)
+    if row.get("created_at") is None:
+        row["created_at"] = now
+    meta["provenance"] = prov_meta
+    if nulls:
+        meta.setdefault("nulls", []).extend(nulls)
+    if verbatim:
+        meta.setdefault("verbatim", {}).update(verbatim)
+    problems.extend(found)
+
+
+_PROV_CACHE: dict[tuple[Any, ...], tuple[Any, ...]] = {}
+_PROV_CACHE_SIZE = 1024
+
+
+def _parse_provenance(prov: Mapping[str, Any], lay: Layout) -> tuple[Any, ...]:
+    """(column values, meta["provenance"], nulls, verbatim, problems) of one
+    ``_provenance`` object; shared by every entity that carries an equal one,
+    so nothing returned may be mutated."""
+    values: dict[str, Any] = {
+        "source_type": "loaded", "source_system": "import", "skill_used": None,
+        "generation_seed": None, "created_at": None,
+    }
+    problems: list[tuple[str, str]] = []
+    nulls: list[str] = []
+    verbatim: dict[str, str] = {}
     given = [k for k in PROVENANCE_COLUMNS if k in prov]
     extra = {k: v for k, v in prov.items() if k not in PROVENANCE_COLUMNS}
-    meta["provenance"] = {"keys": given, **({"extra": extra} if extra else {})}
+    prov_meta = {"keys": given, **({"extra": extra} if extra else {})}
 
     def field_name(key: str) -> str:
         return f"{PROVENANCE}.{key}"
 
     for key in given:
         if prov[key] is None:
-            meta.setdefault("nulls", []).append(field_name(key))
+            nulls.append(field_name(key))
     source_type = prov.get("source_type")
     if source_type is None:
         problems.append((field_name("source_type"), "required in _provenance"))
     elif source_type not in rules.SOURCE_TYPES:
         problems.append((field_name("source_type"), f"{source_type!r} is not one of {sorted(rules.SOURCE_TYPES)}"))
     else:
-        row["source_type"] = source_type
+        values["source_type"] = source_type
     system = prov.get("source_system")
     if system is None:
-        row["source_system"] = lay.entity.product  # canonical-models §10
+        values["source_system"] = lay.entity.product  # canonical-models §10
     elif system not in rules.SOURCE_SYSTEMS:
         problems.append((field_name("source_system"), f"{system!r} is not one of {sorted(rules.SOURCE_SYSTEMS)}"))
     else:
-        row["source_system"] = system
+        values["source_system"] = system
     skill = prov.get("skill_used")
     if skill is not None and not isinstance(skill, str):
         problems.append((field_name("skill_used"), f"expected a string, got {skill!r}"))
     else:
-        row["skill_used"] = skill
-    row["generation_seed"] = _seed(prov, problems)
+        values["skill_used"] = skill
+    values["generation_seed"] = _seed(prov, problems)
     created = prov.get("created_at")
     if created is not None:
         try:
-            row["created_at"], text = _datetime(_PROV_CREATED, created, lay.entity.name)
+            values["created_at"], text = _datetime(_PROV_CREATED, created, lay.entity.name)
         except Invalid as exc:
             problems.append((field_name("created_at"), str(exc)))
         else:
             if text is not None:
-                meta.setdefault("verbatim", {})[field_name("created_at")] = text
+                verbatim[field_name("created_at")] = text
+    return values, prov_meta, tuple(nulls), verbatim, tuple(problems)
 
 
 _PROV_CREATED = Field(("created_at",), "created_at", "datetime", False, None)
@@ -256,7 +302,7 @@ def encode(
         if key == STORE_KEY:
             problems.append((key, "is reserved by the store; rename the field"))
         elif key in lay.groups and value is not None:
-            if not isinstance(value, Mapping):
+            if value.__class__ is not dict and not isinstance(value, Mapping):
                 problems.append((key, f"expected an object, got {value!r}"))
                 continue
             known = lay.group_keys[key]
@@ -283,7 +329,7 @@ def encode(
             value = doc.get(outer, _MISSING)
         else:
             group = doc.get(outer)
-            value = group.get(inner, _MISSING) if isinstance(group, Mapping) else _MISSING
+            value = group.get(inner, _MISSING) if group.__class__ is dict or isinstance(group, Mapping) else _MISSING
             if value is not _MISSING:
                 emitted_groups.add(outer)
         if value is _MISSING or value is None:
@@ -469,10 +515,13 @@ def entity_uuid(prefix: str, lay: Layout, doc: Mapping[str, Any], row: Mapping[s
 _NAMESPACE_BYTES = IDENTITY_NAMESPACE.bytes
 
 
+_JSON_ENCODER = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+
+
 def json_text(value: Any) -> str:
     """``value`` as compact JSON text for a JSON column; :class:`Invalid` if it is not JSON."""
     try:
-        text = json.dumps(value, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+        text = _JSON_ENCODER.encode(value)
     except (TypeError, ValueError) as exc:
         raise Invalid(f"is not representable as JSON ({exc})") from None
     # json.dumps escapes a NUL as \u0000; a literal backslash-u text is \\u0000.
@@ -516,7 +565,12 @@ def business_key(lay: Layout, row: Mapping[str, Any]) -> tuple[str, ...] | None:
     columns = lay.entity.business_key
     if not columns:
         return None
+    if len(columns) == 1:  # most keys: one text column (mrn, claim_id, ...)
+        value = row.get(columns[0])
+        if value is None:
+            return None
+        return (value if value.__class__ is str else _key_text(value),)
     values = [row.get(c) for c in columns]
-    if any(v is None for v in values):
+    if None in values:
         return None
     return tuple(_key_text(v) for v in values)
