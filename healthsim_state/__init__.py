@@ -6,6 +6,7 @@
 and engines live in :mod:`healthsim_models`.
 """
 
+from healthsim_state.query import QueryResult, run_query
 from healthsim_state.repository import (
     LoadedScenario,
     SaveSummary,
@@ -20,6 +21,8 @@ from healthsim_state.state_manager import (
 )
 
 __all__ = [
+    "QueryResult",
+    "run_query",
     "LoadedScenario",
     "SaveSummary",
     "ScenarioInfo",

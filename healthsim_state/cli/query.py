@@ -1,0 +1,84 @@
+"""``healthsim query``: read-only SQL, printed as a table, CSV or JSON."""
+
+from __future__ import annotations
+
+import csv
+import json
+import sys
+from enum import Enum
+from typing import Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+from rich.text import Text
+
+from healthsim_state.query import QueryResult, json_value, run_query
+
+#: Rows a table shows unless --max-rows says otherwise; CSV and JSON print every row.
+TABLE_ROWS = 1000
+
+
+class Format(str, Enum):
+    table = "table"
+    csv = "csv"
+    json = "json"
+
+
+def query(
+    sql: str = typer.Argument(..., help="One SQL statement, e.g. \"SELECT count(*) FROM patients\"."),
+    output: Format = typer.Option(Format.table, "--format", "-f", help="Output: a table, CSV or a JSON array of objects."),
+    max_rows: int | None = typer.Option(
+        None, "--max-rows", min=0, show_default=False,
+        help=f"Print at most N rows (default: {TABLE_ROWS} for a table, all for CSV and JSON).",
+    ),
+    database_url: str | None = typer.Option(
+        None, "--database-url", show_default=False,
+        help="Database URL; default: $HEALTHSIM_DATABASE_URL, else ~/.healthsim/healthsim.duckdb.",
+    ),
+) -> None:
+    """Run one read-only SQL statement against the store.
+
+    The database itself refuses writes (a read-only DuckDB connection, a READ
+    ONLY PostgreSQL transaction), so INSERT, UPDATE, DELETE, CREATE, DROP,
+    COPY ... TO and ATTACH fail with the database's message.
+    """
+    limit = TABLE_ROWS if max_rows is None and output is Format.table else max_rows
+    result = run_query(sql, database_url=database_url, max_rows=limit)
+    if output is Format.csv:
+        _write_csv(result)
+    elif output is Format.json:
+        # Checked before writing, so an error never leaves half a document on stdout.
+        records = result.records()
+        sys.stdout.write(json.dumps(records, ensure_ascii=False, indent=2) + "\n")
+    else:
+        _print_table(result)
+
+
+def _cell(value: Any) -> str:
+    """A value as CSV or table text: JSON for arrays and objects, lower-case booleans."""
+    value = json_value(value)
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, list | dict):
+        return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+    return str(value)
+
+
+def _write_csv(result: QueryResult) -> None:
+    writer = csv.writer(sys.stdout, lineterminator="\n")
+    writer.writerow(result.columns)
+    writer.writerows([_cell(value) for value in row] for row in result.rows)
+
+
+def _print_table(result: QueryResult) -> None:
+    count = f"{len(result.rows)} row{'' if len(result.rows) == 1 else 's'}"
+    caption = f"first {count}; more not shown (raise --max-rows)" if result.truncated else count
+    table = Table(*result.columns)
+    for row in result.rows:
+        table.add_row(*(Text("NULL", style="dim") if value is None else Text(_cell(value)) for value in row))
+    out = Console()
+    out.print(table)
+    out.print(caption, soft_wrap=True, highlight=False, markup=False)

@@ -1,0 +1,375 @@
+"""Read-only SQL: ``run_query`` and ``healthsim query``, with writes refused by the database itself."""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import io
+import json
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+from sqlalchemy.engine import make_url
+from typer.testing import CliRunner
+
+from healthsim_models import create_store_engine, get_engine, session_scope
+from healthsim_models.errors import ConfigurationError, InvalidArgumentError, QueryError, StoreLockedError
+from healthsim_state import ScenarioRepository, query
+from healthsim_state.cli import app, main
+from healthsim_state.demo import save_demo
+from healthsim_state.query import QueryResult, json_value, run_query
+
+runner = CliRunner()
+
+PATIENTS = 4
+COUNT_ROWS = "SELECT (SELECT count(*) FROM patients) AS patients, (SELECT count(*) FROM scenarios) AS scenarios"
+WRITES = [
+    "INSERT INTO scenario_tags (scenario_id, tag) SELECT id, 'x' FROM scenarios",
+    "UPDATE patients SET gender = 'U'",
+    "DELETE FROM patients",
+    "CREATE TABLE intruder (a INTEGER)",
+    "DROP TABLE patients",
+    "WITH gone AS (DELETE FROM patients RETURNING id) SELECT count(*) FROM gone",
+]
+
+
+@pytest.fixture
+def demo_url(store_url: str) -> str:
+    """A store on each backend holding a small demo scenario."""
+    engine = create_store_engine(store_url)
+    with session_scope(engine) as session:
+        save_demo(ScenarioRepository(session), patients=PATIENTS)
+    engine.dispose()
+    return store_url
+
+
+@pytest.fixture
+def duckdb_demo_url(duckdb_url: str) -> str:
+    engine = create_store_engine(duckdb_url)
+    with session_scope(engine) as session:
+        save_demo(ScenarioRepository(session), patients=PATIENTS)
+    engine.dispose()
+    return duckdb_url
+
+
+def _counts(url: str) -> tuple[int, int]:
+    return run_query(COUNT_ROWS, database_url=url).rows[0]
+
+
+# -- run_query ----------------------------------------------------------------
+
+
+def test_rows_come_back_typed_and_in_order(demo_url: str) -> None:
+    result = run_query(
+        "SELECT mrn, birth_date, id, generation_seed, extensions FROM patients ORDER BY mrn", database_url=demo_url
+    )
+    assert result.columns == ["mrn", "birth_date", "id", "generation_seed", "extensions"]
+    assert [row[0] for row in result.rows] == [f"MRN-{i:07d}" for i in range(PATIENTS)]
+    mrn, birth_date, ident, seed, extensions = result.rows[0]
+    assert isinstance(birth_date, dt.date) and isinstance(ident, uuid.UUID) and seed == 42
+    assert isinstance(extensions, dict)  # JSON columns decoded on both backends
+    assert result.truncated is False
+
+
+def test_aware_datetimes_come_back_in_utc(demo_url: str) -> None:
+    (admitted,) = run_query(
+        "SELECT admission_time FROM encounters WHERE encounter_id = 'ENC-0-0'", database_url=demo_url
+    ).rows[0]
+    assert admitted.utcoffset() == dt.timedelta(0)
+    assert json_value(admitted).endswith("+00:00")
+
+
+def test_max_rows_truncates_and_says_so(demo_url: str) -> None:
+    every = run_query("SELECT mrn FROM patients ORDER BY mrn", database_url=demo_url)
+    first = run_query("SELECT mrn FROM patients ORDER BY mrn", database_url=demo_url, max_rows=2)
+    assert first.rows == every.rows[:2] and first.truncated
+    exact = run_query("SELECT mrn FROM patients ORDER BY mrn", database_url=demo_url, max_rows=PATIENTS)
+    assert exact.rows == every.rows and not exact.truncated
+    none = run_query("SELECT mrn FROM patients", database_url=demo_url, max_rows=0)
+    assert none.rows == [] and none.truncated and none.columns == ["mrn"]
+
+
+@pytest.mark.parametrize("statement", WRITES)
+def test_writes_are_refused_by_the_database_and_change_nothing(demo_url: str, statement: str) -> None:
+    before = _counts(demo_url)
+    genders = run_query("SELECT gender FROM patients ORDER BY mrn", database_url=demo_url).rows
+    with pytest.raises(QueryError, match="(?i)read-only|read only"):
+        run_query(statement, database_url=demo_url)
+    assert _counts(demo_url) == before
+    assert run_query("SELECT gender FROM patients ORDER BY mrn", database_url=demo_url).rows == genders
+    tables = run_query(
+        "SELECT table_name FROM information_schema.tables WHERE table_name = 'intruder'", database_url=demo_url
+    )
+    assert tables.rows == []
+
+
+def test_one_statement_at_a_time(demo_url: str) -> None:
+    before = _counts(demo_url)
+    with pytest.raises(QueryError):
+        run_query("SELECT 1; DELETE FROM patients", database_url=demo_url)
+    with pytest.raises(QueryError):
+        run_query("COMMIT; DELETE FROM patients", database_url=demo_url)
+    assert _counts(demo_url) == before
+
+
+def test_bad_sql_gives_the_database_message(demo_url: str) -> None:
+    with pytest.raises(QueryError, match=r'query failed: .*syntax error at or near "SELEC"'):
+        run_query("SELEC 1", database_url=demo_url)
+    with pytest.raises(QueryError, match="(?i)no_such_table"):
+        run_query("SELECT * FROM no_such_table", database_url=demo_url)
+
+
+@pytest.mark.parametrize("sql", ["", "   \n"])
+def test_empty_sql_is_refused(duckdb_url: str, sql: str) -> None:
+    with pytest.raises(QueryError, match="no SQL given"):
+        run_query(sql, database_url=duckdb_url)
+
+
+@pytest.mark.parametrize("bad", [-1, 1.5, True, "10"])
+def test_max_rows_must_be_a_count(duckdb_url: str, bad: object) -> None:
+    with pytest.raises(InvalidArgumentError, match="max_rows"):
+        run_query("SELECT 1", database_url=duckdb_url, max_rows=bad)  # type: ignore[arg-type]
+
+
+def test_a_new_store_is_created_at_head_first(tmp_path: Path) -> None:
+    url = f"duckdb:///{tmp_path / 'fresh' / 'store.duckdb'}"
+    result = run_query("SELECT count(*) AS n FROM scenarios", database_url=url)
+    assert result.rows == [(0,)]
+
+
+def test_the_default_database_is_used_without_a_url(isolated_home: Path) -> None:
+    assert run_query("SELECT count(*) FROM patients").rows == [(0,)]
+    assert (isolated_home / "healthsim.duckdb").is_file()
+
+
+def test_an_in_memory_database_is_refused() -> None:
+    with pytest.raises(ConfigurationError, match="in-memory"):
+        run_query("SELECT 1", database_url="duckdb:///:memory:")
+
+
+def test_duckdb_refuses_files_extensions_and_settings(duckdb_demo_url: str, tmp_path: Path) -> None:
+    target = tmp_path / "leak.csv"
+    refused = [
+        f"COPY patients TO '{target}'",
+        f"ATTACH '{tmp_path / 'other.duckdb'}' AS other",
+        "INSTALL httpfs",
+        "LOAD httpfs",
+        f"SELECT * FROM read_csv('{Path(__file__)}')",
+        "SET threads = 1",
+        "PRAGMA threads = 1",
+        "SET enable_external_access = true",
+        f"EXPORT DATABASE '{tmp_path / 'dump'}'",
+    ]
+    for statement in refused:
+        with pytest.raises(QueryError):
+            run_query(statement, database_url=duckdb_demo_url)
+    assert not target.exists() and not (tmp_path / "other.duckdb").exists() and not (tmp_path / "dump").exists()
+
+
+def test_postgresql_refuses_server_files_and_programs(postgresql_url: str, tmp_path: Path) -> None:
+    create_store_engine(postgresql_url).dispose()
+    for statement in [
+        "COPY (SELECT 1) TO '/tmp/healthsim-query-test.csv'",
+        "COPY (SELECT 1) TO PROGRAM 'true'",
+        "SELECT lo_export(0, '/tmp/healthsim-query-test.lo')",
+        "SET TRANSACTION READ WRITE",
+    ]:
+        with pytest.raises(QueryError):
+            run_query(statement, database_url=postgresql_url)
+
+
+def test_postgresql_settings_do_not_outlive_the_query(postgresql_url: str) -> None:
+    before = run_query("SHOW work_mem", database_url=postgresql_url).rows
+    run_query("SET work_mem = '77MB'", database_url=postgresql_url)
+    assert run_query("SHOW work_mem", database_url=postgresql_url).rows == before
+    assert run_query("SHOW transaction_read_only", database_url=postgresql_url).rows == [("on",)]
+
+
+def test_an_open_session_of_this_process_is_waited_for(duckdb_demo_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """DuckDB refuses a read-only connection beside this process's read-write one: wait, then say so."""
+    monkeypatch.setattr(query, "LOCK_TIMEOUT", 0.3)
+    engine = create_store_engine(duckdb_demo_url)
+    with engine.connect():
+        with pytest.raises(StoreLockedError, match="held read-write by this process"):
+            run_query("SELECT 1", database_url=duckdb_demo_url)
+    assert run_query("SELECT 1", database_url=duckdb_demo_url).rows == [(1,)]
+
+    monkeypatch.setattr(query, "LOCK_TIMEOUT", 10.0)
+    connection = engine.connect()
+    threading.Timer(0.3, connection.close).start()
+    started = time.monotonic()
+    assert run_query("SELECT count(*) FROM patients", database_url=duckdb_demo_url).rows == [(PATIENTS,)]
+    assert time.monotonic() - started >= 0.2
+    engine.dispose()
+
+
+def test_another_process_holding_the_file_is_waited_for(duckdb_demo_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    path = make_url(duckdb_demo_url).database
+    get_engine(duckdb_demo_url)  # opened and at head before the other process takes the file
+    holder = subprocess.Popen(
+        [sys.executable, "-c", f"import duckdb, sys, time; c = duckdb.connect({path!r}); print('held', flush=True); "
+         "sys.stdin.readline(); c.close()"],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+    )
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
+        monkeypatch.setattr(query, "LOCK_TIMEOUT", 0.3)
+        with pytest.raises(StoreLockedError, match=rf"another process \(PID {holder.pid}\)"):
+            run_query("SELECT count(*) FROM patients", database_url=duckdb_demo_url)
+    finally:
+        assert holder.stdin is not None
+        holder.stdin.write("\n")
+        holder.stdin.close()
+        holder.wait(timeout=30)
+    assert run_query("SELECT count(*) FROM patients", database_url=duckdb_demo_url).rows == [(PATIENTS,)]
+
+
+def test_json_value_is_deterministic_text_for_non_json_types() -> None:
+    eastern = dt.timezone(dt.timedelta(hours=-5))
+    value = {
+        "money": Decimal("124.50"),
+        "day": dt.date(2024, 1, 2),
+        "aware": dt.datetime(2024, 1, 2, 9, 15, tzinfo=eastern),
+        "naive": dt.datetime(2024, 1, 2, 9, 15),
+        "clock": dt.time(12, 30),
+        "id": uuid.UUID("12345678-1234-5678-1234-567812345678"),
+        "span": dt.timedelta(days=1, hours=2),
+        "blob": b"\x00\xff",
+        "nan": float("nan"),
+        "plain": [1, 2.5, True, None, "x"],
+        1: "key",
+    }
+    assert json_value(value) == {
+        "money": "124.50",
+        "day": "2024-01-02",
+        "aware": "2024-01-02T14:15:00+00:00",
+        "naive": "2024-01-02T09:15:00",
+        "clock": "12:30:00",
+        "id": "12345678-1234-5678-1234-567812345678",
+        "span": "1 day, 2:00:00",
+        "blob": "AP8=",
+        "nan": "nan",
+        "plain": [1, 2.5, True, None, "x"],
+        "1": "key",
+    }
+
+
+def test_records_need_distinct_column_names() -> None:
+    result = QueryResult(columns=["a", "b"], rows=[(Decimal("1.50"), None)], truncated=False)
+    assert result.records() == [{"a": "1.50", "b": None}]
+    with pytest.raises(QueryError, match="several columns named 'a'"):
+        QueryResult(columns=["a", "a"], rows=[(1, 2)], truncated=False).records()
+
+
+# -- healthsim query ------------------------------------------------------------
+
+
+def _run(*args: str) -> tuple[int, str, str]:
+    result = runner.invoke(app, list(args))
+    return result.exit_code, result.stdout, result.stderr
+
+
+def test_table_output(duckdb_demo_url: str) -> None:
+    code, out, err = _run("query", "SELECT mrn, gender FROM patients ORDER BY mrn", "--database-url", duckdb_demo_url)
+    assert (code, err) == (0, "")
+    lines = out.splitlines()
+    assert "mrn" in lines[1] and "gender" in lines[1]
+    assert sum("MRN-" in line for line in lines) == PATIENTS
+    assert lines[-1].strip() == f"{PATIENTS} rows"
+
+
+def test_table_output_shows_null_and_truncation(duckdb_demo_url: str) -> None:
+    code, out, err = _run(
+        "query", "SELECT mrn, NULL AS nothing FROM patients ORDER BY mrn", "--max-rows", "2",
+        "--database-url", duckdb_demo_url,
+    )
+    assert (code, err) == (0, "")
+    assert sum("MRN-" in line for line in out.splitlines()) == 2
+    assert "NULL" in out
+    assert "first 2 rows; more not shown (raise --max-rows)" in out
+
+
+def test_table_output_defaults_to_a_thousand_rows(duckdb_demo_url: str) -> None:
+    code, out, _ = _run("query", "SELECT * FROM range(1500)", "--database-url", duckdb_demo_url)
+    assert code == 0 and "first 1000 rows" in out
+
+
+def test_csv_output(duckdb_demo_url: str) -> None:
+    sql = ("SELECT claim_id, total_charge, other_diagnoses, service_date, false AS flag, NULL AS nothing "
+           "FROM claims ORDER BY claim_id")
+    code, out, err = _run("query", sql, "--format", "csv", "--database-url", duckdb_demo_url)
+    assert (code, err) == (0, "")
+    rows = list(csv.reader(io.StringIO(out)))
+    assert rows[0] == ["claim_id", "total_charge", "other_diagnoses", "service_date", "flag", "nothing"]
+    expected = run_query(sql, database_url=duckdb_demo_url).rows
+    assert len(rows) == len(expected) + 1
+    claim_id, charge, others, service_date, flag, nothing = rows[1]
+    assert claim_id == expected[0][0] and Decimal(charge) == expected[0][1]
+    assert json.loads(others) == expected[0][2]
+    assert service_date == expected[0][3].isoformat() and flag == "false" and nothing == ""
+
+
+def test_csv_output_is_unlimited_unless_asked(duckdb_demo_url: str) -> None:
+    code, out, _ = _run("query", "SELECT * FROM range(1500)", "-f", "csv", "--database-url", duckdb_demo_url)
+    assert code == 0 and len(out.splitlines()) == 1501
+    code, out, _ = _run("query", "SELECT * FROM range(1500)", "-f", "csv", "--max-rows", "3",
+                        "--database-url", duckdb_demo_url)
+    assert code == 0 and out.splitlines() == ["range", "0", "1", "2"]
+
+
+def test_json_output_on_both_backends(demo_url: str) -> None:
+    sql = ("SELECT c.claim_id, c.total_charge, c.service_date, c.id, c.other_diagnoses, m.member_id "
+           "FROM claims c JOIN members m ON m.id = c.member_uuid ORDER BY c.claim_id")
+    code, out, err = _run("query", sql, "--format", "json", "--database-url", demo_url)
+    assert (code, err) == (0, "")
+    records = json.loads(out)
+    expected = run_query(sql, database_url=demo_url)
+    assert records == expected.records()
+    first = records[0]
+    assert list(first) == ["claim_id", "total_charge", "service_date", "id", "other_diagnoses", "member_id"]
+    assert isinstance(first["total_charge"], str) and Decimal(first["total_charge"]) > 0
+    assert dt.date.fromisoformat(first["service_date"]) and uuid.UUID(first["id"])
+    assert first["member_id"] == first["claim_id"].replace("CLM", "MEM")
+
+
+def test_json_output_of_repeated_columns_is_an_error_with_nothing_printed(
+    duckdb_demo_url: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        main(["query", "SELECT 1 AS a, 2 AS a", "-f", "json", "--database-url", duckdb_demo_url])
+    assert exit_info.value.code == 1
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert captured.err.startswith("error: the result has several columns named 'a'")
+
+
+def test_a_write_is_one_error_line_and_a_non_zero_exit(
+    duckdb_demo_url: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        main(["query", "DELETE FROM patients", "--database-url", duckdb_demo_url])
+    assert exit_info.value.code == 1
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert len(captured.err.strip().splitlines()) == 1
+    assert captured.err.startswith("error: query failed:") and "read-only" in captured.err
+    assert _counts(duckdb_demo_url)[0] == PATIENTS
+
+
+def test_the_cli_refuses_writes_on_postgresql(postgresql_url: str, capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        main(["query", "DROP TABLE patients", "--database-url", postgresql_url])
+    assert exit_info.value.code == 1
+    assert "read-only transaction" in capsys.readouterr().err
+    assert run_query("SELECT count(*) FROM patients", database_url=postgresql_url).rows == [(0,)]
+
+
+def test_an_unknown_format_is_a_usage_error(duckdb_url: str) -> None:
+    code, _, err = _run("query", "SELECT 1", "--format", "xml", "--database-url", duckdb_url)
+    assert code == 2 and "xml" in err
