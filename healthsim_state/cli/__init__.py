@@ -16,6 +16,7 @@ from healthsim_models.errors import HealthSimError
 from healthsim_state.cli import db
 from healthsim_state.cli import query as query_command
 from healthsim_state.cli import mcp as mcp_command
+from healthsim_state.cli import reference
 
 app = typer.Typer(
     name="healthsim",
@@ -25,6 +26,7 @@ app = typer.Typer(
     add_completion=False,
 )
 app.add_typer(db.app, name="db")
+app.add_typer(reference.app, name="reference")
 app.command(name="query")(query_command.query)
 app.command(name="mcp")(mcp_command.mcp)
 

@@ -1,0 +1,184 @@
+"""Questions asked of the reference tables: area profiles, and scenarios joined to them.
+
+A profile puts an area's PLACES health measures and its SVI vulnerability
+side by side. The scenario join links a scenario's patients to their
+county's SVI row; see :func:`patients_with_svi` for which patient field it
+uses and why.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Session
+
+from healthsim_models.errors import ReferenceDataError
+from healthsim_models.population import (
+    PLACES_MEASURES,
+    PlacesCounty,
+    PlacesTract,
+    ReferenceDataset,
+    SviCounty,
+    SviTract,
+    snake_case,
+)
+from healthsim_models.registry import entity_type
+from healthsim_models.state import ScenarioEntity
+from healthsim_state.repository import ScenarioRepository
+
+_REGISTRY = ReferenceDataset.__table__
+_PATIENT = entity_type("patient")
+
+# The SVI columns a profile shows: population, the four theme percentiles and
+# the overall one, and the count of flagged variables.
+SVI_PROFILE_COLUMNS = (
+    "e_totpop", "rpl_theme1", "rpl_theme2", "rpl_theme3", "rpl_theme4", "rpl_themes", "f_total",
+)
+_SVI_THEME_NAMES = {
+    "rpl_theme1": "socioeconomic status",
+    "rpl_theme2": "household characteristics",
+    "rpl_theme3": "racial and ethnic minority status",
+    "rpl_theme4": "housing type and transportation",
+    "rpl_themes": "overall",
+}
+
+
+@dataclass(frozen=True)
+class AreaProfile:
+    """An area's health measures and vulnerability, with the releases they come from.
+
+    ``places`` maps each PLACES measure id in lower case (``diabetes``) to its
+    crude prevalence (and, for counties, ``<id>_adj`` to the age-adjusted
+    one); ``svi`` maps :data:`SVI_PROFILE_COLUMNS` to their values. Either is
+    None when its table has no row for the area (or is not loaded).
+    """
+
+    level: str
+    fips: str
+    name: str | None
+    state: str | None
+    places: dict[str, Any] | None
+    svi: dict[str, Any] | None
+    releases: dict[str, str]
+
+    def theme(self, column: str) -> str:
+        """A readable name of an SVI percentile column (``rpl_theme1`` -> socioeconomic status)."""
+        return _SVI_THEME_NAMES[column]
+
+
+def _fips(value: str | int, digits: int, level: str) -> str:
+    text = str(value).strip()
+    if not text.isdigit() or len(text) > digits:
+        raise ReferenceDataError(f"{value!r} is not a {level} FIPS code: expected {digits} digits")
+    return text.zfill(digits)
+
+
+def _releases(connection: sa.Connection, *names: str) -> dict[str, str]:
+    rows = connection.execute(
+        sa.select(_REGISTRY.c.dataset, _REGISTRY.c.release).where(_REGISTRY.c.dataset.in_(names))
+    )
+    return {dataset: release for dataset, release in rows}
+
+
+def _profile(
+    session: Session, level: str, fips: str, places: sa.Table, places_key: str, svi: sa.Table, adjusted: bool
+) -> AreaProfile:
+    connection = session.connection()
+    kinds = (("crude", ""), ("adj", "_adj")) if adjusted else (("crude", ""),)
+    measure_columns = [
+        places.c[f"{snake_case(m)}_{kind}_prev"].label(f"{snake_case(m)}{suffix}")
+        for m in PLACES_MEASURES
+        for kind, suffix in kinds
+    ]
+    place_row = connection.execute(
+        sa.select(places.c.county_name, places.c.state_abbr, *measure_columns).where(places.c[places_key] == fips)
+    ).mappings().first()
+    svi_row = connection.execute(
+        sa.select(svi.c.county, svi.c.st_abbr, *(svi.c[c] for c in SVI_PROFILE_COLUMNS)).where(svi.c.fips == fips)
+    ).mappings().first()
+    releases = _releases(connection, places.name, svi.name)
+    if place_row is None and svi_row is None:
+        loaded = ", ".join(f"{d} {r}" for d, r in releases.items()) or "neither is loaded"
+        raise ReferenceDataError(
+            f"no {level} {fips} in {places.fullname} or {svi.fullname} ({loaded}); "
+            "load them with 'healthsim reference load'"
+        )
+    return AreaProfile(
+        level=level,
+        fips=fips,
+        name=place_row["county_name"] if place_row else svi_row["county"],
+        state=place_row["state_abbr"] if place_row else svi_row["st_abbr"],
+        places={k: v for k, v in place_row.items() if k not in ("county_name", "state_abbr")} if place_row else None,
+        svi={c: svi_row[c] for c in SVI_PROFILE_COLUMNS} if svi_row else None,
+        releases=releases,
+    )
+
+
+def county_profile(session: Session, fips: str | int) -> AreaProfile:
+    """PLACES county measures (crude and age-adjusted) and SVI county themes of one county.
+
+    ``fips`` is the 5-digit county code; a number or a code that lost its
+    leading zero (``1001``) is padded (``01001``).
+    """
+    code = _fips(fips, 5, "county")
+    return _profile(session, "county", code, PlacesCounty.__table__, "county_fips", SviCounty.__table__, True)
+
+
+def tract_profile(session: Session, fips: str | int) -> AreaProfile:
+    """PLACES tract measures and SVI tract themes of one census tract (11-digit FIPS)."""
+    code = _fips(fips, 11, "tract")
+    return _profile(session, "tract", code, PlacesTract.__table__, "tract_fips", SviTract.__table__, False)
+
+
+def patient_county_fips() -> sa.ColumnElement[str]:
+    """The county FIPS a patient document carries at ``address.county_fips``.
+
+    The canonical Person address (canonical-models.md section 3) has street,
+    city, state, postal code and country, but no county, and no ZIP-to-county
+    crosswalk is part of the store. A county-level join therefore needs the
+    county in the document: generators that place patients in a PopulationSim
+    geography add ``address.county_fips`` (5 digits, text). Being outside the
+    canonical fields, the store keeps it in the patient's ``extensions``
+    column, which this expression reads on DuckDB and PostgreSQL alike.
+    """
+    return _PATIENT.model.__table__.c.extensions["address"]["county_fips"].as_string()
+
+
+def patients_with_svi(session: Session, scenario: str | uuid.UUID) -> list[dict[str, Any]]:
+    """Each patient of ``scenario`` with its county's SVI percentiles, in saved order.
+
+    One query: the scenario's patients, left-joined to ``population.svi_county``
+    on :func:`patient_county_fips`. A patient without a county, or whose
+    county is not in the loaded SVI file, comes back with None values.
+    """
+    scenario_id = ScenarioRepository(session).scenario_summary(scenario).id
+    patients = _PATIENT.model.__table__
+    links = ScenarioEntity.__table__
+    svi = SviCounty.__table__
+    county = patient_county_fips()
+    query = (
+        sa.select(
+            patients.c.mrn,
+            patients.c.given_name,
+            patients.c.family_name,
+            patients.c.state,
+            county.label("county_fips"),
+            svi.c.county.label("county_name"),
+            *(svi.c[c] for c in SVI_PROFILE_COLUMNS),
+        )
+        .select_from(patients)
+        .join(
+            links,
+            sa.and_(
+                links.c.entity_id == patients.c.id,
+                links.c.scenario_id == scenario_id,
+                links.c.entity_type == _PATIENT.name,
+            ),
+        )
+        .outerjoin(svi, svi.c.fips == county)
+        .order_by(links.c.position)
+    )
+    return [dict(row) for row in session.connection().execute(query).mappings()]
