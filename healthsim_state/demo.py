@@ -30,7 +30,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
-from healthsim_models.errors import Problem, ScenarioExistsError, ValidationError
+from healthsim_models.errors import InvalidArgumentError, ScenarioExistsError
 from healthsim_models.registry import ENTITY_TYPES
 from healthsim_state.repository import SaveSummary, ScenarioRepository
 
@@ -418,7 +418,7 @@ _KINDS: dict[str, _Kind] = {
 
 def _check_size(patients: int) -> None:
     if isinstance(patients, bool) or not isinstance(patients, int) or patients < 0:
-        raise ValidationError([Problem("demo", None, None, "patients", f"expected a whole number >= 0, got {patients!r}")])
+        raise InvalidArgumentError(f"patients: expected a whole number >= 0, got {patients!r}")
 
 
 def _stream(patients: int, seed: int, type_name: str) -> Iterator[Document]:

@@ -14,6 +14,7 @@ from rich.console import Console
 
 from healthsim_models.errors import HealthSimError
 from healthsim_state.cli import db
+from healthsim_state.cli import demo as demo_command
 from healthsim_state.cli import query as query_command
 from healthsim_state.cli import mcp as mcp_command
 from healthsim_state.cli import reference
@@ -26,6 +27,7 @@ app = typer.Typer(
     add_completion=False,
 )
 app.add_typer(db.app, name="db")
+app.command(name="demo")(demo_command.demo)
 app.add_typer(reference.app, name="reference")
 app.command(name="query")(query_command.query)
 app.command(name="mcp")(mcp_command.mcp)

@@ -1,0 +1,48 @@
+"""``healthsim demo``: generate and save the deterministic demo scenario, then summarise it."""
+
+from __future__ import annotations
+
+import typer
+from rich.console import Console
+from rich.table import Table
+from rich.text import Text
+
+from healthsim_models.engine import get_engine, mask_url, resolve_database_url, session_scope
+from healthsim_state import demo as demo_data
+from healthsim_state.cli.progress import counted, progress
+from healthsim_state.repository import ScenarioRepository
+
+
+def demo(
+    patients: int = typer.Option(demo_data.DEFAULT_PATIENTS, "--patients", "-n", min=1, help="Patients to generate."),
+    seed: int = typer.Option(demo_data.DEFAULT_SEED, "--seed", help="Random seed: the same seed gives the same data."),
+    name: str = typer.Option(demo_data.DEFAULT_NAME, "--name", help="Scenario name."),
+    overwrite: bool = typer.Option(
+        False, "--overwrite", help="Replace a scenario of that name even if the demo did not make it."
+    ),
+    database_url: str | None = typer.Option(
+        None, "--database-url", show_default=False,
+        help="Database URL; default: $HEALTHSIM_DATABASE_URL, else ~/.healthsim/healthsim.duckdb.",
+    ),
+) -> None:
+    """Generate a demo scenario spanning PatientSim, MemberSim, RxMemberSim and TrialSim, save it, and
+    print how many entities of each type it holds.
+
+    Running it again with the same name replaces the earlier demo scenario;
+    a scenario of that name that the demo did not make needs --overwrite.
+    """
+    url = resolve_database_url(database_url)
+    engine = get_engine(url)
+    total = sum(demo_data.entity_counts(patients, seed).values())
+    with progress(f"saving demo scenario {name!r}", total) as advance, session_scope(engine) as session:
+        summary = demo_data.save_demo(
+            ScenarioRepository(session), name=name, patients=patients, seed=seed, overwrite=overwrite,
+            wrap=lambda stream: counted(stream, advance),
+        )
+    out = Console()
+    table = Table("type", "count", title=Text(f"scenario: {summary.name}"), title_justify="left")
+    for type_name, count in summary.counts.items():
+        table.add_row(type_name, str(count))
+    table.add_row("total", str(sum(summary.counts.values())), style="bold")
+    out.print(table)
+    out.print(f"database: {mask_url(url)}", markup=False, highlight=False, soft_wrap=True)

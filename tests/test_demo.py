@@ -1,0 +1,231 @@
+"""The demo scenario: deterministic generation, every type, valid references, and ``healthsim demo``."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import pytest
+from rich.console import Console
+from typer.testing import CliRunner
+
+from healthsim_models import ENTITY_TYPES, create_store_engine, session_scope
+from healthsim_models.errors import InvalidArgumentError, ScenarioExistsError
+from healthsim_state import ScenarioRepository, demo
+from healthsim_state.cli import app, main
+from healthsim_state.cli import progress as progress_module
+from healthsim_state.query import run_query
+
+runner = CliRunner()
+TYPES = [et.name for et in ENTITY_TYPES]
+
+
+def _generate(patients: int, seed: int) -> dict[str, list[dict]]:
+    return {name: list(stream) for name, stream in demo.scenario(patients, seed).items()}
+
+
+def _load(url: str, name: str = "demo") -> dict[str, list[dict]]:
+    engine = create_store_engine(url)
+    with session_scope(engine) as session:
+        entities = ScenarioRepository(session).load(name).entities
+    engine.dispose()
+    return entities
+
+
+def _table(out: str) -> dict[str, str]:
+    """The rows of a printed two-column table."""
+    cells = [[cell.strip() for cell in line.split("│")[1:-1]] for line in out.splitlines() if line.count("│") == 3]
+    return dict(cells)
+
+
+def _ok(*args: str) -> str:
+    result = runner.invoke(app, list(args))
+    assert result.exit_code == 0, result.output
+    assert result.stderr == ""  # nothing but progress, and progress is silent off a terminal
+    return result.stdout
+
+
+# -- the generator ------------------------------------------------------------
+
+
+def test_same_seed_same_entities_other_seed_other_entities() -> None:
+    first = _generate(30, 7)
+    assert first == _generate(30, 7)
+    other = _generate(30, 8)
+    assert other != first
+    assert other["patient"] != first["patient"]
+
+
+def test_generators_follow_the_registry_and_stream() -> None:
+    streams = demo.scenario(5)
+    assert list(streams) == TYPES
+    assert all(iter(stream) is stream for stream in streams.values())  # generators, not lists
+
+
+@pytest.mark.parametrize("patients", [1, 2, 57])
+def test_counts_are_known_without_generating_and_cover_every_type(patients: int) -> None:
+    generated = {name: len(docs) for name, docs in _generate(patients, 3).items()}
+    assert generated == demo.entity_counts(patients, 3)
+    assert all(count > 0 for count in generated.values()), generated
+
+
+def test_the_same_person_across_products() -> None:
+    entities = _generate(1, 42)
+    patient, member, subject = entities["patient"][0], entities["member"][0], entities["subject"][0]
+    for field in ("ssn", "name", "birth_date", "gender"):
+        assert patient[field] == member[field] == subject[field]
+    assert subject["patient_ref"] == patient["mrn"]
+    assert subject["usubjid"] == f"{subject['study_id']}-{subject['site_id']}-{subject['subject_id']}"
+
+
+def test_claim_totals_are_the_sums_of_their_lines() -> None:
+    entities = _generate(40, 42)
+    for claim in entities["claim"]:
+        lines = [line for line in entities["claim_line"] if line["claim_id"] == claim["claim_id"]]
+        assert claim["total_charge"] == sum(line["charge_amount"] for line in lines)
+        assert claim["total_allowed"] == sum(line["allowed_amount"] for line in lines)
+
+
+def test_prescription_and_pharmacy_claim_agree() -> None:
+    entities = _generate(40, 42)
+    prescriptions = {rx["prescription_number"]: rx for rx in entities["prescription"]}
+    for fill in entities["pharmacy_claim"]:
+        rx = prescriptions[fill["prescription_number"]]
+        assert (fill["ndc"], fill["prescriber_npi"], fill["member_id"]) == (rx["ndc"], rx["prescriber_npi"], rx["member_id"])
+
+
+@pytest.mark.parametrize("bad", [-1, 2.5, True, "10"])
+def test_a_bad_size_is_refused(bad: object) -> None:
+    with pytest.raises(InvalidArgumentError, match="patients"):
+        demo.scenario(bad)  # type: ignore[arg-type]
+
+
+def test_zero_patients_is_an_empty_scenario() -> None:
+    assert all(count == 0 for count in demo.entity_counts(0).values())
+    assert all(not list(stream) for stream in demo.scenario(0).values())
+
+
+# -- save_demo ------------------------------------------------------------------
+
+
+def test_save_demo_validates_cleanly_and_round_trips(store_url: str) -> None:
+    engine = create_store_engine(store_url)
+    with session_scope(engine) as session:
+        summary = demo.save_demo(ScenarioRepository(session), patients=12, seed=5)
+    engine.dispose()
+    assert summary.warnings == []  # every reference, soft ones included, resolves
+    assert summary.counts == demo.entity_counts(12, 5)
+    assert sorted(summary.counts) == sorted(TYPES)
+    assert all(count > 0 for count in summary.counts.values())
+    loaded = _load(store_url)
+    assert [doc["mrn"] for doc in loaded["patient"]] == [doc["mrn"] for doc in _generate(12, 5)["patient"]]
+    assert {name: len(docs) for name, docs in loaded.items()} == summary.counts
+
+
+def test_save_demo_consumes_generators_in_batches(duckdb_url: str) -> None:
+    engine = create_store_engine(duckdb_url)
+    with session_scope(engine) as session:
+        summary = demo.save_demo(ScenarioRepository(session, batch_size=7), patients=9)
+    engine.dispose()
+    assert summary.counts == demo.entity_counts(9)
+
+
+def test_save_demo_replaces_its_own_scenario_but_not_others(duckdb_url: str) -> None:
+    engine = create_store_engine(duckdb_url)
+    with session_scope(engine) as session:
+        first = demo.save_demo(ScenarioRepository(session), patients=3)
+    with session_scope(engine) as session:
+        again = demo.save_demo(ScenarioRepository(session), patients=5)
+    assert again.id == first.id and again.counts == demo.entity_counts(5)
+    with session_scope(engine) as session:
+        ScenarioRepository(session).save("mine", {"patient": _generate(1, 1)["patient"]})
+    with pytest.raises(ScenarioExistsError, match="was not made by the demo"):
+        with session_scope(engine) as session:
+            demo.save_demo(ScenarioRepository(session), name="mine", patients=2)
+    with session_scope(engine) as session:
+        assert ScenarioRepository(session).count_entities_by_type("mine")["patient"] == 1
+        replaced = demo.save_demo(ScenarioRepository(session), name="mine", patients=2, overwrite=True)
+    assert replaced.counts == demo.entity_counts(2)
+    engine.dispose()
+
+
+# -- healthsim demo -----------------------------------------------------------
+
+
+def test_demo_on_the_default_database_prints_a_summary(isolated_home: Path) -> None:
+    out = _ok("demo")
+    database = isolated_home / "healthsim.duckdb"
+    assert database.is_file()
+    counts = demo.entity_counts(demo.DEFAULT_PATIENTS, demo.DEFAULT_SEED)
+    assert out.splitlines()[0].strip() == "scenario: demo"
+    assert _table(out) == {**{name: str(count) for name, count in counts.items()}, "total": str(sum(counts.values()))}
+    assert f"database: duckdb:///{database}" in out
+    stored = run_query(
+        "SELECT entity_type, count(*) FROM scenario_entities GROUP BY entity_type", database_url=f"duckdb:///{database}"
+    )
+    assert dict(stored.rows) == counts
+    assert all(count > 0 for count in dict(stored.rows).values()) and set(dict(stored.rows)) == set(TYPES)
+
+
+def test_every_option(duckdb_url: str) -> None:
+    out = _ok("demo", "--patients", "7", "--seed", "9", "--name", "small", "--database-url", duckdb_url)
+    assert "scenario: small" in out
+    assert _load(duckdb_url, "small") == _load_generated(7, 9, duckdb_url, "small")
+    _ok("demo", "-n", "3", "--seed", "9", "--name", "small", "--database-url", duckdb_url, "--overwrite")
+    assert len(_load(duckdb_url, "small")["patient"]) == 3
+
+
+def _load_generated(patients: int, seed: int, url: str, name: str) -> dict[str, list[dict]]:
+    """What loading ``name`` should give: the generated documents, saved through a second store."""
+    other = url.replace(".duckdb", "-expected.duckdb")
+    engine = create_store_engine(other)
+    with session_scope(engine) as session:
+        ScenarioRepository(session).save(name, demo.scenario(patients, seed))
+    engine.dispose()
+    return _load(other, name)
+
+
+def test_rerunning_the_demo_replaces_it_deterministically(duckdb_url: str) -> None:
+    _ok("demo", "-n", "6", "--database-url", duckdb_url)
+    before = _load(duckdb_url)
+    ids = run_query("SELECT entity_id FROM scenario_entities ORDER BY entity_id", database_url=duckdb_url).rows
+    _ok("demo", "-n", "6", "--database-url", duckdb_url)
+    assert _load(duckdb_url) == before
+    assert run_query("SELECT entity_id FROM scenario_entities ORDER BY entity_id", database_url=duckdb_url).rows == ids
+    _ok("demo", "-n", "6", "--seed", "43", "--database-url", duckdb_url)
+    assert _load(duckdb_url)["patient"] != before["patient"]
+    assert run_query("SELECT count(*) FROM patients", database_url=duckdb_url).rows == [(6,)]  # no orphans left
+
+
+def test_another_scenario_of_that_name_needs_overwrite(duckdb_url: str, capsys: pytest.CaptureFixture[str]) -> None:
+    engine = create_store_engine(duckdb_url)
+    with session_scope(engine) as session:
+        ScenarioRepository(session).save("demo", {"patient": _generate(1, 1)["patient"]}, description="mine")
+    engine.dispose()
+    with pytest.raises(SystemExit) as exit_info:
+        main(["demo", "-n", "2", "--database-url", duckdb_url])
+    assert exit_info.value.code == 1
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert len(captured.err.strip().splitlines()) == 1
+    assert captured.err.startswith("error: a scenario named 'demo' exists and was not made by the demo")
+    assert "--overwrite" in captured.err
+    assert run_query("SELECT description FROM scenarios", database_url=duckdb_url).rows == [("mine",)]
+    _ok("demo", "-n", "2", "--overwrite", "--database-url", duckdb_url)
+    assert len(_load(duckdb_url)["patient"]) == 2
+
+
+def test_zero_patients_is_a_usage_error(duckdb_url: str) -> None:
+    result = runner.invoke(app, ["demo", "--patients", "0", "--database-url", duckdb_url])
+    assert result.exit_code == 2 and "--patients" in result.stderr
+
+
+def test_the_progress_bar_counts_every_entity_on_a_terminal(
+    duckdb_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    screen = io.StringIO()
+    monkeypatch.setattr(progress_module, "_stderr", Console(file=screen, force_terminal=True, width=120))
+    _ok("demo", "-n", "5", "--database-url", duckdb_url)
+    total = sum(demo.entity_counts(5).values())
+    assert "saving demo scenario 'demo'" in screen.getvalue()
+    assert f"{total}/{total}" in screen.getvalue()
