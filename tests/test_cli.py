@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -30,23 +31,27 @@ def test_upgrade_creates_the_default_database_and_shows_status(isolated_home: Pa
 
 def test_every_db_command(store_url: str) -> None:
     head = schema_version.head_revision()
+    revisions = [info.revision for info in reversed(schema_version.history())]
     assert _ok("db", "current", "--database-url", store_url).strip() == "base"
     status = _ok("db", "status", "--database-url", store_url)
-    assert f"pending:  {head}" in status
+    assert f"pending:  {', '.join(revisions)}" in status
+    assert re.search(r"population\.svi_county\s+│ -", status)
     _ok("db", "upgrade", "--database-url", store_url)
     assert _ok("db", "current", "--database-url", store_url).strip() == f"{head} (head)"
     status = _ok("db", "status", "--database-url", store_url)
     assert "pending:  none" in status
-    assert "schema_migrations │ 1" in status
+    assert re.search(rf"schema_migrations\s+│ {len(revisions)} ", status)
+    assert re.search(r"population\.places_tract\s+│ 0 ", status)
     out = _ok("db", "downgrade", "base", "--database-url", store_url)
     assert "at revision base" in out
     assert _ok("db", "current", "--database-url", store_url).strip() == "base"
     _ok("db", "upgrade", head, "--database-url", store_url)
 
 
-def test_history_lists_the_initial_revision() -> None:
+def test_history_lists_every_revision() -> None:
     out = _ok("db", "history")
     assert "0001" in out and "<base>" in out and "Initial schema" in out
+    assert "0002" in out and "Population reference data" in out
 
 
 def test_status_on_postgres_masks_password(postgresql_url: str) -> None:

@@ -29,6 +29,9 @@ def test_wheel_installs_and_creates_a_database(tmp_path: Path) -> None:
     assert "healthsim_models/_alembic/env.py" in names
     assert "healthsim_models/_alembic/script.py.mako" in names
     assert any(n.startswith("healthsim_models/_alembic/versions/") and n.endswith(".py") for n in names)
+    assert "healthsim_models/_alembic/versions/20261201_0002_population_reference.py" in names
+    assert "healthsim_models/population.py" in names
+    assert {"healthsim_state/reference/loader.py", "healthsim_state/cli/reference.py"} <= names
     assert not any(n.startswith("tests/") for n in names)
 
     env_dir = tmp_path / "venv"
@@ -43,6 +46,9 @@ def test_wheel_installs_and_creates_a_database(tmp_path: Path) -> None:
     out = _run(bin_dir / "healthsim", "db", "upgrade", cwd=tmp_path, env=env).stdout
     assert (home / "healthsim.duckdb").is_file()
     assert "pending:  none" in out
+    assert "population.svi_county" in out
+    status = _run(bin_dir / "healthsim", "reference", "status", cwd=tmp_path, env=env).stdout
+    assert "svi_county" in status and "not loaded" in status
 
     probe = (
         "from healthsim_models import schema_version, create_store_engine\n"
