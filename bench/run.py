@@ -4,12 +4,13 @@
     python -m bench.run --patients 100000 --skip-orm
 
 Each measurement runs in a fresh subprocess (so peak RSS is its own) on a
-fresh DuckDB file, with the same deterministic data (bench/generate.py):
+fresh DuckDB file, with the same deterministic data (healthsim_state.demo):
 
-- repository: ScenarioRepository.save / .load / .entities_frame;
+- repository: ScenarioRepository.save / .load / .entities_frame, and the
+  frame's rows fetched again by hand-written SQL on a bare connection;
 - baseline (a): a bare DuckDB connection; per type, flat dicts ->
   pyarrow.Table.from_pylist -> INSERT ... SELECT ... ON CONFLICT DO UPDATE;
-  reads with sql(...).to_arrow_table().to_pylist(); raw Arrow fetch;
+  reads with sql(...).to_arrow_table().to_pylist(); a whole-table Arrow scan;
 - baseline (b): SQLAlchemy ORM, session.merge per entity (small sizes only);
 - generation: the cost of producing the dicts alone, included in every save.
 
@@ -74,13 +75,46 @@ def measure_repository(patients: int, path: str) -> dict[str, Any]:
     del loaded
     with session_scope(engine) as session:
         repo = ScenarioRepository(session)
-        repo.exists("bench")  # open the connection first: the baseline's is open too
-        start = time.perf_counter()
-        frame = repo.entities_frame("bench", "lab_result")
-        frame_s = time.perf_counter() - start
+        repo.exists("bench")  # open the connection first: the raw fetch's is open too
+        frame_s, frame = _best_of(FRAME_TRIES, lambda: repo.entities_frame("bench", "lab_result"))
+        scenario_id = str(repo.scenario_summary("bench").id)
     engine.dispose()
+    raw_s, raw_rows = _raw_frame(path, scenario_id)
+    assert raw_rows == frame.num_rows
     return {"entities": count, "save_s": save_s, "load_s": load_s, "frame_s": frame_s,
-            "frame_rows": frame.num_rows, "save_peak_mb": save_peak_mb}
+            "raw_frame_s": raw_s, "frame_rows": frame.num_rows, "save_peak_mb": save_peak_mb}
+
+
+FRAME_TRIES = 5
+
+
+def _best_of(tries: int, call):  # type: ignore[no-untyped-def]
+    """The fastest of ``tries`` calls (reads are short: one slow call is noise) and the last result."""
+    best = float("inf")
+    for _ in range(tries):
+        start = time.perf_counter()
+        result = call()
+        best = min(best, time.perf_counter() - start)
+    return best, result
+
+
+def _raw_frame(path: str, scenario_id: str) -> tuple[float, int]:
+    """The same rows as entities_frame, by hand-written SQL on a bare DuckDB connection."""
+    import duckdb
+
+    from healthsim_models import LabResult
+
+    columns = ", ".join(f"t.{c.name}" for c in LabResult.__table__.columns)
+    sql = (
+        f"SELECT {columns} FROM scenario_entities se JOIN lab_results t ON t.id = se.entity_id "
+        "WHERE se.scenario_id = CAST(? AS UUID) AND se.entity_type = 'lab_result' ORDER BY se.position"
+    )
+    con = duckdb.connect(path)
+    try:
+        seconds, table = _best_of(FRAME_TRIES, lambda: con.sql(sql, params=[scenario_id]).to_arrow_table())
+    finally:
+        con.close()
+    return seconds, table.num_rows
 
 
 def _peak_mb() -> float:
@@ -128,9 +162,7 @@ def measure_baseline(patients: int, path: str) -> dict[str, Any]:
     for table in tables.values():
         loaded += len(con.sql(f"SELECT * FROM {table.name}").to_arrow_table().to_pylist())
     load_s = time.perf_counter() - start
-    start = time.perf_counter()
-    frame = con.sql("SELECT * FROM lab_results").to_arrow_table()
-    frame_s = time.perf_counter() - start
+    frame_s, frame = _best_of(FRAME_TRIES, lambda: con.sql("SELECT * FROM lab_results").to_arrow_table())
     con.close()
     return {"entities": count, "save_s": save_s, "load_s": load_s, "frame_s": frame_s,
             "frame_rows": frame.num_rows, "save_peak_mb": save_peak_mb}
@@ -248,7 +280,10 @@ def main() -> None:
             ratio = (repo["entities"] / repo["save_s"]) / (orm["entities"] / orm["save_s"])
             print(f"  save  repository / ORM merge(b): {ratio:.0f}x (target >= 100)")
         print(f"  load  repository / baseline(a): {base['load_s'] / repo['load_s']:.2f}x (target >= 0.5)")
-        print(f"  frame entities_frame / raw Arrow: {base['frame_s'] / repo['frame_s']:.2f}x (target >= 0.8)")
+        print(f"  frame entities_frame / raw Arrow fetch of the same rows: "
+              f"{repo['raw_frame_s'] / repo['frame_s']:.2f}x (target >= 0.8)")
+        print(f"  frame entities_frame / whole-table Arrow scan (no scenario filter): "
+              f"{base['frame_s'] / repo['frame_s']:.2f}x")
         print(f"  generation alone: {results['generation']['save_s']:.2f}s, included in every save time")
 
 

@@ -69,20 +69,42 @@ def render_datetime(value: dt.datetime) -> str:
 
 
 def _datetime(field: Field, value: Any, type_name: str) -> tuple[Any, str | None]:
+    if value.__class__ is str:
+        # Generated data repeats its date-times (visit times, claim dates):
+        # parse each distinct text once. Bare dates depend on the field, so
+        # they are not cached.
+        cached = _DATETIME_CACHE.get(value)
+        if cached is not None:
+            return cached
+        if _DATETIME.fullmatch(value):  # never a bare date: the pattern needs a T
+            parsed = _parse_datetime(value)
+            if len(_DATETIME_CACHE) >= _DATETIME_CACHE_SIZE:
+                _DATETIME_CACHE.clear()
+            _DATETIME_CACHE[value] = parsed
+            return parsed
     if isinstance(value, dt.datetime):
         return (value if value.tzinfo else value.replace(tzinfo=UTC)).astimezone(UTC), None
     if isinstance(value, str):
         bare = _DATE.fullmatch(value) and field.column in rules.BARE_DATE_OK.get(type_name, ())
         if bare or _DATETIME.fullmatch(value):
-            try:
-                parsed = dt.datetime.fromisoformat(value)
-            except ValueError:
-                raise Invalid(f"{value!r} is not a real date-time") from None
-            if parsed.tzinfo is None:  # no offset means UTC (canonical-models §0)
-                parsed = parsed.replace(tzinfo=UTC)
-            parsed = parsed.astimezone(UTC)
-            return parsed, (None if _is_canonical_datetime(value, parsed) else value)
+            return _parse_datetime(value)
     raise Invalid(f"expected a date-time YYYY-MM-DDThh:mm[:ss[.ffffff]][Z|±hh:mm], got {value!r}")
+
+
+_DATETIME_CACHE: dict[str, tuple[dt.datetime, str | None]] = {}
+_DATETIME_CACHE_SIZE = 65_536
+
+
+def _parse_datetime(value: str) -> tuple[dt.datetime, str | None]:
+    """(the UTC instant, the text to keep verbatim or None) of a pattern-checked date-time."""
+    try:
+        parsed = dt.datetime.fromisoformat(value)
+    except ValueError:
+        raise Invalid(f"{value!r} is not a real date-time") from None
+    if parsed.tzinfo is None:  # no offset means UTC (canonical-models §0)
+        parsed = parsed.replace(tzinfo=UTC)
+    parsed = parsed.astimezone(UTC)
+    return parsed, (None if _is_canonical_datetime(value, parsed) else value)
 
 
 def _is_canonical_datetime(text: str, parsed: dt.datetime) -> bool:
