@@ -1,0 +1,473 @@
+"""JSON export and import (healthsim_state.exchange) on DuckDB and PostgreSQL:
+byte-identical round trips, the document's shape, refused documents, names
+and ids, and streaming in bounded pieces."""
+
+from __future__ import annotations
+
+import io
+import itertools
+import json
+import tracemalloc
+from pathlib import Path
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+
+from healthsim_models import ENTITY_TYPES, create_store_engine, session_scope
+from healthsim_models.errors import DocumentError, ScenarioExistsError, ValidationError
+from healthsim_state import ScenarioRepository, export_scenario, import_scenario, json_stream
+from healthsim_state.exchange import _scan, _entities
+from tests.helpers import FIXTURES, fixture, normalise
+from tests.strategies import scenario_entities
+
+CANONICAL = FIXTURES / "scenario-canonical.json"
+NAME = "riverbend-cross-product-demo"
+
+
+@pytest.fixture
+def engine(store_url: str):
+    engine = create_store_engine(store_url)
+    yield engine
+    engine.dispose()
+
+
+def do_import(engine, source: Any, **kwargs: Any):
+    with session_scope(engine) as session:
+        return import_scenario(session, source, **kwargs)
+
+
+def do_export(engine, name: str, out: Any = None) -> bytes:
+    sink = io.BytesIO() if out is None else out
+    with session_scope(engine) as session:
+        export_scenario(session, name, sink)
+    return sink.getvalue() if out is None else Path(out).read_bytes()
+
+
+def assert_empty(engine) -> None:
+    with session_scope(engine) as session:
+        repo = ScenarioRepository(session)
+        assert repo.list() == []
+        assert repo.count_entities_by_type() == {}
+
+
+def delete(engine, name: str) -> None:
+    with session_scope(engine) as session:
+        assert ScenarioRepository(session).delete(name)
+
+
+# -- round trips ------------------------------------------------------------------
+
+
+def test_export_import_export_is_byte_identical(engine, tmp_path: Path) -> None:
+    do_import(engine, CANONICAL)
+    first = do_export(engine, NAME, tmp_path / "first.json")
+    delete(engine, NAME)
+    assert_empty(engine)
+    summary = do_import(engine, tmp_path / "first.json")
+    assert str(summary.id) == "2e7ec343-1a17-4f4c-8e4b-d4d32e545898"
+    second = do_export(engine, NAME)
+    assert second == first
+    # A file object and a path give the same bytes.
+    assert do_export(engine, NAME, tmp_path / "again.json") == first
+
+
+def test_the_canonical_fixture_is_in_the_export_format(engine) -> None:
+    """The shared example document imports, and exports as the same document
+    (tags sorted, numbers compared by value)."""
+    do_import(engine, CANONICAL)
+    exported = json.loads(do_export(engine, NAME))
+    original = fixture("scenario-canonical.json")
+    assert list(exported) == list(original)
+    assert exported["tags"] == sorted(original["tags"])
+    for key in ("schema_version", "scenario_id", "name", "description", "created_at"):
+        assert exported[key] == original[key]
+    assert normalise(exported["entities"]) == normalise(original["entities"])
+
+
+def test_the_document_lists_every_type_in_catalogue_order_one_entity_per_line(engine) -> None:
+    with session_scope(engine) as session:
+        ScenarioRepository(session).save(
+            "small",
+            {"patient": [{"id": "P-1", "mrn": "M-1", "name": {"given_name": "Zoë", "family_name": "東京"},
+                          "birth_date": "1980-01-02", "gender": "F"}]},
+            description="one patient",
+            tags=["b", "a"],
+        )
+    text = do_export(engine, "small").decode("utf-8")
+    document = json.loads(text)
+    assert list(document) == ["schema_version", "scenario_id", "name", "description", "tags", "created_at", "entities"]
+    assert document["schema_version"] == "1.0"
+    assert list(document["entities"]) == [et.name for et in ENTITY_TYPES]
+    assert all(document["entities"][et.name] == [] for et in ENTITY_TYPES[1:])
+    assert document["tags"] == ["a", "b"]
+    assert '\n      {"id": "P-1", "mrn": "M-1", ' in text  # one entity per line, UTF-8 as is
+    assert "Zoë" in text and text.endswith("}\n")
+
+
+def test_decimal_columns_keep_their_digits(engine) -> None:
+    do_import(engine, CANONICAL)
+    text = do_export(engine, NAME).decode()
+    assert '"charge_amount": 185.00' in text
+    lines = json.loads(text)["entities"]["claim_line"]
+    assert [line["charge_amount"] for line in lines] == [185.0, 64.0, 140.0]
+
+
+def test_metadata_keys_are_kept_and_annotations_dropped(engine, tmp_path: Path) -> None:
+    document = fixture("scenario-canonical.json")
+    document["_comment"] = "an annotation"
+    document["project"] = {"owner": "team-b", "budget": 3}
+    document["created_by"] = "patientsim"
+    source = tmp_path / "extra.json"
+    source.write_text(json.dumps(document))
+    do_import(engine, source)
+    exported = json.loads(do_export(engine, NAME))
+    assert exported["project"] == {"budget": 3, "owner": "team-b"}
+    assert exported["created_by"] == "patientsim"
+    assert "_comment" not in exported
+    assert list(exported)[-1] == "entities"
+
+
+def test_keys_in_any_order_and_types_out_of_catalogue_order(engine, tmp_path: Path) -> None:
+    """Children before parents, entities before the name: the importer reads
+    the arrays parents first whatever their order in the file."""
+    document = fixture("scenario-canonical.json")
+    reordered = {
+        "entities": dict(reversed(list(document["entities"].items()))),
+        **{k: v for k, v in reversed(list(document.items())) if k != "entities"},
+    }
+    source = tmp_path / "reordered.json"
+    source.write_text(json.dumps(reordered, indent=1))
+    do_import(engine, source)
+    assert normalise(json.loads(do_export(engine, NAME))["entities"]) == normalise(document["entities"])
+
+
+_names = itertools.count()
+
+
+@pytest.mark.parametrize("backend", ["duckdb", "postgresql"])
+def test_any_scenario_round_trips_byte_identically(
+    backend: str, request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Generated scenarios (every type, odd text, every date-time spelling,
+    unknown keys), read in 7-byte chunks so that values, escapes and UTF-8
+    sequences are cut at every kind of place."""
+    monkeypatch.setattr(json_stream, "CHUNK_SIZE", 7)
+    engine = create_store_engine(request.getfixturevalue(f"{backend}_url"))
+
+    @settings(deadline=None, max_examples=10, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+    @given(entities=scenario_entities())
+    def round_trip(entities) -> None:  # type: ignore[no-untyped-def]
+        name = f"generated-{next(_names)}"
+        with session_scope(engine) as session:
+            ScenarioRepository(session).save(name, entities, description="générée ✓", tags=["x"])
+        first = do_export(engine, name)
+        delete(engine, name)
+        do_import(engine, io.BytesIO(first))
+        assert do_export(engine, name) == first
+        delete(engine, name)
+
+    try:
+        round_trip()
+    finally:
+        engine.dispose()
+
+
+# -- names and ids ------------------------------------------------------------------
+
+
+def test_an_existing_name_needs_overwrite_or_a_new_name(engine) -> None:
+    first = do_import(engine, CANONICAL)
+    with pytest.raises(ScenarioExistsError, match=r"--overwrite.*--as NEW_NAME"):
+        do_import(engine, CANONICAL)
+    replaced = do_import(engine, CANONICAL, overwrite=True)
+    assert replaced.id == first.id
+    copy = do_import(engine, CANONICAL, name="riverbend-copy")
+    assert copy.id != first.id  # the document's id belongs to the original
+    with session_scope(engine) as session:
+        repo = ScenarioRepository(session)
+        assert [i.name for i in repo.list()] == ["riverbend-copy", NAME]
+        assert repo.scenario_summary("riverbend-copy").entity_counts == repo.scenario_summary(NAME).entity_counts
+    assert json.loads(do_export(engine, "riverbend-copy"))["name"] == "riverbend-copy"
+
+
+def test_a_new_name_in_an_empty_store_keeps_the_documents_id(engine) -> None:
+    summary = do_import(engine, CANONICAL, name="elsewhere")
+    assert str(summary.id) == "2e7ec343-1a17-4f4c-8e4b-d4d32e545898"
+
+
+# -- refused documents ----------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("name", "error", "pattern"),
+    [
+        ("truncated.json", DocumentError, r"truncated\.json is truncated: it ends inside patient\[0\] .*line 12"),
+        ("unknown-entity-type.json", DocumentError, r"line 9, column 5 .*'patientz' is not an entity type"),
+        ("bad-date.json", ValidationError, r"patient\[0\] \(id PAT-INV-0101\) birth_date"),
+        ("bad-gender.json", ValidationError, r"patient\[0\] .* gender: 'X'"),
+        ("dangling-mrn.json", ValidationError, r"encounter\[0\] patient_mrn: 'MRN-900399'"),
+        ("discharge-before-admission.json", ValidationError, r"encounter\[0\] discharge_time"),
+    ],
+)
+def test_invalid_documents_are_refused_and_nothing_is_written(engine, name: str, error: type, pattern: str) -> None:
+    with pytest.raises(error, match=pattern):
+        do_import(engine, FIXTURES / "invalid" / name)
+    assert_empty(engine)
+
+
+def test_every_cut_of_a_document_is_refused_as_truncated(engine, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(json_stream, "CHUNK_SIZE", 64)
+    whole = CANONICAL.read_bytes().rstrip()
+    for cut in range(0, len(whole), 97):
+        with pytest.raises(DocumentError, match="truncated|is empty"):
+            do_import(engine, io.BytesIO(whole[:cut]))
+    assert_empty(engine)
+
+
+def test_a_syntax_error_names_line_column_and_entity(engine, tmp_path: Path) -> None:
+    do_import(engine, CANONICAL)
+    lines = do_export(engine, NAME).decode().splitlines(keepends=True)
+    start = next(i for i, line in enumerate(lines) if line.startswith('    "encounter"'))
+    broken = lines[start + 3].replace('"status": ', '"status" ', 1)  # encounter[2]
+    lines[start + 3] = broken
+    source = tmp_path / "broken.json"
+    source.write_text("".join(lines))
+    delete(engine, NAME)
+    column = broken.index('"status" ') + len('"status" ') + 1
+    with pytest.raises(DocumentError, match=rf"line {start + 4}, column {column} .*encounter\[2\]: expecting ':'"):
+        do_import(engine, source)
+    assert_empty(engine)
+
+
+@pytest.mark.parametrize(
+    ("change", "pattern"),
+    [
+        ({"schema_version": "2.0"}, r"schema_version 2\.0 is newer than this HealthSim Store reads \(1\.0\); upgrade"),
+        ({"schema_version": "1.1"}, r"schema_version 1\.1 is newer"),
+        ({"schema_version": "0.9"}, r"schema_version 0\.9 is not a version of the scenario document"),
+        ({"schema_version": 1}, r"schema_version 1 .*is not a version like '1\.0'"),
+        ({"name": ""}, r"'name' at line 1, column \d+ .*required"),
+        ({"name": None}, r"'name'.*required"),
+        ({"tags": "demo"}, r"'tags'.*expected an array"),
+        ({"scenario_id": "not-a-uuid"}, r"'scenario_id'.*expected a UUID"),
+        ({"created_at": "yesterday"}, r"'created_at'.*expected a date-time"),
+        ({"entities": []}, r"expected an object of entity type -> array in 'entities'"),
+        ({"entities": {"patient": {}}}, r"expected an array in entities\.patient"),
+        ({"entities": {"patients": []}}, r"plural.*legacy v1 scenario file.*migrate-legacy"),
+        ({"metadata": {"name": "x"}}, r"legacy v2 workspace.*migrate-legacy"),
+    ],
+)
+def test_bad_headers_are_refused(engine, tmp_path: Path, change: dict[str, Any], pattern: str) -> None:
+    document = fixture("scenario-canonical.json")
+    document.update(change)
+    source = tmp_path / "doc.json"
+    source.write_text(json.dumps(document))
+    with pytest.raises(DocumentError, match=pattern):
+        do_import(engine, source)
+    assert_empty(engine)
+
+
+def test_a_document_without_schema_version_is_read_as_the_current_one(engine, tmp_path: Path) -> None:
+    document = fixture("scenario-canonical.json")
+    del document["schema_version"]
+    source = tmp_path / "doc.json"
+    source.write_text(json.dumps(document))
+    do_import(engine, source)
+    assert json.loads(do_export(engine, NAME))["schema_version"] == "1.0"
+
+
+@pytest.mark.parametrize(
+    ("text", "pattern"),
+    [
+        (b"", r"is empty"),
+        (b"[]", r"expected '\{' in the document, found '\['"),
+        (b'{"name": "a", "name": "b", "entities": {}}', r"the key 'name' appears twice"),
+        (b'{"name": "a", "entities": {"patient": [], "patient": []}}', r"'patient' appears twice"),
+        (b'{"name": "a", "entities": {}} x', r"unexpected 'x' after the end"),
+        (b'{"name": "a", "entities": {}}\xff', r"byte 29 is not valid UTF-8"),
+    ],
+)
+def test_malformed_json_is_refused(engine, text: bytes, pattern: str) -> None:
+    with pytest.raises(DocumentError, match=pattern):
+        do_import(engine, io.BytesIO(text))
+    assert_empty(engine)
+
+
+def test_the_legacy_fixtures_point_to_migrate_legacy(engine) -> None:
+    with pytest.raises(DocumentError, match="legacy v1 scenario file.*healthsim migrate-legacy --from"):
+        do_import(engine, FIXTURES / "legacy-v1-scenario.json")
+    with pytest.raises(DocumentError, match="legacy v2 workspace.*healthsim migrate-legacy --from"):
+        do_import(engine, FIXTURES / "legacy-v2-workspace.json")
+
+
+def test_a_missing_file_is_a_clear_error(engine, tmp_path: Path) -> None:
+    with pytest.raises(DocumentError, match=r"cannot read .*nope\.json: No such file"):
+        do_import(engine, tmp_path / "nope.json")
+
+
+def test_a_failed_export_leaves_the_target_as_it_was(engine, tmp_path: Path) -> None:
+    """The document goes to a temporary file that replaces the target only when complete."""
+    from contextlib import contextmanager
+
+    do_import(engine, CANONICAL)
+    folder = tmp_path / "out"
+    folder.mkdir()
+    target = folder / "scenario.json"
+    target.write_text("the previous export")
+
+    @contextmanager
+    def interrupted(description: str, total: int | None):
+        def advance(n: int = 1) -> None:
+            raise KeyboardInterrupt
+
+        yield advance
+
+    with pytest.raises(KeyboardInterrupt), session_scope(engine) as session:
+        export_scenario(session, NAME, target, progress=interrupted)
+    assert [p.name for p in folder.iterdir()] == ["scenario.json"]
+    assert target.read_text() == "the previous export"
+
+
+# -- streaming ------------------------------------------------------------------------
+
+
+def many_entities(patients: int) -> dict[str, Any]:
+    """Patients with two encounters each, as generators (never a list in memory)."""
+    return {
+        "patient": (
+            {"id": f"P-{i}", "mrn": f"MRN-{i}", "name": {"given_name": "Ada", "family_name": f"Lovelace {i}"},
+             "birth_date": "1980-02-03", "gender": "F", "note": "x" * 200}
+            for i in range(patients)
+        ),
+        "encounter": (
+            {"encounter_id": f"E-{i}-{j}", "patient_mrn": f"MRN-{i}", "class_code": "O", "status": "finished",
+             "admission_time": f"2024-01-0{j + 1}T10:00:00Z"}
+            for i in range(patients)
+            for j in range(2)
+        ),
+    }
+
+
+class ChunkedOnly(io.RawIOBase):
+    """A file that only gives data in bounded reads; a whole-file read fails the test."""
+
+    def __init__(self, data: bytes, limit: int) -> None:
+        self.inner = io.BytesIO(data)
+        self.limit = limit
+        self.reads = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def seek(self, offset: int, whence: int = 0) -> int:
+        return self.inner.seek(offset, whence)
+
+    def tell(self) -> int:
+        return self.inner.tell()
+
+    def read(self, size: int = -1) -> bytes:
+        assert size is not None and 0 < size <= self.limit, f"read({size}): the importer read the whole file"
+        self.reads += 1
+        return self.inner.read(size)
+
+    def readall(self) -> bytes:
+        raise AssertionError("the importer read the whole file")
+
+    def readinto(self, buffer: Any) -> int:
+        raise AssertionError("unexpected readinto")
+
+
+def test_a_large_scenario_streams_both_ways(duckdb_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """25,000 entities (more than one repository batch): the export is written in
+    pieces, the import reads 64 KiB at a time, and the round trip is exact."""
+    monkeypatch.setattr(json_stream, "CHUNK_SIZE", 64 * 1024)
+    engine = create_store_engine(duckdb_url)
+    try:
+        with session_scope(engine) as session:
+            ScenarioRepository(session).save("large", many_entities(8_334))
+
+        class Sink(io.BytesIO):
+            largest = 0
+
+            def write(self, data: Any) -> int:
+                Sink.largest = max(Sink.largest, len(data))
+                return super().write(data)
+
+        sink = Sink()
+        with session_scope(engine) as session:
+            summary = export_scenario(session, "large", sink)
+        first = sink.getvalue()
+        assert summary.entities == 25_002 and summary.bytes == len(first)
+        assert Sink.largest < 2 << 20 < len(first) // 2  # written in pieces, not as one text
+
+        delete(engine, "large")
+        source = ChunkedOnly(first, 64 * 1024)
+        do_import(engine, source)
+        assert source.reads > 2 * len(first) // (64 * 1024)  # both passes, chunk by chunk
+        assert do_export(engine, "large") == first
+    finally:
+        engine.dispose()
+
+
+def test_reading_holds_one_chunk_and_one_entity_not_the_file() -> None:
+    """Scanning and streaming a 10 MB document with 64 KiB chunks: the text
+    held at once and the memory allocated stay far below the file's size."""
+    entity = {"id": "x", "mrn": "m", "name": {"given_name": "Ada", "family_name": "L"}, "pad": "y" * 300}
+    parts = ['{"schema_version": "1.0", "name": "big", "entities": {"patient": [\n']
+    parts.append(",\n".join(json.dumps({**entity, "id": f"P-{i}"}) for i in range(28_000)))
+    parts.append("\n]}}\n")
+    data = "".join(parts).encode()
+    assert len(data) > 10_000_000
+    raw = io.BytesIO(data)
+    tracemalloc.start()
+    try:
+        reader = json_stream.JsonReader(raw, "big.json", chunk_size=64 * 1024)
+        document = _scan(reader)
+        count = sum(1 for _ in _entities(reader, document.sections["patient"]))
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert count == document.total == 28_000
+    assert reader.peak_buffer < 3 * 64 * 1024
+    assert peak < len(data) // 10, f"peak {peak} bytes for a {len(data)}-byte file"
+
+
+def test_a_pipe_is_read_through_a_temporary_file(engine) -> None:
+    class Pipe(io.RawIOBase):
+        def __init__(self, data: bytes) -> None:
+            self.inner = io.BytesIO(data)
+
+        def readable(self) -> bool:
+            return True
+
+        def seekable(self) -> bool:
+            return False
+
+        def readinto(self, buffer: Any) -> int:
+            return self.inner.readinto(buffer)
+
+    summary = do_import(engine, io.BufferedReader(Pipe(CANONICAL.read_bytes())))
+    assert summary.name == NAME and sum(summary.counts.values()) == 53
+
+
+def test_progress_reports_every_entity(engine) -> None:
+    seen: list[tuple[str, int | None, int]] = []
+
+    from contextlib import contextmanager
+
+    @contextmanager
+    def progress(description: str, total: int | None):
+        done = [0]
+        yield lambda n=1: done.__setitem__(0, done[0] + n)
+        seen.append((description, total, done[0]))
+
+    with session_scope(engine) as session:
+        import_scenario(session, CANONICAL, progress=progress)
+    with session_scope(engine) as session:
+        export_scenario(session, NAME, io.BytesIO(), progress=progress)
+    assert seen == [(f"Importing {NAME}", 53, 53), (f"Exporting {NAME}", 53, 53)]
+
