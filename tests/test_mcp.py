@@ -6,14 +6,12 @@ tests share its DuckDB file and use scenario names of their own.
 
 from __future__ import annotations
 
-import datetime as dt
 import json
 import re
 import subprocess
 import sys
 import uuid
 from collections.abc import AsyncIterator, Iterator
-from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +23,7 @@ from mcp import ClientSession, MCPError, StdioServerParameters, stdio_client
 from healthsim_models.registry import ENTITY_TYPES
 from healthsim_state.cli import main
 from healthsim_state.fields import layout
-from healthsim_state.mcp.tools import TOOLS, json_value
+from healthsim_state.mcp.tools import TOOLS
 
 pytestmark = pytest.mark.anyio
 
@@ -135,7 +133,7 @@ async def test_save_then_load_a_summary_and_pages_of_entities(client: ClientSess
     assert scenario["tags"] == ["demo", "mcp"]
     assert scenario["description"] == "three visits"
     assert scenario["total_entities"] == 6
-    assert scenario["created_at"].endswith("Z")
+    assert scenario["created_at"].endswith("+00:00")  # instants in UTC
 
     first = await call(client, "load_scenario", name="mcp-roundtrip", entity_type="encounters", limit=2)
     assert (first["entity_type"], first["offset"], first["total"], first["next_offset"]) == ("encounter", 0, 3, 2)
@@ -247,29 +245,40 @@ async def test_the_cli_writes_while_the_server_runs(client: ClientSession, store
     await call(client, "save_scenario", name="mcp-before-cli", entities={"patient": [PATIENT]})
     # Between calls the server holds no lock: opening the file fails at once if it did.
     duckdb.connect(str(store["path"])).close()
-    script = (
-        "from healthsim_state import save_scenario; import sys; "
-        "save_scenario('from-the-cli', {'patient': [{'id': 'P-9', 'mrn': 'MRN-9', 'birth_date': '1990-01-01', "
-        "'gender': 'M', 'name': {'given_name': 'C', 'family_name': 'L'}}]}, database_url=sys.argv[1])"
+    subprocess.run(
+        [str(HEALTHSIM), "demo", "--patients", "2", "--name", "from-the-cli", "--database-url", store["url"]],
+        check=True, timeout=120, capture_output=True,
     )
-    subprocess.run([sys.executable, "-c", script, store["url"]], check=True, timeout=120)
-    seen = await call(client, "get_summary", name="from-the-cli")
-    assert seen["scenario"]["entity_counts"] == {"patient": 1}
+    seen = (await call(client, "get_summary", name="from-the-cli"))["scenario"]
+    assert set(seen["entity_counts"]) == {et.name for et in ENTITY_TYPES}  # the demo spans every type
+    for et in ENTITY_TYPES:
+        page = await call(client, "load_scenario", name="from-the-cli", entity_type=et.plural, limit=1)
+        assert len(page["entities"]) == 1 and page["total"] == seen["entity_counts"][et.name]
+    # ... and the server still writes after the CLI did.
+    await call(client, "add_entities", name="mcp-before-cli", entities={"encounter": ENCOUNTERS[:1]})
+
+
+async def test_query_is_read_only_sql(client: ClientSession) -> None:
+    await call(client, "save_scenario", name="mcp-query", entities={"member": [MEMBER], "claim": [CLAIM]})
+    sql = (
+        "SELECT c.claim_id, c.total_charge, c.service_date FROM claims c JOIN scenario_entities se "
+        "ON se.entity_id = c.id JOIN scenarios s ON s.id = se.scenario_id WHERE s.name = 'mcp-query'"
+    )
+    result = await call(client, "query", sql=sql)
+    assert result == {
+        "columns": ["claim_id", "total_charge", "service_date"],
+        "rows": [["C-1", "148.83", "2024-01-02"]],
+        "truncated": False,
+    }
+    capped = await call(client, "query", sql="SELECT * FROM range(5)", max_rows=2)
+    assert (len(capped["rows"]), capped["truncated"]) == (2, True)
+    refused_write = await refused(client, "query", sql="DELETE FROM claims")
+    assert "read-only" in refused_write.lower() or "read only" in refused_write.lower(), refused_write
+    assert (await call(client, "get_summary", name="mcp-query"))["scenario"]["entity_counts"]["claim"] == 1
+    assert "syntax" in (await refused(client, "query", sql="SELEC 1")).lower()
 
 
 # -- in-process ---------------------------------------------------------------------
-
-
-def test_json_values_are_deterministic_text() -> None:
-    ident = uuid.UUID("12345678-1234-5678-1234-567812345678")
-    instant = dt.datetime(2024, 1, 2, 10, 0, tzinfo=dt.timezone(dt.timedelta(hours=-5)))
-    assert json_value(
-        {"id": ident, "at": instant, "naive": dt.datetime(2024, 1, 2, 3, 4), "day": dt.date(2024, 1, 2),
-         "money": Decimal("148.80"), "blob": b"\x01\xff", "nan": float("nan"), "items": (1, 2.5, None, True)}
-    ) == {
-        "id": "12345678-1234-5678-1234-567812345678", "at": "2024-01-02T15:00:00Z", "naive": "2024-01-02T03:04:00",
-        "day": "2024-01-02", "money": "148.80", "blob": "01ff", "nan": "nan", "items": [1, 2.5, None, True],
-    }
 
 
 def test_a_bad_database_url_fails_before_serving(capsys: pytest.CaptureFixture[str]) -> None:

@@ -1,4 +1,5 @@
-"""The MCP tools: each one a repository call in a session of its own.
+"""The MCP tools: each one a repository call in a session of its own (or a
+read-only query through :func:`healthsim_state.query.run_query`).
 
 A tool is a plain function ``(store, **arguments) -> dict`` that returns a
 JSON-friendly result, plus the JSON Schema of its arguments
@@ -10,14 +11,10 @@ between two calls.
 
 from __future__ import annotations
 
-import datetime as dt
 import itertools
-import math
-import uuid
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import closing, contextmanager
 from dataclasses import dataclass
-from decimal import Decimal
 from typing import Any
 
 from sqlalchemy.engine import URL, Engine
@@ -25,9 +22,10 @@ from sqlalchemy.engine import URL, Engine
 from healthsim_models.engine import create_store_engine, resolve_database_url, session_scope
 from healthsim_models.errors import InvalidArgumentError
 from healthsim_models.registry import ENTITY_TYPES, entity_type
+from healthsim_models.state import Scenario, ScenarioEntity, ScenarioTag
 from healthsim_state.mcp.schemas import entities_schema
+from healthsim_state.query import json_value, run_query
 from healthsim_state.repository import SaveSummary, ScenarioInfo, ScenarioRepository
-from healthsim_state.serialization import render_datetime
 
 #: Largest page of scenarios or entities one call returns.
 MAX_PAGE = 1000
@@ -64,30 +62,7 @@ class Store:
             self._engine = None
 
 
-# -- results as JSON ------------------------------------------------------------
-
-
-def json_value(value: Any) -> Any:
-    """``value`` with every non-JSON scalar as deterministic text: UUIDs,
-    dates and times in ISO form (instants in UTC with ``Z``), Decimals as
-    written (``"148.83"``), bytes as hex, non-finite floats by name."""
-    if value is None or isinstance(value, bool | int | str):
-        return value
-    if isinstance(value, float):
-        return value if math.isfinite(value) else str(value)
-    if isinstance(value, Mapping):
-        return {str(k): json_value(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [json_value(v) for v in value]
-    if isinstance(value, Decimal | uuid.UUID):
-        return str(value)
-    if isinstance(value, dt.datetime):
-        return render_datetime(value) if value.tzinfo is not None else value.isoformat()
-    if isinstance(value, dt.date | dt.time):
-        return value.isoformat()
-    if isinstance(value, bytes | bytearray | memoryview):
-        return bytes(value).hex()
-    return str(value)
+# -- results as JSON (values rendered as `healthsim query --format json` renders them) ----
 
 
 def scenario_json(info: ScenarioInfo) -> dict[str, Any]:
@@ -199,6 +174,19 @@ def get_summary(store: Store, name: str | None = None) -> dict[str, Any]:
             return {"scenario": scenario_json(repo.scenario_summary(name))}
         counts = repo.count_entities_by_type()
     return {"entity_counts": counts, "total_entities": sum(counts.values())}
+
+
+def query(store: Store, sql: str, max_rows: int = DEFAULT_PAGE) -> dict[str, Any]:
+    result = run_query(sql, database_url=store.url_text, max_rows=max_rows)
+    return {"columns": result.columns, "rows": json_value(result.rows), "truncated": result.truncated}
+
+
+_LINKS = ScenarioEntity.__table__
+_TAGS = ScenarioTag.__table__
+
+
+def _columns(table: Any) -> str:
+    return ", ".join(c.name for c in table.columns)
 
 
 # -- schemas ------------------------------------------------------------------------
@@ -316,5 +304,20 @@ TOOLS: tuple[ToolSpec, ...] = (
         get_summary,
         {"name": _NAME},
         required=(),
+    ),
+    ToolSpec(
+        "query",
+        "Run one read-only SQL statement on the store and return its columns and up to max_rows rows; "
+        "truncated says whether rows were left out. The database refuses any write. Entity tables: "
+        f"{', '.join(et.table_name for et in ENTITY_TYPES)} (primary key id). {_LINKS.name} "
+        f"({_columns(_LINKS)}) says which rows a scenario holds; {Scenario.__tablename__} "
+        f"({_columns(Scenario.__table__)}) and {_TAGS.name} ({_columns(_TAGS)}) describe scenarios. "
+        "Decimals, dates and UUIDs come back as text.",
+        query,
+        {
+            "sql": {"type": "string", "minLength": 1, "description": "one SQL statement"},
+            "max_rows": {"type": "integer", "minimum": 1, "maximum": MAX_PAGE, "default": DEFAULT_PAGE},
+        },
+        required=("sql",),
     ),
 )
