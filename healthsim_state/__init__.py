@@ -6,6 +6,8 @@
 and engines live in :mod:`healthsim_models`.
 """
 
+from healthsim_state.exchange import ExportSummary, export_scenario, import_scenario
+from healthsim_state.legacy import FileReport, legacy_status, migrate_legacy
 from healthsim_state.query import QueryResult, run_query
 from healthsim_state.repository import (
     LoadedScenario,
@@ -23,6 +25,12 @@ from healthsim_state.state_manager import (
 __all__ = [
     "QueryResult",
     "run_query",
+    "ExportSummary",
+    "FileReport",
+    "export_scenario",
+    "import_scenario",
+    "legacy_status",
+    "migrate_legacy",
     "LoadedScenario",
     "SaveSummary",
     "ScenarioInfo",
