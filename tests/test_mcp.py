@@ -23,7 +23,7 @@ from mcp import ClientSession, MCPError, StdioServerParameters, stdio_client
 from healthsim_models.registry import ENTITY_TYPES
 from healthsim_state.cli import main
 from healthsim_state.fields import layout
-from healthsim_state.mcp.tools import TOOLS
+from healthsim_state.mcp.tools import DEFAULT_PAGE, MAX_INLINE_EXPORT, MAX_PAGE, TOOLS
 
 pytestmark = pytest.mark.anyio
 
@@ -278,6 +278,52 @@ async def test_query_is_read_only_sql(client: ClientSession) -> None:
     assert "syntax" in (await refused(client, "query", sql="SELEC 1")).lower()
 
 
+async def test_export_and_import_through_files_and_inline(client: ClientSession, tmp_path: Path) -> None:
+    entities = {"patient": [PATIENT], "encounter": ENCOUNTERS, "member": [MEMBER], "claim": [CLAIM]}
+    await call(client, "save_scenario", name="mcp-exchange", entities=entities, tags=["x"])
+    inline = await call(client, "export_scenario", name="mcp-exchange")
+    document = json.loads(inline["document"])
+    assert (document["schema_version"], document["name"], document["tags"]) == ("1.0", "mcp-exchange", ["x"])
+    assert list(document["entities"]) == [et.name for et in ENTITY_TYPES]
+    assert inline["counts"] == {"patient": 1, "encounter": 3, "member": 1, "claim": 1} and inline["path"] is None
+
+    target = tmp_path / "exchange.json"
+    written = await call(client, "export_scenario", name="mcp-exchange", path=str(target))
+    assert written["path"] == str(target) and written["bytes"] == target.stat().st_size
+    assert target.read_text() == inline["document"]  # the same bytes either way
+    assert "exists; pass overwrite=true" in await refused(client, "export_scenario", name="mcp-exchange", path=str(target))
+    await call(client, "export_scenario", name="mcp-exchange", path=str(target), overwrite=True)
+    assert "must be an absolute path" in await refused(client, "export_scenario", name="mcp-exchange", path="out.json")
+
+    copy = await call(client, "import_scenario", path=str(target), name="mcp-exchange-copy")
+    assert copy["name"] == "mcp-exchange-copy" and copy["counts"] == inline["counts"]
+    loaded = await call(client, "load_scenario", name="mcp-exchange-copy", entity_type="patient")
+    assert loaded["entities"] == [PATIENT]
+    assert "a scenario named 'mcp-exchange' exists" in await refused(
+        client, "import_scenario", document=inline["document"]
+    )
+    again = await call(client, "import_scenario", document=inline["document"], overwrite=True)
+    assert again["id"] == document["scenario_id"]
+
+    for arguments in ({}, {"path": str(target), "document": inline["document"]}):
+        assert "needs either path or document" in await refused(client, "import_scenario", **arguments)
+    truncated = inline["document"][: len(inline["document"]) // 2]
+    message = await refused(client, "import_scenario", document=truncated, name="mcp-truncated")
+    assert message.startswith("the document is truncated") and "line" in message, message
+    assert "no scenario named" in await refused(client, "get_summary", name="mcp-truncated")
+
+
+async def test_large_scenarios_are_exported_to_files_only(client: ClientSession, tmp_path: Path) -> None:
+    patients = [
+        {**PATIENT, "id": f"PAT-{i}", "mrn": f"MRN-{i}"} for i in range(MAX_INLINE_EXPORT + 1)
+    ]
+    await call(client, "save_scenario", name="mcp-large", entities={"patient": patients})
+    message = await refused(client, "export_scenario", name="mcp-large")
+    assert f"holds {MAX_INLINE_EXPORT + 1} entities, more than the {MAX_INLINE_EXPORT} returned inline" in message
+    written = await call(client, "export_scenario", name="mcp-large", path=str(tmp_path / "large.json"))
+    assert written["entities"] == MAX_INLINE_EXPORT + 1
+
+
 # -- in-process ---------------------------------------------------------------------
 
 
@@ -292,6 +338,7 @@ def test_a_bad_database_url_fails_before_serving(capsys: pytest.CaptureFixture[s
 # -- docs/mcp.md ----------------------------------------------------------------------
 
 DOC = (Path(__file__).resolve().parent.parent / "docs" / "mcp.md").read_text()
+PROSE = " ".join(DOC.split())  # line breaks as spaces
 
 
 def test_the_docs_tool_table_matches_the_tools() -> None:
@@ -299,6 +346,11 @@ def test_the_docs_tool_table_matches_the_tools() -> None:
     assert [name for name, _ in rows] == [spec.name for spec in TOOLS]
     for (name, arguments), spec in zip(rows, TOOLS):
         assert re.findall(r"`(\w+)`", arguments) == list(spec.properties), name
+
+
+def test_the_docs_limits_are_the_codes() -> None:
+    assert f"(default {DEFAULT_PAGE}, at most {MAX_PAGE})" in PROSE
+    assert f"at most {MAX_INLINE_EXPORT:,} entities" in PROSE
 
 
 def test_the_docs_client_configuration_starts_healthsim_mcp() -> None:

@@ -1,5 +1,6 @@
-"""The MCP tools: each one a repository call in a session of its own (or a
-read-only query through :func:`healthsim_state.query.run_query`).
+"""The MCP tools: each one a repository call in a session of its own, a
+read-only query through :func:`healthsim_state.query.run_query`, or an
+export or import of the versioned JSON document (:mod:`healthsim_state.exchange`).
 
 A tool is a plain function ``(store, **arguments) -> dict`` that returns a
 JSON-friendly result, plus the JSON Schema of its arguments
@@ -11,10 +12,13 @@ between two calls.
 
 from __future__ import annotations
 
+import io
 import itertools
+import os
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import closing, contextmanager
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy.engine import URL, Engine
@@ -23,13 +27,16 @@ from healthsim_models.engine import create_store_engine, resolve_database_url, s
 from healthsim_models.errors import InvalidArgumentError
 from healthsim_models.registry import ENTITY_TYPES, entity_type
 from healthsim_models.state import Scenario, ScenarioEntity, ScenarioTag
+from healthsim_state import exchange
 from healthsim_state.mcp.schemas import entities_schema
 from healthsim_state.query import json_value, run_query
 from healthsim_state.repository import SaveSummary, ScenarioInfo, ScenarioRepository
 
-#: Largest page of scenarios or entities one call returns.
+#: Largest page of scenarios, entities or rows one call returns.
 MAX_PAGE = 1000
 DEFAULT_PAGE = 100
+#: Largest scenario (in entities) export_scenario returns inline rather than writing to a file.
+MAX_INLINE_EXPORT = 1000
 
 
 class Store:
@@ -181,6 +188,55 @@ def query(store: Store, sql: str, max_rows: int = DEFAULT_PAGE) -> dict[str, Any
     return {"columns": result.columns, "rows": json_value(result.rows), "truncated": result.truncated}
 
 
+def export_scenario(
+    store: Store, name: str, path: str | None = None, overwrite: bool = False
+) -> dict[str, Any]:
+    target = None if path is None else _server_path("path", path)
+    if target is not None and target.exists() and not overwrite:
+        raise InvalidArgumentError(f"{target} exists; pass overwrite=true to replace it")
+    with store.repository() as repo:
+        if target is not None:
+            return asdict(exchange.export_scenario(repo.session, name, target))
+        info = repo.scenario_summary(name)
+        total = sum(info.entity_counts.values())
+        if total > MAX_INLINE_EXPORT:
+            raise InvalidArgumentError(
+                f"scenario {info.name!r} holds {total} entities, more than the {MAX_INLINE_EXPORT} returned "
+                "inline; give a path to write the document to"
+            )
+        buffer = io.BytesIO()
+        summary = exchange.export_scenario(repo.session, info.id, buffer)
+    return {**asdict(summary), "document": buffer.getvalue().decode("utf-8")}
+
+
+def import_scenario(
+    store: Store, path: str | None = None, document: str | None = None, name: str | None = None,
+    overwrite: bool = False,
+) -> dict[str, Any]:
+    if (path is None) == (document is None):
+        raise InvalidArgumentError("import_scenario needs either path or document (not both)")
+    if path is not None:
+        source: Any = _server_path("path", path)
+    else:
+        source = io.BytesIO(document.encode("utf-8"))
+        source.name = "the document"  # how the importer's messages will call it
+    with store.repository() as repo:
+        summary = exchange.import_scenario(repo.session, source, overwrite=overwrite, name=name)
+    return save_json(summary)
+
+
+def _server_path(argument: str, text: str) -> Path:
+    """An absolute path on the server's machine; relative ones are refused, as
+    the client cannot know the server's working directory."""
+    path = Path(os.path.expanduser(text))
+    if not path.is_absolute():
+        raise InvalidArgumentError(
+            f"{argument} must be an absolute path on the server's machine, got {text!r} "
+            f"(the server runs in {os.getcwd()})"
+        )
+    return path
+
+
 _LINKS = ScenarioEntity.__table__
 _TAGS = ScenarioTag.__table__
 
@@ -192,6 +248,7 @@ def _columns(table: Any) -> str:
 # -- schemas ------------------------------------------------------------------------
 
 _NAME = {"type": "string", "minLength": 1, "description": "the scenario's name (or its id)"}
+_PATH = {"type": "string", "minLength": 1}
 # Marks where a tool takes the registry-derived ``entities`` argument.
 _ENTITIES: Any = object()
 
@@ -319,5 +376,37 @@ TOOLS: tuple[ToolSpec, ...] = (
             "max_rows": {"type": "integer", "minimum": 1, "maximum": MAX_PAGE, "default": DEFAULT_PAGE},
         },
         required=("sql",),
+    ),
+    ToolSpec(
+        "export_scenario",
+        "Export a scenario as the versioned JSON scenario document (the format of 'healthsim scenario "
+        "export'). With path, writes it to that file on the server's machine (an existing file only with "
+        f"overwrite=true); without, returns the document as text in 'document' (scenarios of at most "
+        f"{MAX_INLINE_EXPORT} entities).",
+        export_scenario,
+        {
+            "name": _NAME,
+            "path": _PATH | {"description": "absolute path of the file to write, on the server's machine"},
+            "overwrite": {"type": "boolean", "default": False, "description": "replace an existing file"},
+        },
+        read_only=False,  # it may write a file
+        destructive=True,
+    ),
+    ToolSpec(
+        "import_scenario",
+        "Import a versioned JSON scenario document, from a file on the server's machine (path) or given as "
+        "text (document, e.g. what export_scenario returned). The whole document is checked first; a "
+        "refused document or entity writes nothing. An existing scenario name needs overwrite=true, or "
+        "import under another name.",
+        import_scenario,
+        {
+            "path": _PATH | {"description": "absolute path of the document, on the server's machine"},
+            "document": {"type": "string", "minLength": 1, "description": "the document's JSON text"},
+            "name": _NAME | {"description": "import under this name instead of the document's"},
+            "overwrite": {"type": "boolean", "default": False, "description": "replace a scenario of that name"},
+        },
+        required=(),
+        read_only=False,
+        destructive=True,
     ),
 )
