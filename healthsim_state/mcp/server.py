@@ -26,7 +26,8 @@ from mcp.shared.exceptions import MCPError
 from sqlalchemy.engine import URL
 
 from healthsim_models.errors import HealthSimError, InvalidArgumentError
-from healthsim_state.mcp.tools import TOOLS, Store, ToolSpec
+from healthsim_state.mcp.catalog import TOOLS, ToolSpec
+from healthsim_state.mcp.tools import Store
 
 logger = logging.getLogger(__name__)
 
