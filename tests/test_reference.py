@@ -4,16 +4,21 @@ refusals, atomic reloads, status, the CLI, the profiles and the scenario join, o
 from __future__ import annotations
 
 import hashlib
+import os
 import re
 import shutil
+import uuid
+from collections.abc import Iterator
 from decimal import Decimal
 from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
+from sqlalchemy.engine import make_url
 from typer.testing import CliRunner
 
 from healthsim_models import ReferenceDataError, get_engine, session_scope
+from healthsim_models.engine import dispose_engines
 from healthsim_models.population import REFERENCE_TABLES, snake_case
 from healthsim_state import save_scenario
 from healthsim_state.cli import app, main
@@ -25,6 +30,7 @@ from healthsim_state.reference import (
     reference_status,
     tract_profile,
 )
+from tests.conftest import BACKENDS, PG_ENV, _admin_connect
 
 REPO = Path(__file__).resolve().parent.parent
 FIXTURES = REPO / "tests" / "fixtures" / "reference"
@@ -41,6 +47,34 @@ runner = CliRunner()
 def _load_all(url: str) -> None:
     for name, file in FILES.items():
         load_reference(name, FIXTURES / file, database_url=url)
+
+
+@pytest.fixture(scope="module", params=BACKENDS)
+def loaded_url(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """One database per backend with every fixture file loaded, shared by the tests that only read."""
+    if request.param == "duckdb":
+        url = f"duckdb:///{tmp_path_factory.mktemp('reference') / 'store.duckdb'}"
+        _load_all(url)
+        yield url
+        dispose_engines()
+        return
+    server = os.environ.get(PG_ENV)
+    if not server:
+        if os.environ.get("CI"):
+            pytest.fail(f"{PG_ENV} is not set: CI must run the PostgreSQL tests")
+        pytest.skip(f"set {PG_ENV} to run PostgreSQL tests")
+    admin_url = make_url(server)
+    name = f"hs_test_ref_{uuid.uuid4().hex[:10]}"
+    with _admin_connect(admin_url) as admin:
+        admin.execute(f'CREATE DATABASE "{name}"')
+    url = admin_url.set(database=name).render_as_string(hide_password=False)
+    try:
+        _load_all(url)
+        yield url
+    finally:
+        dispose_engines()
+        with _admin_connect(admin_url) as admin:
+            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 def _rows(url: str, sql: str) -> list[tuple]:
@@ -97,10 +131,9 @@ def test_the_fixtures_carry_the_published_headers() -> None:
 # --- loading, types, codes, markers -------------------------------------------
 
 
-def test_each_dataset_loads_and_is_registered(store_url: str) -> None:
-    _load_all(store_url)
+def test_each_dataset_loads_and_is_registered(loaded_url: str) -> None:
     expected_rows = {"places_tract": 3, "places_county": 3, "svi_tract": 4, "svi_county": 4, "adi_blockgroup": 7}
-    statuses = {st.dataset: st for st in reference_status(database_url=store_url)}
+    statuses = {st.dataset: st for st in reference_status(database_url=loaded_url)}
     assert set(statuses) == set(FILES)
     for name, file in FILES.items():
         loaded = statuses[name].loaded
@@ -110,51 +143,48 @@ def test_each_dataset_loads_and_is_registered(store_url: str) -> None:
         assert loaded.source_file == file
         assert loaded.sha256 == hashlib.sha256((FIXTURES / file).read_bytes()).hexdigest()
         assert loaded.loaded_at.tzinfo is not None
-        count = _rows(store_url, f"SELECT count(*) FROM population.{name}")[0][0]
+        count = _rows(loaded_url, f"SELECT count(*) FROM population.{name}")[0][0]
         assert count == expected_rows[name]
 
 
-def test_codes_keep_or_regain_their_leading_zeros(store_url: str) -> None:
-    _load_all(store_url)
-    assert _rows(store_url, "SELECT tract_fips, county_fips FROM population.places_tract ORDER BY 1")[0] == (
+def test_codes_keep_or_regain_their_leading_zeros(loaded_url: str) -> None:
+    assert _rows(loaded_url, "SELECT tract_fips, county_fips FROM population.places_tract ORDER BY 1")[0] == (
         "01001020100", "01001",
     )
     # The SVI and ADI fixtures hold codes whose zeros a spreadsheet dropped (1001, 1001020100).
-    assert _rows(store_url, "SELECT st, stcnty, fips FROM population.svi_county ORDER BY fips")[0] == (
+    assert _rows(loaded_url, "SELECT st, stcnty, fips FROM population.svi_county ORDER BY fips")[0] == (
         "01", "01001", "01001",
     )
-    assert _rows(store_url, "SELECT fips FROM population.svi_tract ORDER BY fips")[0] == ("01001020100",)
-    assert _rows(store_url, "SELECT fips FROM population.adi_blockgroup ORDER BY fips")[:2] == [
+    assert _rows(loaded_url, "SELECT fips FROM population.svi_tract ORDER BY fips")[0] == ("01001020100",)
+    assert _rows(loaded_url, "SELECT fips FROM population.adi_blockgroup ORDER BY fips")[:2] == [
         ("010010201001",), ("010010201002",),
     ]
 
 
-def test_measures_are_typed_values(store_url: str) -> None:
-    _load_all(store_url)
+def test_measures_are_typed_values(loaded_url: str) -> None:
     prev, low, high, pop = _rows(
-        store_url,
+        loaded_url,
         "SELECT diabetes_crude_prev, diabetes_crude95_ci_low, diabetes_crude95_ci_high, total_population "
         "FROM population.places_tract WHERE tract_fips = '01001020100'",
     )[0]
     assert isinstance(prev, Decimal) and isinstance(low, Decimal) and isinstance(high, Decimal)
     assert low < prev < high
     assert pop == 1775
-    adj = _rows(store_url, "SELECT obesity_adj_prev, obesity_adj95_ci_low FROM population.places_county "
+    adj = _rows(loaded_url, "SELECT obesity_adj_prev, obesity_adj95_ci_low FROM population.places_county "
                            "WHERE county_fips = '06037'")[0]
     assert all(isinstance(v, Decimal) for v in adj)
     # An empty cell in the PLACES file is NULL (no marker).
-    assert _rows(store_url, "SELECT teethlost_crude_prev, teethlost_crude95_ci_low FROM population.places_tract "
+    assert _rows(loaded_url, "SELECT teethlost_crude_prev, teethlost_crude95_ci_low FROM population.places_tract "
                             "WHERE tract_fips = '48201311500'")[0] == (None, None)
     total, theme, flag = _rows(
-        store_url, "SELECT e_totpop, rpl_themes, f_total FROM population.svi_county WHERE fips = '48201'"
+        loaded_url, "SELECT e_totpop, rpl_themes, f_total FROM population.svi_county WHERE fips = '48201'"
     )[0]
     assert (total, theme) == (4726177, 0.8921) and isinstance(flag, int)
 
 
-def test_svi_minus_999_becomes_null_and_is_listed(store_url: str) -> None:
-    _load_all(store_url)
+def test_svi_minus_999_becomes_null_and_is_listed(loaded_url: str) -> None:
     row = _rows(
-        store_url,
+        loaded_url,
         "SELECT e_totpop, rpl_themes, rpl_theme1, f_pov150, m_hburd, rpl_theme2, suppressed_columns "
         "FROM population.svi_county WHERE fips = '48301'",
     )[0]
@@ -163,19 +193,18 @@ def test_svi_minus_999_becomes_null_and_is_listed(store_url: str) -> None:
     assert row[6].split(",") == [
         "m_hburd", "ep_pov150", "epl_pov150", "spl_theme1", "rpl_theme1", "spl_themes", "rpl_themes", "f_pov150",
     ]
-    assert _rows(store_url, "SELECT suppressed_columns FROM population.svi_county WHERE fips = '48201'") == [(None,)]
+    assert _rows(loaded_url, "SELECT suppressed_columns FROM population.svi_county WHERE fips = '48201'") == [(None,)]
     listed, total, themes = _rows(
-        store_url,
+        loaded_url,
         "SELECT suppressed_columns, e_totpop, rpl_themes FROM population.svi_tract WHERE fips = '48201980000'",
     )[0]
     assert (total, themes) == (0, None)
     assert "ep_pov150" in listed.split(",") and "f_total" in listed.split(",")
 
 
-def test_adi_markers_become_null_with_the_marker_kept(store_url: str) -> None:
-    _load_all(store_url)
+def test_adi_markers_become_null_with_the_marker_kept(loaded_url: str) -> None:
     rows = _rows(
-        store_url,
+        loaded_url,
         "SELECT fips, adi_natrank, adi_natrank_suppression, adi_staternk, adi_staternk_suppression "
         "FROM population.adi_blockgroup ORDER BY fips",
     )
@@ -332,9 +361,8 @@ def test_db_status_counts_the_population_tables(duckdb_url: str) -> None:
 # --- profiles and the scenario join ---------------------------------------------
 
 
-def test_county_profile_puts_places_and_svi_together(store_url: str) -> None:
-    _load_all(store_url)
-    with session_scope(get_engine(store_url)) as session:
+def test_county_profile_puts_places_and_svi_together(loaded_url: str) -> None:
+    with session_scope(get_engine(loaded_url)) as session:
         profile = county_profile(session, 1001)  # a number that lost its leading zero
         assert (profile.level, profile.fips, profile.name, profile.state) == ("county", "01001", "Autauga", "AL")
         assert len(profile.places) == 80  # 40 measures, crude and age-adjusted
@@ -350,9 +378,8 @@ def test_county_profile_puts_places_and_svi_together(store_url: str) -> None:
         assert loving.svi["rpl_themes"] is None
 
 
-def test_tract_profile(store_url: str) -> None:
-    _load_all(store_url)
-    with session_scope(get_engine(store_url)) as session:
+def test_tract_profile(loaded_url: str) -> None:
+    with session_scope(get_engine(loaded_url)) as session:
         profile = tract_profile(session, "48201311500")
         assert profile.name == "Harris" and len(profile.places) == 40
         assert profile.places["teethlost"] is None
@@ -360,9 +387,8 @@ def test_tract_profile(store_url: str) -> None:
         assert profile.releases == {"places_tract": "2024", "svi_tract": "2022"}
 
 
-def test_profiles_refuse_unknown_and_malformed_codes(store_url: str) -> None:
-    _load_all(store_url)
-    with session_scope(get_engine(store_url)) as session:
+def test_profiles_refuse_unknown_and_malformed_codes(loaded_url: str) -> None:
+    with session_scope(get_engine(loaded_url)) as session:
         with pytest.raises(ReferenceDataError, match=r"no county 99999 in population.places_county or "
                                                      r"population.svi_county \(places_county 2024, svi_county 2022\)"):
             county_profile(session, "99999")

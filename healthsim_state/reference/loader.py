@@ -135,11 +135,14 @@ def _select_list(ds: Dataset, columns: list[str], sql: _Sql) -> tuple[list[str],
     exprs: list[str] = []
     marked: list[str] = []  # columns whose marker goes to suppressed_columns
     for name in columns:
-        raw = f"trim({sql.q(name)})"
+        # Numbers are cast untrimmed (both databases ignore surrounding blanks
+        # in a cast) and compared with the markers as published: trimming
+        # every cell of a wide file would double the cost of the load.
+        raw = sql.q(name)
         value = f"NULLIF({raw}, '')"
         if name in ds.codes:
             targets.append(name)
-            exprs.append(f"lpad({value}, {ds.codes[name]}, '0')")
+            exprs.append(f"lpad(NULLIF(trim({raw}), ''), {ds.codes[name]}, '0')")
         elif name in ds.intervals:
             for part, bracket, side in ((1, "(", "low"), (2, ")", "high")):
                 column = table.c[f"{name}_{side}"]
@@ -166,7 +169,7 @@ def _select_list(ds: Dataset, columns: list[str], sql: _Sql) -> tuple[list[str],
         # A concatenation rather than concat_ws: PostgreSQL functions take at most 100 arguments.
         markers = ", ".join(sql.literal(m) for m in ds.markers)
         listed = " || ".join(
-            f"CASE WHEN trim({sql.q(name)}) IN ({markers}) THEN '{name},' ELSE '' END" for name in marked
+            f"CASE WHEN {sql.q(name)} IN ({markers}) THEN '{name},' ELSE '' END" for name in marked
         )
         targets.append("suppressed_columns")
         exprs.append(f"NULLIF(rtrim({listed}, ','), '')")
