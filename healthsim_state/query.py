@@ -27,7 +27,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy.engine import URL, Engine
+from sqlalchemy.engine import Engine
 
 from healthsim_models.engine import (
     DEFAULT_LOCK_TIMEOUT,
@@ -97,9 +97,14 @@ def run_query(sql: str, *, database_url: str | None = None, max_rows: int | None
     if max_rows is not None and (isinstance(max_rows, bool) or not isinstance(max_rows, int) or max_rows < 0):
         raise InvalidArgumentError(f"max_rows must be a whole number >= 0 or None, got {max_rows!r}")
     url = resolve_database_url(database_url)
+    if is_duckdb(url) and (not url.database or url.database == ":memory:"):
+        raise ConfigurationError(
+            f"{mask_url(url)} is an in-memory database, which only its own engine can see; "
+            "queries need a DuckDB file or a PostgreSQL URL"
+        )
     engine = get_engine(url)  # opens the store and brings it to the latest schema
     if is_duckdb(url):
-        return _duckdb_query(url, sql, max_rows)
+        return _duckdb_query(Path(url.database).expanduser(), sql, max_rows)
     return _postgresql_query(engine, sql, max_rows)
 
 
@@ -109,15 +114,10 @@ def run_query(sql: str, *, database_url: str | None = None, max_rows: int | None
 _DUCKDB_CONFIG = {"enable_external_access": False, "lock_configuration": True}
 
 
-def _duckdb_query(url: URL, sql: str, max_rows: int | None) -> QueryResult:
+def _duckdb_query(path: Path, sql: str, max_rows: int | None) -> QueryResult:
     import duckdb
 
-    if not url.database or url.database == ":memory:":
-        raise ConfigurationError(
-            f"{mask_url(url)} is an in-memory database, which only its own engine can see; "
-            "queries need a DuckDB file or a PostgreSQL URL"
-        )
-    con = _duckdb_connect(Path(url.database).expanduser())
+    con = _duckdb_connect(path)
     try:
         try:
             statements = con.extract_statements(sql)

@@ -77,6 +77,15 @@ def test_rows_come_back_typed_and_in_order(demo_url: str) -> None:
     assert result.truncated is False
 
 
+def test_the_sql_reaches_the_database_verbatim(demo_url: str) -> None:
+    """No client-side parameter syntax: %, :name and ? are plain text."""
+    result = run_query(
+        "SELECT count(*) AS n, '100%' AS pct, 'a:b ?' AS text FROM patients WHERE mrn LIKE 'MRN-%'",
+        database_url=demo_url,
+    )
+    assert result.rows == [(PATIENTS, "100%", "a:b ?")]
+
+
 def test_aware_datetimes_come_back_in_utc(demo_url: str) -> None:
     (admitted,) = run_query(
         "SELECT admission_time FROM encounters WHERE encounter_id = 'ENC-0-0'", database_url=demo_url
