@@ -156,7 +156,7 @@ def _person(plan: _Plan) -> Document:
     city, state, zip_prefix = r.choice(_CITIES)
     given, family = r.choice(_FIRST[gender]), r.choice(_LAST)
     return {
-        "ssn": f"9{plan.index:08d}",
+        "ssn": f"9{plan.index:08d}",  # 9xx numbers are never issued as real SSNs
         "name": {"given_name": given, "family_name": family},
         "birth_date": _date(-r.randint(18 * 365, 85 * 365)),
         "gender": gender,
