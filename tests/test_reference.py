@@ -228,13 +228,21 @@ def test_a_missing_column_is_refused_by_name(store_url: str) -> None:
 
 
 def test_an_unexpected_column_is_refused_by_name(store_url: str) -> None:
-    with pytest.raises(ReferenceDataError, match=r"release 2020 or 2022: unexpected columns extra_score"):
+    with pytest.raises(ReferenceDataError, match=r"release 2020 or 2022: unexpected columns EXTRA_SCORE \("):
         load_reference("svi_county", FIXTURES / "svi_county_unexpected_column.csv", database_url=store_url)
 
 
 def test_a_file_of_another_dataset_is_refused(duckdb_url: str) -> None:
-    with pytest.raises(ReferenceDataError, match="missing columns ST, STATE, ST_ABBR.*unexpected columns"):
+    with pytest.raises(ReferenceDataError, match="missing columns ST, STATE, ST_ABBR.*; "
+                                                 "unexpected columns GISJOIN, ADI_NATRANK, ADI_STATERNK "):
         load_reference("svi_county", FIXTURES / FILES["adi_blockgroup"], database_url=duckdb_url)
+
+
+def test_an_unnamed_column_is_named_as_such(tmp_path: Path, duckdb_url: str) -> None:
+    indexed = tmp_path / "US_2022_ADI.csv"  # as R's write.csv leaves it: a leading row-number column
+    indexed.write_text('"","GISJOIN","FIPS","ADI_NATRANK","ADI_STATERNK"\n"1","G01","10010201001","5","1"\n')
+    with pytest.raises(ReferenceDataError, match=r"release 2020, 2021, 2022 or 2023: unexpected columns \(unnamed\)"):
+        load_reference("adi_blockgroup", indexed, database_url=duckdb_url)
 
 
 def test_a_bad_code_is_refused(store_url: str) -> None:

@@ -65,11 +65,14 @@ def read_header(path: Path) -> list[str]:
     return header
 
 
-def _difference(ds: Dataset, release: Release, columns: set[str], path: Path) -> str:
+def _difference(ds: Dataset, release: Release, header: list[str], path: Path) -> str:
+    """Which published columns the file lacks and which it has in excess, as spelled."""
     expected = {snake_case(h): h for h in release.headers}
-    alike = " or ".join(r.name for r in ds.releases if r.columns == release.columns)
-    missing = [h for c, h in expected.items() if c not in columns]
-    unexpected = sorted(columns - expected.keys())
+    names = [r.name for r in ds.releases if r.columns == release.columns]
+    alike = " or ".join(filter(None, (", ".join(names[:-1]), names[-1])))
+    found = {snake_case(h) for h in header}
+    missing = [h for c, h in expected.items() if c not in found]
+    unexpected = [h.strip() or "(unnamed)" for h in header if snake_case(h) not in expected]
     parts = []
     if missing:
         parts.append(f"missing columns {', '.join(missing)}")
@@ -96,7 +99,7 @@ def match_release(ds: Dataset, header: list[str], path: Path, release: str | Non
     matching = [r for r in candidates if r.columns == found]
     if not matching:
         closest = min(candidates, key=lambda r: len(r.columns ^ found))
-        raise ReferenceDataError(_difference(ds, closest, found, path))
+        raise ReferenceDataError(_difference(ds, closest, header, path))
     if len(matching) == 1:
         return matching[0]
     named = [r for r in matching if re.search(rf"(?<!\d){r.name}(?!\d)", path.name)]
