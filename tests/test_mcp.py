@@ -10,11 +10,13 @@ import json
 import re
 import subprocess
 import sys
+import time
 import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
+import anyio
 import duckdb
 import jsonschema
 import pytest
@@ -246,6 +248,9 @@ async def test_the_cli_writes_while_the_server_runs(client: ClientSession, store
     await call(client, "save_scenario", name="mcp-before-cli", entities={"patient": [PATIENT]})
     # Between calls the server holds no lock: opening the file fails at once if it did.
     duckdb.connect(str(store["path"])).close()
+    await call(client, "query", sql="SELECT count(*) FROM patients")  # its own read-only connection
+    await call(client, "export_scenario", name="mcp-before-cli")
+    duckdb.connect(str(store["path"])).close()
     subprocess.run(
         [str(HEALTHSIM), "demo", "--patients", "2", "--name", "from-the-cli", "--database-url", store["url"]],
         check=True, timeout=120, capture_output=True,
@@ -257,6 +262,23 @@ async def test_the_cli_writes_while_the_server_runs(client: ClientSession, store
         assert len(page["entities"]) == 1 and page["total"] == seen["entity_counts"][et.name]
     # ... and the server still writes after the CLI did.
     await call(client, "add_entities", name="mcp-before-cli", entities={"encounter": ENCOUNTERS[:1]})
+
+
+async def test_a_call_waits_for_another_process_to_release_the_file(
+    client: ClientSession, store: dict[str, Any]
+) -> None:
+    holder = duckdb.connect(str(store["path"]))  # this process holds the file now
+
+    async def release_soon() -> None:
+        await anyio.sleep(1)
+        holder.close()
+
+    started = time.monotonic()
+    async with anyio.create_task_group() as tasks:
+        tasks.start_soon(release_soon)
+        summary = await call(client, "get_summary")
+    assert time.monotonic() - started >= 1
+    assert summary["total_entities"] >= 0
 
 
 async def test_query_is_read_only_sql(client: ClientSession) -> None:
