@@ -297,9 +297,10 @@ def legacy_status(session: Session, sources: Iterable[str | Path] | None = None)
         state, reason = _previous(repo, legacy)
         status = {"current": MIGRATED, "outdated": OUTDATED}.get(state or "", PENDING)
         scenario_id = str(repo.scenario_summary(legacy.name).id) if status == MIGRATED else None
-        reports.append(
-            FileReport(str(path), legacy.format, status, legacy.name, scenario_id, legacy.count, reason)
-        )
+        reports.append(FileReport(
+            str(path), legacy.format, status, legacy.name, scenario_id, legacy.count,
+            None if status == MIGRATED else reason,
+        ))
     return reports
 
 

@@ -14,6 +14,8 @@ from rich.console import Console
 
 from healthsim_models.errors import HealthSimError
 from healthsim_state.cli import db
+from healthsim_state.cli import legacy as legacy_command
+from healthsim_state.cli import scenario as scenario_command
 from healthsim_state.cli import demo as demo_command
 from healthsim_state.cli import query as query_command
 from healthsim_state.cli import mcp as mcp_command
@@ -29,6 +31,8 @@ app = typer.Typer(
 app.add_typer(db.app, name="db")
 app.command(name="demo")(demo_command.demo)
 app.add_typer(reference.app, name="reference")
+app.add_typer(scenario_command.app, name="scenario")
+app.command(name="migrate-legacy")(legacy_command.migrate_legacy_command)
 app.command(name="query")(query_command.query)
 app.command(name="mcp")(mcp_command.mcp)
 

@@ -1,0 +1,209 @@
+"""``healthsim scenario``: list, show, export, import, delete and tag scenarios."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+from rich.text import Text
+from sqlalchemy.orm import Session
+
+from healthsim_models.engine import create_store_engine, session_scope
+from healthsim_models.errors import ScenarioNotFoundError
+from healthsim_models.registry import ENTITY_TYPES
+from healthsim_state.cli.db import DatabaseUrl
+from healthsim_state.cli.progress import progress
+from healthsim_state.exchange import export_scenario, import_scenario
+from healthsim_state.repository import ScenarioInfo, ScenarioRepository
+
+app = typer.Typer(help="Scenarios: list, show, export, import, delete, tag.", no_args_is_help=True)
+
+
+def console() -> Console:
+    """Standard output, sized when a command prints (so $COLUMNS set by then counts)."""
+    return Console(soft_wrap=True)  # text lines stay whole; tables still fit the width
+
+
+@contextmanager
+def store_session(url: str | None) -> Iterator[Session]:
+    """A session on the store at ``url`` that commits on success; the engine is let go afterwards."""
+    engine = create_store_engine(url)
+    try:
+        with session_scope(engine) as session:
+            yield session
+    finally:
+        engine.dispose()
+
+
+def info_json(info: ScenarioInfo) -> dict[str, Any]:
+    """A scenario's metadata as JSON-ready values."""
+    return {
+        "id": str(info.id),
+        "name": info.name,
+        "description": info.description,
+        "tags": info.tags,
+        "entity_counts": info.entity_counts,
+        "entities": sum(info.entity_counts.values()),
+        "created_at": _when(info.created_at),
+        "updated_at": _when(info.updated_at),
+        "extra": info.extra,
+    }
+
+
+def _when(value: dt.datetime) -> str:
+    return (value if value.tzinfo else value.replace(tzinfo=dt.timezone.utc)).astimezone(dt.timezone.utc).isoformat()
+
+
+def _print_json(value: Any) -> None:
+    # Plain echo: a rich console would wrap long lines.
+    typer.echo(json.dumps(value, ensure_ascii=False, indent=2))
+
+
+@app.command("list")
+def list_(
+    tag: list[str] = typer.Option([], "--tag", "-t", help="Only scenarios with this tag (repeat: all of them)."),
+    search: str | None = typer.Option(None, "--search", "-s", help="Text the name or description contains (any case)."),
+    limit: int = typer.Option(100, "--limit", min=1, help="At most this many scenarios."),
+    offset: int = typer.Option(0, "--offset", min=0, help="Skip this many first."),
+    as_json: bool = typer.Option(False, "--json", help="Print a JSON array instead of a table."),
+    database_url: str | None = DatabaseUrl,
+) -> None:
+    """List scenarios by name, with their entity counts and tags."""
+    with store_session(database_url) as session:
+        infos = ScenarioRepository(session).list(tag=tag or None, search=search, limit=limit, offset=offset)
+    if as_json:
+        _print_json([info_json(i) for i in infos])
+        return
+    if not infos:
+        console().print("no scenarios" + (" match" if tag or search else " yet; create one with 'healthsim demo'"), markup=False)
+        return
+    table = Table()
+    table.add_column("name", overflow="fold", min_width=12)
+    table.add_column("entities", justify="right", no_wrap=True)
+    table.add_column("tags", overflow="fold")
+    table.add_column("created", no_wrap=True)
+    table.add_column("description", no_wrap=True, overflow="ellipsis", max_width=30)
+    for info in infos:
+        table.add_row(
+            Text(info.name),
+            str(sum(info.entity_counts.values())),
+            Text(", ".join(info.tags)),
+            _when(info.created_at)[:10],
+            Text(info.description or ""),
+        )
+    console().print(table)
+
+
+@app.command()
+def show(
+    name: str = typer.Argument(..., help="Scenario name or id."),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON instead of text."),
+    database_url: str | None = DatabaseUrl,
+) -> None:
+    """Show a scenario's metadata and its entities per type."""
+    with store_session(database_url) as session:
+        info = ScenarioRepository(session).scenario_summary(name)
+    if as_json:
+        _print_json(info_json(info))
+        return
+    out = console()
+    out.print(f"name:        {info.name}", highlight=False, markup=False)
+    out.print(f"id:          {info.id}", highlight=False, markup=False)
+    out.print(f"description: {info.description or ''}", highlight=False, markup=False)
+    out.print(f"tags:        {', '.join(info.tags)}", highlight=False, markup=False)
+    out.print(f"created:     {_when(info.created_at)}", highlight=False, markup=False)
+    out.print(f"updated:     {_when(info.updated_at)}", highlight=False, markup=False)
+    for key, value in sorted((info.extra or {}).items()):
+        out.print(f"{key}: {json.dumps(value, ensure_ascii=False)}", highlight=False, markup=False)
+    table = Table("type", "entities", title="Entities", title_justify="left")
+    for et in ENTITY_TYPES:
+        if info.entity_counts.get(et.name):
+            table.add_row(et.name, str(info.entity_counts[et.name]))
+    table.add_row("total", str(sum(info.entity_counts.values())), style="bold")
+    out.print(table)
+
+
+@app.command()
+def export(
+    name: str = typer.Argument(..., help="Scenario name or id."),
+    file: str = typer.Argument("-", help="File to write; '-' (the default) writes to standard output."),
+    database_url: str | None = DatabaseUrl,
+) -> None:
+    """Write a scenario as a versioned JSON document (streamed, entity by entity)."""
+    with store_session(database_url) as session:
+        if file == "-":
+            stdout = sys.stdout.buffer
+            export_scenario(session, name, stdout, progress=progress)
+            stdout.flush()
+            return
+        summary = export_scenario(session, name, file, progress=progress)
+    console().print(
+        f"exported {summary.name!r}: {summary.entities} entities, {summary.bytes} bytes to {summary.path}",
+        highlight=False,
+        markup=False,
+    )
+
+
+@app.command("import")
+def import_(
+    file: str = typer.Argument(..., help="Scenario document to read; '-' reads standard input."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace a scenario of the same name."),
+    new_name: str | None = typer.Option(None, "--as", help="Import under this name instead of the document's."),
+    database_url: str | None = DatabaseUrl,
+) -> None:
+    """Import a scenario from a versioned JSON document; nothing is written if it is invalid."""
+    source: Any = sys.stdin.buffer if file == "-" else Path(file)
+    with store_session(database_url) as session:
+        summary = import_scenario(session, source, overwrite=overwrite, name=new_name, progress=progress)
+    console().print(
+        f"imported {summary.name!r} ({summary.id}): {sum(summary.counts.values())} entities",
+        highlight=False,
+        markup=False,
+    )
+    for warning in summary.warnings:
+        console().print(f"warning: {warning}", highlight=False, markup=False)
+
+
+@app.command()
+def delete(
+    name: str = typer.Argument(..., help="Scenario name or id."),
+    yes: bool = typer.Option(False, "--yes", "-y", help="Do not ask for confirmation."),
+    database_url: str | None = DatabaseUrl,
+) -> None:
+    """Delete a scenario and every entity no other scenario holds."""
+    with store_session(database_url) as session:
+        repo = ScenarioRepository(session)
+        info = repo.scenario_summary(name)
+        if not yes:
+            total = sum(info.entity_counts.values())
+            typer.confirm(f"Delete the scenario {info.name!r} and its {total} entities?", abort=True)
+        if not repo.delete(info.id):
+            raise ScenarioNotFoundError(f"the scenario {info.name!r} was deleted by another program meanwhile")
+    console().print(f"deleted {info.name!r}", highlight=False, markup=False)
+
+
+@app.command()
+def tag(
+    name: str = typer.Argument(..., help="Scenario name or id."),
+    add: list[str] = typer.Option([], "--add", "-a", help="Tag to add (repeatable)."),
+    remove: list[str] = typer.Option([], "--remove", "-r", help="Tag to remove (repeatable)."),
+    database_url: str | None = DatabaseUrl,
+) -> None:
+    """Add or remove tags, then print the scenario's tags (only print them without options)."""
+    with store_session(database_url) as session:
+        repo = ScenarioRepository(session)
+        info = repo.scenario_summary(name)
+        tags = info.tags
+        if add:
+            tags = repo.add_tags(info.id, add)
+        if remove:
+            tags = repo.remove_tags(info.id, remove)
+    console().print(f"{info.name}: {', '.join(tags) if tags else '(no tags)'}", highlight=False, markup=False)

@@ -1,0 +1,163 @@
+"""``healthsim scenario ...`` and ``healthsim migrate-legacy``: every command on DuckDB."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from healthsim_state.cli import app, main
+from tests.helpers import FIXTURES
+
+runner = CliRunner(env={"COLUMNS": "250"})  # tables unfolded, as on a wide terminal
+NAME = "riverbend-cross-product-demo"
+
+
+def ok(*args: str, input: str | bytes | None = None) -> str:
+    result = runner.invoke(app, list(args), input=input)
+    assert result.exit_code == 0, result.output + result.stderr
+    assert result.stderr == "", result.stderr  # on success stderr carries nothing (no terminal: no progress)
+    return result.stdout
+
+
+@pytest.fixture
+def url(duckdb_url: str) -> str:
+    return duckdb_url
+
+
+@pytest.fixture
+def imported(url: str) -> str:
+    ok("scenario", "import", str(FIXTURES / "scenario-canonical.json"), "--database-url", url)
+    return url
+
+
+def error_line(capsys: pytest.CaptureFixture[str], *args: str) -> str:
+    with pytest.raises(SystemExit) as exit_info:
+        main(list(args))
+    assert exit_info.value.code == 1
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1, err
+    return err
+
+
+def test_list_empty_and_with_scenarios(url: str) -> None:
+    assert "no scenarios yet" in ok("scenario", "list", "--database-url", url)
+    assert json.loads(ok("scenario", "list", "--json", "--database-url", url)) == []
+    ok("scenario", "import", str(FIXTURES / "scenario-canonical.json"), "--database-url", url)
+    ok("scenario", "import", str(FIXTURES / "scenario-canonical.json"), "--as", "second copy", "--database-url", url)
+    out = ok("scenario", "list", "--database-url", url)
+    assert NAME in out and "second copy" in out and "53" in out
+    listed = json.loads(ok("scenario", "list", "--json", "--database-url", url))
+    assert [s["name"] for s in listed] == ["riverbend-cross-product-demo", "second copy"]
+    assert listed[0]["entities"] == 53 and listed[0]["entity_counts"]["patient"] == 3
+    assert listed[0]["created_at"] == "2025-01-14T16:05:00+00:00"
+    only = json.loads(ok("scenario", "list", "--json", "--search", "SECOND", "--database-url", url))
+    assert [s["name"] for s in only] == ["second copy"]
+    ok("scenario", "tag", "second copy", "--add", "mine", "--database-url", url)
+    tagged = json.loads(ok("scenario", "list", "--json", "--tag", "mine", "--tag", "demo", "--database-url", url))
+    assert [s["name"] for s in tagged] == ["second copy"]
+    paged = json.loads(ok("scenario", "list", "--json", "--limit", "1", "--offset", "1", "--database-url", url))
+    assert [s["name"] for s in paged] == ["second copy"]
+    assert "no scenarios match" in ok("scenario", "list", "--tag", "absent", "--database-url", url)
+
+
+def test_show(imported: str) -> None:
+    out = ok("scenario", "show", NAME, "--database-url", imported)
+    assert "2e7ec343-1a17-4f4c-8e4b-d4d32e545898" in out
+    assert "cross-product, demo, diabetes" in out
+    assert "claim_line" in out and "total" in out and "53" in out
+    shown = json.loads(ok("scenario", "show", "2e7ec343-1a17-4f4c-8e4b-d4d32e545898", "--json", "--database-url", imported))
+    assert shown["name"] == NAME and shown["entity_counts"]["exposure"] == 2
+
+
+def test_export_to_a_file_and_to_stdout_and_import_back(imported: str, tmp_path: Path) -> None:
+    target = tmp_path / "riverbend.json"
+    out = ok("scenario", "export", NAME, str(target), "--database-url", imported)
+    assert f"exported '{NAME}': 53 entities" in out and str(target) in out
+    piped = runner.invoke(app, ["scenario", "export", NAME, "--database-url", imported])
+    assert piped.exit_code == 0 and piped.stderr == ""
+    assert piped.stdout_bytes == target.read_bytes()
+    assert ok("scenario", "export", NAME, "-", "--database-url", imported).encode() == target.read_bytes()
+
+    ok("scenario", "delete", NAME, "--yes", "--database-url", imported)
+    out = ok("scenario", "import", "-", "--database-url", imported, input=target.read_bytes())
+    assert f"imported '{NAME}' (2e7ec343-1a17-4f4c-8e4b-d4d32e545898): 53 entities" in out
+    again = tmp_path / "again.json"
+    ok("scenario", "export", NAME, str(again), "--database-url", imported)
+    assert again.read_bytes() == target.read_bytes()
+
+
+def test_import_onto_an_existing_name(imported: str, capsys: pytest.CaptureFixture[str]) -> None:
+    source = str(FIXTURES / "scenario-canonical.json")
+    err = error_line(capsys, "scenario", "import", source, "--database-url", imported)
+    assert err == (
+        f"error: a scenario named '{NAME}' exists; import with overwrite (--overwrite) to replace it, "
+        "or under another name (--as NEW_NAME)"
+    )
+    assert "imported" in ok("scenario", "import", source, "--overwrite", "--database-url", imported)
+    assert "imported 'copy'" in ok("scenario", "import", source, "--as", "copy", "--database-url", imported)
+
+
+def test_import_errors_are_one_line(url: str, capsys: pytest.CaptureFixture[str]) -> None:
+    err = error_line(capsys, "scenario", "import", str(FIXTURES / "invalid" / "truncated.json"), "--database-url", url)
+    assert err.startswith("error: ") and "is truncated: it ends inside patient[0]" in err and "--debug" not in err
+    err = error_line(capsys, "scenario", "import", str(FIXTURES / "invalid" / "bad-gender.json"), "--database-url", url)
+    assert "1 problem in the input, nothing was saved: patient[0] (id PAT-INV-0201) gender" in err
+    err = error_line(capsys, "scenario", "show", "nope", "--database-url", url)
+    assert "no scenario named or with id 'nope'" in err and "healthsim scenario list" in err
+    assert json.loads(ok("scenario", "list", "--json", "--database-url", url)) == []
+
+
+def test_delete_asks_unless_yes(imported: str) -> None:
+    refused = runner.invoke(app, ["scenario", "delete", NAME, "--database-url", imported], input="n\n")
+    assert refused.exit_code == 1 and "Delete the scenario" in refused.output
+    assert NAME in ok("scenario", "list", "--database-url", imported)
+    assert f"deleted '{NAME}'" in ok("scenario", "delete", NAME, "--database-url", imported, input="y\n")
+    ok("scenario", "import", str(FIXTURES / "scenario-canonical.json"), "--database-url", imported)
+    assert f"deleted '{NAME}'" in ok("scenario", "delete", NAME, "--yes", "--database-url", imported)
+    assert json.loads(ok("scenario", "list", "--json", "--database-url", imported)) == []
+
+
+def test_tag(imported: str) -> None:
+    assert ok("scenario", "tag", NAME, "--database-url", imported).strip() == (
+        f"{NAME}: cross-product, demo, diabetes, heart-failure, round-trip"
+    )
+    out = ok("scenario", "tag", NAME, "--add", "new", "--add", "two", "--remove", "demo", "--remove", "round-trip",
+             "--database-url", imported)
+    assert out.strip() == f"{NAME}: cross-product, diabetes, heart-failure, new, two"
+    shown = json.loads(ok("scenario", "show", NAME, "--json", "--database-url", imported))
+    assert shown["tags"] == ["cross-product", "diabetes", "heart-failure", "new", "two"]
+
+
+def test_migrate_legacy_command(url: str, isolated_home: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert "no legacy *.json files in" in ok("migrate-legacy", "--database-url", url)
+    (isolated_home / "scenarios").mkdir(parents=True, exist_ok=True)
+    (isolated_home / "workspaces").mkdir()
+    shutil.copy(FIXTURES / "legacy-v1-scenario.json", isolated_home / "scenarios" / "v1.json")
+    shutil.copy(FIXTURES / "legacy-v2-workspace.json", isolated_home / "workspaces" / "v2.json")
+
+    out = ok("migrate-legacy", "--dry-run", "--database-url", url)
+    assert out.count("│ would-migrate ") == 2
+    assert json.loads(ok("scenario", "list", "--json", "--database-url", url)) == []
+    assert ok("migrate-legacy", "--status", "--database-url", url).count("│ pending ") == 2
+
+    backup = tmp_path / "backup"
+    out = ok("migrate-legacy", "--backup", str(backup), "--database-url", url)
+    assert out.count("│ migrated ") == 2 and "copd-clinic-pair" in out and "ed-chest-pain-with-claim" in out
+    assert (backup / "scenarios" / "v1.json").is_file()
+    assert ok("migrate-legacy", "--database-url", url).count("│ skipped ") == 2
+    assert ok("migrate-legacy", "--status", "--database-url", url).count("│ migrated ") == 2
+    assert ok("migrate-legacy", "--overwrite", "--database-url", url).count("│ migrated ") == 2
+
+    only = tmp_path / "elsewhere"
+    only.mkdir()
+    shutil.copy(FIXTURES / "legacy-v1-scenario.json", only / "a.json")
+    (only / "b.json").write_text("{not json")
+    err = error_line(capsys, "migrate-legacy", "--from", str(only), "--from", str(only / "a.json"), "--database-url", url)
+    assert err.startswith("error: 1 of 2 legacy files failed (see the report above); first: ")
+    assert "b.json, line 1, column 2: not valid JSON" in err
+    names = [s["name"] for s in json.loads(ok("scenario", "list", "--json", "--database-url", url))]
+    assert names == ["copd-clinic-pair", "ed-chest-pain-with-claim"]
