@@ -22,6 +22,7 @@ import jsonschema
 import pytest
 from mcp import ClientSession, MCPError, StdioServerParameters, stdio_client
 
+from healthsim_models.engine import DEFAULT_LOCK_TIMEOUT
 from healthsim_models.registry import ENTITY_TYPES
 from healthsim_state.cli import main
 from healthsim_state.fields import layout
@@ -374,6 +375,7 @@ def test_the_docs_tool_table_matches_the_tools() -> None:
 def test_the_docs_limits_are_the_codes() -> None:
     assert f"(default {DEFAULT_PAGE}, at most {MAX_PAGE})" in PROSE
     assert f"at most {MAX_INLINE_EXPORT:,} entities" in PROSE
+    assert f"waits up to {DEFAULT_LOCK_TIMEOUT:g} seconds" in PROSE
 
 
 def test_the_docs_client_configuration_starts_healthsim_mcp() -> None:
