@@ -27,7 +27,8 @@ from healthsim_models.registry import ENTITY_TYPES
 from healthsim_state.cli import main
 from healthsim_state.fields import layout
 from healthsim_state.mcp.catalog import TOOLS
-from healthsim_state.mcp.tools import DEFAULT_PAGE, MAX_INLINE_EXPORT, MAX_PAGE
+from healthsim_state.mcp import tools
+from healthsim_state.mcp.tools import DEFAULT_PAGE, MAX_INLINE_EXPORT, MAX_PAGE, Store
 
 pytestmark = pytest.mark.anyio
 
@@ -349,6 +350,27 @@ async def test_large_scenarios_are_exported_to_files_only(client: ClientSession,
 
 
 # -- in-process ---------------------------------------------------------------------
+
+
+def test_the_tools_work_on_both_backends(store_url: str, tmp_path: Path) -> None:
+    """The tool functions in-process (the protocol side is the same on every backend)."""
+    store = Store(store_url)
+    try:
+        entities = {"patient": [PATIENT], "encounter": ENCOUNTERS, "member": [MEMBER], "claim": [CLAIM]}
+        saved = tools.save_scenario(store, "both", entities, tags=["t"])
+        page = tools.load_scenario(store, "both", entity_type="encounter", offset=1, limit=1)
+        assert (page["entities"], page["next_offset"]) == ([ENCOUNTERS[1]], 2)
+        assert tools.list_scenarios(store, tag="t")["scenarios"][0]["id"] == saved["id"]
+        rows = tools.query(store, "SELECT total_charge FROM claims")["rows"]
+        assert rows == [["148.83"]]
+        document = tools.export_scenario(store, "both")["document"]
+        copy = tools.import_scenario(store, document=document, name="both-copy")
+        assert copy["counts"] == saved["counts"]
+        assert tools.export_scenario(store, "both", path=str(tmp_path / "both.json"))["entities"] == 6
+        assert tools.delete_scenario(store, "both", confirm=True)["deleted"]["id"] == saved["id"]
+        assert tools.get_summary(store)["entity_counts"] == saved["counts"]  # the copy's own rows
+    finally:
+        store.close()
 
 
 def test_a_bad_database_url_fails_before_serving(capsys: pytest.CaptureFixture[str]) -> None:
