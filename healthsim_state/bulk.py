@@ -18,6 +18,7 @@ from __future__ import annotations
 import json
 import uuid
 from collections.abc import Iterator, Sequence
+from functools import cache
 from typing import Any
 
 import pyarrow as pa
@@ -46,6 +47,11 @@ def _arrow_type(column: sa.Column) -> pa.DataType:
     if isinstance(t, sa.Date):
         return pa.date32()
     raise TypeError(f"no Arrow type for {column}")
+
+
+@cache
+def _arrow_schema(table: sa.Table) -> pa.Schema:
+    return pa.schema([(c.name, _arrow_type(c)) for c in table.columns])
 
 
 def _select_expression(column: sa.Column) -> str:
@@ -86,13 +92,10 @@ def _update_clause(table: sa.Table) -> str:
 def _upsert_duckdb(session, table, rows, scenario_id, entity_type, positions) -> None:  # type: ignore[no-untyped-def]
     connection = session.connection()
     raw = connection.connection.driver_connection
-    arrays = {}
-    for column in table.columns:
-        # UUID columns arrive as 32-hex text from the repository; DuckDB casts it.
-        name = column.name
-        arrays[name] = pa.array([row[name] for row in rows], type=_arrow_type(column))
-    arrays["_position"] = pa.array(positions, type=pa.int64())
-    batch = pa.table(arrays)
+    # UUID columns arrive as 32-hex text from the repository; DuckDB casts it.
+    batch = pa.Table.from_pylist(rows, schema=_arrow_schema(table)).append_column(
+        "_position", pa.array(positions, type=pa.int64())
+    )
     view = f"_hs_batch_{table.name}"
     names = ", ".join(c.name for c in table.columns)
     selects = ", ".join(_select_expression(c) for c in table.columns)
