@@ -141,6 +141,11 @@ def _header(info: ScenarioInfo) -> list[tuple[str, str]]:
     ]
     # Sorted: PostgreSQL's JSONB does not keep key order, and the output must not depend on the backend.
     for key in sorted(info.extra or {}):
+        if key in _HEADER_KEYS or key == "entities":
+            raise DocumentError(
+                f"the scenario {info.name!r} has metadata named {key!r}, which the document uses for "
+                "its own field; rename that metadata key to export the scenario"
+            )
         members.append((key, json.dumps(info.extra[key], ensure_ascii=False, allow_nan=False, sort_keys=True)))
     return members
 
@@ -264,7 +269,8 @@ def import_scenario(
     """
     with _source(source) as (raw, label):
         reader = JsonReader(raw, label)
-        document = _scan(reader)
+        with (progress or no_progress)(f"Checking {label}", None) as advance:
+            document = _scan(reader, advance)
         target = document.name if name is None else name
         repo = ScenarioRepository(session)
         existing = _named(repo, target)
@@ -338,7 +344,7 @@ def _source(source: Source) -> Iterator[tuple[BinaryIO, str]]:
         yield spool, label
 
 
-def _scan(reader: JsonReader) -> _Document:
+def _scan(reader: JsonReader, advance: Advance | None = None) -> _Document:
     """First pass: check the whole document and note where each type's array starts."""
     if reader.peek() == "":
         raise DocumentError(f"{reader.label} is empty: expected a scenario document (a JSON object)")
@@ -350,14 +356,17 @@ def _scan(reader: JsonReader) -> _Document:
             reader.fail(f"the key {key!r} appears twice in the document", at)
         where[key] = at
         if key == "entities":
-            sections = _scan_entities(reader, header)
+            sections = _scan_entities(reader, header, advance or (lambda n=1: None))
         else:
             header[key] = reader.value(f"the value of {key!r}")
+            if key == "schema_version":
+                # Before reading on: a newer document may hold what this version cannot name.
+                _check_version(reader.label, header[key], at)
     reader.end()
     return _check_header(reader.label, header, where, sections)
 
 
-def _scan_entities(reader: JsonReader, header: dict[str, Any]) -> dict[str, _Section]:
+def _scan_entities(reader: JsonReader, header: dict[str, Any], advance: Advance) -> dict[str, _Section]:
     if reader.peek() != "{":
         reader.unexpected("an object of entity type -> array", "'entities'")
     sections: dict[str, _Section] = {}
@@ -381,6 +390,7 @@ def _scan_entities(reader: JsonReader, header: dict[str, Any]) -> dict[str, _Sec
         count = 0
         for index in reader.items(f"entities.{key}"):
             reader.value(f"{key}[{index}]")
+            advance(1)
             count += 1
         sections[key] = _Section(key, start, count)
     return sections
@@ -408,11 +418,11 @@ def _check_header(
     _check_version(label, version, where.get("schema_version"))
     if sections is None:
         raise DocumentError(f"{label}: the document has no 'entities' object (required)")
-    name = header.get("name")
+    if "name" not in header:
+        raise DocumentError(f"{label}: the document has no 'name' (required, a non-empty string)")
+    name = header["name"]
     if not isinstance(name, str) or not name.strip():
-        raise fail("name", "required, a non-empty string") if "name" in header else DocumentError(
-            f"{label}: the document has no 'name' (required, a non-empty string)"
-        )
+        raise fail("name", "required, a non-empty string")
     description = header.get("description")
     if description is not None and not isinstance(description, str):
         raise fail("description", f"expected a string or null, got {description!r}")

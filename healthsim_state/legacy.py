@@ -36,7 +36,7 @@ from sqlalchemy.orm import Session
 from healthsim_models.engine import home_dir
 from healthsim_models.errors import DocumentError, HealthSimError
 from healthsim_models.registry import ENTITY_TYPES, entity_type
-from healthsim_state.exchange import ProgressFactory, no_progress, parse_datetime
+from healthsim_state.exchange import Advance, ProgressFactory, no_progress, parse_datetime
 from healthsim_state.repository import SaveSummary, ScenarioRepository
 
 #: Scenario metadata key recording which legacy file a scenario came from.
@@ -55,7 +55,9 @@ OUTDATED = "outdated"  # status(): migrated from an earlier version of the file
 _PLURAL = {et.plural for et in ENTITY_TYPES}
 _SINGULAR = {et.name for et in ENTITY_TYPES}
 _V1_ENVELOPE = {"schema_version", "scenario_id", "name", "description", "tags", "created_at", "entities"}
-_V2_METADATA = {"workspace_id", "name", "description", "tags", "created_at", "schema_version"}
+# Metadata keys with a place of their own; the rest are kept as scenario metadata
+# (never under a name the exported document uses for its own fields).
+_V2_METADATA = {"workspace_id", "name", "description", "tags", "created_at", "schema_version", "scenario_id", "entities"}
 # Namespace of the scenario ids given to legacy files that carry none.
 _LEGACY_NAMESPACE = uuid.UUID("5d0c2a4e-8f0b-4b1e-9a52-3f4c1d2b7e60")
 
@@ -347,6 +349,7 @@ def migrate_legacy(
                 advance(1)
                 continue
             report.format, report.scenario, report.entities = legacy.format, legacy.name, legacy.count
+            legacy.entities = {}  # read again when saved: plans hold no entities
             state, reason = _previous(repo, legacy)
             if legacy.name in claimed:
                 report.reason = f"{claimed[legacy.name]} also becomes the scenario {legacy.name!r} in this run"
@@ -375,29 +378,31 @@ def migrate_legacy(
     return reports
 
 
-def _save_all(repo: ScenarioRepository, plans: list[_Plan], advance: Any) -> None:
-    """Save every plan; a failing one is reported and the rest saved again
-    (its failure rolled the whole session back)."""
+def _save_all(repo: ScenarioRepository, plans: list[_Plan], advance: Advance) -> None:
+    """Save every plan. A failing one is reported, and since its failure
+    rolled the whole session back, the others are saved again."""
     remaining = list(plans)
     counted: set[int] = set()
     while True:
+        failed = None
         for plan in remaining:
             try:
                 summary = _save(repo, plan)
             except HealthSimError as exc:
                 plan.report.status, plan.report.reason = FAILED, str(exc)
-                remaining = [p for p in remaining if p is not plan]
+                failed = plan
+            else:
+                plan.report.status, plan.report.reason = MIGRATED, None
+                plan.report.scenario_id = str(summary.id)
+                plan.report.entities = sum(summary.counts.values())
+            if id(plan) not in counted:
+                counted.add(id(plan))
+                advance(1)
+            if failed is not None:
                 break
-            finally:
-                if id(plan) not in counted:
-                    counted.add(id(plan))
-                    advance(1)
-            plan.report.status = MIGRATED
-            plan.report.reason = None
-            plan.report.scenario_id = str(summary.id)
-            plan.report.entities = sum(summary.counts.values())
-        else:
+        if failed is None:
             return
+        remaining.remove(failed)
 
 
 def _save(repo: ScenarioRepository, plan: _Plan) -> SaveSummary:

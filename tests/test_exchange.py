@@ -245,10 +245,12 @@ def test_a_syntax_error_names_line_column_and_entity(engine, tmp_path: Path) -> 
     [
         ({"schema_version": "2.0"}, r"schema_version 2\.0 is newer than this HealthSim Store reads \(1\.0\); upgrade"),
         ({"schema_version": "1.1"}, r"schema_version 1\.1 is newer"),
+        ({"schema_version": "2.0", "entities": {"immunization": []}}, r"schema_version 2\.0 is newer"),
         ({"schema_version": "0.9"}, r"schema_version 0\.9 is not a version of the scenario document"),
         ({"schema_version": 1}, r"schema_version 1 .*is not a version like '1\.0'"),
         ({"name": ""}, r"'name' at line 1, column \d+ .*required"),
         ({"name": None}, r"'name'.*required"),
+        ({"name": 7}, r"'name'.*required, a non-empty string"),
         ({"tags": "demo"}, r"'tags'.*expected an array"),
         ({"scenario_id": "not-a-uuid"}, r"'scenario_id'.*expected a UUID"),
         ({"created_at": "yesterday"}, r"'created_at'.*expected a date-time"),
@@ -469,5 +471,22 @@ def test_progress_reports_every_entity(engine) -> None:
         import_scenario(session, CANONICAL, progress=progress)
     with session_scope(engine) as session:
         export_scenario(session, NAME, io.BytesIO(), progress=progress)
-    assert seen == [(f"Importing {NAME}", 53, 53), (f"Exporting {NAME}", 53, 53)]
+    assert seen == [
+        (f"Checking {CANONICAL}", None, 53), (f"Importing {NAME}", 53, 53), (f"Exporting {NAME}", 53, 53),
+    ]
 
+
+def test_metadata_named_like_a_document_field_is_not_exported_twice(engine) -> None:
+    with session_scope(engine) as session:
+        ScenarioRepository(session).save("clash", {}, extra={"entities": "mine"})
+    with pytest.raises(DocumentError, match="metadata named 'entities'.*rename"):
+        do_export(engine, "clash")
+
+
+
+def test_a_document_without_name_or_entities_is_refused(engine) -> None:
+    with pytest.raises(DocumentError, match="the document has no 'name'"):
+        do_import(engine, io.BytesIO(b'{"entities": {}}'))
+    with pytest.raises(DocumentError, match="the document has no 'entities' object"):
+        do_import(engine, io.BytesIO(b'{"name": "x"}'))
+    assert_empty(engine)

@@ -209,6 +209,17 @@ def test_unreadable_and_foreign_files_fail_with_a_reason(engine, tmp_path: Path)
     assert stored(engine) == {}
 
 
+def test_workspace_metadata_never_shadows_a_document_field(engine, tmp_path: Path) -> None:
+    document = fixture("legacy-v2-workspace.json")
+    document["metadata"].update(scenario_id="old-id", entities=3, owner="ward 4")
+    source = tmp_path / "workspace.json"
+    source.write_text(json.dumps(document))
+    assert migrate(engine, [source])[0].status == "migrated"
+    with session_scope(engine) as session:
+        extra = ScenarioRepository(session).scenario_summary(V2_NAME).extra
+    assert extra["owner"] == "ward 4" and "scenario_id" not in extra and "entities" not in extra
+
+
 def test_a_file_without_a_name_is_named_after_itself(engine, tmp_path: Path) -> None:
     document = fixture("legacy-v1-scenario.json")
     del document["name"]
