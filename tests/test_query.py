@@ -383,37 +383,3 @@ def test_an_unknown_format_is_a_usage_error(duckdb_url: str) -> None:
     code, _, err = _run("query", "SELECT 1", "--format", "xml", "--database-url", duckdb_url)
     assert code == 2 and "xml" in err
 
-
-# -- the user guide's examples --------------------------------------------------
-
-GUIDE = Path(__file__).resolve().parent.parent / "docs" / "user-guide.md"
-
-
-def _guide_section(title: str) -> str:
-    text = GUIDE.read_text()
-    start = text.index(f"\n### {title}\n")
-    end = text.find("\n#", start + 1)
-    return text[start : end if end != -1 else None]
-
-
-def test_the_user_guide_demo_and_sql_examples_run(isolated_home: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    """Every command of "Demo scenario" then "Read-only SQL", in order, on the default database."""
-    import re
-    import shlex
-
-    commands = 0
-    for title in ("Demo scenario", "Read-only SQL"):
-        section = _guide_section(title)
-        for block in re.findall(r"```sh\n(.*?)```", section, re.S):
-            for line in block.strip().splitlines():
-                program, *args = shlex.split(line)
-                assert program == "healthsim", line
-                result = runner.invoke(app, args)
-                assert result.exit_code == 0, f"{line}\n{result.output}"
-                assert result.stderr == "" and result.stdout.strip(), line
-                commands += 1
-        for block in re.findall(r"```python\n(.*?)```", section, re.S):
-            exec(compile(block, f"user guide: {title}", "exec"), {})
-            assert "['gender', 'n']" in capsys.readouterr().out
-    assert commands >= 7
-    assert run_query("SELECT count(*) FROM scenarios").rows == [(2,)]
