@@ -133,6 +133,7 @@ async def test_save_then_load_a_summary_and_pages_of_entities(client: ClientSess
 
     summary = await call(client, "load_scenario", name="mcp-roundtrip")
     assert set(summary) == {"scenario"}  # entities only on request
+    assert await call(client, "load_scenario", name="mcp-roundtrip", entity_type=None, limit=None) == summary
     scenario = summary["scenario"]
     assert scenario["id"] == saved["id"]
     assert scenario["tags"] == ["demo", "mcp"]

@@ -65,8 +65,11 @@ class _Tool:
         self.validator = jsonschema.Draft202012Validator(spec.input_schema(hints=False))
 
     def arguments(self, given: dict[str, Any] | None) -> dict[str, Any]:
-        """``given`` checked against the schema; raises InvalidArgumentError naming each problem."""
-        arguments = dict(given or {})
+        """``given`` checked against the schema; raises InvalidArgumentError naming each problem.
+
+        A null argument counts as absent: clients often send null for optional arguments.
+        """
+        arguments = {key: value for key, value in (given or {}).items() if value is not None}
         errors = sorted(self.validator.iter_errors(arguments), key=lambda e: list(map(str, e.absolute_path)))
         if errors:
             shown = [f"{_where(e.absolute_path)}: {e.message}" for e in errors[:MAX_ARGUMENT_PROBLEMS]]
