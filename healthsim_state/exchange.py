@@ -141,13 +141,31 @@ def _header(info: ScenarioInfo) -> list[tuple[str, str]]:
     ]
     # Sorted: PostgreSQL's JSONB does not keep key order, and the output must not depend on the backend.
     for key in sorted(info.extra or {}):
+        value = info.extra[key]
         if key in _HEADER_KEYS or key == "entities":
             raise DocumentError(
                 f"the scenario {info.name!r} has metadata named {key!r}, which the document uses for "
                 "its own field; rename that metadata key to export the scenario"
             )
-        members.append((key, json.dumps(info.extra[key], ensure_ascii=False, allow_nan=False, sort_keys=True)))
+        misread = _misread_metadata(key, value)
+        if misread:
+            raise DocumentError(
+                f"the scenario {info.name!r} has metadata {key!r} that an import would read as {misread}; "
+                "rename that metadata key to export the scenario"
+            )
+        members.append((key, json.dumps(value, ensure_ascii=False, allow_nan=False, sort_keys=True)))
     return members
+
+
+def _misread_metadata(key: str, value: Any) -> str | None:
+    """What the importer would take a top-level member for, if not scenario metadata; else None."""
+    if key.startswith("_"):
+        return "an annotation (not stored)"
+    if key == "metadata" and isinstance(value, dict):
+        return "the header of a legacy v2 workspace"
+    if key in _PLURAL and isinstance(value, list):
+        return "an entity group of a legacy v1 scenario file"
+    return None
 
 
 def _dumps(value: Any) -> str:
@@ -408,7 +426,8 @@ def _check_header(
             f"{label} is a legacy v2 workspace file, not a scenario document; bring it in with "
             f"'healthsim migrate-legacy --from {label}'"
         )
-    plural = sorted(k for k in header if k in _PLURAL)
+    # Only an array is an entity group: "patients": 50 is metadata (the demo writes it).
+    plural = sorted(k for k, v in header.items() if k in _PLURAL and isinstance(v, list))
     if plural:
         raise DocumentError(
             f"{label} has plural entity keys at the top level ({', '.join(plural)}): a legacy v1 scenario "

@@ -490,3 +490,28 @@ def test_a_document_without_name_or_entities_is_refused(engine) -> None:
     with pytest.raises(DocumentError, match="the document has no 'entities' object"):
         do_import(engine, io.BytesIO(b'{"name": "x"}'))
     assert_empty(engine)
+
+
+def test_metadata_named_like_an_entity_group_but_not_an_array_round_trips(engine) -> None:
+    """The demo keeps "patients": 50 in its metadata; only an array makes a legacy v1 group."""
+    with session_scope(engine) as session:
+        ScenarioRepository(session).save("counted", {}, extra={"patients": 50, "metadata": "plain text"})
+    first = do_export(engine, "counted")
+    delete(engine, "counted")
+    do_import(engine, io.BytesIO(first))
+    assert do_export(engine, "counted") == first
+
+
+@pytest.mark.parametrize(
+    ("extra", "pattern"),
+    [
+        ({"patients": [1]}, r"metadata 'patients' that an import would read as an entity group of a legacy v1"),
+        ({"metadata": {"a": 1}}, r"metadata 'metadata' that an import would read as the header of a legacy v2"),
+        ({"_note": "x"}, r"metadata '_note' that an import would read as an annotation"),
+    ],
+)
+def test_metadata_an_import_would_misread_is_not_exported(engine, extra: dict[str, Any], pattern: str) -> None:
+    with session_scope(engine) as session:
+        ScenarioRepository(session).save("clash", {}, extra=extra)
+    with pytest.raises(DocumentError, match=pattern):
+        do_export(engine, "clash")
