@@ -151,6 +151,20 @@ class _SaveRun:
             yield position
 
 
+def _keys_needed_until() -> dict[str, int]:
+    """Per type, the registry index of the last type that looks up its business
+    keys: itself (uniqueness) or a child resolving a reference to it."""
+    order = {et.name: i for i, et in enumerate(ENTITY_TYPES)}
+    last = dict(order)
+    for et in ENTITY_TYPES:
+        for ref in et.references:
+            last[ref.parent] = max(last[ref.parent], order[et.name])
+    return last
+
+
+_KEYS_NEEDED_UNTIL = _keys_needed_until()
+
+
 def _input_streams(entities: Mapping[str, Any]) -> dict[str, list[Iterable[Any]]]:
     """Entity iterables per singular type name; unknown type names fail here."""
     if not isinstance(entities, Mapping):
@@ -543,7 +557,11 @@ class ScenarioRepository:
 
     def _write_entities(self, run: _SaveRun, streams: dict[str, list[Iterable[Any]]]) -> None:
         lifted_lines: list[Any] = []
-        for et in ENTITY_TYPES:
+        for index, et in enumerate(ENTITY_TYPES):
+            # Key maps no later type resolves against are done with: free them,
+            # since a million-entity save would otherwise hold them to the end.
+            for name in [n for n in run.keys if _KEYS_NEEDED_UNTIL[n] < index]:
+                del run.keys[name]
             sources = streams.get(et.name, [])
             if et.name == "claim_line" and lifted_lines:
                 sources = [lifted_lines, *sources]
