@@ -241,5 +241,15 @@ def _utc(value: dt.datetime) -> dt.datetime:
 
 
 def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return f"query failed: {text.splitlines()[0] if text else type(exc).__name__}"
+    """The database's message on one line, keeping its hint (DuckDB's "Did you mean ...",
+    PostgreSQL's HINT) and leaving out the echo of the SQL with a caret under it."""
+    diag = getattr(exc, "diag", None)  # psycopg
+    if diag is not None and diag.message_primary:
+        hint = f" (hint: {diag.message_hint})" if diag.message_hint else ""
+        return f"query failed: {diag.message_primary}{hint}"
+    lines = []
+    for line in str(exc).strip().splitlines():
+        if not line.strip() or line.startswith("LINE "):
+            break
+        lines.append(line.strip())
+    return f"query failed: {' '.join(lines) or type(exc).__name__}"

@@ -134,6 +134,14 @@ def test_bad_sql_gives_the_database_message(demo_url: str) -> None:
         run_query("SELECT * FROM no_such_table", database_url=demo_url)
 
 
+def test_the_database_hint_is_kept_on_the_one_line(demo_url: str, duckdb_url: str) -> None:
+    hint = r'Did you mean "patients"' if demo_url == duckdb_url else r"hint: No function matches"
+    sql = "SELECT * FROM patient" if demo_url == duckdb_url else "SELECT lower(1)"
+    with pytest.raises(QueryError, match=hint) as caught:
+        run_query(sql, database_url=demo_url)
+    assert "\n" not in str(caught.value) and "LINE 1" not in str(caught.value)
+
+
 @pytest.mark.parametrize("sql", ["", "   \n"])
 def test_empty_sql_is_refused(duckdb_url: str, sql: str) -> None:
     with pytest.raises(QueryError, match="no SQL given"):
