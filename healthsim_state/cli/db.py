@@ -16,16 +16,10 @@ from sqlalchemy.engine import Engine
 
 from healthsim_models import schema_version
 from healthsim_models.engine import create_store_engine
+from healthsim_state.cli.options import DatabaseUrl
 
 app = typer.Typer(help="Schema versions: upgrade, downgrade, current, history, status.", no_args_is_help=True)
 _out = Console()
-
-DatabaseUrl = typer.Option(
-    None,
-    "--database-url",
-    help="Database URL; default: $HEALTHSIM_DATABASE_URL, else ~/.healthsim/healthsim.duckdb.",
-    show_default=False,
-)
 
 
 @contextmanager

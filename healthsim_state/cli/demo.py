@@ -9,6 +9,7 @@ from rich.text import Text
 
 from healthsim_models.engine import get_engine, mask_url, resolve_database_url, session_scope
 from healthsim_state import demo as demo_data
+from healthsim_state.cli.options import DatabaseUrl
 from healthsim_state.cli.progress import counted, progress
 from healthsim_state.repository import ScenarioRepository
 
@@ -20,10 +21,7 @@ def demo(
     overwrite: bool = typer.Option(
         False, "--overwrite", help="Replace a scenario of that name even if the demo did not make it."
     ),
-    database_url: str | None = typer.Option(
-        None, "--database-url", show_default=False,
-        help="Database URL; default: $HEALTHSIM_DATABASE_URL, else ~/.healthsim/healthsim.duckdb.",
-    ),
+    database_url: str | None = DatabaseUrl,
 ) -> None:
     """Generate a demo scenario spanning PatientSim, MemberSim, RxMemberSim and TrialSim, save it, and
     print how many entities of each type it holds.

@@ -11,7 +11,7 @@ import logging
 import typer
 
 from healthsim_models.engine import resolve_database_url
-from healthsim_state.cli.db import DatabaseUrl
+from healthsim_state.cli.options import DatabaseUrl
 
 
 def mcp(database_url: str | None = DatabaseUrl) -> None:

@@ -13,6 +13,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
+from healthsim_state.cli.options import DatabaseUrl
 from healthsim_state.query import QueryResult, json_value, run_query
 
 #: Rows a table shows unless --max-rows says otherwise; CSV and JSON print every row.
@@ -32,10 +33,7 @@ def query(
         None, "--max-rows", min=0, show_default=False,
         help=f"Print at most N rows (default: {TABLE_ROWS} for a table, all for CSV and JSON).",
     ),
-    database_url: str | None = typer.Option(
-        None, "--database-url", show_default=False,
-        help="Database URL; default: $HEALTHSIM_DATABASE_URL, else ~/.healthsim/healthsim.duckdb.",
-    ),
+    database_url: str | None = DatabaseUrl,
 ) -> None:
     """Run one read-only SQL statement against the store.
 

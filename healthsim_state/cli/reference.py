@@ -8,6 +8,7 @@ from pathlib import Path
 import typer
 from rich.console import Console
 
+from healthsim_state.cli.options import DatabaseUrl
 from healthsim_state.cli.progress import progress
 from healthsim_state.reference import DATASETS, load_reference, reference_status
 
@@ -16,14 +17,6 @@ app = typer.Typer(
     no_args_is_help=True,
 )
 _out = Console()
-
-DatabaseUrl = typer.Option(
-    None,
-    "--database-url",
-    help="Database URL; default: $HEALTHSIM_DATABASE_URL, else ~/.healthsim/healthsim.duckdb.",
-    show_default=False,
-)
-
 
 @app.command()
 def load(

@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session
 from healthsim_models.engine import create_store_engine, session_scope
 from healthsim_models.errors import ScenarioNotFoundError
 from healthsim_models.registry import ENTITY_TYPES
-from healthsim_state.cli.db import DatabaseUrl
+from healthsim_state.cli.options import DatabaseUrl
 from healthsim_state.cli.progress import progress
 from healthsim_state.exchange import export_scenario, import_scenario
 from healthsim_state.repository import ScenarioInfo, ScenarioRepository
