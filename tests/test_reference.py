@@ -3,6 +3,7 @@ refusals, atomic reloads, status, the CLI, the profiles and the scenario join, o
 
 from __future__ import annotations
 
+import csv
 import hashlib
 import os
 import re
@@ -124,7 +125,11 @@ def test_every_release_header_fills_every_column_of_its_table(name: str) -> None
 
 def test_the_fixtures_carry_the_published_headers() -> None:
     for name, file in FILES.items():
-        header = (FIXTURES / file).read_text(encoding="utf-8-sig").splitlines()[0].split(",")
+        with (FIXTURES / file).open(encoding="utf-8-sig", newline="") as handle:
+            header = next(csv.reader(handle))
+        if DATASETS[name].row_number_column:  # as published: R's unnamed row-number column first
+            assert header[0] == "", name
+            header = header[1:]
         assert tuple(header) == DATASETS[name].releases[-1].headers, name
 
 
@@ -234,15 +239,27 @@ def test_an_unexpected_column_is_refused_by_name(store_url: str) -> None:
 
 def test_a_file_of_another_dataset_is_refused(duckdb_url: str) -> None:
     with pytest.raises(ReferenceDataError, match="missing columns ST, STATE, ST_ABBR.*; "
-                                                 "unexpected columns GISJOIN, ADI_NATRANK, ADI_STATERNK "):
+                                                 "unexpected columns \\(unnamed\\), GISJOIN, ADI_NATRANK, ADI_STATERNK "):
         load_reference("svi_county", FIXTURES / FILES["adi_blockgroup"], database_url=duckdb_url)
 
 
-def test_an_unnamed_column_is_named_as_such(tmp_path: Path, duckdb_url: str) -> None:
-    indexed = tmp_path / "US_2022_ADI.csv"  # as R's write.csv leaves it: a leading row-number column
-    indexed.write_text('"","GISJOIN","FIPS","ADI_NATRANK","ADI_STATERNK"\n"1","G01","10010201001","5","1"\n')
+def test_adi_row_numbers_are_skipped_and_other_unnamed_columns_refused(tmp_path: Path, store_url: str) -> None:
+    """The published ADI files (and the fixture) start with R's unnamed row-number column; a file
+    without it loads as well; an unnamed column anywhere else, or in another dataset, is refused."""
+    assert load_reference("adi_blockgroup", FIXTURES / FILES["adi_blockgroup"], database_url=store_url).row_count == 7
+    bare = tmp_path / "US_2022_ADI.csv"
+    bare.write_text("GISJOIN,FIPS,ADI_NATRANK,ADI_STATERNK\nG01,10010201001,5,1\n")
+    assert load_reference("adi_blockgroup", bare, replace=True, database_url=store_url).row_count == 1
+    assert _rows(store_url, "SELECT fips, adi_natrank FROM population.adi_blockgroup") == [("010010201001", 5)]
+    trailing = tmp_path / "US_2023_ADI.csv"
+    trailing.write_text('"GISJOIN","FIPS","ADI_NATRANK","ADI_STATERNK",""\n"G01","10010201001","5","1","1"\n')
     with pytest.raises(ReferenceDataError, match=r"release 2020, 2021, 2022 or 2023: unexpected columns \(unnamed\)"):
-        load_reference("adi_blockgroup", indexed, database_url=duckdb_url)
+        load_reference("adi_blockgroup", trailing, replace=True, database_url=store_url)
+    lines = (FIXTURES / FILES["svi_county"]).read_text(encoding="utf-8-sig").splitlines()
+    indexed = tmp_path / "SVI_2022_US_county.csv"
+    indexed.write_text("\n".join([f",{lines[0]}", *(f"{i},{line}" for i, line in enumerate(lines[1:], 1))]) + "\n")
+    with pytest.raises(ReferenceDataError, match=r"release 2020 or 2022: unexpected columns \(unnamed\)"):
+        load_reference("svi_county", indexed, database_url=store_url)
 
 
 def test_a_bad_code_is_refused(store_url: str) -> None:

@@ -14,7 +14,8 @@ Accepted releases:
 - CDC/ATSDR SVI: the 2020 and 2022 editions, US census tract and US county
   CSV files (one header for both editions and both levels).
 - Neighborhood Atlas ADI: the 2020, 2021, 2022 and 2023 block group files
-  (v4.x, one header for all of them).
+  (v4.x, one header for all of them). The US files are written by R and
+  start with an unnamed row-number column; it is accepted and not loaded.
 
 Where several releases share one header the release comes from the caller,
 else from a release year in the file name (``SVI_2022_US.csv``).
@@ -63,7 +64,8 @@ class Dataset:
     a number in ``marker_columns`` (all numeric columns when empty); with
     ``companion_suffix`` the marker is kept in ``<column><suffix>``,
     otherwise the names of the columns that held it are listed in
-    ``suppressed_columns``.
+    ``suppressed_columns``. With ``row_number_column`` a first column with no
+    name (the row numbers R's ``write.csv`` puts first) is accepted and skipped.
     """
 
     name: str
@@ -75,6 +77,7 @@ class Dataset:
     markers: tuple[str, ...] = ()
     marker_columns: frozenset[str] = frozenset()
     companion_suffix: str | None = None
+    row_number_column: bool = False
     table: sa.Table = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -168,6 +171,7 @@ DATASETS: dict[str, Dataset] = {
             markers=ADI_SUPPRESSION_MARKERS,
             marker_columns=frozenset({"adi_natrank", "adi_staternk"}),
             companion_suffix="_suppression",
+            row_number_column=True,
         ),
     )
 }

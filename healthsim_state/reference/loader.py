@@ -243,8 +243,11 @@ def load_dataset(
     ds = dataset(name)
     path = Path(path).expanduser().resolve()
     header = read_header(path)
-    chosen = match_release(ds, header, path, release)
-    columns = [snake_case(h) for h in header]
+    skipped = 1 if ds.row_number_column and not header[0].strip() else 0
+    chosen = match_release(ds, header[skipped:], path, release)
+    # The row-number column is staged (the bulk readers take every column) under
+    # a name no published header has, and never selected into the table.
+    columns = ["_row_number"] * skipped + [snake_case(h) for h in header[skipped:]]
     connection = session.connection()
     sql = _Sql(connection.dialect)
     staging = f"hs_stage_{uuid.uuid4().hex[:12]}"
@@ -265,7 +268,7 @@ def load_dataset(
         digest = file_sha256(path)
         _stage(connection, staging, columns, path, sql)
         _check_codes(connection, ds, staging, path, sql)
-        targets, exprs = _select_list(ds, columns, sql)
+        targets, exprs = _select_list(ds, columns[skipped:], sql)
         table = sql.table(ds.table)
         connection.execute(sa.delete(ds.table))
         connection.exec_driver_sql(
