@@ -150,7 +150,8 @@ def _from_v1(path: Path, digest: str, doc: dict[str, Any]) -> LegacyScenario:
     if nested is not None and not isinstance(nested, dict):
         raise DocumentError(f"{path}: 'entities' must be an object of entity groups")
     groups = dict(nested or {})
-    top = {k: v for k, v in doc.items() if k in _PLURAL}
+    # Only an array is an entity group: an exported demo scenario carries "patients": 50 as metadata.
+    top = {k: v for k, v in doc.items() if k in _PLURAL and isinstance(v, list)}
     if nested is None and not top:
         raise DocumentError(f"{path}: not a legacy scenario file (no 'entities' and no entity groups such as 'patients')")
     if nested is not None and top:
@@ -175,7 +176,7 @@ def _from_v1(path: Path, digest: str, doc: dict[str, Any]) -> LegacyScenario:
         entities.setdefault(et, []).extend(_v1_entity(et, d) for d in docs)
     extra = {
         k: v for k, v in doc.items()
-        if k not in _V1_ENVELOPE and k not in _PLURAL and k != "provenance_summary" and not k.startswith("_")
+        if k not in _V1_ENVELOPE and k not in top and k != "provenance_summary" and not k.startswith("_")
     }
     return _scenario(path, "v1", digest, doc, doc.get("scenario_id"), extra, entities)
 
@@ -298,9 +299,13 @@ def legacy_status(session: Session, sources: Iterable[str | Path] | None = None)
             continue
         state, reason = _previous(repo, legacy)
         status = {"current": MIGRATED, "outdated": OUTDATED}.get(state or "", PENDING)
-        scenario_id = str(repo.scenario_summary(legacy.name).id) if status == MIGRATED else None
+        scenario_id, count = None, legacy.count
+        if status == MIGRATED:
+            # What the store holds, as migrate_legacy reports it (nested claim lines count too).
+            info = repo.scenario_summary(legacy.name)
+            scenario_id, count = str(info.id), sum(info.entity_counts.values())
         reports.append(FileReport(
-            str(path), legacy.format, status, legacy.name, scenario_id, legacy.count,
+            str(path), legacy.format, status, legacy.name, scenario_id, count,
             None if status == MIGRATED else reason,
         ))
     return reports

@@ -244,3 +244,20 @@ def test_missing_sources(engine, isolated_home: Path, tmp_path: Path) -> None:
     assert migrate(engine) == []  # no legacy folders under the home: nothing to do
     with pytest.raises(DocumentError, match="no legacy files at .*nowhere"):
         migrate(engine, [tmp_path / "nowhere"])
+
+
+def test_status_counts_what_the_migration_saved(engine, legacy_home: Path) -> None:
+    saved = {Path(r.path).name: r.entities for r in migrate(engine)}
+    with session_scope(engine) as session:
+        reported = {Path(r.path).name: r.entities for r in legacy_status(session)}
+    assert reported == saved == {V1_FILE: 8, V2_FILE: 10}
+
+
+def test_an_exported_scenario_document_with_count_metadata_points_to_import(engine, tmp_path: Path) -> None:
+    """ "patients": 50 at the top level (the demo's metadata) is not a v1 entity group."""
+    document = fixture("scenario-canonical.json")
+    document["patients"] = 50
+    source = tmp_path / "export.json"
+    source.write_text(json.dumps(document))
+    reason = migrate(engine, [source])[0].reason
+    assert "is a scenario document" in reason and "healthsim scenario import" in reason
