@@ -330,6 +330,20 @@ def test_a_failing_reload_leaves_the_previous_table_intact(store_url: str) -> No
     assert _rows(store_url, "SELECT * FROM population.svi_county ORDER BY fips") == before
 
 
+def test_a_row_with_too_many_or_too_few_fields_fails_the_whole_load(tmp_path: Path, store_url: str) -> None:
+    """The bulk readers' own CSV errors (DuckDB's read_csv, PostgreSQL's COPY) refuse the file, intact table."""
+    load_reference("adi_blockgroup", FIXTURES / FILES["adi_blockgroup"], database_url=store_url)
+    before = _rows(store_url, "SELECT * FROM population.adi_blockgroup ORDER BY fips")
+    lines = (FIXTURES / FILES["adi_blockgroup"]).read_text().splitlines()
+    for name, row in (("long", f"{lines[2]},\"9\""), ("short", lines[2].rsplit(",", 1)[0])):
+        ragged = tmp_path / f"US_2023_ADI_{name}.csv"
+        ragged.write_text("\n".join([*lines[:2], row, *lines[3:]]) + "\n")
+        with pytest.raises(ReferenceDataError, match=rf"US_2023_ADI_{name}.csv could not be .*nothing was changed"):
+            load_reference("adi_blockgroup", ragged, replace=True, database_url=store_url)
+    assert _rows(store_url, "SELECT * FROM population.adi_blockgroup ORDER BY fips") == before
+    assert _rows(store_url, "SELECT release FROM population.reference_datasets") == [("2022",)]
+
+
 def test_a_duplicate_key_fails_the_whole_load(tmp_path: Path, store_url: str) -> None:
     lines = (FIXTURES / FILES["adi_blockgroup"]).read_text().splitlines()
     duplicated = tmp_path / "US_2023_ADI.csv"
