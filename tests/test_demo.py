@@ -229,3 +229,14 @@ def test_the_progress_bar_counts_every_entity_on_a_terminal(
     total = sum(demo.entity_counts(5).values())
     assert "saving demo scenario 'demo'" in screen.getvalue()
     assert f"{total}/{total}" in screen.getvalue()
+
+
+def test_the_readme_example_runs_after_its_quick_start(isolated_home: Path) -> None:
+    """A reader runs the quick start's `healthsim demo`, then the README's Python example."""
+    import re
+
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    assert ".venv/bin/healthsim demo\n" in readme
+    _ok("demo", "--patients", "1")
+    for code in re.findall(r"```python\n(.*?)```", readme, re.S):
+        exec(compile(code, "README.md", "exec"), {})
