@@ -121,6 +121,23 @@ def test_delete_asks_unless_yes(imported: str) -> None:
     assert json.loads(ok("scenario", "list", "--json", "--database-url", imported)) == []
 
 
+def test_delete_lets_the_store_go_while_it_asks(imported: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Waiting for an answer must not hold the DuckDB file (an MCP server may need it)."""
+    from healthsim_state import query
+    from healthsim_state.cli import scenario
+
+    monkeypatch.setattr(query, "LOCK_TIMEOUT", 0.2)
+    seen = []
+
+    def confirm(text: str, abort: bool) -> bool:
+        seen.append(query.run_query("SELECT count(*) FROM scenarios", database_url=imported).rows)
+        return True
+
+    monkeypatch.setattr(scenario.typer, "confirm", confirm)
+    assert f"deleted '{NAME}'" in ok("scenario", "delete", NAME, "--database-url", imported)
+    assert seen == [[(1,)]]
+
+
 def test_tag(imported: str) -> None:
     assert ok("scenario", "tag", NAME, "--database-url", imported).strip() == (
         f"{NAME}: cross-product, demo, diabetes, heart-failure, round-trip"

@@ -180,12 +180,13 @@ def delete(
 ) -> None:
     """Delete a scenario and every entity no other scenario holds."""
     with store_session(database_url) as session:
-        repo = ScenarioRepository(session)
-        info = repo.scenario_summary(name)
-        if not yes:
-            total = sum(info.entity_counts.values())
-            typer.confirm(f"Delete the scenario {info.name!r} and its {total} entities?", abort=True)
-        if not repo.delete(info.id):
+        info = ScenarioRepository(session).scenario_summary(name)
+    if not yes:
+        # Asked with the store let go: a DuckDB file stays free for others (an MCP server) meanwhile.
+        total = sum(info.entity_counts.values())
+        typer.confirm(f"Delete the scenario {info.name!r} and its {total} entities?", abort=True)
+    with store_session(database_url) as session:
+        if not ScenarioRepository(session).delete(info.id):
             raise ScenarioNotFoundError(f"the scenario {info.name!r} was deleted by another program meanwhile")
     console().print(f"deleted {info.name!r}", highlight=False, markup=False)
 
