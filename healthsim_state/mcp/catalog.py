@@ -99,7 +99,7 @@ TOOLS: tuple[ToolSpec, ...] = (
     ToolSpec(
         "load_scenario",
         "A scenario's metadata and entity counts; with entity_type, also one page of its entities of that "
-        "type in saved order, as canonical JSON documents (decimal fields as strings such as \"148.83\"). "
+        "type in saved order, as canonical JSON documents, as export_scenario writes them (save_scenario takes them back). "
         "Read further pages with offset = next_offset until next_offset is null.",
         load_scenario,
         {

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import io
 import itertools
+import json
 import os
 from collections.abc import Iterator, Mapping
 from contextlib import closing, contextmanager
@@ -135,7 +136,8 @@ def load_scenario(
         entity_type=type_name,
         offset=offset,
         total=total,
-        entities=json_value(documents),
+        # As the exported document writes them (decimals as JSON numbers), so a page can be saved back.
+        entities=[json.loads(exchange.entity_json(doc)) for doc in documents],
         next_offset=end if end < total else None,
     )
     return result
