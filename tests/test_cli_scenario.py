@@ -61,6 +61,10 @@ def test_list_empty_and_with_scenarios(url: str) -> None:
     assert [s["name"] for s in tagged] == ["second copy"]
     paged = json.loads(ok("scenario", "list", "--json", "--limit", "1", "--offset", "1", "--database-url", url))
     assert [s["name"] for s in paged] == ["second copy"]
+    first_page = ok("scenario", "list", "--limit", "1", "--database-url", url)
+    assert NAME in first_page and "second copy" not in first_page
+    assert "more scenarios follow: --offset 1" in first_page
+    assert "more scenarios" not in ok("scenario", "list", "--limit", "2", "--database-url", url)
     assert "no scenarios match" in ok("scenario", "list", "--tag", "absent", "--database-url", url)
 
 

@@ -78,7 +78,9 @@ def list_(
 ) -> None:
     """List scenarios by name, with their entity counts and tags."""
     with store_session(database_url) as session:
-        infos = ScenarioRepository(session).list(tag=tag or None, search=search, limit=limit, offset=offset)
+        # One more than asked says whether the table must mention the rest.
+        infos = ScenarioRepository(session).list(tag=tag or None, search=search, limit=limit + 1, offset=offset)
+    more, infos = len(infos) > limit, infos[:limit]
     if as_json:
         _print_json([info_json(i) for i in infos])
         return
@@ -100,6 +102,8 @@ def list_(
             Text(info.description or ""),
         )
     console().print(table)
+    if more:
+        console().print(f"more scenarios follow: --offset {offset + limit}", highlight=False, markup=False)
 
 
 @app.command()
