@@ -78,6 +78,14 @@ def test_debug_shows_the_traceback() -> None:
         main(["--debug", "db", "current", "--database-url", "postgresql+psycopg://nobody@127.0.0.1:1/none"])
 
 
+def test_debug_may_also_come_at_the_end(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(Exception, match="(?i)connection"):
+        main(["db", "current", "--database-url", "postgresql+psycopg://nobody@127.0.0.1:1/none", "--debug"])
+    with pytest.raises(SystemExit) as exit_info:  # after "--" it is an argument like any other
+        main(["db", "current", "--", "--debug"])
+    assert exit_info.value.code == 2
+
+
 def test_project_errors_need_no_debug_hint(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit):
         main(["db", "current", "--database-url", "not a url"])

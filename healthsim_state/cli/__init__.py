@@ -55,8 +55,13 @@ def _hint(exc: BaseException) -> str:
 
 def main(argv: Sequence[str] | None = None) -> None:
     """Console-script entry point."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    # --debug belongs to the root command, but people add it at the end of the line they just ran.
+    end = args.index("--") if "--" in args else len(args)
+    if "--debug" in args[1:end]:
+        args = ["--debug", *(a for i, a in enumerate(args) if not (i < end and a == "--debug"))]
     try:
-        app(args=list(argv) if argv is not None else None, prog_name="healthsim")
+        app(args=args, prog_name="healthsim")
     except SystemExit:
         raise
     except Exception as exc:  # reported below, never swallowed: exit status 1
