@@ -105,13 +105,17 @@ def test_import_onto_an_existing_name(imported: str, capsys: pytest.CaptureFixtu
     assert "imported 'copy'" in ok("scenario", "import", source, "--as", "copy", "--database-url", imported)
 
 
-def test_import_errors_are_one_line(url: str, capsys: pytest.CaptureFixture[str]) -> None:
+def test_import_errors_are_one_line(url: str, capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
     err = error_line(capsys, "scenario", "import", str(FIXTURES / "invalid" / "truncated.json"), "--database-url", url)
     assert err.startswith("error: ") and "is truncated: it ends inside patient[0]" in err and "--debug" not in err
     err = error_line(capsys, "scenario", "import", str(FIXTURES / "invalid" / "bad-gender.json"), "--database-url", url)
     assert "1 problem in the input, nothing was saved: patient[0] (id PAT-INV-0201) gender" in err
     err = error_line(capsys, "scenario", "show", "nope", "--database-url", url)
     assert "no scenario named or with id 'nope'" in err and "healthsim scenario list" in err
+    two = tmp_path / "two.json"
+    two.write_text(json.dumps({"name": "two", "entities": {"patient": [1, 2]}}))
+    err = error_line(capsys, "scenario", "import", str(two), "--database-url", url)
+    assert err.startswith("error: 2 problems in the input") and err.endswith("(and 1 more line: run with --debug to see them)")
     assert json.loads(ok("scenario", "list", "--json", "--database-url", url)) == []
 
 

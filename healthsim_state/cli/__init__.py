@@ -68,6 +68,10 @@ def main(argv: Sequence[str] | None = None) -> None:
         if _options["debug"]:
             raise
         kind = "error" if isinstance(exc, HealthSimError) else f"error ({type(exc).__name__})"
-        message = str(exc).strip().splitlines()[0] if str(exc).strip() else repr(exc)
-        _stderr.print(f"[bold red]{kind}:[/] {message}{_hint(exc)}", markup=True, highlight=False, soft_wrap=True)
+        lines = str(exc).strip().splitlines()
+        message = lines[0] if lines else repr(exc)
+        hint = _hint(exc)
+        if len(lines) > 1 and not hint:  # e.g. one line per further validation problem
+            hint = f" (and {len(lines) - 1} more line{'s' if len(lines) > 2 else ''}: run with --debug to see them)"
+        _stderr.print(f"[bold red]{kind}:[/] {message}{hint}", markup=True, highlight=False, soft_wrap=True)
         sys.exit(1)
