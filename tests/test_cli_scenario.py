@@ -186,3 +186,14 @@ def test_migrate_legacy_command(url: str, isolated_home: Path, tmp_path: Path, c
     assert "b.json, line 1, column 2: not valid JSON" in err
     names = [s["name"] for s in json.loads(ok("scenario", "list", "--json", "--database-url", url))]
     assert names == ["copd-clinic-pair", "ed-chest-pain-with-claim"]
+
+
+def test_the_demo_scenario_round_trips_byte_for_byte(url: str, tmp_path: Path) -> None:
+    """The main-job scenario through export, import into an empty store, export again."""
+    ok("demo", "--patients", "3", "--database-url", url)
+    first, second = tmp_path / "first.json", tmp_path / "second.json"
+    ok("scenario", "export", "demo", str(first), "--database-url", url)
+    empty = f"duckdb:///{tmp_path / 'empty.duckdb'}"
+    assert "imported 'demo'" in ok("scenario", "import", str(first), "--database-url", empty)
+    ok("scenario", "export", "demo", str(second), "--database-url", empty)
+    assert second.read_bytes() == first.read_bytes()
