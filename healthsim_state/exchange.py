@@ -223,6 +223,8 @@ def _sink(out: Target) -> Iterator[tuple[BinaryIO, str | None]]:
         yield out, None
         return
     path = Path(out)
+    if path.is_dir():  # found now rather than when the finished document would replace it
+        raise DocumentError(f"cannot write {path}: it is a folder; give a file name")
     try:
         handle, temp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     except OSError as exc:

@@ -492,6 +492,15 @@ def test_a_document_without_name_or_entities_is_refused(engine) -> None:
     assert_empty(engine)
 
 
+def test_exporting_onto_a_folder_is_refused_before_writing(engine, tmp_path: Path) -> None:
+    do_import(engine, CANONICAL)
+    folder = tmp_path / "out"
+    folder.mkdir()
+    with pytest.raises(DocumentError, match=r"cannot write .*out: it is a folder; give a file name"):
+        do_export(engine, NAME, folder)
+    assert sorted(p.name for p in tmp_path.iterdir() if not p.name.startswith("store")) == ["out"]
+
+
 def test_metadata_named_like_an_entity_group_but_not_an_array_round_trips(engine) -> None:
     """The demo keeps "patients": 50 in its metadata; only an array makes a legacy v1 group."""
     with session_scope(engine) as session:
