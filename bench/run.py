@@ -12,6 +12,7 @@ fresh DuckDB file, with the same deterministic data (healthsim_state.demo):
   pyarrow.Table.from_pylist -> INSERT ... SELECT ... ON CONFLICT DO UPDATE;
   reads with sql(...).to_arrow_table().to_pylist(); a whole-table Arrow scan;
 - baseline (b): SQLAlchemy ORM, session.merge per entity (small sizes only);
+- chunked (with --chunk N): the repository saving N patients per transaction;
 - generation: the cost of producing the dicts alone, included in every save.
 
 Prints entities per second, peak memory and the ratios the targets use.
@@ -83,6 +84,25 @@ def measure_repository(patients: int, path: str) -> dict[str, Any]:
     assert raw_rows == frame.num_rows
     return {"entities": count, "save_s": save_s, "load_s": load_s, "frame_s": frame_s,
             "raw_frame_s": raw_s, "frame_rows": frame.num_rows, "save_peak_mb": save_peak_mb}
+
+
+def measure_chunked(patients: int, path: str, chunk: int) -> dict[str, Any]:
+    """The same scenario saved ``chunk`` patients at a time, one transaction
+    each: save() for the first chunk, add_entities() for the rest."""
+    from healthsim_models import create_store_engine, session_scope
+    from healthsim_state import ScenarioRepository
+    from healthsim_state.demo import scenario
+
+    engine = create_store_engine(f"duckdb:///{path}")
+    start = time.perf_counter()
+    for first in range(0, patients, chunk):
+        entities = scenario(min(chunk, patients - first), start=first)
+        with session_scope(engine) as session:
+            repo = ScenarioRepository(session)
+            summary = repo.save("bench", entities) if first == 0 else repo.add_entities("bench", entities)
+    save_s = time.perf_counter() - start
+    engine.dispose()
+    return {"entities": sum(summary.counts.values()), "save_s": save_s, "save_peak_mb": _peak_mb()}
 
 
 FRAME_TRIES = 5
@@ -225,21 +245,22 @@ MEASURES = {
     "repository": measure_repository,
     "baseline": measure_baseline,
     "orm": measure_orm,
+    "chunked": measure_chunked,
 }
 
 
-def _child(method: str, patients: int) -> dict[str, Any]:
+def _child(method: str, patients: int, *extra: int) -> dict[str, Any]:
     with tempfile.TemporaryDirectory() as tmp:
         path = os.path.join(tmp, "bench.duckdb")
-        args = (patients,) if method == "generation" else (patients, path)
+        args = (patients,) if method == "generation" else (patients, path, *extra)
         result = MEASURES[method](*args)
     result["peak_mb"] = _peak_mb()
     return result
 
 
-def run_child(method: str, patients: int) -> dict[str, Any]:
+def run_child(method: str, patients: int, *extra: int) -> dict[str, Any]:
     out = subprocess.run(
-        [sys.executable, "-m", "bench.run", "--child", method, str(patients)],
+        [sys.executable, "-m", "bench.run", "--child", method, str(patients), *map(str, extra)],
         capture_output=True, text=True, check=False,
     )
     if out.returncode != 0:
@@ -251,10 +272,14 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--patients", type=int, nargs="+", default=[1000, 10000])
     parser.add_argument("--skip-orm", action="store_true", help="skip the ORM baseline (it runs at 1k patients only)")
-    parser.add_argument("--child", nargs=2, metavar=("METHOD", "PATIENTS"), help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--chunk", type=int, metavar="N",
+        help="also save the scenario N patients per transaction (save, then add_entities), for peak memory",
+    )
+    parser.add_argument("--child", nargs="+", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
-        print(json.dumps(_child(args.child[0], int(args.child[1]))))
+        print(json.dumps(_child(args.child[0], *map(int, args.child[1:]))))
         return
 
     print(
@@ -265,6 +290,8 @@ def main() -> None:
         results = {m: run_child(m, patients) for m in ("generation", "repository", "baseline")}
         if patients <= 1000 and not args.skip_orm:
             results["orm"] = run_child("orm", patients)
+        if args.chunk:
+            results["chunked"] = run_child("chunked", patients, args.chunk)
         for method, r in results.items():
             save_rate = r["entities"] / r["save_s"]
             load_rate = r["entities"] / r["load_s"] if "load_s" in r else float("nan")

@@ -416,23 +416,29 @@ _KINDS: dict[str, _Kind] = {
 }
 
 
-def _check_size(patients: int) -> None:
-    if isinstance(patients, bool) or not isinstance(patients, int) or patients < 0:
-        raise InvalidArgumentError(f"patients: expected a whole number >= 0, got {patients!r}")
+def _check_size(value: int, name: str = "patients") -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise InvalidArgumentError(f"{name}: expected a whole number >= 0, got {value!r}")
 
 
-def _stream(patients: int, seed: int, type_name: str) -> Iterator[Document]:
+def _stream(patients: int, seed: int, type_name: str, start: int) -> Iterator[Document]:
     kind = _KINDS[type_name]
-    for i in range(patients):
+    for i in range(start, start + patients):
         plan = _plan(seed, i)
         if kind.per_patient(plan):
             yield from kind.build(_rng(seed, i, type_name), plan)
 
 
-def scenario(patients: int, seed: int = DEFAULT_SEED) -> dict[str, Iterator[Document]]:
-    """One generator of canonical documents per entity type (registry order) for ``patients`` patients."""
+def scenario(patients: int, seed: int = DEFAULT_SEED, *, start: int = 0) -> dict[str, Iterator[Document]]:
+    """One generator of canonical documents per entity type (registry order) for ``patients`` patients.
+
+    ``start`` skips the first patients: ``scenario(n, s, start=k)`` yields
+    exactly what ``scenario(k + n, s)`` yields for patients k to k+n-1, so a
+    large scenario can be generated (and saved) in chunks.
+    """
     _check_size(patients)
-    return {et.name: _stream(patients, seed, et.name) for et in ENTITY_TYPES}
+    _check_size(start, "start")
+    return {et.name: _stream(patients, seed, et.name, start) for et in ENTITY_TYPES}
 
 
 def entity_counts(patients: int, seed: int = DEFAULT_SEED) -> dict[str, int]:

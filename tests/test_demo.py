@@ -62,6 +62,17 @@ def test_generators_follow_the_registry_and_stream() -> None:
     assert all(iter(stream) is stream for stream in streams.values())  # generators, not lists
 
 
+def test_chunks_from_start_add_up_to_the_whole_scenario() -> None:
+    whole = _generate(30, 7)
+    chunks = [
+        {name: list(stream) for name, stream in demo.scenario(size, 7, start=start).items()}
+        for start, size in ((0, 12), (12, 18))
+    ]
+    assert {name: chunks[0][name] + chunks[1][name] for name in whole} == whole
+    with pytest.raises(InvalidArgumentError, match="start"):
+        demo.scenario(5, 7, start=-1)
+
+
 @pytest.mark.parametrize("patients", [1, 2, 57])
 def test_counts_are_known_without_generating_and_cover_every_type(patients: int) -> None:
     generated = {name: len(docs) for name, docs in _generate(patients, 3).items()}
