@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -55,9 +56,12 @@ def _admin_connect(url):  # type: ignore[no-untyped-def]
     )
 
 
-@pytest.fixture
-def postgresql_url() -> Iterator[str]:
-    """A fresh, empty PostgreSQL database, dropped after the test."""
+@contextmanager
+def throwaway_postgresql_database() -> Iterator[str]:
+    """The URL of a fresh, empty PostgreSQL database, dropped on exit (for fixtures of any scope).
+
+    Skips without ``HEALTHSIM_TEST_POSTGRES_URL``, except under CI, where that is a failure.
+    """
     server = os.environ.get(PG_ENV)
     if not server:
         if os.environ.get("CI"):
@@ -73,6 +77,13 @@ def postgresql_url() -> Iterator[str]:
         dispose_engines()
         with _admin_connect(url) as admin:
             admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture
+def postgresql_url() -> Iterator[str]:
+    """A fresh, empty PostgreSQL database, dropped after the test."""
+    with throwaway_postgresql_database() as url:
+        yield url
 
 
 @pytest.fixture(params=BACKENDS)

@@ -5,17 +5,14 @@ from __future__ import annotations
 
 import csv
 import hashlib
-import os
 import re
 import shutil
-import uuid
 from collections.abc import Iterator
 from decimal import Decimal
 from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
-from sqlalchemy.engine import make_url
 from typer.testing import CliRunner
 
 from healthsim_models import ReferenceDataError, get_engine, session_scope
@@ -31,7 +28,7 @@ from healthsim_state.reference import (
     reference_status,
     tract_profile,
 )
-from tests.conftest import BACKENDS, PG_ENV, _admin_connect
+from tests.conftest import BACKENDS, throwaway_postgresql_database
 
 REPO = Path(__file__).resolve().parent.parent
 FIXTURES = REPO / "tests" / "fixtures" / "reference"
@@ -59,23 +56,9 @@ def loaded_url(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPath
         yield url
         dispose_engines()
         return
-    server = os.environ.get(PG_ENV)
-    if not server:
-        if os.environ.get("CI"):
-            pytest.fail(f"{PG_ENV} is not set: CI must run the PostgreSQL tests")
-        pytest.skip(f"set {PG_ENV} to run PostgreSQL tests")
-    admin_url = make_url(server)
-    name = f"hs_test_ref_{uuid.uuid4().hex[:10]}"
-    with _admin_connect(admin_url) as admin:
-        admin.execute(f'CREATE DATABASE "{name}"')
-    url = admin_url.set(database=name).render_as_string(hide_password=False)
-    try:
+    with throwaway_postgresql_database() as url:
         _load_all(url)
         yield url
-    finally:
-        dispose_engines()
-        with _admin_connect(admin_url) as admin:
-            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 def _rows(url: str, sql: str) -> list[tuple]:
