@@ -481,3 +481,31 @@ def test_the_documented_sql_join_runs_on_both_backends(store_url: str) -> None:
         _patient("MRN-3", "Ida", {"city": "Boston", "state": "MA"}),
     ]}, database_url=store_url)
     assert _rows(store_url, sql.strip().rstrip(";")) == [("MRN-1", "Harris County", 0.8921), ("MRN-3", None, None)]
+
+
+def test_svi_minus_999_is_the_marker_however_the_number_is_written(tmp_path: Path, store_url: str) -> None:
+    """-999.0, -999.00 and -999 with blanks around are the marker too; -9990 and -999.5 are numbers."""
+    text = (FIXTURES / FILES["svi_county"]).read_text(encoding="utf-8-sig")
+    lines = text.splitlines()
+    loving = next(i for i, line in enumerate(lines) if line.startswith("48,Texas,TX,48301"))
+    spellings = iter(["-999.0", " -999 ", "-999.00", "-999.", "-999.0", " -999.000", "-999", "-999.0"])
+    lines[loving] = re.sub(r"(?<=,)-999(?=,|$)", lambda _: next(spellings), lines[loving])
+    assert next(spellings, None) is None  # all eight markers respelled
+    harris = next(i for i, line in enumerate(lines) if line.startswith("48,Texas,TX,48201"))
+    header, cells = csv.reader([lines[0], lines[harris]])
+    cells[header.index("M_TOTPOP")], cells[header.index("EP_POV150")] = "-9990", "-999.5"
+    lines[harris] = ",".join(f'"{c}"' for c in cells)
+    respelled = tmp_path / "SVI_2022_US_county.csv"
+    respelled.write_text("\n".join(lines) + "\n")
+    load_reference("svi_county", respelled, database_url=store_url)
+    row = _rows(
+        store_url,
+        "SELECT e_totpop, rpl_themes, rpl_theme1, f_pov150, m_hburd, suppressed_columns "
+        "FROM population.svi_county WHERE fips = '48301'",
+    )[0]
+    assert row[:5] == (57, None, None, None, None)
+    assert row[5].split(",") == [
+        "m_hburd", "ep_pov150", "epl_pov150", "spl_theme1", "rpl_theme1", "spl_themes", "rpl_themes", "f_pov150",
+    ]
+    assert _rows(store_url, "SELECT m_totpop, ep_pov150, suppressed_columns FROM population.svi_county "
+                            "WHERE fips = '48201'") == [(-9990.0, -999.5, None)]

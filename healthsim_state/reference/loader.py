@@ -131,6 +131,28 @@ class _Sql:
         return column.type.compile(dialect=self.dialect)
 
 
+def _marker_test(raw: str, markers: tuple[str, ...]) -> str:
+    """SQL that is true when the text cell ``raw`` holds one of the suppression markers.
+
+    A text marker (ADI's ``GQ``) must match exactly. A numeric one (SVI's
+    ``-999``) matches the number however it is written: ``-999``, ``-999.0``,
+    ``-999.00``, with blanks around. The substring search comes first so that ordinary
+    numbers cost one cheap search.
+    """
+    tests = []
+    for marker in markers:
+        if marker.lstrip("-").isdigit():
+            cell = f"trim({raw})"
+            tests.append(
+                f"(strpos({raw}, '{marker}') > 0 AND ({cell} = '{marker}' OR "
+                f"(substr({cell}, 1, {len(marker) + 1}) = '{marker}.' "
+                f"AND translate(substr({cell}, {len(marker) + 2}), '0', '') = '')))"
+            )
+        else:
+            tests.append(f"{raw} = " + "'" + marker.replace("'", "''") + "'")
+    return f"({' OR '.join(tests)})" if tests else "FALSE"
+
+
 def _select_list(ds: Dataset, columns: list[str], sql: _Sql) -> tuple[list[str], list[str]]:
     """Target columns and the typed expressions that fill them from the text staging table."""
     table = ds.table
@@ -139,10 +161,12 @@ def _select_list(ds: Dataset, columns: list[str], sql: _Sql) -> tuple[list[str],
     marked: list[str] = []  # columns whose marker goes to suppressed_columns
     for name in columns:
         # Numbers are cast untrimmed (both databases ignore surrounding blanks
-        # in a cast) and compared with the markers as published: trimming
-        # every cell of a wide file would double the cost of the load.
+        # in a cast); only a cell that may hold a marker is trimmed (see
+        # _marker_test): trimming every cell of a wide file would double the
+        # cost of the load.
         raw = sql.q(name)
         value = f"NULLIF({raw}, '')"
+        is_marker = _marker_test(raw, ds.markers)
         if name in ds.codes:
             targets.append(name)
             exprs.append(f"lpad(NULLIF(trim({raw}), ''), {ds.codes[name]}, '0')")
@@ -159,20 +183,18 @@ def _select_list(ds: Dataset, columns: list[str], sql: _Sql) -> tuple[list[str],
             column = table.c[name]
             cast = f"CAST({value} AS {sql.type_of(column)})"
             if ds.markers and (not ds.marker_columns or name in ds.marker_columns):
-                markers = ", ".join(sql.literal(m) for m in ds.markers)
-                cast = f"CASE WHEN {raw} IN ({markers}) THEN NULL ELSE {cast} END"
+                cast = f"CASE WHEN {is_marker} THEN NULL ELSE {cast} END"
                 if ds.companion_suffix:
                     targets.append(f"{name}{ds.companion_suffix}")
-                    exprs.append(f"CASE WHEN {raw} IN ({markers}) THEN {raw} END")
+                    exprs.append(f"CASE WHEN {is_marker} THEN {raw} END")
                 else:
                     marked.append(name)
             targets.append(name)
             exprs.append(cast)
     if marked:
         # A concatenation rather than concat_ws: PostgreSQL functions take at most 100 arguments.
-        markers = ", ".join(sql.literal(m) for m in ds.markers)
         listed = " || ".join(
-            f"CASE WHEN {sql.q(name)} IN ({markers}) THEN '{name},' ELSE '' END" for name in marked
+            f"CASE WHEN {_marker_test(sql.q(name), ds.markers)} THEN '{name},' ELSE '' END" for name in marked
         )
         targets.append("suppressed_columns")
         exprs.append(f"NULLIF(rtrim({listed}, ','), '')")
