@@ -303,8 +303,9 @@ def import_scenario(
         if existing is None and scenario_id is not None and repo.exists(scenario_id):
             scenario_id = None  # a copy of a scenario the store holds: it needs an id of its own
         with (progress or no_progress)(f"Importing {target}", document.total) as advance:
+            arrays = _Arrays(reader)
             streams = {
-                type_name: _counted(_entities(reader, section), advance)
+                type_name: _counted(arrays.entities(section), advance)
                 for type_name, section in document.sections.items()
                 if section.count
             }
@@ -334,11 +335,29 @@ def _counted(items: Iterable[Any], advance: Advance) -> Iterator[Any]:
         advance(1)
 
 
-def _entities(reader: JsonReader, section: _Section) -> Iterator[Any]:
-    """The documents of one type's array, read from the file one at a time."""
-    reader.seek(section.start)
-    for index in reader.items(f"entities.{section.type_name}"):
-        yield reader.value(f"{section.type_name}[{index}]")
+class _Arrays:
+    """The entity arrays of one document, read through one shared reader.
+
+    The repository reads one type's stream after another (parents first);
+    since the streams share the reader, resuming one after another moved it
+    would read the wrong array, so that is refused rather than done.
+    """
+
+    def __init__(self, reader: JsonReader) -> None:
+        self.reader = reader
+        self.reading: str | None = None
+
+    def entities(self, section: _Section) -> Iterator[Any]:
+        """The documents of one type's array, read from the file one at a time."""
+        self.reading = section.type_name
+        self.reader.seek(section.start)
+        for index in self.reader.items(f"entities.{section.type_name}"):
+            yield self.reader.value(f"{section.type_name}[{index}]")
+            if self.reading != section.type_name:
+                raise RuntimeError(
+                    f"the {section.type_name} array was resumed after the {self.reading} array moved the "
+                    "shared reader; the entity streams must be read one after another"
+                )
 
 
 @contextlib.contextmanager

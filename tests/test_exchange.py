@@ -17,7 +17,7 @@ from hypothesis import HealthCheck, given, settings
 from healthsim_models import ENTITY_TYPES, create_store_engine, session_scope
 from healthsim_models.errors import DocumentError, ScenarioExistsError, ValidationError
 from healthsim_state import ScenarioRepository, export_scenario, import_scenario, json_stream
-from healthsim_state.exchange import _scan, _entities
+from healthsim_state.exchange import _Arrays, _scan
 from tests.helpers import FIXTURES, fixture, normalise
 from tests.strategies import scenario_entities
 
@@ -429,7 +429,7 @@ def test_reading_holds_one_chunk_and_one_entity_not_the_file() -> None:
     try:
         reader = json_stream.JsonReader(raw, "big.json", chunk_size=64 * 1024)
         document = _scan(reader)
-        count = sum(1 for _ in _entities(reader, document.sections["patient"]))
+        count = sum(1 for _ in _Arrays(reader).entities(document.sections["patient"]))
         _, peak = tracemalloc.get_traced_memory()
     finally:
         tracemalloc.stop()
@@ -524,3 +524,16 @@ def test_metadata_an_import_would_misread_is_not_exported(engine, extra: dict[st
         ScenarioRepository(session).save("clash", {}, extra=extra)
     with pytest.raises(DocumentError, match=pattern):
         do_export(engine, "clash")
+
+
+def test_entity_streams_read_interleaved_are_refused_not_mixed_up() -> None:
+    """The importer's streams share one reader: one resumed after another moved it must not read the wrong array."""
+    document = fixture("scenario-canonical.json")
+    reader = json_stream.JsonReader(io.BytesIO(json.dumps(document).encode()), "doc.json")
+    arrays = _Arrays(reader)
+    sections = _scan(reader).sections
+    patients = arrays.entities(sections["patient"])
+    assert next(patients)["id"] == document["entities"]["patient"][0]["id"]
+    assert next(arrays.entities(sections["encounter"]))["encounter_id"] == document["entities"]["encounter"][0]["encounter_id"]
+    with pytest.raises(RuntimeError, match="the patient array was resumed after the encounter array moved"):
+        next(patients)
