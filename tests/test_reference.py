@@ -299,7 +299,8 @@ def test_a_failing_reload_leaves_the_previous_table_intact(store_url: str) -> No
     before = _rows(store_url, "SELECT * FROM population.svi_county ORDER BY fips")
     registry = _rows(store_url, "SELECT * FROM population.reference_datasets")
     with pytest.raises(ReferenceDataError, match="svi_county_bad_value.csv could not be loaded into svi_county, "
-                                                 "nothing was changed: .*n/a"):
+                                                 "nothing was changed: line 3, column E_TOTPOP: 'n/a' is not "
+                                                 "a whole number"):
         load_reference(
             "svi_county", FIXTURES / "svi_county_bad_value.csv", replace=True, release="2022", database_url=store_url
         )
@@ -509,3 +510,50 @@ def test_svi_minus_999_is_the_marker_however_the_number_is_written(tmp_path: Pat
     ]
     assert _rows(store_url, "SELECT m_totpop, ep_pov150, suppressed_columns FROM population.svi_county "
                             "WHERE fips = '48201'") == [(-9990.0, -999.5, None)]
+
+
+def _adi_file(path: Path, rows: int, bad: dict[tuple[int, str], str]) -> Path:
+    """An ADI file of ``rows`` data rows; ``bad`` puts a value at (line, column), the header being line 1."""
+    lines = ["GISJOIN,FIPS,ADI_NATRANK,ADI_STATERNK"]
+    for line in range(2, rows + 2):
+        cells = {"GISJOIN": f"G{line}", "FIPS": f"{10010201000 + line}", "ADI_NATRANK": "50", "ADI_STATERNK": "5"}
+        cells.update({column: value for (at, column), value in bad.items() if at == line})
+        lines.append(",".join(cells.values()))
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def test_a_bad_value_is_refused_naming_column_line_and_value(tmp_path: Path, store_url: str) -> None:
+    """The first bad row is named (not the first bad column), the column as the file spells it,
+    and the value; nothing is written and the previous load stays."""
+    load_reference("adi_blockgroup", FIXTURES / FILES["adi_blockgroup"], database_url=store_url)
+    before = _rows(store_url, "SELECT * FROM population.adi_blockgroup ORDER BY fips")
+    bad = _adi_file(tmp_path / "US_2022_ADI.csv", 300, {(61, "ADI_NATRANK"): "n/a", (40, "ADI_STATERNK"): "7x"})
+    with pytest.raises(ReferenceDataError, match=r"^US_2022_ADI.csv could not be loaded into adi_blockgroup, "
+                                                 r"nothing was changed: line 40, column ADI_STATERNK: '7x' is not "
+                                                 r"a whole number \(lines counted from the header, line 1\)$"):
+        load_reference("adi_blockgroup", bad, replace=True, database_url=store_url)
+    assert _rows(store_url, "SELECT * FROM population.adi_blockgroup ORDER BY fips") == before
+    assert _rows(store_url, "SELECT release, row_count FROM population.reference_datasets") == [("2022", 7)]
+    last = _adi_file(tmp_path / "US_2021_ADI.csv", 5, {(6, "ADI_NATRANK"): "many"})
+    with pytest.raises(ReferenceDataError, match=r"line 6, column ADI_NATRANK: 'many' is not a whole number"):
+        load_reference("adi_blockgroup", last, replace=True, database_url=store_url)
+
+
+def test_a_bad_measure_or_interval_is_refused_by_name(tmp_path: Path, store_url: str) -> None:
+    source = FIXTURES / FILES["places_county"]
+    header, *rows = list(csv.reader(source.open(encoding="utf-8-sig", newline="")))
+    for column, value, kind in (
+        ("DIABETES_CrudePrev", "12,5", "a number of at most 3 digits before the decimal point"),
+        ("OBESITY_AdjPrev", "1234.5", "a number of at most 3 digits before the decimal point"),
+        ("ACCESS2_Crude95CI", "(8.7, high)", "a number of at most 3 digits before the decimal point"),
+    ):
+        changed = [list(r) for r in rows]
+        changed[1][header.index(column)] = value
+        path = tmp_path / source.name
+        with path.open("w", newline="") as handle:
+            csv.writer(handle).writerows([header, *changed])
+        with pytest.raises(ReferenceDataError, match=rf"nothing was changed: line 3, column {column}: "
+                                                     rf"{re.escape(repr(value))} is not {kind}"):
+            load_reference("places_county", path, database_url=store_url)
+    assert _rows(store_url, "SELECT count(*) FROM population.places_county") == [(0,)]

@@ -153,11 +153,24 @@ def _marker_test(raw: str, markers: tuple[str, ...]) -> str:
     return f"({' OR '.join(tests)})" if tests else "FALSE"
 
 
-def _select_list(ds: Dataset, columns: list[str], sql: _Sql) -> tuple[list[str], list[str]]:
-    """Target columns and the typed expressions that fill them from the text staging table."""
+@dataclass(frozen=True)
+class _Cast:
+    """One conversion of the typed INSERT: ``text`` (SQL, NULL for an empty or
+    marker cell) cast to ``type``, from the staging column ``source``."""
+
+    source: str
+    text: str
+    type: sa.types.TypeEngine
+    type_sql: str
+
+
+def _select_list(ds: Dataset, columns: list[str], sql: _Sql) -> tuple[list[str], list[str], list[_Cast]]:
+    """Target columns, the typed expressions that fill them from the text staging
+    table, and the conversions among them (which a refused load diagnoses)."""
     table = ds.table
     targets: list[str] = []
     exprs: list[str] = []
+    casts: list[_Cast] = []
     marked: list[str] = []  # columns whose marker goes to suppressed_columns
     for name in columns:
         # Numbers are cast untrimmed (both databases ignore surrounding blanks
@@ -174,6 +187,7 @@ def _select_list(ds: Dataset, columns: list[str], sql: _Sql) -> tuple[list[str],
             for part, bracket, side in ((1, "(", "low"), (2, ")", "high")):
                 column = table.c[f"{name}_{side}"]
                 bound = f"NULLIF(trim(replace(split_part({value}, ',', {part}), '{bracket}', '')), '')"
+                casts.append(_Cast(name, bound, column.type, sql.type_of(column)))
                 targets.append(column.name)
                 exprs.append(f"CAST({bound} AS {sql.type_of(column)})")
         elif isinstance(table.c[name].type, sa.String):
@@ -181,16 +195,17 @@ def _select_list(ds: Dataset, columns: list[str], sql: _Sql) -> tuple[list[str],
             exprs.append(value)
         else:
             column = table.c[name]
-            cast = f"CAST({value} AS {sql.type_of(column)})"
+            text = value
             if ds.markers and (not ds.marker_columns or name in ds.marker_columns):
-                cast = f"CASE WHEN {is_marker} THEN NULL ELSE {cast} END"
+                text = f"CASE WHEN {is_marker} THEN NULL ELSE {value} END"
                 if ds.companion_suffix:
                     targets.append(f"{name}{ds.companion_suffix}")
                     exprs.append(f"CASE WHEN {is_marker} THEN {raw} END")
                 else:
                     marked.append(name)
+            casts.append(_Cast(name, text, column.type, sql.type_of(column)))
             targets.append(name)
-            exprs.append(cast)
+            exprs.append(f"CAST({text} AS {sql.type_of(column)})")
     if marked:
         # A concatenation rather than concat_ws: PostgreSQL functions take at most 100 arguments.
         listed = " || ".join(
@@ -198,11 +213,18 @@ def _select_list(ds: Dataset, columns: list[str], sql: _Sql) -> tuple[list[str],
         )
         targets.append("suppressed_columns")
         exprs.append(f"NULLIF(rtrim({listed}, ','), '')")
-    return targets, exprs
+    return targets, exprs, casts
 
 
-def _stage(connection: sa.Connection, staging: str, columns: list[str], path: Path, sql: _Sql) -> None:
-    """Copy the file's rows, as text, into a temporary table named ``staging``."""
+def _stage(
+    connection: sa.Connection, staging: str, columns: list[str], path: Path, sql: _Sql, *, numbered: bool = False
+) -> None:
+    """Copy the file's rows, as text, into a temporary table named ``staging``.
+
+    DuckDB keeps the file's order in ``rowid``; on PostgreSQL ``numbered``
+    adds ``_hs_line``, the row's number in the file (1 for the first data
+    row), as the key. :func:`_line_number` turns either into a line number.
+    """
     if connection.dialect.name == "duckdb":
         declared = ", ".join(f"{sql.literal(c)}: 'VARCHAR'" for c in columns)
         connection.exec_driver_sql(
@@ -214,10 +236,14 @@ def _stage(connection: sa.Connection, staging: str, columns: list[str], path: Pa
     import psycopg  # the PostgreSQL driver; only this branch needs it
 
     definition = ", ".join(f"{sql.q(c)} text" for c in columns)
+    listed = ""
+    if numbered:
+        definition = f"_hs_line bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY, {definition}"
+        listed = f" ({', '.join(sql.q(c) for c in columns)})"
     connection.exec_driver_sql(f"CREATE TEMP TABLE {sql.q(staging)} ({definition}) ON COMMIT DROP")
     cursor = connection.connection.driver_connection.cursor()
     try:
-        with cursor.copy(f"COPY {sql.q(staging)} FROM STDIN WITH (FORMAT csv, HEADER true)") as copy:
+        with cursor.copy(f"COPY {sql.q(staging)}{listed} FROM STDIN WITH (FORMAT csv, HEADER true)") as copy:
             with path.open("rb") as handle:
                 while chunk := handle.read(_COPY_CHUNK):
                     copy.write(chunk)
@@ -241,6 +267,118 @@ def _check_codes(connection: sa.Connection, ds: Dataset, staging: str, path: Pat
             raise ReferenceDataError(
                 f"{path.name}: {name} value {bad[0]!r} is not a code of at most {width} digits; nothing was loaded"
             )
+
+
+def _line_number(connection: sa.Connection, staging: str, sql: _Sql) -> str:
+    """SQL for a staged row's line in the file, the header being line 1 (see :func:`_stage`)."""
+    if connection.dialect.name == "duckdb":
+        # The rowids of a new table are consecutive in insertion order, but a
+        # temporary table's do not start at 0.
+        first = connection.exec_driver_sql(f"SELECT min(rowid) FROM {sql.q(staging)}").scalar() or 0
+        return f"(rowid - {first} + 2)"
+    return "(_hs_line + 1)"
+
+
+def _fails(connection: sa.Connection, statement: str) -> bool:
+    """Whether ``statement`` raises a database error, run in a savepoint that is always undone."""
+    try:
+        with connection.begin_nested() as savepoint:
+            connection.exec_driver_sql(statement)
+            savepoint.rollback()
+    except sa.exc.DBAPIError:
+        # The error is the answer to the probe; the savepoint rollback undid its effects.
+        return True
+    return False
+
+
+def _first_failing_cast(
+    connection: sa.Connection, staging: str, casts: list[_Cast], sql: _Sql
+) -> tuple[int, _Cast] | None:
+    """The first line whose cell does not convert, and the conversion that fails there."""
+    line = _line_number(connection, staging, sql)
+    table = sql.q(staging)
+    if connection.dialect.name == "duckdb":
+        # TRY_CAST gives NULL where CAST would fail: one scan finds each column's
+        # first bad line. The texts are computed once, into a table of their own:
+        # naming each text twice in one query made DuckDB plan for seconds.
+        texts = sql.q(f"{staging}_texts")
+        connection.exec_driver_sql(
+            f"CREATE TEMP TABLE {texts} AS SELECT {line} AS _hs_line, "
+            + ", ".join(f"{c.text} AS c{i}" for i, c in enumerate(casts))
+            + f" FROM {table}"
+        )
+        firsts = connection.exec_driver_sql(
+            "SELECT "
+            + ", ".join(
+                f"min(CASE WHEN c{i} IS NOT NULL AND TRY_CAST(c{i} AS {c.type_sql}) IS NULL THEN _hs_line END)"
+                for i, c in enumerate(casts)
+            )
+            + f" FROM {texts}"
+        ).one()
+        found = [(first, i) for i, first in enumerate(firsts) if first is not None]
+        if not found:
+            return None
+        first, index = min(found)
+        return int(first), casts[index]
+    # PostgreSQL 15 has no TRY_CAST nor pg_input_is_valid: probe the casts in
+    # savepoints, halving the range of lines until one line is left.
+    def bad(low: int, high: int, chosen: list[_Cast]) -> bool:
+        counted = ", ".join(f"count(CAST({c.text} AS {c.type_sql}))" for c in chosen)
+        return _fails(connection, f"SELECT {counted} FROM {table} WHERE {line} BETWEEN {low} AND {high}")
+
+    low = 2
+    high = connection.exec_driver_sql(f"SELECT max({line}) FROM {table}").scalar() or 1
+    if high < low or not bad(low, high, casts):
+        return None
+    while low < high:
+        middle = (low + high) // 2
+        if bad(low, middle, casts):
+            high = middle
+        else:
+            low = middle + 1
+    failing = next((c for c in casts if bad(low, low, [c])), None)
+    return (low, failing) if failing is not None else None
+
+
+def _kind(type_: sa.types.TypeEngine) -> str:
+    """What a column of this type accepts, for a refusal message."""
+    if isinstance(type_, sa.Integer):
+        return "a whole number"
+    if isinstance(type_, sa.Numeric) and not isinstance(type_, sa.Float) and type_.precision is not None:
+        before = type_.precision - (type_.scale or 0)
+        return f"a number of at most {before} digits before the decimal point"
+    return "a number"
+
+
+def _describe_bad_value(
+    session: Session, ds: Dataset, columns: list[str], spelled: dict[str, str], path: Path
+) -> str | None:
+    """After the typed INSERT was refused: which cell the database could not convert.
+
+    Runs in a transaction of its own, rolled back at the end: the file is
+    staged again with line numbers, then searched. None when every cell
+    converts (the INSERT failed for another reason, such as a repeated key).
+    """
+    connection = session.connection()
+    sql = _Sql(connection.dialect)
+    staging = f"hs_check_{uuid.uuid4().hex[:12]}"
+    try:
+        _stage(connection, staging, columns, path, sql, numbered=True)
+        skipped = [c for c in columns if c == "_row_number"]
+        casts = _select_list(ds, columns[len(skipped):], sql)[2]
+        found = _first_failing_cast(connection, staging, casts, sql)
+        if found is None:
+            return None
+        line, cast = found
+        value = connection.exec_driver_sql(
+            f"SELECT {sql.q(cast.source)} FROM {sql.q(staging)} WHERE {_line_number(connection, staging, sql)} = {line}"
+        ).scalar()
+    finally:
+        session.rollback()
+    return (
+        f"line {line}, column {spelled[cast.source]}: {value!r} is not {_kind(cast.type)} "
+        "(lines counted from the header, line 1)"
+    )
 
 
 def _first_line(exc: BaseException) -> str:
@@ -290,13 +428,24 @@ def load_dataset(
         digest = file_sha256(path)
         _stage(connection, staging, columns, path, sql)
         _check_codes(connection, ds, staging, path, sql)
-        targets, exprs = _select_list(ds, columns[skipped:], sql)
+        targets, exprs, _ = _select_list(ds, columns[skipped:], sql)
         table = sql.table(ds.table)
         connection.execute(sa.delete(ds.table))
-        connection.exec_driver_sql(
-            f"INSERT INTO {table} ({', '.join(sql.q(t) for t in targets)}) "
-            f"SELECT {', '.join(exprs)} FROM {sql.q(staging)}"
-        )
+        try:
+            connection.exec_driver_sql(
+                f"INSERT INTO {table} ({', '.join(sql.q(t) for t in targets)}) "
+                f"SELECT {', '.join(exprs)} FROM {sql.q(staging)}"
+            )
+        except sa.exc.DBAPIError as exc:
+            # The database's own message names neither the column nor the row:
+            # find the cell again, after undoing everything this load did.
+            session.rollback()
+            spelled = dict(zip(columns, (h.strip() for h in header), strict=True))
+            described = _describe_bad_value(session, ds, columns, spelled, path)
+            raise ReferenceDataError(
+                f"{path.name} could not be loaded into {ds.name}, nothing was changed: "
+                f"{described or _first_line(exc)}"
+            ) from exc
         rows = connection.execute(sa.select(sa.func.count()).select_from(ds.table)).scalar_one()
         if rows == 0:
             raise ReferenceDataError(f"{path.name} has a header but no data rows; nothing was loaded")
