@@ -557,3 +557,22 @@ def test_a_bad_measure_or_interval_is_refused_by_name(tmp_path: Path, store_url:
                                                      rf"{re.escape(repr(value))} is not {kind}"):
             load_reference("places_county", path, database_url=store_url)
     assert _rows(store_url, "SELECT count(*) FROM population.places_county") == [(0,)]
+
+
+def test_integer_cells_written_as_whole_decimals_load_alike_on_both_backends(tmp_path: Path, store_url: str) -> None:
+    """73.0 (a spreadsheet's rank) loads as 73 on DuckDB and PostgreSQL; 73.5 and 1e2 are refused on both."""
+    path = _adi_file(tmp_path / "US_2022_ADI.csv", 4, {
+        (2, "ADI_NATRANK"): "73.0", (3, "ADI_NATRANK"): " 100.00 ", (4, "ADI_STATERNK"): "7.", (5, "ADI_NATRANK"): "GQ",
+    })
+    load_reference("adi_blockgroup", path, database_url=store_url)
+    assert _rows(store_url, "SELECT adi_natrank, adi_natrank_suppression, adi_staternk FROM population.adi_blockgroup "
+                            "ORDER BY fips") == [(73, None, 5), (100, None, 5), (50, None, 7), (None, "GQ", 5)]
+    for value in ("73.5", "1e2", "7.0.0", "0x10"):
+        bad = _adi_file(tmp_path / "US_2022_ADI.csv", 3, {(3, "ADI_STATERNK"): value})
+        with pytest.raises(ReferenceDataError, match=rf"line 3, column ADI_STATERNK: '{value}' is not a whole number"):
+            load_reference("adi_blockgroup", bad, replace=True, database_url=store_url)
+    assert _rows(store_url, "SELECT count(*) FROM population.adi_blockgroup") == [(4,)]
+    svi = tmp_path / "SVI_2022_US_county.csv"
+    svi.write_text((FIXTURES / FILES["svi_county"]).read_text(encoding="utf-8-sig").replace(",58761,", ",58761.0,"))
+    load_reference("svi_county", svi, database_url=store_url)
+    assert _rows(store_url, "SELECT e_totpop FROM population.svi_county WHERE fips = '01001'") == [(58761,)]

@@ -164,6 +164,22 @@ class _Cast:
     type_sql: str
 
 
+def _whole_number(text: str) -> str:
+    """SQL: the text of an integer cell, as both databases then cast it alike.
+
+    ``73.0``, ``73.`` and ``73.00`` become ``73``. Any other cell with more
+    than digits, sign and blanks (``73.5``, ``1e2``) is prefixed with ``x``
+    so that the cast refuses it: PostgreSQL refuses such text itself, but
+    DuckDB would round ``73.5`` to 74 and read ``1e2`` as 100.
+    """
+    trimmed = f"rtrim(rtrim(trim({text}), '0'), '.')"
+    return (
+        f"CASE WHEN translate({text}, '0123456789+- ', '') = '' THEN {text} "
+        f"WHEN strpos({text}, '.') > 0 AND translate({trimmed}, '0123456789+-', '') = '' THEN {trimmed} "
+        f"ELSE 'x' || {text} END"
+    )
+
+
 def _select_list(ds: Dataset, columns: list[str], sql: _Sql) -> tuple[list[str], list[str], list[_Cast]]:
     """Target columns, the typed expressions that fill them from the text staging
     table, and the conversions among them (which a refused load diagnoses)."""
@@ -195,9 +211,9 @@ def _select_list(ds: Dataset, columns: list[str], sql: _Sql) -> tuple[list[str],
             exprs.append(value)
         else:
             column = table.c[name]
-            text = value
+            text = _whole_number(value) if isinstance(column.type, sa.Integer) else value
             if ds.markers and (not ds.marker_columns or name in ds.marker_columns):
-                text = f"CASE WHEN {is_marker} THEN NULL ELSE {value} END"
+                text = f"CASE WHEN {is_marker} THEN NULL ELSE {text} END"
                 if ds.companion_suffix:
                     targets.append(f"{name}{ds.companion_suffix}")
                     exprs.append(f"CASE WHEN {is_marker} THEN {raw} END")
