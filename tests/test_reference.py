@@ -22,6 +22,7 @@ from healthsim_state import save_scenario
 from healthsim_state.cli import app, main
 from healthsim_state.reference import (
     DATASETS,
+    bare_county_name,
     county_profile,
     load_reference,
     patients_with_svi,
@@ -387,7 +388,9 @@ def test_db_status_counts_the_population_tables(duckdb_url: str) -> None:
 def test_county_profile_puts_places_and_svi_together(loaded_url: str) -> None:
     with session_scope(get_engine(loaded_url)) as session:
         profile = county_profile(session, 1001)  # a number that lost its leading zero
-        assert (profile.level, profile.fips, profile.name, profile.state) == ("county", "01001", "Autauga", "AL")
+        assert (profile.level, profile.fips, profile.name, profile.county_name, profile.state) == (
+            "county", "01001", "Autauga", "Autauga", "AL",
+        )
         assert len(profile.places) == 80  # 40 measures, crude and age-adjusted
         assert isinstance(profile.places["diabetes"], Decimal)
         assert isinstance(profile.places["diabetes_adj"], Decimal)
@@ -397,14 +400,16 @@ def test_county_profile_puts_places_and_svi_together(loaded_url: str) -> None:
         assert profile.theme("rpl_theme1") == "socioeconomic status"
 
         loving = county_profile(session, "48301")  # in SVI only
-        assert loving.places is None and loving.name == "Loving County"
+        # In SVI only, whose COUNTY is "Loving County": the name is spelled as PLACES would.
+        assert loving.places is None and (loving.name, loving.county_name) == ("Loving", "Loving")
         assert loving.svi["rpl_themes"] is None
 
 
 def test_tract_profile(loaded_url: str) -> None:
     with session_scope(get_engine(loaded_url)) as session:
         profile = tract_profile(session, "48201311500")
-        assert profile.name == "Harris" and len(profile.places) == 40
+        assert (profile.name, profile.county_name) == ("Census Tract 3115, Harris County", "Harris")
+        assert len(profile.places) == 40
         assert profile.places["teethlost"] is None
         assert profile.svi["rpl_themes"] == pytest.approx(0.7712)
         assert profile.releases == {"places_tract": "2024", "svi_tract": "2022"}
@@ -576,3 +581,31 @@ def test_integer_cells_written_as_whole_decimals_load_alike_on_both_backends(tmp
     svi.write_text((FIXTURES / FILES["svi_county"]).read_text(encoding="utf-8-sig").replace(",58761,", ",58761.0,"))
     load_reference("svi_county", svi, database_url=store_url)
     assert _rows(store_url, "SELECT e_totpop FROM population.svi_county WHERE fips = '01001'") == [(58761,)]
+
+
+def test_tract_names_come_from_svi_and_are_never_made_up(tmp_path: Path, store_url: str) -> None:
+    """PLACES alone has no tract name (None); SVI 2022 writes LOCATION with semicolons, 2020 with commas."""
+    load_reference("places_tract", FIXTURES / FILES["places_tract"], database_url=store_url)
+    with session_scope(get_engine(store_url)) as session:
+        places_only = tract_profile(session, "01001020100")
+    assert (places_only.name, places_only.county_name, places_only.svi) == (None, "Autauga", None)
+    text = (FIXTURES / FILES["svi_tract"]).read_text(encoding="utf-8-sig")
+    semicolons = tmp_path / "SVI_2022_US.csv"
+    semicolons.write_text(text.replace('"Census Tract 201, Autauga County, Alabama"',
+                                       '"Census Tract 201; Autauga County; Alabama"'))
+    assert "Census Tract 201; Autauga County; Alabama" in semicolons.read_text()
+    load_reference("svi_tract", semicolons, database_url=store_url)
+    with session_scope(get_engine(store_url)) as session:
+        both = tract_profile(session, "01001020100")
+        svi_only = tract_profile(session, "48201980000")
+    assert (both.name, both.county_name) == ("Census Tract 201, Autauga County", "Autauga")
+    assert (svi_only.name, svi_only.county_name, svi_only.places) == ("Census Tract 9800, Harris County", "Harris", None)
+
+
+@pytest.mark.parametrize(("published", "bare"), [
+    ("Loving County", "Loving"), ("Orleans Parish", "Orleans"), ("Juneau City and Borough", "Juneau"),
+    ("Nome Census Area", "Nome"), ("Anchorage Municipality", "Anchorage"), ("Richmond city", "Richmond"),
+    ("Kodiak Island Borough", "Kodiak Island"), (" Autauga ", "Autauga"), ("Countyline", "Countyline"),
+])
+def test_bare_county_names(published: str, bare: str) -> None:
+    assert bare_county_name(published) == bare

@@ -19,6 +19,7 @@ from healthsim_state.reference.datasets import DATASETS, Dataset, Release, datas
 from healthsim_state.reference.loader import DatasetStatus, LoadResult, dataset_status, load_dataset
 from healthsim_state.reference.profiles import (
     AreaProfile,
+    bare_county_name,
     county_profile,
     patient_county_fips,
     patients_with_svi,
@@ -52,6 +53,7 @@ __all__ = [
     "DatasetStatus",
     "LoadResult",
     "Release",
+    "bare_county_name",
     "county_profile",
     "dataset",
     "dataset_status",

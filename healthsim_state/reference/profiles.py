@@ -8,6 +8,7 @@ uses and why.
 
 from __future__ import annotations
 
+import re
 import uuid
 from dataclasses import dataclass
 from typing import Any
@@ -46,10 +47,43 @@ _SVI_THEME_NAMES = {
 }
 
 
+# The words that end a county's name in SVI ("Loving County", "Juneau City and
+# Borough", "Richmond city") but not in PLACES ("Loving"). Longest first, so
+# that "City and Borough" goes whole.
+COUNTY_SUFFIXES = ("City and Borough", "Census Area", "Municipality", "Borough", "Parish", "County", "city")
+_SUFFIX_PATTERN = r"\s+(" + "|".join(s.lower() for s in COUNTY_SUFFIXES) + r")$"
+
+
+def bare_county_name(name: str) -> str:
+    """A county's name without its type word, as PLACES writes it: ``Loving County`` -> ``Loving``.
+
+    The word is matched in any case; blanks around the name are dropped.
+    """
+    return re.sub(_SUFFIX_PATTERN, "", name.strip(), flags=re.IGNORECASE)
+
+
+def _tract_name(location: str | None, state: str | None) -> str | None:
+    """A tract's name from SVI's LOCATION, without the state: ``Census Tract 201, Autauga County``.
+
+    SVI 2020 separates the parts with commas, 2022 with semicolons.
+    """
+    if not location:
+        return None
+    parts = re.split(r"\s*[;,]\s*", location.strip())
+    if len(parts) > 1 and state and parts[-1].lower() == state.strip().lower():
+        parts = parts[:-1]
+    return ", ".join(parts)
+
+
 @dataclass(frozen=True)
 class AreaProfile:
     """An area's health measures and vulnerability, with the releases they come from.
 
+    ``county_name`` is the (tract's) county without its type word
+    (:func:`bare_county_name`: ``Loving``, never ``Loving County``), the same
+    whether PLACES or SVI supplied it. ``name`` is the area's own name: for a
+    county its ``county_name``; for a tract the name SVI publishes (``Census
+    Tract 201, Autauga County``), None when SVI has no row for the tract.
     ``places`` maps each PLACES measure id in lower case (``diabetes``) to its
     crude prevalence (and, for counties, ``<id>_adj`` to the age-adjusted
     one); ``svi`` maps :data:`SVI_PROFILE_COLUMNS` to their values. Either is
@@ -59,6 +93,7 @@ class AreaProfile:
     level: str
     fips: str
     name: str | None
+    county_name: str | None
     state: str | None
     places: dict[str, Any] | None
     svi: dict[str, Any] | None
@@ -97,7 +132,9 @@ def _profile(
         sa.select(places.c.county_name, places.c.state_abbr, *measure_columns).where(places.c[places_key] == fips)
     ).mappings().first()
     svi_row = connection.execute(
-        sa.select(svi.c.county, svi.c.st_abbr, *(svi.c[c] for c in SVI_PROFILE_COLUMNS)).where(svi.c.fips == fips)
+        sa.select(
+            svi.c.county, svi.c.st_abbr, svi.c.state, svi.c.location, *(svi.c[c] for c in SVI_PROFILE_COLUMNS)
+        ).where(svi.c.fips == fips)
     ).mappings().first()
     releases = _releases(connection, places.name, svi.name)
     if place_row is None and svi_row is None:
@@ -106,10 +143,16 @@ def _profile(
             f"no {level} {fips} in {places.fullname} or {svi.fullname} ({loaded}); "
             "load them with 'healthsim reference load'"
         )
+    county_name = bare_county_name(place_row["county_name"] if place_row else svi_row["county"])
+    if level == "county":
+        name = county_name
+    else:
+        name = _tract_name(svi_row["location"], svi_row["state"]) if svi_row else None
     return AreaProfile(
         level=level,
         fips=fips,
-        name=place_row["county_name"] if place_row else svi_row["county"],
+        name=name,
+        county_name=county_name,
         state=place_row["state_abbr"] if place_row else svi_row["st_abbr"],
         places={k: v for k, v in place_row.items() if k not in ("county_name", "state_abbr")} if place_row else None,
         svi={c: svi_row[c] for c in SVI_PROFILE_COLUMNS} if svi_row else None,
