@@ -443,8 +443,8 @@ def test_patients_join_svi_through_their_county(store_url: str) -> None:
     with session_scope(get_engine(store_url)) as session:
         rows = patients_with_svi(session, "cohort")
     assert [(r["mrn"], r["county_fips"], r["county_name"]) for r in rows] == [
-        ("M1", "48201", "Harris County"), ("M2", "01001", "Autauga County"),
-        ("M3", None, None), ("M4", "48301", "Loving County"),
+        ("M1", "48201", "Harris"), ("M2", "01001", "Autauga"),
+        ("M3", None, None), ("M4", "48301", "Loving"),
     ]
     assert rows[0]["rpl_themes"] == pytest.approx(0.8921)
     assert rows[3]["rpl_themes"] is None and rows[3]["e_totpop"] == 57
@@ -472,10 +472,11 @@ def test_the_documented_example_runs(
     monkeypatch.chdir(FIXTURES)
     exec(compile(example, "docs/reference-data.md example", "exec"), {})
     out = capsys.readouterr().out.splitlines()
-    assert out[0] == "MRN-1 Harris County 0.8921"
-    assert out[1] == "MRN-2 Autauga County 0.2979"
-    assert out[2] == "MRN-3 None None"
-    assert out[3].startswith("Harris TX diabetes ")
+    assert out[0] == "MRN-1 Harris county_fips 0.8921"
+    assert out[1] == "MRN-2 Autauga county_fips 0.2979"
+    assert out[2] == "MRN-3 None None None"
+    assert out[3] == "MRN-4 Harris county 0.8921"
+    assert out[4].startswith("Harris TX diabetes ")
     assert (isolated_home / "healthsim.duckdb").is_file()
 
 
@@ -484,9 +485,12 @@ def test_the_documented_sql_join_runs_on_both_backends(store_url: str) -> None:
     load_reference("svi_county", FIXTURES / FILES["svi_county"], database_url=store_url)
     save_scenario("gulf-coast-diabetes", {"patient": [
         _patient("MRN-1", "Rosa", {"city": "Houston", "state": "TX", "county_fips": "48201"}),
+        _patient("MRN-2", "June", {"city": "Prattville", "state": "AL", "county_fips": 1001}),
         _patient("MRN-3", "Ida", {"city": "Boston", "state": "MA"}),
     ]}, database_url=store_url)
-    assert _rows(store_url, sql.strip().rstrip(";")) == [("MRN-1", "Harris County", 0.8921), ("MRN-3", None, None)]
+    assert _rows(store_url, sql.strip().rstrip(";")) == [
+        ("MRN-1", "Harris County", 0.8921), ("MRN-2", "Autauga County", 0.2979), ("MRN-3", None, None),
+    ]
 
 
 def test_svi_minus_999_is_the_marker_however_the_number_is_written(tmp_path: Path, store_url: str) -> None:
@@ -609,3 +613,68 @@ def test_tract_names_come_from_svi_and_are_never_made_up(tmp_path: Path, store_u
 ])
 def test_bare_county_names(published: str, bare: str) -> None:
     assert bare_county_name(published) == bare
+
+
+def _svi_county_with(tmp_path: Path, *counties: tuple[str, str, str, str, str]) -> Path:
+    """The SVI county fixture plus counties (state FIPS, state, abbreviation, county FIPS, name), values as Harris."""
+    header, *rows = list(csv.reader((FIXTURES / FILES["svi_county"]).open(encoding="utf-8-sig", newline="")))
+    harris = next(r for r in rows if r[header.index("FIPS")] == "48201")
+    for st, state, abbr, fips, name in counties:
+        row = dict(zip(header, harris, strict=True))
+        row.update(ST=st, STATE=state, ST_ABBR=abbr, STCNTY=fips, FIPS=fips, COUNTY=name, LOCATION=f"{name}, {state}")
+        rows.append(list(row.values()))
+    path = tmp_path / "SVI_2022_US_county.csv"
+    with path.open("w", newline="") as handle:
+        csv.writer(handle).writerows([header, *rows])
+    return path
+
+
+def test_patients_without_a_county_code_join_svi_by_state_and_county_name(tmp_path: Path, store_url: str) -> None:
+    """The canonical example's address.county "Franklin" (state OH) finds Franklin County; a code written as a
+    number or without its zeros is padded; a name naming two counties (Richmond, VA) matches neither."""
+    svi = _svi_county_with(
+        tmp_path,
+        ("39", "Ohio", "OH", "39049", "Franklin County"),
+        ("51", "Virginia", "VA", "51760", "Richmond city"),
+        ("51", "Virginia", "VA", "51159", "Richmond County"),
+        ("22", "Louisiana", "LA", "22071", "Orleans Parish"),
+    )
+    load_reference("svi_county", svi, database_url=store_url)
+    runner_result = runner.invoke(app, ["scenario", "import", str(REPO / "tests" / "fixtures" / "scenario-canonical.json"),
+                                        "--database-url", store_url])
+    assert runner_result.exit_code == 0, runner_result.output
+    save_scenario("named", {"patient": [
+        _patient("N1", "Ana", {"state": "TX", "county_fips": 48201}),  # a JSON number
+        _patient("N2", "Bea", {"state": "AL", "county_fips": "1001"}),  # lost its leading zero
+        _patient("N3", "Cai", {"state": "VA", "county": "Richmond"}),  # city or county: ambiguous
+        _patient("N4", "Dee", {"state": "VA", "county": "richmond CITY"}),  # as written, any case
+        _patient("N5", "Eve", {"state": "LA", "county": " orleans "}),  # Parish normalised away
+        _patient("N6", "Fay", {"state": "TX", "county_fips": "48-201", "county": "Harris County"}),  # not a code
+        _patient("N7", "Gil", {"state": "TX", "county_fips": "99999", "county": "Harris"}),  # the code wins
+        _patient("N8", "Hal", {"state": "OH", "county": "Franklin"}),  # no such county in TX, but in OH
+        _patient("N9", "Ivy", {"state": "TX", "county": "Franklin"}),
+    ]}, database_url=store_url)
+    with session_scope(get_engine(store_url)) as session:
+        canonical = patients_with_svi(session, "riverbend-cross-product-demo")
+        named = patients_with_svi(session, "named")
+    assert [(r["mrn"], r["county_fips"], r["county_from"], r["county_name"]) for r in canonical] == [
+        ("MRN-100231", "39049", "county", "Franklin"), ("MRN-100232", None, None, None),
+        ("MRN-100233", None, None, None),
+    ]
+    assert canonical[0]["rpl_themes"] == pytest.approx(0.8921)
+    assert [(r["mrn"], r["county_fips"], r["county_from"], r["county_name"]) for r in named] == [
+        ("N1", "48201", "county_fips", "Harris"), ("N2", "01001", "county_fips", "Autauga"),
+        ("N3", None, None, None), ("N4", "51760", "county", "Richmond"), ("N5", "22071", "county", "Orleans"),
+        ("N6", "48201", "county", "Harris"), ("N7", "99999", "county_fips", None), ("N8", "39049", "county", "Franklin"),
+        ("N9", None, None, None),
+    ]
+    assert named[6]["rpl_themes"] is None and named[5]["rpl_themes"] == pytest.approx(0.8921)
+
+
+def test_the_demo_generator_writes_no_county(duckdb_url: str) -> None:
+    """What docs/reference-data.md says of the demo scenario: no county code nor name, so no SVI match."""
+    from healthsim_state.demo import scenario
+
+    patients = list(scenario(50)["patient"])
+    assert len(patients) == 50
+    assert all(set(p["address"]) == {"street_address", "city", "state", "postal_code"} for p in patients)

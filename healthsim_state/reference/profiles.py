@@ -2,7 +2,7 @@
 
 A profile puts an area's PLACES health measures and its SVI vulnerability
 side by side. The scenario join links a scenario's patients to their
-county's SVI row; see :func:`patients_with_svi` for which patient field it
+county's SVI row; see :func:`patients_with_svi` for which patient fields it
 uses and why.
 """
 
@@ -177,31 +177,80 @@ def tract_profile(session: Session, fips: str | int) -> AreaProfile:
 
 
 def patient_county_fips() -> sa.ColumnElement[str]:
-    """The county FIPS a patient document carries at ``address.county_fips``.
+    """The county FIPS a patient document carries at ``address.county_fips``, as 5-digit text.
 
     The canonical Person address (canonical-models.md section 3) has street,
     city, state, postal code and country, but no county, and no ZIP-to-county
-    crosswalk is part of the store. A county-level join therefore needs the
-    county in the document: generators that place patients in a PopulationSim
-    geography add ``address.county_fips`` (5 digits, text). Being outside the
-    canonical fields, the store keeps it in the patient's ``extensions``
-    column, which this expression reads on DuckDB and PostgreSQL alike.
+    crosswalk is part of the store. Generators that place patients in a
+    PopulationSim geography may add ``address.county_fips``; being outside
+    the canonical fields, it is kept in the patient's ``extensions`` column,
+    which this expression reads on DuckDB and PostgreSQL alike. A JSON number
+    (``1001``) or a code that lost its leading zeros is padded (``01001``);
+    anything but one to five digits counts as no code (None).
     """
-    return _PATIENT.model.__table__.c.extensions["address"]["county_fips"].as_string()
+    code = sa.func.trim(_address_field("county_fips"))
+    is_code = sa.and_(
+        sa.func.length(code).between(1, 5), sa.func.translate(code, "0123456789", "") == ""
+    )
+    return sa.case((is_code, sa.func.lpad(code, 5, "0")), else_=None)
+
+
+def _address_field(name: str) -> sa.ColumnElement[str]:
+    return _PATIENT.model.__table__.c.extensions["address"][name].as_string()
+
+
+def _county_key(name: sa.ColumnElement[str]) -> sa.ColumnElement[str]:
+    """SQL: a county name compared loosely, lower case without its type word (see bare_county_name)."""
+    return sa.func.regexp_replace(sa.func.lower(sa.func.trim(name)), _SUFFIX_PATTERN, "")
+
+
+def patient_county_by_name() -> sa.ColumnElement[str]:
+    """The SVI county FIPS named by a patient's ``address.state`` and ``address.county``.
+
+    ``state`` is the 2-letter code, ``county`` a name (``Franklin``, as the
+    canonical example and Synthea write it, or ``Franklin County``). The
+    name is matched in ``population.svi_county`` first as written (ignoring
+    case), else without its type word on both sides (``bare_county_name``),
+    but only where that names one county: Virginia's ``Richmond`` is both
+    Richmond city and Richmond County, so it matches neither.
+    """
+    patients = _PATIENT.model.__table__
+    svi = SviCounty.__table__.alias("svi_by_name")
+    county = _address_field("county")
+    same_state = sa.func.upper(svi.c.st_abbr) == sa.func.upper(sa.func.trim(patients.c.state))
+    as_written = (
+        sa.select(sa.func.min(svi.c.fips))
+        .where(same_state, sa.func.lower(svi.c.county) == sa.func.lower(sa.func.trim(county)))
+        .having(sa.func.count() == 1)
+        .scalar_subquery()
+    )
+    bare = (
+        sa.select(sa.func.min(svi.c.fips))
+        .where(same_state, _county_key(svi.c.county) == _county_key(county))
+        .having(sa.func.count() == 1)
+        .scalar_subquery()
+    )
+    return sa.func.coalesce(as_written, bare)
 
 
 def patients_with_svi(session: Session, scenario: str | uuid.UUID) -> list[dict[str, Any]]:
     """Each patient of ``scenario`` with its county's SVI percentiles, in saved order.
 
     One query: the scenario's patients, left-joined to ``population.svi_county``
-    on :func:`patient_county_fips`. A patient without a county, or whose
-    county is not in the loaded SVI file, comes back with None values.
+    on the patient's county: :func:`patient_county_fips` when the document
+    has one, else :func:`patient_county_by_name`. ``county_fips`` is the code
+    the join used, ``county_from`` which field gave it (``county_fips``,
+    ``county`` or None), ``county_name`` the SVI county's bare name. A patient
+    with neither field, whose name matches no single county, or whose code
+    the loaded file lacks, comes back with None values.
     """
     scenario_id = ScenarioRepository(session).scenario_summary(scenario).id
     patients = _PATIENT.model.__table__
     links = ScenarioEntity.__table__
     svi = SviCounty.__table__
-    county = patient_county_fips()
+    by_code = patient_county_fips()
+    by_name = patient_county_by_name()
+    county = sa.func.coalesce(by_code, by_name)
     query = (
         sa.select(
             patients.c.mrn,
@@ -209,7 +258,12 @@ def patients_with_svi(session: Session, scenario: str | uuid.UUID) -> list[dict[
             patients.c.family_name,
             patients.c.state,
             county.label("county_fips"),
-            svi.c.county.label("county_name"),
+            sa.case(
+                (by_code.is_not(None), sa.literal("county_fips")),
+                (by_name.is_not(None), sa.literal("county")),
+                else_=None,
+            ).label("county_from"),
+            sa.func.regexp_replace(sa.func.trim(svi.c.county), _SUFFIX_PATTERN, "", "i").label("county_name"),
             *(svi.c[c] for c in SVI_PROFILE_COLUMNS),
         )
         .select_from(patients)
