@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -92,3 +94,75 @@ def test_project_errors_need_no_debug_hint(tmp_path: Path, capsys: pytest.Captur
     err = capsys.readouterr().err.strip()
     assert err.startswith("error: cannot parse database URL")
     assert "--debug" not in err
+
+
+@pytest.mark.parametrize(
+    ("argv", "command", "text"),
+    [
+        (["demo", "--patients", "0"], "healthsim demo", "Invalid value for '--patients'"),
+        (["demo", "--no-such-option"], "healthsim demo", "No such option: --no-such-option"),
+        (["scenario", "show"], "healthsim scenario show", "Missing argument 'name'"),
+        (["no-such-command"], "healthsim", "No such command 'no-such-command'"),
+    ],
+)
+def test_a_usage_error_is_one_line_with_a_hint_and_exit_code_2(
+    argv: list[str], command: str, text: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        main(argv)
+    assert exit_info.value.code == 2
+    captured = capsys.readouterr()
+    err = captured.err.strip()
+    assert len(err.splitlines()) == 1, err
+    assert err.startswith("error: ") and text in err
+    assert err.endswith(f"(see '{command} --help')")
+    assert "╭" not in err and captured.out == ""
+
+
+def test_help_still_prints_and_exits_0(capsys: pytest.CaptureFixture[str]) -> None:
+    main(["demo", "--help"])  # returns: exit status 0
+    captured = capsys.readouterr()
+    assert "--patients" in captured.out and captured.err == ""
+
+
+def test_ctrl_c_is_one_line_with_exit_code_130(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    def interrupted(*args: object, **kwargs: object) -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr("healthsim_state.cli.query.run_query", interrupted)
+    with pytest.raises(SystemExit) as exit_info:
+        main(["query", "SELECT 1"])
+    assert exit_info.value.code == 130
+    assert capsys.readouterr().err.strip() == "aborted: interrupted"
+
+
+def test_an_abort_is_one_line_with_exit_code_1(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import typer
+
+    def aborted(*args: object, **kwargs: object) -> None:
+        raise typer.Abort
+
+    monkeypatch.setattr("healthsim_state.cli.query.run_query", aborted)
+    with pytest.raises(SystemExit) as exit_info:
+        main(["query", "SELECT 1"])
+    assert exit_info.value.code == 1
+    assert capsys.readouterr().err.strip() == "aborted"
+
+
+def _healthsim(*args: str) -> list[str]:
+    """The console script's command line, run in a fresh interpreter."""
+    return [sys.executable, "-c", "from healthsim_state.cli import main; main()", *args]
+
+
+def test_a_usage_error_from_the_command_line_is_one_line(isolated_home: Path) -> None:
+    done = subprocess.run(_healthsim("demo", "--patients", "0"), capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2
+    assert done.stderr.strip().splitlines() == [
+        "error: Invalid value for '--patients' / '-n': Input should be greater than or equal to 1 "
+        "(see 'healthsim demo --help')"
+    ]
+

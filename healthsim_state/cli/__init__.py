@@ -11,6 +11,9 @@ from collections.abc import Sequence
 
 import typer
 from rich.console import Console
+from rich.markup import escape
+# typer 0.29 vendors click as typer._click; its usage errors are these classes, not click's.
+from typer._click.exceptions import NoArgsIsHelpError, UsageError
 
 from healthsim_models.errors import HealthSimError
 from healthsim_state.cli import db
@@ -61,9 +64,19 @@ def main(argv: Sequence[str] | None = None) -> None:
     if "--debug" in args[1:end]:
         args = ["--debug", *(a for i, a in enumerate(args) if not (i < end and a == "--debug"))]
     try:
-        app(args=args, prog_name="healthsim")
-    except SystemExit:
-        raise
+        # Not standalone: click hands usage errors and aborts back here instead of printing its box.
+        status = app(args=args, prog_name="healthsim", standalone_mode=False)
+    except NoArgsIsHelpError as exc:  # `healthsim scenario`: the group's help, as click does
+        sys.stdout.write(exc.format_message() + "\n")
+        sys.exit(2)
+    except UsageError as exc:  # includes BadParameter, missing arguments, unknown options
+        command = exc.ctx.command_path if exc.ctx is not None else "healthsim"
+        message = " ".join(exc.format_message().split())
+        _error_line("error", f"{message} (see '{command} --help')")
+        sys.exit(exc.exit_code)
+    except typer.Abort:  # EOF at a prompt
+        _error_line("aborted", "")
+        sys.exit(1)
     except Exception as exc:  # reported below, never swallowed: exit status 1
         if _options["debug"]:
             raise
@@ -73,5 +86,20 @@ def main(argv: Sequence[str] | None = None) -> None:
         hint = _hint(exc)
         if len(lines) > 1 and not hint:  # e.g. one line per further validation problem
             hint = f" (and {len(lines) - 1} more line{'s' if len(lines) > 2 else ''}: run with --debug to see them)"
-        _stderr.print(f"[bold red]{kind}:[/] {message}{hint}", markup=True, highlight=False, soft_wrap=True)
+        _error_line(kind, f"{message}{hint}")
         sys.exit(1)
+    # Non-standalone typer returns the code of a typer.Exit (0 after --help); Ctrl-C arrives as 130.
+    if status == _INTERRUPTED:
+        _error_line("aborted", "interrupted")
+        sys.exit(_INTERRUPTED)
+    if isinstance(status, int) and status:
+        sys.exit(status)
+
+
+#: The exit status typer gives Ctrl-C (128 + SIGINT), as shells do.
+_INTERRUPTED = 130
+
+
+def _error_line(kind: str, message: str) -> None:
+    text = f"[bold red]{kind}:[/] {escape(message)}" if message else f"[bold red]{kind}[/]"
+    _stderr.print(text, markup=True, highlight=False, soft_wrap=True)
