@@ -166,3 +166,16 @@ def test_a_usage_error_from_the_command_line_is_one_line(isolated_home: Path) ->
         "(see 'healthsim demo --help')"
     ]
 
+
+def test_a_reader_closing_the_pipe_ends_the_command_quietly(isolated_home: Path, duckdb_url: str) -> None:
+    # Far more than a pipe buffer of CSV, so the writer is still writing when the reader leaves.
+    process = subprocess.Popen(
+        _healthsim("query", "-f", "csv", "SELECT * FROM range(300000)", "--database-url", duckdb_url),
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+    )
+    assert process.stdout is not None and process.stderr is not None
+    assert process.stdout.readline() == b"range\n"
+    process.stdout.close()
+    err = process.stderr.read()
+    assert process.wait(timeout=120) == 0, err
+    assert err == b""

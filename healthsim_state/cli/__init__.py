@@ -6,6 +6,8 @@ errors into one readable line (a traceback only with ``--debug``).
 
 from __future__ import annotations
 
+import errno
+import os
 import sys
 from collections.abc import Sequence
 
@@ -66,6 +68,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     try:
         # Not standalone: click hands usage errors and aborts back here instead of printing its box.
         status = app(args=args, prog_name="healthsim", standalone_mode=False)
+        sys.stdout.flush()  # a reader that closed the pipe shows up here at the latest
     except NoArgsIsHelpError as exc:  # `healthsim scenario`: the group's help, as click does
         sys.stdout.write(exc.format_message() + "\n")
         sys.exit(2)
@@ -77,6 +80,16 @@ def main(argv: Sequence[str] | None = None) -> None:
     except typer.Abort:  # EOF at a prompt
         _error_line("aborted", "")
         sys.exit(1)
+    except SystemExit as exc:
+        # typer answers a closed stdout (`healthsim query ... | head -1`) with exit 1 while handling
+        # the EPIPE; the reader wanting no more is the usual Unix case for a quiet success.
+        if _broken_pipe(exc.__context__):
+            _quiet_stdout()
+            sys.exit(0)
+        raise
+    except BrokenPipeError:
+        _quiet_stdout()
+        sys.exit(0)
     except Exception as exc:  # reported below, never swallowed: exit status 1
         if _options["debug"]:
             raise
@@ -103,3 +116,14 @@ _INTERRUPTED = 130
 def _error_line(kind: str, message: str) -> None:
     text = f"[bold red]{kind}:[/] {escape(message)}" if message else f"[bold red]{kind}[/]"
     _stderr.print(text, markup=True, highlight=False, soft_wrap=True)
+
+
+def _broken_pipe(exc: BaseException | None) -> bool:
+    return isinstance(exc, OSError) and exc.errno == errno.EPIPE
+
+
+def _quiet_stdout() -> None:
+    """Point stdout at /dev/null so the interpreter's final flush does not fail on the closed pipe again."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    os.close(devnull)
