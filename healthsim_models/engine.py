@@ -37,6 +37,9 @@ DEFAULT_FILENAME = "healthsim.duckdb"
 #: Seconds a connection attempt waits for another process to release a DuckDB file.
 DEFAULT_LOCK_TIMEOUT = 10.0
 
+#: The hint every URL error ends with.
+URL_FORMS = "Expected e.g. duckdb:////path/to/file.duckdb or postgresql+psycopg://user@host/dbname"
+
 
 def home_dir() -> Path:
     """The HealthSim home directory: ``HEALTHSIM_HOME`` or ``~/.healthsim``."""
@@ -57,11 +60,7 @@ def resolve_database_url(url: str | URL | None = None) -> URL:
     try:
         return make_url(chosen)
     except sa.exc.ArgumentError as exc:
-        raise ConfigurationError(
-            f"cannot parse database URL {chosen!r}: {exc}. "
-            "Expected e.g. duckdb:////path/to/file.duckdb or "
-            "postgresql+psycopg://user@host/dbname"
-        ) from exc
+        raise ConfigurationError(f"cannot parse database URL {chosen!r}: {exc}. {URL_FORMS}") from exc
 
 
 def is_duckdb(url: URL) -> bool:
@@ -92,8 +91,16 @@ def _prepare_directory(path: Path) -> None:
 
 
 def mask_url(url: URL) -> str:
-    """The URL as text with any password replaced by ``***``."""
-    return url.render_as_string(hide_password=True)
+    """The URL as text for people: any password replaced by ``***``, the database as written.
+
+    SQLAlchemy percent-encodes the database part (``%3Amemory%3A``); a message
+    shows ``duckdb:///:memory:`` and a file path as the user typed it.
+    """
+    if not url.database:
+        return url.render_as_string(hide_password=True)
+    without = URL.create(url.drivername, url.username, url.password, url.host, url.port, None, url.query)
+    head, mark, query = without.render_as_string(hide_password=True).partition("?")
+    return f"{head}/{url.database}{mark}{query}"
 
 
 _PID = re.compile(r"PID (\d+)")
@@ -111,7 +118,7 @@ def _install_lock_retry(engine: Engine, path: Path, timeout: float) -> None:
                 return dialect.connect(*cargs, **cparams)
             except duckdb.IOException as exc:
                 if "lock" not in str(exc).lower():
-                    raise
+                    raise ConfigurationError(f"cannot open the DuckDB file {path}: {exc}") from exc
                 if time.monotonic() >= deadline:
                     holder = _PID.search(str(exc))
                     who = f"process {holder.group(1)}" if holder else "another process"
@@ -122,6 +129,36 @@ def _install_lock_retry(engine: Engine, path: Path, timeout: float) -> None:
                     ) from exc
                 time.sleep(delay)
                 delay = min(delay * 2, 0.25)
+
+
+def _install_connect_errors(engine: Engine, url: URL) -> None:
+    """A server that cannot be reached becomes a :class:`ConfigurationError` naming the (masked) URL."""
+
+    @event.listens_for(engine, "do_connect")
+    def _connect(dialect, conn_rec, cargs, cparams):  # type: ignore[no-untyped-def]
+        try:
+            return dialect.connect(*cargs, **cparams)
+        except dialect.loaded_dbapi.Error as exc:
+            reason = "; ".join(line.strip() for line in str(exc).splitlines() if line.strip())
+            raise ConfigurationError(
+                f"cannot connect to {mask_url(url)}: {reason or type(exc).__name__} "
+                "(check that the server is running and the URL is right)"
+            ) from exc
+
+
+def _create_engine(url: URL, **options) -> Engine:  # type: ignore[no-untyped-def]
+    """``sa.create_engine``, with an unknown dialect or missing driver as a :class:`ConfigurationError`."""
+    try:
+        return sa.create_engine(url, **options)
+    except sa.exc.NoSuchModuleError as exc:
+        raise ConfigurationError(
+            f"unknown database kind {url.drivername!r} in {mask_url(url)}. {URL_FORMS}"
+        ) from exc
+    except ModuleNotFoundError as exc:
+        raise ConfigurationError(
+            f"no driver for {mask_url(url)}: {exc}. For PostgreSQL, "
+            "install the extra: pip install 'healthsim-store[postgresql]'"
+        ) from exc
 
 
 def create_store_engine(
@@ -142,19 +179,14 @@ def create_store_engine(
         path = _duckdb_file(resolved)
         if path is None:
             # One in-memory database per engine: every checkout must see it.
-            engine = sa.create_engine(resolved, poolclass=StaticPool, echo=echo)
+            engine = _create_engine(resolved, poolclass=StaticPool, echo=echo)
         else:
             _prepare_directory(path)
-            engine = sa.create_engine(resolved, poolclass=NullPool, echo=echo)
+            engine = _create_engine(resolved, poolclass=NullPool, echo=echo)
             _install_lock_retry(engine, path, lock_timeout)
     else:
-        try:
-            engine = sa.create_engine(resolved, pool_pre_ping=True, echo=echo)
-        except ModuleNotFoundError as exc:
-            raise ConfigurationError(
-                f"no driver for {mask_url(resolved)}: {exc}. For PostgreSQL, "
-                "install the extra: pip install 'healthsim-store[postgresql]'"
-            ) from exc
+        engine = _create_engine(resolved, pool_pre_ping=True, echo=echo)
+        _install_connect_errors(engine, resolved)
     if upgrade:
         from healthsim_models.schema_version import ensure_at_head
 

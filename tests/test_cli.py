@@ -71,8 +71,8 @@ def test_an_error_is_one_line_with_exit_code_1(capsys: pytest.CaptureFixture[str
     assert exit_info.value.code == 1
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1, err
-    assert err.startswith("error (OperationalError):")
-    assert "--debug" in err
+    assert err.startswith("error: cannot connect to postgresql+psycopg://nobody@127.0.0.1:1/none: ")
+    assert "Connection refused" in err
 
 
 def test_debug_shows_the_traceback() -> None:
@@ -94,6 +94,10 @@ def test_project_errors_need_no_debug_hint(tmp_path: Path, capsys: pytest.Captur
     err = capsys.readouterr().err.strip()
     assert err.startswith("error: cannot parse database URL")
     assert "--debug" not in err
+    with pytest.raises(SystemExit):
+        main(["db", "current", "--database-url", "nosuch://x"])
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: unknown database kind 'nosuch' in nosuch://x. Expected e.g. duckdb:///")
 
 
 @pytest.mark.parametrize(

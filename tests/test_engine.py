@@ -62,6 +62,33 @@ def test_password_is_masked() -> None:
     assert mask_url(url) == "postgresql+psycopg://alice:***@db.example/hs"
 
 
+def test_mask_url_shows_the_database_as_written() -> None:
+    assert mask_url(resolve_database_url("duckdb:///:memory:")) == "duckdb:///:memory:"
+    assert mask_url(resolve_database_url("duckdb:////tmp/a b/x:y.duckdb?threads=2")) == (
+        "duckdb:////tmp/a b/x:y.duckdb?threads=2"
+    )
+
+
+def test_an_unknown_dialect_is_a_configuration_error() -> None:
+    with pytest.raises(ConfigurationError, match=r"unknown database kind 'nosuch' in nosuch://x\. Expected") as info:
+        create_store_engine("nosuch://x")
+    assert isinstance(info.value.__cause__, sa.exc.NoSuchModuleError)
+
+
+def test_an_unreachable_server_is_a_configuration_error() -> None:
+    url = "postgresql+psycopg://nobody:pw@127.0.0.1:1/none"  # nothing listens on port 1
+    with pytest.raises(ConfigurationError, match=r"cannot connect to postgresql\+psycopg://nobody:\*\*\*@127") as info:
+        create_store_engine(url)
+    assert "pw@" not in str(info.value) and "server is running" in str(info.value)
+    assert info.value.__cause__ is not None
+
+
+def test_a_duckdb_file_that_cannot_be_opened_is_a_configuration_error(tmp_path: Path) -> None:
+    (tmp_path / "not-a-database.duckdb").write_text("plain text, not DuckDB")
+    with pytest.raises(ConfigurationError, match="cannot open the DuckDB file"):
+        create_store_engine(f"duckdb:///{tmp_path / 'not-a-database.duckdb'}")
+
+
 def test_get_engine_is_shared_per_url(duckdb_url: str) -> None:
     assert get_engine(duckdb_url) is get_engine(duckdb_url)
 
