@@ -94,6 +94,32 @@ def test_export_to_a_file_and_to_stdout_and_import_back(imported: str, tmp_path:
     assert again.read_bytes() == target.read_bytes()
 
 
+def test_export_onto_an_existing_file_needs_overwrite(
+    imported: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    target = tmp_path / "riverbend.json"
+    target.write_text("keep me")
+    err = error_line(capsys, "scenario", "export", NAME, str(target), "--database-url", imported)
+    assert err == f"error: {target} exists; pass --overwrite to replace it"
+    assert target.read_text() == "keep me"
+    ok("scenario", "export", NAME, str(target), "--overwrite", "--database-url", imported)
+    assert json.loads(target.read_bytes())["name"] == NAME
+
+
+@pytest.mark.parametrize("mode", ["--dry-run", "--status"])
+def test_migrate_legacy_refuses_backup_where_nothing_is_migrated(
+    mode: str, url: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        main(["migrate-legacy", mode, "--backup", str(tmp_path / "backup"), "--database-url", url])
+    assert exit_info.value.code == 2
+    assert capsys.readouterr().err.strip() == (
+        f"error: Invalid value for '--backup': cannot be combined with {mode}, which migrates no file "
+        "(see 'healthsim migrate-legacy --help')"
+    )
+    assert not (tmp_path / "backup").exists()
+
+
 def test_import_onto_an_existing_name(imported: str, capsys: pytest.CaptureFixture[str]) -> None:
     source = str(FIXTURES / "scenario-canonical.json")
     err = error_line(capsys, "scenario", "import", source, "--database-url", imported)

@@ -33,6 +33,12 @@ def migrate_legacy_command(
 
     Files are only read, never moved or deleted. Re-running skips files already migrated.
     """
+    if backup is not None and (dry_run or status):
+        # Neither writes a scenario, so there would be nothing to back up: say so rather than ignore it.
+        raise typer.BadParameter(
+            f"cannot be combined with {'--status' if status else '--dry-run'}, which migrates no file",
+            param_hint="'--backup'",
+        )
     chosen = sources or None
     with store_session(database_url) as session:
         if status:

@@ -17,7 +17,7 @@ from rich.text import Text
 from sqlalchemy.orm import Session
 
 from healthsim_models.engine import create_store_engine, session_scope
-from healthsim_models.errors import ScenarioNotFoundError
+from healthsim_models.errors import InvalidArgumentError, ScenarioNotFoundError
 from healthsim_models.registry import ENTITY_TYPES
 from healthsim_state.cli.options import DatabaseUrl
 from healthsim_state.cli.progress import progress
@@ -139,9 +139,12 @@ def show(
 def export(
     name: str = typer.Argument(..., help="Scenario name or id."),
     file: str = typer.Argument("-", help="File to write; '-' (the default) writes to standard output."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace FILE if it exists."),
     database_url: str | None = DatabaseUrl,
 ) -> None:
     """Write a scenario as a versioned JSON document (streamed, entity by entity)."""
+    if file != "-" and Path(file).exists() and not overwrite:
+        raise InvalidArgumentError(f"{file} exists; pass --overwrite to replace it")
     with store_session(database_url) as session:
         if file == "-":
             stdout = sys.stdout.buffer
