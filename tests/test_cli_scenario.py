@@ -52,7 +52,7 @@ def test_list_empty_and_with_scenarios(url: str) -> None:
     assert NAME in out and "second copy" in out and "53" in out
     listed = json.loads(ok("scenario", "list", "--json", "--database-url", url))
     assert [s["name"] for s in listed] == ["riverbend-cross-product-demo", "second copy"]
-    assert listed[0]["entities"] == 53 and listed[0]["entity_counts"]["patient"] == 3
+    assert listed[0]["total_entities"] == 53 and listed[0]["entity_counts"]["patient"] == 3
     assert listed[0]["created_at"] == "2025-01-14T16:05:00+00:00"
     only = json.loads(ok("scenario", "list", "--json", "--search", "SECOND", "--database-url", url))
     assert [s["name"] for s in only] == ["second copy"]
@@ -75,6 +75,21 @@ def test_show(imported: str) -> None:
     assert "claim_line" in out and "total" in out and "53" in out
     shown = json.loads(ok("scenario", "show", "2e7ec343-1a17-4f4c-8e4b-d4d32e545898", "--json", "--database-url", imported))
     assert shown["name"] == NAME and shown["entity_counts"]["exposure"] == 2
+
+
+def test_show_json_is_what_the_mcp_tools_return(imported: str) -> None:
+    from healthsim_state.mcp import tools
+
+    shown = json.loads(ok("scenario", "show", NAME, "--json", "--database-url", imported))
+    store = tools.Store(imported)
+    try:
+        assert tools.load_scenario(store, NAME)["scenario"] == shown
+        assert tools.list_scenarios(store)["scenarios"] == json.loads(
+            ok("scenario", "list", "--json", "--database-url", imported)
+        )
+    finally:
+        store.close()
+    assert shown["total_entities"] == sum(shown["entity_counts"].values()) == 53
 
 
 def test_export_to_a_file_and_to_stdout_and_import_back(imported: str, tmp_path: Path) -> None:

@@ -14,8 +14,7 @@ from collections.abc import Sequence
 import typer
 from rich.console import Console
 from rich.markup import escape
-# typer 0.29 vendors click as typer._click; its usage errors are these classes, not click's.
-from typer._click.exceptions import NoArgsIsHelpError, UsageError
+from typer._click.exceptions import NoArgsIsHelpError, UsageError  # typer 0.29 vendors click
 
 from healthsim_models.errors import HealthSimError
 from healthsim_state.cli import db

@@ -22,7 +22,8 @@ from healthsim_models.registry import ENTITY_TYPES
 from healthsim_state.cli.options import DatabaseUrl
 from healthsim_state.cli.progress import progress
 from healthsim_state.exchange import export_scenario, import_scenario
-from healthsim_state.repository import ScenarioInfo, ScenarioRepository
+from healthsim_state.rendering import scenario_json
+from healthsim_state.repository import ScenarioRepository
 
 app = typer.Typer(help="Scenarios: list, show, export, import, delete, tag.", no_args_is_help=True)
 
@@ -41,21 +42,6 @@ def store_session(url: str | None) -> Iterator[Session]:
             yield session
     finally:
         engine.dispose()
-
-
-def info_json(info: ScenarioInfo) -> dict[str, Any]:
-    """A scenario's metadata as JSON-ready values."""
-    return {
-        "id": str(info.id),
-        "name": info.name,
-        "description": info.description,
-        "tags": info.tags,
-        "entity_counts": info.entity_counts,
-        "entities": sum(info.entity_counts.values()),
-        "created_at": _when(info.created_at),
-        "updated_at": _when(info.updated_at),
-        "extra": info.extra,
-    }
 
 
 def _when(value: dt.datetime) -> str:
@@ -82,7 +68,7 @@ def list_(
         infos = ScenarioRepository(session).list(tag=tag or None, search=search, limit=limit + 1, offset=offset)
     more, infos = len(infos) > limit, infos[:limit]
     if as_json:
-        _print_json([info_json(i) for i in infos])
+        _print_json([scenario_json(i) for i in infos])
         return
     if not infos:
         console().print("no scenarios" + (" match" if tag or search else " yet; create one with 'healthsim demo'"), markup=False)
@@ -116,7 +102,7 @@ def show(
     with store_session(database_url) as session:
         info = ScenarioRepository(session).scenario_summary(name)
     if as_json:
-        _print_json(info_json(info))
+        _print_json(scenario_json(info))
         return
     out = console()
     out.print(f"name:        {info.name}", highlight=False, markup=False)

@@ -29,7 +29,8 @@ from healthsim_models.errors import InvalidArgumentError
 from healthsim_models.registry import entity_type
 from healthsim_state import exchange
 from healthsim_state.query import json_value, run_query
-from healthsim_state.repository import SaveSummary, ScenarioInfo, ScenarioRepository
+from healthsim_state.rendering import scenario_json
+from healthsim_state.repository import SaveSummary, ScenarioRepository
 
 #: Largest page of scenarios, entities or rows one call returns.
 MAX_PAGE = 1000
@@ -69,22 +70,6 @@ class Store:
 
 
 # -- results as JSON (values rendered as `healthsim query --format json` renders them) ----
-
-
-def scenario_json(info: ScenarioInfo) -> dict[str, Any]:
-    return json_value(
-        {
-            "id": info.id,
-            "name": info.name,
-            "description": info.description,
-            "tags": info.tags,
-            "entity_counts": info.entity_counts,
-            "total_entities": sum(info.entity_counts.values()),
-            "created_at": info.created_at,
-            "updated_at": info.updated_at,
-            "extra": info.extra,
-        }
-    )
 
 
 def save_json(summary: SaveSummary) -> dict[str, Any]:
