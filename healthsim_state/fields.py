@@ -88,6 +88,14 @@ class Layout:
         )
 
     @cached_property
+    def decode_plan(self) -> tuple[tuple[str, str, str, str, str | None], ...]:
+        """Per field: (dotted name, column, kind, top-level key, key inside the
+        group or None). What ``serialization.decode`` walks for every row."""
+        return tuple(
+            (f.name, f.column, f.kind, f.path[0], f.path[1] if len(f.path) > 1 else None) for f in self.fields
+        )
+
+    @cached_property
     def flat_keys(self) -> dict[str, tuple[str, ...]]:
         """Flat column names of nested fields (``given_name``) -> document path."""
         return {f.column: f.path for f in self.fields if len(f.path) > 1}

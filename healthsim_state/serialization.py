@@ -421,36 +421,44 @@ def _render(kind: str, value: Any) -> Any:
     return value
 
 
+_RENDERED = frozenset({"date", "datetime", "array"})  # kinds whose column value is not the document's
+_EMPTY: frozenset[str] = frozenset()
+_NO_META: dict[str, Any] = {}
+
+
 def decode(lay: Layout, row: Mapping[str, Any]) -> dict[str, Any]:
     """The document that :func:`encode` was given for ``row``."""
     extensions = row["extensions"]
     if isinstance(extensions, str):
         extensions = json.loads(extensions)
     extensions = dict(extensions) if extensions else {}
-    meta = extensions.pop(STORE_KEY, {})
-    nulls = set(meta.get("nulls", ()))
-    defaulted = set(meta.get("defaulted", ()))
-    verbatim = meta.get("verbatim", {})
+    meta = extensions.pop(STORE_KEY, None) or _NO_META
+    nulls = set(meta["nulls"]) if "nulls" in meta else _EMPTY
+    defaulted = set(meta["defaulted"]) if "defaulted" in meta else _EMPTY
+    verbatim = meta.get("verbatim") or _NO_META
 
     doc: dict[str, Any] = {}
     if row["external_id"] is not None:
         doc["id"] = row["external_id"]
     elif "id" in nulls:
         doc["id"] = None
-    for field in lay.fields:
-        name = field.name
+    for name, column, kind, outer, inner in lay.decode_plan:
         if name in nulls:
             value: Any = None
-        elif name in defaulted or row[field.column] is None:
-            continue
         else:
-            value = verbatim.get(name)
-            if value is None:
-                value = _render(field.kind, row[field.column])
-        if len(field.path) == 1:
-            doc[name] = value
+            value = row[column]
+            if value is None or name in defaulted:
+                continue
+            if kind in _RENDERED:
+                # Only date-times keep verbatim text (encode's parsers say so).
+                value = verbatim.get(name) or _render(kind, value)
+        if inner is None:
+            doc[outer] = value
         else:
-            doc.setdefault(field.path[0], {})[field.path[1]] = value
+            group = doc.get(outer)
+            if group is None:
+                group = doc[outer] = {}
+            group[inner] = value
     for key, value in extensions.items():
         if key in lay.groups and isinstance(value, dict):
             doc.setdefault(key, {}).update(value)
