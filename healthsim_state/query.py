@@ -203,16 +203,7 @@ def _postgresql_query(engine: Engine, sql: str, max_rows: int | None) -> QueryRe
                 cursor.execute(_MAY_DROP_PRIVILEGES)
                 if cursor.fetchone()[0]:
                     cursor.execute("SET LOCAL ROLE pg_read_all_data")
-                # A prepared statement holds exactly one command, so the query
-                # cannot end this transaction and start another.
-                cursor.execute(sql, prepare=True)
-                description = cursor.description or []
-                if not description:
-                    rows = []
-                elif max_rows is None:
-                    rows = cursor.fetchall()
-                else:
-                    rows = cursor.fetchmany(max_rows + 1)
+            description, rows = _fetch_streamed(raw, sql, max_rows)
         except psycopg.Error as exc:
             raise QueryError(_first_line(exc)) from exc
         finally:
@@ -222,6 +213,39 @@ def _postgresql_query(engine: Engine, sql: str, max_rows: int | None) -> QueryRe
         rows=[_normalise(row, ()) for row in rows[:max_rows]],
         truncated=max_rows is not None and len(rows) > max_rows,
     )
+
+
+def _fetch_streamed(raw: Any, sql: str, max_rows: int | None) -> tuple[Any, list[Any]]:
+    """The statement's description and at most ``max_rows + 1`` rows, in the open read-only transaction.
+
+    A query runs in a server-side cursor, so the server sends only the rows
+    fetched: a client-side cursor would receive the whole result first,
+    whatever ``max_rows`` says. DECLARE accepts only SELECT and VALUES;
+    anything else (SHOW, EXPLAIN, and every write) is rolled back to the
+    savepoint and run as before, as one prepared statement, which fails with
+    the database's own message for a write.
+    """
+    import psycopg
+
+    with raw.cursor() as plain:
+        plain.execute("SAVEPOINT healthsim_query")
+        try:
+            # The DECLARE goes by the extended protocol, which takes exactly one
+            # command, so the query cannot end this transaction and start another.
+            with raw.cursor(name="healthsim_query") as cursor:
+                cursor.execute(sql)
+                description = cursor.description or []
+                rows = cursor.fetchall() if max_rows is None else cursor.fetchmany(max_rows + 1)
+                return description, rows
+        except (psycopg.errors.SyntaxError, psycopg.errors.FeatureNotSupported):  # DECLARE refused the statement
+            plain.execute("ROLLBACK TO SAVEPOINT healthsim_query")
+        # A prepared statement holds exactly one command, so the query cannot end
+        # this transaction and start another.
+        plain.execute(sql, prepare=True)
+        description = plain.description or []
+        if not description:
+            return description, []
+        return description, plain.fetchall() if max_rows is None else plain.fetchmany(max_rows + 1)
 
 
 # -- shared -----------------------------------------------------------------

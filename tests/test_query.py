@@ -104,6 +104,34 @@ def test_max_rows_truncates_and_says_so(demo_url: str) -> None:
     assert none.rows == [] and none.truncated and none.columns == ["mrn"]
 
 
+def _series(url: str, rows: int, column: str = "n") -> str:
+    """Rows 1..``rows`` in ``column``, in the backend's own generator."""
+    if url.startswith("duckdb"):
+        return f"(SELECT range + 1 AS {column} FROM range({rows}))"
+    return f"(SELECT g AS {column} FROM generate_series(1, {rows}) AS g)"
+
+
+def test_max_rows_bounds_what_is_fetched(store_url: str) -> None:
+    # Only the rows fetched are computed: a row far beyond max_rows would fail the whole query.
+    failing = "error('computed')" if store_url.startswith("duckdb") else "n / (n - n)"
+    sql = f"SELECT CASE WHEN n > 5000000 THEN {failing} ELSE n END AS n FROM {_series(store_url, 10_000_000)} s"
+    started = time.monotonic()
+    first = run_query(sql, database_url=store_url, max_rows=3)
+    assert time.monotonic() - started < 10  # the whole result takes far longer and fails
+    assert first.rows == [(1,), (2,), (3,)] and first.truncated
+    with pytest.raises(QueryError):
+        run_query(sql, database_url=store_url)
+
+
+def test_show_and_explain_still_run(store_url: str) -> None:
+    plan = run_query("EXPLAIN SELECT 1", database_url=store_url, max_rows=100)
+    assert plan.rows and not plan.truncated
+    if store_url.startswith("postgresql"):
+        assert run_query("SHOW TIME ZONE", database_url=store_url).rows == [("UTC",)]
+        described = run_query("VALUES (1), (2), (3)", database_url=store_url, max_rows=2)
+        assert described.rows == [(1,), (2,)] and described.truncated
+
+
 @pytest.mark.parametrize("statement", WRITES)
 def test_writes_are_refused_by_the_database_and_change_nothing(demo_url: str, statement: str) -> None:
     before = _counts(demo_url)
