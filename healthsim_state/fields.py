@@ -88,6 +88,12 @@ class Layout:
         )
 
     @cached_property
+    def plain_keys(self) -> frozenset[str]:
+        """Document keys that ``encode`` reads without looking inside: the
+        top-level fields, ``id`` and ``_provenance``."""
+        return self.top_fields | {"id", "_provenance"}
+
+    @cached_property
     def decode_plan(self) -> tuple[tuple[str, str, str, str, str | None], ...]:
         """Per field: (dotted name, column, kind, top-level key, key inside the
         group or None). What ``serialization.decode`` walks for every row."""

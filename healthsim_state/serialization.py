@@ -317,9 +317,11 @@ def encode(
     meta: dict[str, Any] = {}
     unknown: dict[str, Any] = {}
     groups: dict[str, dict[str, Any]] = {}  # nested objects given: their unknown keys
-    top = lay.top_fields
-    for key, value in doc.items():
-        if key in top or key == "id" or key == PROVENANCE:
+    top = lay.plain_keys
+    # Most documents hold only top-level fields, id and _provenance: one C-level
+    # subset test instead of a look at every key.
+    for key, value in () if top.issuperset(doc.keys()) else doc.items():
+        if key in top:
             continue
         if key == STORE_KEY:
             problems.append((key, "is reserved by the store; rename the field"))
