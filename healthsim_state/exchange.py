@@ -54,7 +54,10 @@ ProgressFactory = Callable[[str, int | None], AbstractContextManager[Advance]]
 Source = str | os.PathLike[str] | BinaryIO
 Target = str | os.PathLike[str] | BinaryIO
 
-_HEADER_KEYS = ("schema_version", "scenario_id", "name", "description", "tags", "created_at")
+#: The document's own top-level members before ``entities``, in the order they are written.
+HEADER_KEYS = ("schema_version", "scenario_id", "name", "description", "tags", "created_at")
+#: Every top-level key the document uses for its own fields; any other key is scenario metadata.
+DOCUMENT_KEYS = frozenset({*HEADER_KEYS, "entities"})
 _SINGULAR = {et.name: et for et in ENTITY_TYPES}
 _PLURAL = {et.plural: et for et in ENTITY_TYPES}
 _VERSION = re.compile(r"(\d+)\.(\d+)")
@@ -142,7 +145,7 @@ def _header(info: ScenarioInfo) -> list[tuple[str, str]]:
     # Sorted: PostgreSQL's JSONB does not keep key order, and the output must not depend on the backend.
     for key in sorted(info.extra or {}):
         value = info.extra[key]
-        if key in _HEADER_KEYS or key == "entities":
+        if key in DOCUMENT_KEYS:
             raise DocumentError(
                 f"the scenario {info.name!r} has metadata named {key!r}, which the document uses for "
                 "its own field; rename that metadata key to export the scenario"
@@ -460,7 +463,32 @@ def _check_header(
         raise DocumentError(f"{label}: the document has no 'entities' object (required)")
     if "name" not in header:
         raise DocumentError(f"{label}: the document has no 'name' (required, a non-empty string)")
-    name = header["name"]
+    fields = check_header_fields(header, fail)
+    # Keys starting with "_" are annotations (canonical-models §11): not stored.
+    extra = {k: v for k, v in header.items() if k not in HEADER_KEYS and not k.startswith("_")}
+    return _Document(**vars(fields), extra=extra, sections=sections)
+
+
+@dataclass
+class HeaderFields:
+    """A scenario's checked name, description, tags, id and creation time."""
+
+    name: str
+    description: str | None
+    tags: list[str]
+    scenario_id: uuid.UUID | None
+    created_at: dt.datetime | None
+
+
+def check_header_fields(
+    header: dict[str, Any], fail: Callable[[str, str], DocumentError], *, id_key: str = "scenario_id"
+) -> HeaderFields:
+    """The scenario fields of a document header (or a legacy file's metadata), checked.
+
+    ``fail(key, problem)`` makes the error for a bad value, so each caller says
+    where the key is; the scenario id is read from ``id_key``.
+    """
+    name = header.get("name")
     if not isinstance(name, str) or not name.strip():
         raise fail("name", "required, a non-empty string")
     description = header.get("description")
@@ -471,30 +499,20 @@ def _check_header(
         tags = []
     if not isinstance(tags, list) or not all(isinstance(t, str) and t.strip() for t in tags):
         raise fail("tags", f"expected an array of non-empty strings, got {tags!r}")
-    scenario_id = header.get("scenario_id")
+    scenario_id = header.get(id_key)
     if scenario_id is not None:
         try:
             scenario_id = uuid.UUID(scenario_id) if isinstance(scenario_id, str) else None
         except ValueError:
             scenario_id = None
         if scenario_id is None:
-            raise fail("scenario_id", f"expected a UUID, got {header['scenario_id']!r}")
+            raise fail(id_key, f"expected a UUID, got {header[id_key]!r}")
     created_at = header.get("created_at")
     if created_at is not None:
         created_at = parse_datetime(created_at)
         if created_at is None:
             raise fail("created_at", f"expected a date-time like 2025-01-14T16:05:00Z, got {header['created_at']!r}")
-    # Keys starting with "_" are annotations (canonical-models §11): not stored.
-    extra = {k: v for k, v in header.items() if k not in _HEADER_KEYS and not k.startswith("_")}
-    return _Document(
-        name=name,
-        description=description,
-        tags=tags,
-        scenario_id=scenario_id,
-        created_at=created_at,
-        extra=extra,
-        sections=sections,
-    )
+    return HeaderFields(name, description, list(tags), scenario_id, created_at)
 
 
 def _check_version(label: str, version: Any, at: Position | None) -> None:

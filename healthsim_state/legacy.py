@@ -36,7 +36,13 @@ from sqlalchemy.orm import Session
 from healthsim_models.engine import home_dir
 from healthsim_models.errors import DocumentError, HealthSimError
 from healthsim_models.registry import ENTITY_TYPES, entity_type
-from healthsim_state.exchange import Advance, ProgressFactory, no_progress, parse_datetime
+from healthsim_state.exchange import (
+    DOCUMENT_KEYS,
+    Advance,
+    ProgressFactory,
+    check_header_fields,
+    no_progress,
+)
 from healthsim_state.repository import SaveSummary, ScenarioRepository
 
 #: Scenario metadata key recording which legacy file a scenario came from.
@@ -54,10 +60,10 @@ OUTDATED = "outdated"  # status(): migrated from an earlier version of the file
 
 _PLURAL = {et.plural for et in ENTITY_TYPES}
 _SINGULAR = {et.name for et in ENTITY_TYPES}
-_V1_ENVELOPE = {"schema_version", "scenario_id", "name", "description", "tags", "created_at", "entities"}
+_V1_ENVELOPE = DOCUMENT_KEYS
 # Metadata keys with a place of their own; the rest are kept as scenario metadata
 # (never under a name the exported document uses for its own fields).
-_V2_METADATA = {"workspace_id", "name", "description", "tags", "created_at", "schema_version", "scenario_id", "entities"}
+_V2_METADATA = DOCUMENT_KEYS | {"workspace_id"}
 # Namespace of the scenario ids given to legacy files that carry none.
 _LEGACY_NAMESPACE = uuid.UUID("5d0c2a4e-8f0b-4b1e-9a52-3f4c1d2b7e60")
 
@@ -245,25 +251,16 @@ def _scenario(
     name = meta.get("name")
     if name is None:
         name = path.stem
-    if not isinstance(name, str) or not name.strip():
-        raise DocumentError(f"{path}: name must be a non-empty string, got {name!r}")
-    description = meta.get("description")
-    if description is not None and not isinstance(description, str):
-        raise DocumentError(f"{path}: description must be a string, got {description!r}")
-    tags = meta.get("tags") or []
-    if not isinstance(tags, list) or not all(isinstance(t, str) and t.strip() for t in tags):
-        raise DocumentError(f"{path}: tags must be an array of non-empty strings, got {tags!r}")
-    created_at = meta.get("created_at")
-    if created_at is not None:
-        created_at = parse_datetime(created_at)
-        if created_at is None:
-            raise DocumentError(f"{path}: created_at {meta['created_at']!r} is not a date-time")
-    try:
-        scenario_id = uuid.UUID(str(file_id)) if file_id is not None else uuid.uuid5(_LEGACY_NAMESPACE, digest)
-    except ValueError:
-        raise DocumentError(f"{path}: scenario id {file_id!r} is not a UUID") from None
+    id_key = "workspace_id" if fmt == "v2" else "scenario_id"
+    fields = check_header_fields(
+        {**meta, "name": name, id_key: file_id}, lambda key, problem: DocumentError(f"{path}: {key!r}: {problem}"),
+        id_key=id_key,
+    )
+    scenario_id = fields.scenario_id or uuid.uuid5(_LEGACY_NAMESPACE, digest)
     extra = {**extra, LEGACY_KEY: {"format": fmt, "file": path.name, "sha256": digest}}
-    return LegacyScenario(path, fmt, digest, name, description, list(tags), created_at, scenario_id, extra, entities)
+    return LegacyScenario(
+        path, fmt, digest, fields.name, fields.description, fields.tags, fields.created_at, scenario_id, extra, entities
+    )
 
 
 # -- status and migration --------------------------------------------------------

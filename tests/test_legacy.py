@@ -12,7 +12,7 @@ import pytest
 from healthsim_models import create_store_engine, session_scope
 from healthsim_models.errors import DocumentError
 from healthsim_state import ScenarioRepository, legacy_status, migrate_legacy
-from healthsim_state.legacy import LEGACY_KEY
+from healthsim_state.legacy import LEGACY_KEY, read_legacy
 from tests.helpers import FIXTURES, fixture
 
 V1_FILE = "3635caf4-5ecc-4c52-a6de-66f75addcd59.json"
@@ -207,6 +207,42 @@ def test_unreadable_and_foreign_files_fail_with_a_reason(engine, tmp_path: Path)
     assert "is a scenario document" in reasons["export.json"] and "healthsim scenario import" in reasons["export.json"]
     assert "entities.patients[0]: expected a wrapped entity" in reasons["wrapped.json"]
     assert stored(engine) == {}
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "problem"),
+    [
+        ("name", "  ", "'name': required, a non-empty string"),
+        ("description", 7, "'description': expected a string or null, got 7"),
+        ("tags", ["ok", ""], "'tags': expected an array of non-empty strings, got ['ok', '']"),
+        ("created_at", "yesterday", "'created_at': expected a date-time like 2025-01-14T16:05:00Z, got 'yesterday'"),
+    ],
+)
+@pytest.mark.parametrize("fmt", ["v1", "v2"])
+def test_bad_metadata_is_refused_as_a_scenario_document_refuses_it(
+    fmt: str, key: str, value: Any, problem: str, tmp_path: Path
+) -> None:
+    """Legacy files and scenario documents share one check, so one wording."""
+    if fmt == "v1":
+        document = fixture("legacy-v1-scenario.json")
+        document[key] = value
+    else:
+        document = fixture("legacy-v2-workspace.json")
+        document["metadata"][key] = value
+    source = tmp_path / f"{fmt}.json"
+    source.write_text(json.dumps(document))
+    with pytest.raises(DocumentError) as refused:
+        read_legacy(source)
+    assert str(refused.value) == f"{source}: {problem}"
+
+
+def test_a_workspace_id_that_is_not_a_uuid_is_named(tmp_path: Path) -> None:
+    document = fixture("legacy-v2-workspace.json")
+    document["metadata"]["workspace_id"] = "ws-7"
+    source = tmp_path / "workspace.json"
+    source.write_text(json.dumps(document))
+    with pytest.raises(DocumentError, match=r"'workspace_id': expected a UUID, got 'ws-7'"):
+        read_legacy(source)
 
 
 def test_workspace_metadata_never_shadows_a_document_field(engine, tmp_path: Path) -> None:
