@@ -111,7 +111,7 @@ def run_query(sql: str, *, database_url: str | None = None, max_rows: int | None
 # -- DuckDB -----------------------------------------------------------------
 
 #: Settings of the read-only connection; locked, so the query cannot undo them.
-_DUCKDB_CONFIG = {"enable_external_access": False, "lock_configuration": True}
+_DUCKDB_CONFIG = {"enable_external_access": False, "enable_progress_bar": False, "lock_configuration": True}
 
 
 def _duckdb_query(path: Path, sql: str, max_rows: int | None) -> QueryResult:

@@ -419,3 +419,10 @@ def test_an_unknown_format_is_a_usage_error(duckdb_url: str) -> None:
     code, _, err = _run("query", "SELECT 1", "--format", "xml", "--database-url", duckdb_url)
     assert code == 2 and "xml" in err
 
+
+
+def test_duckdb_draws_no_progress_bar_of_its_own(duckdb_demo_url: str) -> None:
+    # DuckDB prints a progress bar to stderr for long queries, terminal or not;
+    # the CLI's rule is that stderr carries progress only on a terminal.
+    result = run_query("SELECT current_setting('enable_progress_bar') AS shown", database_url=duckdb_demo_url)
+    assert result.rows == [(False,)]
