@@ -110,8 +110,10 @@ def run_query(sql: str, *, database_url: str | None = None, max_rows: int | None
 
 # -- DuckDB -----------------------------------------------------------------
 
-#: Settings of the read-only connection; locked, so the query cannot undo them.
-_DUCKDB_CONFIG = {"enable_external_access": False, "enable_progress_bar": False, "lock_configuration": True}
+#: Settings of the read-only connection, applied in order; the last locks them,
+#: so the query cannot undo them. No progress bar: DuckDB draws its own on
+#: stderr whether or not it is a terminal.
+_DUCKDB_SETTINGS = ("enable_external_access = false", "enable_progress_bar = false", "lock_configuration = true")
 
 
 def _duckdb_query(path: Path, sql: str, max_rows: int | None) -> QueryResult:
@@ -159,7 +161,7 @@ def _duckdb_connect(path: Path) -> Any:
     delay = 0.02
     while True:
         try:
-            return duckdb.connect(str(path), read_only=True, config=dict(_DUCKDB_CONFIG))
+            con = duckdb.connect(str(path), read_only=True)
         except (duckdb.IOException, duckdb.ConnectionException) as exc:
             text = str(exc)
             other_process = isinstance(exc, duckdb.IOException) and "lock" in text.lower()
@@ -179,6 +181,10 @@ def _duckdb_connect(path: Path) -> Any:
                 ) from exc
             time.sleep(delay)
             delay = min(delay * 2, 0.25)
+            continue
+        for setting in _DUCKDB_SETTINGS:
+            con.execute(f"SET {setting}")
+        return con
 
 
 # -- PostgreSQL -------------------------------------------------------------
