@@ -15,9 +15,9 @@ from pathlib import Path
 
 import pytest
 from hypothesis import settings
-from sqlalchemy.engine import make_url
+from sqlalchemy.engine import Engine, make_url
 
-from healthsim_models.engine import dispose_engines
+from healthsim_models.engine import create_store_engine, dispose_engines
 
 PG_ENV = "HEALTHSIM_TEST_POSTGRES_URL"
 
@@ -90,6 +90,14 @@ def postgresql_url() -> Iterator[str]:
 def store_url(request: pytest.FixtureRequest) -> str:
     """An empty database on each backend in turn."""
     return request.getfixturevalue(f"{request.param}_url")
+
+
+@pytest.fixture
+def engine(store_url: str) -> Iterator[Engine]:
+    """An engine on an empty store, on each backend in turn, at the latest schema."""
+    engine = create_store_engine(store_url)
+    yield engine
+    engine.dispose()
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:

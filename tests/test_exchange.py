@@ -25,13 +25,6 @@ CANONICAL = FIXTURES / "scenario-canonical.json"
 NAME = "riverbend-cross-product-demo"
 
 
-@pytest.fixture
-def engine(store_url: str):
-    engine = create_store_engine(store_url)
-    yield engine
-    engine.dispose()
-
-
 def do_import(engine, source: Any, **kwargs: Any):
     with session_scope(engine) as session:
         return import_scenario(session, source, **kwargs)

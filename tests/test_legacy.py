@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from healthsim_models import create_store_engine, session_scope
+from healthsim_models import session_scope
 from healthsim_models.errors import DocumentError
 from healthsim_state import ScenarioRepository, legacy_status, migrate_legacy
 from healthsim_state.legacy import LEGACY_KEY, read_legacy
@@ -19,13 +19,6 @@ V1_FILE = "3635caf4-5ecc-4c52-a6de-66f75addcd59.json"
 V2_FILE = "402e27b8-cb95-42f8-ae34-a83a16acdaff.json"
 V1_NAME = "copd-clinic-pair"
 V2_NAME = "ed-chest-pain-with-claim"
-
-
-@pytest.fixture
-def engine(store_url: str):
-    engine = create_store_engine(store_url)
-    yield engine
-    engine.dispose()
 
 
 @pytest.fixture

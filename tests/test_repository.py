@@ -19,20 +19,12 @@ from healthsim_models import (
     ScenarioNotFoundError,
     UnknownEntityTypeError,
     ValidationError,
-    create_store_engine,
     session_scope,
 )
 from healthsim_state import ScenarioRepository, bulk
 from tests.helpers import fixture, normalise
 
 CANONICAL = fixture("scenario-canonical.json")
-
-
-@pytest.fixture
-def engine(store_url: str):
-    engine = create_store_engine(store_url)
-    yield engine
-    engine.dispose()
 
 
 @pytest.fixture

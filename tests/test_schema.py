@@ -19,13 +19,6 @@ REPO = Path(__file__).resolve().parent.parent
 PROVENANCE = ("created_at", "updated_at", "source_type", "source_system", "skill_used", "generation_seed")
 
 
-@pytest.fixture
-def engine(store_url: str):
-    engine = create_store_engine(store_url)
-    yield engine
-    engine.dispose()
-
-
 def test_every_table_column_type_and_index_matches_the_models(engine) -> None:
     shapes = database_shapes(engine)
     assert set(shapes) == set(Base.metadata.tables) | {"alembic_version"}
