@@ -439,7 +439,7 @@ class ScenarioRepository:
         try:
             match.append(table.c.id == uuid.UUID(text))
         except ValueError:
-            pass
+            pass  # not a UUID: it can only be a document id or an MRN
         query = sa.select(table).where(sa.or_(*match))
         if scenario is not None:
             members = sa.select(_LINKS.c.entity_id).where(
