@@ -39,23 +39,23 @@ WRITES = [
 ]
 
 
-@pytest.fixture
-def demo_url(store_url: str) -> str:
-    """A store on each backend holding a small demo scenario."""
-    engine = create_store_engine(store_url)
+def _with_demo(url: str) -> str:
+    engine = create_store_engine(url)
     with session_scope(engine) as session:
         save_demo(ScenarioRepository(session), patients=PATIENTS)
     engine.dispose()
-    return store_url
+    return url
+
+
+@pytest.fixture
+def demo_url(store_url: str) -> str:
+    """A store on each backend holding a small demo scenario."""
+    return _with_demo(store_url)
 
 
 @pytest.fixture
 def duckdb_demo_url(duckdb_url: str) -> str:
-    engine = create_store_engine(duckdb_url)
-    with session_scope(engine) as session:
-        save_demo(ScenarioRepository(session), patients=PATIENTS)
-    engine.dispose()
-    return duckdb_url
+    return _with_demo(duckdb_url)
 
 
 def _counts(url: str) -> tuple[int, int]:
