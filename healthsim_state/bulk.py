@@ -25,9 +25,11 @@ import pyarrow as pa
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
+from healthsim_models.registry import ENTITY_TYPES
 from healthsim_models.state import ScenarioEntity
 
 _LINKS = ScenarioEntity.__table__
+_TYPE_NAMES = frozenset(et.name for et in ENTITY_TYPES)
 
 
 def _arrow_type(column: sa.Column) -> pa.DataType:
@@ -90,8 +92,7 @@ def _update_clause(table: sa.Table) -> str:
 
 
 def _upsert_duckdb(session, table, rows, scenario_id, entity_type, positions) -> None:  # type: ignore[no-untyped-def]
-    connection = session.connection()
-    raw = connection.connection.driver_connection
+    raw = session.connection().connection.driver_connection
     # UUID columns arrive as 32-hex text from the repository; DuckDB casts it.
     batch = pa.Table.from_pylist(rows, schema=_arrow_schema(table)).append_column(
         "_position", pa.array(positions, type=pa.int64())
@@ -99,20 +100,30 @@ def _upsert_duckdb(session, table, rows, scenario_id, entity_type, positions) ->
     view = f"_hs_batch_{table.name}"
     names = ", ".join(c.name for c in table.columns)
     selects = ", ".join(_select_expression(c) for c in table.columns)
-    raw.register(view, batch)
-    try:
-        connection.exec_driver_sql(
-            f"INSERT INTO {table.name} ({names}) SELECT {selects} FROM {view} "
-            f"ON CONFLICT (id) DO UPDATE SET {_update_clause(table)}"
-        )
-        connection.exec_driver_sql(
-            f"INSERT INTO {_LINKS.name} (scenario_id, entity_type, entity_id, position) "
-            f"SELECT CAST(? AS UUID), ?, CAST(id AS UUID), _position FROM {view} "
-            "ON CONFLICT DO NOTHING",
-            (str(scenario_id), entity_type),
-        )
-    finally:
-        raw.unregister(view)
+    # The batch is named only for these statements (relation.query), not
+    # registered: a view registered and unregistered inside a transaction
+    # keeps its Arrow table alive until commit, which held a whole
+    # two-million-entity save in memory. Such statements take no parameters,
+    # so the scenario id (a UUID) and the type (a registry name) are literals.
+    relation = raw.from_arrow(batch)
+    relation.query(
+        view,
+        f"INSERT INTO {table.name} ({names}) SELECT {selects} FROM {view} "
+        f"ON CONFLICT (id) DO UPDATE SET {_update_clause(table)}",
+    )
+    relation.query(
+        view,
+        f"INSERT INTO {_LINKS.name} (scenario_id, entity_type, entity_id, position) "
+        f"SELECT CAST('{uuid.UUID(str(scenario_id))}' AS UUID), '{_registry_name(entity_type)}', "
+        f"CAST(id AS UUID), _position FROM {view} ON CONFLICT DO NOTHING",
+    )
+
+
+def _registry_name(entity_type: str) -> str:
+    """``entity_type``, checked to be a registry type name (safe as an SQL literal)."""
+    if entity_type not in _TYPE_NAMES:
+        raise ValueError(f"not an entity type name: {entity_type!r}")
+    return entity_type
 
 
 def _upsert_postgresql(session, table, rows, scenario_id, entity_type, positions) -> None:  # type: ignore[no-untyped-def]
