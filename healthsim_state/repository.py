@@ -614,7 +614,8 @@ class ScenarioRepository:
                         "(business keys are unique per scenario)",
                     )
 
-        json_columns = [c.name for c in et.model.__table__.columns if isinstance(c.type, sa.JSON)]
+        # encode gave extensions as text already; array columns are still lists.
+        json_columns = [f.column for f in lay.fields if f.kind == "array"]
         parents = [(ref, run.key_map(entity_type(ref.parent))) for ref in et.references]
         for position, row in by_id.values():
             for ref, parent_keys in parents:

@@ -183,25 +183,30 @@ _MISSING = object()
 def _provenance(
     doc: Mapping[str, Any], lay: Layout, now: dt.datetime, row: dict[str, Any],
     meta: dict[str, Any], problems: list[tuple[str, str]],
-) -> None:
+) -> str | None:
+    """Fill the provenance columns of ``row`` and ``meta["provenance"]``.
+
+    Returns the JSON text of ``{"$store": {"provenance": ...}}`` when that
+    is all this block adds to ``meta``, so the common extensions need no
+    encoding per entity; otherwise None."""
     prov = doc.get(PROVENANCE, _MISSING)
     if prov is _MISSING:
         row["source_type"], row["source_system"] = "loaded", "import"
         row["skill_used"] = row["generation_seed"] = None
         row["created_at"] = now
-        return
+        return None
     if prov is None:
         row["source_type"], row["source_system"] = "loaded", "import"
         row["skill_used"] = row["generation_seed"] = None
         row["created_at"] = now
         meta.setdefault("nulls", []).append(PROVENANCE)
-        return
+        return None
     if prov.__class__ is not dict and not isinstance(prov, Mapping):
         row["source_type"], row["source_system"] = "loaded", "import"
         row["skill_used"] = row["generation_seed"] = None
         row["created_at"] = now
         problems.append((PROVENANCE, f"expected an object, got {prov!r}"))
-        return
+        return None
     # Generators stamp the same few provenance blocks on every entity: parse
     # each distinct one once. Blocks with unhashable values (generation_params)
     # are parsed every time.
@@ -214,7 +219,7 @@ def _provenance(
         parsed = _parse_provenance(prov, lay)
         if key is not None and len(_PROV_CACHE) < _PROV_CACHE_SIZE:
             _PROV_CACHE[key] = parsed
-    values, prov_meta, nulls, verbatim, found = parsed
+    values, prov_meta, nulls, verbatim, found, meta_text = parsed
     row.update(values)
     if row.get("created_at") is None:
         row["created_at"] = now
@@ -224,6 +229,7 @@ def _provenance(
     if verbatim:
         meta.setdefault("verbatim", {}).update(verbatim)
     problems.extend(found)
+    return meta_text
 
 
 _PROV_CACHE: dict[tuple[Any, ...], tuple[Any, ...]] = {}
@@ -231,8 +237,8 @@ _PROV_CACHE_SIZE = 1024
 
 
 def _parse_provenance(prov: Mapping[str, Any], lay: Layout) -> tuple[Any, ...]:
-    """(column values, meta["provenance"], nulls, verbatim, problems) of one
-    ``_provenance`` object; shared by every entity that carries an equal one,
+    """(column values, meta["provenance"], nulls, verbatim, problems, meta
+    text) of one ``_provenance`` object (meta text: see :func:`_provenance`); shared by every entity that carries an equal one,
     so nothing returned may be mutated."""
     values: dict[str, Any] = {
         "source_type": "loaded", "source_system": "import", "skill_used": None,
@@ -280,7 +286,10 @@ def _parse_provenance(prov: Mapping[str, Any], lay: Layout) -> tuple[Any, ...]:
         else:
             if text is not None:
                 verbatim[field_name("created_at")] = text
-    return values, prov_meta, tuple(nulls), verbatim, tuple(problems)
+    meta_text = None
+    if not nulls and not verbatim and not extra:  # only key names: always valid JSON
+        meta_text = json_text({STORE_KEY: {"provenance": prov_meta}})
+    return values, prov_meta, tuple(nulls), verbatim, tuple(problems), meta_text
 
 
 _PROV_CREATED = Field(("created_at",), "created_at", "datetime", False, None)
@@ -309,8 +318,8 @@ def _seed(prov: Mapping[str, Any], problems: list[tuple[str, str]]) -> int | Non
 def encode(
     lay: Layout, doc: Mapping[str, Any], now: dt.datetime
 ) -> tuple[dict[str, Any], list[tuple[str, str]]]:
-    """The table row for ``doc`` (without ``id`` and the ``*_uuid`` columns),
-    and the problems found as (field, reason) pairs."""
+    """The table row for ``doc`` (without ``id`` and the ``*_uuid`` columns;
+    ``extensions`` as JSON text), and the problems found as (field, reason) pairs."""
     type_name = lay.entity.name
     problems: list[tuple[str, str]] = []
     row: dict[str, Any] = {}
@@ -388,10 +397,19 @@ def encode(
 
     for column, derive in _DERIVED.get(type_name, {}).items():
         row[column] = derive(doc)
-    _provenance(doc, lay, now, row, meta, problems)
-    if meta:
-        unknown[STORE_KEY] = meta
-    row["extensions"] = unknown or None
+    meta_text = _provenance(doc, lay, now, row, meta, problems)
+    if meta_text is not None and not unknown and len(meta) == 1:
+        row["extensions"] = meta_text
+    elif meta or unknown:
+        if meta:
+            unknown[STORE_KEY] = meta
+        try:
+            row["extensions"] = json_text(unknown)
+        except Invalid as exc:
+            problems.append(("extensions", str(exc)))
+            row["extensions"] = None
+    else:
+        row["extensions"] = None
     return row, problems
 
 

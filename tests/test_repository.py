@@ -410,6 +410,21 @@ def test_a_real_nul_is_refused_on_every_backend(engine) -> None:
         save(engine, "s", {"patient": [patient("MRN-1", given="A\x00")]})
 
 
+def test_an_unknown_field_that_is_not_json_is_refused_by_name(engine) -> None:
+    doc = patient("MRN-1", x_when=dt.datetime(2025, 1, 1))
+    with pytest.raises(ValidationError, match=r"patient\[0\].*extensions.*not representable as JSON"):
+        save(engine, "s", {"patient": [doc]})
+    assert rows(engine, "patients") == 0
+
+
+def test_provenance_extra_keys_and_nulls_come_back(engine) -> None:
+    plain = patient("MRN-1")
+    extra = patient("MRN-2", _provenance={"source_type": "generated", "note": {"run": [1, 2]}})
+    nulled = patient("MRN-3", _provenance={"source_type": "generated", "skill_used": None})
+    save(engine, "s", {"patient": [plain, extra, nulled]})
+    assert load(engine, "s").entities["patient"] == [plain, extra, nulled]
+
+
 def test_a_new_scenario_can_keep_the_id_and_creation_time_it_had(engine) -> None:
     sid = uuid.uuid4()
     created = dt.datetime(2025, 5, 6, 7, 8, 9, tzinfo=dt.timezone.utc)
