@@ -20,6 +20,7 @@ import re
 import uuid
 from collections.abc import Callable, Mapping
 from decimal import Decimal, InvalidOperation
+from functools import cache
 from typing import Any
 
 from healthsim_state import rules
@@ -142,13 +143,20 @@ def to_decimal(value: Any) -> Decimal:
 def _decimal(field: Field, value: Any, type_name: str) -> tuple[Any, str | None]:
     number = to_decimal(value)
     assert field.precision is not None and field.scale is not None
+    quantum, limit = _decimal_bounds(field.precision, field.scale)
     exponent = number.as_tuple().exponent
     assert isinstance(exponent, int)
-    if -exponent > field.scale and number != number.quantize(Decimal(1).scaleb(-field.scale)):
+    if -exponent > field.scale and number != number.quantize(quantum):
         raise Invalid(f"{value} has more than {field.scale} decimal places")
-    if abs(number) >= Decimal(10) ** (field.precision - field.scale):
+    if abs(number) >= limit:
         raise Invalid(f"{value} is too large (at most {field.precision - field.scale} integer digits)")
     return number, None
+
+
+@cache
+def _decimal_bounds(precision: int, scale: int) -> tuple[Decimal, Decimal]:
+    """(smallest step, first value too large) of a DECIMAL(precision, scale) column."""
+    return Decimal(1).scaleb(-scale), Decimal(10) ** (precision - scale)
 
 
 def _bool(field: Field, value: Any, type_name: str) -> tuple[Any, str | None]:
