@@ -1,13 +1,13 @@
 """Set-based writes and reads: where rows reach the database, per backend.
 
-Writes take one batch of complete rows for one table and do, inside the
-session's transaction, one upsert (latest wins on ``id``) and one insert of
-the scenario links:
+Writes happen inside the session's transaction: one upsert per batch of
+complete rows of one table (latest wins on ``id``), and one insert of the
+scenario links collected across types and batches (:class:`Links`):
 
-- DuckDB: the batch becomes a pyarrow Table registered on the session's own
-  connection; ``INSERT ... SELECT ... ON CONFLICT DO UPDATE`` reads it.
+- DuckDB: the batch becomes a pyarrow Table, named on the session's own
+  connection for one ``INSERT ... SELECT ... ON CONFLICT`` statement.
 - PostgreSQL: the batch is COPY'd into a temporary staging table, then one
-  ``INSERT ... SELECT ... ON CONFLICT DO UPDATE``.
+  ``INSERT ... SELECT ... ON CONFLICT``.
 
 Never a statement per row. Reads are one query per entity type, through
 Arrow on DuckDB.
@@ -25,11 +25,9 @@ import pyarrow as pa
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
-from healthsim_models.registry import ENTITY_TYPES
 from healthsim_models.state import ScenarioEntity
 
 _LINKS = ScenarioEntity.__table__
-_TYPE_NAMES = frozenset(et.name for et in ENTITY_TYPES)
 
 
 def _arrow_type(column: sa.Column) -> pa.DataType:
@@ -68,85 +66,120 @@ def _is_duckdb(session: Session) -> bool:
     return session.get_bind().dialect.name == "duckdb"
 
 
-def upsert(
-    session: Session,
-    table: sa.Table,
-    rows: Sequence[dict[str, Any]],
-    scenario_id: uuid.UUID,
-    entity_type: str,
-    positions: Sequence[int],
-) -> None:
-    """Upsert ``rows`` (every column, ``id`` unique within the batch) and link
-    them to the scenario at ``positions``. UUID columns hold text (32 hex
-    digits or the dashed form), JSON columns hold JSON text."""
+def upsert(session: Session, table: sa.Table, rows: Sequence[dict[str, Any]]) -> None:
+    """Upsert ``rows`` (every column, ``id`` unique within the batch). UUID
+    columns hold text (32 hex digits or the dashed form), JSON columns hold
+    JSON text."""
     if not rows:
         return
     if _is_duckdb(session):
-        _upsert_duckdb(session, table, rows, scenario_id, entity_type, positions)
+        _upsert_duckdb(session, table, rows)
     else:
-        _upsert_postgresql(session, table, rows, scenario_id, entity_type, positions)
+        _upsert_postgresql(session, table, rows)
+
+
+def link(session: Session, scenario_id: uuid.UUID, links: Links) -> None:
+    """Link entities to the scenario: one statement for every type in ``links``.
+    A link the scenario already has keeps its position."""
+    if not links.entity_ids:
+        return
+    if _is_duckdb(session):
+        _link_duckdb(session, scenario_id, links)
+    else:
+        _link_postgresql(session, scenario_id, links)
+
+
+class Links:
+    """Scenario links waiting to be written, collected across types and
+    batches so that a save inserts them in few statements."""
+
+    def __init__(self) -> None:
+        self.entity_types: list[str] = []
+        self.entity_ids: list[str] = []  # UUIDs as text
+        self.positions: list[int] = []
+
+    def add(self, entity_type: str, entity_ids: Sequence[str], positions: Sequence[int]) -> None:
+        self.entity_types.extend([entity_type] * len(entity_ids))
+        self.entity_ids.extend(entity_ids)
+        self.positions.extend(positions)
+
+    def __len__(self) -> int:
+        return len(self.entity_ids)
 
 
 def _update_clause(table: sa.Table) -> str:
     return ", ".join(f"{c.name} = excluded.{c.name}" for c in table.columns if c.name != "id")
 
 
-def _upsert_duckdb(session, table, rows, scenario_id, entity_type, positions) -> None:  # type: ignore[no-untyped-def]
+# A batch is named only for its statement (relation.query), never registered:
+# a view registered and unregistered inside a transaction keeps its Arrow table
+# alive until commit, which held a whole two-million-entity save in memory.
+# Such statements take no parameters, so a scenario id is given as a literal
+# (the text of a uuid.UUID, nothing a caller wrote).
+
+
+def _upsert_duckdb(session: Session, table: sa.Table, rows: Sequence[dict[str, Any]]) -> None:
     raw = session.connection().connection.driver_connection
     # UUID columns arrive as 32-hex text from the repository; DuckDB casts it.
-    batch = pa.Table.from_pylist(rows, schema=_arrow_schema(table)).append_column(
-        "_position", pa.array(positions, type=pa.int64())
-    )
+    batch = pa.Table.from_pylist(rows, schema=_arrow_schema(table))
     view = f"_hs_batch_{table.name}"
     names = ", ".join(c.name for c in table.columns)
     selects = ", ".join(_select_expression(c) for c in table.columns)
-    # The batch is named only for these statements (relation.query), not
-    # registered: a view registered and unregistered inside a transaction
-    # keeps its Arrow table alive until commit, which held a whole
-    # two-million-entity save in memory. Such statements take no parameters,
-    # so the scenario id (a UUID) and the type (a registry name) are literals.
-    relation = raw.from_arrow(batch)
-    relation.query(
+    raw.from_arrow(batch).query(
         view,
         f"INSERT INTO {table.name} ({names}) SELECT {selects} FROM {view} "
         f"ON CONFLICT (id) DO UPDATE SET {_update_clause(table)}",
     )
-    relation.query(
+
+
+def _link_duckdb(session: Session, scenario_id: uuid.UUID, links: Links) -> None:
+    raw = session.connection().connection.driver_connection
+    batch = pa.table({
+        "entity_type": pa.array(links.entity_types, type=pa.string()),
+        "entity_id": pa.array(links.entity_ids, type=pa.string()),
+        "position": pa.array(links.positions, type=pa.int64()),
+    })
+    view = "_hs_links"
+    raw.from_arrow(batch).query(
         view,
         f"INSERT INTO {_LINKS.name} (scenario_id, entity_type, entity_id, position) "
-        f"SELECT CAST('{uuid.UUID(str(scenario_id))}' AS UUID), '{_registry_name(entity_type)}', "
-        f"CAST(id AS UUID), _position FROM {view} ON CONFLICT DO NOTHING",
+        f"SELECT CAST('{uuid.UUID(str(scenario_id))}' AS UUID), entity_type, CAST(entity_id AS UUID), position "
+        f"FROM {view} ON CONFLICT DO NOTHING",
     )
 
 
-def _registry_name(entity_type: str) -> str:
-    """``entity_type``, checked to be a registry type name (safe as an SQL literal)."""
-    if entity_type not in _TYPE_NAMES:
-        raise ValueError(f"not an entity type name: {entity_type!r}")
-    return entity_type
-
-
-def _upsert_postgresql(session, table, rows, scenario_id, entity_type, positions) -> None:  # type: ignore[no-untyped-def]
+def _upsert_postgresql(session: Session, table: sa.Table, rows: Sequence[dict[str, Any]]) -> None:
     raw = session.connection().connection.driver_connection
     stage = f"_hs_stage_{table.name}"
     names = [c.name for c in table.columns]
     column_list = ", ".join(names)
     with raw.cursor() as cursor:
-        cursor.execute(
-            f"CREATE TEMP TABLE IF NOT EXISTS {stage} "
-            f"(LIKE {table.name}, _position bigint) ON COMMIT DROP"
-        )
-        with cursor.copy(f"COPY {stage} ({column_list}, _position) FROM STDIN") as copy:
-            for row, position in zip(rows, positions, strict=True):
-                copy.write_row([*(row[n] for n in names), position])
+        cursor.execute(f"CREATE TEMP TABLE IF NOT EXISTS {stage} (LIKE {table.name}) ON COMMIT DROP")
+        with cursor.copy(f"COPY {stage} ({column_list}) FROM STDIN") as copy:
+            for row in rows:
+                copy.write_row([row[n] for n in names])
         cursor.execute(
             f"INSERT INTO {table.name} ({column_list}) SELECT {column_list} FROM {stage} "
             f"ON CONFLICT (id) DO UPDATE SET {_update_clause(table)}"
         )
+        cursor.execute(f"TRUNCATE {stage}")
+
+
+def _link_postgresql(session: Session, scenario_id: uuid.UUID, links: Links) -> None:
+    raw = session.connection().connection.driver_connection
+    stage = "_hs_stage_links"
+    with raw.cursor() as cursor:
+        cursor.execute(
+            f"CREATE TEMP TABLE IF NOT EXISTS {stage} "
+            "(entity_type text, entity_id uuid, position bigint) ON COMMIT DROP"
+        )
+        with cursor.copy(f"COPY {stage} (entity_type, entity_id, position) FROM STDIN") as copy:
+            for row in zip(links.entity_types, links.entity_ids, links.positions, strict=True):
+                copy.write_row(row)
         cursor.execute(
             f"INSERT INTO {_LINKS.name} (scenario_id, entity_type, entity_id, position) "
-            f"SELECT %s, %s, id, _position FROM {stage} ON CONFLICT DO NOTHING",
-            (scenario_id, entity_type),
+            f"SELECT %s, entity_type, entity_id, position FROM {stage} ON CONFLICT DO NOTHING",
+            (scenario_id,),
         )
         cursor.execute(f"TRUNCATE {stage}")
 

@@ -50,6 +50,8 @@ from healthsim_state.validation import check_row
 DEFAULT_BATCH_SIZE = 20_000
 #: Problems collected before a save stops looking for more.
 MAX_PROBLEMS = 100
+#: Scenario links collected (across types) before they are written.
+LINK_BATCH_SIZE = 100_000
 
 _LINKS = ScenarioEntity.__table__
 _TAGS = ScenarioTag.__table__
@@ -102,6 +104,7 @@ class _SaveRun:
         self.truncated = False
         self.warnings: list[str] = []
         self.saved: dict[str, int] = {}
+        self.links = bulk.Links()
 
     def problem(self, type_name: str, position: int | None, ident: Any, fld: str, reason: str) -> None:
         if len(self.problems) >= MAX_PROBLEMS:
@@ -575,6 +578,11 @@ class ScenarioRepository:
                     break
         if run.problems:
             raise ValidationError(run.problems, truncated=run.truncated)
+        self._write_links(run)
+
+    def _write_links(self, run: _SaveRun) -> None:
+        bulk.link(self.session, run.scenario_id, run.links)
+        run.links = bulk.Links()
 
     def _write_batch(
         self, run: _SaveRun, lay: Layout, batch: list[Any], positions: Iterator[int], lifted: list[Any]
@@ -638,10 +646,10 @@ class ScenarioRepository:
         if run.problems:
             return  # keep validating later batches, write nothing
         rows = [row for _, row in by_id.values()]
-        bulk.upsert(
-            self.session, et.model.__table__, rows, run.scenario_id, type_name,
-            [position for position, _ in by_id.values()],
-        )
+        bulk.upsert(self.session, et.model.__table__, rows)
+        run.links.add(type_name, list(by_id), [position for position, _ in by_id.values()])
+        if len(run.links) >= LINK_BATCH_SIZE:
+            self._write_links(run)
         run.saved[type_name] = run.saved.get(type_name, 0) + len(rows)
 
     @staticmethod

@@ -320,6 +320,32 @@ def test_generators_are_consumed_in_bounded_batches(engine, monkeypatch: pytest.
     assert [p["mrn"] for p in load(engine, "s").entities["patient"]] == [f"MRN-{i:03d}" for i in range(35)]
 
 
+def test_links_are_written_in_bounded_batches_across_types(engine, monkeypatch: pytest.MonkeyPatch) -> None:
+    from healthsim_state import repository
+
+    calls: list[int] = []
+    real_link = bulk.link
+
+    def counting_link(session, scenario_id, links):  # type: ignore[no-untyped-def]
+        calls.append(len(links))
+        return real_link(session, scenario_id, links)
+
+    monkeypatch.setattr(bulk, "link", counting_link)
+    monkeypatch.setattr(repository, "LINK_BATCH_SIZE", 15)
+    patients = [patient(f"MRN-{i:03d}") for i in range(25)]
+    patients.append(patient("MRN-003", given="Again", id="PAT-MRN-003"))  # same identity, a later batch
+    encounters = [encounter(f"E-{i}", f"MRN-{i:03d}") for i in range(12)]
+    with session_scope(engine) as session:
+        summary = ScenarioRepository(session, batch_size=10).save("s", {"patient": patients, "encounter": encounters})
+    # Batches of 10: patients 10+10 (flush), 6 + encounters 10 (flush), the last 2 at the end.
+    assert calls == [20, 16, 2]
+    assert summary.counts == {"patient": 25, "encounter": 12}
+    loaded = load(engine, "s").entities
+    assert [p["mrn"] for p in loaded["patient"]] == [f"MRN-{i:03d}" for i in range(25)]
+    assert loaded["patient"][3]["name"]["given_name"] == "Again"
+    assert [e["encounter_id"] for e in loaded["encounter"]] == [f"E-{i}" for i in range(12)]
+
+
 def test_a_pyarrow_table_with_flat_columns(engine) -> None:
     table = pa.table({
         "id": ["P-1", "P-2"],
