@@ -197,17 +197,32 @@ def _scenario_query(table: sa.Table) -> str:
 def scenario_rows(session: Session, table: sa.Table, scenario_id: uuid.UUID, entity_type: str) -> list[dict[str, Any]]:
     """Every row of ``table`` linked to the scenario, in saved order.
 
-    On DuckDB through Arrow: UUID and JSON columns come back as text.
+    On DuckDB through Arrow: UUID and JSON columns come back as text, date-times
+    as naive datetimes in UTC.
     """
     query = _scenario_query(table)
     if _is_duckdb(session):
         raw = session.connection().connection.driver_connection
         sql = query.format(sid="CAST(? AS UUID)", etype="?")
-        return raw.sql(sql, params=[str(scenario_id), entity_type]).to_arrow_table().to_pylist()
+        return _python_rows(raw.sql(sql, params=[str(scenario_id), entity_type]).to_arrow_table())
     result = session.connection().exec_driver_sql(
         query.format(sid="%(sid)s", etype="%(etype)s"), {"sid": scenario_id, "etype": entity_type}
     )
     return [dict(row) for row in result.mappings()]
+
+
+def _python_rows(data: pa.Table | pa.RecordBatch) -> list[dict[str, Any]]:
+    """``data`` as dicts, with time-zone-aware timestamps made naive UTC first:
+    pyarrow builds a naive datetime several times faster than one with a
+    zone, and every reader of these rows treats a naive one as UTC."""
+    schema = data.schema
+    if any(pa.types.is_timestamp(f.type) and f.type.tz is not None for f in schema):
+        columns = [
+            column.cast(pa.timestamp(f.type.unit)) if pa.types.is_timestamp(f.type) else column
+            for f, column in zip(schema, data.columns, strict=True)
+        ]
+        data = type(data).from_arrays(columns, names=schema.names)
+    return data.to_pylist()
 
 
 def iter_scenario_rows(
@@ -222,7 +237,7 @@ def iter_scenario_rows(
             query.format(sid="CAST(? AS UUID)", etype="?"), params=[str(scenario_id), entity_type]
         ).to_arrow_reader(batch_size)
         for batch in reader:
-            yield batch.to_pylist()
+            yield _python_rows(batch)
         return
     result = session.connection().execution_options(yield_per=batch_size).exec_driver_sql(
         query.format(sid="%(sid)s", etype="%(etype)s"), {"sid": scenario_id, "etype": entity_type}
