@@ -219,7 +219,11 @@ def _provenance(
     # each distinct one once. Blocks with unhashable values (generation_params)
     # are parsed every time.
     try:
-        key: tuple[Any, ...] | None = (lay.entity.name, *prov.items())
+        # The value types belong in the key: True == 1 == 1.0 as dict keys,
+        # but only 1 is a valid seed.
+        key: tuple[Any, ...] | None = (
+            lay.entity.name, *prov.items(), *[v.__class__ for v in prov.values()]
+        )
         parsed = _PROV_CACHE.get(key)  # type: ignore[arg-type]
     except TypeError:
         key, parsed = None, None

@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 
 from healthsim_models import ENTITY_TYPES
-from healthsim_state import rules
+from healthsim_state import rules, serialization
 from healthsim_state.fields import layout
 from healthsim_state.serialization import encode
 from healthsim_state.validation import check_row
@@ -69,7 +69,10 @@ def _cases() -> list[Any]:
             case(type_name, {name: "not-a-code"}, name, "is not one of")
     for type_name, fields in rules.RANGES.items():
         for name, (low, high) in fields.items():
-            case(type_name, {name: low - 1 if low is not None else high + 1}, name, "is outside")
+            if low is not None:
+                case(type_name, {name: low - 1}, name, "is outside")
+            if high is not None:
+                case(type_name, {name: high + 1}, name, "is outside")
     for type_name, pairs in rules.ORDERINGS.items():
         for start, end in pairs:
             kind = _kind(type_name, start)
@@ -122,9 +125,58 @@ def test_a_bad_value_is_refused_with_field_and_reason(
     assert any(f == field and reason in r for f, r in problems), problems
 
 
-def test_every_entity_type_has_cases() -> None:
-    covered = {p.values[0] for p in _cases()}
-    assert covered == {et.name for et in ENTITY_TYPES}
+def test_every_rule_table_entry_has_a_case() -> None:
+    cases = [(p.values[0], p.values[2], p.values[3]) for p in _cases()]
+
+    def count(type_name: str, field: str, reason: str) -> int:
+        return sum(1 for t, f, r in cases if (t, f) == (type_name, field) and reason in r)
+
+    for table, reason in ((rules.PATTERNS, "does not match"), (rules.ENUMS, "is not one of"),
+                          (rules.ARRAYS, "item 0 should be")):
+        for type_name, fields in table.items():
+            for name in fields:
+                assert count(type_name, name, reason), (type_name, name)
+    for type_name, pairs in rules.ORDERINGS.items():
+        for _, end in pairs:
+            assert count(type_name, end, "is before"), (type_name, end)
+    for type_name, fields in rules.RANGES.items():
+        for name, (low, high) in fields.items():  # each bound on its own
+            assert count(type_name, name, "is outside") == (low is not None) + (high is not None)
+
+
+PROVENANCE_CASES = [
+    ({"source_type": "made-up"}, "_provenance.source_type", "is not one of"),
+    ({"source_system": "patientsim"}, "_provenance.source_type", "required in _provenance"),
+    ({"source_type": "generated", "source_system": "othersim"}, "_provenance.source_system", "is not one of"),
+    ({"source_type": "generated", "skill_used": 5}, "_provenance.skill_used", "expected a string"),
+    ({"source_type": "generated", "generation_seed": 2**63}, "_provenance.generation_seed", "64-bit seed"),
+    ({"source_type": "generated", "generation_seed": "7"}, "_provenance.generation_seed", "expected an integer"),
+    ({"source_type": "generated", "generation_seed": True}, "_provenance.generation_seed", "expected an integer"),
+    ({"source_type": "generated", "created_at": "noon"}, "_provenance.created_at", "expected a date-time"),
+    ("generated", "_provenance", "expected an object"),
+]
+
+
+@pytest.mark.parametrize(("provenance", "field", "reason"), PROVENANCE_CASES)
+def test_a_bad_provenance_is_refused_with_field_and_reason(provenance: Any, field: str, reason: str) -> None:
+    problems = _problems("patient", _with(EXAMPLE["patient"][0], "_provenance", provenance))
+    assert any(f == field and reason in r for f, r in problems), problems
+
+
+@pytest.mark.parametrize(("first", "then"), [(True, 1), (1, True), (1.0, 1), (1, 1.0)])
+def test_equal_but_differently_typed_seeds_are_judged_each_on_its_own(
+    first: Any, then: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Provenance blocks are parsed once per distinct block; True == 1 == 1.0
+    # must not make one block's verdict the other's.
+    monkeypatch.setattr(serialization, "_PROV_CACHE", {})
+    def seed_problems(seed: Any) -> list[tuple[str, str]]:
+        prov = {"source_type": "generated", "generation_seed": seed}
+        return [p for p in _problems("patient", _with(EXAMPLE["patient"][0], "_provenance", prov))
+                if p[0] == "_provenance.generation_seed"]
+
+    seed_problems(first)
+    assert (seed_problems(then) == []) is (then.__class__ is int)
 
 
 def test_prescription_refill_rules() -> None:
@@ -148,6 +200,8 @@ def test_serious_adverse_event_criteria_are_checked() -> None:
 
 
 def test_a_bare_date_is_a_date_time_only_where_the_reference_allows_it() -> None:
-    assert _problems("medication", _with(EXAMPLE["medication"][0], "start_date", "2024-03-01")) == []
+    for type_name, fields in rules.BARE_DATE_OK.items():
+        for name in fields:
+            assert _problems(type_name, _with(EXAMPLE[type_name][0], name, "2099-03-01")) == [], name
     problems = _problems("encounter", _with(EXAMPLE["encounter"][0], "admission_time", "2024-03-01"))
     assert any(f == "admission_time" and "expected a date-time" in r for f, r in problems)
