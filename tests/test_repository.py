@@ -346,6 +346,28 @@ def test_links_are_written_in_bounded_batches_across_types(engine, monkeypatch: 
     assert [e["encounter_id"] for e in loaded["encounter"]] == [f"E-{i}" for i in range(12)]
 
 
+def test_a_repeated_identity_in_one_link_statement_keeps_its_first_position(engine) -> None:
+    docs = [patient("MRN-A"), patient("MRN-B"), patient("MRN-C"), patient("MRN-A", given="Later")]
+    with session_scope(engine) as session:
+        summary = ScenarioRepository(session, batch_size=2).save("s", {"patient": docs})
+    assert summary.counts == {"patient": 3}
+    loaded = load(engine, "s").entities["patient"]
+    assert [(p["mrn"], p["name"]["given_name"]) for p in loaded] == [("MRN-A", "Later"), ("MRN-B", "Ada"), ("MRN-C", "Ada")]
+
+
+def test_a_save_that_fails_after_writing_links_leaves_nothing(engine, monkeypatch: pytest.MonkeyPatch) -> None:
+    from healthsim_state import repository
+
+    monkeypatch.setattr(repository, "LINK_BATCH_SIZE", 5)
+    patients = [patient(f"MRN-{i:03d}") for i in range(20)] + [patient("MRN-BAD", gender="X")]
+    with pytest.raises(ValidationError, match="gender"):
+        with session_scope(engine) as session:
+            ScenarioRepository(session, batch_size=10).save("s", {"patient": patients})
+    assert rows(engine, "scenario_entities") == 0
+    assert rows(engine, "patients") == 0
+    assert rows(engine, "scenarios") == 0
+
+
 def test_a_pyarrow_table_with_flat_columns(engine) -> None:
     table = pa.table({
         "id": ["P-1", "P-2"],
