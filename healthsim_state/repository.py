@@ -604,7 +604,7 @@ class ScenarioRepository:
             for fld, reason in problems:
                 run.problem(type_name, position, doc.get("id"), fld, reason)
             row["id"] = entity_uuid(prefix, lay, doc, row)
-            # Same identity twice: the last occurrence wins, at its position.
+            # Same identity twice in a batch: the last occurrence wins, at its position.
             by_id.pop(row["id"], None)
             by_id[row["id"]] = (position, row)
 

@@ -346,13 +346,17 @@ def test_links_are_written_in_bounded_batches_across_types(engine, monkeypatch: 
     assert [e["encounter_id"] for e in loaded["encounter"]] == [f"E-{i}" for i in range(12)]
 
 
-def test_a_repeated_identity_in_one_link_statement_keeps_its_first_position(engine) -> None:
+def test_a_repeated_identity_keeps_its_first_place_across_batches(engine) -> None:
     docs = [patient("MRN-A"), patient("MRN-B"), patient("MRN-C"), patient("MRN-A", given="Later")]
     with session_scope(engine) as session:
         summary = ScenarioRepository(session, batch_size=2).save("s", {"patient": docs})
     assert summary.counts == {"patient": 3}
     loaded = load(engine, "s").entities["patient"]
     assert [(p["mrn"], p["name"]["given_name"]) for p in loaded] == [("MRN-A", "Later"), ("MRN-B", "Ada"), ("MRN-C", "Ada")]
+    with session_scope(engine) as session:  # sent again later: updated in place
+        ScenarioRepository(session).add_entities("s", {"patient": [patient("MRN-B", given="Again")]})
+    loaded = load(engine, "s").entities["patient"]
+    assert [(p["mrn"], p["name"]["given_name"]) for p in loaded] == [("MRN-A", "Later"), ("MRN-B", "Again"), ("MRN-C", "Ada")]
 
 
 def test_a_save_that_fails_after_writing_links_leaves_nothing(engine, monkeypatch: pytest.MonkeyPatch) -> None:
