@@ -66,6 +66,11 @@ def _is_duckdb(session: Session) -> bool:
     return session.get_bind().dialect.name == "duckdb"
 
 
+def _driver(session: Session) -> Any:
+    """The DBAPI connection under the session's transaction (DuckDB or psycopg)."""
+    return session.connection().connection.driver_connection
+
+
 def upsert(session: Session, table: sa.Table, rows: Sequence[dict[str, Any]]) -> None:
     """Upsert ``rows`` (every column, ``id`` unique within the batch). UUID
     columns hold text (32 hex digits or the dashed form), JSON columns hold
@@ -81,7 +86,7 @@ def upsert(session: Session, table: sa.Table, rows: Sequence[dict[str, Any]]) ->
 def link(session: Session, scenario_id: uuid.UUID, links: Links) -> None:
     """Link entities to the scenario: one statement for every type in ``links``.
     A link the scenario already has keeps its position."""
-    if not links.entity_ids:
+    if not links:
         return
     if _is_duckdb(session):
         _link_duckdb(session, scenario_id, links)
@@ -119,7 +124,7 @@ def _update_clause(table: sa.Table) -> str:
 
 
 def _upsert_duckdb(session: Session, table: sa.Table, rows: Sequence[dict[str, Any]]) -> None:
-    raw = session.connection().connection.driver_connection
+    raw = _driver(session)
     # UUID columns arrive as 32-hex text from the repository; DuckDB casts it.
     batch = pa.Table.from_pylist(rows, schema=_arrow_schema(table))
     view = f"_hs_batch_{table.name}"
@@ -133,7 +138,7 @@ def _upsert_duckdb(session: Session, table: sa.Table, rows: Sequence[dict[str, A
 
 
 def _link_duckdb(session: Session, scenario_id: uuid.UUID, links: Links) -> None:
-    raw = session.connection().connection.driver_connection
+    raw = _driver(session)
     batch = pa.table({
         "entity_type": pa.array(links.entity_types, type=pa.string()),
         "entity_id": pa.array(links.entity_ids, type=pa.string()),
@@ -149,7 +154,7 @@ def _link_duckdb(session: Session, scenario_id: uuid.UUID, links: Links) -> None
 
 
 def _upsert_postgresql(session: Session, table: sa.Table, rows: Sequence[dict[str, Any]]) -> None:
-    raw = session.connection().connection.driver_connection
+    raw = _driver(session)
     stage = f"_hs_stage_{table.name}"
     names = [c.name for c in table.columns]
     column_list = ", ".join(names)
@@ -166,7 +171,7 @@ def _upsert_postgresql(session: Session, table: sa.Table, rows: Sequence[dict[st
 
 
 def _link_postgresql(session: Session, scenario_id: uuid.UUID, links: Links) -> None:
-    raw = session.connection().connection.driver_connection
+    raw = _driver(session)
     stage = "_hs_stage_links"
     with raw.cursor() as cursor:
         cursor.execute(
@@ -194,20 +199,32 @@ def _scenario_query(table: sa.Table) -> str:
     )
 
 
+def _duckdb_scenario_relation(session: Session, table: sa.Table, scenario_id: uuid.UUID, entity_type: str) -> Any:
+    """The scenario query as a DuckDB relation, to fetch as Arrow whole or in batches."""
+    sql = _scenario_query(table).format(sid="CAST(? AS UUID)", etype="?")
+    return _driver(session).sql(sql, params=[str(scenario_id), entity_type])
+
+
+def _postgresql_scenario_result(
+    session: Session, table: sa.Table, scenario_id: uuid.UUID, entity_type: str, **options: Any
+) -> Any:
+    """The scenario query's result through SQLAlchemy (``options``: execution options)."""
+    sql = _scenario_query(table).format(sid="%(sid)s", etype="%(etype)s")
+    connection = session.connection()
+    if options:
+        connection = connection.execution_options(**options)
+    return connection.exec_driver_sql(sql, {"sid": scenario_id, "etype": entity_type})
+
+
 def scenario_rows(session: Session, table: sa.Table, scenario_id: uuid.UUID, entity_type: str) -> list[dict[str, Any]]:
     """Every row of ``table`` linked to the scenario, in saved order.
 
     On DuckDB through Arrow: UUID and JSON columns come back as text, date-times
     as naive datetimes in UTC.
     """
-    query = _scenario_query(table)
     if _is_duckdb(session):
-        raw = session.connection().connection.driver_connection
-        sql = query.format(sid="CAST(? AS UUID)", etype="?")
-        return _python_rows(raw.sql(sql, params=[str(scenario_id), entity_type]).to_arrow_table())
-    result = session.connection().exec_driver_sql(
-        query.format(sid="%(sid)s", etype="%(etype)s"), {"sid": scenario_id, "etype": entity_type}
-    )
+        return _python_rows(_duckdb_scenario_relation(session, table, scenario_id, entity_type).to_arrow_table())
+    result = _postgresql_scenario_result(session, table, scenario_id, entity_type)
     return [dict(row) for row in result.mappings()]
 
 
@@ -230,18 +247,12 @@ def iter_scenario_rows(
 ) -> Iterator[list[dict[str, Any]]]:
     """Like :func:`scenario_rows`, in lists of at most ``batch_size`` rows,
     streamed from the database so the whole type is never in memory."""
-    query = _scenario_query(table)
     if _is_duckdb(session):
-        raw = session.connection().connection.driver_connection
-        reader = raw.sql(
-            query.format(sid="CAST(? AS UUID)", etype="?"), params=[str(scenario_id), entity_type]
-        ).to_arrow_reader(batch_size)
-        for batch in reader:
+        relation = _duckdb_scenario_relation(session, table, scenario_id, entity_type)
+        for batch in relation.to_arrow_reader(batch_size):
             yield _python_rows(batch)
         return
-    result = session.connection().execution_options(yield_per=batch_size).exec_driver_sql(
-        query.format(sid="%(sid)s", etype="%(etype)s"), {"sid": scenario_id, "etype": entity_type}
-    )
+    result = _postgresql_scenario_result(session, table, scenario_id, entity_type, yield_per=batch_size)
     for partition in result.mappings().partitions():
         yield [dict(row) for row in partition]
 
@@ -249,13 +260,7 @@ def iter_scenario_rows(
 def scenario_arrow(session: Session, table: sa.Table, scenario_id: uuid.UUID, entity_type: str) -> pa.Table:
     """The scenario's rows of ``table`` as a pyarrow Table with the table's columns."""
     if _is_duckdb(session):
-        raw = session.connection().connection.driver_connection
-        columns = ", ".join(f"t.{c.name}" for c in table.columns)
-        return raw.sql(
-            f"SELECT {columns} FROM {_LINKS.name} se JOIN {table.name} t ON t.id = se.entity_id "
-            "WHERE se.scenario_id = CAST(? AS UUID) AND se.entity_type = ? ORDER BY se.position",
-            params=[str(scenario_id), entity_type],
-        ).to_arrow_table()
+        return _duckdb_scenario_relation(session, table, scenario_id, entity_type).to_arrow_table()
     rows = scenario_rows(session, table, scenario_id, entity_type)
     return pa.table(
         {

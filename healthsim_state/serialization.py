@@ -250,8 +250,8 @@ _PROV_CACHE_SIZE = 1024
 
 def _parse_provenance(prov: Mapping[str, Any], lay: Layout) -> tuple[Any, ...]:
     """(column values, meta["provenance"], nulls, verbatim, problems, meta
-    text) of one ``_provenance`` object (meta text: see :func:`_provenance`); shared by every entity that carries an equal one,
-    so nothing returned may be mutated."""
+    text; see :func:`_provenance`) of one ``_provenance`` object; shared by
+    every entity that carries an equal one, so nothing returned may be mutated."""
     values: dict[str, Any] = {
         "source_type": "loaded", "source_system": "import", "skill_used": None,
         "generation_seed": None, "created_at": None,
