@@ -41,6 +41,28 @@ def Money() -> sa.Numeric:  # noqa: N802 - reads like a type in column declarati
 # validation and behave the same on both backends.
 
 
+# Secondary indexes of the tables a save writes in bulk (the canonical tables
+# and the scenario links) exist on PostgreSQL only. DuckDB filters with the
+# min-max zone maps it keeps for every column and uses an ART index only for
+# point lookups, while it maintains every ART index on each write, holds it in
+# memory, and refuses DROP COLUMN, ALTER TYPE and RENAME COLUMN on an indexed
+# table. On the embedded store they made a save's commit three times slower
+# and the file twice as large, and no query of the store used them
+# (docs/performance.md). Primary keys and unique constraints stay everywhere.
+SECONDARY_INDEX_DIALECTS = ("postgresql",)
+
+
+def server_only(index: sa.Index) -> sa.Index:
+    """Create ``index`` on :data:`SECONDARY_INDEX_DIALECTS` only."""
+    index.info["dialects"] = SECONDARY_INDEX_DIALECTS
+    return index.ddl_if(dialect=SECONDARY_INDEX_DIALECTS)
+
+
+def index_created_on(index: sa.Index, dialect_name: str) -> bool:
+    """Whether the schema has ``index`` on a database of ``dialect_name``."""
+    return dialect_name in index.info.get("dialects", (dialect_name,))
+
+
 class Base(DeclarativeBase):
     """Declarative base of every HealthSim table."""
 
@@ -82,8 +104,14 @@ class CanonicalMixin(ProvenanceMixin):
     ``id`` is the store's UUID for the entity (canonical-models §2);
     ``external_id`` is the ``id`` string the caller sent, verbatim, or NULL;
     ``extensions`` keeps every field the typed columns do not hold, so nothing
-    a caller sends is dropped.
+    a caller sends is dropped. The table's secondary indexes (``index=True``
+    on its columns) are :func:`server_only`.
     """
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)  # declares the table
+        for index in cls.__table__.indexes:  # type: ignore[attr-defined]
+            server_only(index)
 
     id: Mapped[uuid.UUID] = mapped_column(sa.Uuid, primary_key=True, sort_order=-100)
     external_id: Mapped[str | None] = mapped_column(sa.String, sort_order=-99)

@@ -13,7 +13,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.orm import Mapped, mapped_column
 
-from healthsim_models.base import Base, JSONType, TimestampMixin
+from healthsim_models.base import Base, JSONType, TimestampMixin, server_only
 
 
 class Scenario(TimestampMixin, Base):
@@ -40,8 +40,8 @@ class ScenarioEntity(Base):
     __tablename__ = "scenario_entities"
     __table_args__ = (
         # The reverse lookup: which scenarios link this entity (delete, and
-        # "who else sees this update").
-        sa.Index(None, "entity_id", "entity_type"),
+        # "who else sees this update"); DuckDB answers it by a hash join.
+        server_only(sa.Index(None, "entity_id", "entity_type")),
     )
 
     scenario_id: Mapped[uuid.UUID] = mapped_column(sa.Uuid, primary_key=True)

@@ -13,6 +13,8 @@ from dataclasses import dataclass
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
+from healthsim_models.base import index_created_on
+
 
 @dataclass(frozen=True)
 class TableShape:
@@ -42,7 +44,11 @@ def model_shape(table: sa.Table, dialect: sa.Dialect) -> TableShape:
             for c in table.columns
         },
         primary_key=tuple(c.name for c in table.primary_key.columns),
-        indexes={str(i.name): tuple(c.name for c in i.columns) for i in table.indexes},
+        indexes={
+            str(i.name): tuple(c.name for c in i.columns)
+            for i in table.indexes
+            if index_created_on(i, dialect.name)
+        },
         unique=frozenset(
             tuple(c.name for c in u.columns)
             for u in table.constraints

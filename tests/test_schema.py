@@ -13,6 +13,7 @@ from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 
 from healthsim_models import ENTITY_TYPES, Base, create_store_engine
+from healthsim_models.base import index_created_on
 from tests.catalog import database_shapes, model_shape
 
 REPO = Path(__file__).resolve().parent.parent
@@ -102,23 +103,69 @@ def test_money_columns_are_exact_decimals(duckdb_url: str) -> None:
         assert shapes[table].columns[column][0] == "DECIMAL(12,2)"
 
 
-def test_lookup_indexes_exist(duckdb_url: str) -> None:
-    engine = create_store_engine(duckdb_url)
+def test_lookup_indexes_exist_on_postgresql_only(store_url: str) -> None:
+    """PostgreSQL indexes business keys, parent links and common filters; DuckDB
+    keeps only the constraint indexes on the tables a save writes in bulk."""
+    engine = create_store_engine(store_url)
     try:
         shapes = database_shapes(engine)
     finally:
         engine.dispose()
     indexed = {(t, cols) for t, s in shapes.items() for cols in s.indexes.values()}
-    for et in ENTITY_TYPES:
-        if et.business_key:
-            assert (et.table_name, et.business_key) in indexed, f"business key of {et.name}"
-        for ref in et.references:
-            assert (et.table_name, (ref.uuid_column,)) in indexed, f"{et.table_name}.{ref.uuid_column}"
-    assert ("scenario_entities", ("entity_id", "entity_type")) in indexed
+    bulk_tables = {et.table_name for et in ENTITY_TYPES} | {"scenario_entities"}
+    if store_url.startswith("duckdb"):
+        assert {t for t, _ in indexed} & bulk_tables == set()
+    else:
+        for et in ENTITY_TYPES:
+            if et.business_key:
+                assert (et.table_name, et.business_key) in indexed, f"business key of {et.name}"
+            for ref in et.references:
+                assert (et.table_name, (ref.uuid_column,)) in indexed, f"{et.table_name}.{ref.uuid_column}"
+        assert ("scenario_entities", ("entity_id", "entity_type")) in indexed
+        assert ("encounters", ("admission_time",)) in indexed
     assert ("scenario_tags", ("tag",)) in indexed
-    assert ("encounters", ("admission_time",)) in indexed
+    for et in ENTITY_TYPES:
+        assert shapes[et.table_name].primary_key == ("id",)
     assert shapes["scenario_entities"].primary_key == ("scenario_id", "entity_type", "entity_id")
     assert shapes["scenarios"].unique == frozenset({("name",)})
+
+
+def test_revision_0003_moves_duckdb_indexes_both_ways_and_keeps_the_data(store_url: str) -> None:
+    """0003 drops the bulk tables' secondary indexes on DuckDB (and recreates
+    them on downgrade), changes nothing on PostgreSQL, and keeps every row."""
+    from healthsim_models import schema_version, session_scope
+    from healthsim_state import ScenarioRepository
+    from healthsim_state.demo import scenario
+
+    engine = create_store_engine(store_url, upgrade=False)
+    try:
+        schema_version.upgrade(engine, "0002")
+        with session_scope(engine) as session:
+            saved = ScenarioRepository(session).save("kept", scenario(3)).counts
+        at_0002 = database_shapes(engine)
+        schema_version.upgrade(engine, "0003")
+        at_0003 = database_shapes(engine)
+        dropped = {
+            (name, index) for name, shape in at_0002.items() for index in shape.indexes
+            if index not in at_0003[name].indexes
+        }
+        if store_url.startswith("duckdb"):
+            assert ("lab_results", "ix_lab_results_patient_uuid") in dropped
+            assert ("scenario_entities", "ix_scenario_entities_entity_id_entity_type") in dropped
+            assert dropped == {
+                (table.name, index.name) for table in Base.metadata.tables.values() for index in table.indexes
+                if not index_created_on(index, "duckdb")
+            }
+        else:
+            assert dropped == set()
+        with session_scope(engine) as session:
+            assert ScenarioRepository(session).load("kept").entity_counts == saved
+        schema_version.downgrade(engine, "0002")
+        assert database_shapes(engine) == at_0002
+        with session_scope(engine) as session:
+            assert ScenarioRepository(session).load("kept").entity_counts == saved
+    finally:
+        engine.dispose()
 
 
 def test_column_defaults_apply(store_url: str) -> None:
