@@ -412,6 +412,8 @@ def encode(
     meta_text = _provenance(doc, lay, now, row, meta, problems)
     if meta_text is not None and not unknown and len(meta) == 1:
         row["extensions"] = meta_text
+    elif meta_text is not None and not unknown and len(meta) == 2 and "verbatim" in meta:
+        row["extensions"] = _with_verbatim(meta_text, meta["verbatim"])
     elif meta or unknown:
         if meta:
             unknown[STORE_KEY] = meta
@@ -423,6 +425,16 @@ def encode(
     else:
         row["extensions"] = None
     return row, problems
+
+
+def _with_verbatim(meta_text: str, verbatim: dict[str, str]) -> str:
+    """``meta_text`` (``{"$store": {"provenance": ...}}``) with ``verbatim`` added
+    to ``$store``, without the JSON encoder: generated date-times usually carry
+    an offset, so this runs for most entities. Nothing needs escaping: the keys
+    are field names of the layout and the values texts that the date or
+    date-time pattern matched (digits, ``-:.TZ+``)."""
+    pairs = ",".join(f'"{name}":"{text}"' for name, text in verbatim.items())
+    return f'{meta_text[:-2]},"verbatim":{{{pairs}}}}}}}'
 
 
 def _provider_name(doc: Mapping[str, Any]) -> str | None:
