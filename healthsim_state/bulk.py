@@ -25,7 +25,7 @@ import pyarrow as pa
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
-from healthsim_models.state import ScenarioEntity
+from healthsim_models.state import Scenario, ScenarioEntity
 
 _LINKS = ScenarioEntity.__table__
 
@@ -199,32 +199,45 @@ def _scenario_query(table: sa.Table) -> str:
     )
 
 
-def _duckdb_scenario_relation(session: Session, table: sa.Table, scenario_id: uuid.UUID, entity_type: str) -> Any:
+#: A scenario as the read helpers take it: its id, or its name, which is then
+#: looked up inside the same query (one statement instead of two).
+ScenarioRef = uuid.UUID | str
+
+
+def _scenario_id_sql(scenario: ScenarioRef, marker: str) -> str:
+    """SQL for the scenario's id, given ``marker`` (the driver's parameter) for
+    the id's text or the name. A name that no scenario has gives NULL: no rows."""
+    if isinstance(scenario, uuid.UUID):
+        return f"CAST({marker} AS UUID)"
+    return f"(SELECT id FROM {Scenario.__table__.name} WHERE name = {marker})"
+
+
+def _duckdb_scenario_relation(session: Session, table: sa.Table, scenario: ScenarioRef, entity_type: str) -> Any:
     """The scenario query as a DuckDB relation, to fetch as Arrow whole or in batches."""
-    sql = _scenario_query(table).format(sid="CAST(? AS UUID)", etype="?")
-    return _driver(session).sql(sql, params=[str(scenario_id), entity_type])
+    sql = _scenario_query(table).format(sid=_scenario_id_sql(scenario, "?"), etype="?")
+    return _driver(session).sql(sql, params=[str(scenario), entity_type])
 
 
 def _postgresql_scenario_result(
-    session: Session, table: sa.Table, scenario_id: uuid.UUID, entity_type: str, **options: Any
+    session: Session, table: sa.Table, scenario: ScenarioRef, entity_type: str, **options: Any
 ) -> Any:
     """The scenario query's result through SQLAlchemy (``options``: execution options)."""
-    sql = _scenario_query(table).format(sid="%(sid)s", etype="%(etype)s")
+    sql = _scenario_query(table).format(sid=_scenario_id_sql(scenario, "%(sid)s"), etype="%(etype)s")
     connection = session.connection()
     if options:
         connection = connection.execution_options(**options)
-    return connection.exec_driver_sql(sql, {"sid": scenario_id, "etype": entity_type})
+    return connection.exec_driver_sql(sql, {"sid": str(scenario), "etype": entity_type})
 
 
-def scenario_rows(session: Session, table: sa.Table, scenario_id: uuid.UUID, entity_type: str) -> list[dict[str, Any]]:
+def scenario_rows(session: Session, table: sa.Table, scenario: ScenarioRef, entity_type: str) -> list[dict[str, Any]]:
     """Every row of ``table`` linked to the scenario, in saved order.
 
     On DuckDB through Arrow: UUID and JSON columns come back as text, date-times
     as naive datetimes in UTC.
     """
     if _is_duckdb(session):
-        return _python_rows(_duckdb_scenario_relation(session, table, scenario_id, entity_type).to_arrow_table())
-    result = _postgresql_scenario_result(session, table, scenario_id, entity_type)
+        return _python_rows(_duckdb_scenario_relation(session, table, scenario, entity_type).to_arrow_table())
+    result = _postgresql_scenario_result(session, table, scenario, entity_type)
     return [dict(row) for row in result.mappings()]
 
 
@@ -257,11 +270,12 @@ def iter_scenario_rows(
         yield [dict(row) for row in partition]
 
 
-def scenario_arrow(session: Session, table: sa.Table, scenario_id: uuid.UUID, entity_type: str) -> pa.Table:
-    """The scenario's rows of ``table`` as a pyarrow Table with the table's columns."""
+def scenario_arrow(session: Session, table: sa.Table, scenario: ScenarioRef, entity_type: str) -> pa.Table:
+    """The scenario's rows of ``table`` as a pyarrow Table with the table's columns
+    (``scenario``: its id, or its name; no rows when no scenario has that name)."""
     if _is_duckdb(session):
-        return _duckdb_scenario_relation(session, table, scenario_id, entity_type).to_arrow_table()
-    rows = scenario_rows(session, table, scenario_id, entity_type)
+        return _duckdb_scenario_relation(session, table, scenario, entity_type).to_arrow_table()
+    rows = scenario_rows(session, table, scenario, entity_type)
     return pa.table(
         {
             c.name: pa.array([_arrow_value(c, r[c.name]) for r in rows], type=_arrow_type(c))

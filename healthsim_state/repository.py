@@ -404,9 +404,16 @@ class ScenarioRepository:
 
     def entities_frame(self, name_or_id: str | uuid.UUID, type_name: str) -> pa.Table:
         """The scenario's entities of one type as a pyarrow Table of the typed columns."""
-        scenario = self._require(name_or_id)
         et = entity_type(type_name)
-        return bulk.scenario_arrow(self.session, et.model.__table__, scenario.id, et.name)
+        table = et.model.__table__
+        if isinstance(name_or_id, str):
+            # Usually a name: looked up inside the fetch, one statement. No rows
+            # means no such name, or a scenario without this type: ask properly.
+            frame = bulk.scenario_arrow(self.session, table, name_or_id, et.name)
+            if frame.num_rows:
+                return frame
+        scenario = self._require(name_or_id)
+        return bulk.scenario_arrow(self.session, table, scenario.id, et.name)
 
     def iter_entities(
         self, name_or_id: str | uuid.UUID, type_name: str, *, batch_size: int | None = None

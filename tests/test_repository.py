@@ -449,6 +449,25 @@ def test_query_helpers(engine) -> None:
         assert frame.column("loinc_code").to_pylist()[0] == "4548-4"
 
 
+def test_entities_frame_finds_the_scenario_by_name_or_id_and_refuses_unknown_ones(engine) -> None:
+    lab = {"test_name": "Sodium", "value": "140", "patient_mrn": "MRN-1", "collected_time": "2024-01-02T10:00:00Z"}
+    first = save(engine, "first", {"patient": [patient("MRN-1")], "lab_result": [lab]})
+    # A scenario whose name is the other one's id: the name wins, as everywhere.
+    save(engine, str(first.id), {"patient": [patient("MRN-2"), patient("MRN-3")]})
+    with session_scope(engine) as session:
+        repo = ScenarioRepository(session)
+        assert repo.entities_frame("first", "patient").column("mrn").to_pylist() == ["MRN-1"]
+        assert repo.entities_frame(first.id, "patient").column("mrn").to_pylist() == ["MRN-1"]
+        assert repo.entities_frame(str(first.id), "patient").column("mrn").to_pylist() == ["MRN-2", "MRN-3"]
+        # No entities of the type: an empty table with the columns, not an error.
+        empty = repo.entities_frame(str(first.id), "lab_result")
+        assert empty.num_rows == 0 and empty.column_names == repo.entities_frame("first", "lab_result").column_names
+        with pytest.raises(ScenarioNotFoundError, match="missing"):
+            repo.entities_frame("missing", "patient")
+        with pytest.raises(ScenarioNotFoundError):
+            repo.entities_frame(uuid.uuid4(), "patient")
+
+
 def test_backslash_text_is_not_mistaken_for_nul(engine) -> None:
     doc = patient("MRN-1", x_note="\\u0000 is how JSON writes NUL", x_list=["\\u0000"])
     save(engine, "s", {"patient": [doc]})
