@@ -189,14 +189,21 @@ def _link_postgresql(session: Session, scenario_id: uuid.UUID, links: Links) -> 
         cursor.execute(f"TRUNCATE {stage}")
 
 
-def _scenario_query(table: sa.Table) -> str:
-    """Rows of ``table`` linked to a scenario, in saved order; ``{sid}`` and
-    ``{etype}`` are left for the driver's parameter style."""
+def _scenario_query(table: sa.Table, page: Page = None) -> str:
+    """Rows of ``table`` linked to a scenario, in saved order; ``{sid}``,
+    ``{etype}`` (and ``{limit}``, ``{offset}`` for a ``page``) are left for the
+    driver's parameter style."""
     columns = ", ".join(f"t.{c.name}" for c in table.columns)
-    return (
+    sql = (
         f"SELECT {columns} FROM {_LINKS.name} se JOIN {table.name} t ON t.id = se.entity_id "
         "WHERE se.scenario_id = {sid} AND se.entity_type = {etype} ORDER BY se.position"
     )
+    return sql if page is None else sql + " LIMIT {limit} OFFSET {offset}"
+
+
+#: (offset, limit) of a page of a scenario's rows in saved order (a limit of
+#: None: to the end); None for all rows.
+Page = tuple[int, int | None] | None
 
 
 #: A scenario as the read helpers take it: its id, or its name, which is then
@@ -212,21 +219,32 @@ def _scenario_id_sql(scenario: ScenarioRef, marker: str) -> str:
     return f"(SELECT id FROM {Scenario.__table__.name} WHERE name = {marker})"
 
 
-def _duckdb_scenario_relation(session: Session, table: sa.Table, scenario: ScenarioRef, entity_type: str) -> Any:
+def _duckdb_scenario_relation(
+    session: Session, table: sa.Table, scenario: ScenarioRef, entity_type: str, page: Page = None
+) -> Any:
     """The scenario query as a DuckDB relation, to fetch as Arrow whole or in batches."""
-    sql = _scenario_query(table).format(sid=_scenario_id_sql(scenario, "?"), etype="?")
-    return _driver(session).sql(sql, params=[str(scenario), entity_type])
+    sql = _scenario_query(table, page).format(sid=_scenario_id_sql(scenario, "?"), etype="?", limit="?", offset="?")
+    params: list[Any] = [str(scenario), entity_type]
+    if page is not None:
+        offset, limit = page
+        params += [limit, offset]
+    return _driver(session).sql(sql, params=params)
 
 
 def _postgresql_scenario_result(
-    session: Session, table: sa.Table, scenario: ScenarioRef, entity_type: str, **options: Any
+    session: Session, table: sa.Table, scenario: ScenarioRef, entity_type: str, page: Page = None, **options: Any
 ) -> Any:
     """The scenario query's result through SQLAlchemy (``options``: execution options)."""
-    sql = _scenario_query(table).format(sid=_scenario_id_sql(scenario, "%(sid)s"), etype="%(etype)s")
+    sql = _scenario_query(table, page).format(
+        sid=_scenario_id_sql(scenario, "%(sid)s"), etype="%(etype)s", limit="%(limit)s", offset="%(offset)s"
+    )
+    params: dict[str, Any] = {"sid": str(scenario), "etype": entity_type}
+    if page is not None:
+        params["offset"], params["limit"] = page
     connection = session.connection()
     if options:
         connection = connection.execution_options(**options)
-    return connection.exec_driver_sql(sql, {"sid": str(scenario), "etype": entity_type})
+    return connection.exec_driver_sql(sql, params)
 
 
 def scenario_rows(session: Session, table: sa.Table, scenario: ScenarioRef, entity_type: str) -> list[dict[str, Any]]:
@@ -256,16 +274,18 @@ def _python_rows(data: pa.Table | pa.RecordBatch) -> list[dict[str, Any]]:
 
 
 def iter_scenario_rows(
-    session: Session, table: sa.Table, scenario_id: uuid.UUID, entity_type: str, batch_size: int
+    session: Session, table: sa.Table, scenario_id: uuid.UUID, entity_type: str, batch_size: int,
+    page: Page = None,
 ) -> Iterator[list[dict[str, Any]]]:
     """Like :func:`scenario_rows`, in lists of at most ``batch_size`` rows,
-    streamed from the database so the whole type is never in memory."""
+    streamed from the database so the whole type is never in memory; only
+    the rows of ``page`` when given (skipped rows are never fetched)."""
     if _is_duckdb(session):
-        relation = _duckdb_scenario_relation(session, table, scenario_id, entity_type)
+        relation = _duckdb_scenario_relation(session, table, scenario_id, entity_type, page)
         for batch in relation.to_arrow_reader(batch_size):
             yield _python_rows(batch)
         return
-    result = _postgresql_scenario_result(session, table, scenario_id, entity_type, yield_per=batch_size)
+    result = _postgresql_scenario_result(session, table, scenario_id, entity_type, page, yield_per=batch_size)
     for partition in result.mappings().partitions():
         yield [dict(row) for row in partition]
 

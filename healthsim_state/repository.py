@@ -25,6 +25,7 @@ from sqlalchemy.orm import Session
 
 from healthsim_models.errors import (
     AmbiguousPatientError,
+    InvalidArgumentError,
     Problem,
     ScenarioExistsError,
     ScenarioNotFoundError,
@@ -416,17 +417,28 @@ class ScenarioRepository:
         return bulk.scenario_arrow(self.session, table, scenario.id, et.name)
 
     def iter_entities(
-        self, name_or_id: str | uuid.UUID, type_name: str, *, batch_size: int | None = None
+        self,
+        name_or_id: str | uuid.UUID,
+        type_name: str,
+        *,
+        batch_size: int | None = None,
+        offset: int = 0,
+        limit: int | None = None,
     ) -> Iterator[dict[str, Any]]:
         """The scenario's documents of one type, in saved order, streamed in
-        batches (for exports of scenarios too large to load whole)."""
+        batches (for exports of scenarios too large to load whole). ``offset``
+        and ``limit`` select a page; the database skips the rows before it."""
+        for argument, value in (("offset", offset), ("limit", limit)):
+            if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 0):
+                raise InvalidArgumentError(f"{argument} must be a whole number >= 0, got {value!r}")
         scenario = self._require(name_or_id)
         et = entity_type(type_name)
-        if not scenario.entity_counts.get(et.name):
+        if not scenario.entity_counts.get(et.name) or limit == 0:
             return
         lay = layout(et.name)
+        page = None if offset == 0 and limit is None else (offset, limit)
         for rows in bulk.iter_scenario_rows(
-            self.session, et.model.__table__, scenario.id, et.name, batch_size or self.batch_size
+            self.session, et.model.__table__, scenario.id, et.name, batch_size or self.batch_size, page
         ):
             for row in rows:
                 yield decode(lay, row)

@@ -21,6 +21,7 @@ from healthsim_models import (
     ValidationError,
     session_scope,
 )
+from healthsim_models.errors import InvalidArgumentError
 from healthsim_state import ScenarioRepository, bulk
 from tests.helpers import fixture, normalise
 
@@ -518,3 +519,22 @@ def test_iter_entities_streams_in_saved_order_across_batches(engine) -> None:
         assert streamed == repo.load("s").entities["patient"]
         assert [p["mrn"] for p in streamed] == [p["mrn"] for p in reversed(patients)]
         assert list(repo.iter_entities("s", "encounter")) == []
+
+
+def test_iter_entities_pages_are_slices_of_the_saved_order(engine) -> None:
+    # A repeated identity leaves a gap in the positions; add_entities appends.
+    docs = [patient(f"MRN-{i:03d}") for i in range(12)]
+    save(engine, "s", {"patient": [*docs[:6], docs[2], *docs[6:10]]})
+    with session_scope(engine) as session:
+        ScenarioRepository(session).add_entities("s", {"patient": docs[10:]})
+    with session_scope(engine) as session:
+        repo = ScenarioRepository(session)
+        everything = list(repo.iter_entities("s", "patient"))
+        assert len(everything) == 12
+        for offset, limit in [(0, 5), (3, 4), (9, 10), (11, 1), (12, 3), (40, 2), (4, None), (0, 0)]:
+            end = None if limit is None else offset + limit
+            page = list(repo.iter_entities("s", "patient", offset=offset, limit=limit, batch_size=2))
+            assert page == everything[offset:end], (offset, limit)
+        for bad in [{"offset": -1}, {"limit": -2}, {"offset": 1.5}, {"limit": True}]:
+            with pytest.raises(InvalidArgumentError, match=next(iter(bad))):
+                list(repo.iter_entities("s", "patient", **bad))

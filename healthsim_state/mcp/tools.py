@@ -13,7 +13,6 @@ between two calls.
 from __future__ import annotations
 
 import io
-import itertools
 import json
 import os
 from collections.abc import Iterator, Mapping
@@ -112,10 +111,10 @@ def load_scenario(
             return result
         type_name = _type_name(entity_type)
         total = info.entity_counts.get(type_name, 0)
-        # Streamed in saved order; only the page (and what precedes it) is read.
-        stream = repo.iter_entities(info.id, type_name, batch_size=min(offset + limit, 10 * MAX_PAGE))
+        # Only the page is fetched and decoded; the database skips what precedes it.
+        stream = repo.iter_entities(info.id, type_name, batch_size=limit, offset=offset, limit=limit)
         with closing(stream):
-            documents = list(itertools.islice(stream, offset, offset + limit))
+            documents = list(stream)
     end = offset + len(documents)
     result.update(
         entity_type=type_name,
