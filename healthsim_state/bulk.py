@@ -189,6 +189,16 @@ def _link_postgresql(session: Session, scenario_id: uuid.UUID, links: Links) -> 
         cursor.execute(f"TRUNCATE {stage}")
 
 
+#: (offset, limit) of a page of a scenario's rows in saved order (a limit of
+#: None: to the end); None for all rows.
+Page = tuple[int, int | None] | None
+
+
+#: A scenario as the read helpers take it: its id, or its name, which is then
+#: looked up inside the same query (one statement instead of two).
+ScenarioRef = uuid.UUID | str
+
+
 def _scenario_query(table: sa.Table, page: Page = None) -> str:
     """Rows of ``table`` linked to a scenario, in saved order; ``{sid}``,
     ``{etype}`` (and ``{limit}``, ``{offset}`` for a ``page``) are left for the
@@ -199,16 +209,6 @@ def _scenario_query(table: sa.Table, page: Page = None) -> str:
         "WHERE se.scenario_id = {sid} AND se.entity_type = {etype} ORDER BY se.position"
     )
     return sql if page is None else sql + " LIMIT {limit} OFFSET {offset}"
-
-
-#: (offset, limit) of a page of a scenario's rows in saved order (a limit of
-#: None: to the end); None for all rows.
-Page = tuple[int, int | None] | None
-
-
-#: A scenario as the read helpers take it: its id, or its name, which is then
-#: looked up inside the same query (one statement instead of two).
-ScenarioRef = uuid.UUID | str
 
 
 def _scenario_id_sql(scenario: ScenarioRef, marker: str) -> str:

@@ -429,7 +429,9 @@ class ScenarioRepository:
         batches (for exports of scenarios too large to load whole). ``offset``
         and ``limit`` select a page; the database skips the rows before it."""
         for argument, value in (("offset", offset), ("limit", limit)):
-            if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 0):
+            if value is None and argument == "limit":
+                continue  # to the end
+            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
                 raise InvalidArgumentError(f"{argument} must be a whole number >= 0, got {value!r}")
         scenario = self._require(name_or_id)
         et = entity_type(type_name)

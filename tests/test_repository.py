@@ -535,6 +535,6 @@ def test_iter_entities_pages_are_slices_of_the_saved_order(engine) -> None:
             end = None if limit is None else offset + limit
             page = list(repo.iter_entities("s", "patient", offset=offset, limit=limit, batch_size=2))
             assert page == everything[offset:end], (offset, limit)
-        for bad in [{"offset": -1}, {"limit": -2}, {"offset": 1.5}, {"limit": True}]:
+        for bad in [{"offset": -1}, {"limit": -2}, {"offset": 1.5}, {"limit": True}, {"offset": None}]:
             with pytest.raises(InvalidArgumentError, match=next(iter(bad))):
                 list(repo.iter_entities("s", "patient", **bad))
