@@ -65,11 +65,12 @@ class InputClock:
     def _timed(self, stream: Any) -> Any:
         iterator = iter(stream)
         clock = time.perf_counter
+        done = object()
         while True:
             start = clock()
-            doc = next(iterator, None)
+            doc = next(iterator, done)
             self.seconds += clock() - start
-            if doc is None:
+            if doc is done:
                 return
             yield doc
 
