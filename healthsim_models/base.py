@@ -109,8 +109,9 @@ class CanonicalMixin(ProvenanceMixin):
     """
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
-        super().__init_subclass__(**kwargs)  # declares the table
-        for index in cls.__table__.indexes:  # type: ignore[attr-defined]
+        super().__init_subclass__(**kwargs)  # declares the table, if the class has one
+        table = cls.__dict__.get("__table__")
+        for index in table.indexes if table is not None else ():
             server_only(index)
 
     id: Mapped[uuid.UUID] = mapped_column(sa.Uuid, primary_key=True, sort_order=-100)

@@ -407,13 +407,19 @@ class ScenarioRepository:
         """The scenario's entities of one type as a pyarrow Table of the typed columns."""
         et = entity_type(type_name)
         table = et.model.__table__
-        if isinstance(name_or_id, str):
-            # Usually a name: looked up inside the fetch, one statement. No rows
-            # means no such name, or a scenario without this type: ask properly.
-            frame = bulk.scenario_arrow(self.session, table, name_or_id, et.name)
-            if frame.num_rows:
-                return frame
+        if not isinstance(name_or_id, str):
+            return bulk.scenario_arrow(self.session, table, self._require(name_or_id).id, et.name)
+        # Usually a name: looked up inside the fetch, one statement. It reads
+        # through the driver, so the session's pending changes go first.
+        self.session.flush()
+        frame = bulk.scenario_arrow(self.session, table, name_or_id, et.name)
+        if frame.num_rows:
+            return frame
+        # No rows: no scenario of that name (it may be an id, or nothing), or
+        # one without entities of this type.
         scenario = self._require(name_or_id)
+        if scenario.name == name_or_id:
+            return frame
         return bulk.scenario_arrow(self.session, table, scenario.id, et.name)
 
     def iter_entities(
@@ -431,8 +437,8 @@ class ScenarioRepository:
         for argument, value in (("offset", offset), ("limit", limit)):
             if value is None and argument == "limit":
                 continue  # to the end
-            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-                raise InvalidArgumentError(f"{argument} must be a whole number >= 0, got {value!r}")
+            if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value < 2**63:
+                raise InvalidArgumentError(f"{argument} must be a whole number from 0 to 2**63-1, got {value!r}")
         scenario = self._require(name_or_id)
         et = entity_type(type_name)
         if not scenario.entity_counts.get(et.name) or limit == 0:

@@ -226,6 +226,9 @@ async def test_arguments_are_checked_against_the_schema(client: ClientSession) -
     assert "entity_type: 'patientz' is not one of" in await refused(
         client, "load_scenario", name="mcp-args", entity_type="patientz"
     )
+    assert "is greater than the maximum of 9223372036854775807" in await refused(
+        client, "load_scenario", name="mcp-args", entity_type="patient", offset=2**63
+    )
     with pytest.raises(MCPError, match="unknown tool 'drop_everything'"):
         await client.call_tool("drop_everything", {})
 

@@ -463,6 +463,13 @@ def test_entities_frame_finds_the_scenario_by_name_or_id_and_refuses_unknown_one
         # No entities of the type: an empty table with the columns, not an error.
         empty = repo.entities_frame(str(first.id), "lab_result")
         assert empty.num_rows == 0 and empty.column_names == repo.entities_frame("first", "lab_result").column_names
+        # The fetch reads through the driver: an unflushed change of the session counts.
+        first_row = repo._require("first")
+        first_row.name = "renamed"
+        assert repo.entities_frame("renamed", "patient").column("mrn").to_pylist() == ["MRN-1"]
+        with pytest.raises(ScenarioNotFoundError):
+            repo.entities_frame("first", "patient")
+        session.rollback()
         with pytest.raises(ScenarioNotFoundError, match="missing"):
             repo.entities_frame("missing", "patient")
         with pytest.raises(ScenarioNotFoundError):
@@ -535,6 +542,7 @@ def test_iter_entities_pages_are_slices_of_the_saved_order(engine) -> None:
             end = None if limit is None else offset + limit
             page = list(repo.iter_entities("s", "patient", offset=offset, limit=limit, batch_size=2))
             assert page == everything[offset:end], (offset, limit)
-        for bad in [{"offset": -1}, {"limit": -2}, {"offset": 1.5}, {"limit": True}, {"offset": None}]:
+        for bad in [{"offset": -1}, {"limit": -2}, {"offset": 1.5}, {"limit": True}, {"offset": None},
+                    {"offset": 2**63}, {"limit": 2**64}]:
             with pytest.raises(InvalidArgumentError, match=next(iter(bad))):
                 list(repo.iter_entities("s", "patient", **bad))

@@ -76,7 +76,10 @@ def _page(default: int, what: str) -> dict[str, Any]:
     return {"type": "integer", "minimum": 1, "maximum": MAX_PAGE, "default": default, "description": f"{what} per page"}
 
 
-_OFFSET = {"type": "integer", "minimum": 0, "default": 0, "description": "how many to skip (a previous result's next_offset)"}
+_OFFSET = {
+    "type": "integer", "minimum": 0, "maximum": 2**63 - 1, "default": 0,
+    "description": "how many to skip (a previous result's next_offset)",
+}
 _TYPE_NAMES = [name for et in ENTITY_TYPES for name in (et.name, et.plural)]
 
 TOOLS: tuple[ToolSpec, ...] = (
