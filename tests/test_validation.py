@@ -179,6 +179,30 @@ def test_equal_but_differently_typed_seeds_are_judged_each_on_its_own(
     assert (seed_problems(then) == []) is (then.__class__ is int)
 
 
+def test_a_number_accepted_in_one_column_is_judged_anew_in_another(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Floats are checked once per (value, precision, scale): a value that
+    # fits exdose DECIMAL(12, 4) must still be refused by temperature
+    # DECIMAL(5, 2), every time it comes.
+    monkeypatch.setattr(serialization, "_DECIMAL_CACHE", {})
+    for value in (1.2345, 1234.5):
+        assert not [p for p in _problems("exposure", _with(EXAMPLE["exposure"][0], "exdose", value)) if p[0] == "exdose"]
+        for _ in range(2):
+            problems = _problems("vital_sign", _with(EXAMPLE["vital_sign"][0], "temperature", value))
+            assert any(f == "temperature" and ("decimal places" in r or "too large" in r) for f, r in problems)
+    row, _ = encode(layout("vital_sign"), _with(EXAMPLE["vital_sign"][0], "temperature", 98.6), NOW)
+    again, _ = encode(layout("vital_sign"), _with(EXAMPLE["vital_sign"][0], "temperature", 98.6), NOW)
+    assert row["temperature"] == again["temperature"] == serialization.Decimal("98.6")
+
+
+def test_a_repeated_date_time_keeps_its_text_every_time() -> None:
+    # Date-time texts are parsed once; each document still records its offset text.
+    doc = _with(EXAMPLE["encounter"][0], "admission_time", "2025-03-04T09:15:00-05:00")
+    rows = [encode(layout("encounter"), doc, NOW)[0] for _ in range(2)]
+    for row in rows:
+        assert row["admission_time"] == dt.datetime(2025, 3, 4, 14, 15, tzinfo=dt.timezone.utc)
+        assert '"admission_time":"2025-03-04T09:15:00-05:00"' in row["extensions"]
+
+
 def test_prescription_refill_rules() -> None:
     doc = _with(EXAMPLE["prescription"][0], "refills_authorized", 1)
     doc = _with(doc, "refills_remaining", 2)
