@@ -372,6 +372,7 @@ class ScenarioRepository:
         ``tag``: one tag or several, all of which a scenario must have;
         ``search``: a case-insensitive substring of the name or description.
         """
+        _check_page(offset, limit)
         wanted = [tag] if isinstance(tag, str) else _clean_tags(tag)
         tag_lists = (
             sa.select(_TAGS.c.scenario_id, sa.func.array_agg(_TAGS.c.tag).label("tags"))
@@ -434,11 +435,7 @@ class ScenarioRepository:
         """The scenario's documents of one type, in saved order, streamed in
         batches (for exports of scenarios too large to load whole). ``offset``
         and ``limit`` select a page; the database skips the rows before it."""
-        for argument, value in (("offset", offset), ("limit", limit)):
-            if value is None and argument == "limit":
-                continue  # to the end
-            if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value < 2**63:
-                raise InvalidArgumentError(f"{argument} must be a whole number from 0 to 2**63-1, got {value!r}")
+        _check_page(offset, limit)
         scenario = self._require(name_or_id)
         et = entity_type(type_name)
         if not scenario.entity_counts.get(et.name) or limit == 0:
@@ -722,6 +719,16 @@ class _Atomic:
     def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
         if exc_type is not None:
             self.session.rollback()
+
+
+def _check_page(offset: Any, limit: Any) -> None:
+    """``offset`` and ``limit`` (None: no limit) as both backends take them:
+    whole numbers that fit a signed 64-bit integer, never negative."""
+    for argument, value in (("offset", offset), ("limit", limit)):
+        if value is None and argument == "limit":
+            continue
+        if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value < 2**63:
+            raise InvalidArgumentError(f"{argument} must be a whole number from 0 to 2**63-1, got {value!r}")
 
 
 def _clean_tags(tags: Iterable[str] | None) -> list[str]:

@@ -409,6 +409,11 @@ def test_list_filters_and_pages_in_one_query(engine) -> None:
         assert [s.name for s in repo.list(search="100%")] == ["gamma_100%"]
         assert [s.name for s in repo.list(search="a_1")] == ["gamma_100%"]
         assert [s.name for s in repo.list(limit=1, offset=1)] == ["beta"]
+        assert repo.list(limit=0) == [] and repo.list(offset=2**63 - 1) == []
+        for bad in [{"offset": -1}, {"limit": -1}, {"offset": 2**63}, {"limit": 2**64}, {"limit": "5"},
+                    {"offset": False}]:
+            with pytest.raises(InvalidArgumentError, match=next(iter(bad))):
+                repo.list(**bad)
 
 
 def test_tags_and_exists(engine) -> None:
