@@ -3,8 +3,9 @@
 ``scenario(patients, seed)`` returns one generator per entity type, in
 registry order. Each generator regenerates its entities patient by patient
 from random generators seeded by (seed, patient, type), so a scenario of any
-size streams without being held in memory, the same seed always gives the
-same entities, and references line up across types:
+size streams (holding two bytes per patient: the plans the generators
+share), the same seed always gives the same entities, and references line
+up across types:
 
 - every patient has 2-4 encounters, each with a diagnosis, two lab results
   and a set of vitals; the first encounter also has a procedure, a

@@ -57,8 +57,9 @@ def _print_json(value: Any) -> None:
 def list_(
     tag: list[str] = typer.Option([], "--tag", "-t", help="Only scenarios with this tag (repeat: all of them)."),
     search: str | None = typer.Option(None, "--search", "-s", help="Text the name or description contains (any case)."),
-    limit: int = typer.Option(100, "--limit", min=1, help="At most this many scenarios."),
-    offset: int = typer.Option(0, "--offset", min=0, help="Skip this many first."),
+    # Bounded so that limit + 1 (asked for below) and offset fit a 64-bit integer.
+    limit: int = typer.Option(100, "--limit", min=1, max=2**63 - 2, help="At most this many scenarios."),
+    offset: int = typer.Option(0, "--offset", min=0, max=2**63 - 1, help="Skip this many first."),
     as_json: bool = typer.Option(False, "--json", help="Print a JSON array instead of a table."),
     database_url: str | None = DatabaseUrl,
 ) -> None:
