@@ -13,9 +13,11 @@ reaches the database in one set-based upsert (:mod:`healthsim_state.bulk`).
 from __future__ import annotations
 
 import datetime as dt
+import gc
 import itertools
 import uuid
 from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -583,6 +585,10 @@ class ScenarioRepository:
         self.session.connection().exec_driver_sql(f"DROP TABLE {_OLD_MEMBERS}")
 
     def _write_entities(self, run: _SaveRun, streams: dict[str, list[Iterable[Any]]]) -> None:
+        with _fewer_collections():
+            self._write_types(run, streams)
+
+    def _write_types(self, run: _SaveRun, streams: dict[str, list[Iterable[Any]]]) -> None:
         lifted_lines: list[Any] = []
         for index, et in enumerate(ENTITY_TYPES):
             # Key maps no later type resolves against are done with: free them,
@@ -719,6 +725,34 @@ class _Atomic:
     def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
         if exc_type is not None:
             self.session.rollback()
+
+
+#: Generation-0 threshold of the cyclic garbage collector while a save writes.
+BULK_GC_THRESHOLD = 10_000
+
+
+@contextmanager
+def _fewer_collections() -> Iterator[None]:
+    """Collect cyclic garbage less often while a save encodes and writes.
+
+    A save allocates millions of short-lived rows, which at CPython's default
+    threshold (700) set off full collections over the whole process heap:
+    a tenth of a 10k-patient save. The rows hold no reference cycles, so
+    collecting 14x less often only delays the cycles others make meanwhile.
+    The caller's thresholds come back afterwards; a caller that turned
+    automatic collection off (threshold 0) or set a higher one is left alone.
+    """
+    first, *older = gc.get_threshold()
+    if first == 0 or first >= BULK_GC_THRESHOLD:
+        yield
+        return
+    gc.set_threshold(BULK_GC_THRESHOLD, *older)
+    try:
+        yield
+    finally:
+        # Restore only what this save set: the caller may have set thresholds meanwhile.
+        if gc.get_threshold()[0] == BULK_GC_THRESHOLD:
+            gc.set_threshold(first, *older)
 
 
 def _check_page(offset: Any, limit: Any) -> None:

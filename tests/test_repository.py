@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import copy
 import datetime as dt
+import gc
 import uuid
 from typing import Any
 
@@ -23,6 +24,7 @@ from healthsim_models import (
 )
 from healthsim_models.errors import InvalidArgumentError
 from healthsim_state import ScenarioRepository, bulk
+from healthsim_state.repository import BULK_GC_THRESHOLD
 from tests.helpers import fixture, normalise
 
 CANONICAL = fixture("scenario-canonical.json")
@@ -551,3 +553,39 @@ def test_iter_entities_pages_are_slices_of_the_saved_order(engine) -> None:
                     {"offset": 2**63}, {"limit": 2**64}]:
             with pytest.raises(InvalidArgumentError, match=next(iter(bad))):
                 list(repo.iter_entities("s", "patient", **bad))
+
+
+def _thresholds_seen(docs: list[dict[str, Any]], seen: list[tuple[int, ...]]) -> Any:
+    for doc in docs:
+        seen.append(gc.get_threshold())
+        yield doc
+
+
+@pytest.mark.parametrize("fails", [False, True])
+def test_a_save_collects_garbage_less_often_and_restores_the_thresholds(engine, fails: bool) -> None:
+    before = gc.get_threshold()
+    try:
+        gc.set_threshold(700, 11, 12)
+        seen: list[tuple[int, ...]] = []
+        docs = [patient("M1"), patient("M2", gender="bad" if fails else "M")]
+        if fails:
+            with pytest.raises(ValidationError):
+                save(engine, "gc", {"patient": _thresholds_seen(docs, seen)})
+        else:
+            save(engine, "gc", {"patient": _thresholds_seen(docs, seen)})
+        assert seen == [(BULK_GC_THRESHOLD, 11, 12)] * 2
+        assert gc.get_threshold() == (700, 11, 12)
+    finally:
+        gc.set_threshold(*before)
+
+
+@pytest.mark.parametrize("first", [0, BULK_GC_THRESHOLD * 2])
+def test_a_save_leaves_collection_alone_when_the_caller_turned_it_off_or_down(engine, first: int) -> None:
+    before = gc.get_threshold()
+    try:
+        gc.set_threshold(first, 10, 10)
+        seen: list[tuple[int, ...]] = []
+        save(engine, "gc", {"patient": _thresholds_seen([patient("M1")], seen)})
+        assert seen == [(first, 10, 10)] and gc.get_threshold() == (first, 10, 10)
+    finally:
+        gc.set_threshold(*before)
