@@ -19,11 +19,11 @@ fresh DuckDB file, with the same deterministic data (healthsim_state.demo):
   save time; each save also measures the time spent inside its input
   generators (InputClock), and the "save paths alone" ratios subtract it.
 
-The short methods (generation, repository, baseline) run --repeat times in
-turns (each round in another order), and the ORM baseline between those
-rounds, so that every method sees the same spells of this shared machine;
-the table gives each method's median time and the ratios are medians over
-the rounds, with their range. Imports are outside every timing; everything
+Every method but the chunked save runs --repeat times, in rounds (each
+round in another order), so that the methods compared within a round see
+the same spell of this shared machine; the table gives each method's median
+time and the ratios are medians of the ratios within each round, with their
+range. Imports are outside every timing; everything
 a save does after them (SQLAlchemy's mapper setup on a process's first ORM
 use included) is inside.
 
@@ -336,7 +336,7 @@ def run_child(method: str, patients: int, *extra: int) -> dict[str, Any]:
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
-SHORT_METHODS = ("generation", "repository", "baseline")
+ROUND_METHODS = ("generation", "repository", "baseline")
 
 
 def _median_result(runs: list[dict[str, Any]]) -> dict[str, Any]:
@@ -353,29 +353,23 @@ def _median_result(runs: list[dict[str, Any]]) -> dict[str, Any]:
     return merged
 
 
-def _ratio(values: list[float]) -> str:
+def _ratio(values: list[float], digits: int = 2) -> str:
     """The median of per-round ratios, with their range when there are several."""
-    text = f"{statistics.median(values):.2f}x"
-    return text if len(values) == 1 else f"{text} (rounds {min(values):.2f}-{max(values):.2f})"
+    text = f"{statistics.median(values):.{digits}f}x"
+    return text if len(values) == 1 else f"{text} (rounds {min(values):.{digits}f}-{max(values):.{digits}f})"
 
 
 def measure_size(patients: int, repeat: int, orm: bool, chunk: int | None) -> dict[str, Any]:
-    """Every method at one size: ``repeat`` rounds of the short methods, the
-    ORM baseline after the first half of them, the chunked save last."""
+    """Every method at one size: ``repeat`` rounds of generation, repository,
+    baseline and (with ``orm``) the ORM baseline, the chunked save last."""
+    methods = ROUND_METHODS + (("orm",) if orm else ())
     rounds: list[dict[str, dict[str, Any]]] = []
-    orm_result = None
     for round_number in range(repeat):
-        if orm and round_number == (repeat + 1) // 2:
-            orm_result = run_child("orm", patients)
         # Rotate the order, so that whatever running first or last does to a
         # method (a cold file cache, a warm CPU) does not always hit the same one.
-        order = SHORT_METHODS[round_number % 3:] + SHORT_METHODS[:round_number % 3]
-        rounds.append({m: run_child(m, patients) for m in order})
-    if orm and orm_result is None:
-        orm_result = run_child("orm", patients)
-    results: dict[str, Any] = {m: _median_result([r[m] for r in rounds]) for m in SHORT_METHODS}
-    if orm_result is not None:
-        results["orm"] = orm_result
+        shift = round_number % len(methods)
+        rounds.append({m: run_child(m, patients) for m in methods[shift:] + methods[:shift]})
+    results: dict[str, Any] = {m: _median_result([r[m] for r in rounds]) for m in methods}
     if chunk:
         results["chunked"] = run_child("chunked", patients, chunk)
     results["rounds"] = rounds
@@ -402,14 +396,10 @@ def report(patients: int, results: dict[str, Any]) -> None:
         f"(target >= 0.5); save paths alone: {_ratio(per_round(lambda r, b: _own(b) / _own(r)))}"
     )
     if "orm" in results:
-        orm = results["orm"]
-        each = [orm["save_s"] / r["repository"]["save_s"] for r in rounds]
-        spread = f"; against each round's save {min(each):.0f}x-{max(each):.0f}x" if len(each) > 1 else ""
-        own_repo = statistics.median(_own(r["repository"]) for r in rounds)
-        print(
-            f"  save  repository / ORM merge(b): {orm['save_s'] / repo['save_s']:.0f}x (target >= 100{spread}); "
-            f"save paths alone: {_own(orm) / own_repo:.0f}x"
-        )
+        each = [r["orm"]["save_s"] / r["repository"]["save_s"] for r in rounds]
+        own = [_own(r["orm"]) / _own(r["repository"]) for r in rounds]
+        print(f"  save  repository / ORM merge(b): {_ratio(each, 0)} (target >= 100); "
+              f"save paths alone: {_ratio(own, 0)}")
     print(f"  load  repository / baseline(a): {_ratio(per_round(lambda r, b: b['load_s'] / r['load_s']))} "
           "(target >= 0.5)")
     print(f"  frame entities_frame / raw Arrow fetch of the same rows: "
@@ -435,7 +425,7 @@ def main() -> None:
     )
     parser.add_argument(
         "--repeat", type=int, default=3, metavar="N",
-        help="rounds of the short methods per size (default 3); medians are reported",
+        help="rounds of every method but the chunked save, per size (default 3); medians are reported",
     )
     parser.add_argument("--child", nargs="+", help=argparse.SUPPRESS)
     args = parser.parse_args()
