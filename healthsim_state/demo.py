@@ -452,10 +452,10 @@ def _check_size(value: int, name: str = "patients") -> None:
         raise InvalidArgumentError(f"{name}: expected a whole number >= 0, got {value!r}")
 
 
-def _stream(patients: int, plans: _Plans, type_name: str, start: int) -> Iterator[Document]:
+def _stream(patients: int, plans: _Plans, type_name: str) -> Iterator[Document]:
     kind = _KINDS[type_name]
     seed = plans.seed
-    for i in range(start, start + patients):
+    for i in range(plans.start, plans.start + patients):
         plan = plans(i)
         if kind.per_patient(plan):
             yield from kind.build(_rng(seed, i, type_name), plan)
@@ -471,7 +471,7 @@ def scenario(patients: int, seed: int = DEFAULT_SEED, *, start: int = 0) -> dict
     _check_size(patients)
     _check_size(start, "start")
     plans = _Plans(seed, start)
-    return {et.name: _stream(patients, plans, et.name, start) for et in ENTITY_TYPES}
+    return {et.name: _stream(patients, plans, et.name) for et in ENTITY_TYPES}
 
 
 def entity_counts(patients: int, seed: int = DEFAULT_SEED) -> dict[str, int]:

@@ -142,21 +142,6 @@ def to_decimal(value: Any) -> Decimal:
 
 def _decimal(field: Field, value: Any, type_name: str) -> tuple[Any, str | None]:
     number = to_decimal(value)
-    checked = _checked_decimal(field, value, number)
-    # Generated measurements repeat (a temperature of 98.4, a copay of 25.0):
-    # check each distinct float once per column type. Not zero: 0.0 == -0.0.
-    if value.__class__ is float and value:
-        if len(_DECIMAL_CACHE) >= _DECIMAL_CACHE_SIZE:
-            _DECIMAL_CACHE.clear()
-        _DECIMAL_CACHE[value, field.precision, field.scale] = checked
-    return checked, None
-
-
-_DECIMAL_CACHE: dict[tuple[float, int | None, int | None], Decimal] = {}
-_DECIMAL_CACHE_SIZE = 65_536
-
-
-def _checked_decimal(field: Field, value: Any, number: Decimal) -> Decimal:
     assert field.precision is not None and field.scale is not None
     quantum, limit = _decimal_bounds(field.precision, field.scale)
     exponent = number.as_tuple().exponent
@@ -165,7 +150,18 @@ def _checked_decimal(field: Field, value: Any, number: Decimal) -> Decimal:
         raise Invalid(f"{value} has more than {field.scale} decimal places")
     if abs(number) >= limit:
         raise Invalid(f"{value} is too large (at most {field.precision - field.scale} integer digits)")
-    return number
+    # Generated measurements repeat (a temperature of 98.4, a copay of 25.0):
+    # encode looks each distinct float up here, per column type, before
+    # calling this again. Not zero: 0.0 == -0.0.
+    if value.__class__ is float and value:
+        if len(_DECIMAL_CACHE) >= _DECIMAL_CACHE_SIZE:
+            _DECIMAL_CACHE.clear()
+        _DECIMAL_CACHE[value, field.precision, field.scale] = number
+    return number, None
+
+
+_DECIMAL_CACHE: dict[tuple[float, int | None, int | None], Decimal] = {}
+_DECIMAL_CACHE_SIZE = 65_536
 
 
 @cache
