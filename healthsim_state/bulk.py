@@ -119,7 +119,9 @@ def _update_clause(table: sa.Table) -> str:
 
 # How a batch reaches DuckDB (measured; docs/performance.md):
 # - By a replacement scan: the statement names a local variable holding the
-#   batch, and DuckDB reads that Arrow table for this statement only. A view
+#   batch (DuckDB looks it up in the frame that calls execute, so the call
+#   stays in the function that holds the variable), and DuckDB reads that
+#   Arrow table for this statement only. A view
 #   registered and unregistered inside a transaction would keep its table
 #   alive until commit (a whole two-million-entity save in memory), and
 #   relation.query binds through the Python relation layer, about 3 ms more
