@@ -4,7 +4,7 @@ Importing this package declares every table on :data:`Base.metadata`.
 """
 
 from healthsim_models import canonical, population, state, system  # noqa: F401  (declare all tables)
-from healthsim_models.base import Base, CanonicalMixin, PersonMixin, ProvenanceMixin
+from healthsim_models.base import Base, CanonicalBase, CanonicalMixin, PersonMixin, PopulationBase, ProvenanceMixin
 from healthsim_models.canonical import *  # noqa: F403
 from healthsim_models.canonical import __all__ as _canonical_names
 from healthsim_models.engine import (
@@ -37,12 +37,14 @@ __all__ = [
     *_canonical_names,
     "AmbiguousPatientError",
     "Base",
+    "CanonicalBase",
     "CanonicalMixin",
     "ConfigurationError",
     "ENTITY_TYPES",
     "EntityType",
     "HealthSimError",
     "PersonMixin",
+    "PopulationBase",
     "Problem",
     "ProvenanceMixin",
     "ReferenceDataError",

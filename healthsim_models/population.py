@@ -27,7 +27,7 @@ import re
 import sqlalchemy as sa
 from sqlalchemy.orm import Mapped, mapped_column
 
-from healthsim_models.base import Base, Timestamp
+from healthsim_models.base import PopulationBase, Timestamp
 
 SCHEMA = "population"
 
@@ -125,12 +125,12 @@ def _svi_columns() -> list[sa.Column]:
     return columns
 
 
-class PlacesTract(Base):
+class PlacesTract(PopulationBase):
     """CDC PLACES model-based estimates per census tract (GIS-friendly format)."""
 
     __table__ = sa.Table(
         "places_tract",
-        Base.metadata,
+        PopulationBase.metadata,
         sa.Column("state_abbr", sa.String, nullable=False),
         sa.Column("state_desc", sa.String, nullable=False),
         sa.Column("county_name", sa.String, nullable=False),
@@ -144,12 +144,12 @@ class PlacesTract(Base):
     )
 
 
-class PlacesCounty(Base):
+class PlacesCounty(PopulationBase):
     """CDC PLACES model-based estimates per county: crude and age-adjusted prevalence."""
 
     __table__ = sa.Table(
         "places_county",
-        Base.metadata,
+        PopulationBase.metadata,
         sa.Column("state_abbr", sa.String, nullable=False, index=True),
         sa.Column("state_desc", sa.String, nullable=False),
         sa.Column("county_name", sa.String, nullable=False),
@@ -162,36 +162,36 @@ class PlacesCounty(Base):
     )
 
 
-class SviTract(Base):
+class SviTract(PopulationBase):
     """CDC/ATSDR Social Vulnerability Index per census tract."""
 
     __table__ = sa.Table(
         "svi_tract",
-        Base.metadata,
+        PopulationBase.metadata,
         *_svi_columns(),
         sa.Index(None, "stcnty"),
         schema=SCHEMA,
     )
 
 
-class SviCounty(Base):
+class SviCounty(PopulationBase):
     """CDC/ATSDR Social Vulnerability Index per county."""
 
     __table__ = sa.Table(
         "svi_county",
-        Base.metadata,
+        PopulationBase.metadata,
         *_svi_columns(),
         sa.Index(None, "st_abbr", "county"),
         schema=SCHEMA,
     )
 
 
-class AdiBlockGroup(Base):
+class AdiBlockGroup(PopulationBase):
     """Neighborhood Atlas Area Deprivation Index per census block group."""
 
     __table__ = sa.Table(
         "adi_blockgroup",
-        Base.metadata,
+        PopulationBase.metadata,
         sa.Column("gisjoin", sa.String, nullable=False),
         sa.Column("fips", sa.String, primary_key=True),
         sa.Column("adi_natrank", sa.Integer),
@@ -202,7 +202,7 @@ class AdiBlockGroup(Base):
     )
 
 
-class ReferenceDataset(Base):
+class ReferenceDataset(PopulationBase):
     """Which release of which file each reference table holds."""
 
     __tablename__ = "reference_datasets"

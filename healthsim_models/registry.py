@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import Enum
 
-from healthsim_models.base import Base
+from healthsim_models.base import CanonicalBase
 from healthsim_models.errors import UnknownEntityTypeError
 from healthsim_models.canonical import (
     AdverseEvent,
@@ -64,7 +64,7 @@ class EntityType:
 
     name: str
     plural: str
-    model: type[Base]
+    model: type[CanonicalBase]
     product: str
     business_key: tuple[str, ...]
     references: tuple[Reference, ...] = ()

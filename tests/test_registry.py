@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from healthsim_models import ENTITY_TYPES, Base, RefStrength, UnknownEntityTypeError, entity_type
+from healthsim_models import ENTITY_TYPES, Base, CanonicalBase, RefStrength, UnknownEntityTypeError, entity_type
 from healthsim_models.base import CanonicalMixin
 
 # canonical-models.md §1, in the catalogue order of the canonical export.
@@ -20,11 +20,9 @@ def test_the_18_types_in_catalogue_order() -> None:
 
 
 def test_every_canonical_table_is_registered_once() -> None:
-    canonical_tables = {
-        mapper.class_.__tablename__
-        for mapper in Base.registry.mappers
-        if issubclass(mapper.class_, CanonicalMixin)
-    }
+    canonical_tables = {mapper.class_.__tablename__ for mapper in CanonicalBase.registry.mappers}
+    assert all(issubclass(mapper.class_, CanonicalMixin) for mapper in CanonicalBase.registry.mappers)
+    assert not any(issubclass(mapper.class_, CanonicalMixin) for mapper in Base.registry.mappers)
     registered = [et.table_name for et in ENTITY_TYPES]
     assert sorted(registered) == sorted(canonical_tables)
     assert len(set(registered)) == len(registered)

@@ -6,6 +6,8 @@ from __future__ import annotations
 import copy
 import datetime as dt
 import gc
+import subprocess
+import sys
 import uuid
 from typing import Any
 
@@ -388,6 +390,26 @@ def test_a_written_batch_is_not_held_until_commit(engine) -> None:
         held = pa.total_allocated_bytes() - before
     assert held < 100_000, f"{held} bytes of Arrow memory held before commit"
     assert rows(engine, "patients") == 3000
+
+
+def test_scenario_work_leaves_the_canonical_and_population_mappers_alone(duckdb_url: str) -> None:
+    """A process that saves and loads scenarios never pays SQLAlchemy's setup
+    of the 1,200 column attributes of the tables it reaches through Core."""
+    script = f"""
+from healthsim_models import CanonicalBase, PopulationBase, Scenario, create_store_engine, session_scope
+from healthsim_state import ScenarioRepository
+engine = create_store_engine({duckdb_url!r})
+with session_scope(engine) as session:
+    ScenarioRepository(session).save("s", {{"patient": [{patient("MRN-1")!r}]}})
+with session_scope(engine) as session:
+    ScenarioRepository(session).load("s")
+    ScenarioRepository(session).list()
+assert Scenario.__mapper__.configured
+print([m.class_.__name__ for base in (CanonicalBase, PopulationBase) for m in base.registry.mappers if m.configured])
+"""
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "[]"
 
 
 def test_a_save_that_fails_after_writing_links_leaves_nothing(engine, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -10,10 +10,10 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.orm import Mapped, mapped_column
 
-from healthsim_models.base import Base, CanonicalMixin, JSONType, Money, PersonMixin
+from healthsim_models.base import CanonicalBase, CanonicalMixin, JSONType, Money, PersonMixin
 
 
-class Member(PersonMixin, CanonicalMixin, Base):
+class Member(PersonMixin, CanonicalMixin, CanonicalBase):
     """A health-plan enrollee, subscriber or dependant. Key ``member_id``.
 
     Also the cardholder of RxMemberSim (§9). ``subscriber_id`` is a soft
@@ -35,7 +35,7 @@ class Member(PersonMixin, CanonicalMixin, Base):
     pcp_npi: Mapped[str | None] = mapped_column(sa.String)
 
 
-class Claim(CanonicalMixin, Base):
+class Claim(CanonicalMixin, CanonicalBase):
     """A medical or dental claim header. Key ``claim_id``.
 
     Lines are separate ``claim_lines`` rows; nested ``claim_lines`` in a
@@ -67,7 +67,7 @@ class Claim(CanonicalMixin, Base):
     member_responsibility: Mapped[Decimal | None] = mapped_column(Money())
 
 
-class ClaimLine(CanonicalMixin, Base):
+class ClaimLine(CanonicalMixin, CanonicalBase):
     """One service line of a claim. Key (``claim_id``, ``line_number``)."""
 
     __tablename__ = "claim_lines"

@@ -19,7 +19,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Mapped, mapped_column
 
 from healthsim_models.base import (
-    Base,
+    CanonicalBase,
     CanonicalMixin,
     JSONType,
     PersonMixin,
@@ -43,7 +43,7 @@ class EncounterRefMixin:
     encounter_uuid: Mapped[uuid.UUID | None] = mapped_column(sa.Uuid, index=True, sort_order=-47)
 
 
-class Patient(PersonMixin, CanonicalMixin, Base):
+class Patient(PersonMixin, CanonicalMixin, CanonicalBase):
     """A person in the clinical record. Key ``mrn``."""
 
     __tablename__ = "patients"
@@ -56,7 +56,7 @@ class Patient(PersonMixin, CanonicalMixin, Base):
     )
 
 
-class Encounter(PatientRefMixin, CanonicalMixin, Base):
+class Encounter(PatientRefMixin, CanonicalMixin, CanonicalBase):
     """One visit, admission or ED stay. Key ``encounter_id``."""
 
     __tablename__ = "encounters"
@@ -77,7 +77,7 @@ class Encounter(PatientRefMixin, CanonicalMixin, Base):
     admitting_physician: Mapped[str | None] = mapped_column(sa.String)
 
 
-class Diagnosis(EncounterRefMixin, PatientRefMixin, CanonicalMixin, Base):
+class Diagnosis(EncounterRefMixin, PatientRefMixin, CanonicalMixin, CanonicalBase):
     """A coded condition (ICD-10-CM). No business key."""
 
     __tablename__ = "diagnoses"
@@ -92,7 +92,7 @@ class Diagnosis(EncounterRefMixin, PatientRefMixin, CanonicalMixin, Base):
     resolved_date: Mapped[dt.date | None] = mapped_column(sa.Date)
 
 
-class Procedure(EncounterRefMixin, PatientRefMixin, CanonicalMixin, Base):
+class Procedure(EncounterRefMixin, PatientRefMixin, CanonicalMixin, CanonicalBase):
     """A procedure performed on a patient. No business key."""
 
     __tablename__ = "procedures"
@@ -115,7 +115,7 @@ class Procedure(EncounterRefMixin, PatientRefMixin, CanonicalMixin, Base):
     diagnosis_codes: Mapped[list[Any] | None] = mapped_column(JSONType)
 
 
-class Medication(EncounterRefMixin, PatientRefMixin, CanonicalMixin, Base):
+class Medication(EncounterRefMixin, PatientRefMixin, CanonicalMixin, CanonicalBase):
     """A drug ordered or given on the clinical side. No business key."""
 
     __tablename__ = "medications"
@@ -134,7 +134,7 @@ class Medication(EncounterRefMixin, PatientRefMixin, CanonicalMixin, Base):
     indication: Mapped[str | None] = mapped_column(sa.String)
 
 
-class LabResult(EncounterRefMixin, PatientRefMixin, CanonicalMixin, Base):
+class LabResult(EncounterRefMixin, PatientRefMixin, CanonicalMixin, CanonicalBase):
     """One resulted lab observation. No business key."""
 
     __tablename__ = "lab_results"
@@ -152,7 +152,7 @@ class LabResult(EncounterRefMixin, PatientRefMixin, CanonicalMixin, Base):
     ordering_provider: Mapped[str | None] = mapped_column(sa.String)
 
 
-class VitalSign(EncounterRefMixin, PatientRefMixin, CanonicalMixin, Base):
+class VitalSign(EncounterRefMixin, PatientRefMixin, CanonicalMixin, CanonicalBase):
     """One set of vitals taken at one moment. No business key."""
 
     __tablename__ = "vital_signs"
@@ -170,7 +170,7 @@ class VitalSign(EncounterRefMixin, PatientRefMixin, CanonicalMixin, Base):
     weight_kg: Mapped[Decimal | None] = mapped_column(sa.Numeric(6, 2))
 
 
-class ClinicalNote(EncounterRefMixin, PatientRefMixin, CanonicalMixin, Base):
+class ClinicalNote(EncounterRefMixin, PatientRefMixin, CanonicalMixin, CanonicalBase):
     """A free-text clinical document. No business key."""
 
     __tablename__ = "clinical_notes"
@@ -181,7 +181,7 @@ class ClinicalNote(EncounterRefMixin, PatientRefMixin, CanonicalMixin, Base):
     content: Mapped[str | None] = mapped_column(sa.Text)
 
 
-class Order(EncounterRefMixin, PatientRefMixin, CanonicalMixin, Base):
+class Order(EncounterRefMixin, PatientRefMixin, CanonicalMixin, CanonicalBase):
     """A clinician order for a lab, imaging, drug or procedure. Key ``order_id``.
 
     The nested ``ordering_provider`` and ``performing_lab`` objects are

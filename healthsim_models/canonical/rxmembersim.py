@@ -10,10 +10,10 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.orm import Mapped, mapped_column
 
-from healthsim_models.base import Base, CanonicalMixin, JSONType, Money
+from healthsim_models.base import CanonicalBase, CanonicalMixin, JSONType, Money
 
 
-class Prescription(CanonicalMixin, Base):
+class Prescription(CanonicalMixin, CanonicalBase):
     """A written prescription and its refills. Key ``prescription_number``.
 
     Links to patient, member and encounter are all optional (§12.1); the
@@ -51,7 +51,7 @@ class Prescription(CanonicalMixin, Base):
     directions: Mapped[str | None] = mapped_column(sa.Text)
 
 
-class PharmacyClaim(CanonicalMixin, Base):
+class PharmacyClaim(CanonicalMixin, CanonicalBase):
     """An NCPDP-style claim for one dispensing. Key ``claim_id``."""
 
     __tablename__ = "pharmacy_claims"

@@ -10,7 +10,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.orm import Mapped, mapped_column
 
-from healthsim_models.base import Base, CanonicalMixin, JSONType, PersonMixin
+from healthsim_models.base import CanonicalBase, CanonicalMixin, JSONType, PersonMixin
 
 
 class SubjectRefMixin:
@@ -22,7 +22,7 @@ class SubjectRefMixin:
     )
 
 
-class Subject(PersonMixin, CanonicalMixin, Base):
+class Subject(PersonMixin, CanonicalMixin, CanonicalBase):
     """A clinical-trial participant. Key ``usubjid``.
 
     ``patient_ref`` is the MRN of the same person in PatientSim (soft).
@@ -48,7 +48,7 @@ class Subject(PersonMixin, CanonicalMixin, Base):
     ethnicity: Mapped[str | None] = mapped_column(sa.String)
 
 
-class TrialVisit(SubjectRefMixin, CanonicalMixin, Base):
+class TrialVisit(SubjectRefMixin, CanonicalMixin, CanonicalBase):
     """A subject's actual or missed protocol visit. Key (``usubjid``, ``visit_num``)."""
 
     __tablename__ = "trial_visits"
@@ -64,7 +64,7 @@ class TrialVisit(SubjectRefMixin, CanonicalMixin, Base):
     )
 
 
-class AdverseEvent(SubjectRefMixin, CanonicalMixin, Base):
+class AdverseEvent(SubjectRefMixin, CanonicalMixin, CanonicalBase):
     """A MedDRA-coded adverse event. Key (``usubjid``, ``aeseq``)."""
 
     __tablename__ = "adverse_events"
@@ -89,7 +89,7 @@ class AdverseEvent(SubjectRefMixin, CanonicalMixin, Base):
     aesae_criteria: Mapped[list[Any] | None] = mapped_column(JSONType)
 
 
-class Exposure(SubjectRefMixin, CanonicalMixin, Base):
+class Exposure(SubjectRefMixin, CanonicalMixin, CanonicalBase):
     """One study-drug dosing interval. Key (``usubjid``, ``exseq``)."""
 
     __tablename__ = "exposures"
