@@ -119,14 +119,14 @@ def _update_clause(table: sa.Table) -> str:
 
 # How a batch reaches DuckDB (measured; docs/performance.md):
 # - By a replacement scan: the statement names a local variable holding the
-#   batch (DuckDB looks it up in the frame that calls execute, so the call
-#   stays in the function that holds the variable), and DuckDB reads that
-#   Arrow table for this statement only. A view
-#   registered and unregistered inside a transaction would keep its table
-#   alive until commit (a whole two-million-entity save in memory), and
-#   relation.query binds through the Python relation layer, about 3 ms more
-#   per statement. Such statements take no parameters, so a scenario id is
-#   given as a literal (the text of a uuid.UUID, nothing a caller wrote).
+#   batch, and DuckDB reads that Arrow table for this statement only. DuckDB
+#   looks the name up in the frame that calls execute, so the call stays in
+#   the function that holds the variable. A view registered and unregistered
+#   inside a transaction would keep its table alive until commit (a whole
+#   two-million-entity save in memory), and relation.query binds through the
+#   Python relation layer, about 3 ms more per statement. Such statements
+#   take no parameters, so a scenario id is given as a literal (the text of
+#   a uuid.UUID, nothing a caller wrote).
 # - ON CONFLICT DO UPDATE costs 5-8 ms per statement however few rows (it
 #   grows with the columns it updates: 30-40 here), and far more on a large
 #   table. A probe for the batch's ids comes first (a scan of the id
