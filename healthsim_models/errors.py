@@ -19,6 +19,16 @@ class StoreLockedError(HealthSimError):
     """Another process holds the DuckDB file and did not let go in time."""
 
 
+class NotAStoreError(ConfigurationError):
+    """The database at the URL is not a HealthSim store (a SQLite file, another
+    program's DuckDB file, ...); it was left untouched."""
+
+
+class WriteConflictError(HealthSimError):
+    """Concurrent writers kept conflicting (deadlock or serialization failure)
+    after the bounded retries; nothing of this call was written."""
+
+
 class UnknownEntityTypeError(HealthSimError, KeyError):
     """A name that is not one of the 18 entity types (singular or plural)."""
 
@@ -46,6 +56,10 @@ class DocumentError(HealthSimError, ValueError):
 
 class QueryError(HealthSimError):
     """A read-only SQL query failed or tried to write; the message is the database's."""
+
+
+class QueryTimeoutError(QueryError):
+    """A read-only SQL query ran longer than the statement timeout and was cancelled."""
 
 
 class InvalidArgumentError(HealthSimError, ValueError):

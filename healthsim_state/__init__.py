@@ -3,9 +3,29 @@
 ``ScenarioRepository(session)`` saves, loads, lists and deletes scenarios;
 ``save_scenario``, ``load_scenario``, ``list_scenarios`` and
 ``delete_scenario`` do the same over a default session. The tables, registry
-and engines live in :mod:`healthsim_models`.
+and engines live in :mod:`healthsim_models`; every project exception is
+importable from here and from :mod:`healthsim_models`.
 """
 
+from healthsim_models.errors import (
+    AmbiguousPatientError,
+    ConfigurationError,
+    DocumentError,
+    HealthSimError,
+    InvalidArgumentError,
+    NotAStoreError,
+    Problem,
+    QueryError,
+    QueryTimeoutError,
+    ReferenceDataError,
+    ScenarioExistsError,
+    ScenarioNotFoundError,
+    SchemaVersionError,
+    StoreLockedError,
+    UnknownEntityTypeError,
+    ValidationError,
+    WriteConflictError,
+)
 from healthsim_state.exchange import ExportSummary, export_scenario, import_scenario
 from healthsim_state.legacy import FileReport, legacy_status, migrate_legacy
 from healthsim_state.query import QueryResult, run_query
@@ -23,6 +43,23 @@ from healthsim_state.state_manager import (
 )
 
 __all__ = [
+    "AmbiguousPatientError",
+    "ConfigurationError",
+    "DocumentError",
+    "HealthSimError",
+    "InvalidArgumentError",
+    "NotAStoreError",
+    "Problem",
+    "QueryError",
+    "QueryTimeoutError",
+    "ReferenceDataError",
+    "ScenarioExistsError",
+    "ScenarioNotFoundError",
+    "SchemaVersionError",
+    "StoreLockedError",
+    "UnknownEntityTypeError",
+    "ValidationError",
+    "WriteConflictError",
     "QueryResult",
     "run_query",
     "ExportSummary",
