@@ -19,11 +19,17 @@ from sqlalchemy.engine import make_url
 from typer.testing import CliRunner
 
 from healthsim_models import create_store_engine, get_engine, session_scope
-from healthsim_models.errors import ConfigurationError, InvalidArgumentError, QueryError, StoreLockedError
+from healthsim_models.errors import (
+    ConfigurationError,
+    InvalidArgumentError,
+    QueryError,
+    QueryTimeoutError,
+    StoreLockedError,
+)
 from healthsim_state import ScenarioRepository, query
 from healthsim_state.cli import app, main
 from healthsim_state.demo import save_demo
-from healthsim_state.query import QueryResult, json_value, run_query
+from healthsim_state.query import CANCELLED, ONE_STATEMENT, Cancellation, QueryResult, json_value, run_query
 
 runner = CliRunner()
 
@@ -147,12 +153,106 @@ def test_writes_are_refused_by_the_database_and_change_nothing(demo_url: str, st
 
 
 def test_one_statement_at_a_time(demo_url: str) -> None:
+    """The same project message on both backends, whichever part of the stack noticed."""
     before = _counts(demo_url)
-    with pytest.raises(QueryError):
-        run_query("SELECT 1; DELETE FROM patients", database_url=demo_url)
-    with pytest.raises(QueryError):
-        run_query("COMMIT; DELETE FROM patients", database_url=demo_url)
+    for sql in ("SELECT 1; DELETE FROM patients", "COMMIT; DELETE FROM patients", "SELECT 1; SELECT 2"):
+        with pytest.raises(QueryError) as caught:
+            run_query(sql, database_url=demo_url)
+        assert str(caught.value) == ONE_STATEMENT, sql
     assert _counts(demo_url) == before
+    assert run_query("SELECT 1 AS one;", database_url=demo_url).rows == [(1,)]  # a trailing semicolon is fine
+
+
+def _long(url: str) -> str:
+    """A statement that runs for minutes on the backend of ``url``."""
+    if url.startswith("duckdb"):
+        return "SELECT sum(a.range * b.range) AS s FROM range(200000) a, range(200000) b"
+    return "SELECT pg_sleep(600)"
+
+
+#: Far below what the long statements take, far above what a timeout of a second or a prompt cancel needs.
+CUT_SHORT = 60
+
+
+def test_a_long_query_ends_at_the_timeout(store_url: str) -> None:
+    started = time.monotonic()
+    with pytest.raises(QueryTimeoutError) as caught:
+        run_query(_long(store_url), database_url=store_url, timeout=1)
+    assert time.monotonic() - started < CUT_SHORT
+    message = str(caught.value)
+    assert message.startswith("the query ran longer than 1 s and was cancelled; nothing was changed")
+    assert "--timeout SECONDS" in message and "HEALTHSIM_QUERY_TIMEOUT" in message
+    assert isinstance(caught.value, QueryError)
+    assert run_query("SELECT 2 AS two", database_url=store_url, timeout=5).rows == [(2,)]  # the store is fine
+
+
+def test_the_timeout_comes_from_the_environment(store_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HEALTHSIM_QUERY_TIMEOUT", "0.5")
+    assert query.default_timeout() == 0.5
+    with pytest.raises(QueryTimeoutError, match="longer than 0.5 s"):
+        run_query(_long(store_url), database_url=store_url)
+    monkeypatch.setenv("HEALTHSIM_QUERY_TIMEOUT", "soon")
+    with pytest.raises(ConfigurationError, match="HEALTHSIM_QUERY_TIMEOUT must be a number of seconds"):
+        run_query("SELECT 1", database_url=store_url)
+    monkeypatch.delenv("HEALTHSIM_QUERY_TIMEOUT")
+    assert query.default_timeout() == query.DEFAULT_TIMEOUT == 30
+
+
+def test_postgresql_queries_cannot_lift_their_timeout(postgresql_url: str) -> None:
+    sql = "SELECT set_config('statement_timeout', '0', true), pg_sleep(600)"
+    started = time.monotonic()
+    with pytest.raises(QueryTimeoutError):
+        run_query(sql, database_url=postgresql_url, timeout=1)
+    assert time.monotonic() - started < CUT_SHORT
+
+
+@pytest.mark.parametrize("bad", [0, -1, float("inf"), float("nan"), True, "5"])
+def test_the_timeout_must_be_positive_seconds(duckdb_url: str, bad: object) -> None:
+    with pytest.raises(InvalidArgumentError, match="timeout must be a number of seconds greater than 0"):
+        run_query("SELECT 1", database_url=duckdb_url, timeout=bad)  # type: ignore[arg-type]
+
+
+def test_a_cancellation_stops_a_running_query(store_url: str) -> None:
+    cancellation = Cancellation()
+    threading.Timer(0.5, cancellation.cancel).start()
+    started = time.monotonic()
+    with pytest.raises(QueryError) as caught:
+        run_query(_long(store_url), database_url=store_url, timeout=600, cancellation=cancellation)
+    assert time.monotonic() - started < CUT_SHORT
+    assert str(caught.value) == CANCELLED and not isinstance(caught.value, QueryTimeoutError)
+    assert cancellation.cancelled
+    # Cancelled before it starts: it never runs.
+    with pytest.raises(QueryError, match="cancelled"):
+        run_query("SELECT 1", database_url=store_url, cancellation=cancellation)
+    # A cancellation after the query ended changes nothing, and the next query runs.
+    late = Cancellation()
+    assert run_query("SELECT 3 AS three", database_url=store_url, cancellation=late).rows == [(3,)]
+    late.cancel()
+    assert run_query("SELECT 4 AS four", database_url=store_url).rows == [(4,)]
+
+
+def test_postgresql_timeouts_end_on_the_server(postgresql_url: str) -> None:
+    with pytest.raises(QueryTimeoutError):
+        run_query("SELECT pg_sleep(600)", database_url=postgresql_url, timeout=1)
+    cancellation = Cancellation()
+    threading.Timer(0.5, cancellation.cancel).start()
+    with pytest.raises(QueryError, match="cancelled"):
+        run_query("SELECT pg_sleep(600)", database_url=postgresql_url, timeout=600, cancellation=cancellation)
+    sleeping = run_query(
+        "SELECT count(*) FROM pg_stat_activity WHERE query LIKE '%pg_sleep(600)%' AND state = 'active' "
+        "AND pid <> pg_backend_pid()",
+        database_url=postgresql_url,
+    )
+    assert sleeping.rows == [(0,)]
+
+
+def test_duckdb_query_connections_load_no_extensions(duckdb_url: str) -> None:
+    settings = run_query(
+        "SELECT current_setting('autoinstall_known_extensions') AS install, "
+        "current_setting('autoload_known_extensions') AS load, current_setting('lock_configuration') AS locked",
+        database_url=duckdb_url,
+    )
+    assert settings.rows == [(False, False, True)]
 
 
 def test_bad_sql_gives_the_database_message(demo_url: str) -> None:
