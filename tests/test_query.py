@@ -415,9 +415,54 @@ def test_records_need_distinct_column_names() -> None:
 # -- healthsim query ------------------------------------------------------------
 
 
-def _run(*args: str) -> tuple[int, str, str]:
-    result = runner.invoke(app, list(args))
+def _run(*args: str, env: dict[str, str] | None = None) -> tuple[int, str, str]:
+    result = runner.invoke(app, list(args), env=env)
     return result.exit_code, result.stdout, result.stderr
+
+
+@pytest.mark.parametrize("width", [80, 120])
+def test_a_wide_result_prints_one_record_per_row(duckdb_demo_url: str, width: int) -> None:
+    from healthsim_state.cli.query import _cell
+
+    sql = "SELECT * FROM patients ORDER BY mrn"
+    code, out, err = _run("query", sql, "--database-url", duckdb_demo_url, env={"COLUMNS": str(width)})
+    assert (code, err) == (0, "")
+    assert "…" not in out
+    expected = run_query(sql, database_url=duckdb_demo_url)
+    lines = out.splitlines()
+    for number, row in enumerate(expected.rows, start=1):
+        assert any(line.startswith(f"row {number} ──") for line in lines)
+        for column, value in zip(expected.columns, row, strict=True):
+            text = "NULL" if value is None else _cell(value)
+            # Each field on a line of its own, whole (a long one wraps only where the terminal wraps it).
+            assert any(line.startswith(f"{column}:") and line.rstrip().endswith(text) for line in lines), column
+    assert lines[-1].startswith(f"{PATIENTS} rows; one record per row, as the table is wider than the terminal")
+    assert "--format csv or --format json" in lines[-1]
+
+
+@pytest.mark.parametrize("width", [80, 120])
+def test_a_narrow_result_stays_a_table(duckdb_demo_url: str, width: int) -> None:
+    code, out, _ = _run("query", "SELECT mrn, gender, birth_date FROM patients ORDER BY mrn",
+                        "--database-url", duckdb_demo_url, env={"COLUMNS": str(width)})
+    assert code == 0 and "…" not in out and "record" not in out
+    assert "┃ mrn " in out and sum("│ MRN-" in line for line in out.splitlines()) == PATIENTS
+
+
+def test_the_cli_timeout_cuts_a_long_query_short(duckdb_demo_url: str, capsys: pytest.CaptureFixture[str]) -> None:
+    started = time.monotonic()
+    with pytest.raises(SystemExit) as exit_info:
+        main(["query", _long(duckdb_demo_url), "--timeout", "1", "--database-url", duckdb_demo_url])
+    assert time.monotonic() - started < CUT_SHORT
+    assert exit_info.value.code == 1
+    err = capsys.readouterr().err
+    assert err.startswith("error: the query ran longer than 1 s and was cancelled") and len(err.splitlines()) == 1
+
+
+def test_the_cli_timeout_is_checked(duckdb_demo_url: str, capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        main(["query", "SELECT 1", "--timeout", "0", "--database-url", duckdb_demo_url])
+    assert exit_info.value.code == 1
+    assert capsys.readouterr().err.startswith("error: timeout must be a number of seconds greater than 0, got 0.0")
 
 
 def test_table_output(duckdb_demo_url: str) -> None:
