@@ -561,6 +561,7 @@ def test_the_docs_limits_are_the_codes() -> None:
     assert f"(default {DEFAULT_PAGE}, at most {MAX_PAGE})" in PROSE
     assert f"at most {MAX_INLINE_EXPORT:,} entities" in PROSE
     assert f"waits up to {DEFAULT_LOCK_TIMEOUT:g} seconds" in PROSE
+    assert f"(more than 0, at most {MAX_QUERY_TIMEOUT}; default: the server's `HEALTHSIM_QUERY_TIMEOUT`, else {DEFAULT_TIMEOUT:g})" in PROSE
 
 
 def test_the_docs_client_configuration_starts_healthsim_mcp() -> None:
