@@ -322,12 +322,14 @@ def _duckdb_connect(path: Path, *, lock: bool) -> Any:
     while True:
         try:
             con = duckdb.connect(str(path), read_only=True, config=dict(_DUCKDB_CONFIG))
-        except (duckdb.IOException, duckdb.ConnectionException) as exc:
+        except duckdb.Error as exc:
             text = str(exc)
             other_process = isinstance(exc, duckdb.IOException) and "lock" in text.lower()
             this_process = isinstance(exc, duckdb.ConnectionException) and "different configuration" in text
             if not (other_process or this_process):
-                raise QueryError(_first_line(exc)) from exc
+                # E.g. a SQLite file, which DuckDB would read through an extension it is not allowed to load.
+                reason = _first_line(exc).removeprefix("query failed: ")
+                raise QueryError(f"cannot open {path} as a DuckDB file for reading: {reason}") from exc
             if time.monotonic() >= deadline:
                 pid = _PID.search(text)
                 holder = (

@@ -246,6 +246,20 @@ def test_postgresql_timeouts_end_on_the_server(postgresql_url: str) -> None:
     assert sleeping.rows == [(0,)]
 
 
+def test_a_sqlite_file_is_refused_by_read_only_connections_and_left_alone(tmp_path: Path) -> None:
+    import sqlite3
+
+    path = tmp_path / "other.db"
+    with sqlite3.connect(path) as con:
+        con.execute("CREATE TABLE t (a)")
+    before = path.read_bytes()
+    engine = query.read_only_engine(make_url(f"duckdb:///{path}"))
+    with pytest.raises(QueryError, match=rf"cannot open {path} as a DuckDB file for reading"):
+        engine.connect()
+    engine.dispose()
+    assert path.read_bytes() == before and sorted(p.name for p in tmp_path.iterdir()) == ["other.db"]
+
+
 def test_duckdb_query_connections_load_no_extensions(duckdb_url: str) -> None:
     settings = run_query(
         "SELECT current_setting('autoinstall_known_extensions') AS install, "
