@@ -209,8 +209,8 @@ class Cancellation:
 
 
 class _Stopper:
-    """Stops the statement running on one connection, once, and remembers why
-    ("timeout" or "cancelled"); does nothing once the caller is done with the connection."""
+    """Stops the statement running on one connection and remembers the first
+    reason ("timeout" or "cancelled"); does nothing once the caller is done with the connection."""
 
     def __init__(self, stop: Callable[[], None]) -> None:
         self._stop = stop
@@ -221,9 +221,12 @@ class _Stopper:
     def __call__(self, reason: str) -> None:
         # Under the lock: the connection is never closed or handed back while it is being stopped.
         with self._lock:
-            if self._live and self.reason is None:
+            if not self._live:
+                return
+            if self.reason is None:
                 self.reason = reason
-                self._stop()
+            # Every time: a stop that came between two statements may have been lost, the timer's must not be.
+            self._stop()
 
     def finish(self) -> None:
         with self._lock:
