@@ -466,8 +466,7 @@ async def test_a_long_query_on_both_backends(store_url: str) -> None:
         store.close()
 
 
-def test_a_cancelled_query_raises_in_its_thread(duckdb_url: str) -> None:
-    """The tool function takes the server's cancellation."""
+def test_the_query_tool_takes_the_servers_cancellation(duckdb_url: str) -> None:
     store = Store(duckdb_url)
     try:
         cancellation = Cancellation()
@@ -561,7 +560,8 @@ def test_the_docs_limits_are_the_codes() -> None:
     assert f"(default {DEFAULT_PAGE}, at most {MAX_PAGE})" in PROSE
     assert f"at most {MAX_INLINE_EXPORT:,} entities" in PROSE
     assert f"waits up to {DEFAULT_LOCK_TIMEOUT:g} seconds" in PROSE
-    assert f"(more than 0, at most {MAX_QUERY_TIMEOUT}; default: the server's `HEALTHSIM_QUERY_TIMEOUT`, else {DEFAULT_TIMEOUT:g})" in PROSE
+    default = f"default: the server's `HEALTHSIM_QUERY_TIMEOUT`, else {DEFAULT_TIMEOUT:g}"
+    assert f"(more than 0, at most {MAX_QUERY_TIMEOUT}; {default})" in PROSE
 
 
 def test_the_docs_client_configuration_starts_healthsim_mcp() -> None:

@@ -82,7 +82,9 @@ def _print_table(result: QueryResult) -> None:
     """A table when every value fits on the terminal's width whole; else one record per row."""
     count = f"{len(result.rows)} row{'' if len(result.rows) == 1 else 's'}"
     caption = f"first {count}; more not shown (raise --max-rows)" if result.truncated else count
-    cells = [[Text("NULL", style="dim") if value is None else Text(_cell(value)) for value in row] for row in result.rows]
+    cells = [
+        [Text("NULL", style="dim") if value is None else Text(_cell(value)) for value in row] for row in result.rows
+    ]
     out = Console()
     if _table_width(result.columns, cells) > out.width:
         _print_records(out, result.columns, cells)

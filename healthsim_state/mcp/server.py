@@ -114,9 +114,9 @@ class _Gate:
     Writes run one at a time. On PostgreSQL reads run beside each other and
     beside writes. On a DuckDB file reads run beside each other too (on
     read-only connections), but one process cannot hold the file read-only
-    and read-write at once: a write waits for the reads in progress, and reads
-    wait for a write in progress (not for one waiting: a write waits at most
-    as long as the reads in progress take, which the query timeout bounds).
+    and read-write at once: a write waits until no read runs, and reads wait
+    for a write that runs (not for one that waits, so that a long query never
+    holds up the other reads).
     An in-memory DuckDB store has one connection: one call at a time.
     """
 
