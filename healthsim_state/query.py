@@ -8,8 +8,13 @@
   predefined role ``pg_read_all_data``, so that a superuser's query cannot
   reach server files or programs (``COPY ... TO PROGRAM``, ``lo_export``).
 
-Either way exactly one statement runs per call. The store is opened (and
-upgraded to the latest schema) before the query, like every other use.
+Either way exactly one statement runs per call, for at most a timeout
+(default :data:`DEFAULT_TIMEOUT` seconds, or ``HEALTHSIM_QUERY_TIMEOUT``):
+PostgreSQL ends it with ``statement_timeout``, DuckDB by interrupting the
+connection from a timer. A :class:`Cancellation` lets another thread stop a
+running query (the MCP server does when its client cancels a call). The store
+is opened (and upgraded to the latest schema) before the query, like every
+other use.
 """
 
 from __future__ import annotations
@@ -18,16 +23,21 @@ import base64
 import datetime as dt
 import json
 import math
+import os
 import re
+import threading
 import time
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy.engine import Engine
+import sqlalchemy as sa
+from sqlalchemy.engine import URL, Engine
+from sqlalchemy.pool import NullPool
 
 from healthsim_models.engine import (
     DEFAULT_LOCK_TIMEOUT,
@@ -36,7 +46,21 @@ from healthsim_models.engine import (
     mask_url,
     resolve_database_url,
 )
-from healthsim_models.errors import ConfigurationError, InvalidArgumentError, QueryError, StoreLockedError
+from healthsim_models.errors import (
+    ConfigurationError,
+    InvalidArgumentError,
+    QueryError,
+    QueryTimeoutError,
+    StoreLockedError,
+)
+
+#: Seconds a query may run unless the caller or ``HEALTHSIM_QUERY_TIMEOUT`` says otherwise.
+DEFAULT_TIMEOUT = 30.0
+ENV_TIMEOUT = "HEALTHSIM_QUERY_TIMEOUT"
+
+#: One message for several statements, whichever backend noticed.
+ONE_STATEMENT = "expected one SQL statement, got several: run them one at a time"
+CANCELLED = "the query was cancelled before it finished; nothing was changed"
 
 
 @dataclass(frozen=True)
@@ -84,51 +108,186 @@ def json_value(value: Any) -> Any:
     return str(value)
 
 
-def run_query(sql: str, *, database_url: str | None = None, max_rows: int | None = None) -> QueryResult:
+def run_query(
+    sql: str,
+    *,
+    database_url: str | None = None,
+    max_rows: int | None = None,
+    timeout: float | None = None,
+    cancellation: Cancellation | None = None,
+    engine: Engine | None = None,
+) -> QueryResult:
     """Run one read-only SQL statement and return at most ``max_rows`` rows (all when None).
 
+    ``timeout``: seconds the statement may run (default :func:`default_timeout`);
+    ``cancellation``: lets another thread stop it; ``engine``: an engine of the
+    store already opened at the latest schema (the MCP server's), else the
+    process-wide one for ``database_url``.
+
     Raises :class:`QueryError` with the database's message for invalid SQL
-    and for any attempt to write, :class:`StoreLockedError` when the DuckDB
-    file stays held read-write (by another process, or by an open session of
-    this one) for longer than the lock timeout.
+    and for any attempt to write, and when cancelled; :class:`QueryTimeoutError`
+    when the statement ran longer than the timeout; :class:`StoreLockedError`
+    when the DuckDB file stays held read-write (by another process, or by an
+    open session of this one) for longer than the lock timeout.
     """
     if not isinstance(sql, str) or not sql.strip():
         raise QueryError("no SQL given: pass one statement, e.g. SELECT count(*) FROM patients")
     if max_rows is not None and (isinstance(max_rows, bool) or not isinstance(max_rows, int) or max_rows < 0):
         raise InvalidArgumentError(f"max_rows must be a whole number >= 0 or None, got {max_rows!r}")
-    url = resolve_database_url(database_url)
+    seconds = default_timeout() if timeout is None else _checked_timeout(timeout, "timeout")
+    url = engine.url if engine is not None else resolve_database_url(database_url)
     if is_duckdb(url) and (not url.database or url.database == ":memory:"):
         raise ConfigurationError(
             f"{mask_url(url)} is an in-memory database, which only its own engine can see; "
             "queries need a DuckDB file or a PostgreSQL URL"
         )
-    engine = get_engine(url)  # opens the store and brings it to the latest schema
+    if engine is None:
+        engine = get_engine(url)  # opens the store and brings it to the latest schema
     if is_duckdb(url):
-        return _duckdb_query(Path(url.database).expanduser(), sql, max_rows)
-    return _postgresql_query(engine, sql, max_rows)
+        return _duckdb_query(Path(url.database).expanduser(), sql, max_rows, seconds, cancellation)
+    return _postgresql_query(engine, sql, max_rows, seconds, cancellation)
+
+
+def default_timeout() -> float:
+    """``HEALTHSIM_QUERY_TIMEOUT`` in seconds when set, else :data:`DEFAULT_TIMEOUT`."""
+    text = os.environ.get(ENV_TIMEOUT, "").strip()
+    if not text:
+        return DEFAULT_TIMEOUT
+    try:
+        return _checked_timeout(float(text), ENV_TIMEOUT)
+    except (ValueError, InvalidArgumentError):
+        raise ConfigurationError(
+            f"{ENV_TIMEOUT} must be a number of seconds greater than 0, got {text!r}; "
+            f"fix or unset it (the default is {DEFAULT_TIMEOUT:g})"
+        ) from None
+
+
+def _checked_timeout(value: object, name: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value) or value <= 0:
+        raise InvalidArgumentError(f"{name} must be a number of seconds greater than 0, got {value!r}")
+    return float(value)
+
+
+def _timed_out(seconds: float) -> QueryTimeoutError:
+    return QueryTimeoutError(
+        f"the query ran longer than {seconds:g} s and was cancelled; nothing was changed. Narrow the query, "
+        f"or raise the limit: --timeout SECONDS (healthsim query), the timeout argument (run_query, "
+        f"the MCP query tool) or {ENV_TIMEOUT}"
+    )
+
+
+class Cancellation:
+    """Stops a running :func:`run_query` from another thread: pass it as
+    ``cancellation=``, then call :meth:`cancel`.
+
+    The query then raises :class:`QueryError` saying it was cancelled; a
+    cancellation before the query starts stops it before it runs, one after
+    it ended does nothing.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._cancelled = False
+        self._stop: Callable[[str], None] | None = None
+
+    @property
+    def cancelled(self) -> bool:
+        return self._cancelled
+
+    def cancel(self) -> None:
+        with self._lock:
+            self._cancelled = True
+            stop = self._stop
+        if stop is not None:
+            stop("cancelled")
+
+    def _attach(self, stop: Callable[[str], None] | None) -> None:
+        with self._lock:
+            if stop is not None and self._cancelled:
+                raise QueryError(CANCELLED)
+            self._stop = stop
+
+
+class _Stopper:
+    """Stops the statement running on one connection and remembers the first
+    reason ("timeout" or "cancelled"); does nothing once the caller is done with the connection."""
+
+    def __init__(self, stop: Callable[[], None]) -> None:
+        self._stop = stop
+        self._lock = threading.Lock()
+        self._live = True
+        self.reason: str | None = None
+
+    def __call__(self, reason: str) -> None:
+        # Under the lock: the connection is never closed or handed back while it is being stopped.
+        with self._lock:
+            if not self._live:
+                return
+            if self.reason is None:
+                self.reason = reason
+            # Every time: a stop that came between two statements may have been lost, the timer's must not be.
+            self._stop()
+
+    def finish(self) -> None:
+        with self._lock:
+            self._live = False
+
+
+@contextmanager
+def _stoppable(stopper: _Stopper, cancellation: Cancellation | None, timer: float | None) -> Iterator[None]:
+    """While the block runs, ``cancellation`` (and, after ``timer`` seconds, a timer thread) may stop it."""
+    if cancellation is not None:
+        cancellation._attach(stopper)
+    alarm = None
+    if timer is not None:
+        alarm = threading.Timer(timer, stopper, args=("timeout",))
+        alarm.daemon = True
+        alarm.start()
+    try:
+        yield
+    finally:
+        stopper.finish()
+        if alarm is not None:
+            alarm.cancel()
+        if cancellation is not None:
+            cancellation._attach(None)
 
 
 # -- DuckDB -----------------------------------------------------------------
 
-#: Settings of the read-only connection, applied in order; the last locks them,
-#: so the query cannot undo them. No progress bar: DuckDB draws its own on
-#: stderr whether or not it is a terminal.
-_DUCKDB_SETTINGS = ("enable_external_access = false", "enable_progress_bar = false", "lock_configuration = true")
+#: The read-only connection's configuration, fixed when DuckDB opens the file.
+#: No extension is installed or loaded behind the query's back (DuckDB would
+#: fetch sqlite_scanner for a SQLite file, say). Every read-only connection of
+#: this process uses exactly this configuration, so that they share one open
+#: database: DuckDB refuses a second, differently configured one.
+_DUCKDB_CONFIG = {
+    "enable_external_access": False,
+    "autoinstall_known_extensions": False,
+    "autoload_known_extensions": False,
+}
 
 
-def _duckdb_query(path: Path, sql: str, max_rows: int | None) -> QueryResult:
+def _duckdb_query(
+    path: Path, sql: str, max_rows: int | None, timeout: float, cancellation: Cancellation | None
+) -> QueryResult:
     import duckdb
 
-    con = _duckdb_connect(path)
+    con = _duckdb_connect(path, lock=True)
     try:
+        stopper = _Stopper(con.interrupt)
         try:
-            statements = con.extract_statements(sql)
-            if len(statements) != 1:
-                raise QueryError(f"expected one SQL statement, got {len(statements)}: run them one at a time")
-            cursor = con.execute(sql)
-            description = cursor.description or []
-            rows = cursor.fetchall() if max_rows is None else cursor.fetchmany(max_rows + 1)
+            with _stoppable(stopper, cancellation, timer=timeout):
+                statements = con.extract_statements(sql)
+                if len(statements) != 1:
+                    raise QueryError(ONE_STATEMENT)
+                cursor = con.execute(sql)
+                description = cursor.description or []
+                rows = cursor.fetchall() if max_rows is None else cursor.fetchmany(max_rows + 1)
         except duckdb.Error as exc:
+            if stopper.reason == "timeout":
+                raise _timed_out(timeout) from exc
+            if stopper.reason == "cancelled":
+                raise QueryError(CANCELLED) from exc
             raise QueryError(_first_line(exc)) from exc
     finally:
         con.close()
@@ -147,12 +306,16 @@ _PID = re.compile(r"PID \d+")
 LOCK_TIMEOUT = DEFAULT_LOCK_TIMEOUT
 
 
-def _duckdb_connect(path: Path) -> Any:
+def _duckdb_connect(path: Path, *, lock: bool) -> Any:
     """A read-only connection, waiting up to :data:`LOCK_TIMEOUT` seconds for a read-write holder to let go.
 
     Another process's read-write connection locks the file; a read-write
     connection of this process makes DuckDB refuse a second, differently
     configured one. Both end when that connection closes, so both are waited for.
+
+    With ``lock``, the configuration is locked before the connection is
+    returned, so SQL run on it cannot change any setting. The lock holds for
+    the database, so also for the other read-only connections open beside it.
     """
     import duckdb
 
@@ -161,13 +324,15 @@ def _duckdb_connect(path: Path) -> Any:
     delay = 0.02
     while True:
         try:
-            con = duckdb.connect(str(path), read_only=True)
-        except (duckdb.IOException, duckdb.ConnectionException) as exc:
+            con = duckdb.connect(str(path), read_only=True, config=dict(_DUCKDB_CONFIG))
+        except duckdb.Error as exc:
             text = str(exc)
             other_process = isinstance(exc, duckdb.IOException) and "lock" in text.lower()
             this_process = isinstance(exc, duckdb.ConnectionException) and "different configuration" in text
             if not (other_process or this_process):
-                raise QueryError(_first_line(exc)) from exc
+                # E.g. a SQLite file, which DuckDB would read through an extension it is not allowed to load.
+                reason = _first_line(exc).removeprefix("query failed: ")
+                raise QueryError(f"cannot open {path} as a DuckDB file for reading: {reason}") from exc
             if time.monotonic() >= deadline:
                 pid = _PID.search(text)
                 holder = (
@@ -182,9 +347,46 @@ def _duckdb_connect(path: Path) -> Any:
             time.sleep(delay)
             delay = min(delay * 2, 0.25)
             continue
-        for setting in _DUCKDB_SETTINGS:
-            con.execute(f"SET {setting}")
+        try:
+            _settle(con, lock)
+        except BaseException:
+            con.close()
+            raise
         return con
+
+
+def _settle(con: Any, lock: bool) -> None:
+    # DuckDB draws a progress bar of its own (on stdout, which is the MCP
+    # server's protocol stream) in an interactive interpreter; the setting
+    # is the connection's, and can be changed only while the configuration
+    # is not locked yet (by a query on another connection of this database).
+    locked = con.execute("SELECT current_setting('lock_configuration')").fetchone()[0]
+    if not locked:
+        con.execute("SET enable_progress_bar = false")
+        if lock:
+            con.execute("SET lock_configuration = true")
+
+
+def read_only_engine(url: URL) -> Engine:
+    """An engine over read-only connections to the DuckDB file at ``url``, for reads
+    that must run beside :func:`run_query` in this process (the MCP server's read tools).
+
+    The file must exist at the latest schema (open it with the store's engine
+    first). The connections are those of :func:`run_query`, so they share its
+    open database; without pooling, the file is held only while one is open.
+    """
+    from duckdb_engine import ConnectionWrapper
+
+    if not is_duckdb(url) or not url.database or url.database == ":memory:":
+        raise ConfigurationError(f"{mask_url(url)} is not a DuckDB file")
+    path = Path(url.database).expanduser()
+    engine = sa.create_engine(url, poolclass=NullPool)
+
+    @sa.event.listens_for(engine, "do_connect")
+    def _connect(dialect, conn_rec, cargs, cparams):  # type: ignore[no-untyped-def]
+        return ConnectionWrapper(_duckdb_connect(path, lock=False))
+
+    return engine
 
 
 # -- PostgreSQL -------------------------------------------------------------
@@ -195,30 +397,54 @@ _MAY_DROP_PRIVILEGES = (
 )
 
 
-def _postgresql_query(engine: Engine, sql: str, max_rows: int | None) -> QueryResult:
+def _postgresql_query(
+    engine: Engine, sql: str, max_rows: int | None, timeout: float, cancellation: Cancellation | None
+) -> QueryResult:
     import psycopg
 
     with engine.connect() as conn:
         raw = conn.connection.driver_connection
+        stopper = _Stopper(raw.cancel_safe)
         try:
             with raw.cursor() as cursor:
                 cursor.execute("SET TRANSACTION READ ONLY")
                 cursor.execute("SET LOCAL TIME ZONE 'UTC'")
+                # Each statement of this transaction (the DECLARE, each FETCH) gets the whole timeout.
+                cursor.execute(f"SET LOCAL statement_timeout = {max(1, round(timeout * 1000))}")
                 # This first query also fixes the snapshot, after which the
                 # transaction can no longer be switched to READ WRITE.
                 cursor.execute(_MAY_DROP_PRIVILEGES)
                 if cursor.fetchone()[0]:
                     cursor.execute("SET LOCAL ROLE pg_read_all_data")
-            description, rows = _fetch_streamed(raw, sql, max_rows)
+            with _stoppable(stopper, cancellation, timer=None):
+                description, rows = _fetch_streamed(raw, sql, max_rows)
         except psycopg.Error as exc:
-            raise QueryError(_first_line(exc)) from exc
+            raise _postgresql_error(exc, stopper.reason, timeout) from exc
         finally:
-            raw.rollback()
+            if stopper.reason is None:
+                raw.rollback()
+            else:
+                # A cancel request travels apart from the connection and could
+                # still reach the server after the query ended: never reuse it.
+                conn.invalidate()
     return QueryResult(
         columns=[column.name for column in description],
         rows=[_normalise(row, ()) for row in rows[:max_rows]],
         truncated=max_rows is not None and len(rows) > max_rows,
     )
+
+
+def _postgresql_error(exc: Exception, stopped: str | None, timeout: float) -> QueryError:
+    import psycopg
+
+    if stopped == "cancelled":
+        return QueryError(CANCELLED)
+    if isinstance(exc, psycopg.errors.QueryCanceled) and "statement timeout" in (exc.diag.message_primary or ""):
+        return _timed_out(timeout)
+    if isinstance(exc, psycopg.errors.SyntaxError) and "multiple commands" in (exc.diag.message_primary or ""):
+        # The server's words for a second statement in one prepared statement or DECLARE.
+        return QueryError(ONE_STATEMENT)
+    return QueryError(_first_line(exc))
 
 
 def _fetch_streamed(raw: Any, sql: str, max_rows: int | None) -> tuple[Any, list[Any]]:

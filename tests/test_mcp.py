@@ -7,28 +7,36 @@ tests share its DuckDB file and use scenario names of their own.
 from __future__ import annotations
 
 import json
+import logging
 import re
 import subprocess
 import sys
 import time
 import uuid
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
 import anyio
 import duckdb
 import jsonschema
+import psycopg
 import pytest
+import sqlalchemy as sa
 from mcp import ClientSession, MCPError, StdioServerParameters, stdio_client
+from mcp.shared.memory import create_client_server_memory_streams
 
 from healthsim_models.engine import DEFAULT_LOCK_TIMEOUT
+from healthsim_models.errors import QueryError
 from healthsim_models.registry import ENTITY_TYPES
 from healthsim_state.cli import main
 from healthsim_state.fields import layout
-from healthsim_state.mcp.catalog import TOOLS
+from healthsim_state.mcp.catalog import MAX_QUERY_TIMEOUT, TOOLS
 from healthsim_state.mcp import tools
+from healthsim_state.mcp.server import build_server
 from healthsim_state.mcp.tools import DEFAULT_PAGE, MAX_INLINE_EXPORT, MAX_PAGE, Store
+from healthsim_state.query import CANCELLED, DEFAULT_TIMEOUT, Cancellation
 
 pytestmark = pytest.mark.anyio
 
@@ -359,6 +367,150 @@ async def test_large_scenarios_are_exported_to_files_only(client: ClientSession,
     assert written["entities"] == MAX_INLINE_EXPORT + 1
 
 
+# -- long queries: bounded, cancellable, and never in the way of other calls ---------------
+
+#: Statements that run for minutes on each backend.
+LONG = {
+    "duckdb": "SELECT sum(a.range * b.range) AS s FROM range(200000) a, range(200000) b",
+    "postgresql": "SELECT pg_sleep(600)",
+}
+#: Far below what the long statements take (and the timeouts the tests give them), far above
+#: what a cancelled or timed-out call needs to end.
+CUT_SHORT = 60
+
+
+async def _pg_sleeping(url: str) -> int:
+    """How many pg_sleep calls the server runs now in the database of ``url``."""
+    parts = sa.make_url(url)
+
+    def count() -> int:
+        with psycopg.connect(host=parts.host, port=parts.port, user=parts.username, dbname=parts.database) as conn:
+            # The query shows as the cursor's FETCH; what it waits on gives it away.
+            sql = "SELECT count(*) FROM pg_stat_activity WHERE wait_event = 'PgSleep' AND datname = current_database()"
+            return conn.execute(sql).fetchone()[0]
+
+    return await anyio.to_thread.run_sync(count)
+
+
+async def _a_long_query_leaves_the_server_responsive(client: ClientSession, backend: str, url: str) -> None:
+    """While a long query runs, other calls are answered; the client's cancellation ends the query;
+    a timeout ends one with an error; afterwards the server answers as before."""
+    await call(client, "save_scenario", name=f"busy-{backend}", entities={"patient": [PATIENT]})
+    finished = anyio.Event()
+    cancel_query = anyio.CancelScope()
+
+    async def long_query() -> None:
+        with cancel_query:  # cancelling it sends notifications/cancelled for the request
+            await client.call_tool("query", {"sql": LONG[backend], "timeout": MAX_QUERY_TIMEOUT})
+            finished.set()
+
+    async with anyio.create_task_group() as tasks:
+        tasks.start_soon(long_query)
+        if backend == "postgresql":
+            with anyio.fail_after(CUT_SHORT):
+                while not await _pg_sleeping(url):
+                    await anyio.sleep(0.1)
+        else:
+            await anyio.sleep(1.5)  # under way; its connection is open
+        listed = await client.list_tools()
+        assert "query" in {tool.name for tool in listed.tools}
+        assert (await call(client, "get_summary", name=f"busy-{backend}"))["scenario"]["total_entities"] == 1
+        assert (await call(client, "list_scenarios", search=f"busy-{backend}"))["scenarios"]
+        page = await call(client, "load_scenario", name=f"busy-{backend}", entity_type="patient")
+        assert page["entities"] == [PATIENT]
+        assert (await call(client, "query", sql="SELECT 1 AS one"))["rows"] == [[1]]  # a read beside a read
+        if backend == "postgresql":  # a write beside a read, where the database allows it
+            await call(client, "add_entities", name=f"busy-{backend}", entities={"encounter": ENCOUNTERS[:1]})
+        assert not finished.is_set()
+        cancel_query.cancel()
+    assert not finished.is_set()
+
+    started = time.monotonic()
+    # On DuckDB a write waits for every read in progress: it runs only once the query has ended.
+    await call(client, "save_scenario", name=f"after-{backend}", entities={})
+    assert time.monotonic() - started < CUT_SHORT
+    if backend == "postgresql":
+        with anyio.fail_after(CUT_SHORT):
+            while await _pg_sleeping(url):
+                await anyio.sleep(0.1)
+
+    message = await refused(client, "query", sql=LONG[backend], timeout=1)
+    assert message.startswith("the query ran longer than 1 s and was cancelled; nothing was changed"), message
+    assert (await call(client, "query", sql="SELECT 2 AS two"))["rows"] == [[2]]
+    assert (await call(client, "get_summary", name=f"after-{backend}"))["scenario"]["total_entities"] == 0
+
+
+async def test_a_long_query_through_the_stdio_server(client: ClientSession, store: dict[str, Any]) -> None:
+    await _a_long_query_leaves_the_server_responsive(client, "duckdb", store["url"])
+
+
+@asynccontextmanager
+async def _in_process(store: Store) -> AsyncIterator[ClientSession]:
+    """A ClientSession on the server run in this process over memory streams."""
+    server = build_server(store)
+    async with create_client_server_memory_streams() as ((client_read, client_write), (server_read, server_write)):
+        async with anyio.create_task_group() as tasks:
+            tasks.start_soon(server.run, server_read, server_write, server.create_initialization_options())
+            async with ClientSession(client_read, client_write) as session:
+                await session.initialize()
+                yield session
+            tasks.cancel_scope.cancel()
+
+
+async def test_a_long_query_on_both_backends(store_url: str) -> None:
+    store = Store(store_url)
+    try:
+        async with _in_process(store) as client:
+            await _a_long_query_leaves_the_server_responsive(client, store_url.split(":")[0].split("+")[0], store_url)
+    finally:
+        store.close()
+
+
+def test_the_query_tool_takes_the_servers_cancellation(duckdb_url: str) -> None:
+    store = Store(duckdb_url)
+    try:
+        cancellation = Cancellation()
+        cancellation.cancel()
+        with pytest.raises(QueryError, match=CANCELLED):
+            tools.query(store, "SELECT 1", cancellation=cancellation)
+        assert tools.query(store, "SELECT 1 AS one", timeout=DEFAULT_TIMEOUT)["rows"] == [[1]]
+    finally:
+        store.close()
+
+
+async def test_an_unexpected_error_reaches_the_client_without_sql_or_traceback(
+    duckdb_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    class Broken(Store):
+        def reader_engine(self) -> sa.Engine:
+            raise sa.exc.ProgrammingError(
+                "SELECT secret FROM _hs_old_members", {}, Exception('relation "_hs_old_members" does not exist')
+            )
+
+    store = Broken(duckdb_url)
+    try:
+        async with _in_process(store) as client:
+            with caplog.at_level(logging.ERROR, logger="healthsim_state.mcp.server"):
+                message = await refused(client, "get_summary")
+            assert message.startswith("get_summary failed with an unexpected error; the server logged the details")
+            for leak in ("SELECT", "_hs_old_members", "ProgrammingError", "Traceback", "\n"):
+                assert leak not in message
+            assert "ProgrammingError" in caplog.text and "SELECT secret" in caplog.text  # the log has it all
+            assert (await call(client, "query", sql="SELECT 1 AS one"))["rows"] == [[1]]
+    finally:
+        store.close()
+
+
+def test_the_query_timeout_argument_is_bounded_by_the_schema() -> None:
+    (spec,) = [spec for spec in TOOLS if spec.name == "query"]
+    timeout = spec.input_schema()["properties"]["timeout"]
+    assert (timeout["exclusiveMinimum"], timeout["maximum"]) == (0, MAX_QUERY_TIMEOUT)
+    validator = jsonschema.Draft202012Validator(spec.input_schema())
+    assert validator.is_valid({"sql": "SELECT 1", "timeout": 0.5})
+    for bad in (0, -1, MAX_QUERY_TIMEOUT + 1, "10"):
+        assert not validator.is_valid({"sql": "SELECT 1", "timeout": bad})
+
+
 # -- in-process ---------------------------------------------------------------------
 
 
@@ -408,6 +560,8 @@ def test_the_docs_limits_are_the_codes() -> None:
     assert f"(default {DEFAULT_PAGE}, at most {MAX_PAGE})" in PROSE
     assert f"at most {MAX_INLINE_EXPORT:,} entities" in PROSE
     assert f"waits up to {DEFAULT_LOCK_TIMEOUT:g} seconds" in PROSE
+    default = f"default: the server's `HEALTHSIM_QUERY_TIMEOUT`, else {DEFAULT_TIMEOUT:g}"
+    assert f"(more than 0, at most {MAX_QUERY_TIMEOUT}; {default})" in PROSE
 
 
 def test_the_docs_client_configuration_starts_healthsim_mcp() -> None:

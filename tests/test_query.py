@@ -19,11 +19,17 @@ from sqlalchemy.engine import make_url
 from typer.testing import CliRunner
 
 from healthsim_models import create_store_engine, get_engine, session_scope
-from healthsim_models.errors import ConfigurationError, InvalidArgumentError, QueryError, StoreLockedError
+from healthsim_models.errors import (
+    ConfigurationError,
+    InvalidArgumentError,
+    QueryError,
+    QueryTimeoutError,
+    StoreLockedError,
+)
 from healthsim_state import ScenarioRepository, query
 from healthsim_state.cli import app, main
 from healthsim_state.demo import save_demo
-from healthsim_state.query import QueryResult, json_value, run_query
+from healthsim_state.query import CANCELLED, ONE_STATEMENT, Cancellation, QueryResult, json_value, run_query
 
 runner = CliRunner()
 
@@ -147,12 +153,120 @@ def test_writes_are_refused_by_the_database_and_change_nothing(demo_url: str, st
 
 
 def test_one_statement_at_a_time(demo_url: str) -> None:
+    """The same project message on both backends, whichever part of the stack noticed."""
     before = _counts(demo_url)
-    with pytest.raises(QueryError):
-        run_query("SELECT 1; DELETE FROM patients", database_url=demo_url)
-    with pytest.raises(QueryError):
-        run_query("COMMIT; DELETE FROM patients", database_url=demo_url)
+    for sql in ("SELECT 1; DELETE FROM patients", "COMMIT; DELETE FROM patients", "SELECT 1; SELECT 2"):
+        with pytest.raises(QueryError) as caught:
+            run_query(sql, database_url=demo_url)
+        assert str(caught.value) == ONE_STATEMENT, sql
     assert _counts(demo_url) == before
+    assert run_query("SELECT 1 AS one;", database_url=demo_url).rows == [(1,)]  # a trailing semicolon is fine
+
+
+def _long(url: str) -> str:
+    """A statement that runs for minutes on the backend of ``url``."""
+    if url.startswith("duckdb"):
+        return "SELECT sum(a.range * b.range) AS s FROM range(200000) a, range(200000) b"
+    return "SELECT pg_sleep(600)"
+
+
+#: Far below what the long statements take, far above what a timeout of a second or a prompt cancel needs.
+CUT_SHORT = 60
+
+
+def test_a_long_query_ends_at_the_timeout(store_url: str) -> None:
+    started = time.monotonic()
+    with pytest.raises(QueryTimeoutError) as caught:
+        run_query(_long(store_url), database_url=store_url, timeout=1)
+    assert time.monotonic() - started < CUT_SHORT
+    message = str(caught.value)
+    assert message.startswith("the query ran longer than 1 s and was cancelled; nothing was changed")
+    assert "--timeout SECONDS" in message and "HEALTHSIM_QUERY_TIMEOUT" in message
+    assert isinstance(caught.value, QueryError)
+    assert run_query("SELECT 2 AS two", database_url=store_url, timeout=5).rows == [(2,)]  # the store is fine
+
+
+def test_the_timeout_comes_from_the_environment(store_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HEALTHSIM_QUERY_TIMEOUT", "0.5")
+    assert query.default_timeout() == 0.5
+    with pytest.raises(QueryTimeoutError, match="longer than 0.5 s"):
+        run_query(_long(store_url), database_url=store_url)
+    monkeypatch.setenv("HEALTHSIM_QUERY_TIMEOUT", "soon")
+    with pytest.raises(ConfigurationError, match="HEALTHSIM_QUERY_TIMEOUT must be a number of seconds"):
+        run_query("SELECT 1", database_url=store_url)
+    monkeypatch.delenv("HEALTHSIM_QUERY_TIMEOUT")
+    assert query.default_timeout() == query.DEFAULT_TIMEOUT == 30
+
+
+def test_postgresql_queries_cannot_lift_their_timeout(postgresql_url: str) -> None:
+    sql = "SELECT set_config('statement_timeout', '0', true), pg_sleep(600)"
+    started = time.monotonic()
+    with pytest.raises(QueryTimeoutError):
+        run_query(sql, database_url=postgresql_url, timeout=1)
+    assert time.monotonic() - started < CUT_SHORT
+
+
+@pytest.mark.parametrize("bad", [0, -1, float("inf"), float("nan"), True, "5"])
+def test_the_timeout_must_be_positive_seconds(duckdb_url: str, bad: object) -> None:
+    with pytest.raises(InvalidArgumentError, match="timeout must be a number of seconds greater than 0"):
+        run_query("SELECT 1", database_url=duckdb_url, timeout=bad)  # type: ignore[arg-type]
+
+
+def test_a_cancellation_stops_a_running_query(store_url: str) -> None:
+    cancellation = Cancellation()
+    threading.Timer(0.5, cancellation.cancel).start()
+    started = time.monotonic()
+    with pytest.raises(QueryError) as caught:
+        run_query(_long(store_url), database_url=store_url, timeout=600, cancellation=cancellation)
+    assert time.monotonic() - started < CUT_SHORT
+    assert str(caught.value) == CANCELLED and not isinstance(caught.value, QueryTimeoutError)
+    assert cancellation.cancelled
+    # Cancelled before it starts: it never runs.
+    with pytest.raises(QueryError, match="cancelled"):
+        run_query("SELECT 1", database_url=store_url, cancellation=cancellation)
+    # A cancellation after the query ended changes nothing, and the next query runs.
+    late = Cancellation()
+    assert run_query("SELECT 3 AS three", database_url=store_url, cancellation=late).rows == [(3,)]
+    late.cancel()
+    assert run_query("SELECT 4 AS four", database_url=store_url).rows == [(4,)]
+
+
+def test_postgresql_timeouts_end_on_the_server(postgresql_url: str) -> None:
+    with pytest.raises(QueryTimeoutError):
+        run_query("SELECT pg_sleep(600)", database_url=postgresql_url, timeout=1)
+    cancellation = Cancellation()
+    threading.Timer(0.5, cancellation.cancel).start()
+    with pytest.raises(QueryError, match="cancelled"):
+        run_query("SELECT pg_sleep(600)", database_url=postgresql_url, timeout=600, cancellation=cancellation)
+    sleeping = run_query(
+        # The query shows as the cursor's FETCH; what it waits on gives it away.
+        "SELECT count(*) FROM pg_stat_activity WHERE wait_event = 'PgSleep' AND datname = current_database()",
+        database_url=postgresql_url,
+    )
+    assert sleeping.rows == [(0,)]
+
+
+def test_a_sqlite_file_is_refused_by_read_only_connections_and_left_alone(tmp_path: Path) -> None:
+    import sqlite3
+
+    path = tmp_path / "other.db"
+    with sqlite3.connect(path) as con:
+        con.execute("CREATE TABLE t (a)")
+    before = path.read_bytes()
+    engine = query.read_only_engine(make_url(f"duckdb:///{path}"))
+    with pytest.raises(QueryError, match=rf"cannot open {path} as a DuckDB file for reading"):
+        engine.connect()
+    engine.dispose()
+    assert path.read_bytes() == before and sorted(p.name for p in tmp_path.iterdir()) == ["other.db"]
+
+
+def test_duckdb_query_connections_load_no_extensions(duckdb_url: str) -> None:
+    settings = run_query(
+        "SELECT current_setting('autoinstall_known_extensions') AS install, "
+        "current_setting('autoload_known_extensions') AS load, current_setting('lock_configuration') AS locked",
+        database_url=duckdb_url,
+    )
+    assert settings.rows == [(False, False, True)]
 
 
 def test_bad_sql_gives_the_database_message(demo_url: str) -> None:
@@ -315,9 +429,54 @@ def test_records_need_distinct_column_names() -> None:
 # -- healthsim query ------------------------------------------------------------
 
 
-def _run(*args: str) -> tuple[int, str, str]:
-    result = runner.invoke(app, list(args))
+def _run(*args: str, env: dict[str, str] | None = None) -> tuple[int, str, str]:
+    result = runner.invoke(app, list(args), env=env)
     return result.exit_code, result.stdout, result.stderr
+
+
+@pytest.mark.parametrize("width", [80, 120])
+def test_a_wide_result_prints_one_record_per_row(duckdb_demo_url: str, width: int) -> None:
+    from healthsim_state.cli.query import _cell
+
+    sql = "SELECT * FROM patients ORDER BY mrn"
+    code, out, err = _run("query", sql, "--database-url", duckdb_demo_url, env={"COLUMNS": str(width)})
+    assert (code, err) == (0, "")
+    assert "…" not in out
+    expected = run_query(sql, database_url=duckdb_demo_url)
+    lines = out.splitlines()
+    for number, row in enumerate(expected.rows, start=1):
+        assert any(line.startswith(f"row {number} ──") for line in lines)
+        for column, value in zip(expected.columns, row, strict=True):
+            text = "NULL" if value is None else _cell(value)
+            # Each field on a line of its own, whole (a long one wraps only where the terminal wraps it).
+            assert any(line.startswith(f"{column}:") and line.rstrip().endswith(text) for line in lines), column
+    assert lines[-1].startswith(f"{PATIENTS} rows; one record per row, as the table is wider than the terminal")
+    assert "--format csv or --format json" in lines[-1]
+
+
+@pytest.mark.parametrize("width", [80, 120])
+def test_a_narrow_result_stays_a_table(duckdb_demo_url: str, width: int) -> None:
+    code, out, _ = _run("query", "SELECT mrn, gender, birth_date FROM patients ORDER BY mrn",
+                        "--database-url", duckdb_demo_url, env={"COLUMNS": str(width)})
+    assert code == 0 and "…" not in out and "record" not in out
+    assert "┃ mrn " in out and sum("│ MRN-" in line for line in out.splitlines()) == PATIENTS
+
+
+def test_the_cli_timeout_cuts_a_long_query_short(duckdb_demo_url: str, capsys: pytest.CaptureFixture[str]) -> None:
+    started = time.monotonic()
+    with pytest.raises(SystemExit) as exit_info:
+        main(["query", _long(duckdb_demo_url), "--timeout", "1", "--database-url", duckdb_demo_url])
+    assert time.monotonic() - started < CUT_SHORT
+    assert exit_info.value.code == 1
+    err = capsys.readouterr().err
+    assert err.startswith("error: the query ran longer than 1 s and was cancelled") and len(err.splitlines()) == 1
+
+
+def test_the_cli_timeout_is_checked(duckdb_demo_url: str, capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        main(["query", "SELECT 1", "--timeout", "0", "--database-url", duckdb_demo_url])
+    assert exit_info.value.code == 1
+    assert capsys.readouterr().err.startswith("error: timeout must be a number of seconds greater than 0, got 0.0")
 
 
 def test_table_output(duckdb_demo_url: str) -> None:

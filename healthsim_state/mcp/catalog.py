@@ -15,6 +15,7 @@ from typing import Any
 from healthsim_models.registry import ENTITY_TYPES
 from healthsim_models.state import Scenario, ScenarioEntity, ScenarioTag
 from healthsim_state.mcp.schemas import entities_schema
+from healthsim_state.query import DEFAULT_TIMEOUT, ENV_TIMEOUT
 from healthsim_state.mcp.tools import (
     DEFAULT_PAGE,
     MAX_INLINE_EXPORT,
@@ -38,6 +39,9 @@ def _columns(table: Any) -> str:
     return ", ".join(c.name for c in table.columns)
 
 
+#: Longest timeout, in seconds, a client may give the query tool.
+MAX_QUERY_TIMEOUT = 300
+
 _NAME = {"type": "string", "minLength": 1, "description": "the scenario's name (or its id)"}
 _PATH = {"type": "string", "minLength": 1}
 # Marks where a tool takes the registry-derived ``entities`` argument.
@@ -46,7 +50,13 @@ _ENTITIES: Any = object()
 
 @dataclass(frozen=True)
 class ToolSpec:
-    """A tool: its function, description and argument schema."""
+    """A tool: its function, description and argument schema.
+
+    ``read_only`` and ``destructive`` are what clients are told; ``writes_store``
+    says whether the tool writes to the database (the server runs such calls
+    one at a time); ``cancellable`` tools take a ``cancellation`` the server
+    cancels when the client cancels the call.
+    """
 
     name: str
     description: str
@@ -55,6 +65,12 @@ class ToolSpec:
     required: tuple[str, ...] = ("name",)
     read_only: bool = True
     destructive: bool = False
+    writes_store: bool | None = None  # None: the same as not read_only
+    cancellable: bool = False
+
+    @property
+    def writes(self) -> bool:
+        return not self.read_only if self.writes_store is None else self.writes_store
 
     def input_schema(self, *, hints: bool = True) -> dict[str, Any]:
         """The arguments' JSON Schema; ``hints=False`` leaves out the per-type
@@ -163,13 +179,20 @@ TOOLS: tuple[ToolSpec, ...] = (
         f"{', '.join(et.table_name for et in ENTITY_TYPES)} (primary key id). {_LINKS.name} "
         f"({_columns(_LINKS)}) says which rows a scenario holds; {Scenario.__tablename__} "
         f"({_columns(Scenario.__table__)}) and {_TAGS.name} ({_columns(_TAGS)}) describe scenarios. "
-        "Decimals, dates and UUIDs come back as text.",
+        "Decimals, dates and UUIDs come back as text. A query running longer than timeout seconds is "
+        "cancelled with an error; other tools keep answering meanwhile.",
         query,
         {
             "sql": {"type": "string", "minLength": 1, "description": "one SQL statement"},
             "max_rows": {"type": "integer", "minimum": 1, "maximum": MAX_PAGE, "default": DEFAULT_PAGE},
+            "timeout": {
+                "type": "number", "exclusiveMinimum": 0, "maximum": MAX_QUERY_TIMEOUT,
+                "description": f"seconds the query may run before it is cancelled (default: the server's "
+                f"{ENV_TIMEOUT}, else {DEFAULT_TIMEOUT:g})",
+            },
         },
         required=("sql",),
+        cancellable=True,
     ),
     ToolSpec(
         "export_scenario",
@@ -185,6 +208,7 @@ TOOLS: tuple[ToolSpec, ...] = (
         },
         read_only=False,  # it may write a file
         destructive=True,
+        writes_store=False,  # ... but only reads the database
     ),
     ToolSpec(
         "import_scenario",

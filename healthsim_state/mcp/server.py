@@ -3,15 +3,26 @@
 Built on the SDK's low-level ``Server`` so that each tool's input schema is
 exactly the one derived from the registry. A call's arguments are checked
 against that schema (without the per-type document hints: documents are the
-repository's to check), then the tool runs in a worker thread, one call at a
-time, in a session of its own. Library errors come back as tool errors
-(``isError``) carrying the library's message.
+repository's to check), then the tool runs in a worker thread, in a session
+of its own.
+
+Calls run side by side (the SDK handles each request in a task of its own),
+as far as the store allows (:class:`_Gate`): reads beside reads, writes one at
+a time. A client's cancellation of a query interrupts it in the database; a
+cancelled call of another tool runs to its end before the next write starts.
+
+Library errors come back as tool errors (``isError``) carrying the library's
+message; anything else as a short generic message, its traceback logged on
+stderr (never SQL text or a traceback to the client).
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import threading
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from functools import partial
 from importlib.metadata import PackageNotFoundError, version
 from typing import Any
@@ -28,6 +39,7 @@ from sqlalchemy.engine import URL
 from healthsim_models.errors import HealthSimError, InvalidArgumentError
 from healthsim_state.mcp.catalog import TOOLS, ToolSpec
 from healthsim_state.mcp.tools import Store
+from healthsim_state.query import Cancellation
 
 logger = logging.getLogger(__name__)
 
@@ -96,10 +108,93 @@ def _error(message: str) -> types.CallToolResult:
     return types.CallToolResult(content=[types.TextContent(type="text", text=message)], is_error=True)
 
 
+class _Gate:
+    """Which tool calls may run at the same time.
+
+    Writes run one at a time. On PostgreSQL reads run beside each other and
+    beside writes. On a DuckDB file reads run beside each other too (on
+    read-only connections), but one process cannot hold the file read-only
+    and read-write at once: a write waits until no read runs, and reads wait
+    for a write that runs (not for one that waits, so that a long query never
+    holds up the other reads).
+    An in-memory DuckDB store has one connection: one call at a time.
+    """
+
+    def __init__(self, store: Store) -> None:
+        self._apart = store.duckdb_file
+        self._one_at_a_time = store.one_connection
+        self._writer = anyio.Lock()
+        self._changed = anyio.Condition()
+        self._readers = 0
+        self._writing = False
+
+    @asynccontextmanager
+    async def read(self) -> AsyncIterator[None]:
+        if self._one_at_a_time:
+            async with self._writer:
+                yield
+            return
+        if not self._apart:
+            yield
+            return
+        async with self._changed:
+            while self._writing:
+                await self._changed.wait()
+            self._readers += 1
+        try:
+            yield
+        finally:
+            with anyio.CancelScope(shield=True):
+                async with self._changed:
+                    self._readers -= 1
+                    self._changed.notify_all()
+
+    @asynccontextmanager
+    async def write(self) -> AsyncIterator[None]:
+        async with self._writer:
+            if not self._apart:
+                yield
+                return
+            async with self._changed:
+                while self._readers:
+                    await self._changed.wait()
+                self._writing = True
+            try:
+                yield
+            finally:
+                with anyio.CancelScope(shield=True):
+                    async with self._changed:
+                        self._writing = False
+                        self._changed.notify_all()
+
+
+async def _in_thread(function: Callable[[], Any], cancellation: Cancellation | None) -> Any:
+    """``function()`` in a worker thread. When the call is cancelled (by the client, or
+    as the server stops), ``cancellation`` is cancelled and the thread is still waited
+    for, so that its connection is closed before the gate lets another call in."""
+    if cancellation is None:
+        return await anyio.to_thread.run_sync(function)  # a cancelled call waits for its thread
+    ended = threading.Event()
+
+    def run() -> Any:
+        try:
+            return function()
+        finally:
+            ended.set()
+
+    try:
+        return await anyio.to_thread.run_sync(run, abandon_on_cancel=True)
+    except anyio.get_cancelled_exc_class():
+        with anyio.CancelScope(shield=True):
+            await anyio.to_thread.run_sync(cancellation.cancel)  # may talk to the server: not on the loop
+            await anyio.to_thread.run_sync(ended.wait)
+        raise
+
+
 def build_server(store: Store) -> Server[Any]:
     """The MCP server offering every tool over ``store``."""
     tools = {spec.name: _Tool(spec) for spec in TOOLS}
-    one_at_a_time = anyio.Lock()
+    gate = _Gate(store)
 
     async def list_tools(ctx: Any, params: types.PaginatedRequestParams | None) -> types.ListToolsResult:
         return types.ListToolsResult(tools=[tool.listing for tool in tools.values()])
@@ -112,14 +207,20 @@ def build_server(store: Store) -> Server[Any]:
             )
         try:
             arguments = tool.arguments(params.arguments)
-            async with one_at_a_time:
-                payload = await anyio.to_thread.run_sync(partial(tool.spec.function, store, **arguments))
+            cancellation = Cancellation() if tool.spec.cancellable else None
+            if cancellation is not None:
+                arguments["cancellation"] = cancellation
+            async with gate.write() if tool.spec.writes else gate.read():
+                payload = await _in_thread(partial(tool.spec.function, store, **arguments), cancellation)
         except HealthSimError as exc:
             logger.info("tool %s refused: %s", params.name, str(exc).splitlines()[0])
             return _error(str(exc))
-        except Exception as exc:  # reported to the client and logged with its traceback
+        except Exception:  # a bug or a driver error: its text may hold SQL, so only the log has it
             logger.exception("tool %s failed", params.name)
-            return _error(f"{type(exc).__name__}: {exc}")
+            return _error(
+                f"{params.name} failed with an unexpected error; the server logged the details on its "
+                "standard error. A write that fails changes nothing."
+            )
         return _result(payload)
 
     return Server(

@@ -5,9 +5,14 @@ export or import of the versioned JSON document (:mod:`healthsim_state.exchange`
 A tool is a plain function ``(store, **arguments) -> dict`` that returns a
 JSON-friendly result; :mod:`healthsim_state.mcp.catalog` gives each its
 description and argument schema. Tools never keep a session or connection between calls;
-:class:`Store` holds only the engine, which for a DuckDB file keeps no idle
+:class:`Store` holds only the engines, which for a DuckDB file keep no idle
 connection, so another process (the ``healthsim`` CLI) can use the file
 between two calls.
+
+Reads go through :meth:`Store.reader`: on a DuckDB file, read-only
+connections, which may be open several at a time (the server runs reads side
+by side) but never beside this process's read-write one; the server keeps
+writes apart from them (:mod:`healthsim_state.mcp.server`).
 """
 
 from __future__ import annotations
@@ -15,6 +20,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import threading
 from collections.abc import Iterator, Mapping
 from contextlib import closing, contextmanager
 from dataclasses import asdict
@@ -23,11 +29,11 @@ from typing import Any
 
 from sqlalchemy.engine import URL, Engine
 
-from healthsim_models.engine import create_store_engine, resolve_database_url, session_scope
+from healthsim_models.engine import create_store_engine, is_duckdb, resolve_database_url, session_scope
 from healthsim_models.errors import InvalidArgumentError
 from healthsim_models.registry import entity_type
 from healthsim_state import exchange
-from healthsim_state.query import json_value, run_query
+from healthsim_state.query import Cancellation, json_value, read_only_engine, run_query
 from healthsim_state.rendering import scenario_json
 from healthsim_state.repository import SaveSummary, ScenarioRepository
 
@@ -39,22 +45,46 @@ MAX_INLINE_EXPORT = 1000
 
 
 class Store:
-    """The database the tools work on. The engine is created on first use
+    """The database the tools work on. The engines are created on first use
     (so a server can start while another process holds the file) and kept;
-    sessions live for one tool call."""
+    sessions live for one tool call. Safe to use from several threads."""
 
     def __init__(self, url: str | URL | None = None) -> None:
         self.url = resolve_database_url(url)
         self._engine: Engine | None = None
+        self._reader: Engine | None = None
+        self._lock = threading.Lock()
 
     @property
     def url_text(self) -> str:
         return self.url.render_as_string(hide_password=False)
 
+    @property
+    def duckdb_file(self) -> bool:
+        """A DuckDB file: reads and writes need connections that cannot be open at once in one process."""
+        return is_duckdb(self.url) and bool(self.url.database) and self.url.database != ":memory:"
+
+    @property
+    def one_connection(self) -> bool:
+        """An in-memory DuckDB database: one connection, one call at a time."""
+        return is_duckdb(self.url) and not self.duckdb_file
+
     def engine(self) -> Engine:
-        if self._engine is None:
-            self._engine = create_store_engine(self.url)
-        return self._engine
+        """The store's engine; the first call opens the store and brings it to the latest schema."""
+        with self._lock:
+            if self._engine is None:
+                self._engine = create_store_engine(self.url)
+            return self._engine
+
+    def reader_engine(self) -> Engine:
+        """The engine reads use: read-only connections on a DuckDB file, else :meth:`engine`."""
+        engine = self.engine()  # the file exists, at the latest schema, before it is opened read-only
+        if not self.duckdb_file:
+            return engine
+        with self._lock:
+            if self._reader is None:
+                self._reader = read_only_engine(self.url)
+            return self._reader
 
     @contextmanager
     def repository(self) -> Iterator[ScenarioRepository]:
@@ -62,10 +92,18 @@ class Store:
         with session_scope(self.engine()) as session:
             yield ScenarioRepository(session)
 
+    @contextmanager
+    def reader(self) -> Iterator[ScenarioRepository]:
+        """A repository for reading only (see :meth:`reader_engine`)."""
+        with session_scope(self.reader_engine()) as session:
+            yield ScenarioRepository(session)
+
     def close(self) -> None:
-        if self._engine is not None:
-            self._engine.dispose()
-            self._engine = None
+        with self._lock:
+            for engine in (self._reader, self._engine):
+                if engine is not None:
+                    engine.dispose()
+            self._engine = self._reader = None
 
 
 # -- results as JSON (values rendered as `healthsim query --format json` renders them) ----
@@ -90,7 +128,7 @@ def list_scenarios(
     store: Store, tag: str | list[str] | None = None, search: str | None = None,
     limit: int = DEFAULT_PAGE, offset: int = 0,
 ) -> dict[str, Any]:
-    with store.repository() as repo:
+    with store.reader() as repo:
         # One more than asked says whether another page exists.
         infos = repo.list(tag=tag, search=search, limit=limit + 1, offset=offset)
     page = infos[:limit]
@@ -104,7 +142,7 @@ def list_scenarios(
 def load_scenario(
     store: Store, name: str, entity_type: str | None = None, offset: int = 0, limit: int = DEFAULT_PAGE
 ) -> dict[str, Any]:
-    with store.repository() as repo:
+    with store.reader() as repo:
         info = repo.scenario_summary(name)
         result: dict[str, Any] = {"scenario": scenario_json(info)}
         if entity_type is None:
@@ -160,15 +198,20 @@ def delete_scenario(store: Store, name: str, confirm: bool = False) -> dict[str,
 
 
 def get_summary(store: Store, name: str | None = None) -> dict[str, Any]:
-    with store.repository() as repo:
+    with store.reader() as repo:
         if name is not None:
             return {"scenario": scenario_json(repo.scenario_summary(name))}
         counts = repo.count_entities_by_type()
     return {"entity_counts": counts, "total_entities": sum(counts.values())}
 
 
-def query(store: Store, sql: str, max_rows: int = DEFAULT_PAGE) -> dict[str, Any]:
-    result = run_query(sql, database_url=store.url_text, max_rows=max_rows)
+def query(
+    store: Store, sql: str, max_rows: int = DEFAULT_PAGE, timeout: float | None = None,
+    *, cancellation: Cancellation | None = None,
+) -> dict[str, Any]:
+    result = run_query(
+        sql, engine=store.engine(), max_rows=max_rows, timeout=timeout, cancellation=cancellation
+    )
     return {"columns": result.columns, "rows": json_value(result.rows), "truncated": result.truncated}
 
 
@@ -178,7 +221,7 @@ def export_scenario(
     target = None if path is None else _server_path(path)
     if target is not None and target.exists() and not overwrite:
         raise InvalidArgumentError(f"{target} exists; pass overwrite=true to replace it")
-    with store.repository() as repo:
+    with store.reader() as repo:
         if target is not None:
             return asdict(exchange.export_scenario(repo.session, name, target))
         info = repo.scenario_summary(name)
