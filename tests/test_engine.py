@@ -514,3 +514,44 @@ def test_a_read_only_folder_for_a_new_store_file_is_a_configuration_error(
     with pytest.raises(ConfigurationError, match=f"cannot create the database file {target}: Permission denied"):
         create_store_engine(f"duckdb:///{target}")
     assert not target.exists()
+
+
+PATIENT = {"id": "PAT-FILES", "mrn": "MRN-FILES", "name": {"given_name": "Ada", "family_name": "Lovelace"},
+           "birth_date": "1980-02-03", "gender": "F"}
+
+
+def test_an_exported_file_is_owner_only_and_a_replaced_one_keeps_its_mode(store_url: str, tmp_path: Path) -> None:
+    from healthsim_state import save_scenario
+    from healthsim_state.exchange import export_scenario
+
+    save_scenario("to-export", {"patient": [PATIENT]}, database_url=store_url)
+    engine = create_store_engine(store_url)
+    new, shared = tmp_path / "new.json", tmp_path / "shared.json"
+    shared.write_text("{}")
+    shared.chmod(0o644)  # a file the user made readable to others on purpose
+    previous = os.umask(0)  # the most permissive umask; restored at once
+    try:
+        with session_scope(engine) as session:
+            export_scenario(session, "to-export", new)
+            export_scenario(session, "to-export", shared)
+    finally:
+        os.umask(previous)
+        engine.dispose()
+    assert stat.S_IMODE(new.stat().st_mode) == 0o600
+    assert stat.S_IMODE(shared.stat().st_mode) == 0o644
+    assert shared.read_bytes() == new.read_bytes()
+    assert sorted(p.name for p in tmp_path.iterdir() if p.suffix == ".json") == ["new.json", "shared.json"]
+
+
+def test_the_export_command_writes_an_owner_only_file(store_url: str, tmp_path: Path) -> None:
+    from healthsim_state import save_scenario
+
+    save_scenario("to-export", {"patient": [PATIENT]}, database_url=store_url)
+    healthsim = Path(sys.executable).parent / "healthsim"
+    target = tmp_path / "export.json"
+    result = subprocess.run(
+        [str(healthsim), "scenario", "export", "to-export", str(target), "--database-url", store_url],
+        capture_output=True, text=True, timeout=120, umask=0,
+    )
+    assert result.returncode == 0, result.stderr
+    assert stat.S_IMODE(target.stat().st_mode) == 0o600
