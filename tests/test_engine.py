@@ -555,3 +555,14 @@ def test_the_export_command_writes_an_owner_only_file(store_url: str, tmp_path: 
     )
     assert result.returncode == 0, result.stderr
     assert stat.S_IMODE(target.stat().st_mode) == 0o600
+
+
+def test_a_missing_postgresql_driver_says_what_to_install(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "psycopg", None)  # import psycopg now fails as if not installed
+    with pytest.raises(ConfigurationError) as info:
+        create_store_engine("postgresql+psycopg://alice:pw@db.example/hs")
+    message = str(info.value)
+    assert message.startswith("no driver for postgresql+psycopg://alice:***@db.example/hs: ")
+    assert "pip install 'psycopg[binary]'" in message
+    assert ".venv/bin/pip install -e '.[postgresql]'" in message
+    assert "pip install 'healthsim-store" not in message  # no index has that package
