@@ -131,7 +131,7 @@ def _prepare_directory(path: Path) -> None:
 
 
 def _reason(exc: OSError) -> str:
-    """An OS error as words: 'Permission denied (the parent folder is read-only)', say."""
+    """Why a file or folder could not be created, as words for people."""
     if isinstance(exc, NotADirectoryError):
         return f"{exc.strerror} (a part of that path is a file, not a folder)"
     if exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
@@ -161,7 +161,7 @@ def _existing_store_file(path: Path) -> bool:
     except IsADirectoryError as exc:
         raise not_a_store(path, "a folder") from exc
     except OSError as exc:
-        raise ConfigurationError(f"cannot read the database file {path}: {_reason(exc)}") from exc
+        raise ConfigurationError(f"cannot read the database file {path}: {exc.strerror or exc}") from exc
     if not head:
         return False
     if head[8:12] == _DUCKDB_MAGIC:
@@ -210,6 +210,8 @@ def _create_store_file(path: Path) -> None:
             # rename, which could replace a store made in this instant.
             if not path.exists():
                 os.rename(fresh, path)
+    except (OSError, duckdb.Error) as exc:  # a full disk, say
+        raise ConfigurationError(f"cannot create the database file {path}: {exc}") from exc
     finally:
         shutil.rmtree(staging)
 

@@ -566,3 +566,31 @@ def test_a_missing_postgresql_driver_says_what_to_install(monkeypatch: pytest.Mo
     assert "pip install 'psycopg[binary]'" in message
     assert ".venv/bin/pip install -e '.[postgresql]'" in message
     assert "pip install 'healthsim-store" not in message  # no index has that package
+
+
+def test_a_store_file_that_cannot_be_made_is_a_configuration_error(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    def failing_chmod(path: object, mode: int, **kwargs: object) -> None:
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path))
+
+    monkeypatch.setattr(os, "chmod", failing_chmod)
+    target = tmp_path / "store.duckdb"
+    with pytest.raises(ConfigurationError, match=f"cannot create the database file {target}: .*No space left"):
+        create_store_engine(f"duckdb:///{target}")
+    assert list(tmp_path.iterdir()) == []  # neither the store nor its staging folder
+
+
+def test_an_unreadable_store_file_is_a_configuration_error(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """Root reads any file, so the refusal the kernel gives other users is raised by open() here."""
+    import healthsim_models.engine as engine_module
+
+    target = tmp_path / "store.duckdb"
+    create_store_engine(f"duckdb:///{target}").dispose()
+
+    def unreadable(path: object, *args: object, **kwargs: object) -> object:
+        raise PermissionError(errno.EACCES, os.strerror(errno.EACCES), str(path))
+
+    monkeypatch.setattr(engine_module, "open", unreadable, raising=False)
+    with pytest.raises(ConfigurationError, match=f"cannot read the database file {target}: Permission denied$"):
+        create_store_engine(f"duckdb:///{target}")
