@@ -3,7 +3,9 @@
 The connection comes from the caller (``config.attributes["connection"]``,
 as healthsim_models.schema_version passes it) or is opened here from
 ``-x url=...``, else ``HEALTHSIM_DATABASE_URL``, else the default DuckDB file.
-All revisions of one run share one transaction.
+All revisions of one run share one transaction. A comparison with the models
+(``alembic check``, ``revision --autogenerate``) runs on PostgreSQL only, and
+on a database at head.
 """
 
 from __future__ import annotations
@@ -12,10 +14,12 @@ from logging.config import fileConfig
 
 import sqlalchemy as sa
 from alembic import context
+from alembic.util import CommandError
 
 import healthsim_models.alembic_duckdb  # noqa: F401  (registers the duckdb impl)
 from healthsim_models import Base
-from healthsim_models.engine import create_store_engine
+from healthsim_models.engine import create_store_engine, mask_url
+from healthsim_models.errors import HealthSimError
 from healthsim_models.schema_version import record_migration_step
 
 # Any constant will do; concurrent first-use upgrades of one PostgreSQL
@@ -35,6 +39,36 @@ def _include_name(name: str | None, type_: str, parent_names: dict) -> bool:
     return True
 
 
+def _comparing() -> bool:
+    """Whether this run compares the database with the models (check, revision --autogenerate)."""
+    revision_context = context.get_context().opts.get("revision_context")
+    return revision_context is not None and bool(revision_context.command_args.get("autogenerate"))
+
+
+def _refuse_comparison(connection: sa.Connection) -> None:
+    """Say in one line why a comparison cannot run here, instead of alembic's traceback or terse line.
+
+    CommandError is what the alembic command prints as one line (FAILED: ...).
+    """
+    url = mask_url(connection.engine.url)
+    if connection.dialect.name == "duckdb":
+        raise CommandError(
+            f"alembic check and revision --autogenerate cannot read a DuckDB database ({url}): "
+            "duckdb-engine's schema reflection is broken (it queries pg_catalog tables DuckDB lacks). "
+            "Compare against PostgreSQL instead (.venv/bin/alembic -x url=postgresql+psycopg://USER@HOST/DB "
+            "check, on a database at head), or run the test suite's DuckDB catalog comparison "
+            "(.venv/bin/python -m pytest tests/test_schema.py)"
+        )
+    current = context.get_context().get_current_heads()
+    heads = context.script.get_heads()
+    if set(current) != set(heads):
+        raise CommandError(
+            f"{url} is at revision {', '.join(current) or 'base (empty)'}, not at head "
+            f"{', '.join(heads)}; alembic check compares a database at head with the models. "
+            "Upgrade it first: .venv/bin/alembic -x url=... upgrade head (the same URL), then check again"
+        )
+
+
 def _run(connection: sa.Connection) -> None:
     context.configure(
         connection=connection,
@@ -44,6 +78,8 @@ def _run(connection: sa.Connection) -> None:
         include_name=_include_name,
         on_version_apply=record_migration_step,
     )
+    if _comparing():
+        _refuse_comparison(connection)
     with context.begin_transaction():
         if connection.dialect.name == "postgresql":
             connection.execute(sa.text("SELECT pg_advisory_xact_lock(:k)"), {"k": _PG_MIGRATION_LOCK})
@@ -56,7 +92,10 @@ def run_migrations_online() -> None:
         _run(connection)
         return
     url = context.get_x_argument(as_dictionary=True).get("url")
-    engine = create_store_engine(url, upgrade=False)
+    try:
+        engine = create_store_engine(url, upgrade=False)
+    except HealthSimError as exc:  # one line from the alembic command, not a traceback
+        raise CommandError(str(exc)) from exc
     try:
         with engine.connect() as connection:
             _run(connection)

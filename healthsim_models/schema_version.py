@@ -10,6 +10,7 @@ command (through ``alembic.ini``) and the functions here run the same
 from __future__ import annotations
 
 import datetime as dt
+import threading
 import uuid
 from dataclasses import dataclass
 from functools import lru_cache
@@ -26,7 +27,7 @@ from sqlalchemy.engine import Connection, Engine
 import healthsim_models
 import healthsim_models.alembic_duckdb  # noqa: F401  (registers the duckdb impl)
 from healthsim_models.base import Base
-from healthsim_models.engine import mask_url
+from healthsim_models.engine import mask_url, not_a_store
 from healthsim_models.errors import ConfigurationError, SchemaVersionError
 from healthsim_models.system import SchemaMigration
 
@@ -69,6 +70,9 @@ def head_revision() -> str:
     return heads[0]
 
 
+_upgrade_lock = threading.Lock()
+
+
 def _current_heads(connection: Connection) -> tuple[str, ...]:
     return tuple(MigrationContext.configure(connection).get_current_heads())
 
@@ -92,17 +96,57 @@ def _refuse_unknown(heads: tuple[str, ...], engine: Engine) -> None:
         )
 
 
+def _refuse_foreign(connection: Connection) -> None:
+    """Refuse a DuckDB database that holds tables but no revision of ours: another program's.
+
+    Only DuckDB files: a PostgreSQL database may hold other applications'
+    tables beside the store's.
+    """
+    if connection.dialect.name != "duckdb":
+        return
+    names = connection.exec_driver_sql(
+        "SELECT schema_name || '.' || table_name AS name FROM duckdb_tables() "
+        "WHERE database_name = current_database() AND NOT internal "
+        "UNION ALL SELECT schema_name || '.' || view_name FROM duckdb_views() "
+        "WHERE database_name = current_database() AND NOT internal ORDER BY name"
+    ).scalars().all()
+    names = [name for name in names if name != "main.alembic_version"]  # a store downgraded to base
+    if names:
+        shown = ", ".join(names[:5]) + (f" and {len(names) - 5} more" if len(names) > 5 else "")
+        raise not_a_store(
+            Path(connection.engine.url.database or "").expanduser(),
+            f"a DuckDB database of another program (it holds {shown}, and no HealthSim schema revision)",
+        )
+
+
+def refuse_foreign(engine: Engine) -> None:
+    """Raise :class:`NotAStoreError` when ``engine``'s DuckDB file is another program's database."""
+    with engine.connect() as connection:
+        if not _current_heads(connection):
+            _refuse_foreign(connection)
+
+
 def ensure_at_head(engine: Engine) -> None:
-    """Upgrade to head unless already there; refuse a database from a newer version.
+    """Upgrade to head unless already there; refuse a database from a newer version,
+    and a DuckDB file of another program (:func:`refuse_foreign`).
 
     At head this costs one small query on ``alembic_version``.
     """
     with engine.connect() as connection:
         heads = _current_heads(connection)
+        if not heads:
+            _refuse_foreign(connection)
     if heads == (head_revision(),):
         return
-    _refuse_unknown(heads, engine)
-    upgrade(engine)
+    # Threads of one process share one DuckDB database (and Alembic's context
+    # is process-global): one thread upgrades, the others then find it done.
+    with _upgrade_lock:
+        with engine.connect() as connection:
+            heads = _current_heads(connection)
+        if heads == (head_revision(),):
+            return
+        _refuse_unknown(heads, engine)
+        upgrade(engine)
 
 
 def _run(engine: Engine, action: str, revision: str) -> None:

@@ -26,6 +26,7 @@ import json
 import os
 import re
 import shutil
+import stat
 import tempfile
 import uuid
 from collections.abc import Callable, Iterable, Iterator
@@ -93,6 +94,8 @@ def export_scenario(
 
     A path is written through a temporary file beside it and replaced only
     when the document is complete, so a failed export never leaves half a file.
+    A new file is readable by its owner only (0600, whatever the umask); a
+    file it replaces keeps its mode.
     """
     repo = ScenarioRepository(session)
     info = repo.scenario_summary(name_or_id)
@@ -229,12 +232,20 @@ def _sink(out: Target) -> Iterator[tuple[BinaryIO, str | None]]:
     if path.is_dir():  # found now rather than when the finished document would replace it
         raise DocumentError(f"cannot write {path}: it is a folder; give a file name")
     try:
+        kept_mode: int | None = stat.S_IMODE(path.stat().st_mode)  # the user's choice for that file
+    except OSError:
+        kept_mode = None  # no such file (or no way to it: mkstemp says why below)
+    try:
+        # mkstemp makes the file 0600 whatever the umask: like the store, an
+        # export holds health records, and only its owner should read them.
         handle, temp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     except OSError as exc:
         raise DocumentError(f"cannot write {path}: {exc.strerror}") from exc
     try:
         with os.fdopen(handle, "wb") as sink:
             yield sink, str(path)
+        if kept_mode is not None:
+            os.chmod(temp, kept_mode)
         os.replace(temp, path)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):

@@ -3,8 +3,11 @@ refusal of databases written by a newer version."""
 
 from __future__ import annotations
 
+import os
 import shutil
 import stat
+import subprocess
+import sys
 import textwrap
 from pathlib import Path
 
@@ -262,3 +265,73 @@ def test_a_failing_revision_rolls_back_the_whole_run(store_url: str, scripts_wit
 def test_default_url_follows_healthsim_home(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.setenv("HEALTHSIM_HOME", str(tmp_path / "elsewhere"))
     assert default_database_url().database == str(tmp_path / "elsewhere" / "healthsim.duckdb")
+
+
+# -- the alembic command, as the README shows it ----------------------------------
+
+REPO = Path(__file__).resolve().parent.parent
+ALEMBIC = Path(sys.executable).parent / "alembic"  # .venv/bin/alembic, as the README says
+
+
+def _alembic(*args: str, home: Path) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if k != "HEALTHSIM_DATABASE_URL"} | {"HEALTHSIM_HOME": str(home)}
+    return subprocess.run(
+        [str(ALEMBIC), *args], cwd=REPO, env=env, capture_output=True, text=True, timeout=300
+    )
+
+
+def _failure_lines(result: subprocess.CompletedProcess[str]) -> list[str]:
+    """What the command said beyond alembic's INFO lines; no traceback."""
+    output = result.stdout + result.stderr
+    assert "Traceback" not in output, output
+    return [line for line in output.splitlines() if line.startswith("FAILED:")]
+
+
+def test_the_readme_commands_run_as_pasted(postgresql_url: str, isolated_home: Path) -> None:
+    """`.venv/bin/alembic upgrade head` on the default store, then the PostgreSQL check after its upgrade."""
+    assert ALEMBIC.is_file()
+    result = _alembic("upgrade", "head", home=isolated_home)
+    assert result.returncode == 0, result.stderr
+    assert (isolated_home / "healthsim.duckdb").is_file()
+    for command in (("upgrade", "head"), ("check",)):
+        result = _alembic("-x", f"url={postgresql_url}", *command, home=isolated_home)
+        assert result.returncode == 0, result.stderr
+    assert "No new upgrade operations detected" in result.stdout + result.stderr
+
+
+def test_check_on_a_database_not_at_head_says_to_upgrade_first(store_url: str, isolated_home: Path) -> None:
+    """On PostgreSQL; on DuckDB the check cannot run at all, and says so first."""
+    create_store_engine(store_url, upgrade=False).dispose()  # an empty database: base
+    result = _alembic("-x", f"url={store_url}", "check", home=isolated_home)
+    assert result.returncode != 0
+    (line,) = _failure_lines(result)
+    if store_url.startswith("duckdb"):
+        assert "cannot read a DuckDB database" in line  # said first: upgrading would not help
+    else:
+        assert "is at revision base (empty), not at head" in line
+        assert "Upgrade it first: .venv/bin/alembic -x url=... upgrade head" in line
+
+
+@pytest.mark.parametrize("command", [("check",), ("revision", "--autogenerate", "-m", "probe")])
+def test_comparisons_on_duckdb_are_refused_in_one_line(isolated_home: Path, command: tuple[str, ...]) -> None:
+    create_store_engine().dispose()  # the default store, at head
+    versions = sorted(p.name for p in (REPO / "alembic" / "versions").iterdir())
+    result = _alembic(*command, home=isolated_home)
+    assert result.returncode != 0
+    (line,) = _failure_lines(result)
+    assert "cannot read a DuckDB database (duckdb:///" in line
+    assert "schema reflection is broken" in line
+    assert "alembic -x url=postgresql+psycopg://" in line and "tests/test_schema.py" in line
+    assert "pg_collation" not in result.stdout + result.stderr
+    assert sorted(p.name for p in (REPO / "alembic" / "versions").iterdir()) == versions  # no revision file
+
+
+def test_the_alembic_command_refuses_a_file_that_is_not_a_store(tmp_path: Path, isolated_home: Path) -> None:
+    target = tmp_path / "notes.txt"
+    target.write_text("not a database")
+    result = _alembic("-x", f"url=duckdb:///{target}", "upgrade", "head", home=isolated_home)
+    assert result.returncode != 0
+    (line,) = _failure_lines(result)
+    assert line.startswith(f"FAILED: {target} is not a HealthSim store: it is not a database at all")
+    assert "left untouched" in line
+    assert target.read_text() == "not a database"
