@@ -41,6 +41,7 @@ from sqlalchemy.pool import NullPool
 
 from healthsim_models.engine import (
     DEFAULT_LOCK_TIMEOUT,
+    DUCKDB_CONFIG,
     get_engine,
     is_duckdb,
     mask_url,
@@ -260,11 +261,7 @@ def _stoppable(stopper: _Stopper, cancellation: Cancellation | None, timer: floa
 #: fetch sqlite_scanner for a SQLite file, say). Every read-only connection of
 #: this process uses exactly this configuration, so that they share one open
 #: database: DuckDB refuses a second, differently configured one.
-_DUCKDB_CONFIG = {
-    "enable_external_access": False,
-    "autoinstall_known_extensions": False,
-    "autoload_known_extensions": False,
-}
+_DUCKDB_CONFIG = {**DUCKDB_CONFIG, "enable_external_access": False}
 
 
 def _duckdb_query(
