@@ -267,6 +267,7 @@ class ScenarioRepository:
                     f"a scenario named {name!r} exists; pass overwrite=True to replace it, "
                     "or add_entities() to add to it"
                 )
+            replacing = scenario is not None  # overwrite of a missing scenario is a plain create
             if scenario is None:
                 if scenario_id is not None and (taken := self.session.get(Scenario, scenario_id)) is not None:
                     raise ScenarioExistsError(
@@ -287,7 +288,7 @@ class ScenarioRepository:
             self._insert_tags(scenario.id, tag_list)
             run = _SaveRun(self.session, scenario.id, existing=False, now=now)
             self._write_entities(run, streams)
-            if overwrite:
+            if replacing:
                 self._delete_detached_orphans()
             return self._finish(scenario, run)
 
