@@ -15,7 +15,6 @@ import uuid
 from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
-import pyarrow as pa
 from sqlalchemy.engine import URL
 
 from healthsim_models.engine import get_engine, session_scope
@@ -50,10 +49,7 @@ def _replayable(entities: Any) -> bool:
     and Arrow tables can, generators and other iterators cannot."""
     if not isinstance(entities, Mapping):
         return True  # refused before anything is read
-    return all(
-        isinstance(source, pa.Table) or not isinstance(source, Iterator)
-        for source in entities.values()
-    )
+    return not any(isinstance(source, Iterator) for source in entities.values())
 
 
 def load_scenario(name_or_id: str | uuid.UUID, *, database_url: str | URL | None = None) -> LoadedScenario:
