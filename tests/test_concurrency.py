@@ -34,6 +34,7 @@ WRITERS = 4
 ROUNDS = 8  # saves per writer; rounds 2.. overwrite the scenario of round - 2
 SHARED = 200  # patients (and one encounter each) every save holds
 PRIVATE = 5  # patients only one save holds: orphans once its scenario is overwritten
+WANDERING = 40  # patients each save holds or not at random: overwrites drop what others save
 NAMESPACE = uuid.UUID("5d0c6a52-3c1e-4c55-9a55-0d6f1f6b7c11")
 
 
@@ -41,18 +42,23 @@ def _uuid(text: str) -> str:
     return str(uuid.uuid5(NAMESPACE, text))
 
 
+def _wanderers(tag: str) -> list[int]:
+    chance = random.Random(f"wandering-{tag}")
+    return [i for i in range(WANDERING) if chance.random() < 0.5]
+
+
 def _entities(tag: str) -> dict[str, list[dict[str, Any]]]:
     """A save's documents: the shared entities carry ``tag`` in several columns
     and in an extension, in an order of their own (as independent writers would)."""
-    order = list(range(SHARED))
+    order = [("MRN", i) for i in range(SHARED)] + [("WAN", i) for i in _wanderers(tag)]
     random.Random(tag).shuffle(order)
     patients = [
         {
-            "id": _uuid(f"patient-{i}"), "mrn": f"MRN{i:04d}",
+            "id": _uuid(f"patient-{kind}-{i}"), "mrn": f"{kind}{i:04d}",
             "name": {"given_name": tag, "family_name": tag}, "address": {"city": tag},
             "birth_date": "1980-02-03", "gender": "F", "writer": tag,
         }
-        for i in order
+        for kind, i in order
     ]
     patients += [
         {
@@ -67,7 +73,8 @@ def _entities(tag: str) -> dict[str, list[dict[str, Any]]]:
             "class_code": "O", "status": "finished", "admission_time": "2024-01-02T10:00:00Z",
             "facility": tag, "chief_complaint": tag, "writer": tag,
         }
-        for i in reversed(order)
+        for kind, i in reversed(order)
+        if kind == "MRN"
     ]
     return {"patient": patients, "encounter": encounters}
 
@@ -107,7 +114,10 @@ def test_concurrent_writers_sharing_entities_all_commit(postgresql_url: str) -> 
     try:
         with engine.connect() as connection:
             patients = connection.execute(
-                sa.text("SELECT given_name, family_name, city, extensions FROM patients WHERE mrn LIKE 'MRN%'")
+                sa.text(
+                    "SELECT given_name, family_name, city, extensions FROM patients "
+                    "WHERE mrn LIKE 'MRN%' OR mrn LIKE 'WAN%'"
+                )
             ).all()
             encounters = connection.execute(
                 sa.text("SELECT facility, chief_complaint, extensions FROM encounters")
@@ -121,6 +131,13 @@ def test_concurrent_writers_sharing_entities_all_commit(postgresql_url: str) -> 
                 ).all()
             )
             private = connection.execute(sa.text("SELECT count(*) FROM patients WHERE mrn LIKE 'PRIV%'")).scalar_one()
+            unlinked = connection.execute(
+                sa.text(
+                    "SELECT (SELECT count(*) FROM patients p WHERE NOT EXISTS "
+                    "(SELECT 1 FROM scenario_entities e WHERE e.entity_id = p.id)) + (SELECT count(*) "
+                    "FROM encounters c WHERE NOT EXISTS (SELECT 1 FROM scenario_entities e WHERE e.entity_id = c.id))"
+                )
+            ).scalar_one()
             dangling = connection.execute(
                 sa.text(
                     "SELECT count(*) FROM scenario_entities e WHERE NOT EXISTS "
@@ -131,16 +148,17 @@ def test_concurrent_writers_sharing_entities_all_commit(postgresql_url: str) -> 
     finally:
         engine.dispose()
     # Each shared row is one save's version, every column of it.
-    assert len(patients) == SHARED and len(encounters) == SHARED
+    names = {f"w{w}-{r}": f"w{w}r{ROUNDS - 2 + r}" for w in range(WRITERS) for r in range(2)}  # name: last tag
+    wandering = {i for tag in names.values() for i in _wanderers(tag)}
+    assert len(patients) == SHARED + len(wandering) and len(encounters) == SHARED
     for given, family, city, extensions in patients:
         assert given == family == city == extensions["writer"], (given, family, city, extensions)
     for facility, complaint, extensions in encounters:
         assert facility == complaint == extensions["writer"], (facility, complaint, extensions)
     # Every scenario links all its entities; overwritten saves left no orphans behind.
-    names = {f"w{w}-{r}" for w in range(WRITERS) for r in range(2)}
-    assert links == {name: 2 * SHARED + PRIVATE for name in names}
+    assert links == {name: 2 * SHARED + PRIVATE + len(_wanderers(tag)) for name, tag in names.items()}
     assert private == PRIVATE * len(names)
-    assert dangling == 0
+    assert (unlinked, dangling) == (0, 0)
 
 
 # -- the retry helper ------------------------------------------------------------------
