@@ -573,7 +573,7 @@ class ScenarioRepository:
         (and id) until the transaction ends: two saves creating one new
         scenario could otherwise both find no scenario and both insert it.
         Keys are taken in one order (ids before names), so no two saves wait
-        on each other."""
+        for each other in a circle."""
         if not self._postgresql:
             return
         keys = [f"name:{name}"] + ([] if scenario_id is None else [f"id:{scenario_id}"])

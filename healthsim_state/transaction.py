@@ -47,9 +47,10 @@ def conflict_reason(exc: BaseException) -> str | None:
         return _SQLSTATES[state]
     if type(orig).__name__ == "TransactionException" and type(orig).__module__.startswith(("duckdb", "_duckdb")):
         # "Conflict on update!", "... write-write conflict ...", and a commit that
-        # finds the key another transaction committed meanwhile.
+        # finds the key another transaction committed meanwhile; not a commit
+        # that failed for another reason (a full disk, say).
         text = str(orig)
-        if "onflict" in text or "Failed to commit" in text:
+        if "onflict" in text or ("Failed to commit" in text and "constraint violation" in text):
             return "write-write conflict"
     return None
 

@@ -234,6 +234,21 @@ def test_other_errors_are_not_run_again(engine: Engine) -> None:
     assert conflict_reason(unique) is None and conflict_reason(ValueError("40P01")) is None
 
 
+def test_which_duckdb_errors_are_collisions() -> None:
+    import duckdb
+
+    def reason(message: str) -> str | None:
+        return conflict_reason(sa.exc.OperationalError("COMMIT", None, duckdb.TransactionException(message)))
+
+    assert reason("TransactionContext Error: Conflict on update!") == "write-write conflict"
+    assert reason(
+        'TransactionContext Error: Failed to commit: PRIMARY KEY or UNIQUE constraint violation: duplicate key "n"'
+    ) == "write-write conflict"
+    assert reason("TransactionContext Error: Failed to commit: could not write to the WAL") is None
+    assert reason("TransactionContext Error: cannot start a transaction within a transaction") is None
+    assert conflict_reason(duckdb.ConstraintException("Constraint Error: Duplicate key")) is None
+
+
 def _raise(exc: BaseException) -> None:
     raise exc
 
