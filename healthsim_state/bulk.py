@@ -8,7 +8,7 @@ scenario links collected across types and batches (:class:`Links`):
   session's own connection reads by name: ``INSERT ... SELECT``, with
   ``ON CONFLICT DO UPDATE`` when a probe finds any of its ids stored.
 - PostgreSQL: the batch is COPY'd into a temporary staging table, then one
-  ``INSERT ... SELECT ... ON CONFLICT``.
+  ``INSERT ... SELECT ... ON CONFLICT``, in key order (see below).
 
 Never a statement per row. Reads are one query per entity type, through
 Arrow on DuckDB.
@@ -167,6 +167,15 @@ def _link_duckdb(session: Session, scenario_id: uuid.UUID, links: Links) -> None
     )
 
 
+# PostgreSQL locks each row an upsert inserts or updates, in the order the
+# statement reaches it, until the transaction ends. Writers saving entities
+# they share therefore insert in one order, by key: two writers' saves of
+# the same types then wait for each other rather than deadlock (a deadlock
+# that order cannot prevent, as across batches or between types, is left to
+# the retry of the whole transaction: healthsim_state.transaction). DuckDB
+# needs no order: a file has one writer.
+
+
 def _upsert_postgresql(session: Session, table: sa.Table, rows: Sequence[dict[str, Any]]) -> None:
     raw = _driver(session)
     stage = f"_hs_stage_{table.name}"
@@ -179,7 +188,7 @@ def _upsert_postgresql(session: Session, table: sa.Table, rows: Sequence[dict[st
                 copy.write_row([row[n] for n in names])
         cursor.execute(
             f"INSERT INTO {table.name} ({column_list}) SELECT {column_list} FROM {stage} "
-            f"ON CONFLICT (id) DO UPDATE SET {_update_clause(table)}"
+            f"ORDER BY id ON CONFLICT (id) DO UPDATE SET {_update_clause(table)}"
         )
         cursor.execute(f"TRUNCATE {stage}")
 
@@ -197,7 +206,8 @@ def _link_postgresql(session: Session, scenario_id: uuid.UUID, links: Links) -> 
                 copy.write_row(row)
         cursor.execute(
             f"INSERT INTO {_LINKS.name} (scenario_id, entity_type, entity_id, position) "
-            f"SELECT %s, entity_type, entity_id, position FROM {stage} ON CONFLICT DO NOTHING",
+            f"SELECT %s, entity_type, entity_id, position FROM {stage} "
+            "ORDER BY entity_type, entity_id ON CONFLICT DO NOTHING",
             (scenario_id,),
         )
         cursor.execute(f"TRUNCATE {stage}")

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import datetime as dt
 import gc
+import hashlib
 import itertools
 import uuid
 from collections.abc import Iterable, Iterator, Mapping
@@ -32,6 +33,7 @@ from healthsim_models.errors import (
     ScenarioExistsError,
     ScenarioNotFoundError,
     ValidationError,
+    WriteConflictError,
 )
 from healthsim_models.registry import ENTITY_TYPES, EntityType, RefStrength, entity_type
 from healthsim_models.state import Scenario, ScenarioEntity, ScenarioTag
@@ -47,6 +49,7 @@ from healthsim_state.serialization import (
     json_text,
     nest_flat,
 )
+from healthsim_state.transaction import write_conflict
 from healthsim_state.validation import check_row
 
 #: Entities per type handled (encoded, validated, written) at a time.
@@ -59,6 +62,9 @@ LINK_BATCH_SIZE = 100_000
 _LINKS = ScenarioEntity.__table__
 _TAGS = ScenarioTag.__table__
 _OLD_MEMBERS = "_hs_old_members"
+#: First key of the PostgreSQL advisory locks on scenario names and ids (the
+#: two-key form, apart from the migration lock's one-key form).
+_SCENARIO_LOCK_SPACE = 0x48535343  # "HSSC"
 
 
 @dataclass
@@ -255,18 +261,20 @@ class ScenarioRepository:
         creation time it had elsewhere (imports); by default it gets a fresh
         UUID and the current time.
         """
-        with self._atomic():
+        with self._atomic(f"the save of scenario {name!r}"):
             if not isinstance(name, str) or not name.strip():
                 raise ValidationError([Problem("scenario", None, None, "name", "required, a non-empty string")])
             tag_list = _clean_tags(tags)
             streams = _input_streams(entities)
             now = dt.datetime.now(dt.timezone.utc)
-            scenario = self._find(name, by_id=False)
+            self._lock_scenario_keys(name, scenario_id)
+            scenario = self._find(name, by_id=False, lock=True)
             if scenario is not None and not overwrite:
                 raise ScenarioExistsError(
                     f"a scenario named {name!r} exists; pass overwrite=True to replace it, "
                     "or add_entities() to add to it"
                 )
+            replacing = scenario is not None  # overwrite of a missing scenario is a plain create
             if scenario is None:
                 if scenario_id is not None and (taken := self.session.get(Scenario, scenario_id)) is not None:
                     raise ScenarioExistsError(
@@ -283,12 +291,28 @@ class ScenarioRepository:
             scenario.description = description
             scenario.extra = dict(extra) if extra else None
             scenario.updated_at = now
-            self.session.flush()
+            try:
+                self.session.flush()
+            except sa.exc.IntegrityError as exc:
+                # Only when the caller's transaction does not see what a concurrent
+                # one committed (REPEATABLE READ, SERIALIZABLE): the lock above
+                # otherwise makes this writer wait and find the scenario.
+                if replacing:
+                    raise
+                if overwrite or _constraint(exc) != "uq_scenarios_name":
+                    raise WriteConflictError(
+                        f"another writer created the scenario {name!r} (or one with its id) meanwhile; "
+                        "nothing was written; run the save again"
+                    ) from exc
+                raise ScenarioExistsError(
+                    f"a scenario named {name!r} exists (another writer created it meanwhile); "
+                    "pass overwrite=True to replace it, or add_entities() to add to it"
+                ) from exc
             self._insert_tags(scenario.id, tag_list)
             run = _SaveRun(self.session, scenario.id, existing=False, now=now)
             self._write_entities(run, streams)
-            if overwrite:
-                self._delete_detached_orphans()
+            if replacing:
+                self._delete_detached_orphans(scenario.id)
             return self._finish(scenario, run)
 
     def add_entities(self, name_or_id: str | uuid.UUID, entities: Mapping[str, Any]) -> SaveSummary:
@@ -297,8 +321,8 @@ class ScenarioRepository:
         References resolve against this call's entities and those the
         scenario already holds.
         """
-        with self._atomic():
-            scenario = self._require(name_or_id)
+        with self._atomic(f"adding entities to scenario {str(name_or_id)!r}"):
+            scenario = self._require(name_or_id, lock=True)
             streams = _input_streams(entities)
             now = dt.datetime.now(dt.timezone.utc)
             run = _SaveRun(self.session, scenario.id, existing=True, now=now)
@@ -309,8 +333,8 @@ class ScenarioRepository:
     def delete(self, name_or_id: str | uuid.UUID) -> bool:
         """Delete the scenario, its links and tags, and every entity no other
         scenario links. Returns whether the scenario existed."""
-        with self._atomic():
-            scenario = self._find(name_or_id)
+        with self._atomic(f"the deletion of scenario {str(name_or_id)!r}"):
+            scenario = self._find(name_or_id, lock=True)
             if scenario is None:
                 return False
             for et in ENTITY_TYPES:
@@ -318,6 +342,7 @@ class ScenarioRepository:
                 mine = sa.select(_LINKS.c.entity_id).where(
                     _LINKS.c.scenario_id == scenario.id, _LINKS.c.entity_type == et.name
                 )
+                self._lock_rows(table, table.c.id.in_(mine))
                 elsewhere = sa.exists().where(
                     _LINKS.c.entity_id == table.c.id,
                     _LINKS.c.entity_type == et.name,
@@ -332,8 +357,8 @@ class ScenarioRepository:
 
     def add_tags(self, name_or_id: str | uuid.UUID, tags: Iterable[str]) -> list[str]:
         """Add tags (existing ones are kept once); returns the scenario's tags."""
-        with self._atomic():
-            scenario = self._require(name_or_id)
+        with self._atomic(f"tagging scenario {str(name_or_id)!r}"):
+            scenario = self._require(name_or_id, lock=True)
             current = set(self._tags_of(scenario.id))
             self._insert_tags(scenario.id, [t for t in _clean_tags(tags) if t not in current])
             scenario.updated_at = dt.datetime.now(dt.timezone.utc)
@@ -342,8 +367,8 @@ class ScenarioRepository:
 
     def remove_tags(self, name_or_id: str | uuid.UUID, tags: Iterable[str]) -> list[str]:
         """Remove tags (absent ones are ignored); returns the scenario's tags."""
-        with self._atomic():
-            scenario = self._require(name_or_id)
+        with self._atomic(f"untagging scenario {str(name_or_id)!r}"):
+            scenario = self._require(name_or_id, lock=True)
             self.session.execute(
                 sa.delete(_TAGS).where(_TAGS.c.scenario_id == scenario.id, _TAGS.c.tag.in_(_clean_tags(tags)))
             )
@@ -512,24 +537,66 @@ class ScenarioRepository:
         rows = bulk.scenario_rows(self.session, et.model.__table__, scenario.id, et.name)
         return [decode(lay, row) for row in rows]
 
-    def _atomic(self) -> _Atomic:
-        return _Atomic(self.session)
+    def _atomic(self, what: str) -> _Atomic:
+        return _Atomic(self.session, what)
 
-    def _find(self, name_or_id: str | uuid.UUID, *, by_id: bool = True) -> Scenario | None:
+    @property
+    def _postgresql(self) -> bool:
+        return self.session.get_bind().dialect.name == "postgresql"
+
+    def _find(self, name_or_id: str | uuid.UUID, *, by_id: bool = True, lock: bool = False) -> Scenario | None:
+        """The scenario by name (or id); ``lock``: on PostgreSQL, hold its row
+        until the transaction ends, so that writers of one scenario take turns
+        (and each sees what the one before it committed)."""
+        lock = lock and self._postgresql  # a DuckDB file has one writer; DuckDB has no FOR UPDATE
         if isinstance(name_or_id, uuid.UUID):
-            return self.session.get(Scenario, name_or_id)
+            return self._get(name_or_id, lock)
         query = sa.select(Scenario).where(Scenario.name == name_or_id)
+        if lock:
+            query = query.with_for_update().execution_options(populate_existing=True)
         scenario = self.session.scalars(query).one_or_none()
         if scenario is None and by_id:
             try:
                 as_uuid = uuid.UUID(str(name_or_id))
             except ValueError:
                 return None
-            scenario = self.session.get(Scenario, as_uuid)
+            scenario = self._get(as_uuid, lock)
         return scenario
 
-    def _require(self, name_or_id: str | uuid.UUID) -> Scenario:
-        scenario = self._find(name_or_id)
+    def _get(self, scenario_id: uuid.UUID, lock: bool) -> Scenario | None:
+        if lock:
+            return self.session.get(Scenario, scenario_id, with_for_update=True, populate_existing=True)
+        return self.session.get(Scenario, scenario_id)
+
+    def _lock_scenario_keys(self, name: str, scenario_id: uuid.UUID | None) -> None:
+        """On PostgreSQL, take turns with other writers of this scenario name
+        (and id) until the transaction ends: two saves creating one new
+        scenario could otherwise both find no scenario and both insert it.
+        Keys are taken in one order (ids before names), so no two saves wait
+        for each other in a circle."""
+        if not self._postgresql:
+            return
+        keys = [f"name:{name}"] + ([] if scenario_id is None else [f"id:{scenario_id}"])
+        for key in sorted(keys):
+            digest = hashlib.blake2b(key.encode("utf-8", "surrogatepass"), digest_size=4).digest()
+            self.session.execute(
+                sa.text("SELECT pg_advisory_xact_lock(:space, :key)"),
+                {"space": _SCENARIO_LOCK_SPACE, "key": int.from_bytes(digest, "big", signed=True)},
+            )
+
+    def _lock_rows(self, table: sa.Table, where: sa.ColumnElement[bool]) -> None:
+        """On PostgreSQL, lock the rows of ``table`` matching ``where``, in id
+        order, before deciding (in a later statement, which sees what other
+        writers committed meanwhile) whether to delete them. The order is the
+        one upserts lock rows in, so a delete and a save do not deadlock
+        over them; and a row another writer is saving is deleted only once
+        that writer has committed, and then only if no link holds it."""
+        if self._postgresql:
+            locked = sa.select(table.c.id).where(where).order_by(table.c.id).with_for_update().subquery()
+            self.session.execute(sa.select(sa.func.count()).select_from(locked))
+
+    def _require(self, name_or_id: str | uuid.UUID, *, lock: bool = False) -> Scenario:
+        scenario = self._find(name_or_id, lock=lock)
         if scenario is None:
             raise ScenarioNotFoundError(
                 f"no scenario named or with id {str(name_or_id)!r}; list them with list_scenarios() "
@@ -574,13 +641,18 @@ class ScenarioRepository:
         )
         self.session.execute(sa.delete(_LINKS).where(_LINKS.c.scenario_id == scenario_id))
 
-    def _delete_detached_orphans(self) -> None:
+    def _delete_detached_orphans(self, scenario_id: uuid.UUID) -> None:
         """Overwrite, step 2: delete old members that no scenario links any more."""
         old = sa.table(_OLD_MEMBERS, sa.column("entity_type"), sa.column("entity_id"))
         for et in ENTITY_TYPES:
             table = et.model.__table__
             linked = sa.exists().where(_LINKS.c.entity_id == table.c.id, _LINKS.c.entity_type == et.name)
             was_member = sa.select(old.c.entity_id).where(old.c.entity_type == et.name)
+            # Members this save kept are locked by its upsert already.
+            kept = sa.exists().where(
+                _LINKS.c.entity_id == table.c.id, _LINKS.c.entity_type == et.name, _LINKS.c.scenario_id == scenario_id
+            )
+            self._lock_rows(table, sa.and_(table.c.id.in_(was_member), ~kept))
             self.session.execute(sa.delete(table).where(table.c.id.in_(was_member), ~linked))
         self.session.connection().exec_driver_sql(f"DROP TABLE {_OLD_MEMBERS}")
 
@@ -714,10 +786,13 @@ class ScenarioRepository:
 
 
 class _Atomic:
-    """Roll the session back when the block raises, so nothing is half-written."""
+    """Roll the session back when the block raises, so nothing is half-written;
+    a collision with another writer becomes :class:`WriteConflictError`
+    (``what``: the operation, as its message names it)."""
 
-    def __init__(self, session: Session) -> None:
+    def __init__(self, session: Session, what: str) -> None:
         self.session = session
+        self.what = what
 
     def __enter__(self) -> None:
         return None
@@ -725,6 +800,17 @@ class _Atomic:
     def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
         if exc_type is not None:
             self.session.rollback()
+            if isinstance(exc, WriteConflictError):
+                return  # raised on purpose, with its own message
+            conflict = write_conflict(exc, self.what)
+            if conflict is not None:
+                raise conflict from exc
+
+
+def _constraint(exc: sa.exc.IntegrityError) -> str | None:
+    """The name of the constraint a PostgreSQL integrity error names (None on DuckDB)."""
+    diag = getattr(exc.orig, "diag", None)
+    return getattr(diag, "constraint_name", None)
 
 
 #: Generation-0 threshold of the cyclic garbage collector while a save writes.

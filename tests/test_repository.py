@@ -236,6 +236,39 @@ def test_overwrite_replaces_membership_and_deletes_orphans_only(engine) -> None:
     assert rows(engine, "patients") == 2  # MRN-A is gone, MRN-S kept for b
 
 
+def test_overwrite_of_a_missing_scenario_is_a_plain_create(engine) -> None:
+    summary = save(engine, "new", {"patient": [patient("MRN-1")]}, overwrite=True, tags=["t"])
+    assert summary.counts == {"patient": 1}
+    loaded = load(engine, "new")
+    assert ([p["mrn"] for p in loaded.entities["patient"]], loaded.tags) == (["MRN-1"], ["t"])
+    save(engine, "new", {"patient": [patient("MRN-2")]}, overwrite=True)  # now a real overwrite
+    assert [p["mrn"] for p in load(engine, "new").entities["patient"]] == ["MRN-2"]
+    assert rows(engine, "patients") == 1
+
+
+def test_overwrite_of_a_missing_scenario_through_the_cli_and_the_mcp_tool(store_url: str) -> None:
+    from typer.testing import CliRunner
+
+    from healthsim_state.cli import app
+    from healthsim_state.mcp import tools
+    from tests.helpers import FIXTURES
+
+    result = CliRunner().invoke(
+        app, ["scenario", "import", str(FIXTURES / "scenario-canonical.json"), "--overwrite", "--database-url", store_url]
+    )
+    assert result.exit_code == 0, result.output
+    assert f"imported {CANONICAL['name']!r}" in result.stdout
+    store = tools.Store(store_url)
+    try:
+        saved = tools.save_scenario(store, "via-mcp", {"patient": [patient("MRN-1")]}, overwrite=True)
+        assert saved["counts"] == {"patient": 1}
+        listed = tools.list_scenarios(store)["scenarios"]
+        assert sorted(s["name"] for s in listed) == sorted([CANONICAL["name"], "via-mcp"])
+        assert sum(listed[[s["name"] for s in listed].index(CANONICAL["name"])]["entity_counts"].values()) == 53
+    finally:
+        store.close()
+
+
 def test_delete_removes_links_tags_and_unshared_entities(engine) -> None:
     shared = patient("MRN-S", id=str(uuid.uuid4()))
     save(engine, "a", {"patient": [shared, patient("MRN-A")], "encounter": [encounter("E1", "MRN-A")]}, tags=["x"])

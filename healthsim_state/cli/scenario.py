@@ -24,6 +24,7 @@ from healthsim_state.cli.progress import progress
 from healthsim_state.exchange import export_scenario, import_scenario
 from healthsim_state.rendering import scenario_json
 from healthsim_state.repository import ScenarioRepository
+from healthsim_state.transaction import DEFAULT_ATTEMPTS, run_in_transaction
 
 app = typer.Typer(help="Scenarios: list, show, export, import, delete, tag.", no_args_is_help=True)
 
@@ -155,8 +156,18 @@ def import_(
 ) -> None:
     """Import a scenario from a versioned JSON document; nothing is written if it is invalid."""
     source: Any = sys.stdin.buffer if file == "-" else Path(file)
-    with store_session(database_url) as session:
-        summary = import_scenario(session, source, overwrite=overwrite, name=new_name, progress=progress)
+    engine = create_store_engine(database_url)
+    try:
+        # A collision with another writer runs the import again, reading the
+        # file anew; standard input can be read only once.
+        summary = run_in_transaction(
+            engine,
+            lambda session: import_scenario(session, source, overwrite=overwrite, name=new_name, progress=progress),
+            attempts=1 if file == "-" else DEFAULT_ATTEMPTS,
+            what=f"the import of {'standard input' if file == '-' else file}",
+        )
+    finally:
+        engine.dispose()
     console().print(
         f"imported {summary.name!r} ({summary.id}): {sum(summary.counts.values())} entities",
         highlight=False,

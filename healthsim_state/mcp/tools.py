@@ -36,6 +36,7 @@ from healthsim_state import exchange
 from healthsim_state.query import Cancellation, json_value, read_only_engine, run_query
 from healthsim_state.rendering import scenario_json
 from healthsim_state.repository import SaveSummary, ScenarioRepository
+from healthsim_state.transaction import run_in_transaction
 
 #: Largest page of scenarios, entities or rows one call returns.
 MAX_PAGE = 1000
@@ -174,8 +175,14 @@ def save_scenario(
     store: Store, name: str, entities: Mapping[str, Any], description: str | None = None,
     tags: list[str] | None = None, overwrite: bool = False,
 ) -> dict[str, Any]:
-    with store.repository() as repo:
-        summary = repo.save(name, entities, description=description, tags=tags, overwrite=overwrite)
+    # Run again from the start if it collides with another writer (JSON arguments can be read again).
+    summary = run_in_transaction(
+        store.engine(),
+        lambda session: ScenarioRepository(session).save(
+            name, entities, description=description, tags=tags, overwrite=overwrite
+        ),
+        what=f"the save of scenario {name!r}",
+    )
     return save_json(summary)
 
 
@@ -242,13 +249,17 @@ def import_scenario(
 ) -> dict[str, Any]:
     if (path is None) == (document is None):
         raise InvalidArgumentError("import_scenario needs either path or document (not both)")
-    if path is not None:
-        source: Any = _server_path(path)
-    else:
-        source = io.BytesIO(document.encode("utf-8"))
-        source.name = "the document"  # how the importer's messages will call it
-    with store.repository() as repo:
-        summary = exchange.import_scenario(repo.session, source, overwrite=overwrite, name=name)
+    target = None if path is None else _server_path(path)
+
+    def work(session: Any) -> SaveSummary:
+        # A fresh source for each run: a run that collided with another writer starts over.
+        source: Any = target
+        if source is None:
+            source = io.BytesIO(document.encode("utf-8"))
+            source.name = "the document"  # how the importer's messages will call it
+        return exchange.import_scenario(session, source, overwrite=overwrite, name=name)
+
+    summary = run_in_transaction(store.engine(), work, what=f"the import of {path or 'the document'}")
     return save_json(summary)
 
 
