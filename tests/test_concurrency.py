@@ -453,6 +453,19 @@ def test_a_duckdb_write_conflict_is_a_write_conflict_error(duckdb_url: str) -> N
         engine.dispose()
 
 
+def _deleting_after_a_deadlock(delete: Any, calls: list[int]) -> Any:
+    """``ScenarioRepository.delete`` that, on its first call, deletes and then fails as a deadlock would."""
+
+    def deleting(repo: ScenarioRepository, name_or_id: Any) -> bool:
+        calls.append(1)
+        deleted = delete(repo, name_or_id)
+        if len(calls) == 1:
+            raise psycopg.errors.DeadlockDetected("deadlock detected")
+        return deleted
+
+    return deleting
+
+
 def test_the_cli_import_and_the_mcp_tools_run_a_collided_write_again(
     store_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -482,5 +495,13 @@ def test_the_cli_import_and_the_mcp_tools_run_a_collided_write_again(
         copied = tools.import_scenario(store, document=document.read_text(), name="copy")
         assert sum(copied["counts"].values()) == 53 and len(calls) > 1
         assert sorted(s["name"] for s in tools.list_scenarios(store)["scenarios"]) == ["copy", "file", "tool"]
+        calls.clear()
+        added = tools.add_entities(store, "tool", {"patient": [_patient("MRN-2")]})
+        assert added["counts"] == {"patient": 2} and len(calls) == 2
+        calls.clear()
+        monkeypatch.setattr(ScenarioRepository, "delete", _deleting_after_a_deadlock(ScenarioRepository.delete, calls))
+        assert tools.delete_scenario(store, "tool", confirm=True)["deleted"]["name"] == "tool"
+        assert len(calls) == 2
+        assert sorted(s["name"] for s in tools.list_scenarios(store)["scenarios"]) == ["copy", "file"]
     finally:
         store.close()

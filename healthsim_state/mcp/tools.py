@@ -21,11 +21,11 @@ import io
 import json
 import os
 import threading
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import closing, contextmanager
 from dataclasses import asdict
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy.engine import URL, Engine
 
@@ -37,6 +37,8 @@ from healthsim_state.query import Cancellation, json_value, read_only_engine, ru
 from healthsim_state.rendering import scenario_json
 from healthsim_state.repository import SaveSummary, ScenarioRepository
 from healthsim_state.transaction import run_in_transaction
+
+T = TypeVar("T")
 
 #: Largest page of scenarios, entities or rows one call returns.
 MAX_PAGE = 1000
@@ -87,11 +89,12 @@ class Store:
                 self._reader = read_only_engine(self.url)
             return self._reader
 
-    @contextmanager
-    def repository(self) -> Iterator[ScenarioRepository]:
-        """A repository over a new session, committed when the block succeeds."""
-        with session_scope(self.engine()) as session:
-            yield ScenarioRepository(session)
+    def write(self, work: Callable[[ScenarioRepository], T], what: str) -> T:
+        """``work(repository)`` in a transaction of its own, committed when it returns
+        and run again from the start when it collides with another writer
+        (:func:`~healthsim_state.transaction.run_in_transaction`): tool arguments
+        can always be read again."""
+        return run_in_transaction(self.engine(), lambda session: work(ScenarioRepository(session)), what=what)
 
     @contextmanager
     def reader(self) -> Iterator[ScenarioRepository]:
@@ -175,20 +178,15 @@ def save_scenario(
     store: Store, name: str, entities: Mapping[str, Any], description: str | None = None,
     tags: list[str] | None = None, overwrite: bool = False,
 ) -> dict[str, Any]:
-    # Run again from the start if it collides with another writer (JSON arguments can be read again).
-    summary = run_in_transaction(
-        store.engine(),
-        lambda session: ScenarioRepository(session).save(
-            name, entities, description=description, tags=tags, overwrite=overwrite
-        ),
+    summary = store.write(
+        lambda repo: repo.save(name, entities, description=description, tags=tags, overwrite=overwrite),
         what=f"the save of scenario {name!r}",
     )
     return save_json(summary)
 
 
 def add_entities(store: Store, name: str, entities: Mapping[str, Any]) -> dict[str, Any]:
-    with store.repository() as repo:
-        summary = repo.add_entities(name, entities)
+    summary = store.write(lambda repo: repo.add_entities(name, entities), what=f"adding to scenario {name!r}")
     return save_json(summary)
 
 
@@ -198,10 +196,13 @@ def delete_scenario(store: Store, name: str, confirm: bool = False) -> dict[str,
             f"delete_scenario needs confirm=true to delete {name!r} (the scenario and every entity "
             "no other scenario holds); nothing was deleted"
         )
-    with store.repository() as repo:
+
+    def work(repo: ScenarioRepository) -> Any:
         info = repo.scenario_summary(name)
         repo.delete(info.id)
-    return {"deleted": scenario_json(info)}
+        return info
+
+    return {"deleted": scenario_json(store.write(work, what=f"the deletion of scenario {name!r}"))}
 
 
 def get_summary(store: Store, name: str | None = None) -> dict[str, Any]:
@@ -251,15 +252,15 @@ def import_scenario(
         raise InvalidArgumentError("import_scenario needs either path or document (not both)")
     target = None if path is None else _server_path(path)
 
-    def work(session: Any) -> SaveSummary:
+    def work(repo: ScenarioRepository) -> SaveSummary:
         # A fresh source for each run: a run that collided with another writer starts over.
         source: Any = target
         if source is None:
             source = io.BytesIO(document.encode("utf-8"))
             source.name = "the document"  # how the importer's messages will call it
-        return exchange.import_scenario(session, source, overwrite=overwrite, name=name)
+        return exchange.import_scenario(repo.session, source, overwrite=overwrite, name=name)
 
-    summary = run_in_transaction(store.engine(), work, what=f"the import of {path or 'the document'}")
+    summary = store.write(work, what=f"the import of {path or 'the document'}")
     return save_json(summary)
 
 
