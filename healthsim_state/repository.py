@@ -533,7 +533,7 @@ class ScenarioRepository:
         if scenario is None:
             raise ScenarioNotFoundError(
                 f"no scenario named or with id {str(name_or_id)!r}; list them with list_scenarios() "
-                "or 'healthsim scenario list'"
+                "or 'healthsim scenario list'", name=str(name_or_id)
             )
         return scenario
 

@@ -66,9 +66,10 @@ def test_list_empty_and_with_scenarios(url: str) -> None:
     assert "more scenarios follow: --offset 1" in first_page
     assert "more scenarios" not in ok("scenario", "list", "--limit", "2", "--database-url", url)
     assert "no scenarios match" in ok("scenario", "list", "--tag", "absent", "--database-url", url)
-    assert json.loads(ok("scenario", "list", "--json", "--limit", str(2**63 - 2), "--offset", str(2**63 - 1),
-                         "--database-url", url)) == []
-    for option, value in [("--limit", 2**63 - 1), ("--offset", 2**63), ("--limit", 0), ("--offset", -1)]:
+    # Numbers beyond what a database's LIMIT and OFFSET take mean "all" and "none".
+    assert len(json.loads(ok("scenario", "list", "--json", "--limit", str(10**30), "--database-url", url))) == 2
+    assert json.loads(ok("scenario", "list", "--json", "--offset", str(10**30), "--database-url", url)) == []
+    for option, value in [("--limit", 0), ("--offset", -1)]:
         result = runner.invoke(app, ["scenario", "list", option, str(value), "--database-url", url])
         assert result.exit_code == 2 and f"Invalid value for '{option}'" in result.stderr, result.stderr
 
