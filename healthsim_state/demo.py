@@ -39,6 +39,8 @@ from healthsim_state.repository import SaveSummary, ScenarioRepository
 DEFAULT_NAME = "demo"
 DEFAULT_PATIENTS = 100
 DEFAULT_SEED = 42
+#: The most patients one demo scenario has: beyond it a typo (an extra digit or ten), not a plan.
+MAX_PATIENTS = 10_000_000
 #: Written to the scenario's metadata; marks a scenario that ``save_demo`` may replace.
 GENERATOR = "healthsim demo"
 
@@ -474,9 +476,18 @@ def scenario(patients: int, seed: int = DEFAULT_SEED, *, start: int = 0) -> dict
     return {et.name: _stream(patients, plans, et.name) for et in ENTITY_TYPES}
 
 
+def _check_request(patients: int, seed: int) -> None:
+    _check_size(patients)
+    if patients > MAX_PATIENTS:
+        raise InvalidArgumentError(f"patients: at most {MAX_PATIENTS:,} in one demo scenario, got {patients:,}")
+    if isinstance(seed, bool) or not isinstance(seed, int) or not -(2**63) <= seed < 2**63:
+        # It is every entity's generation_seed, a 64-bit column.
+        raise InvalidArgumentError(f"seed: expected a whole number that fits 64 bits (-2**63 to 2**63-1), got {seed!r}")
+
+
 def entity_counts(patients: int, seed: int = DEFAULT_SEED) -> dict[str, int]:
     """How many entities of each type ``scenario(patients, seed)`` yields, without generating them."""
-    _check_size(patients)
+    _check_request(patients, seed)
     counts = dict.fromkeys((et.name for et in ENTITY_TYPES), 0)
     for i in range(patients):
         plan = _plan(seed, i)
@@ -501,7 +512,7 @@ def save_demo(
     ``overwrite``. ``wrap`` sees each type's generator on its way to the
     repository (the CLI counts entities for its progress bar with it).
     """
-    _check_size(patients)
+    _check_request(patients, seed)
     replace = overwrite
     if not overwrite and repo.exists(name):
         extra = repo.scenario_summary(name).extra or {}
