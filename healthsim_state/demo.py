@@ -507,8 +507,8 @@ def save_demo(
 ) -> SaveSummary:
     """Generate the demo scenario and save it as ``name`` in one repository save.
 
-    A scenario of that name made by an earlier demo is replaced; any other
-    scenario of that name is refused with :class:`ScenarioExistsError` unless
+    A scenario of that name made by an earlier demo under that name is
+    replaced; any other scenario of that name (an imported one, too) is refused with :class:`ScenarioExistsError` unless
     ``overwrite``. ``wrap`` sees each type's generator on its way to the
     repository (the CLI counts entities for its progress bar with it).
     """
@@ -516,10 +516,13 @@ def save_demo(
     replace = overwrite
     if not overwrite and repo.exists(name):
         extra = repo.scenario_summary(name).extra or {}
-        if extra.get("generator") != GENERATOR:
+        # The marker travels with an export, so it counts only under the name the demo saved it as:
+        # a demo exported and imported as another scenario is that user's scenario now.
+        if extra.get("generator") != GENERATOR or extra.get("generated_as") != name:
             raise ScenarioExistsError(
-                f"a scenario named {name!r} exists and was not made by the demo; "
-                "pass --overwrite (overwrite=True) to replace it, or choose another --name"
+                f"a scenario named {name!r} exists and was not made by the demo under that name "
+                "(it was imported or saved otherwise); pass --overwrite (overwrite=True) to replace it, "
+                "or choose another --name"
             )
         replace = True
     streams = scenario(patients, seed)
@@ -530,5 +533,5 @@ def save_demo(
         description=f"Demo: {patients} patients across PatientSim, MemberSim, RxMemberSim and TrialSim (seed {seed})",
         tags=["demo"],
         overwrite=replace,
-        extra={"generator": GENERATOR, "patients": patients, "seed": seed},
+        extra={"generator": GENERATOR, "generated_as": name, "patients": patients, "seed": seed},
     )
