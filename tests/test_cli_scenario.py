@@ -244,3 +244,22 @@ def test_the_demo_scenario_round_trips_byte_for_byte(url: str, tmp_path: Path) -
     assert "imported 'demo'" in ok("scenario", "import", str(first), "--database-url", empty)
     ok("scenario", "export", "demo", str(second), "--database-url", empty)
     assert second.read_bytes() == first.read_bytes()
+
+
+def test_extra_has_one_key_order_on_both_backends(store_url: str) -> None:
+    """PostgreSQL's JSONB stores object keys in its own order (shorter first); DuckDB keeps the given one."""
+    from healthsim_models import create_store_engine, session_scope
+    from healthsim_state import ScenarioRepository
+
+    extra = {"zeta": 1, "alpha": {"longer_key": [{"b": 1, "a": 2}], "k": 0}, "mid": "x"}
+    expected = {"alpha": {"k": 0, "longer_key": [{"a": 2, "b": 1}]}, "mid": "x", "zeta": 1}
+    engine = create_store_engine(store_url)
+    with session_scope(engine) as session:
+        ScenarioRepository(session).save("ordered", {}, extra=extra)
+    with session_scope(engine) as session:
+        repo = ScenarioRepository(session)
+        for info in (repo.scenario_summary("ordered"), repo.load("ordered"), repo.list()[0]):
+            assert json.dumps(info.extra) == json.dumps(expected)
+    engine.dispose()
+    shown = ok("scenario", "show", "ordered", "--json", "--database-url", store_url)
+    assert json.dumps(json.loads(shown)["extra"]) == json.dumps(expected)
