@@ -66,8 +66,9 @@ def arguments(command: Command, tmp: Path) -> list[str]:
     return [known[p.name] for p in command.params if p.param_type_name == "argument" and p.required]
 
 
-def check_error(argv: list[str], capsys: pytest.CaptureFixture[str]) -> str | None:
-    """None when ``healthsim argv`` fails as it should, else what is wrong."""
+def check_error(argv: list[str], capsys: pytest.CaptureFixture[str], usage: bool = False) -> str | None:
+    """None when ``healthsim argv`` fails as it should, else what is wrong. A usage error (``usage``)
+    exits with status 2 and points to the help of the command it is about."""
     try:
         main(argv)
     except SystemExit as exc:
@@ -83,6 +84,11 @@ def check_error(argv: list[str], capsys: pytest.CaptureFixture[str]) -> str | No
         problems.append(f"exit status {code!r}")
     if len(err_lines) != 1 or not err_lines[0].startswith("error: "):
         problems.append(f"stderr is not one 'error: ...' line: {captured.err!r}")
+    if usage:
+        words = next((w for w in sorted(LEAVES, key=len, reverse=True) if list(w) == argv[: len(w)]), ())
+        hint = f"(see '{' '.join(['healthsim', *words])} --help')"
+        if code != 2 or not captured.err.strip().endswith(hint):
+            problems.append(f"not a usage error (status 2) ending {hint}: {code}, {captured.err!r}")
     if leak := LEAKS.search(captured.out + captured.err):
         problems.append(f"shows {leak.group(0)!r}: {captured.err.strip()!r}")
     return f"{argv}: {'; '.join(problems)}" if problems else None
@@ -196,7 +202,7 @@ def test_meanings_name_every_argument(tmp_path: Path) -> None:
 def test_usage_errors_are_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     cases = usage_cases(tmp_path)
     assert len(cases) > 100
-    failures = [f for case in cases if (f := check_error(case, capsys))]
+    failures = [f for case in cases if (f := check_error(case, capsys, usage=True))]
     assert not failures, "\n".join(failures)
 
 

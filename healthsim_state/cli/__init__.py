@@ -115,7 +115,7 @@ def _usage_message(exc: UsageError) -> str:
         errors = cause.errors()
         if errors:
             exc.message = _plain(errors[0])
-    return " ".join(exc.format_message().split())
+    return " ".join(exc.format_message().split()).rstrip(".")  # the hint follows
 
 
 def _plain(error: dict) -> str:
@@ -152,7 +152,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         sys.stdout.write(exc.format_message() + "\n")
         sys.exit(2)
     except UsageError as exc:  # includes BadParameter, missing arguments, unknown options
-        command = exc.ctx.command_path if exc.ctx is not None else "healthsim"
+        command = exc.ctx.command_path if exc.ctx is not None else _command_path(args)
         _error_line("error", f"{_usage_message(exc)} (see '{command} --help')")
         sys.exit(exc.exit_code)
     except typer.Abort:  # EOF at a prompt
@@ -179,6 +179,20 @@ def main(argv: Sequence[str] | None = None) -> None:
         sys.exit(_INTERRUPTED)
     if isinstance(status, int) and status:
         sys.exit(status)
+
+
+def _command_path(args: list[str]) -> str:
+    """``healthsim`` and the command words that lead ``args`` (for errors click raises without a context)."""
+    words, command = ["healthsim"], typer.main.get_command(app)
+    for arg in args:
+        sub = getattr(command, "commands", {}).get(arg)
+        if sub is None:
+            if arg.startswith("-"):
+                continue  # a root option such as --debug
+            break
+        words.append(arg)
+        command = sub
+    return " ".join(words)
 
 
 #: The exit status typer gives Ctrl-C (128 + SIGINT), as shells do.
