@@ -81,8 +81,11 @@ def skipped(words: list[str]) -> str | None:
 def prepare(home: Path, work: Path) -> None:
     (home / "scenarios").mkdir(parents=True)
     (home / "workspaces").mkdir()
-    shutil.copy(FIXTURES / "legacy-v1-scenario.json", home / "scenarios" / "3635caf4-5ecc-4c52-a6de-66f75addcd59.json")
-    shutil.copy(FIXTURES / "legacy-v2-workspace.json", home / "workspaces" / "402e27b8-cb95-42f8-ae34-a83a16acdaff.json")
+    for fixture, folder, name in [
+        ("legacy-v1-scenario.json", "scenarios", "3635caf4-5ecc-4c52-a6de-66f75addcd59.json"),
+        ("legacy-v2-workspace.json", "workspaces", "402e27b8-cb95-42f8-ae34-a83a16acdaff.json"),
+    ]:
+        shutil.copy(FIXTURES / fixture, home / folder / name)
     for published in (FIXTURES / "reference").glob("*.csv"):
         shutil.copy(published, work / published.name)
     # The other SVI release docs/reference-data.md loads in place of 2022; both share one header.

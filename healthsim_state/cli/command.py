@@ -6,7 +6,8 @@ objects itself and has no hook for their class. The root group therefore
 gives every parameter of every command, once when the command tree is
 built, a subclass that labels types as click always did (``INTEGER``,
 ``TEXT``, ``PATH``, ``[table|csv|json]``, none for a flag) and writes
-arguments in capitals (``NAME``, ``[FILE]``).
+arguments in capitals (``NAME``, ``[FILE]``). Those subclasses also refuse
+text that is not UTF-8 as a usage error, while the command line is parsed.
 """
 
 from __future__ import annotations
