@@ -37,7 +37,12 @@ class UnknownEntityTypeError(HealthSimError, KeyError):
 
 
 class ScenarioNotFoundError(HealthSimError, LookupError):
-    """No scenario has the given name or id."""
+    """No scenario has the given name or id; ``name`` is the one looked up, so that each
+    interface can word its own hint (the message names a Python function)."""
+
+    def __init__(self, message: str, *, name: str | None = None) -> None:
+        super().__init__(message)
+        self.name = name
 
 
 class AmbiguousPatientError(HealthSimError, LookupError):

@@ -39,6 +39,8 @@ from healthsim_state.repository import SaveSummary, ScenarioRepository
 DEFAULT_NAME = "demo"
 DEFAULT_PATIENTS = 100
 DEFAULT_SEED = 42
+#: The most patients one demo scenario has: beyond it a typo (an extra digit or ten), not a plan.
+MAX_PATIENTS = 10_000_000
 #: Written to the scenario's metadata; marks a scenario that ``save_demo`` may replace.
 GENERATOR = "healthsim demo"
 
@@ -474,9 +476,18 @@ def scenario(patients: int, seed: int = DEFAULT_SEED, *, start: int = 0) -> dict
     return {et.name: _stream(patients, plans, et.name) for et in ENTITY_TYPES}
 
 
+def _check_request(patients: int, seed: int) -> None:
+    _check_size(patients)
+    if patients > MAX_PATIENTS:
+        raise InvalidArgumentError(f"patients: at most {MAX_PATIENTS:,} in one demo scenario, got {patients:,}")
+    if isinstance(seed, bool) or not isinstance(seed, int) or not -(2**63) <= seed < 2**63:
+        # It is every entity's generation_seed, a 64-bit column.
+        raise InvalidArgumentError(f"seed: expected a whole number that fits 64 bits (-2**63 to 2**63-1), got {seed!r}")
+
+
 def entity_counts(patients: int, seed: int = DEFAULT_SEED) -> dict[str, int]:
     """How many entities of each type ``scenario(patients, seed)`` yields, without generating them."""
-    _check_size(patients)
+    _check_request(patients, seed)
     counts = dict.fromkeys((et.name for et in ENTITY_TYPES), 0)
     for i in range(patients):
         plan = _plan(seed, i)
@@ -496,19 +507,22 @@ def save_demo(
 ) -> SaveSummary:
     """Generate the demo scenario and save it as ``name`` in one repository save.
 
-    A scenario of that name made by an earlier demo is replaced; any other
-    scenario of that name is refused with :class:`ScenarioExistsError` unless
+    A scenario of that name made by an earlier demo under that name is
+    replaced; any other scenario of that name (an imported one, too) is refused with :class:`ScenarioExistsError` unless
     ``overwrite``. ``wrap`` sees each type's generator on its way to the
     repository (the CLI counts entities for its progress bar with it).
     """
-    _check_size(patients)
+    _check_request(patients, seed)
     replace = overwrite
     if not overwrite and repo.exists(name):
         extra = repo.scenario_summary(name).extra or {}
-        if extra.get("generator") != GENERATOR:
+        # The marker travels with an export, so it counts only under the name the demo saved it as:
+        # a demo exported and imported as another scenario is that user's scenario now.
+        if extra.get("generator") != GENERATOR or extra.get("generated_as") != name:
             raise ScenarioExistsError(
-                f"a scenario named {name!r} exists and was not made by the demo; "
-                "pass --overwrite (overwrite=True) to replace it, or choose another --name"
+                f"a scenario named {name!r} exists and was not made by the demo under that name "
+                "(it was imported or saved otherwise); pass --overwrite (overwrite=True) to replace it, "
+                "or choose another --name"
             )
         replace = True
     streams = scenario(patients, seed)
@@ -519,5 +533,5 @@ def save_demo(
         description=f"Demo: {patients} patients across PatientSim, MemberSim, RxMemberSim and TrialSim (seed {seed})",
         tags=["demo"],
         overwrite=replace,
-        extra={"generator": GENERATOR, "patients": patients, "seed": seed},
+        extra={"generator": GENERATOR, "generated_as": name, "patients": patients, "seed": seed},
     )

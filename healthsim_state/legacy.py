@@ -99,7 +99,13 @@ class LegacyScenario:
 
     @property
     def count(self) -> int:
-        return sum(len(docs) for docs in self.entities.values())
+        """The entities a save stores: nested ``claim_lines`` are lifted into entities of their own."""
+        lines = sum(
+            len(doc["claim_lines"])
+            for doc in self.entities.get("claim", [])
+            if isinstance(doc, dict) and isinstance(doc.get("claim_lines"), list)
+        )
+        return sum(len(docs) for docs in self.entities.values()) + lines
 
 
 def default_sources() -> list[Path]:

@@ -99,6 +99,15 @@ class LoadedScenario(ScenarioInfo):
     entities: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
 
 
+def _sorted_keys(value: Any) -> Any:
+    """JSON with every object's keys sorted: one order on both backends."""
+    if isinstance(value, dict):
+        return {key: _sorted_keys(value[key]) for key in sorted(value)}
+    if isinstance(value, list):
+        return [_sorted_keys(item) for item in value]
+    return value
+
+
 class _SaveRun:
     """State of one save: the scenario, keys seen so far, problems, warnings."""
 
@@ -600,7 +609,7 @@ class ScenarioRepository:
         if scenario is None:
             raise ScenarioNotFoundError(
                 f"no scenario named or with id {str(name_or_id)!r}; list them with list_scenarios() "
-                "or 'healthsim scenario list'"
+                "or 'healthsim scenario list'", name=str(name_or_id)
             )
         return scenario
 
@@ -625,7 +634,7 @@ class ScenarioRepository:
             },
             created_at=scenario.created_at,
             updated_at=scenario.updated_at,
-            extra=scenario.extra,
+            extra=_sorted_keys(scenario.extra),  # PostgreSQL's JSONB reorders keys; DuckDB keeps them
         )
 
     def _detach_members(self, scenario_id: uuid.UUID) -> None:

@@ -166,7 +166,7 @@ def test_a_usage_error_from_the_command_line_is_one_line(isolated_home: Path) ->
     done = subprocess.run(_healthsim("demo", "--patients", "0"), capture_output=True, text=True, timeout=120)
     assert done.returncode == 2
     assert done.stderr.strip().splitlines() == [
-        "error: Invalid value for '--patients' / '-n': Input should be greater than or equal to 1 "
+        "error: Invalid value for '--patients' / '-n': 0 is less than the minimum of 1 "
         "(see 'healthsim demo --help')"
     ]
 

@@ -261,6 +261,38 @@ def test_another_scenario_of_that_name_needs_overwrite(duckdb_url: str, capsys: 
     assert len(_load(duckdb_url)["patient"]) == 2
 
 
+def test_an_imported_demo_is_not_replaced_without_overwrite(
+    store_url: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The demo's marker travels with an export: a demo imported under another name is the user's scenario."""
+    _ok("demo", "-n", "1", "--database-url", store_url)
+    exported = tmp_path / "demo.json"
+    _ok("scenario", "export", "demo", str(exported), "--database-url", store_url)
+    _ok("scenario", "import", str(exported), "--as", "mine", "--database-url", store_url)
+    with pytest.raises(SystemExit) as exit_info:
+        main(["demo", "-n", "2", "--name", "mine", "--database-url", store_url])
+    assert exit_info.value.code == 1
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: a scenario named 'mine' exists and was not made by the demo under that name")
+    assert "--overwrite" in err and "--name" in err
+    assert len(_load(store_url, "mine")["patient"]) == 1
+    _ok("demo", "-n", "2", "--database-url", store_url)  # the demo's own scenario is replaced as before
+    assert len(_load(store_url)["patient"]) == 2
+    _ok("demo", "-n", "2", "--name", "mine", "--overwrite", "--database-url", store_url)
+    assert len(_load(store_url, "mine")["patient"]) == 2
+
+
+def test_a_demo_too_large_or_with_a_seed_beyond_64_bits_is_refused(duckdb_url: str) -> None:
+    engine = create_store_engine(duckdb_url)
+    with session_scope(engine) as session, pytest.raises(InvalidArgumentError, match="at most 10,000,000"):
+        demo.save_demo(ScenarioRepository(session), patients=demo.MAX_PATIENTS + 1)
+    with session_scope(engine) as session, pytest.raises(InvalidArgumentError, match="fits 64 bits"):
+        demo.save_demo(ScenarioRepository(session), patients=1, seed=2**63)
+    with pytest.raises(InvalidArgumentError, match="at most"):
+        demo.entity_counts(10**30)
+    engine.dispose()
+
+
 def test_zero_patients_is_a_usage_error(duckdb_url: str) -> None:
     result = runner.invoke(app, ["demo", "--patients", "0", "--database-url", duckdb_url])
     assert result.exit_code == 2 and "--patients" in result.stderr

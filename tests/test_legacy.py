@@ -171,6 +171,23 @@ def test_status_follows_the_files(engine, legacy_home: Path) -> None:
     assert status(engine) == {V1_FILE: "migrated", V2_FILE: "migrated"}
 
 
+def test_status_dry_run_and_migration_count_the_same_entities(engine, legacy_home: Path) -> None:
+    """The v2 workspace's claim holds two nested claim_lines: 8 wrapped entities become 10 stored."""
+
+    def counts(reports) -> dict[str, int]:
+        return {Path(r.path).name: r.entities for r in reports}
+
+    with session_scope(engine) as session:
+        pending = counts(legacy_status(session))
+    dry = counts(migrate(engine, dry_run=True))
+    done = counts(migrate(engine))
+    with session_scope(engine) as session:
+        migrated = counts(legacy_status(session))
+    assert pending == dry == done == migrated
+    assert done[V2_FILE] == 10
+    assert {n: sum(c.values()) for n, c in stored(engine).items()} == {V1_NAME: done[V1_FILE], V2_NAME: 10}
+
+
 def test_a_name_taken_by_another_scenario_needs_overwrite(engine, legacy_home: Path) -> None:
     with session_scope(engine) as session:
         ScenarioRepository(session).save(V1_NAME, {}, description="made by hand")

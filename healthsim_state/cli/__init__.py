@@ -10,13 +10,15 @@ import errno
 import os
 import sys
 from collections.abc import Sequence
+from importlib.metadata import PackageNotFoundError, version as package_version
 
 import typer
 from rich.console import Console
 from rich.markup import escape
-from typer._click.exceptions import NoArgsIsHelpError, UsageError  # typer 0.29 vendors click
+from typer._click.exceptions import BadParameter, NoArgsIsHelpError, UsageError  # typer 0.29 vendors click
 
-from healthsim_models.errors import HealthSimError
+from healthsim_models.errors import HealthSimError, ScenarioNotFoundError
+from healthsim_state.cli.command import HealthsimGroup
 from healthsim_state.cli import db
 from healthsim_state.cli import legacy as legacy_command
 from healthsim_state.cli import scenario as scenario_command
@@ -31,6 +33,7 @@ app = typer.Typer(
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     add_completion=False,
+    cls=HealthsimGroup,
 )
 app.add_typer(db.app, name="db")
 app.command(name="demo")(demo_command.demo)
@@ -44,17 +47,93 @@ _options = {"debug": False}
 _stderr = Console(stderr=True)
 
 
+def _print_version(value: bool) -> None:
+    if value:
+        try:
+            number = package_version("healthsim-store")
+        except PackageNotFoundError:  # run from a source tree that was never installed
+            number = "unknown (not installed)"
+        typer.echo(f"healthsim-store {number}")
+        raise typer.Exit()
+
+
 @app.callback()
 def _root(
     debug: bool = typer.Option(False, "--debug", help="Show the full traceback of an error."),
+    _version: bool = typer.Option(
+        False, "--version", is_eager=True, callback=_print_version, help="Print the version and exit."
+    ),
 ) -> None:
     _options["debug"] = debug
 
 
-def _hint(exc: BaseException) -> str:
+#: Appended to every error that is not one of the project's: only the traceback says more.
+_DEBUG_HINT = "run with --debug for the traceback"
+#: Modules whose exceptions come from the database layer; their text is for --debug only.
+_DATABASE_MODULES = ("sqlalchemy", "psycopg", "duckdb", "_duckdb", "alembic")
+
+
+def _message(exc: BaseException) -> str:
+    """The one line an error becomes: a project error's own first line (with a CLI hint where the
+    library's hint names a Python function); for anything else a plain description, never the
+    text of a driver or of Python internals, which only --debug shows."""
+    if isinstance(exc, ScenarioNotFoundError) and exc.name is not None:
+        return f"no scenario named or with id {exc.name!r}; list them with 'healthsim scenario list'"
     if isinstance(exc, HealthSimError):
-        return ""
-    return " (run with --debug for the traceback)"
+        lines = str(exc).strip().splitlines() or [type(exc).__doc__ or "failed"]
+        more = len(lines) - 1
+        tail = f" (and {more} more line{'s' if more > 1 else ''}: run with --debug to see them)" if more else ""
+        return lines[0] + tail
+    if isinstance(exc, UnicodeError):
+        return f"a text value is not valid Unicode: it holds a lone surrogate such as \\udcff ({_DEBUG_HINT})"
+    if isinstance(exc, MemoryError):
+        return f"out of memory ({_DEBUG_HINT})"
+    if _from_database(exc):
+        return f"the database failed in a way this command does not handle ({_DEBUG_HINT}, and please report it)"
+    if isinstance(exc, OSError) and exc.strerror:
+        where = f": {exc.filename}" if exc.filename else ""
+        return f"{exc.strerror}{where} ({_DEBUG_HINT})"
+    return f"unexpected internal error ({_DEBUG_HINT}, and please report it)"
+
+
+def _from_database(exc: BaseException) -> bool:
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if type(current).__module__.split(".")[0] in _DATABASE_MODULES:
+            return True
+        current = current.__cause__ or current.__context__
+    return False
+
+
+def _usage_message(exc: UsageError) -> str:
+    """click's message, with typer's pydantic wording ("Input should be ...", "Value error, ...")
+    said as a command line says it."""
+    cause = exc.__cause__
+    if isinstance(exc, BadParameter) and hasattr(cause, "errors"):
+        errors = cause.errors()
+        if errors:
+            exc.message = _plain(errors[0])
+    return " ".join(exc.format_message().split()).rstrip(".")  # the hint follows
+
+
+def _plain(error: dict) -> str:
+    kind, value, ctx = error.get("type"), error.get("input"), error.get("ctx") or {}
+    if kind == "value_error" and "error" in ctx:
+        return str(ctx["error"]).rstrip(".")
+    if kind in ("int_parsing", "int_type", "int_from_float"):
+        return f"{value!r} is not a whole number"
+    if kind in ("float_parsing", "float_type", "decimal_parsing"):
+        return f"{value!r} is not a number"
+    if kind == "bool_parsing":
+        return f"{value!r} is not true or false"
+    bounds = {"greater_than_equal": "less than the minimum of", "greater_than": "not more than",
+              "less_than_equal": "more than the maximum of", "less_than": "not less than"}
+    if kind in bounds:
+        return f"{value} is {bounds[kind]} {next(iter(ctx.values()), '?')}"
+    text = str(error.get("msg", "invalid value")).removeprefix("Value error, ")
+    return f"{value!r}: {text[:1].lower()}{text[1:]}"
 
 
 def main(argv: Sequence[str] | None = None) -> None:
@@ -64,6 +143,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     end = args.index("--") if "--" in args else len(args)
     if "--debug" in args[1:end]:
         args = ["--debug", *(a for i, a in enumerate(args) if not (i < end and a == "--debug"))]
+        _options["debug"] = True  # also for errors raised before the root callback runs
     try:
         # Not standalone: click hands usage errors and aborts back here instead of printing its box.
         status = app(args=args, prog_name="healthsim", standalone_mode=False)
@@ -72,9 +152,8 @@ def main(argv: Sequence[str] | None = None) -> None:
         sys.stdout.write(exc.format_message() + "\n")
         sys.exit(2)
     except UsageError as exc:  # includes BadParameter, missing arguments, unknown options
-        command = exc.ctx.command_path if exc.ctx is not None else "healthsim"
-        message = " ".join(exc.format_message().split())
-        _error_line("error", f"{message} (see '{command} --help')")
+        command = exc.ctx.command_path if exc.ctx is not None else _command_path(args)
+        _error_line("error", f"{_usage_message(exc)} (see '{command} --help')")
         sys.exit(exc.exit_code)
     except typer.Abort:  # EOF at a prompt
         _error_line("aborted", "")
@@ -92,13 +171,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     except Exception as exc:  # reported below, never swallowed: exit status 1
         if _options["debug"]:
             raise
-        kind = "error" if isinstance(exc, HealthSimError) else f"error ({type(exc).__name__})"
-        lines = str(exc).strip().splitlines()
-        message = lines[0] if lines else repr(exc)
-        hint = _hint(exc)
-        if len(lines) > 1 and not hint:  # e.g. one line per further validation problem
-            hint = f" (and {len(lines) - 1} more line{'s' if len(lines) > 2 else ''}: run with --debug to see them)"
-        _error_line(kind, f"{message}{hint}")
+        _error_line("error", _message(exc))
         sys.exit(1)
     # Non-standalone typer returns the code of a typer.Exit (0 after --help); Ctrl-C arrives as 130.
     if status == _INTERRUPTED:
@@ -108,11 +181,27 @@ def main(argv: Sequence[str] | None = None) -> None:
         sys.exit(status)
 
 
+def _command_path(args: list[str]) -> str:
+    """``healthsim`` and the command words that lead ``args`` (for errors click raises without a context)."""
+    words, command = ["healthsim"], typer.main.get_command(app)
+    for arg in args:
+        sub = getattr(command, "commands", {}).get(arg)
+        if sub is None:
+            if arg.startswith("-"):
+                continue  # a root option such as --debug
+            break
+        words.append(arg)
+        command = sub
+    return " ".join(words)
+
+
 #: The exit status typer gives Ctrl-C (128 + SIGINT), as shells do.
 _INTERRUPTED = 130
 
 
 def _error_line(kind: str, message: str) -> None:
+    # Text from the command line may hold lone surrogates (bytes that are not UTF-8): shown escaped.
+    message = message.encode("utf-8", "backslashreplace").decode("utf-8")
     text = f"[bold red]{kind}:[/] {escape(message)}" if message else f"[bold red]{kind}[/]"
     _stderr.print(text, markup=True, highlight=False, soft_wrap=True)
 

@@ -10,12 +10,14 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 import typer
+from alembic.util import CommandError
 from rich.console import Console
 from rich.table import Table
 from sqlalchemy.engine import Engine
 
 from healthsim_models import schema_version
 from healthsim_models.engine import create_store_engine
+from healthsim_models.errors import SchemaVersionError
 from healthsim_state.cli.options import DatabaseUrl
 
 app = typer.Typer(help="Schema versions: upgrade, downgrade, current, history, status.", no_args_is_help=True)
@@ -29,6 +31,17 @@ def _engine(url: str | None) -> Iterator[Engine]:
         yield engine
     finally:
         engine.dispose()
+
+
+@contextmanager
+def _target(action: str, revision: str) -> Iterator[None]:
+    """Alembic's refusal of a target revision (unknown, or on the wrong side) as a project error."""
+    try:
+        yield
+    except CommandError as exc:
+        raise SchemaVersionError(
+            f"cannot {action} to {revision!r}: {exc}; 'healthsim db history' lists the revisions"
+        ) from exc
 
 
 def _print_status(engine: Engine) -> None:
@@ -50,7 +63,8 @@ def upgrade(
 ) -> None:
     """Create the database if needed and upgrade it to REVISION (default: head), then show its status."""
     with _engine(database_url) as engine:
-        schema_version.upgrade(engine, revision)
+        with _target("upgrade", revision):
+            schema_version.upgrade(engine, revision)
         _print_status(engine)
 
 
@@ -61,7 +75,8 @@ def downgrade(
 ) -> None:
     """Revert the schema to REVISION."""
     with _engine(database_url) as engine:
-        schema_version.downgrade(engine, revision)
+        with _target("downgrade", revision):
+            schema_version.downgrade(engine, revision)
         _out.print(f"at revision {schema_version.current_revision(engine) or 'base'}")
 
 

@@ -15,7 +15,9 @@ from healthsim_state.repository import ScenarioRepository
 
 
 def demo(
-    patients: int = typer.Option(demo_data.DEFAULT_PATIENTS, "--patients", "-n", min=1, help="Patients to generate."),
+    patients: int = typer.Option(
+        demo_data.DEFAULT_PATIENTS, "--patients", "-n", min=1, max=demo_data.MAX_PATIENTS, help="Patients to generate."
+    ),
     seed: int = typer.Option(demo_data.DEFAULT_SEED, "--seed", help="Random seed: the same seed gives the same data."),
     name: str = typer.Option(demo_data.DEFAULT_NAME, "--name", help="Scenario name."),
     overwrite: bool = typer.Option(

@@ -7,6 +7,7 @@ import typer
 DatabaseUrl = typer.Option(
     None,
     "--database-url",
+    metavar="URL",
     help="Database URL; default: $HEALTHSIM_DATABASE_URL, else ~/.healthsim/healthsim.duckdb.",
     show_default=False,
 )

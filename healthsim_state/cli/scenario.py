@@ -26,6 +26,9 @@ from healthsim_state.rendering import scenario_json
 from healthsim_state.repository import ScenarioRepository
 from healthsim_state.transaction import DEFAULT_ATTEMPTS, run_in_transaction
 
+#: The largest number a database's LIMIT and OFFSET take (a signed 64-bit integer).
+_MOST = 2**63 - 1
+
 app = typer.Typer(help="Scenarios: list, show, export, import, delete, tag.", no_args_is_help=True)
 
 
@@ -58,13 +61,15 @@ def _print_json(value: Any) -> None:
 def list_(
     tag: list[str] = typer.Option([], "--tag", "-t", help="Only scenarios with this tag (repeat: all of them)."),
     search: str | None = typer.Option(None, "--search", "-s", help="Text the name or description contains (any case)."),
-    # Bounded so that limit + 1 (asked for below) and offset fit a 64-bit integer.
-    limit: int = typer.Option(100, "--limit", min=1, max=2**63 - 2, help="At most this many scenarios."),
-    offset: int = typer.Option(0, "--offset", min=0, max=2**63 - 1, help="Skip this many first."),
+    limit: int = typer.Option(100, "--limit", min=1, help="At most this many scenarios."),
+    offset: int = typer.Option(0, "--offset", min=0, help="Skip this many first."),
     as_json: bool = typer.Option(False, "--json", help="Print a JSON array instead of a table."),
     database_url: str | None = DatabaseUrl,
 ) -> None:
     """List scenarios by name, with their entity counts and tags."""
+    # Beyond what a 64-bit integer holds no store has scenarios: clamped, so that limit + 1 (asked
+    # for below) and offset reach the database as numbers it takes.
+    limit, offset = min(limit, _MOST - 1), min(offset, _MOST)
     with store_session(database_url) as session:
         # One more than asked says whether the table must mention the rest.
         infos = ScenarioRepository(session).list(tag=tag or None, search=search, limit=limit + 1, offset=offset)
