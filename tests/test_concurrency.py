@@ -453,20 +453,20 @@ def test_a_duckdb_write_conflict_is_a_write_conflict_error(duckdb_url: str) -> N
         engine.dispose()
 
 
-def _deleting_after_a_deadlock(delete: Any, calls: list[int]) -> Any:
-    """``ScenarioRepository.delete`` that, on its first call, deletes and then fails as a deadlock would."""
+def _deadlocking_once(method: Any, calls: list[int]) -> Any:
+    """A repository ``method`` that, on its first call, does its work and then fails as a deadlock would."""
 
-    def deleting(repo: ScenarioRepository, name_or_id: Any) -> bool:
+    def deadlocking(repo: ScenarioRepository, *args: Any) -> Any:
         calls.append(1)
-        deleted = delete(repo, name_or_id)
+        result = method(repo, *args)
         if len(calls) == 1:
             raise psycopg.errors.DeadlockDetected("deadlock detected")
-        return deleted
+        return result
 
-    return deleting
+    return deadlocking
 
 
-def test_the_cli_import_and_the_mcp_tools_run_a_collided_write_again(
+def test_the_cli_and_mcp_writes_run_a_collided_write_again(
     store_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from typer.testing import CliRunner
@@ -499,9 +499,18 @@ def test_the_cli_import_and_the_mcp_tools_run_a_collided_write_again(
         added = tools.add_entities(store, "tool", {"patient": [_patient("MRN-2")]})
         assert added["counts"] == {"patient": 2} and len(calls) == 2
         calls.clear()
-        monkeypatch.setattr(ScenarioRepository, "delete", _deleting_after_a_deadlock(ScenarioRepository.delete, calls))
+        monkeypatch.setattr(ScenarioRepository, "delete", _deadlocking_once(ScenarioRepository.delete, calls))
         assert tools.delete_scenario(store, "tool", confirm=True)["deleted"]["name"] == "tool"
         assert len(calls) == 2
         assert sorted(s["name"] for s in tools.list_scenarios(store)["scenarios"]) == ["copy", "file"]
     finally:
         store.close()
+    calls.clear()
+    deleted = CliRunner().invoke(app, ["scenario", "delete", "file", "--yes", "--database-url", store_url])
+    assert deleted.exit_code == 0 and "deleted 'file'" in deleted.stdout, deleted.output
+    assert len(calls) == 2
+    calls.clear()
+    monkeypatch.setattr(ScenarioRepository, "add_tags", _deadlocking_once(ScenarioRepository.add_tags, calls))
+    tagged = CliRunner().invoke(app, ["scenario", "tag", "copy", "--add", "x", "--database-url", store_url])
+    assert tagged.exit_code == 0 and tagged.stdout.startswith("copy: ") and ", x\n" in tagged.stdout, tagged.output
+    assert len(calls) == 2

@@ -5,10 +5,10 @@ from __future__ import annotations
 import datetime as dt
 import json
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import typer
 from rich.console import Console
@@ -23,8 +23,10 @@ from healthsim_state.cli.options import DatabaseUrl
 from healthsim_state.cli.progress import progress
 from healthsim_state.exchange import export_scenario, import_scenario
 from healthsim_state.rendering import scenario_json
-from healthsim_state.repository import ScenarioRepository
+from healthsim_state.repository import ScenarioInfo, ScenarioRepository
 from healthsim_state.transaction import DEFAULT_ATTEMPTS, run_in_transaction
+
+T = TypeVar("T")
 
 #: The largest number a database's LIMIT and OFFSET take (a signed 64-bit integer).
 _MOST = 2**63 - 1
@@ -44,6 +46,17 @@ def store_session(url: str | None) -> Iterator[Session]:
     try:
         with session_scope(engine) as session:
             yield session
+    finally:
+        engine.dispose()
+
+
+def store_write(url: str | None, work: Callable[[Session], T], what: str, attempts: int = DEFAULT_ATTEMPTS) -> T:
+    """``work(session)`` committed in a transaction of its own on the store at ``url``,
+    run again from the start when it collides with another writer
+    (:func:`~healthsim_state.transaction.run_in_transaction`); the engine is let go afterwards."""
+    engine = create_store_engine(url)
+    try:
+        return run_in_transaction(engine, work, attempts=attempts, what=what)
     finally:
         engine.dispose()
 
@@ -161,18 +174,14 @@ def import_(
 ) -> None:
     """Import a scenario from a versioned JSON document; nothing is written if it is invalid."""
     source: Any = sys.stdin.buffer if file == "-" else Path(file)
-    engine = create_store_engine(database_url)
-    try:
-        # A collision with another writer runs the import again, reading the
-        # file anew; standard input can be read only once.
-        summary = run_in_transaction(
-            engine,
-            lambda session: import_scenario(session, source, overwrite=overwrite, name=new_name, progress=progress),
-            attempts=1 if file == "-" else DEFAULT_ATTEMPTS,
-            what=f"the import of {'standard input' if file == '-' else file}",
-        )
-    finally:
-        engine.dispose()
+    # A collision with another writer runs the import again, reading the
+    # file anew; standard input can be read only once.
+    summary = store_write(
+        database_url,
+        lambda session: import_scenario(session, source, overwrite=overwrite, name=new_name, progress=progress),
+        what=f"the import of {'standard input' if file == '-' else file}",
+        attempts=1 if file == "-" else DEFAULT_ATTEMPTS,
+    )
     console().print(
         f"imported {summary.name!r} ({summary.id}): {sum(summary.counts.values())} entities",
         highlight=False,
@@ -195,9 +204,13 @@ def delete(
         # Asked with the store let go: a DuckDB file stays free for others (an MCP server) meanwhile.
         total = sum(info.entity_counts.values())
         typer.confirm(f"Delete the scenario {info.name!r} and its {total} entities?", abort=True)
-    with store_session(database_url) as session:
-        if not ScenarioRepository(session).delete(info.id):
-            raise ScenarioNotFoundError(f"the scenario {info.name!r} was deleted by another program meanwhile")
+    deleted = store_write(
+        database_url,
+        lambda session: ScenarioRepository(session).delete(info.id),
+        what=f"the deletion of scenario {info.name!r}",
+    )
+    if not deleted:
+        raise ScenarioNotFoundError(f"the scenario {info.name!r} was deleted by another program meanwhile")
     console().print(f"deleted {info.name!r}", highlight=False, markup=False)
 
 
@@ -209,7 +222,8 @@ def tag(
     database_url: str | None = DatabaseUrl,
 ) -> None:
     """Add or remove tags, then print the scenario's tags (only print them without options)."""
-    with store_session(database_url) as session:
+
+    def work(session: Session) -> tuple[ScenarioInfo, list[str]]:
         repo = ScenarioRepository(session)
         info = repo.scenario_summary(name)
         tags = info.tags
@@ -217,4 +231,7 @@ def tag(
             tags = repo.add_tags(info.id, add)
         if remove:
             tags = repo.remove_tags(info.id, remove)
+        return info, tags
+
+    info, tags = store_write(database_url, work, what=f"the tagging of scenario {name!r}")
     console().print(f"{info.name}: {', '.join(tags) if tags else '(no tags)'}", highlight=False, markup=False)
