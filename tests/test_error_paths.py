@@ -34,18 +34,18 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
+from mcp import ClientSession, StdioServerParameters, stdio_client
 
 from healthsim_models import (
     ConfigurationError,
     DocumentError,
     InvalidArgumentError,
+    NotAStoreError,
     QueryError,
     ReferenceDataError,
     ScenarioExistsError,
     ScenarioNotFoundError,
     SchemaVersionError,
-    StoreLockedError,
-    UnknownEntityTypeError,
     ValidationError,
     create_store_engine,
     session_scope,
@@ -345,6 +345,27 @@ def test_a_file_that_is_not_a_duckdb_store_is_one_line(tmp_path: Path, capsys: p
     assert garbage.read_bytes() == before
 
 
+@pytest.mark.xfail(strict=True, raises=ConfigurationError, reason=(
+    "issue 15 item 4: a SQLite file at the store path makes DuckDB try to download sqlite_scanner; "
+    "the error is a ConfigurationError about the download, not a NotAStoreError"))
+def test_a_sqlite_file_at_the_store_path_is_one_line_and_untouched(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import sqlite3
+
+    path = tmp_path / "not-a-store.db"
+    with contextlib.closing(sqlite3.connect(path)) as connection:
+        connection.execute("CREATE TABLE notes (body TEXT)")
+        connection.commit()
+    before = path.read_bytes()
+    url = f"duckdb:///{path}"
+    with pytest.raises(NotAStoreError):
+        main(["--debug", "scenario", "list", "--database-url", url])
+    capsys.readouterr()
+    assert_one_error_line(*_cli(["scenario", "list", "--database-url", url], capsys)[::2], str(path))
+    assert path.read_bytes() == before
+
+
 @contextlib.contextmanager
 def duckdb_held_by_another_process(path: Path) -> Iterator[int]:
     """Another process holds the DuckDB file read-write until the block ends; yields its pid."""
@@ -374,12 +395,6 @@ def test_a_store_held_by_another_process_is_one_line_naming_it(
 
 
 # -- the MCP server ---------------------------------------------------------------------
-
-try:  # the MCP SDK is an optional dependency of the package, installed by [dev]
-    from mcp import ClientSession, StdioServerParameters, stdio_client
-except ImportError:  # pragma: no cover - the dev extra installs it
-    ClientSession = None  # type: ignore[assignment,misc]
-
 
 @pytest.fixture(scope="module")
 def anyio_backend() -> str:

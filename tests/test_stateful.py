@@ -357,10 +357,14 @@ class RepositoryMachine(RuleBasedStateMachine):
         keys = {"patient": "mrn", "encounter": "encounter_id", "member": "member_id"}
         return {t: [self.latest[k][field] for k in sc.members.get(t, [])] for t, field in keys.items()}
 
-    def _apply(self, sc: ModelScenario, entities: dict[str, list[dict[str, Any]]], *, replace: bool) -> None:
-        """Write ``entities`` into the model scenario: a save (``replace``) or add_entities."""
+    def _apply(
+        self, sc: ModelScenario, entities: dict[str, list[dict[str, Any]]], *, replace: bool
+    ) -> dict[str, int]:
+        """Write ``entities`` into the model scenario: a save (``replace``) or add_entities.
+        Returns the entities written per type (SaveSummary.saved)."""
         if replace:
             sc.members = {}
+        saved = {}
         for type_name, docs in stored_documents(entities).items():
             last: dict[Key, tuple[int, dict[str, Any]]] = {}
             for i, doc in enumerate(docs):
@@ -371,6 +375,8 @@ class RepositoryMachine(RuleBasedStateMachine):
             current.extend(key for key in last if key not in current)
             for key, (_, doc) in last.items():
                 self.latest[key] = copy.deepcopy(doc)
+            saved[type_name] = len(last)
+        return saved
 
     def _check_tag_filter(self, tags: list[str]) -> None:
         """list(tag=...) finds exactly the scenarios having all of those tags."""
@@ -404,7 +410,7 @@ class RepositoryMachine(RuleBasedStateMachine):
         else:
             assert summary.id not in {s.id for s in self.scenarios.values()}
             sc = self.scenarios[name] = ModelScenario(summary.id, description, set(tags), extra)
-        self._apply(sc, entities, replace=True)
+        assert summary.saved == self._apply(sc, entities, replace=True)
         assert summary.counts == sc.counts()
 
     @rule(name=st.sampled_from(NAMES), data=st.data())
@@ -419,7 +425,7 @@ class RepositoryMachine(RuleBasedStateMachine):
         by_id = data.draw(st.booleans(), label="by id")
         with self._session() as session:
             summary = ScenarioRepository(session).add_entities(sc.id if by_id else name, entities)
-        self._apply(sc, entities, replace=False)
+        assert summary.saved == self._apply(sc, entities, replace=False)
         assert summary.counts == sc.counts()
 
     @rule(name=st.sampled_from(NAMES), kind=st.sampled_from(INVALID_KINDS),
@@ -469,6 +475,30 @@ class RepositoryMachine(RuleBasedStateMachine):
         self.scenarios[name].tags -= set(tags)
         assert result == sorted(self.scenarios[name].tags)
         self._check_tag_filter(tags)
+
+    @rule(name=st.sampled_from(NAMES), type_name=st.sampled_from(["patient", "encounter", "claim_line"]),
+          offset=st.integers(0, 4), limit=st.none() | st.integers(0, 3), batch_size=st.integers(1, 3))
+    def page(self, name: str, type_name: str, offset: int, limit: int | None, batch_size: int) -> None:
+        """iter_entities: a page of one type, in saved order, read in small batches."""
+        if name not in self.scenarios:
+            with pytest.raises(ScenarioNotFoundError), self._session() as session:
+                list(ScenarioRepository(session).iter_entities(name, type_name))
+            return
+        with self._session() as session:
+            got = list(ScenarioRepository(session).iter_entities(
+                name, type_name, batch_size=batch_size, offset=offset, limit=limit))
+        keys = self.scenarios[name].members.get(type_name, [])
+        expected = [self.latest[k] for k in keys][offset: None if limit is None else offset + limit]
+        assert normalise(got) == normalise(expected)
+
+    @rule(k=st.integers(0, len(PATIENT_IDS) - 1), by=st.sampled_from(["id", "mrn"]))
+    def get_patient(self, k: int, by: str) -> None:
+        """A shared patient by UUID or MRN: one row however many scenarios hold it, at its latest version."""
+        key = ("patient", PATIENT_IDS[k])
+        live = any(key in sc.members.get("patient", []) for sc in self.scenarios.values())
+        with self._session() as session:
+            found = ScenarioRepository(session).get_patient(PATIENT_IDS[k] if by == "id" else mrn(k))
+        assert normalise(found) == (normalise(self.latest[key]) if live else None)
 
     @rule(name=st.sampled_from(NAMES), to_file=st.booleans())
     def export(self, name: str, to_file: bool) -> None:
@@ -539,7 +569,7 @@ class RepositoryMachine(RuleBasedStateMachine):
                 assert summary.id == exported.scenario_id  # the document's id comes back
             sc = self.scenarios[name] = ModelScenario(summary.id, None, set(), None, created_at=exported.created_at)
         sc.description, sc.tags, sc.extra = exported.description, set(exported.tags), exported.extra
-        self._apply(sc, exported.entities, replace=True)
+        assert summary.saved == self._apply(sc, exported.entities, replace=True)
         assert summary.counts == sc.counts()
         if name == exported.name and sc.id == exported.scenario_id:
             # export, import, export gives identical bytes
