@@ -47,6 +47,9 @@ DEFAULT_FILENAME = "healthsim.duckdb"
 #: Seconds a connection attempt waits for another process to release a DuckDB file.
 DEFAULT_LOCK_TIMEOUT = 10.0
 
+#: The database kinds a store runs on (SQLAlchemy backend names).
+BACKENDS = ("duckdb", "postgresql")
+
 #: The hint every URL error ends with.
 URL_FORMS = "Expected e.g. duckdb:////path/to/file.duckdb or postgresql+psycopg://user@host/dbname"
 
@@ -90,9 +93,12 @@ def resolve_database_url(url: str | URL | None = None) -> URL:
     if chosen is None:
         return default_database_url()
     try:
-        return make_url(chosen)
+        resolved = make_url(chosen)
     except sa.exc.ArgumentError as exc:
         raise ConfigurationError(f"cannot parse database URL {chosen!r}: {exc}. {URL_FORMS}") from exc
+    if resolved.get_backend_name() not in BACKENDS:
+        raise ConfigurationError(f"unknown database kind {resolved.drivername!r} in {mask_url(resolved)}. {URL_FORMS}")
+    return resolved
 
 
 def is_duckdb(url: URL) -> bool:

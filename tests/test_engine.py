@@ -76,9 +76,23 @@ def test_mask_url_shows_the_database_as_written() -> None:
 
 
 def test_an_unknown_dialect_is_a_configuration_error() -> None:
-    with pytest.raises(ConfigurationError, match=r"unknown database kind 'nosuch' in nosuch://x\. Expected") as info:
+    with pytest.raises(ConfigurationError, match=r"unknown database kind 'nosuch' in nosuch://x\. Expected"):
         create_store_engine("nosuch://x")
+    with pytest.raises(ConfigurationError, match=r"unknown database kind 'postgresql\+nosuch' in postgresql\+nosuch://h/d\. Expected") as info:
+        create_store_engine("postgresql+nosuch://h/d")
     assert isinstance(info.value.__cause__, sa.exc.NoSuchModuleError)
+
+
+def test_a_backend_sqlalchemy_knows_but_a_store_does_not_run_on_is_refused_before_anything_is_made(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    for url in ("sqlite:///x.db", "mysql://u@127.0.0.1/x"):
+        with pytest.raises(ConfigurationError, match=r"unknown database kind .* Expected e\.g\. duckdb"):
+            resolve_database_url(url)
+        with pytest.raises(ConfigurationError, match=r"unknown database kind"):
+            create_store_engine(url)
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_an_unreachable_server_is_a_configuration_error() -> None:

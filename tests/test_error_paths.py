@@ -233,8 +233,6 @@ CLI_CASES = [
 _ITEM_5 = "issue 15 item 5: "
 #: Cases that fail today because of a bug: (case id, backend, or None for both) -> the bug.
 CLI_BUGS: dict[tuple[str, str | None], str] = {
-    ("query-two-statements", "postgresql"): "issue 15 item 10: two statements give PostgreSQL's driver message "
-    "'query failed: cannot insert multiple commands into a prepared statement', not the one-statement message",
     ("import-lone-surrogate", None): _ITEM_5 + "a lone surrogate in a document raises a raw UnicodeEncodeError",
     ("import-nul-in-name", "duckdb"): _ITEM_5 + "a NUL in a scenario name is accepted on DuckDB",
     ("import-nul-in-name", "postgresql"): _ITEM_5 + "a NUL in a scenario name is a raw DataError, with SQL, on PostgreSQL",
@@ -345,9 +343,6 @@ def test_a_file_that_is_not_a_duckdb_store_is_one_line(tmp_path: Path, capsys: p
     assert garbage.read_bytes() == before
 
 
-@pytest.mark.xfail(strict=True, raises=ConfigurationError, reason=(
-    "issue 15 item 4: a SQLite file at the store path makes DuckDB try to download sqlite_scanner; "
-    "the error is a ConfigurationError about the download, not a NotAStoreError"))
 def test_a_sqlite_file_at_the_store_path_is_one_line_and_untouched(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -472,7 +467,6 @@ MCP_CASES = [
 
 #: Cases that fail today because of a bug: (case id, backend, or None for both) -> the bug.
 MCP_BUGS: dict[tuple[str, str | None], str] = {
-    ("query-two-statements", "postgresql"): CLI_BUGS[("query-two-statements", "postgresql")],
     ("import-lone-surrogate", None): _ITEM_5 + "a lone surrogate in a document raises a raw UnicodeEncodeError",
     ("save-nul-in-name", "duckdb"): _ITEM_5 + "a NUL in a scenario name is accepted on DuckDB",
     ("save-nul-in-name", "postgresql"): _ITEM_5 + "a NUL in a scenario name is a raw DataError, with SQL, on PostgreSQL",

@@ -66,13 +66,6 @@ STEPS = 8
 #: failure takes minutes, so the default profile reports the failing steps as found;
 #: HYPOTHESIS_PROFILE=thorough replays the saved failure and shrinks it.
 SHRINK = settings.get_current_profile_name() == "thorough"
-#: issue 15 item 1: save(..., overwrite=True) and import with overwrite of a scenario that
-#: does not exist yet fail with a raw 'relation "_hs_old_members" does not exist'. The save
-#: and import rules choose that case (overwrite of a missing scenario is a plain create).
-OVERWRITE_OF_A_MISSING_SCENARIO = (
-    'issue 15 item 1: save(name, overwrite=True) of a missing scenario fails with '
-    '"_hs_old_members does not exist" (the save and import rules reach it)'
-)
 
 _NS = uuid.UUID("0b7f6a52-3c1e-4c55-9a57-3f1d2e0c9a11")
 
@@ -628,7 +621,6 @@ def _run(backend: str, request: pytest.FixtureRequest, tmp_path: Path) -> None:
         engine.dispose()
 
 
-@pytest.mark.xfail(strict=True, raises=sa.exc.ProgrammingError, reason=OVERWRITE_OF_A_MISSING_SCENARIO)
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_repository_and_exchange_match_the_model(backend: str, request: pytest.FixtureRequest, tmp_path: Path) -> None:
     _run(backend, request, tmp_path)

@@ -10,7 +10,7 @@ import logging
 
 import typer
 
-from healthsim_models.engine import create_store_engine, resolve_database_url
+from healthsim_models.engine import resolve_database_url
 from healthsim_state.cli.options import DatabaseUrl
 
 
@@ -18,10 +18,10 @@ def mcp(database_url: str | None = DatabaseUrl) -> None:
     """Serve the store's scenarios as MCP tools on stdin/stdout until the client disconnects."""
     from healthsim_state.mcp import serve_stdio  # the SDK is only needed here
 
+    # A URL that cannot be parsed fails now, as one line. A store that cannot be opened yet (its
+    # server down, its DuckDB file held by another program) does not stop the server: each
+    # tool call opens it and reports what is wrong as a tool error, and works once it can.
     url = resolve_database_url(database_url)
-    # A store that cannot be opened (bad URL, server down, not a store) fails now, as one line,
-    # rather than at the client's first call; opening it also brings it to the latest schema.
-    create_store_engine(url).dispose()
     logging.basicConfig(level=logging.WARNING, format="healthsim mcp: %(levelname)s %(name)s: %(message)s")
     try:
         serve_stdio(url)
