@@ -47,7 +47,7 @@ from healthsim_state.serialization import (
     json_text,
     nest_flat,
 )
-from healthsim_state.validation import check_row
+from healthsim_state.validation import check_row, scenario_problems, tag_problem
 
 #: Entities per type handled (encoded, validated, written) at a time.
 DEFAULT_BATCH_SIZE = 20_000
@@ -256,8 +256,9 @@ class ScenarioRepository:
         UUID and the current time.
         """
         with self._atomic():
-            if not isinstance(name, str) or not name.strip():
-                raise ValidationError([Problem("scenario", None, None, "name", "required, a non-empty string")])
+            problems = scenario_problems(name, description, extra)
+            if problems:
+                raise ValidationError(problems)
             tag_list = _clean_tags(tags)
             streams = _input_streams(entities)
             now = dt.datetime.now(dt.timezone.utc)
@@ -770,10 +771,13 @@ def _clean_tags(tags: Iterable[str] | None) -> list[str]:
         return []
     if isinstance(tags, str):
         tags = [tags]
+    if isinstance(tags, Mapping | bytes) or not isinstance(tags, Iterable):
+        raise ValidationError([Problem("scenario", None, None, "tags", f"expected a list of strings, got {type(tags).__name__}")])
     cleaned: list[str] = []
     for tag in tags:
-        if not isinstance(tag, str) or not tag.strip():
-            raise ValidationError([Problem("scenario", None, None, "tags", f"a tag must be a non-empty string, got {tag!r}")])
+        reason = tag_problem(tag)
+        if reason is not None:
+            raise ValidationError([Problem("scenario", None, None, "tags", reason)])
         if tag not in cleaned:
             cleaned.append(tag)
     return cleaned
