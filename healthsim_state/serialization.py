@@ -438,6 +438,11 @@ _PROV_CREATED = Field(("created_at",), "created_at", "datetime", False, None)
 
 def _seed(prov: Mapping[str, Any], problems: list[tuple[str, str]]) -> int | None:
     """The first integer of generation_seed, seed, generation_params.seed (§10)."""
+    given = prov.get("generation_seed")
+    if given is not None and (isinstance(given, bool) or not isinstance(given, int)):
+        # Not passed over for a later candidate: the column would load in its place.
+        problems.append((f"{PROVENANCE}.generation_seed", f"expected an integer, got {shown(given)}"))
+        return None
     params = prov.get("generation_params")
     candidates = [
         ("generation_seed", prov.get("generation_seed")),
@@ -447,12 +452,9 @@ def _seed(prov: Mapping[str, Any], problems: list[tuple[str, str]]) -> int | Non
     for name, value in candidates:
         if isinstance(value, int) and not isinstance(value, bool):
             if not -(2**63) <= value < 2**63:
-                problems.append((f"{PROVENANCE}.{name}", f"{value} does not fit a 64-bit seed"))
+                problems.append((f"{PROVENANCE}.{name}", f"{shown(value)} does not fit a 64-bit seed"))
                 return None
             return value
-    value = prov.get("generation_seed")
-    if value is not None:
-        problems.append((f"{PROVENANCE}.generation_seed", f"expected an integer, got {shown(value)}"))
     return None
 
 
