@@ -491,16 +491,21 @@ def check_header_fields(
     ``fail(key, problem)`` makes the error for a bad value, so each caller says
     where the key is; the scenario id is read from ``id_key``.
     """
-    # The checks save() makes (validation.scenario_problems), reported where the key is.
     name = header.get("name")
+    if not isinstance(name, str) or not name.strip():
+        raise fail("name", "required, a non-empty string")
     description = header.get("description")
-    for problem in scenario_problems(name, description, None):
-        raise fail(problem.field, problem.reason)
+    if description is not None and not isinstance(description, str):
+        raise fail("description", f"expected a string or null, got {shown(description)}")
     tags = header.get("tags")
     if tags is None:
         tags = []
-    if not isinstance(tags, list):
+    if not isinstance(tags, list) or not all(isinstance(t, str) and t.strip() for t in tags):
         raise fail("tags", f"expected an array of non-empty strings, got {shown(tags)}")
+    # Then the text checks save() makes, reported where the key is: NUL, lone surrogates, length.
+    problems = scenario_problems(name, description, None)
+    if problems:
+        raise fail(problems[0].field, problems[0].reason)
     for tag in tags:
         reason = tag_problem(tag)
         if reason is not None:

@@ -46,6 +46,7 @@ from healthsim_state.serialization import (
     identity_prefix,
     json_text,
     nest_flat,
+    shown,
 )
 from healthsim_state.validation import check_row, scenario_problems, tag_problem
 
@@ -113,7 +114,9 @@ class _SaveRun:
         if len(self.problems) >= MAX_PROBLEMS:
             self.truncated = True
             return
-        self.problems.append(Problem(type_name, position, None if ident is None else str(ident), fld, reason))
+        # shown(): a refused id may be megabytes long, nested too deeply for str(), or hold a NUL or lone surrogate.
+        text = ident if isinstance(ident, str) and ident.isprintable() and len(ident) <= 200 else shown(ident)
+        self.problems.append(Problem(type_name, position, None if ident is None else text, fld, reason))
 
     @property
     def full(self) -> bool:

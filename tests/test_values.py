@@ -135,6 +135,13 @@ def test_tags_added_later_are_checked_too(stored) -> None:
 
 # -- entity fields -------------------------------------------------------------------
 
+def nested(depth: int) -> Any:
+    value: Any = []
+    for _ in range(depth):
+        value = [value]
+    return value
+
+
 ENTITY_CASES = [
     ({"name__family_name": "Bad\udcffName"}, "name.family_name", "lone surrogate \\udcff at character 3"),
     ({"name__family_name": "x" * (1 << 20)}, "name.family_name", f"1,048,576 characters long; an indexed text field holds at most {LIMIT}"),
@@ -152,6 +159,8 @@ ENTITY_CASES = [
     ({"_provenance": {"source_type": "generated", "skill_used": "s\udcff"}}, "_provenance.skill_used", "lone surrogate"),
     ({"_provenance": {"source_type": "generated", "derived_from": ["a\x00"]}}, "_provenance.derived_from[0]", "NUL"),
     ({"_provenance": {"source_type": {"a": 1}}}, "_provenance.source_type", "is not one of"),
+    # Found by the property test: the message's str() of this id raised RecursionError.
+    ({"id": nested(50_000)}, "id", "(id [[[[...]]]]) id: expected a non-empty string, got [[[[...]]]]"),
     # Found by the property test: a later candidate's seed was stored and loaded in its place.
     (
         {"_provenance": {"source_type": "generated", "generation_seed": ["F"], "generation_params": {"seed": 0}}},
