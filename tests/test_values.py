@@ -269,7 +269,7 @@ def test_an_imported_entity_value_is_refused_by_name(stored, tmp_path: Path, fam
         ('"name": "a\\u0000b", ', "name", "NUL character"),
         ('"name": "%s", ' % ("n" * (LIMIT + 1)), "name", f"at most {LIMIT}"),
         ('"name": "ok", "description": "a\\u0000b", ', "description", "NUL character"),
-        ('"name": "ok", "description": {"a": 1}, ', "description", "got dict {'a': 1}"),
+        ('"name": "ok", "description": {"a": 1}, ', "description", "expected a string or null, got {'a': 1}"),
         ('"name": "ok", "tags": ["\\udcff"], ', "tags", "lone surrogate"),
     ],
 )
