@@ -38,11 +38,12 @@ from typing import Any, BinaryIO
 
 from sqlalchemy.orm import Session
 
-from healthsim_models.errors import DocumentError, ScenarioExistsError
+from healthsim_models.errors import DocumentError, ScenarioExistsError, ValidationError
 from healthsim_models.registry import ENTITY_TYPES
 from healthsim_state.json_stream import JsonReader, Position
 from healthsim_state.repository import SaveSummary, ScenarioInfo, ScenarioRepository
-from healthsim_state.serialization import render_datetime
+from healthsim_state.serialization import render_datetime, shown
+from healthsim_state.validation import scenario_problems, tag_problem
 
 #: The version of the document format this code writes, and the newest it reads.
 SCHEMA_VERSION = "1.0"
@@ -306,6 +307,8 @@ def import_scenario(
         with (progress or no_progress)(f"Checking {label}", None) as advance:
             document = _scan(reader, advance)
         target = document.name if name is None else name
+        if name is not None and (problems := scenario_problems(name, None, None)):
+            raise ValidationError(problems)  # before the name is looked up
         repo = ScenarioRepository(session)
         existing = _named(repo, target)
         if existing is not None and not overwrite:
@@ -406,12 +409,12 @@ def _scan(reader: JsonReader, advance: Advance | None = None) -> _Document:
     sections: dict[str, _Section] | None = None
     for key, at in reader.members("the document"):
         if key in where:
-            reader.fail(f"the key {key!r} appears twice in the document", at)
+            reader.fail(f"the key {shown(key)} appears twice in the document", at)
         where[key] = at
         if key == "entities":
             sections = _scan_entities(reader, header, advance or (lambda n=1: None))
         else:
-            header[key] = reader.value(f"the value of {key!r}")
+            header[key] = reader.value(f"the value of {shown(key)}")
             if key == "schema_version":
                 # Before reading on: a newer document may hold what this version cannot name.
                 _check_version(reader.label, header[key], at)
@@ -434,9 +437,9 @@ def _scan_entities(reader: JsonReader, header: dict[str, Any], advance: Advance)
                     at,
                 )
             valid = ", ".join(_SINGULAR)
-            reader.fail(f"entities key {key!r} is not an entity type; valid types: {valid}", at)
+            reader.fail(f"entities key {shown(key)} is not an entity type; valid types: {valid}", at)
         if key in sections:
-            reader.fail(f"entities key {key!r} appears twice", at)
+            reader.fail(f"entities key {shown(key)} appears twice", at)
         if reader.peek() != "[":
             reader.unexpected("an array", f"entities.{key}")
         start = reader.position()
@@ -504,12 +507,20 @@ def check_header_fields(
         raise fail("name", "required, a non-empty string")
     description = header.get("description")
     if description is not None and not isinstance(description, str):
-        raise fail("description", f"expected a string or null, got {description!r}")
+        raise fail("description", f"expected a string or null, got {shown(description)}")
     tags = header.get("tags")
     if tags is None:
         tags = []
     if not isinstance(tags, list) or not all(isinstance(t, str) and t.strip() for t in tags):
-        raise fail("tags", f"expected an array of non-empty strings, got {tags!r}")
+        raise fail("tags", f"expected an array of non-empty strings, got {shown(tags)}")
+    # Then the text checks save() makes, reported where the key is: NUL, lone surrogates, length.
+    problems = scenario_problems(name, description, None)
+    if problems:
+        raise fail(problems[0].field, problems[0].reason)
+    for tag in tags:
+        reason = tag_problem(tag)
+        if reason is not None:
+            raise fail("tags", reason)
     scenario_id = header.get(id_key)
     if scenario_id is not None:
         try:
@@ -517,12 +528,12 @@ def check_header_fields(
         except ValueError:
             scenario_id = None
         if scenario_id is None:
-            raise fail(id_key, f"expected a UUID, got {header[id_key]!r}")
+            raise fail(id_key, f"expected a UUID, got {shown(header[id_key])}")
     created_at = header.get("created_at")
     if created_at is not None:
         created_at = parse_datetime(created_at)
         if created_at is None:
-            raise fail("created_at", f"expected a date-time like 2025-01-14T16:05:00Z, got {header['created_at']!r}")
+            raise fail("created_at", f"expected a date-time like 2025-01-14T16:05:00Z, got {shown(header['created_at'])}")
     return HeaderFields(name, description, list(tags), scenario_id, created_at)
 
 
@@ -530,7 +541,7 @@ def _check_version(label: str, version: Any, at: Position | None) -> None:
     where = f" (at {at})" if at else ""
     match = _VERSION.fullmatch(version) if isinstance(version, str) else None
     if match is None:
-        raise DocumentError(f"{label}: schema_version {version!r}{where} is not a version like {SCHEMA_VERSION!r}")
+        raise DocumentError(f"{label}: schema_version {shown(version)}{where} is not a version like {SCHEMA_VERSION!r}")
     found = (int(match[1]), int(match[2]))
     supported = tuple(int(part) for part in SCHEMA_VERSION.split("."))
     if found > supported:

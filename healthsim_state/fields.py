@@ -18,6 +18,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from healthsim_models.registry import ENTITY_TYPES, EntityType, entity_type
+from healthsim_state import rules
 
 # Columns every canonical table has that are not document fields.
 FRAME_COLUMNS = frozenset(
@@ -56,6 +57,9 @@ class Field:
     default: Any
     precision: int | None = None
     scale: int | None = None
+    # Most characters a text value may have (rules.INDEXED_TEXT_MAX_CHARS for
+    # text columns in an index or key, which PostgreSQL limits); None: any.
+    max_length: int | None = None
     # The dotted document name ("name.given_name"); computed once, read per row.
     name: str = dataclass_field(init=False)
 
@@ -100,6 +104,11 @@ class Layout:
         return tuple(
             (f.name, f.column, f.kind, f.path[0], f.path[1] if len(f.path) > 1 else None) for f in self.fields
         )
+
+    @cached_property
+    def limited(self) -> tuple[tuple[str, str, int], ...]:
+        """(dotted name, column, most characters) of the fields with a length limit."""
+        return tuple((f.name, f.column, f.max_length) for f in self.fields if f.max_length is not None)
 
     @cached_property
     def flat_keys(self) -> dict[str, tuple[str, ...]]:
@@ -148,6 +157,16 @@ def _default(column: sa.Column, kind: str) -> Any:
     raise ValueError(f"cannot read the default {text!r} of {column}")
 
 
+def _indexed_columns(table: sa.Table) -> frozenset[str]:
+    """Columns of ``table`` in any index, unique constraint or primary key (on
+    either backend: a value must fit wherever the index exists)."""
+    names = {c.name for index in table.indexes for c in index.columns}
+    for constraint in table.constraints:
+        if isinstance(constraint, sa.UniqueConstraint | sa.PrimaryKeyConstraint):
+            names.update(c.name for c in constraint.columns)
+    return frozenset(names)
+
+
 @cache
 def layout(type_name: str) -> Layout:
     """The field layout of one entity type (singular or plural name)."""
@@ -155,6 +174,7 @@ def layout(type_name: str) -> Layout:
     uuid_columns = tuple(ref.uuid_column for ref in et.references)
     derived = DERIVED_COLUMNS.get(et.name, frozenset())
     fields = []
+    indexed = _indexed_columns(et.model.__table__)
     for column in et.model.__table__.columns:
         name = column.name
         if name in FRAME_COLUMNS or name in uuid_columns or name in derived:
@@ -165,7 +185,8 @@ def layout(type_name: str) -> Layout:
             et.name, frozenset()
         )
         path = NESTED_PATHS.get(name, (name,))
-        fields.append(Field(path, name, kind, required, default, precision, scale))
+        max_length = rules.INDEXED_TEXT_MAX_CHARS if kind == "str" and name in indexed else None
+        fields.append(Field(path, name, kind, required, default, precision, scale, max_length))
     groups = frozenset(f.path[0] for f in fields if len(f.path) > 1)
     return Layout(
         entity=et,

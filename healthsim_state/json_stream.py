@@ -13,6 +13,7 @@ from __future__ import annotations
 import codecs
 import json
 import re
+import reprlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any, BinaryIO, NoReturn
@@ -30,6 +31,8 @@ _NOT_SPACE = re.compile(r"[^ \t\n\r]")
 _TAIL = 16
 _BOM = codecs.BOM_UTF8.decode("utf-8")
 _PARTIAL = re.compile(r"[\w.+-]*")
+# What may follow a number the decoder stopped at, when a chunk cut it short.
+_NUMBER_TAIL = re.compile(r"[0-9.eE+-]*")
 
 
 @dataclass(frozen=True)
@@ -55,6 +58,9 @@ class JsonReader:
         self.max_value_chars = max_value_chars or MAX_VALUE_CHARS
         #: The longest text held at once, in characters (tests check it stays bounded).
         self.peak_buffer = 0
+        #: Characters copied into the buffer so far, all rebuilds together
+        #: (tests check it grows linearly with the file).
+        self.copied = 0
         self._raw = raw
         self._decode = json.JSONDecoder().raw_decode
         self._start = raw.tell()
@@ -86,37 +92,51 @@ class JsonReader:
 
     # -- reading --------------------------------------------------------------
 
-    def _fill(self) -> bool:
-        """Drop consumed text and read one more chunk; False at the end of the file."""
+    def _fill(self, at_least: int = 1) -> bool:
+        """Drop consumed text and read chunks until at least ``at_least`` more
+        characters arrived (at least one chunk); False at the end of the file.
+
+        The buffer is rebuilt once per call, whatever the number of chunks:
+        :meth:`value` asks for as much again as it holds, so a value of n
+        characters costs O(n) in copies and decoding attempts, not O(n²/chunk).
+        """
         if self._eof:
             return False
         if self._pos:
             self._base = self.position()
-            self._buf = self._buf[self._pos :]
-            self._pos = 0
-        if len(self._buf) > self.max_value_chars:
+        rest = len(self._buf) - self._pos
+        if rest > self.max_value_chars:
             self.fail(
                 f"a single value is larger than {self.max_value_chars} characters; "
                 "split the scenario into smaller entities",
                 self._base,
             )
-        pending = len(self._text.getstate()[0])
-        data = self._raw.read(self.chunk_size)
-        try:
-            text = self._text.decode(data, final=not data)
-        except UnicodeDecodeError as exc:
-            offset = self._read_to - pending + exc.start
-            raise DocumentError(f"{self.label}: byte {offset} is not valid UTF-8 ({exc.reason})") from None
-        if self._read_to == self._start and text.startswith(_BOM):
-            text = text[1:]
-            self._base = Position(self._base.offset + len(codecs.BOM_UTF8), 1, 1)
-        self._read_to += len(data)
-        self._buf += text
+        parts = [self._buf[self._pos :]] if rest else []
+        added = 0
+        while True:
+            pending = len(self._text.getstate()[0])
+            data = self._raw.read(self.chunk_size)
+            try:
+                text = self._text.decode(data, final=not data)
+            except UnicodeDecodeError as exc:
+                offset = self._read_to - pending + exc.start
+                raise DocumentError(f"{self.label}: byte {offset} is not valid UTF-8 ({exc.reason})") from None
+            if self._read_to == self._start and text.startswith(_BOM):
+                text = text[1:]
+                self._base = Position(self._base.offset + len(codecs.BOM_UTF8), 1, 1)
+            self._read_to += len(data)
+            parts.append(text)
+            added += len(text)
+            if not data:
+                self._eof = True
+                break
+            if added >= at_least or rest + added > self.max_value_chars:
+                break
+        self._buf = "".join(parts)
+        self._pos = 0
+        self.copied += len(self._buf)
         self.peak_buffer = max(self.peak_buffer, len(self._buf))
-        if not data:
-            self._eof = True
-            return False
-        return True
+        return not self._eof
 
     def peek(self) -> str:
         """The next character that is not whitespace, without consuming it; '' at the end."""
@@ -147,7 +167,7 @@ class JsonReader:
             except json.JSONDecodeError as exc:
                 incomplete = exc.msg.startswith("Unterminated string") or exc.pos >= len(self._buf) - _TAIL
                 if incomplete and not self._eof:
-                    self._fill()
+                    self._more()
                     continue
                 # At the end of the file, an error on nothing or on a partial
                 # literal or number ("88.", "tru") means the file stops early.
@@ -156,11 +176,20 @@ class JsonReader:
                 self.fail(f"invalid JSON in {context}: {_lower(exc.msg)}", self.position(exc.pos))
             except RecursionError:
                 self.fail(f"{context} is nested too deeply to read", self.position())
-            if end == len(self._buf) and not self._eof and isinstance(obj, int | float):
-                self._fill()  # a number at the end of the buffer may go on in the next chunk
+            except ValueError as exc:  # an integer longer than Python converts (4,300 digits)
+                self.fail(f"invalid JSON in {context}: {exc}", self.position())
+            if not self._eof and isinstance(obj, int | float) and _NUMBER_TAIL.fullmatch(self._buf, end):
+                # A number at the end of the buffer may go on in the next chunk,
+                # also after a cut that left "1." or "1e" (read as 1).
+                self._more()
                 continue
             self._pos = end
             return obj
+
+    def _more(self) -> None:
+        """Read on inside a value: as much again as the buffer holds of it, so
+        that each decoding attempt costs no more than all the earlier ones."""
+        self._fill(max(self.chunk_size, len(self._buf) - self._pos))
 
     def members(self, context: str) -> Iterator[tuple[str, Position]]:
         """The keys of the object that starts here, with their positions.
@@ -176,7 +205,7 @@ class JsonReader:
                 self.unexpected("a key in double quotes", context)
             at = self.position()
             key = self.value(f"a key of {context}")
-            self.take(":", f"{context}, after the key {key!r}")
+            self.take(":", f"{context}, after the key {_shown(key)}")
             yield key, at
             after = self.peek()
             if after == ",":
@@ -185,7 +214,7 @@ class JsonReader:
                 self._pos += 1
                 return
             else:
-                self.unexpected("',' or '}'", f"{context}, after the value of {key!r}")
+                self.unexpected("',' or '}'", f"{context}, after the value of {_shown(key)}")
 
     def items(self, context: str) -> Iterator[int]:
         """Indexes of the array that starts here; the caller consumes each item."""
@@ -224,6 +253,15 @@ class JsonReader:
         if found == "":
             self.truncated(f"{expected} was expected in {context}")
         self.fail(f"expected {expected} in {context}, found {found!r}", self.position())
+
+
+_REPR = reprlib.Repr()
+_REPR.maxstring = 60
+
+
+def _shown(key: str) -> str:
+    """A key for a message, cut short (a key may be megabytes long)."""
+    return _REPR.repr(key)
 
 
 def _lower(message: str) -> str:

@@ -48,9 +48,11 @@ from healthsim_state.serialization import (
     identity_prefix,
     json_text,
     nest_flat,
+    shown,
+    text_problem,
 )
 from healthsim_state.transaction import write_conflict
-from healthsim_state.validation import check_row
+from healthsim_state.validation import check_row, scenario_problems, tag_problem
 
 #: Entities per type handled (encoded, validated, written) at a time.
 DEFAULT_BATCH_SIZE = 20_000
@@ -128,7 +130,9 @@ class _SaveRun:
         if len(self.problems) >= MAX_PROBLEMS:
             self.truncated = True
             return
-        self.problems.append(Problem(type_name, position, None if ident is None else str(ident), fld, reason))
+        # shown(): a refused id may be megabytes long, nested too deeply for str(), or hold a NUL or lone surrogate.
+        text = ident if isinstance(ident, str) and ident.isprintable() and len(ident) <= 200 else shown(ident)
+        self.problems.append(Problem(type_name, position, None if ident is None else text, fld, reason))
 
     @property
     def full(self) -> bool:
@@ -270,9 +274,10 @@ class ScenarioRepository:
         creation time it had elsewhere (imports); by default it gets a fresh
         UUID and the current time.
         """
-        with self._atomic(f"the save of scenario {name!r}"):
-            if not isinstance(name, str) or not name.strip():
-                raise ValidationError([Problem("scenario", None, None, "name", "required, a non-empty string")])
+        with self._atomic(f"the save of scenario {shown(name)}"):
+            problems = scenario_problems(name, description, extra)
+            if problems:
+                raise ValidationError(problems)
             tag_list = _clean_tags(tags)
             streams = _input_streams(entities)
             now = dt.datetime.now(dt.timezone.utc)
@@ -330,7 +335,7 @@ class ScenarioRepository:
         References resolve against this call's entities and those the
         scenario already holds.
         """
-        with self._atomic(f"adding entities to scenario {str(name_or_id)!r}"):
+        with self._atomic(f"adding entities to scenario {shown(str(name_or_id))}"):
             scenario = self._require(name_or_id, lock=True)
             streams = _input_streams(entities)
             now = dt.datetime.now(dt.timezone.utc)
@@ -342,7 +347,7 @@ class ScenarioRepository:
     def delete(self, name_or_id: str | uuid.UUID) -> bool:
         """Delete the scenario, its links and tags, and every entity no other
         scenario links. Returns whether the scenario existed."""
-        with self._atomic(f"the deletion of scenario {str(name_or_id)!r}"):
+        with self._atomic(f"the deletion of scenario {shown(str(name_or_id))}"):
             scenario = self._find(name_or_id, lock=True)
             if scenario is None:
                 return False
@@ -366,7 +371,7 @@ class ScenarioRepository:
 
     def add_tags(self, name_or_id: str | uuid.UUID, tags: Iterable[str]) -> list[str]:
         """Add tags (existing ones are kept once); returns the scenario's tags."""
-        with self._atomic(f"tagging scenario {str(name_or_id)!r}"):
+        with self._atomic(f"tagging scenario {shown(str(name_or_id))}"):
             scenario = self._require(name_or_id, lock=True)
             current = set(self._tags_of(scenario.id))
             self._insert_tags(scenario.id, [t for t in _clean_tags(tags) if t not in current])
@@ -376,7 +381,7 @@ class ScenarioRepository:
 
     def remove_tags(self, name_or_id: str | uuid.UUID, tags: Iterable[str]) -> list[str]:
         """Remove tags (absent ones are ignored); returns the scenario's tags."""
-        with self._atomic(f"untagging scenario {str(name_or_id)!r}"):
+        with self._atomic(f"untagging scenario {shown(str(name_or_id))}"):
             scenario = self._require(name_or_id, lock=True)
             self.session.execute(
                 sa.delete(_TAGS).where(_TAGS.c.scenario_id == scenario.id, _TAGS.c.tag.in_(_clean_tags(tags)))
@@ -410,6 +415,8 @@ class ScenarioRepository:
         """
         _check_page(offset, limit)
         wanted = [tag] if isinstance(tag, str) else _clean_tags(tag)
+        if any(_unstorable(t) for t in wanted) or _unstorable(search):
+            return []  # no scenario holds such text; PostgreSQL would refuse it as a parameter
         tag_lists = (
             sa.select(_TAGS.c.scenario_id, sa.func.array_agg(_TAGS.c.tag).label("tags"))
             .group_by(_TAGS.c.scenario_id)
@@ -498,6 +505,8 @@ class ScenarioRepository:
         """
         table = entity_type("patient").model.__table__
         text = str(mrn_or_id)
+        if _unstorable(text):
+            return None  # no patient holds such text; PostgreSQL would refuse it as a parameter
         match = [table.c.external_id == text, table.c.mrn == text]
         try:
             match.append(table.c.id == uuid.UUID(text))
@@ -560,6 +569,8 @@ class ScenarioRepository:
         lock = lock and self._postgresql  # a DuckDB file has one writer; DuckDB has no FOR UPDATE
         if isinstance(name_or_id, uuid.UUID):
             return self._get(name_or_id, lock)
+        if _unstorable(name_or_id):
+            return None  # no scenario has such a name; PostgreSQL would refuse it as a parameter
         query = sa.select(Scenario).where(Scenario.name == name_or_id)
         if lock:
             query = query.with_for_update().execution_options(populate_existing=True)
@@ -860,15 +871,23 @@ def _check_page(offset: Any, limit: Any) -> None:
             raise InvalidArgumentError(f"{argument} must be a whole number from 0 to 2**63-1, got {value!r}")
 
 
+def _unstorable(text: Any) -> bool:
+    """Whether ``text`` is a string no backend stores (a NUL, a lone surrogate), so nothing stored matches it."""
+    return isinstance(text, str) and text_problem(text) is not None
+
+
 def _clean_tags(tags: Iterable[str] | None) -> list[str]:
     if tags is None:
         return []
     if isinstance(tags, str):
         tags = [tags]
+    if isinstance(tags, Mapping | bytes) or not isinstance(tags, Iterable):
+        raise ValidationError([Problem("scenario", None, None, "tags", f"expected a list of strings, got {type(tags).__name__}")])
     cleaned: list[str] = []
     for tag in tags:
-        if not isinstance(tag, str) or not tag.strip():
-            raise ValidationError([Problem("scenario", None, None, "tags", f"a tag must be a non-empty string, got {tag!r}")])
+        reason = tag_problem(tag)
+        if reason is not None:
+            raise ValidationError([Problem("scenario", None, None, "tags", reason)])
         if tag not in cleaned:
             cleaned.append(tag)
     return cleaned

@@ -143,3 +143,11 @@ SOURCE_TYPES = frozenset({"generated", "loaded", "derived"})
 SOURCE_SYSTEMS = frozenset({
     "patientsim", "membersim", "rxmembersim", "trialsim", "populationsim", "networksim", "import",
 })
+
+# Characters of an indexed text field, at most: every text column in an index
+# or key (business keys, names, codes; fields.Field.max_length says which), and
+# scenario names and tags. PostgreSQL refuses a B-tree entry above 2,704 bytes
+# ("index row requires ... bytes"); 500 characters are at most 2,000 bytes of
+# UTF-8, with room for the other column of a two-column index. DuckDB has no
+# such limit, but the same value is refused on both backends.
+INDEXED_TEXT_MAX_CHARS = 500

@@ -17,6 +17,7 @@ import hashlib
 import json
 import math
 import re
+import reprlib
 import uuid
 from collections.abc import Callable, Mapping
 from decimal import Decimal, InvalidOperation
@@ -43,13 +44,116 @@ class Invalid(ValueError):
     """A field value that cannot be stored; the message is the reason."""
 
 
+_REPR = reprlib.Repr()
+_REPR.maxstring = _REPR.maxother = 60
+_REPR.maxlevel = 3
+
+
+def shown(value: Any) -> str:
+    """``repr(value)`` cut short, for messages: an input may be megabytes long or
+    nested too deeply for ``repr``."""
+    if isinstance(value, int) and not isinstance(value, bool) and value.bit_length() > 256:
+        return f"an integer of {value.bit_length()} bits"  # repr() may refuse one this long
+    return _REPR.repr(value)
+
+
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+#: Containers (objects, arrays) inside one JSON value, at most. Python's JSON
+#: decoder gives up near 1,000 levels, and a value that can be saved must load.
+MAX_JSON_DEPTH = 100
+#: Digits of an integer in a JSON value, at most (Python reads no more than 4,300).
+MAX_JSON_DIGITS = 4000
+
+
+def text_problem(text: str) -> str | None:
+    """Why ``text`` cannot be stored unchanged on both backends, or None.
+
+    PostgreSQL text cannot hold NUL at all, and a lone surrogate (what
+    Python's ``surrogateescape`` makes of bytes that are not UTF-8, or a
+    ``\\udcff`` escape in JSON) is not Unicode text: neither backend can
+    store it, so both are refused up front, the same way everywhere.
+    """
+    if "\x00" in text:
+        return f"contains a NUL character (at character {text.index(chr(0))}), which PostgreSQL cannot store"
+    if not text.isascii():
+        found = _SURROGATE.search(text)
+        if found is not None:
+            return (
+                f"contains the lone surrogate {ascii(found.group())[1:-1]} at character {found.start()}, "
+                "which is not Unicode text (was it decoded with the wrong encoding?)"
+            )
+    return None
+
+
+def json_problem(value: Any, path: str) -> tuple[str, str] | None:
+    """The first part of ``value`` that both backends cannot store and give back
+    as it is, as (path, reason); None when all of it can.
+
+    JSON values are None, booleans, integers (up to :data:`MAX_JSON_DIGITS`
+    digits), finite floats, text (:func:`text_problem`), lists (tuples come
+    back as lists) and dicts with text keys, nested up to
+    :data:`MAX_JSON_DEPTH` levels. Iterative, so any depth is judged safely.
+    """
+    stack: list[tuple[Any, str, int]] = [(value, path, 0)]
+    while stack:
+        item, where, depth = stack.pop()
+        if item is None or isinstance(item, bool):
+            continue
+        if isinstance(item, str):
+            reason = text_problem(item)
+            if reason is not None:
+                return where, reason
+        elif isinstance(item, int):
+            if item.bit_length() > 3 * MAX_JSON_DIGITS and len(_digits(item)) > MAX_JSON_DIGITS:
+                return where, f"an integer of more than {MAX_JSON_DIGITS} digits is not stored"
+        elif isinstance(item, float):
+            if not math.isfinite(item):
+                return where, f"{item!r} is not a JSON number (only finite numbers are)"
+        elif isinstance(item, dict | list | tuple):
+            if depth >= MAX_JSON_DEPTH:
+                return where, f"is nested more than {MAX_JSON_DEPTH} levels deep"
+            if isinstance(item, dict):
+                for key, member in item.items():
+                    if not isinstance(key, str):
+                        return where, f"has the key {shown(key)} ({type(key).__name__}): object keys must be strings"
+                    reason = text_problem(key)
+                    if reason is not None:
+                        return where, f"the key {shown(key)} {reason}"
+                    stack.append((member, f"{where}.{_path_key(key)}", depth + 1))
+            else:
+                stack.extend((member, f"{where}[{i}]", depth + 1) for i, member in enumerate(item))
+        else:
+            return where, (
+                f"{shown(item)} ({type(item).__name__}) is not a JSON value "
+                "(null, true/false, number, string, array, object)"
+            )
+    return None
+
+
+def _digits(number: int) -> str:
+    try:
+        return str(abs(number))
+    except ValueError:  # beyond the interpreter's limit on int -> str conversion
+        return "0" * (MAX_JSON_DIGITS + 1)
+
+
+_PLAIN_KEY = re.compile(r"[A-Za-z0-9_$-]{1,64}")
+
+
+def _path_key(key: str) -> str:
+    """A key as part of a dotted field path: as it is when plain, else quoted and cut short."""
+    return key if _PLAIN_KEY.fullmatch(key) else shown(key)
+
+
 def _str(field: Field, value: Any, type_name: str) -> tuple[Any, str | None]:
     if not isinstance(value, str):
-        raise Invalid(f"expected a string, got {type(value).__name__} {value!r}")
+        raise Invalid(f"expected a string, got {type(value).__name__} {shown(value)}")
     if field.required and not value.strip():
         raise Invalid("required, but empty")
-    if "\x00" in value:
-        raise Invalid("contains a NUL character, which PostgreSQL cannot store")
+    reason = text_problem(value)
+    if reason is not None:
+        raise Invalid(reason)
     return value, None
 
 
@@ -57,11 +161,11 @@ def _date(field: Field, value: Any, type_name: str) -> tuple[Any, str | None]:
     if isinstance(value, dt.date) and not isinstance(value, dt.datetime):
         return value, None
     if not isinstance(value, str) or not _DATE.fullmatch(value):
-        raise Invalid(f"expected a date YYYY-MM-DD, got {value!r}")
+        raise Invalid(f"expected a date YYYY-MM-DD, got {shown(value)}")
     try:
         return dt.date.fromisoformat(value), None
     except ValueError:
-        raise Invalid(f"{value!r} is not a real calendar day") from None
+        raise Invalid(f"{shown(value)} is not a real calendar day") from None
 
 
 def render_datetime(value: dt.datetime) -> str:
@@ -89,7 +193,7 @@ def _datetime(field: Field, value: Any, type_name: str) -> tuple[Any, str | None
         bare = _DATE.fullmatch(value) and field.column in rules.BARE_DATE_OK.get(type_name, ())
         if bare or _DATETIME.fullmatch(value):
             return _parse_datetime(value)
-    raise Invalid(f"expected a date-time YYYY-MM-DDThh:mm[:ss[.ffffff]][Z|±hh:mm], got {value!r}")
+    raise Invalid(f"expected a date-time YYYY-MM-DDThh:mm[:ss[.ffffff]][Z|±hh:mm], got {shown(value)}")
 
 
 _DATETIME_CACHE: dict[str, tuple[dt.datetime, str | None]] = {}
@@ -101,7 +205,7 @@ def _parse_datetime(value: str) -> tuple[dt.datetime, str | None]:
     try:
         parsed = dt.datetime.fromisoformat(value)
     except ValueError:
-        raise Invalid(f"{value!r} is not a real date-time") from None
+        raise Invalid(f"{shown(value)} is not a real date-time") from None
     if parsed.tzinfo is None:  # no offset means UTC (canonical-models §0)
         parsed = parsed.replace(tzinfo=UTC)
     parsed = parsed.astimezone(UTC)
@@ -119,24 +223,29 @@ def _is_canonical_datetime(text: str, parsed: dt.datetime) -> bool:
 
 def _int(field: Field, value: Any, type_name: str) -> tuple[Any, str | None]:
     if isinstance(value, bool) or not isinstance(value, int):
-        raise Invalid(f"expected an integer, got {value!r}")
+        raise Invalid(f"expected an integer, got {shown(value)}")
     if not -(2**31) <= value < 2**31:
-        raise Invalid(f"{value} is out of the integer range")
+        raise Invalid(f"{shown(value)} is out of the integer range")
     return value, None
 
 
 def to_decimal(value: Any) -> Decimal:
     if isinstance(value, bool) or not isinstance(value, int | float | Decimal):
-        raise Invalid(f"expected a number, got {value!r}")
+        raise Invalid(f"expected a number, got {shown(value)}")
     if isinstance(value, float) and not math.isfinite(value):
-        raise Invalid(f"expected a finite number, got {value!r}")
+        raise Invalid(f"expected a finite number, got {shown(value)}")
     try:
         # str() of a float is its shortest repr: 148.83, not 148.8299999...
-        number = value if isinstance(value, Decimal) else Decimal(str(value))
+        if isinstance(value, Decimal):
+            number = value
+        elif isinstance(value, int):
+            number = Decimal(value)  # exact at any size (str() refuses more than 4,300 digits)
+        else:
+            number = Decimal(str(value))
     except InvalidOperation:
-        raise Invalid(f"expected a number, got {value!r}") from None
+        raise Invalid(f"expected a number, got {shown(value)}") from None
     if not number.is_finite():
-        raise Invalid(f"expected a finite number, got {value!r}")
+        raise Invalid(f"expected a finite number, got {shown(value)}")
     return number
 
 
@@ -146,10 +255,11 @@ def _decimal(field: Field, value: Any, type_name: str) -> tuple[Any, str | None]
     quantum, limit = _decimal_bounds(field.precision, field.scale)
     exponent = number.as_tuple().exponent
     assert isinstance(exponent, int)
-    if -exponent > field.scale and number != number.quantize(quantum):
-        raise Invalid(f"{value} has more than {field.scale} decimal places")
+    # Size first: quantize() fails on numbers with more digits than the context holds.
     if abs(number) >= limit:
-        raise Invalid(f"{value} is too large (at most {field.precision - field.scale} integer digits)")
+        raise Invalid(f"{shown(value)} is too large (at most {field.precision - field.scale} integer digits)")
+    if -exponent > field.scale and number != number.quantize(quantum):
+        raise Invalid(f"{shown(value)} has more than {field.scale} decimal places")
     # Generated measurements repeat (a temperature of 98.4, a copay of 25.0):
     # encode looks each distinct float up here, per column type, before
     # calling this again. Not zero: 0.0 == -0.0.
@@ -172,13 +282,13 @@ def _decimal_bounds(precision: int, scale: int) -> tuple[Decimal, Decimal]:
 
 def _bool(field: Field, value: Any, type_name: str) -> tuple[Any, str | None]:
     if not isinstance(value, bool):
-        raise Invalid(f"expected true or false, got {value!r}")
+        raise Invalid(f"expected true or false, got {shown(value)}")
     return value, None
 
 
 def _array(field: Field, value: Any, type_name: str) -> tuple[Any, str | None]:
     if not isinstance(value, list):
-        raise Invalid(f"expected an array, got {value!r}")
+        raise Invalid(f"expected an array, got {shown(value)}")
     item_kind, max_len = rules.ARRAYS.get(type_name, {}).get(field.column, ("str", None))
     if max_len is not None and len(value) > max_len:
         raise Invalid(f"at most {max_len} items, got {len(value)}")
@@ -187,7 +297,10 @@ def _array(field: Field, value: Any, type_name: str) -> tuple[Any, str | None]:
             isinstance(item, int) and not isinstance(item, bool)
         )
         if not ok:
-            raise Invalid(f"item {i} should be {'a string' if item_kind == 'str' else 'an integer'}, got {item!r}")
+            raise Invalid(f"item {i} should be {'a string' if item_kind == 'str' else 'an integer'}, got {shown(item)}")
+        found = json_problem(item, f"item {i}")
+        if found is not None:
+            raise Invalid(" ".join(found))
     return value, None
 
 
@@ -224,20 +337,18 @@ def _provenance(
         row["source_type"], row["source_system"] = "loaded", "import"
         row["skill_used"] = row["generation_seed"] = None
         row["created_at"] = now
-        problems.append((PROVENANCE, f"expected an object, got {prov!r}"))
+        problems.append((PROVENANCE, f"expected an object, got {shown(prov)}"))
         return None
     # Generators stamp the same few provenance blocks on every entity: parse
-    # each distinct one once. Blocks with unhashable values (generation_params)
-    # are parsed every time.
-    try:
+    # each distinct one once. Blocks with other than plain scalar values
+    # (generation_params) are parsed every time: a tuple (True,) equals (1,).
+    key: tuple[Any, ...] | None = None
+    parsed = None
+    if all(v.__class__ in _SCALARS for v in prov.values()):
         # The value types belong in the key: True == 1 == 1.0 as dict keys,
         # but only 1 is a valid seed.
-        key: tuple[Any, ...] | None = (
-            lay.entity.name, *prov.items(), *[v.__class__ for v in prov.values()]
-        )
-        parsed = _PROV_CACHE.get(key)  # type: ignore[arg-type]
-    except TypeError:
-        key, parsed = None, None
+        key = (lay.entity.name, *prov.items(), *[v.__class__ for v in prov.values()])
+        parsed = _PROV_CACHE.get(key)
     if parsed is None:
         parsed = _parse_provenance(prov, lay)
         if key is not None and len(_PROV_CACHE) < _PROV_CACHE_SIZE:
@@ -256,6 +367,7 @@ def _provenance(
 
 
 _PROV_CACHE: dict[tuple[Any, ...], tuple[Any, ...]] = {}
+_SCALARS = frozenset({str, int, float, bool, type(None)})
 _PROV_CACHE_SIZE = 1024
 
 
@@ -272,6 +384,10 @@ def _parse_provenance(prov: Mapping[str, Any], lay: Layout) -> tuple[Any, ...]:
     verbatim: dict[str, str] = {}
     given = [k for k in PROVENANCE_COLUMNS if k in prov]
     extra = {k: v for k, v in prov.items() if k not in PROVENANCE_COLUMNS}
+    found = json_problem(extra, PROVENANCE) if extra else None
+    if found is not None:
+        problems.append(found)
+        extra = {}  # not stored: the entity is refused
     prov_meta = {"keys": given, **({"extra": extra} if extra else {})}
 
     def field_name(key: str) -> str:
@@ -283,20 +399,22 @@ def _parse_provenance(prov: Mapping[str, Any], lay: Layout) -> tuple[Any, ...]:
     source_type = prov.get("source_type")
     if source_type is None:
         problems.append((field_name("source_type"), "required in _provenance"))
-    elif source_type not in rules.SOURCE_TYPES:
-        problems.append((field_name("source_type"), f"{source_type!r} is not one of {sorted(rules.SOURCE_TYPES)}"))
+    elif not isinstance(source_type, str) or source_type not in rules.SOURCE_TYPES:
+        problems.append((field_name("source_type"), f"{shown(source_type)} is not one of {sorted(rules.SOURCE_TYPES)}"))
     else:
         values["source_type"] = source_type
     system = prov.get("source_system")
     if system is None:
         values["source_system"] = lay.entity.product  # canonical-models §10
-    elif system not in rules.SOURCE_SYSTEMS:
-        problems.append((field_name("source_system"), f"{system!r} is not one of {sorted(rules.SOURCE_SYSTEMS)}"))
+    elif not isinstance(system, str) or system not in rules.SOURCE_SYSTEMS:
+        problems.append((field_name("source_system"), f"{shown(system)} is not one of {sorted(rules.SOURCE_SYSTEMS)}"))
     else:
         values["source_system"] = system
     skill = prov.get("skill_used")
     if skill is not None and not isinstance(skill, str):
-        problems.append((field_name("skill_used"), f"expected a string, got {skill!r}"))
+        problems.append((field_name("skill_used"), f"expected a string, got {shown(skill)}"))
+    elif skill is not None and (reason := text_problem(skill)) is not None:
+        problems.append((field_name("skill_used"), reason))
     else:
         values["skill_used"] = skill
     values["generation_seed"] = _seed(prov, problems)
@@ -320,6 +438,11 @@ _PROV_CREATED = Field(("created_at",), "created_at", "datetime", False, None)
 
 def _seed(prov: Mapping[str, Any], problems: list[tuple[str, str]]) -> int | None:
     """The first integer of generation_seed, seed, generation_params.seed (§10)."""
+    given = prov.get("generation_seed")
+    if given is not None and (isinstance(given, bool) or not isinstance(given, int)):
+        # Not passed over for a later candidate: the column would load in its place.
+        problems.append((f"{PROVENANCE}.generation_seed", f"expected an integer, got {shown(given)}"))
+        return None
     params = prov.get("generation_params")
     candidates = [
         ("generation_seed", prov.get("generation_seed")),
@@ -329,12 +452,9 @@ def _seed(prov: Mapping[str, Any], problems: list[tuple[str, str]]) -> int | Non
     for name, value in candidates:
         if isinstance(value, int) and not isinstance(value, bool):
             if not -(2**63) <= value < 2**63:
-                problems.append((f"{PROVENANCE}.{name}", f"{value} does not fit a 64-bit seed"))
+                problems.append((f"{PROVENANCE}.{name}", f"{shown(value)} does not fit a 64-bit seed"))
                 return None
             return value
-    value = prov.get("generation_seed")
-    if value is not None:
-        problems.append((f"{PROVENANCE}.generation_seed", f"expected an integer, got {value!r}"))
     return None
 
 
@@ -359,12 +479,23 @@ def encode(
             problems.append((key, "is reserved by the store; rename the field"))
         elif key in lay.groups and value is not None:
             if value.__class__ is not dict and not isinstance(value, Mapping):
-                problems.append((key, f"expected an object, got {value!r}"))
+                problems.append((key, f"expected an object, got {shown(value)}"))
                 continue
             known = lay.group_keys[key]
-            groups[key] = {k: v for k, v in value.items() if k not in known}
+            extra = {k: v for k, v in value.items() if k not in known}
+            found = json_problem(extra, key) if extra else None
+            if found is not None:
+                problems.append(found)
+                continue
+            groups[key] = extra
         elif key in lay.groups:
             meta.setdefault("nulls", []).append(key)
+        elif not isinstance(key, str):
+            problems.append((shown(key), f"a field name must be a string, not a {type(key).__name__}"))
+        elif (reason := text_problem(key)) is not None:
+            problems.append((shown(key), f"the field name {reason}"))
+        elif (found := json_problem(value, _path_key(key))) is not None:
+            problems.append(found)
         else:
             unknown[key] = value
 
@@ -375,7 +506,10 @@ def encode(
         if lay.entity.name in _PERSON_ID_REQUIRED:
             problems.append(("id", "required on person types"))
     elif not isinstance(external_id, str) or not external_id:
-        problems.append(("id", f"expected a non-empty string, got {external_id!r}"))
+        problems.append(("id", f"expected a non-empty string, got {shown(external_id)}"))
+        external_id = None
+    elif (reason := text_problem(external_id)) is not None:
+        problems.append(("id", reason))
         external_id = None
     row["external_id"] = external_id
 
@@ -398,8 +532,8 @@ def encode(
             row[field.column] = field.default
             continue
         if parse is _str and value.__class__ is str and "\x00" not in value and (
-            not field.required or value.strip()
-        ):
+            value.isascii() or not _SURROGATE.search(value)
+        ) and (not field.required or value.strip()):
             row[field.column] = value  # the common case, without the call
             continue
         if parse is _int and value.__class__ is int and -2147483648 <= value <= 2147483647:
@@ -567,8 +701,14 @@ def _json_default(value: Any) -> Any:
 def content_digest(doc: Mapping[str, Any]) -> str:
     """SHA-256 of the canonical JSON of ``doc`` minus ``id`` and ``_provenance`` (§2.3)."""
     body = {k: v for k, v in doc.items() if k not in ("id", PROVENANCE)}
-    text = json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=_json_default)
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+    try:
+        text = json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=_json_default)
+    except (TypeError, ValueError, RecursionError):
+        # Only a document that encode() refuses has no canonical JSON: any
+        # identity does, since it is never stored.
+        return hashlib.sha256(b"unencodable").hexdigest()
+    # surrogatepass: likewise only for refused documents; valid text is plain UTF-8.
+    return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
 
 
 def is_uuid_text(value: Any) -> bool:
@@ -606,7 +746,8 @@ def entity_uuid(prefix: str, lay: Layout, doc: Mapping[str, Any], row: Mapping[s
         identity = "key:" + "\x1f".join(key) if key else f"content:{content_digest(doc)}"
     name = prefix + identity
     # uuid.uuid5, without building a UUID object: SHA-1, version 5, RFC 4122 variant.
-    digest = bytearray(hashlib.sha1(_NAMESPACE_BYTES + name.encode("utf-8")).digest()[:16])
+    # surrogatepass: a refused document's key may hold a lone surrogate; valid text is plain UTF-8.
+    digest = bytearray(hashlib.sha1(_NAMESPACE_BYTES + name.encode("utf-8", "surrogatepass")).digest()[:16])
     digest[6] = (digest[6] & 0x0F) | 0x50
     digest[8] = (digest[8] & 0x3F) | 0x80
     return digest.hex()
@@ -624,9 +765,13 @@ def json_text(value: Any) -> str:
         text = _JSON_ENCODER.encode(value)
     except (TypeError, ValueError) as exc:
         raise Invalid(f"is not representable as JSON ({exc})") from None
+    except RecursionError:
+        raise Invalid(f"is nested more than {MAX_JSON_DEPTH} levels deep") from None
     # json.dumps escapes a NUL as \u0000; a literal backslash-u text is \\u0000.
     if "\\u0000" in text and _has_nul(value):
         raise Invalid("contains a NUL character, which PostgreSQL cannot store")
+    if not text.isascii() and (found := _SURROGATE.search(text)) is not None:
+        raise Invalid(f"contains the lone surrogate {ascii(found.group())[1:-1]}, which is not Unicode text")
     return text
 
 

@@ -1,18 +1,33 @@
-"""Checks on encoded rows that go beyond one field's type (canonical-models §3-§8).
+"""Checks that go beyond one field's type (canonical-models §3-§8).
 
-:func:`check_row` applies :mod:`healthsim_state.rules` (enums, patterns,
-ranges, end-not-before-start, cross-field person rules) to a row produced by
-:func:`healthsim_state.serialization.encode` and returns (field, reason)
-pairs. Type errors were already reported by ``encode``.
+:func:`check_row` applies :mod:`healthsim_state.rules` (lengths of indexed
+text, enums, patterns, ranges, end-not-before-start, cross-field person
+rules) to a row produced by :func:`healthsim_state.serialization.encode` and
+returns (field, reason) pairs. Type errors were already reported by
+``encode``. :func:`scenario_problems` and :func:`tag_problem` check a
+scenario's own fields (name, description, tags, ``extra``) the same way.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Mapping
 from typing import Any
 
+from healthsim_models.errors import Problem
 from healthsim_state import rules
 from healthsim_state.fields import Layout
+from healthsim_state.serialization import json_problem, shown, text_problem
+
+
+def too_long(text: str, limit: int = rules.INDEXED_TEXT_MAX_CHARS) -> str | None:
+    """Why ``text`` is too long for an indexed text field, or None."""
+    if len(text) <= limit:
+        return None
+    return (
+        f"is {len(text):,} characters long; an indexed text field holds at most {limit:,} "
+        "(PostgreSQL cannot index longer values)"
+    )
 
 
 def check_row(lay: Layout, row: dict[str, Any]) -> list[tuple[str, str]]:
@@ -20,15 +35,20 @@ def check_row(lay: Layout, row: dict[str, Any]) -> list[tuple[str, str]]:
     columns = lay.column_of
     problems: list[tuple[str, str]] = []
 
+    for name, column, limit in lay.limited:
+        value = row[column]
+        if value.__class__ is str and len(value) > limit:
+            problems.append((name, too_long(value, limit) or ""))
+
     for name, allowed in rules.ENUMS.get(type_name, {}).items():
         value = row[columns[name]]
         if value is not None and value not in allowed:
-            problems.append((name, f"{value!r} is not one of {', '.join(sorted(allowed))}"))
+            problems.append((name, f"{shown(value)} is not one of {', '.join(sorted(allowed))}"))
 
     for name, pattern in rules.PATTERNS.get(type_name, {}).items():
         value = row[columns[name]]
         if isinstance(value, str) and not pattern.fullmatch(value):
-            problems.append((name, f"{value!r} does not match the pattern {pattern.pattern}"))
+            problems.append((name, f"{shown(value)} does not match the pattern {pattern.pattern}"))
 
     for name, (low, high) in rules.RANGES.get(type_name, {}).items():
         value = row[columns[name]]
@@ -46,7 +66,7 @@ def check_row(lay: Layout, row: dict[str, Any]) -> list[tuple[str, str]]:
     if type_name == "adverse_event":
         for item in row["aesae_criteria"] or ():
             if item not in rules.AE_SAE_CRITERIA:
-                problems.append(("aesae_criteria", f"{item!r} is not one of {', '.join(sorted(rules.AE_SAE_CRITERIA))}"))
+                problems.append(("aesae_criteria", f"{shown(item)} is not one of {', '.join(sorted(rules.AE_SAE_CRITERIA))}"))
 
     if "death_date" in row:
         death = row["death_date"]
@@ -66,3 +86,32 @@ def check_row(lay: Layout, row: dict[str, Any]) -> list[tuple[str, str]]:
 
 def _text(value: Any) -> str:
     return value.isoformat() if isinstance(value, dt.date | dt.datetime) else str(value)
+
+
+def scenario_problems(name: Any, description: Any, extra: Any) -> list[Problem]:
+    """What is wrong with a scenario's name, description and ``extra`` (its tags:
+    :func:`tag_problem`), as problems of the entity type "scenario"."""
+    found: list[tuple[str, str]] = []
+    if not isinstance(name, str) or not name.strip():
+        found.append(("name", f"required, a non-empty string, got {shown(name)}"))
+    elif (reason := text_problem(name) or too_long(name)) is not None:
+        found.append(("name", reason))
+    if description is not None:
+        if not isinstance(description, str):
+            found.append(("description", f"expected a string or null, got {type(description).__name__} {shown(description)}"))
+        elif (reason := text_problem(description)) is not None:
+            found.append(("description", reason))
+    if extra is not None:
+        if not isinstance(extra, Mapping):
+            found.append(("extra", f"expected an object (a mapping), got {type(extra).__name__} {shown(extra)}"))
+        elif (problem := json_problem(dict(extra), "extra")) is not None:
+            found.append(problem)
+    return [Problem("scenario", None, None, field, reason) for field, reason in found]
+
+
+def tag_problem(tag: Any) -> str | None:
+    """Why ``tag`` cannot be a scenario tag, or None."""
+    if not isinstance(tag, str) or not tag.strip():
+        return f"a tag must be a non-empty string, got {shown(tag)}"
+    reason = text_problem(tag) or too_long(tag)
+    return None if reason is None else f"the tag {shown(tag)} {reason}"

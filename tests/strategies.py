@@ -218,3 +218,44 @@ def scenario_entities(draw: st.DrawFn, max_per_type: int = 2) -> dict[str, list[
 
 
 _PARENTS = {"patient", "encounter", "member", "claim", "prescription", "subject"}
+
+
+# -- arbitrary JSON values (tests/test_properties.py feeds them into every field) ------
+
+#: Characters that stores trip on: NUL, lone surrogates (high, low), a line
+#: separator, a BOM, 2- and 4-byte UTF-8.
+AWKWARD = st.sampled_from(["\x00", "\udcff", "\ud800", "\ud83d", "\ude00", "\u2028", "\ufeff", "é", "\U0001f600"])
+# A surrogate pair's halves in order are still two lone code points in Python.
+ANY_TEXT = st.text(alphabet=st.characters() | AWKWARD, max_size=20) | st.just("pair \ud83d\ude00")
+LONG_TEXT = st.integers(480, 3000).map(lambda n: "\U0001f600x" * (n // 2)) | st.just("y" * (1 << 20))
+# Beyond 64 bits, up to either side of the 4,000 digits JSON values may have; not
+# beyond 4,300 digits, which Python refuses to repr() (test_values.py has one).
+HUGE_INTS = st.sampled_from([31, 63, 64, 100, 13_280, 13_300, 14_000]).flatmap(
+    lambda bits: st.sampled_from([2**bits, -(2**bits) - 1])
+)
+JSON_SCALARS = (
+    st.none()
+    | st.booleans()
+    | st.integers()
+    | HUGE_INTS
+    | st.floats(allow_nan=True, allow_infinity=True)
+    | ANY_TEXT
+    | LONG_TEXT
+    # Values some field accepts, so that saves succeed too.
+    | st.sampled_from(["2024-01-02", "2024-01-02T10:00:00-05:00", "F", "1234567890", "Completed", "generated"])
+)
+
+
+def _nested(depth: int, leaf: Any) -> Any:
+    for i in range(depth):
+        leaf = [leaf] if i % 2 else {"k": leaf}
+    return leaf
+
+
+DEEP = st.builds(_nested, st.sampled_from([99, 100, 101, 5000]), st.just(1))
+JSON_VALUES = st.recursive(
+    JSON_SCALARS,
+    lambda children: st.lists(children, max_size=3)
+    | st.dictionaries(ANY_TEXT | st.sampled_from(["$store", "id", "name"]), children, max_size=3),
+    max_leaves=8,
+) | DEEP

@@ -230,13 +230,6 @@ CLI_CASES = [
             SchemaVersionError, FUTURE_REVISION),
 ]
 
-_ITEM_5 = "issue 15 item 5: "
-#: Cases that fail today because of a bug: (case id, backend, or None for both) -> the bug.
-CLI_BUGS: dict[tuple[str, str | None], str] = {
-    ("import-lone-surrogate", None): _ITEM_5 + "a lone surrogate in a document raises a raw UnicodeEncodeError",
-    ("import-nul-in-name", "duckdb"): _ITEM_5 + "a NUL in a scenario name is accepted on DuckDB",
-    ("import-nul-in-name", "postgresql"): _ITEM_5 + "a NUL in a scenario name is a raw DataError, with SQL, on PostgreSQL",
-}
 
 #: Values no database can store, refused with the field named (issue 15, item 5); each on an empty
 #: store of its own, since a value wrongly accepted would change the store the other cases share.
@@ -265,19 +258,10 @@ def assert_one_error_line(code: Any, err: str, says: str) -> None:
     assert_no_leak(lines[0])
 
 
-def known_bug(request: pytest.FixtureRequest, bugs: dict[tuple[str, str | None], str], case_id: str,
-              backend: str) -> None:
-    """Mark the case as failing today, strictly (an unexpected pass fails: then the mark goes)."""
-    reason = bugs.get((case_id, backend)) or bugs.get((case_id, None))
-    if reason:
-        request.applymarker(pytest.mark.xfail(strict=True, reason=reason))
-
-
 @pytest.mark.parametrize("case", CLI_CASES, ids=[case.id for case in CLI_CASES])
 def test_a_cli_project_error_is_one_line(
-    case: CliCase, prepared: Prepared, capsys: pytest.CaptureFixture[str], request: pytest.FixtureRequest
+    case: CliCase, prepared: Prepared, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    known_bug(request, CLI_BUGS, case.id, prepared.backend)
     args = case.args(prepared)
     with pytest.raises(case.error):
         main(["--debug", *args])
@@ -290,10 +274,9 @@ def test_a_cli_project_error_is_one_line(
 
 @pytest.mark.parametrize("case", CLI_VALUE_CASES, ids=[case.id for case in CLI_VALUE_CASES])
 def test_a_value_no_database_can_store_is_one_line(
-    case: CliCase, store_url: str, tmp_path: Path, capsys: pytest.CaptureFixture[str], request: pytest.FixtureRequest
+    case: CliCase, store_url: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     backend = store_url.split(":", 1)[0].split("+", 1)[0]
-    known_bug(request, CLI_BUGS, case.id, backend)
     folder = tmp_path / "documents"
     folder.mkdir()
     (folder / "exported.json").write_text(json.dumps(_document("exported-doc", {"patient": [PATIENT]})))
@@ -465,31 +448,17 @@ MCP_CASES = [
 ]
 
 
-#: Cases that fail today because of a bug: (case id, backend, or None for both) -> the bug.
-MCP_BUGS: dict[tuple[str, str | None], str] = {
-    ("import-lone-surrogate", None): _ITEM_5 + "a lone surrogate in a document raises a raw UnicodeEncodeError",
-    ("save-nul-in-name", "duckdb"): _ITEM_5 + "a NUL in a scenario name is accepted on DuckDB",
-    ("save-nul-in-name", "postgresql"): _ITEM_5 + "a NUL in a scenario name is a raw DataError, with SQL, on PostgreSQL",
-}
-
-
 @pytest.mark.anyio
 async def test_mcp_project_errors_are_tool_errors(prepared: Prepared) -> None:
-    """Every case through one server per backend; the store is unchanged afterwards.
-    A case in MCP_BUGS must fail (a strict expected failure within the test)."""
+    """Every case through one server per backend; the store is unchanged afterwards."""
     log = prepared.folder / f"mcp-{prepared.backend}.log"
     failures = []
     async with mcp_client(prepared.url, log) as session:
         for case in MCP_CASES:
-            bug = MCP_BUGS.get((case.id, prepared.backend)) or MCP_BUGS.get((case.id, None))
             try:
                 await tool_error(session, case.tool, case.arguments(prepared), case.says)
             except AssertionError as exc:
-                if not bug:
-                    failures.append(f"{case.id}: {exc}")
-            else:
-                if bug:  # as a strict xfail: the fix must take the case off the list
-                    failures.append(f"{case.id} passes now: remove it from MCP_BUGS ({bug})")
+                failures.append(f"{case.id}: {exc}")
         summary = await session.call_tool("get_summary", {})
         assert not summary.is_error
         listed = await session.call_tool("list_scenarios", {})
@@ -542,10 +511,8 @@ MCP_VALUE_CASES = [
 @pytest.mark.anyio
 @pytest.mark.parametrize("case", MCP_VALUE_CASES, ids=[case.id for case in MCP_VALUE_CASES])
 async def test_mcp_values_no_database_can_store_are_tool_errors(
-    case: McpCase, store_url: str, tmp_path: Path, request: pytest.FixtureRequest
+    case: McpCase, store_url: str, tmp_path: Path
 ) -> None:
-    backend = store_url.split(":", 1)[0].split("+", 1)[0]
-    known_bug(request, MCP_BUGS, case.id, backend)
     async with mcp_client(store_url, tmp_path / "mcp.log") as session:
         await tool_error(session, case.tool, case.arguments(None), case.says)  # type: ignore[arg-type]
         listed = await session.call_tool("list_scenarios", {})

@@ -530,3 +530,95 @@ def test_entity_streams_read_interleaved_are_refused_not_mixed_up() -> None:
     assert next(arrays.entities(sections["encounter"]))["encounter_id"] == document["entities"]["encounter"][0]["encounter_id"]
     with pytest.raises(RuntimeError, match="the patient array was resumed after the encounter array moved"):
         next(patients)
+
+
+# -- the reader: linear in the size of a value, exact at every chunk boundary ------------
+
+
+def _read_members(reader: json_stream.JsonReader) -> dict[str, Any]:
+    """A top-level object read member by member, as the importer reads a header."""
+    values = {key: reader.value(key) for key, _ in reader.members("the document")}
+    reader.end()
+    return values
+
+
+def _work(size: int, chunk: int) -> tuple[int, int]:
+    """(characters copied into buffers, characters handed to the decoder) to read
+    one string value of ``size`` characters in ``chunk``-byte chunks."""
+    data = ('{"a": "' + "x" * size + '", "b": 1}').encode()
+    reader = json_stream.JsonReader(io.BytesIO(data), "big.json", chunk_size=chunk)
+    scanned = 0
+    decode = reader._decode
+
+    def counting(text: str, index: int) -> Any:
+        nonlocal scanned
+        scanned += len(text) - index
+        return decode(text, index)
+
+    reader._decode = counting  # type: ignore[method-assign]
+    assert _read_members(reader) == {"a": "x" * size, "b": 1}
+    return reader.copied, scanned
+
+
+def test_reading_a_long_value_costs_time_in_proportion_to_its_size() -> None:
+    """A value spanning many chunks is copied and decoded a bounded number of
+    times per character: 8 times the size costs about 8 times the work (a
+    rebuilt buffer per chunk, or a decode from the start per chunk, would
+    cost 64 times), and never more than a few passes over the value."""
+    chunk = 4096
+    small, large = 256 * 1024, 2 * 1024 * 1024
+    small_copied, small_scanned = _work(small, chunk)
+    large_copied, large_scanned = _work(large, chunk)
+    for work_small, work_large in ((small_copied, large_copied), (small_scanned, large_scanned)):
+        assert work_large <= 4 * large, (work_large, large)
+        assert work_large / work_small < 10, (work_small, work_large)
+
+
+TRICKY = {
+    "plain": "x" * 300,
+    "escapes": 'quote " backslash \\ slash / newline \n tab \t ' * 20,
+    "unicode": "é 中文 😀 \u2028 \ufeff " * 30,
+    "controls": "".join(chr(c) for c in range(1, 32)) * 5,
+    "numbers": [0, -1, 1.5, -0.25, 1e-7, 1.5e10, 12345678901234567890, 2.5e-300, 6.02e23],
+    "nested": {"a": [{"b": [None, True, False, "é" * 50]}] * 5},
+    "n1": 123456789.125,
+    "n2": -98765432101234567,
+    "n3": 1e22,
+    "t": True,
+    "f": False,
+    "z": None,
+}
+
+
+def test_every_chunk_size_reads_the_same_values() -> None:
+    """Values across chunk boundaries at every offset: escapes (\\n, \\u00e9,
+    surrogate pairs) and multibyte UTF-8 cut anywhere, and numbers cut after
+    their "." or "e", which decode on their own as a shorter number."""
+    texts = [
+        json.dumps(TRICKY, ensure_ascii=False),  # multibyte UTF-8 cut across chunks
+        json.dumps(TRICKY, ensure_ascii=True),  # \uXXXX escapes and surrogate pairs cut across chunks
+        json.dumps(TRICKY, ensure_ascii=False, indent=2),
+    ]
+    for text in texts:
+        data = text.encode("utf-8")
+        for chunk in [*range(1, 40), 63, 64, 127, 1000, 4096]:
+            reader = json_stream.JsonReader(io.BytesIO(data), "doc.json", chunk_size=chunk)
+            assert _read_members(reader) == TRICKY, chunk
+
+
+def test_a_number_cut_after_its_point_or_exponent_reads_whole() -> None:
+    for text in ("1.5", "1e10", "1.5e+10", "-2.25E-3", "123456"):
+        data = ('{"n": ' + text + "}").encode()
+        for chunk in range(1, len(data) + 1):
+            reader = json_stream.JsonReader(io.BytesIO(data), "doc.json", chunk_size=chunk)
+            assert _read_members(reader) == {"n": json.loads(text)}, (text, chunk)
+
+
+def test_a_value_larger_than_the_limit_is_refused_without_reading_it_all() -> None:
+    data = ('{"a": "' + "x" * 100_000 + '"}').encode()
+    raw = io.BytesIO(data)
+    reader = json_stream.JsonReader(raw, "big.json", chunk_size=1024, max_value_chars=10_000)
+    with pytest.raises(DocumentError, match="larger than 10000 characters"):
+        _read_members(reader)
+    assert raw.tell() < 30_000
+    assert reader.peak_buffer < 30_000

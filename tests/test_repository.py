@@ -581,7 +581,7 @@ def test_a_real_nul_is_refused_on_every_backend(engine) -> None:
 
 def test_an_unknown_field_that_is_not_json_is_refused_by_name(engine) -> None:
     doc = patient("MRN-1", x_when=dt.datetime(2025, 1, 1))
-    with pytest.raises(ValidationError, match=r"patient\[0\].*extensions.*not representable as JSON"):
+    with pytest.raises(ValidationError, match=r"patient\[0\] \(id PAT-MRN-1\) x_when: .*is not a JSON value"):
         save(engine, "s", {"patient": [doc]})
     assert rows(engine, "patients") == 0
 
