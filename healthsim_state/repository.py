@@ -230,7 +230,7 @@ def _lift_claim_lines(doc: Mapping[str, Any], position: int, run: _SaveRun, lift
     if lines is None:
         return rest
     if not isinstance(lines, list):
-        run.problem("claim", position, doc.get("id"), "claim_lines", f"expected an array, got {lines!r}")
+        run.problem("claim", position, doc.get("id"), "claim_lines", f"expected an array, got {shown(lines)}")
         return rest
     for i, line in enumerate(lines):
         if not isinstance(line, Mapping):
@@ -238,7 +238,7 @@ def _lift_claim_lines(doc: Mapping[str, Any], position: int, run: _SaveRun, lift
         elif "claim_id" in line and line["claim_id"] != claim_id:
             run.problem(
                 "claim", position, doc.get("id"), f"claim_lines[{i}].claim_id",
-                f"{line['claim_id']!r} differs from the claim's claim_id {claim_id!r}",
+                f"{shown(line['claim_id'])} differs from the claim's claim_id {shown(claim_id)}",
             )
         else:
             lifted.append({"claim_id": claim_id, **line})
@@ -619,7 +619,7 @@ class ScenarioRepository:
         scenario = self._find(name_or_id, lock=lock)
         if scenario is None:
             raise ScenarioNotFoundError(
-                f"no scenario named or with id {str(name_or_id)!r}; list them with list_scenarios() "
+                f"no scenario named or with id {shown(str(name_or_id))}; list them with list_scenarios() "
                 "or 'healthsim scenario list'", name=str(name_or_id)
             )
         return scenario
@@ -868,7 +868,7 @@ def _check_page(offset: Any, limit: Any) -> None:
         if value is None and argument == "limit":
             continue
         if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value < 2**63:
-            raise InvalidArgumentError(f"{argument} must be a whole number from 0 to 2**63-1, got {value!r}")
+            raise InvalidArgumentError(f"{argument} must be a whole number from 0 to 2**63-1, got {shown(value)}")
 
 
 def _unstorable(text: Any) -> bool:

@@ -329,3 +329,22 @@ def test_looking_up_text_no_backend_stores_finds_nothing(stored, text: str) -> N
         assert repo.get_patient(text.replace("kept", "MRN-1")) is None
         assert [i.name for i in repo.list(tag="t", search="kep")] == ["kept"]
     assert snapshot(stored) == before
+
+
+def test_bad_nested_claim_lines_are_named_however_deep_or_long(stored) -> None:  # type: ignore[no-untyped-def]
+    deep: Any = "x"
+    for _ in range(5000):
+        deep = {"a": deep}
+    member = {"id": "MEM-1", "member_id": "M-1", "subscriber_id": "M-1", "relationship_code": "18",
+              "name": {"given_name": "A", "family_name": "B"}, "birth_date": "1980-01-01", "gender": "F",
+              "group_id": "G", "coverage_start": "2024-01-01", "plan_code": "P"}
+    claim = {"claim_id": "C-1", "member_id": "M-1", "service_date": "2024-02-01", "claim_type": "PROFESSIONAL",
+             "principal_diagnosis": "E11.9", "total_charge": 10}
+    error = refused(stored, "claim_lines", "expected an array, got {'a': {'a':",
+                    lambda: save(stored, "claims", {"member": [member], "claim": [{**claim, "claim_lines": deep}]}))
+    assert len(str(error)) < 2000
+    line = {"line_number": 1, "claim_id": "C-" + "9" * 1_000_000, "procedure_code": "99213", "charge_amount": 10,
+            "service_date": "2024-02-01"}
+    error = refused(stored, "claim_lines[0].claim_id", "differs from the claim's claim_id 'C-1'",
+                    lambda: save(stored, "claims", {"member": [member], "claim": [{**claim, "claim_lines": [line]}]}))
+    assert len(str(error)) < 2000
