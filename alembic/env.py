@@ -13,10 +13,10 @@ from __future__ import annotations
 from logging.config import fileConfig
 
 import sqlalchemy as sa
-from alembic import context
 from alembic.util import CommandError
 
 import healthsim_models.alembic_duckdb  # noqa: F401  (registers the duckdb impl)
+from alembic import context
 from healthsim_models import Base
 from healthsim_models.engine import create_store_engine, mask_url
 from healthsim_models.errors import HealthSimError

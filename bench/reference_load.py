@@ -56,7 +56,7 @@ def generate(ds: Dataset, rows: int, path: Path) -> None:
     if rows >= 10**width:
         raise SystemExit(f"{ds.name} codes have {width} digits: at most {10**width - 1} distinct rows")
     release = ds.releases[-1]
-    columns = ", ".join(f"{_expression(ds, h)} AS \"{h}\"" for h in release.headers)
+    columns = ", ".join(f'{_expression(ds, h)} AS "{h}"' for h in release.headers)
     with duckdb.connect() as connection:
         connection.execute(
             f"COPY (SELECT {columns} FROM range(1, {rows + 1}) t(i)) TO '{path}' (HEADER, DELIMITER ',')"

@@ -51,9 +51,7 @@ BATCH = 20_000
 def _flat(doc: dict[str, Any]) -> dict[str, Any]:
     row: dict[str, Any] = {}
     for key, value in doc.items():
-        if key == "_provenance":
-            row.update(value)
-        elif isinstance(value, dict):
+        if key == "_provenance" or isinstance(value, dict):
             row.update(value)
         elif isinstance(value, list):
             row[key] = json.dumps(value)
@@ -105,9 +103,9 @@ def measure_generation(patients: int) -> dict[str, Any]:
 
 
 def measure_repository(patients: int, path: str) -> dict[str, Any]:
-    from healthsim_state.demo import scenario
     from healthsim_models import create_store_engine, session_scope
     from healthsim_state import ScenarioRepository
+    from healthsim_state.demo import scenario
 
     engine = create_store_engine(f"duckdb:///{path}")
     inputs = InputClock()
@@ -129,8 +127,16 @@ def measure_repository(patients: int, path: str) -> dict[str, Any]:
         frame_s, raw_s, frame_rows, raw_rows = _frames(session, repo, scenario_id)
     engine.dispose()
     assert raw_rows == frame_rows
-    return {"entities": count, "save_s": save_s, "input_s": inputs.seconds, "load_s": load_s,
-            "frame_s": frame_s, "raw_frame_s": raw_s, "frame_rows": frame_rows, "save_peak_mb": save_peak_mb}
+    return {
+        "entities": count,
+        "save_s": save_s,
+        "input_s": inputs.seconds,
+        "load_s": load_s,
+        "frame_s": frame_s,
+        "raw_frame_s": raw_s,
+        "frame_rows": frame_rows,
+        "save_peak_mb": save_peak_mb,
+    }
 
 
 def measure_chunked(patients: int, path: str, chunk: int) -> dict[str, Any]:
@@ -150,8 +156,12 @@ def measure_chunked(patients: int, path: str, chunk: int) -> dict[str, Any]:
             summary = repo.save("bench", entities) if first == 0 else repo.add_entities("bench", entities)
     save_s = time.perf_counter() - start
     engine.dispose()
-    return {"entities": sum(summary.counts.values()), "save_s": save_s, "input_s": inputs.seconds,
-            "save_peak_mb": _peak_mb()}
+    return {
+        "entities": sum(summary.counts.values()),
+        "save_s": save_s,
+        "input_s": inputs.seconds,
+        "save_peak_mb": _peak_mb(),
+    }
 
 
 FRAME_TRIES = 5
@@ -203,14 +213,13 @@ def measure_baseline(patients: int, path: str) -> dict[str, Any]:
     import duckdb
     import pyarrow as pa
 
-    from healthsim_state.demo import scenario
     from healthsim_models import ENTITY_TYPES, create_store_engine
+    from healthsim_state.demo import scenario
 
     create_store_engine(f"duckdb:///{path}").dispose()  # same schema as the repository's
     tables = {et.name: et.model.__table__ for et in ENTITY_TYPES}
     hard_links = {
-        name: [c.name for c in t.columns if c.name.endswith("_uuid") and not c.nullable]
-        for name, t in tables.items()
+        name: [c.name for c in t.columns if c.name.endswith("_uuid") and not c.nullable] for name, t in tables.items()
     }
     inputs = InputClock()
     start = time.perf_counter()
@@ -248,8 +257,15 @@ def measure_baseline(patients: int, path: str) -> dict[str, Any]:
     load_s = time.perf_counter() - start
     frame_s, frame = _best_of(FRAME_TRIES, lambda: con.sql("SELECT * FROM lab_results").to_arrow_table())
     con.close()
-    return {"entities": count, "save_s": save_s, "input_s": inputs.seconds, "load_s": load_s, "frame_s": frame_s,
-            "frame_rows": frame.num_rows, "save_peak_mb": save_peak_mb}
+    return {
+        "entities": count,
+        "save_s": save_s,
+        "input_s": inputs.seconds,
+        "load_s": load_s,
+        "frame_s": frame_s,
+        "frame_rows": frame.num_rows,
+        "save_peak_mb": save_peak_mb,
+    }
 
 
 def _baseline_upsert(con, pa, table, rows) -> int:  # type: ignore[no-untyped-def]
@@ -272,8 +288,8 @@ def measure_orm(patients: int, path: str) -> dict[str, Any]:
 
     import sqlalchemy as sa
 
-    from healthsim_state.demo import scenario
     from healthsim_models import ENTITY_TYPES, create_store_engine, session_scope
+    from healthsim_state.demo import scenario
 
     engine = create_store_engine(f"duckdb:///{path}")
     models = {et.name: et.model for et in ENTITY_TYPES}
@@ -331,7 +347,9 @@ def _own(result: dict[str, Any]) -> float:
 def run_child(method: str, patients: int, *extra: int) -> dict[str, Any]:
     out = subprocess.run(
         [sys.executable, "-m", "bench.run", "--child", method, str(patients), *map(str, extra)],
-        capture_output=True, text=True, check=False,
+        capture_output=True,
+        text=True,
+        check=False,
     )
     if out.returncode != 0:
         raise SystemExit(f"{method} at {patients} patients failed:\n{out.stderr}")
@@ -344,7 +362,7 @@ ROUND_METHODS = ("generation", "repository", "baseline")
 def _median_result(runs: list[dict[str, Any]]) -> dict[str, Any]:
     """One method's runs as one result: median times, largest memory."""
     merged: dict[str, Any] = {}
-    for key, value in runs[0].items():
+    for key in runs[0]:
         values = [run[key] for run in runs]
         if key.endswith("_mb"):
             merged[key] = max(values)
@@ -400,21 +418,31 @@ def report(patients: int, results: dict[str, Any]) -> None:
     if "orm" in results:
         each = [r["orm"]["save_s"] / r["repository"]["save_s"] for r in rounds]
         own = [_own(r["orm"]) / _own(r["repository"]) for r in rounds]
-        print(f"  save  repository / ORM merge(b): {_ratio(each, 0)} (target >= 100); "
-              f"save paths alone: {_ratio(own, 0)}")
-    print(f"  load  repository / baseline(a): {_ratio(per_round(lambda r, b: b['load_s'] / r['load_s']))} "
-          "(target >= 0.5)")
-    print(f"  frame entities_frame / raw Arrow fetch of the same rows: "
-          f"{_ratio(per_round(lambda r, b: r['raw_frame_s'] / r['frame_s']))} (target >= 0.8)")
-    print(f"  frame entities_frame / whole-table Arrow scan (no scenario filter): "
-          f"{_ratio(per_round(lambda r, b: b['frame_s'] / r['frame_s']))}")
-    print(f"  generation alone: {results['generation']['save_s']:.2f}s; inside the saves: repository "
-          f"{repo['input_s']:.2f}s, baseline {base['input_s']:.2f}s (included in every save time; "
-          "'save paths alone' subtracts each save's own)")
+        print(
+            f"  save  repository / ORM merge(b): {_ratio(each, 0)} (target >= 100); save paths alone: {_ratio(own, 0)}"
+        )
+    print(
+        f"  load  repository / baseline(a): {_ratio(per_round(lambda r, b: b['load_s'] / r['load_s']))} (target >= 0.5)"
+    )
+    print(
+        f"  frame entities_frame / raw Arrow fetch of the same rows: "
+        f"{_ratio(per_round(lambda r, b: r['raw_frame_s'] / r['frame_s']))} (target >= 0.8)"
+    )
+    print(
+        f"  frame entities_frame / whole-table Arrow scan (no scenario filter): "
+        f"{_ratio(per_round(lambda r, b: b['frame_s'] / r['frame_s']))}"
+    )
+    print(
+        f"  generation alone: {results['generation']['save_s']:.2f}s; inside the saves: repository "
+        f"{repo['input_s']:.2f}s, baseline {base['input_s']:.2f}s (included in every save time; "
+        "'save paths alone' subtracts each save's own)"
+    )
     if "chunked" in results:
         chunked = results["chunked"]
-        print(f"  chunked save / one-transaction save: {repo['save_s'] / chunked['save_s']:.2f}x the speed, "
-              f"{chunked['save_peak_mb']:.0f} MB against {repo['save_peak_mb']:.0f} MB")
+        print(
+            f"  chunked save / one-transaction save: {repo['save_s'] / chunked['save_s']:.2f}x the speed, "
+            f"{chunked['save_peak_mb']:.0f} MB against {repo['save_peak_mb']:.0f} MB"
+        )
 
 
 def main() -> None:
@@ -422,11 +450,16 @@ def main() -> None:
     parser.add_argument("--patients", type=int, nargs="+", default=[1000, 10000])
     parser.add_argument("--skip-orm", action="store_true", help="skip the ORM baseline (it runs at 1k patients only)")
     parser.add_argument(
-        "--chunk", type=int, metavar="N",
+        "--chunk",
+        type=int,
+        metavar="N",
         help="also save the scenario N patients per transaction (save, then add_entities), for peak memory",
     )
     parser.add_argument(
-        "--repeat", type=int, default=3, metavar="N",
+        "--repeat",
+        type=int,
+        default=3,
+        metavar="N",
         help="rounds of every method but the chunked save, per size (default 3); medians are reported",
     )
     parser.add_argument("--child", nargs="+", help=argparse.SUPPRESS)

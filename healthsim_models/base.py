@@ -33,7 +33,7 @@ JSONType = sa.JSON().with_variant(postgresql.JSONB(), "postgresql")
 Timestamp = sa.DateTime(timezone=True)
 
 
-def Money() -> sa.Numeric:  # noqa: N802 - reads like a type in column declarations
+def Money() -> sa.Numeric:
     """DECIMAL(12,2): money is never a float (canonical-models §0)."""
     return sa.Numeric(12, 2, asdecimal=True)
 
@@ -162,13 +162,9 @@ class PersonMixin:
     city: Mapped[str | None] = mapped_column(sa.String)
     state: Mapped[str | None] = mapped_column(sa.String)
     postal_code: Mapped[str | None] = mapped_column(sa.String)
-    country: Mapped[str] = mapped_column(
-        sa.String, nullable=False, server_default=sa.text("'US'")
-    )
+    country: Mapped[str] = mapped_column(sa.String, nullable=False, server_default=sa.text("'US'"))
     phone: Mapped[str | None] = mapped_column(sa.String)
     phone_mobile: Mapped[str | None] = mapped_column(sa.String)
     email: Mapped[str | None] = mapped_column(sa.String)
-    deceased: Mapped[bool] = mapped_column(
-        sa.Boolean, nullable=False, server_default=sa.false()
-    )
+    deceased: Mapped[bool] = mapped_column(sa.Boolean, nullable=False, server_default=sa.false())
     death_date: Mapped[dt.date | None] = mapped_column(sa.Date)

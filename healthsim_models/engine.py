@@ -131,8 +131,7 @@ def _prepare_directory(path: Path) -> None:
             continue  # made meanwhile by another process or thread
         except OSError as exc:
             raise ConfigurationError(
-                f"cannot create the folder {directory} for the database {path}: "
-                f"{_reason(exc)}. {CHOOSE_ANOTHER_PLACE}."
+                f"cannot create the folder {directory} for the database {path}: {_reason(exc)}. {CHOOSE_ANOTHER_PLACE}."
             ) from exc
 
 
@@ -309,9 +308,7 @@ def _create_engine(url: URL, **options) -> Engine:  # type: ignore[no-untyped-de
     try:
         return sa.create_engine(url, **options)
     except sa.exc.NoSuchModuleError as exc:
-        raise ConfigurationError(
-            f"unknown database kind {url.drivername!r} in {mask_url(url)}. {URL_FORMS}"
-        ) from exc
+        raise ConfigurationError(f"unknown database kind {url.drivername!r} in {mask_url(url)}. {URL_FORMS}") from exc
     except ModuleNotFoundError as exc:
         raise ConfigurationError(
             f"no driver for {mask_url(url)}: {exc}. For PostgreSQL, install psycopg: "

@@ -79,11 +79,9 @@ class ReferenceDataError(HealthSimError, ValueError):
 class Problem:
     """One thing wrong with one input entity."""
 
-    __slots__ = ("entity_type", "field", "position", "entity_id", "reason")
+    __slots__ = ("entity_id", "entity_type", "field", "position", "reason")
 
-    def __init__(
-        self, entity_type: str, position: int | None, entity_id: str | None, field: str, reason: str
-    ) -> None:
+    def __init__(self, entity_type: str, position: int | None, entity_id: str | None, field: str, reason: str) -> None:
         self.entity_type = entity_type
         self.position = position
         self.entity_id = entity_id

@@ -44,12 +44,46 @@ def snake_case(header: str) -> str:
 # release (BRFSS 2022/2021): health outcomes, prevention, risk behaviours,
 # health status, disability and health-related social needs.
 PLACES_MEASURES: tuple[str, ...] = (
-    "ACCESS2", "ARTHRITIS", "BINGE", "BPHIGH", "BPMED", "CANCER", "CASTHMA", "CHD",
-    "CHECKUP", "CHOLSCREEN", "COLON_SCREEN", "COPD", "CSMOKING", "DENTAL", "DEPRESSION",
-    "DIABETES", "GHLTH", "HIGHCHOL", "LPA", "MAMMOUSE", "MHLTH", "OBESITY", "PHLTH",
-    "SLEEP", "STROKE", "TEETHLOST", "HEARING", "VISION", "COGNITION", "MOBILITY",
-    "SELFCARE", "INDEPLIVE", "DISABILITY", "ISOLATION", "FOODSTAMP", "FOODINSECU",
-    "HOUSINSECU", "SHUTUTILITY", "LACKTRPT", "EMOTIONSPT",
+    "ACCESS2",
+    "ARTHRITIS",
+    "BINGE",
+    "BPHIGH",
+    "BPMED",
+    "CANCER",
+    "CASTHMA",
+    "CHD",
+    "CHECKUP",
+    "CHOLSCREEN",
+    "COLON_SCREEN",
+    "COPD",
+    "CSMOKING",
+    "DENTAL",
+    "DEPRESSION",
+    "DIABETES",
+    "GHLTH",
+    "HIGHCHOL",
+    "LPA",
+    "MAMMOUSE",
+    "MHLTH",
+    "OBESITY",
+    "PHLTH",
+    "SLEEP",
+    "STROKE",
+    "TEETHLOST",
+    "HEARING",
+    "VISION",
+    "COGNITION",
+    "MOBILITY",
+    "SELFCARE",
+    "INDEPLIVE",
+    "DISABILITY",
+    "ISOLATION",
+    "FOODSTAMP",
+    "FOODINSECU",
+    "HOUSINSECU",
+    "SHUTUTILITY",
+    "LACKTRPT",
+    "EMOTIONSPT",
 )
 
 # CDC/ATSDR SVI variables of the 2020 and 2022 editions. Each has an estimate
@@ -64,7 +98,14 @@ SVI_THEMES: dict[int, tuple[str, ...]] = {
 }
 SVI_RANKED: tuple[str, ...] = tuple(v for theme in SVI_THEMES.values() for v in theme)
 SVI_ADJUNCT: tuple[str, ...] = (
-    "NOINT", "AFAM", "HISP", "ASIAN", "AIAN", "NHPI", "TWOMORE", "OTHERRACE",
+    "NOINT",
+    "AFAM",
+    "HISP",
+    "ASIAN",
+    "AIAN",
+    "NHPI",
+    "TWOMORE",
+    "OTHERRACE",
 )
 
 ADI_SUPPRESSION_MARKERS: tuple[str, ...] = ("GQ", "PH", "GQ-PH", "QDI")
@@ -206,7 +247,7 @@ class ReferenceDataset(PopulationBase):
     """Which release of which file each reference table holds."""
 
     __tablename__ = "reference_datasets"
-    __table_args__ = {"schema": SCHEMA}
+    __table_args__ = ({"schema": SCHEMA},)
 
     dataset: Mapped[str] = mapped_column(sa.String, primary_key=True)
     release: Mapped[str] = mapped_column(sa.String, nullable=False)
@@ -217,6 +258,5 @@ class ReferenceDataset(PopulationBase):
 
 
 REFERENCE_TABLES: dict[str, sa.Table] = {
-    model.__table__.name: model.__table__
-    for model in (PlacesTract, PlacesCounty, SviTract, SviCounty, AdiBlockGroup)
+    model.__table__.name: model.__table__ for model in (PlacesTract, PlacesCounty, SviTract, SviCounty, AdiBlockGroup)
 }

@@ -12,7 +12,6 @@ from dataclasses import dataclass
 from enum import Enum
 
 from healthsim_models.base import CanonicalBase
-from healthsim_models.errors import UnknownEntityTypeError
 from healthsim_models.canonical import (
     AdverseEvent,
     Claim,
@@ -33,6 +32,7 @@ from healthsim_models.canonical import (
     TrialVisit,
     VitalSign,
 )
+from healthsim_models.errors import UnknownEntityTypeError
 
 
 class RefStrength(str, Enum):
@@ -106,22 +106,38 @@ ENTITY_TYPES: tuple[EntityType, ...] = (
     EntityType("clinical_note", "clinical_notes", ClinicalNote, "patientsim", (), _CLINICAL_REFS),
     EntityType("order", "orders", Order, "patientsim", ("order_id",), _CLINICAL_REFS),
     EntityType(
-        "member", "members", Member, "membersim", ("member_id",),
+        "member",
+        "members",
+        Member,
+        "membersim",
+        ("member_id",),
         (_member("subscriber_id", "subscriber_uuid", RefStrength.SOFT),),
     ),
     EntityType(
-        "claim", "claims", Claim, "membersim", ("claim_id",),
+        "claim",
+        "claims",
+        Claim,
+        "membersim",
+        ("claim_id",),
         (
             _member("member_id", "member_uuid", RefStrength.HARD),
             _member("subscriber_id", "subscriber_uuid", RefStrength.SOFT),
         ),
     ),
     EntityType(
-        "claim_line", "claim_lines", ClaimLine, "membersim", ("claim_id", "line_number"),
+        "claim_line",
+        "claim_lines",
+        ClaimLine,
+        "membersim",
+        ("claim_id", "line_number"),
         (Reference("claim_id", "claim_uuid", "claim", "claim_id", RefStrength.HARD),),
     ),
     EntityType(
-        "prescription", "prescriptions", Prescription, "rxmembersim", ("prescription_number",),
+        "prescription",
+        "prescriptions",
+        Prescription,
+        "rxmembersim",
+        ("prescription_number",),
         (
             _patient(RefStrength.OPTIONAL),
             _member("member_id", "member_uuid", RefStrength.OPTIONAL),
@@ -129,17 +145,28 @@ ENTITY_TYPES: tuple[EntityType, ...] = (
         ),
     ),
     EntityType(
-        "pharmacy_claim", "pharmacy_claims", PharmacyClaim, "rxmembersim", ("claim_id",),
+        "pharmacy_claim",
+        "pharmacy_claims",
+        PharmacyClaim,
+        "rxmembersim",
+        ("claim_id",),
         (
             _member("member_id", "member_uuid", RefStrength.HARD),
             Reference(
-                "prescription_number", "prescription_uuid", "prescription",
-                "prescription_number", RefStrength.SOFT,
+                "prescription_number",
+                "prescription_uuid",
+                "prescription",
+                "prescription_number",
+                RefStrength.SOFT,
             ),
         ),
     ),
     EntityType(
-        "subject", "subjects", Subject, "trialsim", ("usubjid",),
+        "subject",
+        "subjects",
+        Subject,
+        "trialsim",
+        ("usubjid",),
         (Reference("patient_ref", "patient_uuid", "patient", "mrn", RefStrength.SOFT),),
     ),
     EntityType("trial_visit", "trial_visits", TrialVisit, "trialsim", ("usubjid", "visit_num"), (_subject(),)),

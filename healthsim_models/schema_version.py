@@ -18,14 +18,14 @@ from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
-from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy.engine import Connection, Engine
 
 import healthsim_models
-import healthsim_models.alembic_duckdb  # noqa: F401  (registers the duckdb impl)
+import healthsim_models.alembic_duckdb
+from alembic import command
 from healthsim_models.base import Base
 from healthsim_models.engine import mask_url, not_a_store
 from healthsim_models.errors import ConfigurationError, SchemaVersionError
@@ -104,12 +104,16 @@ def _refuse_foreign(connection: Connection) -> None:
     """
     if connection.dialect.name != "duckdb":
         return
-    names = connection.exec_driver_sql(
-        "SELECT schema_name || '.' || table_name AS name FROM duckdb_tables() "
-        "WHERE database_name = current_database() AND NOT internal "
-        "UNION ALL SELECT schema_name || '.' || view_name FROM duckdb_views() "
-        "WHERE database_name = current_database() AND NOT internal ORDER BY name"
-    ).scalars().all()
+    names = (
+        connection.exec_driver_sql(
+            "SELECT schema_name || '.' || table_name AS name FROM duckdb_tables() "
+            "WHERE database_name = current_database() AND NOT internal "
+            "UNION ALL SELECT schema_name || '.' || view_name FROM duckdb_views() "
+            "WHERE database_name = current_database() AND NOT internal ORDER BY name"
+        )
+        .scalars()
+        .all()
+    )
     names = [name for name in names if name != "main.alembic_version"]  # a store downgraded to base
     if names:
         shown = ", ".join(names[:5]) + (f" and {len(names) - 5} more" if len(names) > 5 else "")
@@ -205,16 +209,12 @@ def table_row_counts(engine: Engine) -> dict[str, int | None]:
     with engine.connect() as connection:
         inspector = sa.inspect(connection)
         tables = Base.metadata.tables
-        present = [
-            name for name in names if inspector.has_table(tables[name].name, schema=tables[name].schema)
-        ]
+        present = [name for name in names if inspector.has_table(tables[name].name, schema=tables[name].schema)]
         counts: dict[str, int] = {}
         if present:
             query = sa.union_all(
                 *(
-                    sa.select(sa.literal(name), sa.func.count()).select_from(
-                        Base.metadata.tables[name]
-                    )
+                    sa.select(sa.literal(name), sa.func.count()).select_from(Base.metadata.tables[name])
                     for name in present
                 )
             )
@@ -258,6 +258,6 @@ def record_migration_step(ctx: MigrationContext, step: Any, heads: Any, run_args
             revision=step.up_revision_id,
             description=step.up_revision.doc,
             direction="upgrade" if step.is_upgrade else "downgrade",
-            applied_at=dt.datetime.now(dt.timezone.utc),
+            applied_at=dt.datetime.now(dt.UTC),
         )
     )

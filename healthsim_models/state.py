@@ -26,9 +26,7 @@ class Scenario(TimestampMixin, Base):
     description: Mapped[str | None] = mapped_column(sa.Text)
     # {"patient": 3, "encounter": 4, ...}: kept current by every write so that
     # listing scenarios needs no count over the link table.
-    entity_counts: Mapped[dict[str, Any]] = mapped_column(
-        JSONType, nullable=False, server_default=sa.text("'{}'")
-    )
+    entity_counts: Mapped[dict[str, Any]] = mapped_column(JSONType, nullable=False, server_default=sa.text("'{}'"))
     # Unknown top-level keys of an imported document and legacy envelope
     # fields (created_by, healthsim_version), re-exported as they came.
     extra: Mapped[dict[str, Any] | None] = mapped_column(JSONType)

@@ -24,6 +24,4 @@ class SchemaMigration(Base):
     revision: Mapped[str] = mapped_column(sa.String, nullable=False, index=True)
     description: Mapped[str | None] = mapped_column(sa.String)
     direction: Mapped[str] = mapped_column(sa.String, nullable=False)
-    applied_at: Mapped[dt.datetime] = mapped_column(
-        Timestamp, nullable=False, server_default=sa.func.now()
-    )
+    applied_at: Mapped[dt.datetime] = mapped_column(Timestamp, nullable=False, server_default=sa.func.now())

@@ -155,11 +155,13 @@ def _duckdb_insert(table: sa.Table, *, upsert: bool) -> str:
 
 def _link_duckdb(session: Session, scenario_id: uuid.UUID, links: Links) -> None:
     raw = _driver(session)
-    _hs_links = pa.table({  # read by name in the SQL below
-        "entity_type": pa.array(links.entity_types, type=pa.string()),
-        "entity_id": pa.array(links.entity_ids, type=pa.string()),
-        "position": pa.array(links.positions, type=pa.int64()),
-    })
+    _hs_links = pa.table(
+        {  # read by name in the SQL below
+            "entity_type": pa.array(links.entity_types, type=pa.string()),
+            "entity_id": pa.array(links.entity_ids, type=pa.string()),
+            "position": pa.array(links.positions, type=pa.int64()),
+        }
+    )
     raw.execute(
         f"INSERT INTO {_LINKS.name} (scenario_id, entity_type, entity_id, position) "
         f"SELECT CAST('{uuid.UUID(str(scenario_id))}' AS UUID), entity_type, CAST(entity_id AS UUID), position "
@@ -298,7 +300,11 @@ def _python_rows(data: pa.Table | pa.RecordBatch) -> list[dict[str, Any]]:
 
 
 def iter_scenario_rows(
-    session: Session, table: sa.Table, scenario_id: uuid.UUID, entity_type: str, batch_size: int,
+    session: Session,
+    table: sa.Table,
+    scenario_id: uuid.UUID,
+    entity_type: str,
+    batch_size: int,
     page: Page = None,
 ) -> Iterator[list[dict[str, Any]]]:
     """Like :func:`scenario_rows`, in lists of at most ``batch_size`` rows,
@@ -321,10 +327,7 @@ def scenario_arrow(session: Session, table: sa.Table, scenario: ScenarioRef, ent
         return _duckdb_scenario_relation(session, table, scenario, entity_type).to_arrow_table()
     rows = scenario_rows(session, table, scenario, entity_type)
     return pa.table(
-        {
-            c.name: pa.array([_arrow_value(c, r[c.name]) for r in rows], type=_arrow_type(c))
-            for c in table.columns
-        }
+        {c.name: pa.array([_arrow_value(c, r[c.name]) for r in rows], type=_arrow_type(c)) for c in table.columns}
     )
 
 

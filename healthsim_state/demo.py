@@ -76,7 +76,11 @@ _DRUGS = [
     ("Atorvastatin 20 mg tablet", "617311", "00071015523", "Take 1 tablet by mouth at bedtime", "E78.5"),
 ]
 _CLASSES = ["O", "O", "O", "E", "U", "I"]
-_CLINICIANS = [("Imogen", "Tallis", "1648273914"), ("Rafael", "Okafor", "1234567893"), ("Mei", "Lindqvist", "1902847561")]
+_CLINICIANS = [
+    ("Imogen", "Tallis", "1648273914"),
+    ("Rafael", "Okafor", "1234567893"),
+    ("Mei", "Lindqvist", "1902847561"),
+]
 _PHARMACY_NPI = "1472059389"
 _FACILITY_NPI = "1811992334"
 _STUDY = "STUDY1"
@@ -164,8 +168,13 @@ class _Plans:
             return plan
         bits = self.packed[offset]
         return _Plan(
-            index=index, seed=self.seed, encounters=(bits >> 3 & 3) + 2, member=bool(bits & 4),
-            rx=bool(bits & 2), subject=bool(bits & 1), day=bits >> 5,
+            index=index,
+            seed=self.seed,
+            encounters=(bits >> 3 & 3) + 2,
+            member=bool(bits & 4),
+            rx=bool(bits & 2),
+            subject=bool(bits & 1),
+            day=bits >> 5,
         )
 
 
@@ -178,8 +187,12 @@ def _when(day: int, hour: int) -> str:
 
 
 def _provenance(plan: _Plan, system: str) -> Document:
-    return {"source_type": "generated", "source_system": system, "skill_used": "healthsim-demo",
-            "generation_seed": plan.seed}
+    return {
+        "source_type": "generated",
+        "source_system": system,
+        "skill_used": "healthsim-demo",
+        "generation_seed": plan.seed,
+    }
 
 
 def _person(plan: _Plan) -> Document:
@@ -193,18 +206,26 @@ def _person(plan: _Plan) -> Document:
         "name": {"given_name": given, "family_name": family},
         "birth_date": _date(-r.randint(18 * 365, 85 * 365)),
         "gender": gender,
-        "address": {"street_address": f"{r.randint(1, 9999)} Main St", "city": city, "state": state,
-                    "postal_code": f"{zip_prefix}{r.randint(100, 999)}"},
-        "contact": {"phone": f"614-555-{r.randint(0, 9999):04d}",
-                    "email": f"{given.lower()}.{family.lower()}{plan.index}@example.org"},
+        "address": {
+            "street_address": f"{r.randint(1, 9999)} Main St",
+            "city": city,
+            "state": state,
+            "postal_code": f"{zip_prefix}{r.randint(100, 999)}",
+        },
+        "contact": {
+            "phone": f"614-555-{r.randint(0, 9999):04d}",
+            "email": f"{given.lower()}.{family.lower()}{plan.index}@example.org",
+        },
     }
 
 
 def _race_and_ethnicity(plan: _Plan) -> tuple[str, str]:
     """One person's race and ethnicity, spelled as both patient and subject accept."""
     r = _rng(plan.seed, plan.index, "race")
-    return (r.choice(["White", "Black or African American", "Asian", "Multiple"]),
-            r.choice(["Not Hispanic or Latino", "Hispanic or Latino"]))
+    return (
+        r.choice(["White", "Black or African American", "Asian", "Multiple"]),
+        r.choice(["Not Hispanic or Latino", "Hispanic or Latino"]),
+    )
 
 
 def _clinician(r: random.Random) -> tuple[str, str, str]:
@@ -216,8 +237,15 @@ def _clinician(r: random.Random) -> tuple[str, str, str]:
 
 def _patient(r: random.Random, plan: _Plan) -> Iterator[Document]:
     race, ethnicity = _race_and_ethnicity(plan)
-    yield {"id": f"PAT-{plan.index}", "mrn": plan.mrn, **_person(plan), "race": race, "ethnicity": ethnicity,
-           "language": r.choice(["en", "en", "en", "es"]), "_provenance": _provenance(plan, "patientsim")}
+    yield {
+        "id": f"PAT-{plan.index}",
+        "mrn": plan.mrn,
+        **_person(plan),
+        "race": race,
+        "ethnicity": ethnicity,
+        "language": r.choice(["en", "en", "en", "es"]),
+        "_provenance": _provenance(plan, "patientsim"),
+    }
 
 
 def _encounter(r: random.Random, plan: _Plan) -> Iterator[Document]:
@@ -225,37 +253,74 @@ def _encounter(r: random.Random, plan: _Plan) -> Iterator[Document]:
         day = plan.day + 20 * k
         code, _, complaint = r.choice(_DIAGNOSES)
         given, family, _ = _clinician(r)
-        yield {"encounter_id": f"ENC-{plan.index}-{k}", "patient_mrn": plan.mrn, "class_code": r.choice(_CLASSES),
-               "status": "finished", "admission_time": _when(day, 9), "discharge_time": _when(day, 11),
-               "facility": "Riverbend General", "department": "Internal Medicine", "chief_complaint": complaint,
-               "admitting_diagnosis": code, "discharge_disposition": "01",
-               "attending_physician": f"{given} {family}", "_provenance": _provenance(plan, "patientsim")}
+        yield {
+            "encounter_id": f"ENC-{plan.index}-{k}",
+            "patient_mrn": plan.mrn,
+            "class_code": r.choice(_CLASSES),
+            "status": "finished",
+            "admission_time": _when(day, 9),
+            "discharge_time": _when(day, 11),
+            "facility": "Riverbend General",
+            "department": "Internal Medicine",
+            "chief_complaint": complaint,
+            "admitting_diagnosis": code,
+            "discharge_disposition": "01",
+            "attending_physician": f"{given} {family}",
+            "_provenance": _provenance(plan, "patientsim"),
+        }
 
 
 def _diagnosis(r: random.Random, plan: _Plan) -> Iterator[Document]:
     for k in range(plan.encounters):
         code, text, _ = r.choice(_DIAGNOSES)
-        yield {"id": f"DX-{plan.index}-{k}", "code": code, "description": text, "type": "final",
-               "patient_mrn": plan.mrn, "encounter_id": f"ENC-{plan.index}-{k}",
-               "diagnosed_date": _date(plan.day + 20 * k), "_provenance": _provenance(plan, "patientsim")}
+        yield {
+            "id": f"DX-{plan.index}-{k}",
+            "code": code,
+            "description": text,
+            "type": "final",
+            "patient_mrn": plan.mrn,
+            "encounter_id": f"ENC-{plan.index}-{k}",
+            "diagnosed_date": _date(plan.day + 20 * k),
+            "_provenance": _provenance(plan, "patientsim"),
+        }
 
 
 def _procedure(r: random.Random, plan: _Plan) -> Iterator[Document]:
     given, family, npi = _clinician(r)
-    yield {"id": f"PROC-{plan.index}", "code": "93000", "code_system": "CPT",
-           "description": "Electrocardiogram, routine, with interpretation and report", "patient_mrn": plan.mrn,
-           "encounter_id": f"ENC-{plan.index}-0", "performed_datetime": _when(plan.day, 10),
-           "performer": f"{given} {family}", "provider_npi": npi, "status": "completed",
-           "diagnosis_codes": [r.choice(_DIAGNOSES)[0]], "_provenance": _provenance(plan, "patientsim")}
+    yield {
+        "id": f"PROC-{plan.index}",
+        "code": "93000",
+        "code_system": "CPT",
+        "description": "Electrocardiogram, routine, with interpretation and report",
+        "patient_mrn": plan.mrn,
+        "encounter_id": f"ENC-{plan.index}-0",
+        "performed_datetime": _when(plan.day, 10),
+        "performer": f"{given} {family}",
+        "provider_npi": npi,
+        "status": "completed",
+        "diagnosis_codes": [r.choice(_DIAGNOSES)[0]],
+        "_provenance": _provenance(plan, "patientsim"),
+    }
 
 
 def _medication(r: random.Random, plan: _Plan) -> Iterator[Document]:
     drug, rxnorm, _, _, indication = r.choice(_DRUGS)
     given, family, _ = _clinician(r)
-    yield {"id": f"MED-{plan.index}", "name": drug, "code": rxnorm, "dose": "1 tablet", "route": "PO",
-           "frequency": "QD", "patient_mrn": plan.mrn, "encounter_id": f"ENC-{plan.index}-0",
-           "start_date": _when(plan.day, 10), "status": "active", "prescriber": f"{given} {family}",
-           "indication": indication, "_provenance": _provenance(plan, "patientsim")}
+    yield {
+        "id": f"MED-{plan.index}",
+        "name": drug,
+        "code": rxnorm,
+        "dose": "1 tablet",
+        "route": "PO",
+        "frequency": "QD",
+        "patient_mrn": plan.mrn,
+        "encounter_id": f"ENC-{plan.index}-0",
+        "start_date": _when(plan.day, 10),
+        "status": "active",
+        "prescriber": f"{given} {family}",
+        "indication": indication,
+        "_provenance": _provenance(plan, "patientsim"),
+    }
 
 
 def _lab_result(r: random.Random, plan: _Plan) -> Iterator[Document]:
@@ -265,52 +330,100 @@ def _lab_result(r: random.Random, plan: _Plan) -> Iterator[Document]:
             name, loinc, unit, low, high, reference, lowest, highest = r.choice(_LABS)
             value = round(r.uniform(lowest, highest), 1)
             flag = "H" if value > high else "L" if value < low else "N"
-            yield {"id": f"LAB-{plan.index}-{k}-{j}", "test_name": name, "loinc_code": loinc, "value": f"{value:.1f}",
-                   "unit": unit, "reference_range": reference, "abnormal_flag": flag, "patient_mrn": plan.mrn,
-                   "encounter_id": f"ENC-{plan.index}-{k}", "collected_time": _when(day, 9),
-                   "resulted_time": _when(day, 13), "performing_lab": "Riverbend Laboratory",
-                   "_provenance": _provenance(plan, "patientsim")}
+            yield {
+                "id": f"LAB-{plan.index}-{k}-{j}",
+                "test_name": name,
+                "loinc_code": loinc,
+                "value": f"{value:.1f}",
+                "unit": unit,
+                "reference_range": reference,
+                "abnormal_flag": flag,
+                "patient_mrn": plan.mrn,
+                "encounter_id": f"ENC-{plan.index}-{k}",
+                "collected_time": _when(day, 9),
+                "resulted_time": _when(day, 13),
+                "performing_lab": "Riverbend Laboratory",
+                "_provenance": _provenance(plan, "patientsim"),
+            }
 
 
 def _vital_sign(r: random.Random, plan: _Plan) -> Iterator[Document]:
     height = round(r.uniform(150, 195), 1)
     for k in range(plan.encounters):
-        yield {"patient_mrn": plan.mrn, "encounter_id": f"ENC-{plan.index}-{k}",
-               "observation_time": _when(plan.day + 20 * k, 9), "temperature": round(r.uniform(97, 100.5), 1),
-               "heart_rate": r.randint(55, 110), "respiratory_rate": r.randint(12, 20),
-               "systolic_bp": r.randint(100, 160), "diastolic_bp": r.randint(60, 100), "spo2": r.randint(92, 100),
-               "height_cm": height, "weight_kg": round(r.uniform(50, 120), 1),
-               "_provenance": _provenance(plan, "patientsim")}
+        yield {
+            "patient_mrn": plan.mrn,
+            "encounter_id": f"ENC-{plan.index}-{k}",
+            "observation_time": _when(plan.day + 20 * k, 9),
+            "temperature": round(r.uniform(97, 100.5), 1),
+            "heart_rate": r.randint(55, 110),
+            "respiratory_rate": r.randint(12, 20),
+            "systolic_bp": r.randint(100, 160),
+            "diastolic_bp": r.randint(60, 100),
+            "spo2": r.randint(92, 100),
+            "height_cm": height,
+            "weight_kg": round(r.uniform(50, 120), 1),
+            "_provenance": _provenance(plan, "patientsim"),
+        }
 
 
 def _clinical_note(r: random.Random, plan: _Plan) -> Iterator[Document]:
     given, family, _ = _clinician(r)
-    yield {"id": f"NOTE-{plan.index}", "patient_mrn": plan.mrn, "encounter_id": f"ENC-{plan.index}-0",
-           "note_type": "progress_note", "note_datetime": _when(plan.day, 11), "author": f"{given} {family}",
-           "content": r.choice(["Stable. Continue current plan.", "Improving. Recheck labs in three months.",
-                                "Symptoms controlled. Reinforced diet and exercise."]),
-           "_provenance": _provenance(plan, "patientsim")}
+    yield {
+        "id": f"NOTE-{plan.index}",
+        "patient_mrn": plan.mrn,
+        "encounter_id": f"ENC-{plan.index}-0",
+        "note_type": "progress_note",
+        "note_datetime": _when(plan.day, 11),
+        "author": f"{given} {family}",
+        "content": r.choice(
+            [
+                "Stable. Continue current plan.",
+                "Improving. Recheck labs in three months.",
+                "Symptoms controlled. Reinforced diet and exercise.",
+            ]
+        ),
+        "_provenance": _provenance(plan, "patientsim"),
+    }
 
 
 def _order(r: random.Random, plan: _Plan) -> Iterator[Document]:
     given, family, npi = _clinician(r)
-    yield {"order_id": f"ORD-{plan.index}", "patient_mrn": plan.mrn, "encounter_id": f"ENC-{plan.index}-0",
-           "order_type": "LAB", "code": "83036", "code_system": "CPT", "description": "Hemoglobin A1c",
-           "priority": r.choice(["routine", "routine", "stat"]), "status": "completed",
-           "ordered_datetime": _when(plan.day, 9), "collected_datetime": _when(plan.day, 10),
-           "resulted_datetime": _when(plan.day, 13), "specimen_type": "Blood",
-           "ordering_provider": {"npi": npi, "name": {"given_name": given, "family_name": family}},
-           "_provenance": _provenance(plan, "patientsim")}
+    yield {
+        "order_id": f"ORD-{plan.index}",
+        "patient_mrn": plan.mrn,
+        "encounter_id": f"ENC-{plan.index}-0",
+        "order_type": "LAB",
+        "code": "83036",
+        "code_system": "CPT",
+        "description": "Hemoglobin A1c",
+        "priority": r.choice(["routine", "routine", "stat"]),
+        "status": "completed",
+        "ordered_datetime": _when(plan.day, 9),
+        "collected_datetime": _when(plan.day, 10),
+        "resulted_datetime": _when(plan.day, 13),
+        "specimen_type": "Blood",
+        "ordering_provider": {"npi": npi, "name": {"given_name": given, "family_name": family}},
+        "_provenance": _provenance(plan, "patientsim"),
+    }
 
 
 # -- MemberSim --------------------------------------------------------------
 
 
 def _member(r: random.Random, plan: _Plan) -> Iterator[Document]:
-    yield {"id": f"MBR-{plan.index}", "member_id": plan.member_id, "subscriber_id": plan.member_id,
-           "relationship_code": "18", **_person(plan), "group_id": f"GRP-{r.randint(1, 5)}",
-           "plan_code": r.choice(["PPO", "HMO", "HDHP"]), "coverage_start": "2024-01-01",
-           "coverage_end": "2025-12-31", "pcp_npi": _clinician(r)[2], "_provenance": _provenance(plan, "membersim")}
+    yield {
+        "id": f"MBR-{plan.index}",
+        "member_id": plan.member_id,
+        "subscriber_id": plan.member_id,
+        "relationship_code": "18",
+        **_person(plan),
+        "group_id": f"GRP-{r.randint(1, 5)}",
+        "plan_code": r.choice(["PPO", "HMO", "HDHP"]),
+        "coverage_start": "2024-01-01",
+        "coverage_end": "2025-12-31",
+        "pcp_npi": _clinician(r)[2],
+        "_provenance": _provenance(plan, "membersim"),
+    }
 
 
 def _claim_charges(r: random.Random) -> list[tuple[str, Decimal, Decimal]]:
@@ -326,20 +439,41 @@ def _claim(r: random.Random, plan: _Plan) -> Iterator[Document]:
     allowed = sum(line[2] for line in lines)
     paid = (allowed * Decimal("0.9")).quantize(Decimal("0.01"))
     code = r.choice(_DIAGNOSES)[0]
-    yield {"claim_id": f"CLM-{plan.index}", "claim_type": "PROFESSIONAL", "member_id": plan.member_id,
-           "subscriber_id": plan.member_id, "provider_npi": _clinician(r)[2], "facility_npi": _FACILITY_NPI,
-           "service_date": _date(plan.day), "place_of_service": "11", "principal_diagnosis": code,
-           "other_diagnoses": [] if code == "I10" else ["I10"], "total_charge": charge, "total_allowed": allowed,
-           "total_paid": paid, "member_responsibility": allowed - paid, "_provenance": _provenance(plan, "membersim")}
+    yield {
+        "claim_id": f"CLM-{plan.index}",
+        "claim_type": "PROFESSIONAL",
+        "member_id": plan.member_id,
+        "subscriber_id": plan.member_id,
+        "provider_npi": _clinician(r)[2],
+        "facility_npi": _FACILITY_NPI,
+        "service_date": _date(plan.day),
+        "place_of_service": "11",
+        "principal_diagnosis": code,
+        "other_diagnoses": [] if code == "I10" else ["I10"],
+        "total_charge": charge,
+        "total_allowed": allowed,
+        "total_paid": paid,
+        "member_responsibility": allowed - paid,
+        "_provenance": _provenance(plan, "membersim"),
+    }
 
 
 def _claim_line(r: random.Random, plan: _Plan) -> Iterator[Document]:
     lines = _claim_charges(_rng(plan.seed, plan.index, "charges"))
     for number, (code, charge, allowed) in enumerate(lines[:LINES_PER_CLAIM], start=1):
-        yield {"claim_id": f"CLM-{plan.index}", "line_number": number, "procedure_code": code,
-               "service_date": _date(plan.day), "units": 1, "charge_amount": charge, "allowed_amount": allowed,
-               "paid_amount": (allowed * Decimal("0.9")).quantize(Decimal("0.01")), "diagnosis_pointers": [1],
-               "place_of_service": "11", "_provenance": _provenance(plan, "membersim")}
+        yield {
+            "claim_id": f"CLM-{plan.index}",
+            "line_number": number,
+            "procedure_code": code,
+            "service_date": _date(plan.day),
+            "units": 1,
+            "charge_amount": charge,
+            "allowed_amount": allowed,
+            "paid_amount": (allowed * Decimal("0.9")).quantize(Decimal("0.01")),
+            "diagnosis_pointers": [1],
+            "place_of_service": "11",
+            "_provenance": _provenance(plan, "membersim"),
+        }
 
 
 # -- RxMemberSim ------------------------------------------------------------
@@ -358,12 +492,26 @@ def _prescription(r: random.Random, plan: _Plan) -> Iterator[Document]:
     drug, _, ndc, sig, indication = _drug(plan)
     given, family, npi = _prescriber(plan)
     written = _EPOCH + dt.timedelta(days=plan.day)
-    yield {"prescription_number": f"RX-{plan.index}", "patient_mrn": plan.mrn, "member_id": plan.member_id,
-           "encounter_id": f"ENC-{plan.index}-0", "ndc": ndc, "drug_name": drug, "quantity_prescribed": 30,
-           "days_supply": 30, "refills_authorized": 5, "refills_remaining": 4, "prescriber_npi": npi,
-           "prescriber_name": f"{given} {family}", "written_date": written.isoformat(),
-           "expiration_date": (written + dt.timedelta(days=365)).isoformat(), "daw_code": "0",
-           "diagnosis_codes": [indication], "directions": sig, "_provenance": _provenance(plan, "rxmembersim")}
+    yield {
+        "prescription_number": f"RX-{plan.index}",
+        "patient_mrn": plan.mrn,
+        "member_id": plan.member_id,
+        "encounter_id": f"ENC-{plan.index}-0",
+        "ndc": ndc,
+        "drug_name": drug,
+        "quantity_prescribed": 30,
+        "days_supply": 30,
+        "refills_authorized": 5,
+        "refills_remaining": 4,
+        "prescriber_npi": npi,
+        "prescriber_name": f"{given} {family}",
+        "written_date": written.isoformat(),
+        "expiration_date": (written + dt.timedelta(days=365)).isoformat(),
+        "daw_code": "0",
+        "diagnosis_codes": [indication],
+        "directions": sig,
+        "_provenance": _provenance(plan, "rxmembersim"),
+    }
 
 
 def _pharmacy_claim(r: random.Random, plan: _Plan) -> Iterator[Document]:
@@ -371,14 +519,30 @@ def _pharmacy_claim(r: random.Random, plan: _Plan) -> Iterator[Document]:
     ingredient = Decimal(r.randint(400, 4000)) / 100
     fee = Decimal("1.75")
     copay = min(Decimal("10.00"), ingredient + fee)
-    yield {"claim_id": f"RXC-{plan.index}", "transaction_code": "B1", "service_date": _date(plan.day + 1),
-           "pharmacy_npi": _PHARMACY_NPI, "member_id": plan.member_id, "cardholder_id": f"C{plan.index}",
-           "person_code": "01", "bin": "019876", "pcn": "RX", "group_number": "G1",
-           "prescription_number": f"RX-{plan.index}", "fill_number": 0, "ndc": ndc, "quantity_dispensed": 30,
-           "days_supply": 30, "daw_code": "0", "prescriber_npi": _prescriber(plan)[2],
-           "ingredient_cost_submitted": ingredient, "dispensing_fee_submitted": fee,
-           "gross_amount_due": ingredient + fee, "patient_pay_amount": copay,
-           "_provenance": _provenance(plan, "rxmembersim")}
+    yield {
+        "claim_id": f"RXC-{plan.index}",
+        "transaction_code": "B1",
+        "service_date": _date(plan.day + 1),
+        "pharmacy_npi": _PHARMACY_NPI,
+        "member_id": plan.member_id,
+        "cardholder_id": f"C{plan.index}",
+        "person_code": "01",
+        "bin": "019876",
+        "pcn": "RX",
+        "group_number": "G1",
+        "prescription_number": f"RX-{plan.index}",
+        "fill_number": 0,
+        "ndc": ndc,
+        "quantity_dispensed": 30,
+        "days_supply": 30,
+        "daw_code": "0",
+        "prescriber_npi": _prescriber(plan)[2],
+        "ingredient_cost_submitted": ingredient,
+        "dispensing_fee_submitted": fee,
+        "gross_amount_due": ingredient + fee,
+        "patient_pay_amount": copay,
+        "_provenance": _provenance(plan, "rxmembersim"),
+    }
 
 
 # -- TrialSim ---------------------------------------------------------------
@@ -386,32 +550,74 @@ def _pharmacy_claim(r: random.Random, plan: _Plan) -> Iterator[Document]:
 
 def _subject(r: random.Random, plan: _Plan) -> Iterator[Document]:
     race, ethnicity = _race_and_ethnicity(plan)
-    yield {"id": f"SUBJ-{plan.index}", "subject_id": plan.subject_id, "usubjid": plan.usubjid, "study_id": _STUDY,
-           "site_id": plan.site_id, "patient_ref": plan.mrn, **_person(plan), "screening_date": "2024-01-20",
-           "informed_consent_date": "2024-02-01", "randomization_date": "2024-02-02",
-           "treatment_arm": r.choice(["A", "B"]), "status": "Active", "race": race, "ethnicity": ethnicity, "_provenance": _provenance(plan, "trialsim")}
+    yield {
+        "id": f"SUBJ-{plan.index}",
+        "subject_id": plan.subject_id,
+        "usubjid": plan.usubjid,
+        "study_id": _STUDY,
+        "site_id": plan.site_id,
+        "patient_ref": plan.mrn,
+        **_person(plan),
+        "screening_date": "2024-01-20",
+        "informed_consent_date": "2024-02-01",
+        "randomization_date": "2024-02-02",
+        "treatment_arm": r.choice(["A", "B"]),
+        "status": "Active",
+        "race": race,
+        "ethnicity": ethnicity,
+        "_provenance": _provenance(plan, "trialsim"),
+    }
 
 
 def _trial_visit(r: random.Random, plan: _Plan) -> Iterator[Document]:
     for visit in range(1, VISITS_PER_SUBJECT + 1):
-        yield {"usubjid": plan.usubjid, "visit_num": visit, "visit_name": f"Week {4 * (visit - 1)}",
-               "visit_date": _date(31 + 28 * (visit - 1)), "study_day": 1 + 28 * (visit - 1),
-               "visit_status": "Completed", "window_deviation_days": r.randint(0, 2),
-               "_provenance": _provenance(plan, "trialsim")}
+        yield {
+            "usubjid": plan.usubjid,
+            "visit_num": visit,
+            "visit_name": f"Week {4 * (visit - 1)}",
+            "visit_date": _date(31 + 28 * (visit - 1)),
+            "study_day": 1 + 28 * (visit - 1),
+            "visit_status": "Completed",
+            "window_deviation_days": r.randint(0, 2),
+            "_provenance": _provenance(plan, "trialsim"),
+        }
 
 
 def _adverse_event(r: random.Random, plan: _Plan) -> Iterator[Document]:
     term, decoded, body_system = r.choice(_ADVERSE_EVENTS)
-    yield {"usubjid": plan.usubjid, "aeseq": 1, "aeterm": term, "aedecod": decoded, "aebodsys": body_system,
-           "aestdtc": "2024-03-05", "aeendtc": "2024-03-07", "aesev": "Mild", "aetoxgr": "1", "aeser": "N",
-           "aerel": r.choice(["Unlikely", "Possibly"]), "aeacn": "None", "aeout": "Recovered/Resolved",
-           "_provenance": _provenance(plan, "trialsim")}
+    yield {
+        "usubjid": plan.usubjid,
+        "aeseq": 1,
+        "aeterm": term,
+        "aedecod": decoded,
+        "aebodsys": body_system,
+        "aestdtc": "2024-03-05",
+        "aeendtc": "2024-03-07",
+        "aesev": "Mild",
+        "aetoxgr": "1",
+        "aeser": "N",
+        "aerel": r.choice(["Unlikely", "Possibly"]),
+        "aeacn": "None",
+        "aeout": "Recovered/Resolved",
+        "_provenance": _provenance(plan, "trialsim"),
+    }
 
 
 def _exposure(r: random.Random, plan: _Plan) -> Iterator[Document]:
-    yield {"usubjid": plan.usubjid, "exseq": 1, "extrt": "Drug X", "exdose": r.choice([10, 20]), "exdosu": "mg",
-           "exdosfrq": "QD", "exroute": "ORAL", "exstdtc": "2024-02-02", "exendtc": "2024-04-30",
-           "planned_dose": 20, "dose_modification": "None", "_provenance": _provenance(plan, "trialsim")}
+    yield {
+        "usubjid": plan.usubjid,
+        "exseq": 1,
+        "extrt": "Drug X",
+        "exdose": r.choice([10, 20]),
+        "exdosu": "mg",
+        "exdosfrq": "QD",
+        "exroute": "ORAL",
+        "exstdtc": "2024-02-02",
+        "exendtc": "2024-04-30",
+        "planned_dose": 20,
+        "dose_modification": "None",
+        "_provenance": _provenance(plan, "trialsim"),
+    }
 
 
 _Builder = Callable[[random.Random, _Plan], Iterator[Document]]

@@ -137,7 +137,7 @@ def export_scenario(
 
 def _header(info: ScenarioInfo) -> list[tuple[str, str]]:
     """The document's top-level members before ``entities``, as JSON text, in a fixed order."""
-    created = info.created_at if info.created_at.tzinfo else info.created_at.replace(tzinfo=dt.timezone.utc)
+    created = info.created_at if info.created_at.tzinfo else info.created_at.replace(tzinfo=dt.UTC)
     members = [
         ("schema_version", _dumps(SCHEMA_VERSION)),
         ("scenario_id", _dumps(str(info.id))),
@@ -533,7 +533,9 @@ def check_header_fields(
     if created_at is not None:
         created_at = parse_datetime(created_at)
         if created_at is None:
-            raise fail("created_at", f"expected a date-time like 2025-01-14T16:05:00Z, got {shown(header['created_at'])}")
+            raise fail(
+                "created_at", f"expected a date-time like 2025-01-14T16:05:00Z, got {shown(header['created_at'])}"
+            )
     return HeaderFields(name, description, list(tags), scenario_id, created_at)
 
 
@@ -567,4 +569,4 @@ def parse_datetime(value: Any) -> dt.datetime | None:
         parsed = dt.datetime.fromisoformat(value)
     except ValueError:
         return None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=dt.timezone.utc)
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=dt.UTC)

@@ -22,17 +22,23 @@ from healthsim_state import rules
 
 # Columns every canonical table has that are not document fields.
 FRAME_COLUMNS = frozenset(
-    {"id", "external_id", "extensions", "created_at", "updated_at",
-     "source_type", "source_system", "skill_used", "generation_seed"}
+    {
+        "id",
+        "external_id",
+        "extensions",
+        "created_at",
+        "updated_at",
+        "source_type",
+        "source_system",
+        "skill_used",
+        "generation_seed",
+    }
 )
 
 # Nested objects of the canonical JSON, flattened into columns.
 NESTED_PATHS: dict[str, tuple[str, ...]] = {
     **{c: ("name", c) for c in ("given_name", "middle_name", "family_name", "prefix", "suffix")},
-    **{
-        c: ("address", c)
-        for c in ("street_address", "street_address_2", "city", "state", "postal_code", "country")
-    },
+    **{c: ("address", c) for c in ("street_address", "street_address_2", "city", "state", "postal_code", "country")},
     **{c: ("contact", c) for c in ("phone", "phone_mobile", "email")},
     "ordering_provider_npi": ("ordering_provider", "npi"),
     "performing_lab_id": ("performing_lab", "id"),
@@ -87,9 +93,7 @@ class Layout:
         """
         from healthsim_state.serialization import PARSERS
 
-        return tuple(
-            (f, PARSERS[f.kind], f.path[0], f.path[1] if len(f.path) > 1 else None) for f in self.fields
-        )
+        return tuple((f, PARSERS[f.kind], f.path[0], f.path[1] if len(f.path) > 1 else None) for f in self.fields)
 
     @cached_property
     def plain_keys(self) -> frozenset[str]:
@@ -101,9 +105,7 @@ class Layout:
     def decode_plan(self) -> tuple[tuple[str, str, str, str, str | None], ...]:
         """Per field: (dotted name, column, kind, top-level key, key inside the
         group or None). What ``serialization.decode`` walks for every row."""
-        return tuple(
-            (f.name, f.column, f.kind, f.path[0], f.path[1] if len(f.path) > 1 else None) for f in self.fields
-        )
+        return tuple((f.name, f.column, f.kind, f.path[0], f.path[1] if len(f.path) > 1 else None) for f in self.fields)
 
     @cached_property
     def limited(self) -> tuple[tuple[str, str, int], ...]:
@@ -131,8 +133,12 @@ def _kind(column: sa.Column) -> tuple[str, int | None, int | None]:
     if isinstance(t, sa.Numeric) and not isinstance(t, sa.Integer | sa.Float):
         return "decimal", t.precision, t.scale
     for sa_type, kind in (
-        (sa.Boolean, "bool"), (sa.Integer, "int"), (sa.DateTime, "datetime"),
-        (sa.Date, "date"), (sa.JSON, "array"), (sa.String, "str"),
+        (sa.Boolean, "bool"),
+        (sa.Integer, "int"),
+        (sa.DateTime, "datetime"),
+        (sa.Date, "date"),
+        (sa.JSON, "array"),
+        (sa.String, "str"),
     ):
         if isinstance(t, sa_type):
             return kind, None, None
@@ -181,9 +187,7 @@ def layout(type_name: str) -> Layout:
             continue
         kind, precision, scale = _kind(column)
         default = _default(column, kind)
-        required = (not column.nullable and default is None) or name in EXTRA_REQUIRED.get(
-            et.name, frozenset()
-        )
+        required = (not column.nullable and default is None) or name in EXTRA_REQUIRED.get(et.name, frozenset())
         path = NESTED_PATHS.get(name, (name,))
         max_length = rules.INDEXED_TEXT_MAX_CHARS if kind == "str" and name in indexed else None
         fields.append(Field(path, name, kind, required, default, precision, scale, max_length))

@@ -120,7 +120,7 @@ def legacy_files(sources: Iterable[str | Path] | None = None) -> list[Path]:
     """
     explicit = sources is not None
     found: list[Path] = []
-    for source in (default_sources() if sources is None else [Path(s).expanduser() for s in sources]):
+    for source in default_sources() if sources is None else [Path(s).expanduser() for s in sources]:
         if source.is_dir():
             found.extend(sorted(p for p in source.glob("*.json") if p.is_file()))
         elif source.is_file():
@@ -165,7 +165,9 @@ def _from_v1(path: Path, digest: str, doc: dict[str, Any]) -> LegacyScenario:
     # Only an array is an entity group: an exported demo scenario carries "patients": 50 as metadata.
     top = {k: v for k, v in doc.items() if k in _PLURAL and isinstance(v, list)}
     if nested is None and not top:
-        raise DocumentError(f"{path}: not a legacy scenario file (no 'entities' and no entity groups such as 'patients')")
+        raise DocumentError(
+            f"{path}: not a legacy scenario file (no 'entities' and no entity groups such as 'patients')"
+        )
     if nested is not None and top:
         raise DocumentError(f"{path}: entity groups both inside 'entities' and at the top level ({', '.join(top)})")
     groups.update(top)
@@ -187,7 +189,8 @@ def _from_v1(path: Path, digest: str, doc: dict[str, Any]) -> LegacyScenario:
             raise DocumentError(f"{path}: entities.{key} must be an array, got {type(docs).__name__}")
         entities.setdefault(et, []).extend(_v1_entity(et, d) for d in docs)
     extra = {
-        k: v for k, v in doc.items()
+        k: v
+        for k, v in doc.items()
         if k not in _V1_ENVELOPE and k not in top and k != "provenance_summary" and not k.startswith("_")
     }
     return _scenario(path, "v1", digest, doc, doc.get("scenario_id"), extra, entities)
@@ -249,8 +252,13 @@ def _group_type(path: Path, key: str) -> str:
 
 
 def _scenario(
-    path: Path, fmt: str, digest: str, meta: dict[str, Any], file_id: Any,
-    extra: dict[str, Any], entities: dict[str, list[Any]],
+    path: Path,
+    fmt: str,
+    digest: str,
+    meta: dict[str, Any],
+    file_id: Any,
+    extra: dict[str, Any],
+    entities: dict[str, list[Any]],
 ) -> LegacyScenario:
     # A file without a name is named after itself; one with a name keeps it
     # (never the UUID stem of a workspace file).
@@ -259,7 +267,8 @@ def _scenario(
         name = path.stem
     id_key = "workspace_id" if fmt == "v2" else "scenario_id"
     fields = check_header_fields(
-        {**meta, "name": name, id_key: file_id}, lambda key, problem: DocumentError(f"{path}: {key!r}: {problem}"),
+        {**meta, "name": name, id_key: file_id},
+        lambda key, problem: DocumentError(f"{path}: {key!r}: {problem}"),
         id_key=id_key,
     )
     scenario_id = fields.scenario_id or uuid.uuid5(_LEGACY_NAMESPACE, digest)
@@ -287,7 +296,10 @@ def _previous(repo: ScenarioRepository, legacy: LegacyScenario) -> tuple[str | N
         return "outdated", (
             f"{legacy.name!r} was migrated from an earlier version of this file; --overwrite migrates it again"
         )
-    return "taken", f"a scenario named {legacy.name!r} exists that was not migrated from this file; --overwrite replaces it"
+    return (
+        "taken",
+        f"a scenario named {legacy.name!r} exists that was not migrated from this file; --overwrite replaces it",
+    )
 
 
 def legacy_status(session: Session, sources: Iterable[str | Path] | None = None) -> list[FileReport]:
@@ -307,10 +319,17 @@ def legacy_status(session: Session, sources: Iterable[str | Path] | None = None)
             # What the store holds, as migrate_legacy reports it (nested claim lines count too).
             info = repo.scenario_summary(legacy.name)
             scenario_id, count = str(info.id), sum(info.entity_counts.values())
-        reports.append(FileReport(
-            str(path), legacy.format, status, legacy.name, scenario_id, count,
-            None if status == MIGRATED else reason,
-        ))
+        reports.append(
+            FileReport(
+                str(path),
+                legacy.format,
+                status,
+                legacy.name,
+                scenario_id,
+                count,
+                None if status == MIGRATED else reason,
+            )
+        )
     return reports
 
 

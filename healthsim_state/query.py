@@ -389,8 +389,7 @@ def read_only_engine(url: URL) -> Engine:
 # -- PostgreSQL -------------------------------------------------------------
 
 _MAY_DROP_PRIVILEGES = (
-    "SELECT to_regrole('pg_read_all_data') IS NOT NULL "
-    "AND pg_has_role(current_user, 'pg_read_all_data', 'MEMBER')"
+    "SELECT to_regrole('pg_read_all_data') IS NOT NULL AND pg_has_role(current_user, 'pg_read_all_data', 'MEMBER')"
 )
 
 
@@ -490,7 +489,7 @@ def _normalise(row: Sequence[Any], json_columns: Iterable[int]) -> tuple[Any, ..
 
 def _utc(value: dt.datetime) -> dt.datetime:
     """Aware date-times in UTC, so results do not depend on the session's time zone."""
-    return value.astimezone(dt.timezone.utc) if value.tzinfo is not None else value
+    return value.astimezone(dt.UTC) if value.tzinfo is not None else value
 
 
 def _first_line(exc: BaseException) -> str:

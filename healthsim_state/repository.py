@@ -12,6 +12,7 @@ reaches the database in one set-based upsert (:mod:`healthsim_state.bulk`).
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import gc
 import hashlib
@@ -193,7 +194,9 @@ _KEYS_NEEDED_UNTIL = _keys_needed_until()
 def _input_streams(entities: Mapping[str, Any]) -> dict[str, list[Iterable[Any]]]:
     """Entity iterables per singular type name; unknown type names fail here."""
     if not isinstance(entities, Mapping):
-        raise ValidationError([Problem("(input)", None, None, "entities", "expected a mapping of entity type to entities")])
+        raise ValidationError(
+            [Problem("(input)", None, None, "entities", "expected a mapping of entity type to entities")]
+        )
     streams: dict[str, list[Iterable[Any]]] = {}
     problems = []
     for key, value in entities.items():
@@ -201,7 +204,9 @@ def _input_streams(entities: Mapping[str, Any]) -> dict[str, list[Iterable[Any]]
         if isinstance(value, pa.Table):
             value = _arrow_rows(value)
         elif isinstance(value, Mapping | str | bytes) or not isinstance(value, Iterable):
-            problems.append(Problem(et.name, None, None, "(entities)", f"expected a list of objects, got {type(value).__name__}"))
+            problems.append(
+                Problem(et.name, None, None, "(entities)", f"expected a list of objects, got {type(value).__name__}")
+            )
             continue
         streams.setdefault(et.name, []).append(value)
     if problems:
@@ -237,7 +242,10 @@ def _lift_claim_lines(doc: Mapping[str, Any], position: int, run: _SaveRun, lift
             run.problem("claim", position, doc.get("id"), f"claim_lines[{i}]", "expected an object")
         elif "claim_id" in line and line["claim_id"] != claim_id:
             run.problem(
-                "claim", position, doc.get("id"), f"claim_lines[{i}].claim_id",
+                "claim",
+                position,
+                doc.get("id"),
+                f"claim_lines[{i}].claim_id",
                 f"{shown(line['claim_id'])} differs from the claim's claim_id {shown(claim_id)}",
             )
         else:
@@ -280,7 +288,7 @@ class ScenarioRepository:
                 raise ValidationError(problems)
             tag_list = _clean_tags(tags)
             streams = _input_streams(entities)
-            now = dt.datetime.now(dt.timezone.utc)
+            now = dt.datetime.now(dt.UTC)
             self._lock_scenario_keys(name, scenario_id)
             scenario = self._find(name, by_id=False, lock=True)
             if scenario is not None and not overwrite:
@@ -338,7 +346,7 @@ class ScenarioRepository:
         with self._atomic(f"adding entities to scenario {shown(str(name_or_id))}"):
             scenario = self._require(name_or_id, lock=True)
             streams = _input_streams(entities)
-            now = dt.datetime.now(dt.timezone.utc)
+            now = dt.datetime.now(dt.UTC)
             run = _SaveRun(self.session, scenario.id, existing=True, now=now)
             self._write_entities(run, streams)
             scenario.updated_at = now
@@ -375,7 +383,7 @@ class ScenarioRepository:
             scenario = self._require(name_or_id, lock=True)
             current = set(self._tags_of(scenario.id))
             self._insert_tags(scenario.id, [t for t in _clean_tags(tags) if t not in current])
-            scenario.updated_at = dt.datetime.now(dt.timezone.utc)
+            scenario.updated_at = dt.datetime.now(dt.UTC)
             self.session.flush()
             return self._tags_of(scenario.id)
 
@@ -386,7 +394,7 @@ class ScenarioRepository:
             self.session.execute(
                 sa.delete(_TAGS).where(_TAGS.c.scenario_id == scenario.id, _TAGS.c.tag.in_(_clean_tags(tags)))
             )
-            scenario.updated_at = dt.datetime.now(dt.timezone.utc)
+            scenario.updated_at = dt.datetime.now(dt.UTC)
             self.session.flush()
             return self._tags_of(scenario.id)
 
@@ -508,10 +516,8 @@ class ScenarioRepository:
         if _unstorable(text):
             return None  # no patient holds such text; PostgreSQL would refuse it as a parameter
         match = [table.c.external_id == text, table.c.mrn == text]
-        try:
+        with contextlib.suppress(ValueError):  # not a UUID: it can only be a document id or an MRN
             match.append(table.c.id == uuid.UUID(text))
-        except ValueError:
-            pass  # not a UUID: it can only be a document id or an MRN
         query = sa.select(table).where(sa.or_(*match))
         if scenario is not None:
             members = sa.select(_LINKS.c.entity_id).where(
@@ -620,7 +626,8 @@ class ScenarioRepository:
         if scenario is None:
             raise ScenarioNotFoundError(
                 f"no scenario named or with id {shown(str(name_or_id))}; list them with list_scenarios() "
-                "or 'healthsim scenario list'", name=str(name_or_id)
+                "or 'healthsim scenario list'",
+                name=str(name_or_id),
             )
         return scenario
 
@@ -639,9 +646,7 @@ class ScenarioRepository:
             description=scenario.description,
             tags=tags,
             entity_counts={
-                et.name: scenario.entity_counts[et.name]
-                for et in ENTITY_TYPES
-                if scenario.entity_counts.get(et.name)
+                et.name: scenario.entity_counts[et.name] for et in ENTITY_TYPES if scenario.entity_counts.get(et.name)
             },
             created_at=scenario.created_at,
             updated_at=scenario.updated_at,
@@ -739,7 +744,10 @@ class ScenarioRepository:
                 holder = keys.setdefault(key, row["id"])
                 if holder != row["id"]:
                     run.problem(
-                        type_name, position, row["external_id"], ", ".join(et.business_key),
+                        type_name,
+                        position,
+                        row["external_id"],
+                        ", ".join(et.business_key),
                         f"{'/'.join(key)} is already used by another {type_name} in this scenario "
                         "(business keys are unique per scenario)",
                     )
@@ -882,7 +890,9 @@ def _clean_tags(tags: Iterable[str] | None) -> list[str]:
     if isinstance(tags, str):
         tags = [tags]
     if isinstance(tags, Mapping | bytes) or not isinstance(tags, Iterable):
-        raise ValidationError([Problem("scenario", None, None, "tags", f"expected a list of strings, got {type(tags).__name__}")])
+        raise ValidationError(
+            [Problem("scenario", None, None, "tags", f"expected a list of strings, got {type(tags).__name__}")]
+        )
     cleaned: list[str] = []
     for tag in tags:
         reason = tag_problem(tag)

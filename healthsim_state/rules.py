@@ -32,7 +32,11 @@ PATTERNS: dict[str, dict[str, re.Pattern[str]]] = {
     "claim_line": {"ndc_code": NDC},
     "prescription": {"ndc": NDC, "prescriber_npi": NPI, "daw_code": DIGIT},
     "pharmacy_claim": {
-        "ndc": NDC, "pharmacy_npi": NPI, "prescriber_npi": NPI, "bin": BIN, "daw_code": DIGIT,
+        "ndc": NDC,
+        "pharmacy_npi": NPI,
+        "prescriber_npi": NPI,
+        "bin": BIN,
+        "daw_code": DIGIT,
     },
 }
 
@@ -43,14 +47,31 @@ ENUMS: dict[str, dict[str, frozenset[str]]] = {
     "member": {"gender": GENDER, "relationship_code": frozenset({"18", "01", "19"})},
     "subject": {
         "gender": GENDER,
-        "status": frozenset({
-            "Screening", "Screen Failed", "Enrolled", "Randomized", "Active", "Completed",
-            "Discontinued", "Lost to Follow-up", "Withdrawn",
-        }),
-        "race": frozenset({
-            "American Indian or Alaska Native", "Asian", "Black or African American",
-            "Native Hawaiian or Other Pacific Islander", "White", "Multiple", "Unknown", "Not Reported",
-        }),
+        "status": frozenset(
+            {
+                "Screening",
+                "Screen Failed",
+                "Enrolled",
+                "Randomized",
+                "Active",
+                "Completed",
+                "Discontinued",
+                "Lost to Follow-up",
+                "Withdrawn",
+            }
+        ),
+        "race": frozenset(
+            {
+                "American Indian or Alaska Native",
+                "Asian",
+                "Black or African American",
+                "Native Hawaiian or Other Pacific Islander",
+                "White",
+                "Multiple",
+                "Unknown",
+                "Not Reported",
+            }
+        ),
         "ethnicity": frozenset({"Hispanic or Latino", "Not Hispanic or Latino", "Unknown", "Not Reported"}),
     },
     "encounter": {
@@ -60,9 +81,16 @@ ENUMS: dict[str, dict[str, frozenset[str]]] = {
     "diagnosis": {"type": frozenset({"admitting", "working", "final", "differential"})},
     "procedure": {
         "code_system": frozenset({"CPT", "HCPCS", "ICD-10-PCS", "SNOMED"}),
-        "status": frozenset({
-            "preparation", "in-progress", "completed", "not-done", "stopped", "entered-in-error",
-        }),
+        "status": frozenset(
+            {
+                "preparation",
+                "in-progress",
+                "completed",
+                "not-done",
+                "stopped",
+                "entered-in-error",
+            }
+        ),
     },
     "medication": {"status": frozenset({"active", "completed", "stopped", "on-hold"})},
     "lab_result": {"abnormal_flag": frozenset({"H", "L", "HH", "LL", "A", "N"})},
@@ -81,10 +109,16 @@ ENUMS: dict[str, dict[str, frozenset[str]]] = {
         "aeser": frozenset({"Y", "N"}),
         "aerel": frozenset({"Not Related", "Unlikely", "Possibly", "Probably", "Definitely"}),
         "aeacn": frozenset({"None", "Dose Reduced", "Drug Interrupted", "Drug Withdrawn", "Not Applicable"}),
-        "aeout": frozenset({
-            "Recovered/Resolved", "Recovering/Resolving", "Not Recovered/Not Resolved",
-            "Recovered with Sequelae", "Fatal", "Unknown",
-        }),
+        "aeout": frozenset(
+            {
+                "Recovered/Resolved",
+                "Recovering/Resolving",
+                "Not Recovered/Not Resolved",
+                "Recovered with Sequelae",
+                "Fatal",
+                "Unknown",
+            }
+        ),
     },
     "exposure": {
         "dose_modification": frozenset({"None", "Reduction", "Delay", "Interruption", "Discontinuation"}),
@@ -94,14 +128,21 @@ ENUMS: dict[str, dict[str, frozenset[str]]] = {
 # field -> (minimum, maximum), inclusive; None for an open end
 RANGES: dict[str, dict[str, tuple[float | None, float | None]]] = {
     "vital_sign": {
-        "temperature": (90, 110), "heart_rate": (0, 300), "respiratory_rate": (0, 100),
-        "systolic_bp": (0, 300), "diastolic_bp": (0, 200), "spo2": (0, 100),
-        "height_cm": (0, 300), "weight_kg": (0, 500),
+        "temperature": (90, 110),
+        "heart_rate": (0, 300),
+        "respiratory_rate": (0, 100),
+        "systolic_bp": (0, 300),
+        "diastolic_bp": (0, 200),
+        "spo2": (0, 100),
+        "height_cm": (0, 300),
+        "weight_kg": (0, 500),
     },
     "claim_line": {"line_number": (1, None), "units": (0, None)},
     "prescription": {
-        "quantity_prescribed": (0, None), "days_supply": (0, None),
-        "refills_authorized": (0, None), "refills_remaining": (0, None),
+        "quantity_prescribed": (0, None),
+        "days_supply": (0, None),
+        "refills_authorized": (0, None),
+        "refills_remaining": (0, None),
     },
     "pharmacy_claim": {"fill_number": (0, None), "quantity_dispensed": (0, None), "days_supply": (0, None)},
     "adverse_event": {"aeseq": (1, None)},
@@ -131,18 +172,32 @@ ARRAYS: dict[str, dict[str, tuple[str, int | None]]] = {
     "adverse_event": {"aesae_criteria": ("str", None)},
 }
 
-AE_SAE_CRITERIA = frozenset({
-    "Death", "Life-threatening", "Hospitalization", "Disability", "Congenital Anomaly",
-    "Important Medical Event",
-})
+AE_SAE_CRITERIA = frozenset(
+    {
+        "Death",
+        "Life-threatening",
+        "Hospitalization",
+        "Disability",
+        "Congenital Anomaly",
+        "Important Medical Event",
+    }
+)
 
 # Fields of type date-time that also accept a bare date (canonical-models §12.10).
 BARE_DATE_OK: dict[str, frozenset[str]] = {"medication": frozenset({"start_date", "end_date"})}
 
 SOURCE_TYPES = frozenset({"generated", "loaded", "derived"})
-SOURCE_SYSTEMS = frozenset({
-    "patientsim", "membersim", "rxmembersim", "trialsim", "populationsim", "networksim", "import",
-})
+SOURCE_SYSTEMS = frozenset(
+    {
+        "patientsim",
+        "membersim",
+        "rxmembersim",
+        "trialsim",
+        "populationsim",
+        "networksim",
+        "import",
+    }
+)
 
 # Characters of an indexed text field, at most: every text column in an index
 # or key (business keys, names, codes; fields.Field.max_length says which), and

@@ -31,7 +31,7 @@ STORE_KEY = "$store"  # reserved key of extensions for the bookkeeping above
 PROVENANCE = "_provenance"
 PROVENANCE_COLUMNS = ("source_type", "source_system", "skill_used", "generation_seed", "created_at")
 
-UTC = dt.timezone.utc
+UTC = dt.UTC
 _DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
 _DATETIME = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d{1,6})?)?(Z|[+-]\d{2}:\d{2})?")
 _UUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
@@ -293,9 +293,7 @@ def _array(field: Field, value: Any, type_name: str) -> tuple[Any, str | None]:
     if max_len is not None and len(value) > max_len:
         raise Invalid(f"at most {max_len} items, got {len(value)}")
     for i, item in enumerate(value):
-        ok = isinstance(item, str) if item_kind == "str" else (
-            isinstance(item, int) and not isinstance(item, bool)
-        )
+        ok = isinstance(item, str) if item_kind == "str" else (isinstance(item, int) and not isinstance(item, bool))
         if not ok:
             raise Invalid(f"item {i} should be {'a string' if item_kind == 'str' else 'an integer'}, got {shown(item)}")
         found = json_problem(item, f"item {i}")
@@ -305,16 +303,25 @@ def _array(field: Field, value: Any, type_name: str) -> tuple[Any, str | None]:
 
 
 PARSERS: dict[str, Callable[[Field, Any, str], tuple[Any, str | None]]] = {
-    "str": _str, "date": _date, "datetime": _datetime, "int": _int,
-    "decimal": _decimal, "bool": _bool, "array": _array,
+    "str": _str,
+    "date": _date,
+    "datetime": _datetime,
+    "int": _int,
+    "decimal": _decimal,
+    "bool": _bool,
+    "array": _array,
 }
 
 _MISSING = object()
 
 
 def _provenance(
-    doc: Mapping[str, Any], lay: Layout, now: dt.datetime, row: dict[str, Any],
-    meta: dict[str, Any], problems: list[tuple[str, str]],
+    doc: Mapping[str, Any],
+    lay: Layout,
+    now: dt.datetime,
+    row: dict[str, Any],
+    meta: dict[str, Any],
+    problems: list[tuple[str, str]],
 ) -> str | None:
     """Fill the provenance columns of ``row`` and ``meta["provenance"]``.
 
@@ -376,8 +383,11 @@ def _parse_provenance(prov: Mapping[str, Any], lay: Layout) -> tuple[Any, ...]:
     text; see :func:`_provenance`) of one ``_provenance`` object; shared by
     every entity that carries an equal one, so nothing returned may be mutated."""
     values: dict[str, Any] = {
-        "source_type": "loaded", "source_system": "import", "skill_used": None,
-        "generation_seed": None, "created_at": None,
+        "source_type": "loaded",
+        "source_system": "import",
+        "skill_used": None,
+        "generation_seed": None,
+        "created_at": None,
     }
     problems: list[tuple[str, str]] = []
     nulls: list[str] = []
@@ -458,9 +468,7 @@ def _seed(prov: Mapping[str, Any], problems: list[tuple[str, str]]) -> int | Non
     return None
 
 
-def encode(
-    lay: Layout, doc: Mapping[str, Any], now: dt.datetime
-) -> tuple[dict[str, Any], list[tuple[str, str]]]:
+def encode(lay: Layout, doc: Mapping[str, Any], now: dt.datetime) -> tuple[dict[str, Any], list[tuple[str, str]]]:
     """The table row for ``doc`` (without ``id`` and the ``*_uuid`` columns;
     ``extensions`` as JSON text), and the problems found as (field, reason) pairs."""
     type_name = lay.entity.name
@@ -531,9 +539,13 @@ def encode(
                 meta.setdefault("defaulted", []).append(field.name)
             row[field.column] = field.default
             continue
-        if parse is _str and value.__class__ is str and "\x00" not in value and (
-            value.isascii() or not _SURROGATE.search(value)
-        ) and (not field.required or value.strip()):
+        if (
+            parse is _str
+            and value.__class__ is str
+            and "\x00" not in value
+            and (value.isascii() or not _SURROGATE.search(value))
+            and (not field.required or value.strip())
+        ):
             row[field.column] = value  # the common case, without the call
             continue
         if parse is _int and value.__class__ is int and -2147483648 <= value <= 2147483647:

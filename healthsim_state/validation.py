@@ -66,7 +66,9 @@ def check_row(lay: Layout, row: dict[str, Any]) -> list[tuple[str, str]]:
     if type_name == "adverse_event":
         for item in row["aesae_criteria"] or ():
             if item not in rules.AE_SAE_CRITERIA:
-                problems.append(("aesae_criteria", f"{shown(item)} is not one of {', '.join(sorted(rules.AE_SAE_CRITERIA))}"))
+                problems.append(
+                    ("aesae_criteria", f"{shown(item)} is not one of {', '.join(sorted(rules.AE_SAE_CRITERIA))}")
+                )
 
     if "death_date" in row:
         death = row["death_date"]
@@ -98,7 +100,9 @@ def scenario_problems(name: Any, description: Any, extra: Any) -> list[Problem]:
         found.append(("name", reason))
     if description is not None:
         if not isinstance(description, str):
-            found.append(("description", f"expected a string or null, got {type(description).__name__} {shown(description)}"))
+            found.append(
+                ("description", f"expected a string or null, got {type(description).__name__} {shown(description)}")
+            )
         elif (reason := text_problem(description)) is not None:
             found.append(("description", reason))
     if extra is not None:

@@ -39,20 +39,13 @@ def normalise_type(name: str) -> str:
 
 def model_shape(table: sa.Table, dialect: sa.Dialect) -> TableShape:
     return TableShape(
-        columns={
-            c.name: (normalise_type(c.type.compile(dialect=dialect)), bool(c.nullable))
-            for c in table.columns
-        },
+        columns={c.name: (normalise_type(c.type.compile(dialect=dialect)), bool(c.nullable)) for c in table.columns},
         primary_key=tuple(c.name for c in table.primary_key.columns),
         indexes={
-            str(i.name): tuple(c.name for c in i.columns)
-            for i in table.indexes
-            if index_created_on(i, dialect.name)
+            str(i.name): tuple(c.name for c in i.columns) for i in table.indexes if index_created_on(i, dialect.name)
         },
         unique=frozenset(
-            tuple(c.name for c in u.columns)
-            for u in table.constraints
-            if isinstance(u, sa.UniqueConstraint)
+            tuple(c.name for c in u.columns) for u in table.constraints if isinstance(u, sa.UniqueConstraint)
         ),
     )
 

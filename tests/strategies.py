@@ -197,7 +197,9 @@ def scenario_entities(draw: st.DrawFn, max_per_type: int = 2) -> dict[str, list[
     entities: dict[str, list[dict[str, Any]]] = {}
     keys: dict[str, str] = {}
     for et in ENTITY_TYPES:
-        count = draw(st.integers(1 if et.business_key and not et.references or et.name in _PARENTS else 0, max_per_type))
+        count = draw(
+            st.integers(1 if (et.business_key and not et.references) or et.name in _PARENTS else 0, max_per_type)
+        )
         docs = []
         for i in range(count):
             parents = {}
@@ -253,9 +255,14 @@ def _nested(depth: int, leaf: Any) -> Any:
 
 
 DEEP = st.builds(_nested, st.sampled_from([99, 100, 101, 5000]), st.just(1))
-JSON_VALUES = st.recursive(
-    JSON_SCALARS,
-    lambda children: st.lists(children, max_size=3)
-    | st.dictionaries(ANY_TEXT | st.sampled_from(["$store", "id", "name"]), children, max_size=3),
-    max_leaves=8,
-) | DEEP
+JSON_VALUES = (
+    st.recursive(
+        JSON_SCALARS,
+        lambda children: (
+            st.lists(children, max_size=3)
+            | st.dictionaries(ANY_TEXT | st.sampled_from(["$store", "id", "name"]), children, max_size=3)
+        ),
+        max_leaves=8,
+    )
+    | DEEP
+)

@@ -166,8 +166,7 @@ def test_a_usage_error_from_the_command_line_is_one_line(isolated_home: Path) ->
     done = subprocess.run(_healthsim("demo", "--patients", "0"), capture_output=True, text=True, timeout=120)
     assert done.returncode == 2
     assert done.stderr.strip().splitlines() == [
-        "error: Invalid value for '--patients' / '-n': 0 is less than the minimum of 1 "
-        "(see 'healthsim demo --help')"
+        "error: Invalid value for '--patients' / '-n': 0 is less than the minimum of 1 (see 'healthsim demo --help')"
     ]
 
 
@@ -175,7 +174,8 @@ def test_a_reader_closing_the_pipe_ends_the_command_quietly(isolated_home: Path,
     # Far more than a pipe buffer of CSV, so the writer is still writing when the reader leaves.
     process = subprocess.Popen(
         _healthsim("query", "-f", "csv", "SELECT * FROM range(300000)", "--database-url", duckdb_url),
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
     )
     assert process.stdout is not None and process.stderr is not None
     assert process.stdout.readline() == b"range\n"

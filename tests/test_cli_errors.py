@@ -73,7 +73,7 @@ def check_error(argv: list[str], capsys: pytest.CaptureFixture[str], usage: bool
         main(argv)
     except SystemExit as exc:
         code = exc.code
-    except BaseException as exc:  # noqa: BLE001 - any escape is the finding
+    except BaseException as exc:
         return f"{argv}: raised {type(exc).__name__}: {exc}"
     else:
         code = 0
@@ -109,7 +109,7 @@ def usage_cases(tmp: Path) -> list[list[str]]:
             desc = param.type_descriptor
             if param.param_type_name == "argument":
                 if desc.annotation is str and param.name != "file":
-                    given = [v if p is not param else "bad-\udcff" for p, v in zip(positional, every)]
+                    given = [v if p is not param else "bad-\udcff" for p, v in zip(positional, every, strict=True)]
                     cases.append([*words, *given])
                 continue
             option = param.opts[0]
@@ -142,8 +142,11 @@ def url_cases(tmp: Path) -> list[list[str]]:
     garbage.write_bytes(b"this is not a database file\n" * 100)
     never = ["not a url", "nosuch://x", "http://example.com/db", "sqlite:///x.db"]  # no store can be there
     not_now = [  # nothing usable there now
-        UNREACHABLE, "postgresql+psycopg://nobody@:0/", "postgresql+psycopg://nobody@127.0.0.1:99999/x",
-        f"duckdb:///{folder}", f"duckdb:///{garbage}",
+        UNREACHABLE,
+        "postgresql+psycopg://nobody@:0/",
+        "postgresql+psycopg://nobody@127.0.0.1:99999/x",
+        f"duckdb:///{folder}",
+        f"duckdb:///{garbage}",
     ]
     cases = []
     for words, command in LEAVES.items():
@@ -165,9 +168,7 @@ def store_cases(tmp: Path, url: str) -> list[list[str]]:
     legacy = tmp / "legacy"
     legacy.mkdir()
     (legacy / "broken.json").write_text("[1, 2")
-    cases = [
-        [*words, *arguments(command, tmp)] for words, command in LEAVES.items() if arguments(command, tmp)
-    ]
+    cases = [[*words, *arguments(command, tmp)] for words, command in LEAVES.items() if arguments(command, tmp)]
     cases += [
         ["scenario", "import", str(not_json)],
         ["scenario", "import", str(tmp)],  # a folder

@@ -79,7 +79,9 @@ def test_show(imported: str) -> None:
     assert "2e7ec343-1a17-4f4c-8e4b-d4d32e545898" in out
     assert "cross-product, demo, diabetes" in out
     assert "claim_line" in out and "total" in out and "53" in out
-    shown = json.loads(ok("scenario", "show", "2e7ec343-1a17-4f4c-8e4b-d4d32e545898", "--json", "--database-url", imported))
+    shown = json.loads(
+        ok("scenario", "show", "2e7ec343-1a17-4f4c-8e4b-d4d32e545898", "--json", "--database-url", imported)
+    )
     assert shown["name"] == NAME and shown["entity_counts"]["exposure"] == 2
 
 
@@ -162,7 +164,9 @@ def test_import_errors_are_one_line(url: str, capsys: pytest.CaptureFixture[str]
     two = tmp_path / "two.json"
     two.write_text(json.dumps({"name": "two", "entities": {"patient": [1, 2]}}))
     err = error_line(capsys, "scenario", "import", str(two), "--database-url", url)
-    assert err.startswith("error: 2 problems in the input") and err.endswith("(and 1 more line: run with --debug to see them)")
+    assert err.startswith("error: 2 problems in the input") and err.endswith(
+        "(and 1 more line: run with --debug to see them)"
+    )
     assert json.loads(ok("scenario", "list", "--json", "--database-url", url)) == []
 
 
@@ -197,14 +201,29 @@ def test_tag(imported: str) -> None:
     assert ok("scenario", "tag", NAME, "--database-url", imported).strip() == (
         f"{NAME}: cross-product, demo, diabetes, heart-failure, round-trip"
     )
-    out = ok("scenario", "tag", NAME, "--add", "new", "--add", "two", "--remove", "demo", "--remove", "round-trip",
-             "--database-url", imported)
+    out = ok(
+        "scenario",
+        "tag",
+        NAME,
+        "--add",
+        "new",
+        "--add",
+        "two",
+        "--remove",
+        "demo",
+        "--remove",
+        "round-trip",
+        "--database-url",
+        imported,
+    )
     assert out.strip() == f"{NAME}: cross-product, diabetes, heart-failure, new, two"
     shown = json.loads(ok("scenario", "show", NAME, "--json", "--database-url", imported))
     assert shown["tags"] == ["cross-product", "diabetes", "heart-failure", "new", "two"]
 
 
-def test_migrate_legacy_command(url: str, isolated_home: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_migrate_legacy_command(
+    url: str, isolated_home: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     assert "no legacy *.json files in" in ok("migrate-legacy", "--database-url", url)
     (isolated_home / "scenarios").mkdir(parents=True, exist_ok=True)
     (isolated_home / "workspaces").mkdir()
@@ -228,7 +247,9 @@ def test_migrate_legacy_command(url: str, isolated_home: Path, tmp_path: Path, c
     only.mkdir()
     shutil.copy(FIXTURES / "legacy-v1-scenario.json", only / "a.json")
     (only / "b.json").write_text("{not json")
-    err = error_line(capsys, "migrate-legacy", "--from", str(only), "--from", str(only / "a.json"), "--database-url", url)
+    err = error_line(
+        capsys, "migrate-legacy", "--from", str(only), "--from", str(only / "a.json"), "--database-url", url
+    )
     assert err.startswith("error: 1 of 2 legacy files failed (see the report above); first: ")
     assert "b.json, line 1, column 2: not valid JSON" in err
     names = [s["name"] for s in json.loads(ok("scenario", "list", "--json", "--database-url", url))]

@@ -54,24 +54,37 @@ def _entities(tag: str) -> dict[str, list[dict[str, Any]]]:
     random.Random(tag).shuffle(order)
     patients = [
         {
-            "id": _uuid(f"patient-{kind}-{i}"), "mrn": f"{kind}{i:04d}",
-            "name": {"given_name": tag, "family_name": tag}, "address": {"city": tag},
-            "birth_date": "1980-02-03", "gender": "F", "writer": tag,
+            "id": _uuid(f"patient-{kind}-{i}"),
+            "mrn": f"{kind}{i:04d}",
+            "name": {"given_name": tag, "family_name": tag},
+            "address": {"city": tag},
+            "birth_date": "1980-02-03",
+            "gender": "F",
+            "writer": tag,
         }
         for kind, i in order
     ]
     patients += [
         {
-            "id": _uuid(f"private-{tag}-{i}"), "mrn": f"PRIV{i}",
-            "name": {"given_name": tag, "family_name": tag}, "birth_date": "1990-01-01", "gender": "M",
+            "id": _uuid(f"private-{tag}-{i}"),
+            "mrn": f"PRIV{i}",
+            "name": {"given_name": tag, "family_name": tag},
+            "birth_date": "1990-01-01",
+            "gender": "M",
         }
         for i in range(PRIVATE)
     ]
     encounters = [
         {
-            "id": _uuid(f"encounter-{i}"), "encounter_id": f"E{i:04d}", "patient_mrn": f"MRN{i:04d}",
-            "class_code": "O", "status": "finished", "admission_time": "2024-01-02T10:00:00Z",
-            "facility": tag, "chief_complaint": tag, "writer": tag,
+            "id": _uuid(f"encounter-{i}"),
+            "encounter_id": f"E{i:04d}",
+            "patient_mrn": f"MRN{i:04d}",
+            "class_code": "O",
+            "status": "finished",
+            "admission_time": "2024-01-02T10:00:00Z",
+            "facility": tag,
+            "chief_complaint": tag,
+            "writer": tag,
         }
         for kind, i in reversed(order)
         if kind == "MRN"
@@ -99,9 +112,7 @@ def test_concurrent_writers_sharing_entities_all_commit(postgresql_url: str) -> 
     context = multiprocessing.get_context("spawn")
     barrier = context.Barrier(WRITERS)
     results = context.Queue()
-    processes = [
-        context.Process(target=_writer, args=(postgresql_url, w, barrier, results)) for w in range(WRITERS)
-    ]
+    processes = [context.Process(target=_writer, args=(postgresql_url, w, barrier, results)) for w in range(WRITERS)]
     for process in processes:
         process.start()
     outcome = dict(results.get(timeout=120) for _ in processes)
@@ -170,8 +181,12 @@ def _deadlock() -> sa.exc.OperationalError:
 
 def _patient(mrn: str, **extra: Any) -> dict[str, Any]:
     return {
-        "id": extra.pop("id", f"PAT-{mrn}"), "mrn": mrn, "name": {"given_name": "Ada", "family_name": "Lovelace"},
-        "birth_date": "1980-02-03", "gender": "F", **extra,
+        "id": extra.pop("id", f"PAT-{mrn}"),
+        "mrn": mrn,
+        "name": {"given_name": "Ada", "family_name": "Lovelace"},
+        "birth_date": "1980-02-03",
+        "gender": "F",
+        **extra,
     }
 
 
@@ -241,9 +256,12 @@ def test_which_duckdb_errors_are_collisions() -> None:
         return conflict_reason(sa.exc.OperationalError("COMMIT", None, duckdb.TransactionException(message)))
 
     assert reason("TransactionContext Error: Conflict on update!") == "write-write conflict"
-    assert reason(
-        'TransactionContext Error: Failed to commit: PRIMARY KEY or UNIQUE constraint violation: duplicate key "n"'
-    ) == "write-write conflict"
+    assert (
+        reason(
+            'TransactionContext Error: Failed to commit: PRIMARY KEY or UNIQUE constraint violation: duplicate key "n"'
+        )
+        == "write-write conflict"
+    )
     assert reason("TransactionContext Error: Failed to commit: could not write to the WAL") is None
     assert reason("TransactionContext Error: cannot start a transaction within a transaction") is None
     assert conflict_reason(duckdb.ConstraintException("Constraint Error: Duplicate key")) is None
@@ -328,8 +346,13 @@ P_ID, E_ID = str(uuid.uuid4()), str(uuid.uuid4())
 def _pair(tag: str) -> dict[str, list[dict[str, Any]]]:
     """A patient and an encounter of it, both with UUID ids (shared by every save of them)."""
     encounter = {
-        "id": E_ID, "encounter_id": "E1", "patient_mrn": "MRN-1", "class_code": "O", "status": "finished",
-        "admission_time": "2024-01-02T10:00:00Z", "facility": tag,
+        "id": E_ID,
+        "encounter_id": "E1",
+        "patient_mrn": "MRN-1",
+        "class_code": "O",
+        "status": "finished",
+        "admission_time": "2024-01-02T10:00:00Z",
+        "facility": tag,
     }
     return {"patient": [_patient("MRN-1", id=P_ID, address={"city": tag})], "encounter": [encounter]}
 
@@ -386,9 +409,7 @@ def test_state_manager_runs_a_deadlocked_save_again(pg_engine: Engine, postgresq
         assert connection.execute(sa.text("SELECT facility FROM encounters")).scalar_one() == "other"
 
 
-def test_state_manager_cannot_run_a_deadlocked_save_of_generators_again(
-    pg_engine: Engine, postgresql_url: str
-) -> None:
+def test_state_manager_cannot_run_a_deadlocked_save_of_generators_again(pg_engine: Engine, postgresql_url: str) -> None:
     def save() -> Exception:
         entities = {k: (doc for doc in docs) for k, docs in _pair("other").items()}
         with pytest.raises(WriteConflictError) as info:
@@ -404,7 +425,9 @@ def test_two_creators_of_one_new_name_take_turns(pg_engine: Engine, overwrite: b
     def second() -> Any:
         with Session(pg_engine) as session:
             try:
-                summary = ScenarioRepository(session).save("same", {"patient": [_patient("MRN-B")]}, overwrite=overwrite)
+                summary = ScenarioRepository(session).save(
+                    "same", {"patient": [_patient("MRN-B")]}, overwrite=overwrite
+                )
             except ScenarioExistsError as exc:
                 return exc
             session.commit()
@@ -466,9 +489,7 @@ def _deadlocking_once(method: Any, calls: list[int]) -> Any:
     return deadlocking
 
 
-def test_the_cli_and_mcp_writes_run_a_collided_write_again(
-    store_url: str, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_the_cli_and_mcp_writes_run_a_collided_write_again(store_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
     from typer.testing import CliRunner
 
     from healthsim_state.cli import app

@@ -134,7 +134,11 @@ def test_prescription_and_pharmacy_claim_agree() -> None:
     prescriptions = {rx["prescription_number"]: rx for rx in entities["prescription"]}
     for fill in entities["pharmacy_claim"]:
         rx = prescriptions[fill["prescription_number"]]
-        assert (fill["ndc"], fill["prescriber_npi"], fill["member_id"]) == (rx["ndc"], rx["prescriber_npi"], rx["member_id"])
+        assert (fill["ndc"], fill["prescriber_npi"], fill["member_id"]) == (
+            rx["ndc"],
+            rx["prescriber_npi"],
+            rx["member_id"],
+        )
 
 
 @pytest.mark.parametrize("bad", [-1, 2.5, True, "10"])
@@ -185,9 +189,8 @@ def test_save_demo_replaces_its_own_scenario_but_not_others(duckdb_url: str) -> 
     assert again.id == first.id and again.counts == demo.entity_counts(5)
     with session_scope(engine) as session:
         ScenarioRepository(session).save("mine", {"patient": _generate(1, 1)["patient"]})
-    with pytest.raises(ScenarioExistsError, match="was not made by the demo"):
-        with session_scope(engine) as session:
-            demo.save_demo(ScenarioRepository(session), name="mine", patients=2)
+    with pytest.raises(ScenarioExistsError, match="was not made by the demo"), session_scope(engine) as session:
+        demo.save_demo(ScenarioRepository(session), name="mine", patients=2)
     with session_scope(engine) as session:
         assert ScenarioRepository(session).count_entities_by_type("mine")["patient"] == 1
         replaced = demo.save_demo(ScenarioRepository(session), name="mine", patients=2, overwrite=True)
@@ -298,9 +301,7 @@ def test_zero_patients_is_a_usage_error(duckdb_url: str) -> None:
     assert result.exit_code == 2 and "--patients" in result.stderr
 
 
-def test_the_progress_bar_counts_every_entity_on_a_terminal(
-    duckdb_url: str, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_the_progress_bar_counts_every_entity_on_a_terminal(duckdb_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
     screen = io.StringIO()
     monkeypatch.setattr(progress_module, "_stderr", Console(file=screen, force_terminal=True, width=120))
     _ok("demo", "-n", "5", "--database-url", duckdb_url)

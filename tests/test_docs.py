@@ -158,8 +158,15 @@ def test_every_example_runs_twice_in_one_store(
 
     names = {info.name for info in list_scenarios()}
     assert {
-        "first-steps", "three-visits", "diabetes-cohort", "diabetes-cohort-copy", "copd-clinic-pair",
-        "ed-chest-pain-with-claim", "gulf-coast-diabetes", "demo", "cohort-250",
+        "first-steps",
+        "three-visits",
+        "diabetes-cohort",
+        "diabetes-cohort-copy",
+        "copd-clinic-pair",
+        "ed-chest-pain-with-claim",
+        "gulf-coast-diabetes",
+        "demo",
+        "cohort-250",
     } <= names
     assert "cohort-copy" not in names
     assert sorted(p.name for p in (work / "legacy-backup").rglob("*.json")) == [

@@ -78,7 +78,9 @@ def test_mask_url_shows_the_database_as_written() -> None:
 def test_an_unknown_dialect_is_a_configuration_error() -> None:
     with pytest.raises(ConfigurationError, match=r"unknown database kind 'nosuch' in nosuch://x\. Expected"):
         create_store_engine("nosuch://x")
-    with pytest.raises(ConfigurationError, match=r"unknown database kind 'postgresql\+nosuch' in postgresql\+nosuch://h/d\. Expected") as info:
+    with pytest.raises(
+        ConfigurationError, match=r"unknown database kind 'postgresql\+nosuch' in postgresql\+nosuch://h/d\. Expected"
+    ) as info:
         create_store_engine("postgresql+nosuch://h/d")
     assert isinstance(info.value.__cause__, sa.exc.NoSuchModuleError)
 
@@ -120,11 +122,10 @@ def test_session_scope_commits_on_success_and_rolls_back_on_error(store_url: str
     try:
         with session_scope(engine) as session:
             session.add(Scenario(name="kept"))
-        with pytest.raises(RuntimeError, match="boom"):
-            with session_scope(engine) as session:
-                session.add(Scenario(name="discarded"))
-                session.flush()
-                raise RuntimeError("boom")
+        with pytest.raises(RuntimeError, match="boom"), session_scope(engine) as session:
+            session.add(Scenario(name="discarded"))
+            session.flush()
+            raise RuntimeError("boom")
         with session_scope(engine) as session:
             assert session.scalars(sa.select(Scenario.name)).all() == ["kept"]
     finally:
@@ -162,7 +163,9 @@ OTHER_PROCESS = textwrap.dedent(
 def _other_process(url: str, timeout: float, name: str) -> str:
     result = subprocess.run(
         [sys.executable, "-c", OTHER_PROCESS, url, str(timeout), name],
-        capture_output=True, text=True, timeout=120,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert result.returncode == 0, result.stderr
     return result.stdout.strip()
@@ -198,13 +201,19 @@ def test_a_held_file_fails_with_the_holder_named(duckdb_url: str) -> None:
 def test_lock_error_is_a_store_locked_error_in_process(duckdb_url: str, tmp_path: Path) -> None:
     """The error type callers catch, raised here by a child holding the file."""
     holder = subprocess.Popen(
-        [sys.executable, "-c", textwrap.dedent(f"""
+        [
+            sys.executable,
+            "-c",
+            textwrap.dedent(f"""
             import sys, duckdb
-            con = duckdb.connect({str(Path(duckdb_url.removeprefix('duckdb:///'))).__repr__()})
+            con = duckdb.connect({str(Path(duckdb_url.removeprefix("duckdb:///"))).__repr__()})
             print("holding", flush=True)
             sys.stdin.readline()
-        """)],
-        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+        """),
+        ],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
     )
     try:
         assert holder.stdout is not None and holder.stdout.readline().strip() == "holding"
@@ -254,15 +263,17 @@ def _foreign_duckdb_file(path: Path) -> None:
 FOREIGN_FILES = {
     "sqlite": (_sqlite_file, "a SQLite database"),
     "text": (_text_file, "not a database at all"),
-    "duckdb-of-another-program": (_foreign_duckdb_file, "a DuckDB database of another program (it holds main.inventory"),
+    "duckdb-of-another-program": (
+        _foreign_duckdb_file,
+        "a DuckDB database of another program (it holds main.inventory",
+    ),
 }
 
 
 def _snapshot(folder: Path) -> dict[str, tuple[bytes, int, int]]:
     """Every file in ``folder``: its bytes, mtime and mode."""
     return {
-        p.name: (p.read_bytes(), p.stat().st_mtime_ns, stat.S_IMODE(p.stat().st_mode))
-        for p in sorted(folder.iterdir())
+        p.name: (p.read_bytes(), p.stat().st_mtime_ns, stat.S_IMODE(p.stat().st_mode)) for p in sorted(folder.iterdir())
     }
 
 
@@ -406,7 +417,10 @@ def _modes_under_umask(path: Path, umask: int) -> dict[str, str | None]:
 
     result = subprocess.run(
         [sys.executable, "-c", MODES_UNDER_UMASK, str(path)],
-        capture_output=True, text=True, timeout=120, umask=umask,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        umask=umask,
     )
     assert result.returncode == 0, result.stderr
     return json.loads(result.stdout)
@@ -530,8 +544,13 @@ def test_a_read_only_folder_for_a_new_store_file_is_a_configuration_error(
     assert not target.exists()
 
 
-PATIENT = {"id": "PAT-FILES", "mrn": "MRN-FILES", "name": {"given_name": "Ada", "family_name": "Lovelace"},
-           "birth_date": "1980-02-03", "gender": "F"}
+PATIENT = {
+    "id": "PAT-FILES",
+    "mrn": "MRN-FILES",
+    "name": {"given_name": "Ada", "family_name": "Lovelace"},
+    "birth_date": "1980-02-03",
+    "gender": "F",
+}
 
 
 def test_an_exported_file_is_owner_only_and_a_replaced_one_keeps_its_mode(store_url: str, tmp_path: Path) -> None:
@@ -565,7 +584,10 @@ def test_the_export_command_writes_an_owner_only_file(store_url: str, tmp_path: 
     target = tmp_path / "export.json"
     result = subprocess.run(
         [str(healthsim), "scenario", "export", "to-export", str(target), "--database-url", store_url],
-        capture_output=True, text=True, timeout=120, umask=0,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        umask=0,
     )
     assert result.returncode == 0, result.stderr
     assert stat.S_IMODE(target.stat().st_mode) == 0o600

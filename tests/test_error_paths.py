@@ -59,10 +59,20 @@ from tests.helpers import FIXTURES
 
 HEALTHSIM = Path(sys.executable).with_name("healthsim")
 
-PATIENT = {"id": "PAT-1", "mrn": "MRN-1", "name": {"given_name": "Ada", "family_name": "Lovelace"},
-           "birth_date": "1980-02-03", "gender": "F"}
-ENCOUNTER = {"encounter_id": "E-1", "patient_mrn": "MRN-1", "class_code": "O", "status": "finished",
-             "admission_time": "2024-01-02T10:00:00Z"}
+PATIENT = {
+    "id": "PAT-1",
+    "mrn": "MRN-1",
+    "name": {"given_name": "Ada", "family_name": "Lovelace"},
+    "birth_date": "1980-02-03",
+    "gender": "F",
+}
+ENCOUNTER = {
+    "encounter_id": "E-1",
+    "patient_mrn": "MRN-1",
+    "class_code": "O",
+    "status": "finished",
+    "admission_time": "2024-01-02T10:00:00Z",
+}
 #: Three problems: the CLI shows the first and says how many lines follow.
 INVALID_ENTITIES = {
     "patient": [{**PATIENT, "gender": "X"}, {**PATIENT, "id": "PAT-2", "mrn": "MRN-2", "birth_date": "1980-02-30"}],
@@ -96,8 +106,7 @@ class Prepared:
 
 
 def _document(name: str, entities: dict[str, Any], **header: Any) -> dict[str, Any]:
-    return {"schema_version": "1.0", "name": name, "description": None, "tags": [], **header,
-            "entities": entities}
+    return {"schema_version": "1.0", "name": name, "description": None, "tags": [], **header, "entities": entities}
 
 
 def _write_documents(folder: Path, present: bytes) -> None:
@@ -110,13 +119,15 @@ def _write_documents(folder: Path, present: bytes) -> None:
         json.dumps({**_document("future-doc", {"patient": [PATIENT]}), "schema_version": "9.0"})
     )
     (folder / "unknown-type.json").write_text(json.dumps(_document("unknown-type-doc", {"patientz": []})))
-    (folder / "bad-header.json").write_text(
-        json.dumps(_document("bad-header-doc", {}, description={"a": 1}))
-    )
+    (folder / "bad-header.json").write_text(json.dumps(_document("bad-header-doc", {}, description={"a": 1})))
     # A lone surrogate, as a JSON escape: JSON allows it, no database can store it.
     (folder / "surrogate.json").write_text(
-        json.dumps(_document("surrogate-doc", {"patient": [{**PATIENT, "name": {
-            "given_name": "Ada", "family_name": "Bad\udcffName"}}]}))
+        json.dumps(
+            _document(
+                "surrogate-doc",
+                {"patient": [{**PATIENT, "name": {"given_name": "Ada", "family_name": "Bad\udcffName"}}]},
+            )
+        )
     )
     shutil.copy(FIXTURES / "legacy-v1-scenario.json", folder / "legacy-v1.json")
     (folder / "legacy-broken").mkdir()
@@ -174,71 +185,161 @@ def _db(p: Prepared) -> list[str]:
 
 
 CLI_CASES = [
-    CliCase("show-missing", lambda p: ["scenario", "show", "nowhere", *_db(p)], ScenarioNotFoundError,
-            "no scenario named or with id 'nowhere'"),
-    CliCase("export-missing", lambda p: ["scenario", "export", "nowhere", *_db(p)], ScenarioNotFoundError,
-            "no scenario named"),
-    CliCase("delete-missing", lambda p: ["scenario", "delete", "nowhere", "--yes", *_db(p)], ScenarioNotFoundError,
-            "no scenario named"),
-    CliCase("tag-missing", lambda p: ["scenario", "tag", "nowhere", "--add", "x", *_db(p)], ScenarioNotFoundError,
-            "no scenario named"),
-    CliCase("blank-tag", lambda p: ["scenario", "tag", "present", "--add", " ", *_db(p)], ValidationError,
-            "tags: a tag must be a non-empty string"),
-    CliCase("import-existing", lambda p: ["scenario", "import", p.doc("present.json"), *_db(p)],
-            ScenarioExistsError, "a scenario named 'present' exists"),
-    CliCase("import-invalid", lambda p: ["scenario", "import", p.doc("invalid.json"), *_db(p)], ValidationError,
-            "3 problems in the input, nothing was saved: patient[0] (id PAT-1) gender"),
-    CliCase("import-truncated", lambda p: ["scenario", "import", p.doc("truncated.json"), "--as", "t", *_db(p)],
-            DocumentError, "truncated"),
-    CliCase("import-not-json", lambda p: ["scenario", "import", p.doc("not-json.json"), *_db(p)], DocumentError,
-            "not-json.json"),
-    CliCase("import-empty", lambda p: ["scenario", "import", p.doc("empty.json"), *_db(p)], DocumentError,
-            "is empty"),
-    CliCase("import-future-version", lambda p: ["scenario", "import", p.doc("future.json"), *_db(p)],
-            DocumentError, "newer than this HealthSim Store reads"),
-    CliCase("import-unknown-type", lambda p: ["scenario", "import", p.doc("unknown-type.json"), *_db(p)],
-            DocumentError, "'patientz' is not an entity type"),
-    CliCase("import-bad-header", lambda p: ["scenario", "import", p.doc("bad-header.json"), *_db(p)],
-            DocumentError, "'description'"),
-    CliCase("import-legacy-file", lambda p: ["scenario", "import", p.doc("legacy-v1.json"), *_db(p)],
-            DocumentError, "migrate-legacy"),
-    CliCase("import-no-file", lambda p: ["scenario", "import", p.doc("nothing-here.json"), *_db(p)],
-            DocumentError, "cannot read"),
-    CliCase("export-over-a-file", lambda p: ["scenario", "export", "present", p.doc("exists.json"), *_db(p)],
-            InvalidArgumentError, "exists; pass --overwrite"),
-    CliCase("export-to-a-folder",
-            lambda p: ["scenario", "export", "present", p.doc("a-folder"), "--overwrite", *_db(p)],
-            DocumentError, "it is a folder"),
+    CliCase(
+        "show-missing",
+        lambda p: ["scenario", "show", "nowhere", *_db(p)],
+        ScenarioNotFoundError,
+        "no scenario named or with id 'nowhere'",
+    ),
+    CliCase(
+        "export-missing",
+        lambda p: ["scenario", "export", "nowhere", *_db(p)],
+        ScenarioNotFoundError,
+        "no scenario named",
+    ),
+    CliCase(
+        "delete-missing",
+        lambda p: ["scenario", "delete", "nowhere", "--yes", *_db(p)],
+        ScenarioNotFoundError,
+        "no scenario named",
+    ),
+    CliCase(
+        "tag-missing",
+        lambda p: ["scenario", "tag", "nowhere", "--add", "x", *_db(p)],
+        ScenarioNotFoundError,
+        "no scenario named",
+    ),
+    CliCase(
+        "blank-tag",
+        lambda p: ["scenario", "tag", "present", "--add", " ", *_db(p)],
+        ValidationError,
+        "tags: a tag must be a non-empty string",
+    ),
+    CliCase(
+        "import-existing",
+        lambda p: ["scenario", "import", p.doc("present.json"), *_db(p)],
+        ScenarioExistsError,
+        "a scenario named 'present' exists",
+    ),
+    CliCase(
+        "import-invalid",
+        lambda p: ["scenario", "import", p.doc("invalid.json"), *_db(p)],
+        ValidationError,
+        "3 problems in the input, nothing was saved: patient[0] (id PAT-1) gender",
+    ),
+    CliCase(
+        "import-truncated",
+        lambda p: ["scenario", "import", p.doc("truncated.json"), "--as", "t", *_db(p)],
+        DocumentError,
+        "truncated",
+    ),
+    CliCase(
+        "import-not-json",
+        lambda p: ["scenario", "import", p.doc("not-json.json"), *_db(p)],
+        DocumentError,
+        "not-json.json",
+    ),
+    CliCase("import-empty", lambda p: ["scenario", "import", p.doc("empty.json"), *_db(p)], DocumentError, "is empty"),
+    CliCase(
+        "import-future-version",
+        lambda p: ["scenario", "import", p.doc("future.json"), *_db(p)],
+        DocumentError,
+        "newer than this HealthSim Store reads",
+    ),
+    CliCase(
+        "import-unknown-type",
+        lambda p: ["scenario", "import", p.doc("unknown-type.json"), *_db(p)],
+        DocumentError,
+        "'patientz' is not an entity type",
+    ),
+    CliCase(
+        "import-bad-header",
+        lambda p: ["scenario", "import", p.doc("bad-header.json"), *_db(p)],
+        DocumentError,
+        "'description'",
+    ),
+    CliCase(
+        "import-legacy-file",
+        lambda p: ["scenario", "import", p.doc("legacy-v1.json"), *_db(p)],
+        DocumentError,
+        "migrate-legacy",
+    ),
+    CliCase(
+        "import-no-file",
+        lambda p: ["scenario", "import", p.doc("nothing-here.json"), *_db(p)],
+        DocumentError,
+        "cannot read",
+    ),
+    CliCase(
+        "export-over-a-file",
+        lambda p: ["scenario", "export", "present", p.doc("exists.json"), *_db(p)],
+        InvalidArgumentError,
+        "exists; pass --overwrite",
+    ),
+    CliCase(
+        "export-to-a-folder",
+        lambda p: ["scenario", "export", "present", p.doc("a-folder"), "--overwrite", *_db(p)],
+        DocumentError,
+        "it is a folder",
+    ),
     CliCase("query-syntax", lambda p: ["query", "SELEC 1", *_db(p)], QueryError, "SELEC"),
     CliCase("query-write", lambda p: ["query", "DELETE FROM patients", *_db(p)], QueryError, "read"),
-    CliCase("query-two-statements", lambda p: ["query", "SELECT 1; SELECT 2", *_db(p)], QueryError,
-            "one SQL statement"),
+    CliCase(
+        "query-two-statements", lambda p: ["query", "SELECT 1; SELECT 2", *_db(p)], QueryError, "one SQL statement"
+    ),
     CliCase("query-nothing", lambda p: ["query", " ", *_db(p)], QueryError, "no SQL given"),
-    CliCase("query-unknown-table", lambda p: ["query", "SELECT * FROM no_such_table", *_db(p)], QueryError,
-            "no_such_table"),
-    CliCase("migrate-broken-legacy", lambda p: ["migrate-legacy", "--from", p.doc("legacy-broken"), *_db(p)],
-            DocumentError, "1 of 1 legacy files failed", quiet=False),
-    CliCase("reference-bad-file",
-            lambda p: ["reference", "load", "svi_county", p.doc("SVI_2022_US_county.csv"), *_db(p)],
-            ReferenceDataError, "SVI_2022_US_county.csv"),
-    CliCase("demo-over-an-imported-scenario",
-            lambda p: ["demo", "--patients", "1", "--name", "present", *_db(p)],
-            ScenarioExistsError, "present"),
-    CliCase("future-schema-revision", lambda p: ["scenario", "list", "--database-url", p.future_url],
-            SchemaVersionError, FUTURE_REVISION),
-    CliCase("future-schema-revision-query", lambda p: ["query", "SELECT 1", "--database-url", p.future_url],
-            SchemaVersionError, FUTURE_REVISION),
+    CliCase(
+        "query-unknown-table", lambda p: ["query", "SELECT * FROM no_such_table", *_db(p)], QueryError, "no_such_table"
+    ),
+    CliCase(
+        "migrate-broken-legacy",
+        lambda p: ["migrate-legacy", "--from", p.doc("legacy-broken"), *_db(p)],
+        DocumentError,
+        "1 of 1 legacy files failed",
+        quiet=False,
+    ),
+    CliCase(
+        "reference-bad-file",
+        lambda p: ["reference", "load", "svi_county", p.doc("SVI_2022_US_county.csv"), *_db(p)],
+        ReferenceDataError,
+        "SVI_2022_US_county.csv",
+    ),
+    CliCase(
+        "demo-over-an-imported-scenario",
+        lambda p: ["demo", "--patients", "1", "--name", "present", *_db(p)],
+        ScenarioExistsError,
+        "present",
+    ),
+    CliCase(
+        "future-schema-revision",
+        lambda p: ["scenario", "list", "--database-url", p.future_url],
+        SchemaVersionError,
+        FUTURE_REVISION,
+    ),
+    CliCase(
+        "future-schema-revision-query",
+        lambda p: ["query", "SELECT 1", "--database-url", p.future_url],
+        SchemaVersionError,
+        FUTURE_REVISION,
+    ),
 ]
 
 
 #: Values no database can store, refused with the field named (issue 15, item 5); each on an empty
 #: store of its own, since a value wrongly accepted would change the store the other cases share.
 CLI_VALUE_CASES = [
-    CliCase("import-lone-surrogate", lambda p: ["scenario", "import", p.doc("surrogate.json"), *_db(p)],
-            ValidationError, "family_name"),
-    CliCase("import-nul-in-name",
-            lambda p: ["scenario", "import", p.doc("exported.json"), "--as", "bad\x00name", *_db(p)],
-            ValidationError, "name"),
+    CliCase(
+        "import-lone-surrogate",
+        lambda p: ["scenario", "import", p.doc("surrogate.json"), *_db(p)],
+        ValidationError,
+        "family_name",
+    ),
+    CliCase(
+        "import-nul-in-name",
+        lambda p: ["scenario", "import", p.doc("exported.json"), "--as", "bad\x00name", *_db(p)],
+        ValidationError,
+        "name",
+    ),
 ]
 
 
@@ -259,9 +360,7 @@ def assert_one_error_line(code: Any, err: str, says: str) -> None:
 
 
 @pytest.mark.parametrize("case", CLI_CASES, ids=[case.id for case in CLI_CASES])
-def test_a_cli_project_error_is_one_line(
-    case: CliCase, prepared: Prepared, capsys: pytest.CaptureFixture[str]
-) -> None:
+def test_a_cli_project_error_is_one_line(case: CliCase, prepared: Prepared, capsys: pytest.CaptureFixture[str]) -> None:
     args = case.args(prepared)
     with pytest.raises(case.error):
         main(["--debug", *args])
@@ -303,7 +402,10 @@ def _cli_ok(args: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[Any, s
     [
         ("not a url", "cannot parse database URL 'not a url'"),
         ("nosuchdb://nobody@127.0.0.1/none", "unknown database kind 'nosuchdb'"),
-        ("postgresql+psycopg://nobody@127.0.0.1:1/none", "cannot connect to postgresql+psycopg://nobody@127.0.0.1:1/none"),
+        (
+            "postgresql+psycopg://nobody@127.0.0.1:1/none",
+            "cannot connect to postgresql+psycopg://nobody@127.0.0.1:1/none",
+        ),
     ],
     ids=["unparsable", "unknown-dialect", "unreachable-server"],
 )
@@ -348,10 +450,14 @@ def test_a_sqlite_file_at_the_store_path_is_one_line_and_untouched(
 def duckdb_held_by_another_process(path: Path) -> Iterator[int]:
     """Another process holds the DuckDB file read-write until the block ends; yields its pid."""
     holder = subprocess.Popen(
-        [sys.executable, "-c",
-         "import duckdb, sys, time; c = duckdb.connect(sys.argv[1]); print('held', flush=True); time.sleep(120)",
-         str(path)],
-        stdout=subprocess.PIPE, text=True,
+        [
+            sys.executable,
+            "-c",
+            "import duckdb, sys, time; c = duckdb.connect(sys.argv[1]); print('held', flush=True); time.sleep(120)",
+            str(path),
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
     )
     try:
         assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
@@ -374,6 +480,7 @@ def test_a_store_held_by_another_process_is_one_line_naming_it(
 
 # -- the MCP server ---------------------------------------------------------------------
 
+
 @pytest.fixture(scope="module")
 def anyio_backend() -> str:
     return "asyncio"
@@ -381,13 +488,13 @@ def anyio_backend() -> str:
 
 @contextlib.asynccontextmanager
 async def mcp_client(url: str, log: Path) -> AsyncIterator[ClientSession]:
-    params = StdioServerParameters(command=str(HEALTHSIM), args=["mcp", "--database-url", url],
-                                   env={"HEALTHSIM_HOME": str(log.parent / "home")})
+    params = StdioServerParameters(
+        command=str(HEALTHSIM), args=["mcp", "--database-url", url], env={"HEALTHSIM_HOME": str(log.parent / "home")}
+    )
     with open(log, "w") as errlog:
-        async with stdio_client(params, errlog=errlog) as (read, write):
-            async with ClientSession(read, write) as session:
-                await session.initialize()
-                yield session
+        async with stdio_client(params, errlog=errlog) as (read, write), ClientSession(read, write) as session:
+            await session.initialize()
+            yield session
 
 
 async def tool_error(session: ClientSession, tool: str, arguments: dict[str, Any], says: str) -> str:
@@ -410,37 +517,84 @@ class McpCase:
 MCP_CASES = [
     McpCase("load-missing", "load_scenario", lambda p: {"name": "nowhere"}, "no scenario named or with id 'nowhere'"),
     McpCase("summary-missing", "get_summary", lambda p: {"name": "nowhere"}, "no scenario named"),
-    McpCase("add-to-missing", "add_entities", lambda p: {"name": "nowhere", "entities": {"patient": [PATIENT]}},
-            "no scenario named"),
+    McpCase(
+        "add-to-missing",
+        "add_entities",
+        lambda p: {"name": "nowhere", "entities": {"patient": [PATIENT]}},
+        "no scenario named",
+    ),
     McpCase("delete-missing", "delete_scenario", lambda p: {"name": "nowhere", "confirm": True}, "no scenario named"),
     McpCase("delete-unconfirmed", "delete_scenario", lambda p: {"name": "present"}, "needs confirm=true"),
-    McpCase("save-existing", "save_scenario", lambda p: {"name": "present", "entities": {}},
-            "a scenario named 'present' exists"),
-    McpCase("save-invalid", "save_scenario", lambda p: {"name": "invalid", "entities": INVALID_ENTITIES},
-            "3 problems in the input, nothing was saved"),
-    McpCase("save-unknown-type", "save_scenario", lambda p: {"name": "unknown", "entities": {"patientz": []}},
-            "unknown entity type 'patientz'"),
-    McpCase("add-dangling", "add_entities",
-            lambda p: {"name": "present", "entities": {"encounter": [{**ENCOUNTER, "patient_mrn": "MRN-404"}]}},
-            "'MRN-404' matches no patient.mrn"),
-    McpCase("import-existing", "import_scenario", lambda p: {"path": p.doc("present.json")},
-            "a scenario named 'present' exists"),
-    McpCase("import-truncated", "import_scenario",
-            lambda p: {"document": Path(p.doc("truncated.json")).read_text(), "name": "t"}, "truncated"),
+    McpCase(
+        "save-existing",
+        "save_scenario",
+        lambda p: {"name": "present", "entities": {}},
+        "a scenario named 'present' exists",
+    ),
+    McpCase(
+        "save-invalid",
+        "save_scenario",
+        lambda p: {"name": "invalid", "entities": INVALID_ENTITIES},
+        "3 problems in the input, nothing was saved",
+    ),
+    McpCase(
+        "save-unknown-type",
+        "save_scenario",
+        lambda p: {"name": "unknown", "entities": {"patientz": []}},
+        "unknown entity type 'patientz'",
+    ),
+    McpCase(
+        "add-dangling",
+        "add_entities",
+        lambda p: {"name": "present", "entities": {"encounter": [{**ENCOUNTER, "patient_mrn": "MRN-404"}]}},
+        "'MRN-404' matches no patient.mrn",
+    ),
+    McpCase(
+        "import-existing",
+        "import_scenario",
+        lambda p: {"path": p.doc("present.json")},
+        "a scenario named 'present' exists",
+    ),
+    McpCase(
+        "import-truncated",
+        "import_scenario",
+        lambda p: {"document": Path(p.doc("truncated.json")).read_text(), "name": "t"},
+        "truncated",
+    ),
     McpCase("import-not-json", "import_scenario", lambda p: {"document": "this is not JSON"}, "the document"),
     McpCase("import-future", "import_scenario", lambda p: {"path": p.doc("future.json")}, "newer"),
-    McpCase("import-unknown-type", "import_scenario", lambda p: {"path": p.doc("unknown-type.json")},
-            "'patientz' is not an entity type"),
+    McpCase(
+        "import-unknown-type",
+        "import_scenario",
+        lambda p: {"path": p.doc("unknown-type.json")},
+        "'patientz' is not an entity type",
+    ),
     McpCase("import-no-file", "import_scenario", lambda p: {"path": p.doc("nothing-here.json")}, "cannot read"),
-    McpCase("import-both", "import_scenario", lambda p: {"path": p.doc("present.json"), "document": "{}"},
-            "needs either path or document"),
+    McpCase(
+        "import-both",
+        "import_scenario",
+        lambda p: {"path": p.doc("present.json"), "document": "{}"},
+        "needs either path or document",
+    ),
     McpCase("export-missing", "export_scenario", lambda p: {"name": "nowhere"}, "no scenario named"),
-    McpCase("export-over-a-file", "export_scenario", lambda p: {"name": "present", "path": p.doc("exists.json")},
-            "exists; pass overwrite=true"),
-    McpCase("export-to-a-folder", "export_scenario",
-            lambda p: {"name": "present", "path": p.doc("a-folder"), "overwrite": True}, "it is a folder"),
-    McpCase("export-relative-path", "export_scenario", lambda p: {"name": "present", "path": "out.json"},
-            "must be an absolute path"),
+    McpCase(
+        "export-over-a-file",
+        "export_scenario",
+        lambda p: {"name": "present", "path": p.doc("exists.json")},
+        "exists; pass overwrite=true",
+    ),
+    McpCase(
+        "export-to-a-folder",
+        "export_scenario",
+        lambda p: {"name": "present", "path": p.doc("a-folder"), "overwrite": True},
+        "it is a folder",
+    ),
+    McpCase(
+        "export-relative-path",
+        "export_scenario",
+        lambda p: {"name": "present", "path": "out.json"},
+        "must be an absolute path",
+    ),
     McpCase("query-syntax", "query", lambda p: {"sql": "SELEC 1"}, "SELEC"),
     McpCase("query-write", "query", lambda p: {"sql": "DELETE FROM patients"}, "read"),
     McpCase("query-two-statements", "query", lambda p: {"sql": "SELECT 1; SELECT 2"}, "one SQL statement"),
@@ -481,7 +635,9 @@ async def test_mcp_store_at_a_newer_revision_is_a_tool_error(prepared: Prepared)
 async def test_mcp_unreachable_server_is_a_tool_error(tmp_path: Path) -> None:
     url = "postgresql+psycopg://nobody@127.0.0.1:1/none"
     async with mcp_client(url, tmp_path / "mcp.log") as session:
-        await tool_error(session, "list_scenarios", {}, "cannot connect to postgresql+psycopg://nobody@127.0.0.1:1/none")
+        await tool_error(
+            session, "list_scenarios", {}, "cannot connect to postgresql+psycopg://nobody@127.0.0.1:1/none"
+        )
     assert "Traceback" not in (tmp_path / "mcp.log").read_text()
 
 
@@ -501,18 +657,26 @@ async def test_mcp_store_held_by_another_process_is_a_tool_error(tmp_path: Path)
 #: Values no database can store (issue 15, item 5), each through a server on an empty store of its own.
 #: (A lone surrogate as a tool argument cannot be sent: the SDK's client refuses to encode it.)
 MCP_VALUE_CASES = [
-    McpCase("import-lone-surrogate", "import_scenario", lambda p: {"document": json.dumps(_document(
-        "surrogate-doc", {"patient": [{**PATIENT, "name": {"given_name": "Ada", "family_name": "Bad\udcffName"}}]}
-    ))}, "family_name"),
+    McpCase(
+        "import-lone-surrogate",
+        "import_scenario",
+        lambda p: {
+            "document": json.dumps(
+                _document(
+                    "surrogate-doc",
+                    {"patient": [{**PATIENT, "name": {"given_name": "Ada", "family_name": "Bad\udcffName"}}]},
+                )
+            )
+        },
+        "family_name",
+    ),
     McpCase("save-nul-in-name", "save_scenario", lambda p: {"name": "bad\x00name", "entities": {}}, "name"),
 ]
 
 
 @pytest.mark.anyio
 @pytest.mark.parametrize("case", MCP_VALUE_CASES, ids=[case.id for case in MCP_VALUE_CASES])
-async def test_mcp_values_no_database_can_store_are_tool_errors(
-    case: McpCase, store_url: str, tmp_path: Path
-) -> None:
+async def test_mcp_values_no_database_can_store_are_tool_errors(case: McpCase, store_url: str, tmp_path: Path) -> None:
     async with mcp_client(store_url, tmp_path / "mcp.log") as session:
         await tool_error(session, case.tool, case.arguments(None), case.says)  # type: ignore[arg-type]
         listed = await session.call_tool("list_scenarios", {})

@@ -82,8 +82,17 @@ def test_the_document_lists_every_type_in_catalogue_order_one_entity_per_line(en
     with session_scope(engine) as session:
         ScenarioRepository(session).save(
             "small",
-            {"patient": [{"id": "P-1", "mrn": "M-1", "name": {"given_name": "Zoë", "family_name": "東京"},
-                          "birth_date": "1980-01-02", "gender": "F"}]},
+            {
+                "patient": [
+                    {
+                        "id": "P-1",
+                        "mrn": "M-1",
+                        "name": {"given_name": "Zoë", "family_name": "東京"},
+                        "birth_date": "1980-01-02",
+                        "gender": "F",
+                    }
+                ]
+            },
             description="one patient",
             tags=["b", "a"],
         )
@@ -331,13 +340,24 @@ def many_entities(patients: int) -> dict[str, Any]:
     """Patients with two encounters each, as generators (never a list in memory)."""
     return {
         "patient": (
-            {"id": f"P-{i}", "mrn": f"MRN-{i}", "name": {"given_name": "Ada", "family_name": f"Lovelace {i}"},
-             "birth_date": "1980-02-03", "gender": "F", "note": "x" * 200}
+            {
+                "id": f"P-{i}",
+                "mrn": f"MRN-{i}",
+                "name": {"given_name": "Ada", "family_name": f"Lovelace {i}"},
+                "birth_date": "1980-02-03",
+                "gender": "F",
+                "note": "x" * 200,
+            }
             for i in range(patients)
         ),
         "encounter": (
-            {"encounter_id": f"E-{i}-{j}", "patient_mrn": f"MRN-{i}", "class_code": "O", "status": "finished",
-             "admission_time": f"2024-01-0{j + 1}T10:00:00Z"}
+            {
+                "encounter_id": f"E-{i}-{j}",
+                "patient_mrn": f"MRN-{i}",
+                "class_code": "O",
+                "status": "finished",
+                "admission_time": f"2024-01-0{j + 1}T10:00:00Z",
+            }
             for i in range(patients)
             for j in range(2)
         ),
@@ -465,7 +485,9 @@ def test_progress_reports_every_entity(engine) -> None:
     with session_scope(engine) as session:
         export_scenario(session, NAME, io.BytesIO(), progress=progress)
     assert seen == [
-        (f"Checking {CANONICAL}", None, 53), (f"Importing {NAME}", 53, 53), (f"Exporting {NAME}", 53, 53),
+        (f"Checking {CANONICAL}", None, 53),
+        (f"Importing {NAME}", 53, 53),
+        (f"Exporting {NAME}", 53, 53),
     ]
 
 
@@ -474,7 +496,6 @@ def test_metadata_named_like_a_document_field_is_not_exported_twice(engine) -> N
         ScenarioRepository(session).save("clash", {}, extra={"entities": "mine"})
     with pytest.raises(DocumentError, match="metadata named 'entities'.*rename"):
         do_export(engine, "clash")
-
 
 
 def test_a_document_without_name_or_entities_is_refused(engine) -> None:
@@ -527,7 +548,10 @@ def test_entity_streams_read_interleaved_are_refused_not_mixed_up() -> None:
     sections = _scan(reader).sections
     patients = arrays.entities(sections["patient"])
     assert next(patients)["id"] == document["entities"]["patient"][0]["id"]
-    assert next(arrays.entities(sections["encounter"]))["encounter_id"] == document["entities"]["encounter"][0]["encounter_id"]
+    assert (
+        next(arrays.entities(sections["encounter"]))["encounter_id"]
+        == document["entities"]["encounter"][0]["encounter_id"]
+    )
     with pytest.raises(RuntimeError, match="the patient array was resumed after the encounter array moved"):
         next(patients)
 

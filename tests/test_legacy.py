@@ -76,7 +76,11 @@ def test_both_formats_become_scenarios_with_names_metadata_and_provenance(engine
     assert flat["address"]["city"] == "Burlington" and flat["contact"]["phone"] == "802-555-0134"
     assert flat["_provenance"]["skill_used"] == "copd-management"
     assert {k: len(v) for k, v in v1.entities.items() if v} == {
-        "patient": 2, "encounter": 2, "diagnosis": 2, "medication": 1, "lab_result": 1,
+        "patient": 2,
+        "encounter": 2,
+        "diagnosis": 2,
+        "medication": 1,
+        "lab_result": 1,
     }
 
     assert v2.tags == ["chest-pain", "claims", "emergency"]
@@ -115,7 +119,9 @@ def test_dry_run_checks_every_file_and_writes_nothing(engine, legacy_home: Path)
     (legacy_home / "scenarios" / "bad.json").write_text(json.dumps(bad))
     reports = migrate(engine, dry_run=True, backup_dir=legacy_home / "backup")
     assert [(Path(r.path).name, r.status) for r in reports] == [
-        (V1_FILE, "would-migrate"), ("bad.json", "failed"), (V2_FILE, "would-migrate"),
+        (V1_FILE, "would-migrate"),
+        ("bad.json", "failed"),
+        (V2_FILE, "would-migrate"),
     ]
     assert "patient[1] (id PAT-V1-0002) gender: 'X'" in reports[1].reason
     assert stored(engine) == {}

@@ -32,8 +32,8 @@ from healthsim_models.errors import QueryError
 from healthsim_models.registry import ENTITY_TYPES
 from healthsim_state.cli import main
 from healthsim_state.fields import layout
-from healthsim_state.mcp.catalog import MAX_QUERY_TIMEOUT, TOOLS
 from healthsim_state.mcp import tools
+from healthsim_state.mcp.catalog import MAX_QUERY_TIMEOUT, TOOLS
 from healthsim_state.mcp.server import build_server
 from healthsim_state.mcp.tools import DEFAULT_PAGE, MAX_INLINE_EXPORT, MAX_PAGE, Store
 from healthsim_state.query import CANCELLED, DEFAULT_TIMEOUT, Cancellation
@@ -43,22 +43,41 @@ pytestmark = pytest.mark.anyio
 HEALTHSIM = Path(sys.executable).with_name("healthsim")
 
 PATIENT = {
-    "id": "PAT-1", "mrn": "MRN-1", "name": {"given_name": "Ada", "family_name": "Lovelace"},
-    "birth_date": "1980-02-03", "gender": "F", "custom_score": 0.4,
+    "id": "PAT-1",
+    "mrn": "MRN-1",
+    "name": {"given_name": "Ada", "family_name": "Lovelace"},
+    "birth_date": "1980-02-03",
+    "gender": "F",
+    "custom_score": 0.4,
 }
 ENCOUNTERS = [
-    {"encounter_id": f"E-{i}", "patient_mrn": "MRN-1", "class_code": "O", "status": "finished",
-     "admission_time": f"2024-01-0{i}T10:00:00-05:00"}
+    {
+        "encounter_id": f"E-{i}",
+        "patient_mrn": "MRN-1",
+        "class_code": "O",
+        "status": "finished",
+        "admission_time": f"2024-01-0{i}T10:00:00-05:00",
+    }
     for i in range(1, 4)
 ]
 MEMBER = {
-    "id": "MEM-1", "member_id": "M-1", "name": {"given_name": "Ada", "family_name": "Lovelace"},
-    "birth_date": "1980-02-03", "gender": "F", "group_id": "G-1", "plan_code": "P-1",
+    "id": "MEM-1",
+    "member_id": "M-1",
+    "name": {"given_name": "Ada", "family_name": "Lovelace"},
+    "birth_date": "1980-02-03",
+    "gender": "F",
+    "group_id": "G-1",
+    "plan_code": "P-1",
     "coverage_start": "2024-01-01",
 }
 CLAIM = {
-    "claim_id": "C-1", "claim_type": "PROFESSIONAL", "member_id": "M-1", "provider_npi": "1234567890",
-    "service_date": "2024-01-02", "principal_diagnosis": "E11.9", "total_charge": 148.83,
+    "claim_id": "C-1",
+    "claim_type": "PROFESSIONAL",
+    "member_id": "M-1",
+    "provider_npi": "1234567890",
+    "service_date": "2024-01-02",
+    "principal_diagnosis": "E11.9",
+    "total_charge": 148.83,
 }
 
 
@@ -83,10 +102,9 @@ async def client(store: dict[str, Any]) -> AsyncIterator[ClientSession]:
         env={"HEALTHSIM_HOME": str(store["home"])},
     )
     with open(store["log"], "w") as errlog:
-        async with stdio_client(params, errlog=errlog) as (read, write):
-            async with ClientSession(read, write) as session:
-                await session.initialize()
-                yield session
+        async with stdio_client(params, errlog=errlog) as (read, write), ClientSession(read, write) as session:
+            await session.initialize()
+            yield session
     # Every error the tests provoke is a library error: none may be logged as a crash.
     assert "Traceback" not in store["log"].read_text()
 
@@ -131,7 +149,11 @@ async def test_every_tool_is_listed_and_entities_come_from_the_registry(client: 
 
 async def test_save_then_load_a_summary_and_pages_of_entities(client: ClientSession) -> None:
     saved = await call(
-        client, "save_scenario", name="mcp-roundtrip", description="three visits", tags=["mcp", "demo"],
+        client,
+        "save_scenario",
+        name="mcp-roundtrip",
+        description="three visits",
+        tags=["mcp", "demo"],
         entities={"patients": [PATIENT], "encounter": ENCOUNTERS, "member": [MEMBER], "claims": [CLAIM]},
     )
     assert saved["name"] == "mcp-roundtrip"
@@ -161,7 +183,9 @@ async def test_save_then_load_a_summary_and_pages_of_entities(client: ClientSess
     assert claims["entities"] == [CLAIM]  # decimals as JSON numbers, as the exported document has them
     members = await call(client, "load_scenario", name="mcp-roundtrip", entity_type="member")
     copied = await call(
-        client, "save_scenario", name="mcp-roundtrip-copy",
+        client,
+        "save_scenario",
+        name="mcp-roundtrip-copy",
         entities={"member": members["entities"], "claim": claims["entities"]},
     )
     assert copied["counts"] == {"member": 1, "claim": 1}  # a page read is a page that saves
@@ -176,7 +200,9 @@ async def test_add_entities_resolves_against_what_the_scenario_holds(client: Cli
     assert added["saved"] == {"encounter": 2}
     assert added["counts"] == {"patient": 1, "encounter": 2}
     problem = await refused(
-        client, "add_entities", name="mcp-batched",
+        client,
+        "add_entities",
+        name="mcp-batched",
         entities={"encounter": [{**ENCOUNTERS[2], "patient_mrn": "MRN-9"}]},
     )
     assert "encounter[2] patient_mrn: 'MRN-9' matches no patient.mrn in this scenario" in problem
@@ -185,8 +211,14 @@ async def test_add_entities_resolves_against_what_the_scenario_holds(client: Cli
 
 async def test_list_scenarios_filters_and_pages(client: ClientSession) -> None:
     for i in range(3):
-        await call(client, "save_scenario", name=f"mcp-list-{i}", entities={}, tags=["listing", f"n{i}"],
-                   description="Paged" if i else "first")
+        await call(
+            client,
+            "save_scenario",
+            name=f"mcp-list-{i}",
+            entities={},
+            tags=["listing", f"n{i}"],
+            description="Paged" if i else "first",
+        )
     page = await call(client, "list_scenarios", tag="listing", limit=2)
     assert [s["name"] for s in page["scenarios"]] == ["mcp-list-0", "mcp-list-1"]
     assert page["next_offset"] == 2
@@ -201,7 +233,9 @@ async def test_list_scenarios_filters_and_pages(client: ClientSession) -> None:
 
 async def test_a_validation_error_names_each_problem_and_saves_nothing(client: ClientSession) -> None:
     message = await refused(
-        client, "save_scenario", name="mcp-invalid",
+        client,
+        "save_scenario",
+        name="mcp-invalid",
         entities={"patient": [{**PATIENT, "gender": "X"}], "encounter": [{**ENCOUNTERS[0], "patient_mrn": "MRN-9"}]},
     )
     assert message.startswith("2 problems in the input, nothing was saved: ")
@@ -256,7 +290,9 @@ async def test_delete_needs_confirm(client: ClientSession) -> None:
 
 
 async def test_summary_of_a_scenario_and_of_the_store(client: ClientSession) -> None:
-    await call(client, "save_scenario", name="mcp-summary", entities={"patient": [PATIENT], "encounter": ENCOUNTERS[:1]})
+    await call(
+        client, "save_scenario", name="mcp-summary", entities={"patient": [PATIENT], "encounter": ENCOUNTERS[:1]}
+    )
     one = await call(client, "get_summary", name="mcp-summary")
     assert one["scenario"]["entity_counts"] == {"patient": 1, "encounter": 1}
     whole = await call(client, "get_summary")
@@ -273,7 +309,9 @@ async def test_the_cli_writes_while_the_server_runs(client: ClientSession, store
     duckdb.connect(str(store["path"])).close()
     subprocess.run(
         [str(HEALTHSIM), "demo", "--patients", "2", "--name", "from-the-cli", "--database-url", store["url"]],
-        check=True, timeout=120, capture_output=True,
+        check=True,
+        timeout=120,
+        capture_output=True,
     )
     seen = (await call(client, "get_summary", name="from-the-cli"))["scenario"]
     assert set(seen["entity_counts"]) == {et.name for et in ENTITY_TYPES}  # the demo spans every type
@@ -334,7 +372,9 @@ async def test_export_and_import_through_files_and_inline(client: ClientSession,
     written = await call(client, "export_scenario", name="mcp-exchange", path=str(target))
     assert written["path"] == str(target) and written["bytes"] == target.stat().st_size
     assert target.read_text() == inline["document"]  # the same bytes either way
-    assert "exists; pass overwrite=true" in await refused(client, "export_scenario", name="mcp-exchange", path=str(target))
+    assert "exists; pass overwrite=true" in await refused(
+        client, "export_scenario", name="mcp-exchange", path=str(target)
+    )
     await call(client, "export_scenario", name="mcp-exchange", path=str(target), overwrite=True)
     assert "must be an absolute path" in await refused(client, "export_scenario", name="mcp-exchange", path="out.json")
 
@@ -357,9 +397,7 @@ async def test_export_and_import_through_files_and_inline(client: ClientSession,
 
 
 async def test_large_scenarios_are_exported_to_files_only(client: ClientSession, tmp_path: Path) -> None:
-    patients = [
-        {**PATIENT, "id": f"PAT-{i}", "mrn": f"MRN-{i}"} for i in range(MAX_INLINE_EXPORT + 1)
-    ]
+    patients = [{**PATIENT, "id": f"PAT-{i}", "mrn": f"MRN-{i}"} for i in range(MAX_INLINE_EXPORT + 1)]
     await call(client, "save_scenario", name="mcp-large", entities={"patient": patients})
     message = await refused(client, "export_scenario", name="mcp-large")
     assert f"holds {MAX_INLINE_EXPORT + 1} entities, more than the {MAX_INLINE_EXPORT} returned inline" in message
@@ -448,13 +486,15 @@ async def test_a_long_query_through_the_stdio_server(client: ClientSession, stor
 async def _in_process(store: Store) -> AsyncIterator[ClientSession]:
     """A ClientSession on the server run in this process over memory streams."""
     server = build_server(store)
-    async with create_client_server_memory_streams() as ((client_read, client_write), (server_read, server_write)):
-        async with anyio.create_task_group() as tasks:
-            tasks.start_soon(server.run, server_read, server_write, server.create_initialization_options())
-            async with ClientSession(client_read, client_write) as session:
-                await session.initialize()
-                yield session
-            tasks.cancel_scope.cancel()
+    async with (
+        create_client_server_memory_streams() as ((client_read, client_write), (server_read, server_write)),
+        anyio.create_task_group() as tasks,
+    ):
+        tasks.start_soon(server.run, server_read, server_write, server.create_initialization_options())
+        async with ClientSession(client_read, client_write) as session:
+            await session.initialize()
+            yield session
+        tasks.cancel_scope.cancel()
 
 
 async def test_a_long_query_on_both_backends(store_url: str) -> None:
@@ -552,7 +592,7 @@ PROSE = " ".join(DOC.split())  # line breaks as spaces
 def test_the_docs_tool_table_matches_the_tools() -> None:
     rows = re.findall(r"^\| `(\w+)` \| (.*?) \|", DOC, re.M)
     assert [name for name, _ in rows] == [spec.name for spec in TOOLS]
-    for (name, arguments), spec in zip(rows, TOOLS):
+    for (name, arguments), spec in zip(rows, TOOLS, strict=True):
         assert re.findall(r"`(\w+)`", arguments) == list(spec.properties), name
 
 

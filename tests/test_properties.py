@@ -87,7 +87,7 @@ def _check_encode_decode(entities: dict[str, list[dict]]) -> None:
     from healthsim_state.fields import layout
     from healthsim_state.serialization import decode, encode, json_text, nest_flat
 
-    now = dt.datetime(2026, 12, 1, tzinfo=dt.timezone.utc)
+    now = dt.datetime(2026, 12, 1, tzinfo=dt.UTC)
     for type_name, docs in entities.items():
         lay = layout(type_name)
         for doc in docs:

@@ -77,7 +77,7 @@ def test_rows_come_back_typed_and_in_order(demo_url: str) -> None:
     )
     assert result.columns == ["mrn", "birth_date", "id", "generation_seed", "extensions"]
     assert [row[0] for row in result.rows] == [f"MRN-{i:07d}" for i in range(PATIENTS)]
-    mrn, birth_date, ident, seed, extensions = result.rows[0]
+    _mrn, birth_date, ident, seed, extensions = result.rows[0]
     assert isinstance(birth_date, dt.date) and isinstance(ident, uuid.UUID) and seed == 42
     assert isinstance(extensions, dict)  # JSON columns decoded on both backends
     assert result.truncated is False
@@ -354,9 +354,8 @@ def test_an_open_session_of_this_process_is_waited_for(duckdb_demo_url: str, mon
     """DuckDB refuses a read-only connection beside this process's read-write one: wait, then say so."""
     monkeypatch.setattr(query, "LOCK_TIMEOUT", 0.3)
     engine = create_store_engine(duckdb_demo_url)
-    with engine.connect():
-        with pytest.raises(StoreLockedError, match="held read-write by this process"):
-            run_query("SELECT 1", database_url=duckdb_demo_url)
+    with engine.connect(), pytest.raises(StoreLockedError, match="held read-write by this process"):
+        run_query("SELECT 1", database_url=duckdb_demo_url)
     assert run_query("SELECT 1", database_url=duckdb_demo_url).rows == [(1,)]
 
     monkeypatch.setattr(query, "LOCK_TIMEOUT", 10.0)
@@ -372,9 +371,15 @@ def test_another_process_holding_the_file_is_waited_for(duckdb_demo_url: str, mo
     path = make_url(duckdb_demo_url).database
     get_engine(duckdb_demo_url)  # opened and at head before the other process takes the file
     holder = subprocess.Popen(
-        [sys.executable, "-c", f"import duckdb, sys, time; c = duckdb.connect({path!r}); print('held', flush=True); "
-         "sys.stdin.readline(); c.close()"],
-        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+        [
+            sys.executable,
+            "-c",
+            f"import duckdb, sys, time; c = duckdb.connect({path!r}); print('held', flush=True); "
+            "sys.stdin.readline(); c.close()",
+        ],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
     )
     try:
         assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
@@ -456,8 +461,13 @@ def test_a_wide_result_prints_one_record_per_row(duckdb_demo_url: str, width: in
 
 @pytest.mark.parametrize("width", [80, 120])
 def test_a_narrow_result_stays_a_table(duckdb_demo_url: str, width: int) -> None:
-    code, out, _ = _run("query", "SELECT mrn, gender, birth_date FROM patients ORDER BY mrn",
-                        "--database-url", duckdb_demo_url, env={"COLUMNS": str(width)})
+    code, out, _ = _run(
+        "query",
+        "SELECT mrn, gender, birth_date FROM patients ORDER BY mrn",
+        "--database-url",
+        duckdb_demo_url,
+        env={"COLUMNS": str(width)},
+    )
     assert code == 0 and "…" not in out and "record" not in out
     assert "┃ mrn " in out and sum("│ MRN-" in line for line in out.splitlines()) == PATIENTS
 
@@ -490,8 +500,12 @@ def test_table_output(duckdb_demo_url: str) -> None:
 
 def test_table_output_shows_null_and_truncation(duckdb_demo_url: str) -> None:
     code, out, err = _run(
-        "query", "SELECT mrn, NULL AS nothing FROM patients ORDER BY mrn", "--max-rows", "2",
-        "--database-url", duckdb_demo_url,
+        "query",
+        "SELECT mrn, NULL AS nothing FROM patients ORDER BY mrn",
+        "--max-rows",
+        "2",
+        "--database-url",
+        duckdb_demo_url,
     )
     assert (code, err) == (0, "")
     assert sum("MRN-" in line for line in out.splitlines()) == 2
@@ -505,8 +519,10 @@ def test_table_output_defaults_to_a_thousand_rows(duckdb_demo_url: str) -> None:
 
 
 def test_csv_output(duckdb_demo_url: str) -> None:
-    sql = ("SELECT claim_id, total_charge, other_diagnoses, service_date, false AS flag, NULL AS nothing "
-           "FROM claims ORDER BY claim_id")
+    sql = (
+        "SELECT claim_id, total_charge, other_diagnoses, service_date, false AS flag, NULL AS nothing "
+        "FROM claims ORDER BY claim_id"
+    )
     code, out, err = _run("query", sql, "--format", "csv", "--database-url", duckdb_demo_url)
     assert (code, err) == (0, "")
     rows = list(csv.reader(io.StringIO(out)))
@@ -522,14 +538,17 @@ def test_csv_output(duckdb_demo_url: str) -> None:
 def test_csv_output_is_unlimited_unless_asked(duckdb_demo_url: str) -> None:
     code, out, _ = _run("query", "SELECT * FROM range(1500)", "-f", "csv", "--database-url", duckdb_demo_url)
     assert code == 0 and len(out.splitlines()) == 1501
-    code, out, _ = _run("query", "SELECT * FROM range(1500)", "-f", "csv", "--max-rows", "3",
-                        "--database-url", duckdb_demo_url)
+    code, out, _ = _run(
+        "query", "SELECT * FROM range(1500)", "-f", "csv", "--max-rows", "3", "--database-url", duckdb_demo_url
+    )
     assert code == 0 and out.splitlines() == ["range", "0", "1", "2"]
 
 
 def test_json_output_on_both_backends(demo_url: str) -> None:
-    sql = ("SELECT c.claim_id, c.total_charge, c.service_date, c.id, c.other_diagnoses, m.member_id "
-           "FROM claims c JOIN members m ON m.id = c.member_uuid ORDER BY c.claim_id")
+    sql = (
+        "SELECT c.claim_id, c.total_charge, c.service_date, c.id, c.other_diagnoses, m.member_id "
+        "FROM claims c JOIN members m ON m.id = c.member_uuid ORDER BY c.claim_id"
+    )
     code, out, err = _run("query", sql, "--format", "json", "--database-url", demo_url)
     assert (code, err) == (0, "")
     records = json.loads(out)
@@ -577,7 +596,6 @@ def test_the_cli_refuses_writes_on_postgresql(postgresql_url: str, capsys: pytes
 def test_an_unknown_format_is_a_usage_error(duckdb_url: str) -> None:
     code, _, err = _run("query", "SELECT 1", "--format", "xml", "--database-url", duckdb_url)
     assert code == 2 and "xml" in err
-
 
 
 def test_duckdb_draws_no_progress_bar_of_its_own(duckdb_demo_url: str) -> None:

@@ -12,7 +12,6 @@ from decimal import Decimal
 from pathlib import Path
 
 import pytest
-import sqlalchemy as sa
 from typer.testing import CliRunner
 
 from healthsim_models import ReferenceDataError, get_engine, session_scope
@@ -138,15 +137,19 @@ def test_each_dataset_loads_and_is_registered(loaded_url: str) -> None:
 
 def test_codes_keep_or_regain_their_leading_zeros(loaded_url: str) -> None:
     assert _rows(loaded_url, "SELECT tract_fips, county_fips FROM population.places_tract ORDER BY 1")[0] == (
-        "01001020100", "01001",
+        "01001020100",
+        "01001",
     )
     # The SVI and ADI fixtures hold codes whose zeros a spreadsheet dropped (1001, 1001020100).
     assert _rows(loaded_url, "SELECT st, stcnty, fips FROM population.svi_county ORDER BY fips")[0] == (
-        "01", "01001", "01001",
+        "01",
+        "01001",
+        "01001",
     )
     assert _rows(loaded_url, "SELECT fips FROM population.svi_tract ORDER BY fips")[0] == ("01001020100",)
     assert _rows(loaded_url, "SELECT fips FROM population.adi_blockgroup ORDER BY fips")[:2] == [
-        ("010010201001",), ("010010201002",),
+        ("010010201001",),
+        ("010010201002",),
     ]
 
 
@@ -159,12 +162,17 @@ def test_measures_are_typed_values(loaded_url: str) -> None:
     assert isinstance(prev, Decimal) and isinstance(low, Decimal) and isinstance(high, Decimal)
     assert low < prev < high
     assert pop == 1775
-    adj = _rows(loaded_url, "SELECT obesity_adj_prev, obesity_adj95_ci_low FROM population.places_county "
-                           "WHERE county_fips = '06037'")[0]
+    adj = _rows(
+        loaded_url,
+        "SELECT obesity_adj_prev, obesity_adj95_ci_low FROM population.places_county WHERE county_fips = '06037'",
+    )[0]
     assert all(isinstance(v, Decimal) for v in adj)
     # An empty cell in the PLACES file is NULL (no marker).
-    assert _rows(loaded_url, "SELECT teethlost_crude_prev, teethlost_crude95_ci_low FROM population.places_tract "
-                            "WHERE tract_fips = '48201311500'")[0] == (None, None)
+    assert _rows(
+        loaded_url,
+        "SELECT teethlost_crude_prev, teethlost_crude95_ci_low FROM population.places_tract "
+        "WHERE tract_fips = '48201311500'",
+    )[0] == (None, None)
     total, theme, flag = _rows(
         loaded_url, "SELECT e_totpop, rpl_themes, f_total FROM population.svi_county WHERE fips = '48201'"
     )[0]
@@ -180,7 +188,14 @@ def test_svi_minus_999_becomes_null_and_is_listed(loaded_url: str) -> None:
     assert row[:5] == (57, None, None, None, None)
     assert row[5] is not None
     assert row[6].split(",") == [
-        "m_hburd", "ep_pov150", "epl_pov150", "spl_theme1", "rpl_theme1", "spl_themes", "rpl_themes", "f_pov150",
+        "m_hburd",
+        "ep_pov150",
+        "epl_pov150",
+        "spl_theme1",
+        "rpl_theme1",
+        "spl_themes",
+        "rpl_themes",
+        "f_pov150",
     ]
     assert _rows(loaded_url, "SELECT suppressed_columns FROM population.svi_county WHERE fips = '48201'") == [(None,)]
     listed, total, themes = _rows(
@@ -222,8 +237,11 @@ def test_an_unexpected_column_is_refused_by_name(store_url: str) -> None:
 
 
 def test_a_file_of_another_dataset_is_refused(duckdb_url: str) -> None:
-    with pytest.raises(ReferenceDataError, match="missing columns ST, STATE, ST_ABBR.*; "
-                                                 "unexpected columns \\(unnamed\\), GISJOIN, ADI_NATRANK, ADI_STATERNK "):
+    with pytest.raises(
+        ReferenceDataError,
+        match="missing columns ST, STATE, ST_ABBR.*; "
+        "unexpected columns \\(unnamed\\), GISJOIN, ADI_NATRANK, ADI_STATERNK ",
+    ):
         load_reference("svi_county", FIXTURES / FILES["adi_blockgroup"], database_url=duckdb_url)
 
 
@@ -286,7 +304,9 @@ def test_a_shared_header_needs_the_release_from_the_caller_or_the_file_name(tmp_
 
 def test_a_second_load_needs_replace(store_url: str) -> None:
     load_reference("svi_county", FIXTURES / FILES["svi_county"], database_url=store_url)
-    with pytest.raises(ReferenceDataError, match="already holds release 2022 from SVI_2022_US_county.csv; pass --replace"):
+    with pytest.raises(
+        ReferenceDataError, match="already holds release 2022 from SVI_2022_US_county.csv; pass --replace"
+    ):
         load_reference("svi_county", FIXTURES / FILES["svi_county"], database_url=store_url)
     replaced = load_reference(
         "svi_county", FIXTURES / FILES["svi_county"], replace=True, release="2020", database_url=store_url
@@ -299,9 +319,12 @@ def test_a_failing_reload_leaves_the_previous_table_intact(store_url: str) -> No
     load_reference("svi_county", FIXTURES / FILES["svi_county"], database_url=store_url)
     before = _rows(store_url, "SELECT * FROM population.svi_county ORDER BY fips")
     registry = _rows(store_url, "SELECT * FROM population.reference_datasets")
-    with pytest.raises(ReferenceDataError, match="svi_county_bad_value.csv could not be loaded into svi_county, "
-                                                 "nothing was changed: line 3, column E_TOTPOP: 'n/a' is not "
-                                                 "a whole number"):
+    with pytest.raises(
+        ReferenceDataError,
+        match="svi_county_bad_value.csv could not be loaded into svi_county, "
+        "nothing was changed: line 3, column E_TOTPOP: 'n/a' is not "
+        "a whole number",
+    ):
         load_reference(
             "svi_county", FIXTURES / "svi_county_bad_value.csv", replace=True, release="2022", database_url=store_url
         )
@@ -320,7 +343,7 @@ def test_a_row_with_too_many_or_too_few_fields_fails_the_whole_load(tmp_path: Pa
     load_reference("adi_blockgroup", FIXTURES / FILES["adi_blockgroup"], database_url=store_url)
     before = _rows(store_url, "SELECT * FROM population.adi_blockgroup ORDER BY fips")
     lines = (FIXTURES / FILES["adi_blockgroup"]).read_text().splitlines()
-    for name, row in (("long", f"{lines[2]},\"9\""), ("short", lines[2].rsplit(",", 1)[0])):
+    for name, row in (("long", f'{lines[2]},"9"'), ("short", lines[2].rsplit(",", 1)[0])):
         ragged = tmp_path / f"US_2023_ADI_{name}.csv"
         ragged.write_text("\n".join([*lines[:2], row, *lines[3:]]) + "\n")
         with pytest.raises(ReferenceDataError, match=rf"US_2023_ADI_{name}.csv could not be .*nothing was changed"):
@@ -354,8 +377,15 @@ def test_cli_load_and_status(store_url: str) -> None:
     digest = hashlib.sha256((FIXTURES / FILES["svi_county"]).read_bytes()).hexdigest()
     assert out.strip() == f"loaded svi_county release 2022 from SVI_2022_US_county.csv: 4 rows (sha256 {digest})"
     out = _ok(
-        "reference", "load", "adi_blockgroup", str(FIXTURES / FILES["adi_blockgroup"]),
-        "--release", "2022", "--replace", "--database-url", store_url,
+        "reference",
+        "load",
+        "adi_blockgroup",
+        str(FIXTURES / FILES["adi_blockgroup"]),
+        "--release",
+        "2022",
+        "--replace",
+        "--database-url",
+        store_url,
     )
     assert "7 rows" in out
     out = _ok("reference", "status", "--database-url", store_url)
@@ -366,8 +396,16 @@ def test_cli_load_and_status(store_url: str) -> None:
 
 def test_cli_refusal_is_one_line(duckdb_url: str, capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit) as exit_info:
-        main(["reference", "load", "places_tract", str(FIXTURES / "places_tract_missing_column.csv"),
-              "--database-url", duckdb_url])
+        main(
+            [
+                "reference",
+                "load",
+                "places_tract",
+                str(FIXTURES / "places_tract_missing_column.csv"),
+                "--database-url",
+                duckdb_url,
+            ]
+        )
     assert exit_info.value.code == 1
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1, err
@@ -389,7 +427,11 @@ def test_county_profile_puts_places_and_svi_together(loaded_url: str) -> None:
     with session_scope(get_engine(loaded_url)) as session:
         profile = county_profile(session, 1001)  # a number that lost its leading zero
         assert (profile.level, profile.fips, profile.name, profile.county_name, profile.state) == (
-            "county", "01001", "Autauga", "Autauga", "AL",
+            "county",
+            "01001",
+            "Autauga",
+            "Autauga",
+            "AL",
         )
         assert len(profile.places) == 80  # 40 measures, crude and age-adjusted
         assert isinstance(profile.places["diabetes"], Decimal)
@@ -417,8 +459,11 @@ def test_tract_profile(loaded_url: str) -> None:
 
 def test_profiles_refuse_unknown_and_malformed_codes(loaded_url: str) -> None:
     with session_scope(get_engine(loaded_url)) as session:
-        with pytest.raises(ReferenceDataError, match=r"no county 99999 in population.places_county or "
-                                                     r"population.svi_county \(places_county 2024, svi_county 2022\)"):
+        with pytest.raises(
+            ReferenceDataError,
+            match=r"no county 99999 in population.places_county or "
+            r"population.svi_county \(places_county 2024, svi_county 2022\)",
+        ):
             county_profile(session, "99999")
         with pytest.raises(ReferenceDataError, match="'48-201' is not a county FIPS code: expected 5 digits"):
             county_profile(session, "48-201")
@@ -427,24 +472,38 @@ def test_profiles_refuse_unknown_and_malformed_codes(loaded_url: str) -> None:
 
 
 def _patient(mrn: str, given: str, address: dict) -> dict:
-    return {"id": f"PAT-{mrn}", "mrn": mrn, "name": {"given_name": given, "family_name": "Test"},
-            "birth_date": "1970-01-01", "gender": "F", "address": address}
+    return {
+        "id": f"PAT-{mrn}",
+        "mrn": mrn,
+        "name": {"given_name": given, "family_name": "Test"},
+        "birth_date": "1970-01-01",
+        "gender": "F",
+        "address": address,
+    }
 
 
 def test_patients_join_svi_through_their_county(store_url: str) -> None:
     load_reference("svi_county", FIXTURES / FILES["svi_county"], database_url=store_url)
-    save_scenario("cohort", {"patient": [
-        _patient("M1", "Ana", {"city": "Houston", "state": "TX", "county_fips": "48201"}),
-        _patient("M2", "Bea", {"city": "Prattville", "state": "AL", "county_fips": "01001"}),
-        _patient("M3", "Cai", {"city": "Boston", "state": "MA"}),  # no county: no SVI
-        _patient("M4", "Dee", {"state": "TX", "county_fips": "48301"}),  # SVI suppressed
-    ]}, database_url=store_url)
+    save_scenario(
+        "cohort",
+        {
+            "patient": [
+                _patient("M1", "Ana", {"city": "Houston", "state": "TX", "county_fips": "48201"}),
+                _patient("M2", "Bea", {"city": "Prattville", "state": "AL", "county_fips": "01001"}),
+                _patient("M3", "Cai", {"city": "Boston", "state": "MA"}),  # no county: no SVI
+                _patient("M4", "Dee", {"state": "TX", "county_fips": "48301"}),  # SVI suppressed
+            ]
+        },
+        database_url=store_url,
+    )
     save_scenario("other", {"patient": [_patient("M9", "Eve", {"county_fips": "06037"})]}, database_url=store_url)
     with session_scope(get_engine(store_url)) as session:
         rows = patients_with_svi(session, "cohort")
     assert [(r["mrn"], r["county_fips"], r["county_name"]) for r in rows] == [
-        ("M1", "48201", "Harris"), ("M2", "01001", "Autauga"),
-        ("M3", None, None), ("M4", "48301", "Loving"),
+        ("M1", "48201", "Harris"),
+        ("M2", "01001", "Autauga"),
+        ("M3", None, None),
+        ("M4", "48301", "Loving"),
     ]
     assert rows[0]["rpl_themes"] == pytest.approx(0.8921)
     assert rows[3]["rpl_themes"] is None and rows[3]["e_totpop"] == 57
@@ -454,9 +513,8 @@ def test_patients_join_svi_through_their_county(store_url: str) -> None:
 def test_the_join_names_a_missing_scenario(duckdb_url: str) -> None:
     from healthsim_models import ScenarioNotFoundError
 
-    with session_scope(get_engine(duckdb_url)) as session:
-        with pytest.raises(ScenarioNotFoundError):
-            patients_with_svi(session, "nowhere")
+    with session_scope(get_engine(duckdb_url)) as session, pytest.raises(ScenarioNotFoundError):
+        patients_with_svi(session, "nowhere")
 
 
 def _doc_examples() -> list[str]:
@@ -483,13 +541,21 @@ def test_the_documented_example_runs(
 def test_the_documented_sql_join_runs_on_both_backends(store_url: str) -> None:
     (sql,) = re.findall(r"```sql\n(.*?)```", (REPO / "docs" / "reference-data.md").read_text(), re.S)
     load_reference("svi_county", FIXTURES / FILES["svi_county"], database_url=store_url)
-    save_scenario("gulf-coast-diabetes", {"patient": [
-        _patient("MRN-1", "Rosa", {"city": "Houston", "state": "TX", "county_fips": "48201"}),
-        _patient("MRN-2", "June", {"city": "Prattville", "state": "AL", "county_fips": 1001}),
-        _patient("MRN-3", "Ida", {"city": "Boston", "state": "MA"}),
-    ]}, database_url=store_url)
+    save_scenario(
+        "gulf-coast-diabetes",
+        {
+            "patient": [
+                _patient("MRN-1", "Rosa", {"city": "Houston", "state": "TX", "county_fips": "48201"}),
+                _patient("MRN-2", "June", {"city": "Prattville", "state": "AL", "county_fips": 1001}),
+                _patient("MRN-3", "Ida", {"city": "Boston", "state": "MA"}),
+            ]
+        },
+        database_url=store_url,
+    )
     assert _rows(store_url, sql.strip().rstrip(";")) == [
-        ("MRN-1", "Harris County", 0.8921), ("MRN-2", "Autauga County", 0.2979), ("MRN-3", None, None),
+        ("MRN-1", "Harris County", 0.8921),
+        ("MRN-2", "Autauga County", 0.2979),
+        ("MRN-3", None, None),
     ]
 
 
@@ -515,10 +581,18 @@ def test_svi_minus_999_is_the_marker_however_the_number_is_written(tmp_path: Pat
     )[0]
     assert row[:5] == (57, None, None, None, None)
     assert row[5].split(",") == [
-        "m_hburd", "ep_pov150", "epl_pov150", "spl_theme1", "rpl_theme1", "spl_themes", "rpl_themes", "f_pov150",
+        "m_hburd",
+        "ep_pov150",
+        "epl_pov150",
+        "spl_theme1",
+        "rpl_theme1",
+        "spl_themes",
+        "rpl_themes",
+        "f_pov150",
     ]
-    assert _rows(store_url, "SELECT m_totpop, ep_pov150, suppressed_columns FROM population.svi_county "
-                            "WHERE fips = '48201'") == [(-9990.0, -999.5, None)]
+    assert _rows(
+        store_url, "SELECT m_totpop, ep_pov150, suppressed_columns FROM population.svi_county WHERE fips = '48201'"
+    ) == [(-9990.0, -999.5, None)]
 
 
 def _adi_file(path: Path, rows: int, bad: dict[tuple[int, str], str]) -> Path:
@@ -538,9 +612,12 @@ def test_a_bad_value_is_refused_naming_column_line_and_value(tmp_path: Path, sto
     load_reference("adi_blockgroup", FIXTURES / FILES["adi_blockgroup"], database_url=store_url)
     before = _rows(store_url, "SELECT * FROM population.adi_blockgroup ORDER BY fips")
     bad = _adi_file(tmp_path / "US_2022_ADI.csv", 300, {(61, "ADI_NATRANK"): "n/a", (40, "ADI_STATERNK"): "7x"})
-    with pytest.raises(ReferenceDataError, match=r"^US_2022_ADI.csv could not be loaded into adi_blockgroup, "
-                                                 r"nothing was changed: line 40, column ADI_STATERNK: '7x' is not "
-                                                 r"a whole number \(lines counted from the header, line 1\)$"):
+    with pytest.raises(
+        ReferenceDataError,
+        match=r"^US_2022_ADI.csv could not be loaded into adi_blockgroup, "
+        r"nothing was changed: line 40, column ADI_STATERNK: '7x' is not "
+        r"a whole number \(lines counted from the header, line 1\)$",
+    ):
         load_reference("adi_blockgroup", bad, replace=True, database_url=store_url)
     assert _rows(store_url, "SELECT * FROM population.adi_blockgroup ORDER BY fips") == before
     assert _rows(store_url, "SELECT release, row_count FROM population.reference_datasets") == [("2022", 7)]
@@ -562,20 +639,32 @@ def test_a_bad_measure_or_interval_is_refused_by_name(tmp_path: Path, store_url:
         path = tmp_path / source.name
         with path.open("w", newline="") as handle:
             csv.writer(handle).writerows([header, *changed])
-        with pytest.raises(ReferenceDataError, match=rf"nothing was changed: line 3, column {column}: "
-                                                     rf"{re.escape(repr(value))} is not {kind}"):
+        with pytest.raises(
+            ReferenceDataError,
+            match=rf"nothing was changed: line 3, column {column}: "
+            rf"{re.escape(repr(value))} is not {kind}",
+        ):
             load_reference("places_county", path, database_url=store_url)
     assert _rows(store_url, "SELECT count(*) FROM population.places_county") == [(0,)]
 
 
 def test_integer_cells_written_as_whole_decimals_load_alike_on_both_backends(tmp_path: Path, store_url: str) -> None:
     """73.0 (a spreadsheet's rank) loads as 73 on DuckDB and PostgreSQL; 73.5 and 1e2 are refused on both."""
-    path = _adi_file(tmp_path / "US_2022_ADI.csv", 4, {
-        (2, "ADI_NATRANK"): "73.0", (3, "ADI_NATRANK"): " 100.00 ", (4, "ADI_STATERNK"): "7.", (5, "ADI_NATRANK"): "GQ",
-    })
+    path = _adi_file(
+        tmp_path / "US_2022_ADI.csv",
+        4,
+        {
+            (2, "ADI_NATRANK"): "73.0",
+            (3, "ADI_NATRANK"): " 100.00 ",
+            (4, "ADI_STATERNK"): "7.",
+            (5, "ADI_NATRANK"): "GQ",
+        },
+    )
     load_reference("adi_blockgroup", path, database_url=store_url)
-    assert _rows(store_url, "SELECT adi_natrank, adi_natrank_suppression, adi_staternk FROM population.adi_blockgroup "
-                            "ORDER BY fips") == [(73, None, 5), (100, None, 5), (50, None, 7), (None, "GQ", 5)]
+    assert _rows(
+        store_url,
+        "SELECT adi_natrank, adi_natrank_suppression, adi_staternk FROM population.adi_blockgroup ORDER BY fips",
+    ) == [(73, None, 5), (100, None, 5), (50, None, 7), (None, "GQ", 5)]
     for value in ("73.5", "1e2", "7.0.0", "0x10"):
         bad = _adi_file(tmp_path / "US_2022_ADI.csv", 3, {(3, "ADI_STATERNK"): value})
         with pytest.raises(ReferenceDataError, match=rf"line 3, column ADI_STATERNK: '{value}' is not a whole number"):
@@ -595,22 +684,36 @@ def test_tract_names_come_from_svi_and_are_never_made_up(tmp_path: Path, store_u
     assert (places_only.name, places_only.county_name, places_only.svi) == (None, "Autauga", None)
     text = (FIXTURES / FILES["svi_tract"]).read_text(encoding="utf-8-sig")
     semicolons = tmp_path / "SVI_2022_US.csv"
-    semicolons.write_text(text.replace('"Census Tract 201, Autauga County, Alabama"',
-                                       '"Census Tract 201; Autauga County; Alabama"'))
+    semicolons.write_text(
+        text.replace('"Census Tract 201, Autauga County, Alabama"', '"Census Tract 201; Autauga County; Alabama"')
+    )
     assert "Census Tract 201; Autauga County; Alabama" in semicolons.read_text()
     load_reference("svi_tract", semicolons, database_url=store_url)
     with session_scope(get_engine(store_url)) as session:
         both = tract_profile(session, "01001020100")
         svi_only = tract_profile(session, "48201980000")
     assert (both.name, both.county_name) == ("Census Tract 201, Autauga County", "Autauga")
-    assert (svi_only.name, svi_only.county_name, svi_only.places) == ("Census Tract 9800, Harris County", "Harris", None)
+    assert (svi_only.name, svi_only.county_name, svi_only.places) == (
+        "Census Tract 9800, Harris County",
+        "Harris",
+        None,
+    )
 
 
-@pytest.mark.parametrize(("published", "bare"), [
-    ("Loving County", "Loving"), ("Orleans Parish", "Orleans"), ("Juneau City and Borough", "Juneau"),
-    ("Nome Census Area", "Nome"), ("Anchorage Municipality", "Anchorage"), ("Richmond city", "Richmond"),
-    ("Kodiak Island Borough", "Kodiak Island"), (" Autauga ", "Autauga"), ("Countyline", "Countyline"),
-])
+@pytest.mark.parametrize(
+    ("published", "bare"),
+    [
+        ("Loving County", "Loving"),
+        ("Orleans Parish", "Orleans"),
+        ("Juneau City and Borough", "Juneau"),
+        ("Nome Census Area", "Nome"),
+        ("Anchorage Municipality", "Anchorage"),
+        ("Richmond city", "Richmond"),
+        ("Kodiak Island Borough", "Kodiak Island"),
+        (" Autauga ", "Autauga"),
+        ("Countyline", "Countyline"),
+    ],
+)
 def test_bare_county_names(published: str, bare: str) -> None:
     assert bare_county_name(published) == bare
 
@@ -640,32 +743,54 @@ def test_patients_without_a_county_code_join_svi_by_state_and_county_name(tmp_pa
         ("22", "Louisiana", "LA", "22071", "Orleans Parish"),
     )
     load_reference("svi_county", svi, database_url=store_url)
-    runner_result = runner.invoke(app, ["scenario", "import", str(REPO / "tests" / "fixtures" / "scenario-canonical.json"),
-                                        "--database-url", store_url])
+    runner_result = runner.invoke(
+        app,
+        [
+            "scenario",
+            "import",
+            str(REPO / "tests" / "fixtures" / "scenario-canonical.json"),
+            "--database-url",
+            store_url,
+        ],
+    )
     assert runner_result.exit_code == 0, runner_result.output
-    save_scenario("named", {"patient": [
-        _patient("N1", "Ana", {"state": "TX", "county_fips": 48201}),  # a JSON number
-        _patient("N2", "Bea", {"state": "AL", "county_fips": "1001"}),  # lost its leading zero
-        _patient("N3", "Cai", {"state": "VA", "county": "Richmond"}),  # city or county: ambiguous
-        _patient("N4", "Dee", {"state": "VA", "county": "richmond CITY"}),  # as written, any case
-        _patient("N5", "Eve", {"state": "LA", "county": " orleans "}),  # Parish normalised away
-        _patient("N6", "Fay", {"state": "TX", "county_fips": "48-201", "county": "Harris County"}),  # not a code
-        _patient("N7", "Gil", {"state": "TX", "county_fips": "99999", "county": "Harris"}),  # the code wins
-        _patient("N8", "Hal", {"state": "OH", "county": "Franklin"}),  # no such county in TX, but in OH
-        _patient("N9", "Ivy", {"state": "TX", "county": "Franklin"}),
-    ]}, database_url=store_url)
+    save_scenario(
+        "named",
+        {
+            "patient": [
+                _patient("N1", "Ana", {"state": "TX", "county_fips": 48201}),  # a JSON number
+                _patient("N2", "Bea", {"state": "AL", "county_fips": "1001"}),  # lost its leading zero
+                _patient("N3", "Cai", {"state": "VA", "county": "Richmond"}),  # city or county: ambiguous
+                _patient("N4", "Dee", {"state": "VA", "county": "richmond CITY"}),  # as written, any case
+                _patient("N5", "Eve", {"state": "LA", "county": " orleans "}),  # Parish normalised away
+                _patient(
+                    "N6", "Fay", {"state": "TX", "county_fips": "48-201", "county": "Harris County"}
+                ),  # not a code
+                _patient("N7", "Gil", {"state": "TX", "county_fips": "99999", "county": "Harris"}),  # the code wins
+                _patient("N8", "Hal", {"state": "OH", "county": "Franklin"}),  # no such county in TX, but in OH
+                _patient("N9", "Ivy", {"state": "TX", "county": "Franklin"}),
+            ]
+        },
+        database_url=store_url,
+    )
     with session_scope(get_engine(store_url)) as session:
         canonical = patients_with_svi(session, "riverbend-cross-product-demo")
         named = patients_with_svi(session, "named")
     assert [(r["mrn"], r["county_fips"], r["county_from"], r["county_name"]) for r in canonical] == [
-        ("MRN-100231", "39049", "county", "Franklin"), ("MRN-100232", None, None, None),
+        ("MRN-100231", "39049", "county", "Franklin"),
+        ("MRN-100232", None, None, None),
         ("MRN-100233", None, None, None),
     ]
     assert canonical[0]["rpl_themes"] == pytest.approx(0.8921)
     assert [(r["mrn"], r["county_fips"], r["county_from"], r["county_name"]) for r in named] == [
-        ("N1", "48201", "county_fips", "Harris"), ("N2", "01001", "county_fips", "Autauga"),
-        ("N3", None, None, None), ("N4", "51760", "county", "Richmond"), ("N5", "22071", "county", "Orleans"),
-        ("N6", "48201", "county", "Harris"), ("N7", "99999", "county_fips", None), ("N8", "39049", "county", "Franklin"),
+        ("N1", "48201", "county_fips", "Harris"),
+        ("N2", "01001", "county_fips", "Autauga"),
+        ("N3", None, None, None),
+        ("N4", "51760", "county", "Richmond"),
+        ("N5", "22071", "county", "Orleans"),
+        ("N6", "48201", "county", "Harris"),
+        ("N7", "99999", "county_fips", None),
+        ("N8", "39049", "county", "Franklin"),
         ("N9", None, None, None),
     ]
     assert named[6]["rpl_themes"] is None and named[5]["rpl_themes"] == pytest.approx(0.8921)

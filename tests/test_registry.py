@@ -9,9 +9,24 @@ from healthsim_models.base import CanonicalMixin
 
 # canonical-models.md §1, in the catalogue order of the canonical export.
 CATALOGUE = [
-    "patient", "encounter", "diagnosis", "procedure", "medication", "lab_result",
-    "vital_sign", "clinical_note", "order", "member", "claim", "claim_line",
-    "prescription", "pharmacy_claim", "subject", "trial_visit", "adverse_event", "exposure",
+    "patient",
+    "encounter",
+    "diagnosis",
+    "procedure",
+    "medication",
+    "lab_result",
+    "vital_sign",
+    "clinical_note",
+    "order",
+    "member",
+    "claim",
+    "claim_line",
+    "prescription",
+    "pharmacy_claim",
+    "subject",
+    "trial_visit",
+    "adverse_event",
+    "exposure",
 ]
 
 

@@ -77,8 +77,9 @@ def encounter(enc_id: str, mrn: str, **extra: Any) -> dict[str, Any]:
 
 
 def test_canonical_example_round_trips_field_for_field(engine) -> None:
-    summary = save(engine, CANONICAL["name"], CANONICAL["entities"],
-                   description=CANONICAL["description"], tags=CANONICAL["tags"])
+    summary = save(
+        engine, CANONICAL["name"], CANONICAL["entities"], description=CANONICAL["description"], tags=CANONICAL["tags"]
+    )
     assert summary.name == CANONICAL["name"]
     assert summary.counts == {t: len(v) for t, v in CANONICAL["entities"].items() if v}
     assert summary.warnings == []
@@ -254,7 +255,8 @@ def test_overwrite_of_a_missing_scenario_through_the_cli_and_the_mcp_tool(store_
     from tests.helpers import FIXTURES
 
     result = CliRunner().invoke(
-        app, ["scenario", "import", str(FIXTURES / "scenario-canonical.json"), "--overwrite", "--database-url", store_url]
+        app,
+        ["scenario", "import", str(FIXTURES / "scenario-canonical.json"), "--overwrite", "--database-url", store_url],
     )
     assert result.exit_code == 0, result.output
     assert f"imported {CANONICAL['name']!r}" in result.stdout
@@ -291,33 +293,38 @@ def test_add_entities_resolves_against_what_the_scenario_holds(engine) -> None:
     assert summary.counts == {"patient": 1, "encounter": 1}
     assert summary.saved == {"encounter": 1}
     with engine.connect() as c:
-        pid, enc_patient = c.execute(
-            sa.text("SELECT p.id, e.patient_uuid FROM patients p, encounters e")
-        ).one()
+        pid, enc_patient = c.execute(sa.text("SELECT p.id, e.patient_uuid FROM patients p, encounters e")).one()
     assert pid == enc_patient
-    with pytest.raises(ValidationError, match="MRN-2"):
-        with session_scope(engine) as session:
-            ScenarioRepository(session).add_entities("s", {"encounter": [encounter("E2", "MRN-2")]})
+    with pytest.raises(ValidationError, match="MRN-2"), session_scope(engine) as session:
+        ScenarioRepository(session).add_entities("s", {"encounter": [encounter("E2", "MRN-2")]})
 
 
 def test_add_entities_keeps_business_keys_unique_in_the_scenario(engine) -> None:
     save(engine, "s", {"patient": [patient("MRN-1", id="P-1")]})
-    with pytest.raises(ValidationError, match="MRN-1 is already used by another patient"):
-        with session_scope(engine) as session:
-            ScenarioRepository(session).add_entities("s", {"patient": [patient("MRN-1", id="P-2")]})
+    with (
+        pytest.raises(ValidationError, match="MRN-1 is already used by another patient"),
+        session_scope(engine) as session,
+    ):
+        ScenarioRepository(session).add_entities("s", {"patient": [patient("MRN-1", id="P-2")]})
 
 
 def test_add_entities_to_a_missing_scenario(engine) -> None:
-    with pytest.raises(ScenarioNotFoundError, match="nope"):
-        with session_scope(engine) as session:
-            ScenarioRepository(session).add_entities("nope", {"patient": [patient("MRN-1")]})
+    with pytest.raises(ScenarioNotFoundError, match="nope"), session_scope(engine) as session:
+        ScenarioRepository(session).add_entities("nope", {"patient": [patient("MRN-1")]})
 
 
 def test_soft_references_only_warn(engine) -> None:
     subject = {
-        "id": "SUBJ-1", "name": {"given_name": "A", "family_name": "B"}, "birth_date": "1970-01-01",
-        "gender": "M", "subject_id": "0001", "usubjid": "STUDY-101-0001", "study_id": "STUDY",
-        "site_id": "101", "informed_consent_date": "2024-01-01", "patient_ref": "MRN-ABSENT",
+        "id": "SUBJ-1",
+        "name": {"given_name": "A", "family_name": "B"},
+        "birth_date": "1970-01-01",
+        "gender": "M",
+        "subject_id": "0001",
+        "usubjid": "STUDY-101-0001",
+        "study_id": "STUDY",
+        "site_id": "101",
+        "informed_consent_date": "2024-01-01",
+        "patient_ref": "MRN-ABSENT",
     }
     summary = save(engine, "s", {"subject": [subject]})
     assert summary.warnings and "patient_ref" in summary.warnings[0] and "MRN-ABSENT" in summary.warnings[0]
@@ -390,11 +397,19 @@ def test_a_repeated_identity_keeps_its_first_place_across_batches(engine) -> Non
         summary = ScenarioRepository(session, batch_size=2).save("s", {"patient": docs})
     assert summary.counts == {"patient": 3}
     loaded = load(engine, "s").entities["patient"]
-    assert [(p["mrn"], p["name"]["given_name"]) for p in loaded] == [("MRN-A", "Later"), ("MRN-B", "Ada"), ("MRN-C", "Ada")]
+    assert [(p["mrn"], p["name"]["given_name"]) for p in loaded] == [
+        ("MRN-A", "Later"),
+        ("MRN-B", "Ada"),
+        ("MRN-C", "Ada"),
+    ]
     with session_scope(engine) as session:  # sent again later: updated in place
         ScenarioRepository(session).add_entities("s", {"patient": [patient("MRN-B", given="Again")]})
     loaded = load(engine, "s").entities["patient"]
-    assert [(p["mrn"], p["name"]["given_name"]) for p in loaded] == [("MRN-A", "Later"), ("MRN-B", "Again"), ("MRN-C", "Ada")]
+    assert [(p["mrn"], p["name"]["given_name"]) for p in loaded] == [
+        ("MRN-A", "Later"),
+        ("MRN-B", "Again"),
+        ("MRN-C", "Ada"),
+    ]
 
 
 def test_one_batch_updates_stored_entities_and_inserts_new_ones(engine) -> None:
@@ -450,24 +465,25 @@ def test_a_save_that_fails_after_writing_links_leaves_nothing(engine, monkeypatc
 
     monkeypatch.setattr(repository, "LINK_BATCH_SIZE", 5)
     patients = [patient(f"MRN-{i:03d}") for i in range(20)] + [patient("MRN-BAD", gender="X")]
-    with pytest.raises(ValidationError, match="gender"):
-        with session_scope(engine) as session:
-            ScenarioRepository(session, batch_size=10).save("s", {"patient": patients})
+    with pytest.raises(ValidationError, match="gender"), session_scope(engine) as session:
+        ScenarioRepository(session, batch_size=10).save("s", {"patient": patients})
     assert rows(engine, "scenario_entities") == 0
     assert rows(engine, "patients") == 0
     assert rows(engine, "scenarios") == 0
 
 
 def test_a_pyarrow_table_with_flat_columns(engine) -> None:
-    table = pa.table({
-        "id": ["P-1", "P-2"],
-        "mrn": ["MRN-1", "MRN-2"],
-        "given_name": ["Ada", "Grace"],
-        "family_name": ["Lovelace", "Hopper"],
-        "birth_date": ["1815-12-10", "1906-12-09"],
-        "gender": ["F", "F"],
-        "city": ["London", None],
-    })
+    table = pa.table(
+        {
+            "id": ["P-1", "P-2"],
+            "mrn": ["MRN-1", "MRN-2"],
+            "given_name": ["Ada", "Grace"],
+            "family_name": ["Lovelace", "Hopper"],
+            "birth_date": ["1815-12-10", "1906-12-09"],
+            "gender": ["F", "F"],
+            "city": ["London", None],
+        }
+    )
     save(engine, "s", {"patient": table})
     loaded = load(engine, "s").entities["patient"]
     assert loaded[0]["name"] == {"given_name": "Ada", "family_name": "Lovelace"}
@@ -495,8 +511,14 @@ def test_list_filters_and_pages_in_one_query(engine) -> None:
         assert [s.name for s in repo.list(search="a_1")] == ["gamma_100%"]
         assert [s.name for s in repo.list(limit=1, offset=1)] == ["beta"]
         assert repo.list(limit=0) == [] and repo.list(offset=2**63 - 1) == []
-        for bad in [{"offset": -1}, {"limit": -1}, {"offset": 2**63}, {"limit": 2**64}, {"limit": "5"},
-                    {"offset": False}]:
+        for bad in [
+            {"offset": -1},
+            {"limit": -1},
+            {"offset": 2**63},
+            {"limit": 2**64},
+            {"limit": "5"},
+            {"offset": False},
+        ]:
             with pytest.raises(InvalidArgumentError, match=next(iter(bad))):
                 repo.list(**bad)
 
@@ -519,7 +541,9 @@ def test_query_helpers(engine) -> None:
     with session_scope(engine) as session:
         repo = ScenarioRepository(session)
         assert [p["mrn"] for p in repo.patients_in_scenario(CANONICAL["name"])] == [
-            "MRN-100231", "MRN-100232", "MRN-100233"
+            "MRN-100231",
+            "MRN-100232",
+            "MRN-100233",
         ]
         assert repo.get_patient("PAT-0002")["mrn"] == "MRN-100232"
         assert repo.get_patient("8111e3d5-6926-4978-a238-2b454150c5ce")["mrn"] == "MRN-100231"
@@ -596,7 +620,7 @@ def test_provenance_extra_keys_and_nulls_come_back(engine) -> None:
 
 def test_a_new_scenario_can_keep_the_id_and_creation_time_it_had(engine) -> None:
     sid = uuid.uuid4()
-    created = dt.datetime(2025, 5, 6, 7, 8, 9, tzinfo=dt.timezone.utc)
+    created = dt.datetime(2025, 5, 6, 7, 8, 9, tzinfo=dt.UTC)
     summary = save(engine, "imported", {"patient": [patient("MRN-1")]}, scenario_id=sid, created_at=created)
     assert summary.id == sid
     loaded = load(engine, sid)
@@ -632,8 +656,15 @@ def test_iter_entities_pages_are_slices_of_the_saved_order(engine) -> None:
             end = None if limit is None else offset + limit
             page = list(repo.iter_entities("s", "patient", offset=offset, limit=limit, batch_size=2))
             assert page == everything[offset:end], (offset, limit)
-        for bad in [{"offset": -1}, {"limit": -2}, {"offset": 1.5}, {"limit": True}, {"offset": None},
-                    {"offset": 2**63}, {"limit": 2**64}]:
+        for bad in [
+            {"offset": -1},
+            {"limit": -2},
+            {"offset": 1.5},
+            {"limit": True},
+            {"offset": None},
+            {"offset": 2**63},
+            {"limit": 2**64},
+        ]:
             with pytest.raises(InvalidArgumentError, match=next(iter(bad))):
                 list(repo.iter_entities("s", "patient", **bad))
 

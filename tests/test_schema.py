@@ -146,14 +146,18 @@ def test_revision_0003_moves_duckdb_indexes_both_ways_and_keeps_the_data(store_u
         schema_version.upgrade(engine, "0003")
         at_0003 = database_shapes(engine)
         dropped = {
-            (name, index) for name, shape in at_0002.items() for index in shape.indexes
+            (name, index)
+            for name, shape in at_0002.items()
+            for index in shape.indexes
             if index not in at_0003[name].indexes
         }
         if store_url.startswith("duckdb"):
             assert ("lab_results", "ix_lab_results_patient_uuid") in dropped
             assert ("scenario_entities", "ix_scenario_entities_entity_id_entity_type") in dropped
             assert dropped == {
-                (table.name, index.name) for table in Base.metadata.tables.values() for index in table.indexes
+                (table.name, index.name)
+                for table in Base.metadata.tables.values()
+                for index in table.indexes
                 if not index_created_on(index, "duckdb")
             }
         else:
@@ -180,8 +184,12 @@ def test_column_defaults_apply(store_url: str) -> None:
         with engine.begin() as connection:
             connection.execute(
                 patients.insert().values(
-                    id=pid, mrn="MRN-1", given_name="Ada", family_name="Byron",
-                    birth_date=dt.date(1990, 1, 2), gender="F",
+                    id=pid,
+                    mrn="MRN-1",
+                    given_name="Ada",
+                    family_name="Byron",
+                    birth_date=dt.date(1990, 1, 2),
+                    gender="F",
                 )
             )
             row = connection.execute(sa.select(patients).where(patients.c.id == pid)).one()
@@ -201,8 +209,12 @@ def test_population_tables_are_in_their_own_schema_with_typed_measures(store_url
         engine.dispose()
     population = {name for name in shapes if name.startswith("population.")}
     assert population == {
-        "population.places_tract", "population.places_county", "population.svi_tract",
-        "population.svi_county", "population.adi_blockgroup", "population.reference_datasets",
+        "population.places_tract",
+        "population.places_county",
+        "population.svi_tract",
+        "population.svi_county",
+        "population.adi_blockgroup",
+        "population.reference_datasets",
     }
     assert not {"places_tract", "svi_county"} & set(shapes)  # not in the default schema
     tract = shapes["population.places_tract"]

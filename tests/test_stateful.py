@@ -129,8 +129,12 @@ def encounter(draw: st.DrawFn, k: int, mrns: list[str]) -> dict[str, Any]:
 @st.composite
 def diagnosis(draw: st.DrawFn, mrns: list[str], encounter_ids: list[str]) -> dict[str, Any]:
     code, text = draw(st.sampled_from(CODES))
-    doc = {"patient_mrn": draw(st.sampled_from(mrns)), "code": code, "description": text,
-           "diagnosed_date": draw(st.sampled_from(["2024-01-02", "2024-02-29"]))}
+    doc = {
+        "patient_mrn": draw(st.sampled_from(mrns)),
+        "code": code,
+        "description": text,
+        "diagnosed_date": draw(st.sampled_from(["2024-01-02", "2024-02-29"])),
+    }
     if encounter_ids and draw(st.booleans()):
         doc["encounter_id"] = draw(st.sampled_from(encounter_ids))
     return doc
@@ -165,8 +169,12 @@ def claim(draw: st.DrawFn, k: int, member_ids: list[str]) -> dict[str, Any]:
     lines = draw(st.lists(st.integers(1, 3), unique=True, max_size=2))
     if lines:
         doc["claim_lines"] = [
-            {"line_number": n, "procedure_code": draw(st.sampled_from(["99214", "80053"])),
-             "service_date": "2024-03-12", "charge_amount": draw(st.sampled_from(MONEY))}
+            {
+                "line_number": n,
+                "procedure_code": draw(st.sampled_from(["99214", "80053"])),
+                "service_date": "2024-03-12",
+                "charge_amount": draw(st.sampled_from(MONEY)),
+            }
             for n in lines
         ]
     return doc
@@ -216,13 +224,34 @@ def spoil(entities: dict[str, list[dict[str, Any]]], kind: str) -> dict[str, lis
             {"patient_mrn": "MRN-404", "code": "I10", "description": "x", "diagnosed_date": "2024-01-02"}
         )
     elif kind == "bad enum":
-        patients.append({"id": PATIENT_IDS[0], "mrn": mrn(0), "name": {"given_name": "A", "family_name": "B"},
-                         "birth_date": "1980-02-03", "gender": "X"})
+        patients.append(
+            {
+                "id": PATIENT_IDS[0],
+                "mrn": mrn(0),
+                "name": {"given_name": "A", "family_name": "B"},
+                "birth_date": "1980-02-03",
+                "gender": "X",
+            }
+        )
     else:
-        patients.append({"id": PATIENT_IDS[1], "mrn": mrn(1), "name": {"given_name": "A", "family_name": "B"},
-                         "birth_date": "1980-02-03", "gender": "F"})
-        patients.append({"id": INTRUDER_ID, "mrn": mrn(1), "name": {"given_name": "C", "family_name": "D"},
-                         "birth_date": "1980-02-03", "gender": "M"})
+        patients.append(
+            {
+                "id": PATIENT_IDS[1],
+                "mrn": mrn(1),
+                "name": {"given_name": "A", "family_name": "B"},
+                "birth_date": "1980-02-03",
+                "gender": "F",
+            }
+        )
+        patients.append(
+            {
+                "id": INTRUDER_ID,
+                "mrn": mrn(1),
+                "name": {"given_name": "C", "family_name": "D"},
+                "birth_date": "1980-02-03",
+                "gender": "M",
+            }
+        )
     return spoiled
 
 
@@ -261,9 +290,9 @@ def dangling(entities: dict[str, list[dict[str, Any]]]) -> list[str]:
     for type_name in ("encounter", "diagnosis", "claim", "claim_line"):
         for doc in entities.get(type_name, []):
             for fld, valid in keys.items():
-                if fld in doc and not (type_name, fld) in (("claim", "claim_id"), ("encounter", "encounter_id")):
-                    if doc[fld] not in valid:
-                        found.append(f"{type_name} {fld} {doc[fld]}")
+                own_key = (type_name, fld) in (("claim", "claim_id"), ("encounter", "encounter_id"))
+                if fld in doc and not own_key and doc[fld] not in valid:
+                    found.append(f"{type_name} {fld} {doc[fld]}")
     return found
 
 
@@ -350,9 +379,7 @@ class RepositoryMachine(RuleBasedStateMachine):
         keys = {"patient": "mrn", "encounter": "encounter_id", "member": "member_id"}
         return {t: [self.latest[k][field] for k in sc.members.get(t, [])] for t, field in keys.items()}
 
-    def _apply(
-        self, sc: ModelScenario, entities: dict[str, list[dict[str, Any]]], *, replace: bool
-    ) -> dict[str, int]:
+    def _apply(self, sc: ModelScenario, entities: dict[str, list[dict[str, Any]]], *, replace: bool) -> dict[str, int]:
         """Write ``entities`` into the model scenario: a save (``replace``) or add_entities.
         Returns the entities written per type (SaveSummary.saved)."""
         if replace:
@@ -382,10 +409,23 @@ class RepositoryMachine(RuleBasedStateMachine):
 
     # -- rules --
 
-    @rule(name=st.sampled_from(NAMES), overwrite=st.booleans(), description=st.sampled_from(DESCRIPTIONS),
-          tags=st.lists(st.sampled_from(TAGS), max_size=3), extra=st.sampled_from(EXTRAS), data=st.data())
-    def save(self, name: str, overwrite: bool, description: str | None, tags: list[str],
-             extra: dict[str, Any] | None, data: st.DataObject) -> None:
+    @rule(
+        name=st.sampled_from(NAMES),
+        overwrite=st.booleans(),
+        description=st.sampled_from(DESCRIPTIONS),
+        tags=st.lists(st.sampled_from(TAGS), max_size=3),
+        extra=st.sampled_from(EXTRAS),
+        data=st.data(),
+    )
+    def save(
+        self,
+        name: str,
+        overwrite: bool,
+        description: str | None,
+        tags: list[str],
+        extra: dict[str, Any] | None,
+        data: st.DataObject,
+    ) -> None:
         entities = data.draw(entity_sets({}), label="entities")
         existing = self.scenarios.get(name)
         if existing is not None and not overwrite:
@@ -421,12 +461,16 @@ class RepositoryMachine(RuleBasedStateMachine):
         assert summary.saved == self._apply(sc, entities, replace=False)
         assert summary.counts == sc.counts()
 
-    @rule(name=st.sampled_from(NAMES), kind=st.sampled_from(INVALID_KINDS),
-          how=st.sampled_from(["save", "overwrite", "add_entities"]), data=st.data())
+    @rule(
+        name=st.sampled_from(NAMES),
+        kind=st.sampled_from(INVALID_KINDS),
+        how=st.sampled_from(["save", "overwrite", "add_entities"]),
+        data=st.data(),
+    )
     def invalid_write(self, name: str, kind: str, how: str, data: st.DataObject) -> None:
         """A write with one bad entity among good ones: refused, and nothing changes."""
         exists = name in self.scenarios
-        if how == "add_entities" and not exists or how == "save" and exists:
+        if (how == "add_entities" and not exists) or (how == "save" and exists):
             how = "overwrite"
         have = self._have(name) if how == "add_entities" else {}
         entities = spoil(data.draw(entity_sets(have), label="entities"), kind)
@@ -469,8 +513,13 @@ class RepositoryMachine(RuleBasedStateMachine):
         assert result == sorted(self.scenarios[name].tags)
         self._check_tag_filter(tags)
 
-    @rule(name=st.sampled_from(NAMES), type_name=st.sampled_from(["patient", "encounter", "claim_line"]),
-          offset=st.integers(0, 4), limit=st.none() | st.integers(0, 3), batch_size=st.integers(1, 3))
+    @rule(
+        name=st.sampled_from(NAMES),
+        type_name=st.sampled_from(["patient", "encounter", "claim_line"]),
+        offset=st.integers(0, 4),
+        limit=st.none() | st.integers(0, 3),
+        batch_size=st.integers(1, 3),
+    )
     def page(self, name: str, type_name: str, offset: int, limit: int | None, batch_size: int) -> None:
         """iter_entities: a page of one type, in saved order, read in small batches."""
         if name not in self.scenarios:
@@ -478,10 +527,13 @@ class RepositoryMachine(RuleBasedStateMachine):
                 list(ScenarioRepository(session).iter_entities(name, type_name))
             return
         with self._session() as session:
-            got = list(ScenarioRepository(session).iter_entities(
-                name, type_name, batch_size=batch_size, offset=offset, limit=limit))
+            got = list(
+                ScenarioRepository(session).iter_entities(
+                    name, type_name, batch_size=batch_size, offset=offset, limit=limit
+                )
+            )
         keys = self.scenarios[name].members.get(type_name, [])
-        expected = [self.latest[k] for k in keys][offset: None if limit is None else offset + limit]
+        expected = [self.latest[k] for k in keys][offset : None if limit is None else offset + limit]
         assert normalise(got) == normalise(expected)
 
     @rule(k=st.integers(0, len(PATIENT_IDS) - 1), by=st.sampled_from(["id", "mrn"]))
@@ -512,22 +564,26 @@ class RepositoryMachine(RuleBasedStateMachine):
         assert document["scenario_id"] == str(sc.id)
         assert document["description"] == sc.description
         assert document["tags"] == sorted(sc.tags)
-        assert {k: v for k, v in document.items() if k not in
-                ("schema_version", "scenario_id", "name", "description", "tags", "created_at", "entities")
-                } == (sc.extra or {})
+        assert {
+            k: v
+            for k, v in document.items()
+            if k not in ("schema_version", "scenario_id", "name", "description", "tags", "created_at", "entities")
+        } == (sc.extra or {})
         entities = {t: [copy.deepcopy(self.latest[k]) for k in keys] for t, keys in sc.members.items() if keys}
         assert list(document["entities"]) == [et.name for et in ENTITY_TYPES]
         for et in ENTITY_TYPES:
             assert normalise(document["entities"][et.name]) == normalise(entities.get(et.name, [])), et.name
         created = parse_datetime(document["created_at"])
         assert created is not None
-        self.exports.append(
-            ModelExport(name, data, sc.id, sc.description, set(sc.tags), sc.extra, created, entities)
-        )
+        self.exports.append(ModelExport(name, data, sc.id, sc.description, set(sc.tags), sc.extra, created, entities))
 
     @precondition(lambda self: self.exports)
-    @rule(data=st.data(), as_name=st.sampled_from([None, *NAMES]), overwrite=st.booleans(),
-          source=st.sampled_from(["path", "stream", "pipe"]))
+    @rule(
+        data=st.data(),
+        as_name=st.sampled_from([None, *NAMES]),
+        overwrite=st.booleans(),
+        source=st.sampled_from(["path", "stream", "pipe"]),
+    )
     def import_(self, data: st.DataObject, as_name: str | None, overwrite: bool, source: str) -> None:
         """Import an earlier export, as it was then, under its own name (None) or another."""
         exported = data.draw(st.sampled_from(self.exports), label="export")

@@ -23,7 +23,7 @@ from healthsim_state.serialization import encode
 from healthsim_state.validation import check_row
 from tests.helpers import fixture
 
-NOW = dt.datetime(2026, 1, 1, tzinfo=dt.timezone.utc)
+NOW = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
 EXAMPLE = fixture("scenario-canonical.json")["entities"]
 _DROP = object()  # remove the field instead of setting it
 
@@ -131,8 +131,11 @@ def test_every_rule_table_entry_has_a_case() -> None:
     def count(type_name: str, field: str, reason: str) -> int:
         return sum(1 for t, f, r in cases if (t, f) == (type_name, field) and reason in r)
 
-    for table, reason in ((rules.PATTERNS, "does not match"), (rules.ENUMS, "is not one of"),
-                          (rules.ARRAYS, "item 0 should be")):
+    for table, reason in (
+        (rules.PATTERNS, "does not match"),
+        (rules.ENUMS, "is not one of"),
+        (rules.ARRAYS, "item 0 should be"),
+    ):
         for type_name, fields in table.items():
             for name in fields:
                 assert count(type_name, name, reason), (type_name, name)
@@ -170,10 +173,14 @@ def test_equal_but_differently_typed_seeds_are_judged_each_on_its_own(
     # Provenance blocks are parsed once per distinct block; True == 1 == 1.0
     # must not make one block's verdict the other's.
     monkeypatch.setattr(serialization, "_PROV_CACHE", {})
+
     def seed_problems(seed: Any) -> list[tuple[str, str]]:
         prov = {"source_type": "generated", "generation_seed": seed}
-        return [p for p in _problems("patient", _with(EXAMPLE["patient"][0], "_provenance", prov))
-                if p[0] == "_provenance.generation_seed"]
+        return [
+            p
+            for p in _problems("patient", _with(EXAMPLE["patient"][0], "_provenance", prov))
+            if p[0] == "_provenance.generation_seed"
+        ]
 
     seed_problems(first)
     assert (seed_problems(then) == []) is (then.__class__ is int)
@@ -185,7 +192,9 @@ def test_a_number_accepted_in_one_column_is_judged_anew_in_another(monkeypatch: 
     # DECIMAL(5, 2), every time it comes.
     monkeypatch.setattr(serialization, "_DECIMAL_CACHE", {})
     for value in (1.2345, 1234.5):
-        assert not [p for p in _problems("exposure", _with(EXAMPLE["exposure"][0], "exdose", value)) if p[0] == "exdose"]
+        assert not [
+            p for p in _problems("exposure", _with(EXAMPLE["exposure"][0], "exdose", value)) if p[0] == "exdose"
+        ]
         for _ in range(2):
             problems = _problems("vital_sign", _with(EXAMPLE["vital_sign"][0], "temperature", value))
             assert any(f == "temperature" and ("decimal places" in r or "too large" in r) for f, r in problems)
@@ -199,7 +208,7 @@ def test_a_repeated_date_time_keeps_its_text_every_time() -> None:
     doc = _with(EXAMPLE["encounter"][0], "admission_time", "2025-03-04T09:15:00-05:00")
     rows = [encode(layout("encounter"), doc, NOW)[0] for _ in range(2)]
     for row in rows:
-        assert row["admission_time"] == dt.datetime(2025, 3, 4, 14, 15, tzinfo=dt.timezone.utc)
+        assert row["admission_time"] == dt.datetime(2025, 3, 4, 14, 15, tzinfo=dt.UTC)
         assert '"admission_time":"2025-03-04T09:15:00-05:00"' in row["extensions"]
 
 

@@ -31,8 +31,11 @@ CANONICAL = fixture("scenario-canonical.json")
 
 def patient(**changes: Any) -> dict[str, Any]:
     doc = {
-        "id": "PAT-1", "mrn": "MRN-1", "name": {"given_name": "Ada", "family_name": "Lovelace"},
-        "birth_date": "1980-02-03", "gender": "F",
+        "id": "PAT-1",
+        "mrn": "MRN-1",
+        "name": {"given_name": "Ada", "family_name": "Lovelace"},
+        "birth_date": "1980-02-03",
+        "gender": "F",
     }
     for dotted, value in changes.items():
         *outer, last = dotted.split("__")
@@ -106,7 +109,9 @@ SCENARIO_CASES = [
 def test_a_bad_scenario_field_is_refused_by_name(stored, what, name, kwargs, field, reason) -> None:
     refused(stored, field, reason, lambda: save(stored, name if what == "name" else "new", {}, **kwargs))
     # The same value replacing an existing scenario's field changes nothing either.
-    refused(stored, field, reason, lambda: save(stored, name if what == "name" else "kept", {}, overwrite=True, **kwargs))
+    refused(
+        stored, field, reason, lambda: save(stored, name if what == "name" else "kept", {}, overwrite=True, **kwargs)
+    )
 
 
 def test_deep_nesting_in_extra_is_refused_and_the_limit_round_trips(engine) -> None:
@@ -116,13 +121,21 @@ def test_deep_nesting_in_extra_is_refused_and_the_limit_round_trips(engine) -> N
     save(engine, "deep", {}, extra={"k": deep})
     with session_scope(engine) as session:
         assert ScenarioRepository(session).scenario_summary("deep").extra == {"k": deep}
-    refused(engine, "extra.k" + "[0]" * (MAX_JSON_DEPTH - 1), f"nested more than {MAX_JSON_DEPTH} levels deep",
-            lambda: save(engine, "deeper", {}, extra={"k": [deep]}))
+    refused(
+        engine,
+        "extra.k" + "[0]" * (MAX_JSON_DEPTH - 1),
+        f"nested more than {MAX_JSON_DEPTH} levels deep",
+        lambda: save(engine, "deeper", {}, extra={"k": [deep]}),
+    )
     far: Any = 1
     for _ in range(50_000):  # deeper than repr() or the JSON encoder can go
         far = {"a": far}
-    refused(engine, "extra.k" + ".a" * (MAX_JSON_DEPTH - 1), "nested more than",
-            lambda: save(engine, "far", {}, extra={"k": far}))
+    refused(
+        engine,
+        "extra.k" + ".a" * (MAX_JSON_DEPTH - 1),
+        "nested more than",
+        lambda: save(engine, "far", {}, extra={"k": far}),
+    )
 
 
 def test_tags_added_later_are_checked_too(stored) -> None:
@@ -135,6 +148,7 @@ def test_tags_added_later_are_checked_too(stored) -> None:
 
 # -- entity fields -------------------------------------------------------------------
 
+
 def nested(depth: int) -> Any:
     value: Any = []
     for _ in range(depth):
@@ -144,7 +158,11 @@ def nested(depth: int) -> Any:
 
 ENTITY_CASES = [
     ({"name__family_name": "Bad\udcffName"}, "name.family_name", "lone surrogate \\udcff at character 3"),
-    ({"name__family_name": "x" * (1 << 20)}, "name.family_name", f"1,048,576 characters long; an indexed text field holds at most {LIMIT}"),
+    (
+        {"name__family_name": "x" * (1 << 20)},
+        "name.family_name",
+        f"1,048,576 characters long; an indexed text field holds at most {LIMIT}",
+    ),
     ({"mrn": "M" * (LIMIT + 1)}, "mrn", f"at most {LIMIT}"),
     ({"name__given_name": "a\x00b"}, "name.given_name", "NUL character"),
     ({"name__given_name": {"a": 1}}, "name.given_name", "expected a string, got dict {'a': 1}"),
@@ -156,7 +174,11 @@ ENTITY_CASES = [
     ({"x_note": {"deep": ["ok", "Bad\udcff"]}}, "x_note.deep[1]", "lone surrogate"),
     ({"x_note": float("inf")}, "x_note", "inf is not a JSON number"),
     ({"name__x_nick": "a\x00"}, "name.x_nick", "NUL character"),
-    ({"_provenance": {"source_type": "generated", "skill_used": "s\udcff"}}, "_provenance.skill_used", "lone surrogate"),
+    (
+        {"_provenance": {"source_type": "generated", "skill_used": "s\udcff"}},
+        "_provenance.skill_used",
+        "lone surrogate",
+    ),
     ({"_provenance": {"source_type": "generated", "derived_from": ["a\x00"]}}, "_provenance.derived_from[0]", "NUL"),
     ({"_provenance": {"source_type": {"a": 1}}}, "_provenance.source_type", "is not one of"),
     # Found by the property test: the message's str() of this id raised RecursionError.
@@ -164,7 +186,8 @@ ENTITY_CASES = [
     # Found by the property test: a later candidate's seed was stored and loaded in its place.
     (
         {"_provenance": {"source_type": "generated", "generation_seed": ["F"], "generation_params": {"seed": 0}}},
-        "_provenance.generation_seed", "expected an integer, got ['F']",
+        "_provenance.generation_seed",
+        "expected an integer, got ['F']",
     ),
 ]
 
@@ -241,9 +264,10 @@ PATIENT_JSON = (
 
 
 def doc_text(name: str = '"imported"', family: str = '"Lovelace"', more: str = "") -> str:
-    return (
-        '{"schema_version": "1.0", "name": %s, %s"entities": {"patient": [%s]}}'
-        % (name, more, PATIENT_JSON % family)
+    return '{"schema_version": "1.0", "name": %s, %s"entities": {"patient": [%s]}}' % (
+        name,
+        more,
+        PATIENT_JSON % family,
     )
 
 
@@ -335,16 +359,44 @@ def test_bad_nested_claim_lines_are_named_however_deep_or_long(stored) -> None: 
     deep: Any = "x"
     for _ in range(5000):
         deep = {"a": deep}
-    member = {"id": "MEM-1", "member_id": "M-1", "subscriber_id": "M-1", "relationship_code": "18",
-              "name": {"given_name": "A", "family_name": "B"}, "birth_date": "1980-01-01", "gender": "F",
-              "group_id": "G", "coverage_start": "2024-01-01", "plan_code": "P"}
-    claim = {"claim_id": "C-1", "member_id": "M-1", "service_date": "2024-02-01", "claim_type": "PROFESSIONAL",
-             "principal_diagnosis": "E11.9", "total_charge": 10}
-    error = refused(stored, "claim_lines", "expected an array, got {'a': {'a':",
-                    lambda: save(stored, "claims", {"member": [member], "claim": [{**claim, "claim_lines": deep}]}))
+    member = {
+        "id": "MEM-1",
+        "member_id": "M-1",
+        "subscriber_id": "M-1",
+        "relationship_code": "18",
+        "name": {"given_name": "A", "family_name": "B"},
+        "birth_date": "1980-01-01",
+        "gender": "F",
+        "group_id": "G",
+        "coverage_start": "2024-01-01",
+        "plan_code": "P",
+    }
+    claim = {
+        "claim_id": "C-1",
+        "member_id": "M-1",
+        "service_date": "2024-02-01",
+        "claim_type": "PROFESSIONAL",
+        "principal_diagnosis": "E11.9",
+        "total_charge": 10,
+    }
+    error = refused(
+        stored,
+        "claim_lines",
+        "expected an array, got {'a': {'a':",
+        lambda: save(stored, "claims", {"member": [member], "claim": [{**claim, "claim_lines": deep}]}),
+    )
     assert len(str(error)) < 2000
-    line = {"line_number": 1, "claim_id": "C-" + "9" * 1_000_000, "procedure_code": "99213", "charge_amount": 10,
-            "service_date": "2024-02-01"}
-    error = refused(stored, "claim_lines[0].claim_id", "differs from the claim's claim_id 'C-1'",
-                    lambda: save(stored, "claims", {"member": [member], "claim": [{**claim, "claim_lines": [line]}]}))
+    line = {
+        "line_number": 1,
+        "claim_id": "C-" + "9" * 1_000_000,
+        "procedure_code": "99213",
+        "charge_amount": 10,
+        "service_date": "2024-02-01",
+    }
+    error = refused(
+        stored,
+        "claim_lines[0].claim_id",
+        "differs from the claim's claim_id 'C-1'",
+        lambda: save(stored, "claims", {"member": [member], "claim": [{**claim, "claim_lines": [line]}]}),
+    )
     assert len(str(error)) < 2000

@@ -38,9 +38,7 @@ def _revisions() -> list[str]:
 
 def _log(engine: sa.Engine) -> list[tuple[str, str]]:
     with engine.connect() as connection:
-        rows = connection.execute(
-            sa.text("SELECT revision, direction FROM schema_migrations ORDER BY applied_at")
-        )
+        rows = connection.execute(sa.text("SELECT revision, direction FROM schema_migrations ORDER BY applied_at"))
         return [tuple(r) for r in rows]
 
 
@@ -225,8 +223,12 @@ def test_a_later_revision_upgrades_a_populated_database_in_place(store_url: str,
     with engine.begin() as connection:
         connection.execute(
             patients.insert().values(
-                id=pid, mrn="MRN-7", given_name="Grace", family_name="Hopper",
-                birth_date=dt.date(1906, 12, 9), gender="F",
+                id=pid,
+                mrn="MRN-7",
+                given_name="Grace",
+                family_name="Hopper",
+                birth_date=dt.date(1906, 12, 9),
+                gender="F",
             )
         )
     engine.dispose()
@@ -275,9 +277,7 @@ ALEMBIC = Path(sys.executable).parent / "alembic"  # .venv/bin/alembic, as the R
 
 def _alembic(*args: str, home: Path) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if k != "HEALTHSIM_DATABASE_URL"} | {"HEALTHSIM_HOME": str(home)}
-    return subprocess.run(
-        [str(ALEMBIC), *args], cwd=REPO, env=env, capture_output=True, text=True, timeout=300
-    )
+    return subprocess.run([str(ALEMBIC), *args], cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
 
 
 def _failure_lines(result: subprocess.CompletedProcess[str]) -> list[str]:

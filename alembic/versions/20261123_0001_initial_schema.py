@@ -13,8 +13,9 @@ docs/architecture.md), no ENUM types, unbounded VARCHAR.
 from collections.abc import Sequence
 
 import sqlalchemy as sa
-from alembic import op
 from sqlalchemy.dialects import postgresql
+
+from alembic import op
 
 revision: str = "0001"
 down_revision: str | Sequence[str] | None = None
@@ -80,9 +81,7 @@ def _person_columns() -> list[sa.Column]:
     ]
 
 
-def _create_canonical_table(
-    name: str, *columns: sa.Column, indexes: list[tuple[str, ...]]
-) -> None:
+def _create_canonical_table(name: str, *columns: sa.Column, indexes: list[tuple[str, ...]]) -> None:
     """A canonical table: identity first, the type's own columns, then
     extensions and provenance; a UUID primary key; the given indexes."""
     op.create_table(
@@ -318,7 +317,15 @@ def upgrade() -> None:
         sa.Column("coverage_end", sa.Date()),
         sa.Column("pcp_npi", sa.String()),
         *_person_columns(),
-        indexes=[("birth_date",), ("coverage_start",), ("family_name",), ("group_id",), ("member_id",), ("ssn",), ("subscriber_uuid",)],
+        indexes=[
+            ("birth_date",),
+            ("coverage_start",),
+            ("family_name",),
+            ("group_id",),
+            ("member_id",),
+            ("ssn",),
+            ("subscriber_uuid",),
+        ],
     )
 
     _create_canonical_table(
@@ -342,7 +349,14 @@ def upgrade() -> None:
         sa.Column("total_allowed", sa.Numeric(12, 2)),
         sa.Column("total_paid", sa.Numeric(12, 2)),
         sa.Column("member_responsibility", sa.Numeric(12, 2)),
-        indexes=[("claim_id",), ("member_uuid",), ("principal_diagnosis",), ("provider_npi",), ("service_date",), ("subscriber_uuid",)],
+        indexes=[
+            ("claim_id",),
+            ("member_uuid",),
+            ("principal_diagnosis",),
+            ("provider_npi",),
+            ("service_date",),
+            ("subscriber_uuid",),
+        ],
     )
 
     _create_canonical_table(
@@ -387,7 +401,14 @@ def upgrade() -> None:
         sa.Column("daw_code", sa.String(), nullable=False, server_default=sa.text("'0'")),
         sa.Column("diagnosis_codes", JSON),
         sa.Column("directions", sa.Text()),
-        indexes=[("encounter_uuid",), ("member_uuid",), ("ndc",), ("patient_uuid",), ("prescription_number",), ("written_date",)],
+        indexes=[
+            ("encounter_uuid",),
+            ("member_uuid",),
+            ("ndc",),
+            ("patient_uuid",),
+            ("prescription_number",),
+            ("written_date",),
+        ],
     )
 
     _create_canonical_table(

@@ -13,6 +13,7 @@ no foreign keys, DOUBLE and DECIMAL measures, text FIPS codes.
 from collections.abc import Sequence
 
 import sqlalchemy as sa
+
 from alembic import op
 
 revision: str = "0002"
@@ -23,12 +24,46 @@ depends_on: str | Sequence[str] | None = None
 SCHEMA = "population"
 
 PLACES_MEASURES = (
-    "access2", "arthritis", "binge", "bphigh", "bpmed", "cancer", "casthma", "chd",
-    "checkup", "cholscreen", "colon_screen", "copd", "csmoking", "dental", "depression",
-    "diabetes", "ghlth", "highchol", "lpa", "mammouse", "mhlth", "obesity", "phlth",
-    "sleep", "stroke", "teethlost", "hearing", "vision", "cognition", "mobility",
-    "selfcare", "indeplive", "disability", "isolation", "foodstamp", "foodinsecu",
-    "housinsecu", "shututility", "lacktrpt", "emotionspt",
+    "access2",
+    "arthritis",
+    "binge",
+    "bphigh",
+    "bpmed",
+    "cancer",
+    "casthma",
+    "chd",
+    "checkup",
+    "cholscreen",
+    "colon_screen",
+    "copd",
+    "csmoking",
+    "dental",
+    "depression",
+    "diabetes",
+    "ghlth",
+    "highchol",
+    "lpa",
+    "mammouse",
+    "mhlth",
+    "obesity",
+    "phlth",
+    "sleep",
+    "stroke",
+    "teethlost",
+    "hearing",
+    "vision",
+    "cognition",
+    "mobility",
+    "selfcare",
+    "indeplive",
+    "disability",
+    "isolation",
+    "foodstamp",
+    "foodinsecu",
+    "housinsecu",
+    "shututility",
+    "lacktrpt",
+    "emotionspt",
 )
 SVI_THEMES = {
     1: ("pov150", "unemp", "hburd", "nohsdp", "uninsur"),

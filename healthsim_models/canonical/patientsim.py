@@ -31,9 +31,7 @@ class PatientRefMixin:
     """Hard reference to the patient: ``patient_mrn`` -> patients.mrn."""
 
     patient_mrn: Mapped[str] = mapped_column(sa.String, nullable=False, sort_order=-50)
-    patient_uuid: Mapped[uuid.UUID] = mapped_column(
-        sa.Uuid, nullable=False, index=True, sort_order=-49
-    )
+    patient_uuid: Mapped[uuid.UUID] = mapped_column(sa.Uuid, nullable=False, index=True, sort_order=-49)
 
 
 class EncounterRefMixin:
@@ -51,9 +49,7 @@ class Patient(PersonMixin, CanonicalMixin, CanonicalBase):
     mrn: Mapped[str] = mapped_column(sa.String, nullable=False, index=True)
     race: Mapped[str | None] = mapped_column(sa.String)
     ethnicity: Mapped[str | None] = mapped_column(sa.String)
-    language: Mapped[str] = mapped_column(
-        sa.String, nullable=False, server_default=sa.text("'en'")
-    )
+    language: Mapped[str] = mapped_column(sa.String, nullable=False, server_default=sa.text("'en'"))
 
 
 class Encounter(PatientRefMixin, CanonicalMixin, CanonicalBase):
@@ -85,9 +81,7 @@ class Diagnosis(EncounterRefMixin, PatientRefMixin, CanonicalMixin, CanonicalBas
     code: Mapped[str] = mapped_column(sa.String, nullable=False, index=True)
     # Required in documents, nullable upstream (canonical-models §12.6).
     description: Mapped[str | None] = mapped_column(sa.String)
-    type: Mapped[str] = mapped_column(
-        sa.String, nullable=False, server_default=sa.text("'final'")
-    )
+    type: Mapped[str] = mapped_column(sa.String, nullable=False, server_default=sa.text("'final'"))
     diagnosed_date: Mapped[dt.date] = mapped_column(sa.Date, nullable=False, index=True)
     resolved_date: Mapped[dt.date | None] = mapped_column(sa.Date)
 
@@ -98,18 +92,12 @@ class Procedure(EncounterRefMixin, PatientRefMixin, CanonicalMixin, CanonicalBas
     __tablename__ = "procedures"
 
     code: Mapped[str] = mapped_column(sa.String, nullable=False, index=True)
-    code_system: Mapped[str] = mapped_column(
-        sa.String, nullable=False, server_default=sa.text("'CPT'")
-    )
+    code_system: Mapped[str] = mapped_column(sa.String, nullable=False, server_default=sa.text("'CPT'"))
     description: Mapped[str | None] = mapped_column(sa.String)
-    performed_datetime: Mapped[dt.datetime] = mapped_column(
-        Timestamp, nullable=False, index=True
-    )
+    performed_datetime: Mapped[dt.datetime] = mapped_column(Timestamp, nullable=False, index=True)
     performer: Mapped[str | None] = mapped_column(sa.String)
     provider_npi: Mapped[str | None] = mapped_column(sa.String)
-    status: Mapped[str] = mapped_column(
-        sa.String, nullable=False, server_default=sa.text("'completed'")
-    )
+    status: Mapped[str] = mapped_column(sa.String, nullable=False, server_default=sa.text("'completed'"))
     body_site: Mapped[str | None] = mapped_column(sa.String)
     modifiers: Mapped[list[Any] | None] = mapped_column(JSONType)
     diagnosis_codes: Mapped[list[Any] | None] = mapped_column(JSONType)
@@ -127,9 +115,7 @@ class Medication(EncounterRefMixin, PatientRefMixin, CanonicalMixin, CanonicalBa
     frequency: Mapped[str] = mapped_column(sa.String, nullable=False)
     start_date: Mapped[dt.datetime] = mapped_column(Timestamp, nullable=False, index=True)
     end_date: Mapped[dt.datetime | None] = mapped_column(Timestamp)
-    status: Mapped[str] = mapped_column(
-        sa.String, nullable=False, server_default=sa.text("'active'")
-    )
+    status: Mapped[str] = mapped_column(sa.String, nullable=False, server_default=sa.text("'active'"))
     prescriber: Mapped[str | None] = mapped_column(sa.String)
     indication: Mapped[str | None] = mapped_column(sa.String)
 
@@ -157,9 +143,7 @@ class VitalSign(EncounterRefMixin, PatientRefMixin, CanonicalMixin, CanonicalBas
 
     __tablename__ = "vital_signs"
 
-    observation_time: Mapped[dt.datetime] = mapped_column(
-        Timestamp, nullable=False, index=True
-    )
+    observation_time: Mapped[dt.datetime] = mapped_column(Timestamp, nullable=False, index=True)
     temperature: Mapped[Decimal | None] = mapped_column(sa.Numeric(5, 2))
     heart_rate: Mapped[int | None] = mapped_column(sa.Integer)
     respiratory_rate: Mapped[int | None] = mapped_column(sa.Integer)
@@ -193,20 +177,12 @@ class Order(EncounterRefMixin, PatientRefMixin, CanonicalMixin, CanonicalBase):
     order_id: Mapped[str] = mapped_column(sa.String, nullable=False, index=True)
     order_type: Mapped[str] = mapped_column(sa.String, nullable=False)
     code: Mapped[str] = mapped_column(sa.String, nullable=False)
-    code_system: Mapped[str] = mapped_column(
-        sa.String, nullable=False, server_default=sa.text("'CPT'")
-    )
+    code_system: Mapped[str] = mapped_column(sa.String, nullable=False, server_default=sa.text("'CPT'"))
     description: Mapped[str | None] = mapped_column(sa.String)
     clinical_indication: Mapped[str | None] = mapped_column(sa.String)
-    priority: Mapped[str] = mapped_column(
-        sa.String, nullable=False, server_default=sa.text("'routine'")
-    )
-    status: Mapped[str] = mapped_column(
-        sa.String, nullable=False, server_default=sa.text("'new'")
-    )
-    ordered_datetime: Mapped[dt.datetime] = mapped_column(
-        Timestamp, nullable=False, index=True
-    )
+    priority: Mapped[str] = mapped_column(sa.String, nullable=False, server_default=sa.text("'routine'"))
+    status: Mapped[str] = mapped_column(sa.String, nullable=False, server_default=sa.text("'new'"))
+    ordered_datetime: Mapped[dt.datetime] = mapped_column(Timestamp, nullable=False, index=True)
     scheduled_datetime: Mapped[dt.datetime | None] = mapped_column(Timestamp)
     collected_datetime: Mapped[dt.datetime | None] = mapped_column(Timestamp)
     resulted_datetime: Mapped[dt.datetime | None] = mapped_column(Timestamp)

@@ -33,20 +33,14 @@ class Prescription(CanonicalMixin, CanonicalBase):
     drug_name: Mapped[str] = mapped_column(sa.String, nullable=False)
     quantity_prescribed: Mapped[Decimal] = mapped_column(sa.Numeric(10, 2), nullable=False)
     days_supply: Mapped[int] = mapped_column(sa.Integer, nullable=False)
-    refills_authorized: Mapped[int] = mapped_column(
-        sa.Integer, nullable=False, server_default=sa.text("0")
-    )
-    refills_remaining: Mapped[int] = mapped_column(
-        sa.Integer, nullable=False, server_default=sa.text("0")
-    )
+    refills_authorized: Mapped[int] = mapped_column(sa.Integer, nullable=False, server_default=sa.text("0"))
+    refills_remaining: Mapped[int] = mapped_column(sa.Integer, nullable=False, server_default=sa.text("0"))
     prescriber_npi: Mapped[str] = mapped_column(sa.String, nullable=False)
     prescriber_name: Mapped[str | None] = mapped_column(sa.String)
     prescriber_dea: Mapped[str | None] = mapped_column(sa.String)
     written_date: Mapped[dt.date] = mapped_column(sa.Date, nullable=False, index=True)
     expiration_date: Mapped[dt.date] = mapped_column(sa.Date, nullable=False)
-    daw_code: Mapped[str] = mapped_column(
-        sa.String, nullable=False, server_default=sa.text("'0'")
-    )
+    daw_code: Mapped[str] = mapped_column(sa.String, nullable=False, server_default=sa.text("'0'"))
     diagnosis_codes: Mapped[list[Any] | None] = mapped_column(JSONType)
     directions: Mapped[str | None] = mapped_column(sa.Text)
 
@@ -70,16 +64,12 @@ class PharmacyClaim(CanonicalMixin, CanonicalBase):
     prescription_number: Mapped[str] = mapped_column(sa.String, nullable=False)
     prescription_uuid: Mapped[uuid.UUID | None] = mapped_column(sa.Uuid, index=True)
     bin: Mapped[str] = mapped_column(sa.String, nullable=False)
-    fill_number: Mapped[int] = mapped_column(
-        sa.Integer, nullable=False, server_default=sa.text("0")
-    )
+    fill_number: Mapped[int] = mapped_column(sa.Integer, nullable=False, server_default=sa.text("0"))
     ndc: Mapped[str] = mapped_column(sa.String, nullable=False, index=True)
     quantity_dispensed: Mapped[Decimal] = mapped_column(sa.Numeric(10, 2), nullable=False)
     days_supply: Mapped[int] = mapped_column(sa.Integer, nullable=False)
     daw_code: Mapped[str | None] = mapped_column(sa.String)
-    compound_code: Mapped[str] = mapped_column(
-        sa.String, nullable=False, server_default=sa.text("'0'")
-    )
+    compound_code: Mapped[str] = mapped_column(sa.String, nullable=False, server_default=sa.text("'0'"))
     prescriber_npi: Mapped[str] = mapped_column(sa.String, nullable=False)
     ingredient_cost_submitted: Mapped[Decimal | None] = mapped_column(Money())
     dispensing_fee_submitted: Mapped[Decimal | None] = mapped_column(Money())
@@ -88,9 +78,7 @@ class PharmacyClaim(CanonicalMixin, CanonicalBase):
     patient_pay_amount: Mapped[Decimal | None] = mapped_column(Money())
     prior_auth_number: Mapped[str | None] = mapped_column(sa.String)
     prior_auth_type: Mapped[str | None] = mapped_column(sa.String)
-    dur_pps_code_counter: Mapped[int] = mapped_column(
-        sa.Integer, nullable=False, server_default=sa.text("0")
-    )
+    dur_pps_code_counter: Mapped[int] = mapped_column(sa.Integer, nullable=False, server_default=sa.text("0"))
     dur_reason_for_service: Mapped[str | None] = mapped_column(sa.String)
     dur_professional_service: Mapped[str | None] = mapped_column(sa.String)
     dur_result_of_service: Mapped[str | None] = mapped_column(sa.String)

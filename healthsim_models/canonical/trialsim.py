@@ -17,9 +17,7 @@ class SubjectRefMixin:
     """Hard reference to the trial subject: ``usubjid`` -> subjects.usubjid."""
 
     usubjid: Mapped[str] = mapped_column(sa.String, nullable=False, sort_order=-50)
-    subject_uuid: Mapped[uuid.UUID] = mapped_column(
-        sa.Uuid, nullable=False, index=True, sort_order=-49
-    )
+    subject_uuid: Mapped[uuid.UUID] = mapped_column(sa.Uuid, nullable=False, index=True, sort_order=-49)
 
 
 class Subject(PersonMixin, CanonicalMixin, CanonicalBase):
@@ -41,9 +39,7 @@ class Subject(PersonMixin, CanonicalMixin, CanonicalBase):
     randomization_date: Mapped[dt.date | None] = mapped_column(sa.Date)
     informed_consent_date: Mapped[dt.date] = mapped_column(sa.Date, nullable=False)
     treatment_arm: Mapped[str | None] = mapped_column(sa.String)
-    status: Mapped[str] = mapped_column(
-        sa.String, nullable=False, server_default=sa.text("'Screening'")
-    )
+    status: Mapped[str] = mapped_column(sa.String, nullable=False, server_default=sa.text("'Screening'"))
     race: Mapped[str | None] = mapped_column(sa.String)
     ethnicity: Mapped[str | None] = mapped_column(sa.String)
 
@@ -59,9 +55,7 @@ class TrialVisit(SubjectRefMixin, CanonicalMixin, CanonicalBase):
     visit_date: Mapped[dt.date] = mapped_column(sa.Date, nullable=False, index=True)
     study_day: Mapped[int | None] = mapped_column(sa.Integer)
     visit_status: Mapped[str | None] = mapped_column(sa.String)
-    window_deviation_days: Mapped[int] = mapped_column(
-        sa.Integer, nullable=False, server_default=sa.text("0")
-    )
+    window_deviation_days: Mapped[int] = mapped_column(sa.Integer, nullable=False, server_default=sa.text("0"))
 
 
 class AdverseEvent(SubjectRefMixin, CanonicalMixin, CanonicalBase):

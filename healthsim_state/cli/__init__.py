@@ -10,7 +10,8 @@ import errno
 import os
 import sys
 from collections.abc import Sequence
-from importlib.metadata import PackageNotFoundError, version as package_version
+from importlib.metadata import PackageNotFoundError
+from importlib.metadata import version as package_version
 
 import typer
 from rich.console import Console
@@ -18,14 +19,13 @@ from rich.markup import escape
 from typer._click.exceptions import BadParameter, NoArgsIsHelpError, UsageError  # typer 0.29 vendors click
 
 from healthsim_models.errors import HealthSimError, ScenarioNotFoundError
-from healthsim_state.cli.command import HealthsimGroup
-from healthsim_state.cli import db
-from healthsim_state.cli import legacy as legacy_command
-from healthsim_state.cli import scenario as scenario_command
+from healthsim_state.cli import db, reference
 from healthsim_state.cli import demo as demo_command
-from healthsim_state.cli import query as query_command
+from healthsim_state.cli import legacy as legacy_command
 from healthsim_state.cli import mcp as mcp_command
-from healthsim_state.cli import reference
+from healthsim_state.cli import query as query_command
+from healthsim_state.cli import scenario as scenario_command
+from healthsim_state.cli.command import HealthsimGroup
 
 app = typer.Typer(
     name="healthsim",
@@ -128,8 +128,12 @@ def _plain(error: dict) -> str:
         return f"{value!r} is not a number"
     if kind == "bool_parsing":
         return f"{value!r} is not true or false"
-    bounds = {"greater_than_equal": "less than the minimum of", "greater_than": "not more than",
-              "less_than_equal": "more than the maximum of", "less_than": "not less than"}
+    bounds = {
+        "greater_than_equal": "less than the minimum of",
+        "greater_than": "not more than",
+        "less_than_equal": "more than the maximum of",
+        "less_than": "not less than",
+    }
     if kind in bounds:
         return f"{value} is {bounds[kind]} {next(iter(ctx.values()), '?')}"
     text = str(error.get("msg", "invalid value")).removeprefix("Value error, ")

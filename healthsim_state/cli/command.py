@@ -15,9 +15,9 @@ from __future__ import annotations
 from enum import Enum
 from typing import Any, get_args
 
-from typer.core import TyperArgument, TyperCommand, TyperGroup, TyperOption
 from typer._click import Command, Context  # typer 0.29 vendors click
 from typer._click.exceptions import BadParameter
+from typer.core import TyperArgument, TyperCommand, TyperGroup, TyperOption
 
 #: Text parameters that name files ('-' for stdin/stdout): an undecodable name is a real file's name there.
 _FILE_PARAMETERS = frozenset({"file"})

@@ -36,7 +36,11 @@ def demo(
     total = sum(demo_data.entity_counts(patients, seed).values())
     with progress(f"saving demo scenario {name!r}", total) as advance, session_scope(engine) as session:
         summary = demo_data.save_demo(
-            ScenarioRepository(session), name=name, patients=patients, seed=seed, overwrite=overwrite,
+            ScenarioRepository(session),
+            name=name,
+            patients=patients,
+            seed=seed,
+            overwrite=overwrite,
             wrap=lambda stream: counted(stream, advance),
         )
     out = Console()

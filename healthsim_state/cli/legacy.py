@@ -17,7 +17,9 @@ from healthsim_state.legacy import FAILED, FileReport, default_sources, legacy_s
 
 def migrate_legacy_command(
     sources: list[Path] = typer.Option(
-        [], "--from", help="Folder of legacy *.json files, or one file (repeatable). "
+        [],
+        "--from",
+        help="Folder of legacy *.json files, or one file (repeatable). "
         "Default: scenarios/ and workspaces/ under ~/.healthsim ($HEALTHSIM_HOME).",
         show_default=False,
     ),
@@ -55,7 +57,9 @@ def migrate_legacy_command(
     failed = [r for r in reports if r.status == FAILED]
     if failed and not status:
         first = failed[0].reason.splitlines()[0] if failed[0].reason else failed[0].path
-        raise DocumentError(f"{len(failed)} of {len(reports)} legacy files failed (see the report above); first: {first}")
+        raise DocumentError(
+            f"{len(failed)} of {len(reports)} legacy files failed (see the report above); first: {first}"
+        )
 
 
 def _print(reports: list[FileReport]) -> None:
@@ -65,8 +69,12 @@ def _print(reports: list[FileReport]) -> None:
         if report.backup:
             note = f"backup: {report.backup}"
         table.add_row(
-            Text(report.path), report.format or "-", report.status, Text(report.scenario or "-"),
-            str(report.entities), Text(note),
+            Text(report.path),
+            report.format or "-",
+            report.status,
+            Text(report.scenario or "-"),
+            str(report.entities),
+            Text(note),
         )
     for column in table.columns:
         column.overflow = "fold"

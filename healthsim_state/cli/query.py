@@ -29,14 +29,22 @@ class Format(str, Enum):
 
 
 def query(
-    sql: str = typer.Argument(..., help="One SQL statement, e.g. \"SELECT count(*) FROM patients\"."),
-    output: Format = typer.Option(Format.table, "--format", "-f", help="Output: a table, CSV or a JSON array of objects."),
+    sql: str = typer.Argument(..., help='One SQL statement, e.g. "SELECT count(*) FROM patients".'),
+    output: Format = typer.Option(
+        Format.table, "--format", "-f", help="Output: a table, CSV or a JSON array of objects."
+    ),
     max_rows: int | None = typer.Option(
-        None, "--max-rows", min=0, show_default=False,
+        None,
+        "--max-rows",
+        min=0,
+        show_default=False,
         help=f"Print at most N rows (default: {TABLE_ROWS} for a table, all for CSV and JSON).",
     ),
     timeout: float | None = typer.Option(
-        None, "--timeout", metavar="SECONDS", show_default=False,
+        None,
+        "--timeout",
+        metavar="SECONDS",
+        show_default=False,
         help=f"Cancel the query after SECONDS (default: ${ENV_TIMEOUT}, else {DEFAULT_TIMEOUT:g}).",
     ),
     database_url: str | None = DatabaseUrl,

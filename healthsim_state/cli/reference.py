@@ -18,13 +18,16 @@ app = typer.Typer(
 )
 _out = Console()
 
+
 @app.command()
 def load(
     dataset: str = typer.Argument(..., help=f"One of: {', '.join(DATASETS)}."),
     file: Path = typer.Argument(..., help="The CSV file as published (PLACES GIS-friendly, SVI, ADI)."),
     replace: bool = typer.Option(False, "--replace", help="Replace the rows a previous load left, in one transaction."),
     release: str | None = typer.Option(
-        None, "--release", show_default=False,
+        None,
+        "--release",
+        show_default=False,
         help="The release, when its header does not say and the file name holds no release year.",
     ),
     database_url: str | None = DatabaseUrl,
@@ -48,7 +51,7 @@ def status(database_url: str | None = DatabaseUrl) -> None:
         if loaded is None:
             line = f"not loaded (accepts release {', '.join(st.accepted_releases)})"
         else:
-            when = loaded.loaded_at.astimezone(dt.timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
+            when = loaded.loaded_at.astimezone(dt.UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
             line = (
                 f"release {loaded.release}, {loaded.row_count} rows from {loaded.source_file}, "
                 f"sha256 {loaded.sha256}, loaded {when}"

@@ -62,7 +62,7 @@ def store_write(url: str | None, work: Callable[[Session], T], what: str, attemp
 
 
 def _when(value: dt.datetime) -> str:
-    return (value if value.tzinfo else value.replace(tzinfo=dt.timezone.utc)).astimezone(dt.timezone.utc).isoformat()
+    return (value if value.tzinfo else value.replace(tzinfo=dt.UTC)).astimezone(dt.UTC).isoformat()
 
 
 def _print_json(value: Any) -> None:
@@ -91,7 +91,9 @@ def list_(
         _print_json([scenario_json(i) for i in infos])
         return
     if not infos:
-        console().print("no scenarios" + (" match" if tag or search else " yet; create one with 'healthsim demo'"), markup=False)
+        console().print(
+            "no scenarios" + (" match" if tag or search else " yet; create one with 'healthsim demo'"), markup=False
+        )
         return
     table = Table()
     table.add_column("name", overflow="fold", min_width=12)

@@ -15,7 +15,6 @@ from typing import Any
 from healthsim_models.registry import ENTITY_TYPES
 from healthsim_models.state import Scenario, ScenarioEntity, ScenarioTag
 from healthsim_state.mcp.schemas import entities_schema
-from healthsim_state.query import DEFAULT_TIMEOUT, ENV_TIMEOUT
 from healthsim_state.mcp.tools import (
     DEFAULT_PAGE,
     MAX_INLINE_EXPORT,
@@ -30,6 +29,7 @@ from healthsim_state.mcp.tools import (
     query,
     save_scenario,
 )
+from healthsim_state.query import DEFAULT_TIMEOUT, ENV_TIMEOUT
 
 _LINKS = ScenarioEntity.__table__
 _TAGS = ScenarioTag.__table__
@@ -93,7 +93,10 @@ def _page(default: int, what: str) -> dict[str, Any]:
 
 
 _OFFSET = {
-    "type": "integer", "minimum": 0, "maximum": 2**63 - 1, "default": 0,
+    "type": "integer",
+    "minimum": 0,
+    "maximum": 2**63 - 1,
+    "default": 0,
     "description": "how many to skip (a previous result's next_offset)",
 }
 _TYPE_NAMES = [name for et in ENTITY_TYPES for name in (et.name, et.plural)]
@@ -186,7 +189,9 @@ TOOLS: tuple[ToolSpec, ...] = (
             "sql": {"type": "string", "minLength": 1, "description": "one SQL statement"},
             "max_rows": {"type": "integer", "minimum": 1, "maximum": MAX_PAGE, "default": DEFAULT_PAGE},
             "timeout": {
-                "type": "number", "exclusiveMinimum": 0, "maximum": MAX_QUERY_TIMEOUT,
+                "type": "number",
+                "exclusiveMinimum": 0,
+                "maximum": MAX_QUERY_TIMEOUT,
                 "description": f"seconds the query may run before it is cancelled (default: the server's "
                 f"{ENV_TIMEOUT}, else {DEFAULT_TIMEOUT:g})",
             },

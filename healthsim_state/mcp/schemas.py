@@ -19,8 +19,13 @@ from healthsim_state.fields import Field, layout
 from healthsim_state.serialization import PROVENANCE
 
 _JSON_TYPES = {
-    "str": "string", "date": "string", "datetime": "string", "int": "integer",
-    "decimal": "number", "bool": "boolean", "array": "array",
+    "str": "string",
+    "date": "string",
+    "datetime": "string",
+    "int": "integer",
+    "decimal": "number",
+    "bool": "boolean",
+    "array": "array",
 }
 _ITEM_TYPES = {"str": "string", "int": "integer"}
 
@@ -64,15 +69,16 @@ def document_schema(type_name: str) -> dict[str, Any]:
     et = lay.entity
     properties: dict[str, Any] = {
         "id": {"type": "string", "description": "a UUID (the same entity in every scenario) or any text"},
-        PROVENANCE: {"type": ["object", "null"], "description": "source_type, source_system, skill_used, generation_seed, ..."},
+        PROVENANCE: {
+            "type": ["object", "null"],
+            "description": "source_type, source_system, skill_used, generation_seed, ...",
+        },
     }
     for f in lay.fields:
         if len(f.path) == 1:
             properties[f.name] = _field_schema(et, f)
         else:
-            group = properties.setdefault(
-                f.path[0], {"type": ["object", "null"], "properties": {}}
-            )
+            group = properties.setdefault(f.path[0], {"type": ["object", "null"], "properties": {}})
             group["properties"][f.path[1]] = _field_schema(et, f)
     return {"type": "object", "description": _describe(et), "properties": properties}
 

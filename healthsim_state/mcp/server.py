@@ -202,9 +202,7 @@ def build_server(store: Store) -> Server[Any]:
     async def call_tool(ctx: Any, params: types.CallToolRequestParams) -> types.CallToolResult:
         tool = tools.get(params.name)
         if tool is None:
-            raise MCPError(
-                types.INVALID_PARAMS, f"unknown tool {params.name!r}; tools: {', '.join(tools)}"
-            )
+            raise MCPError(types.INVALID_PARAMS, f"unknown tool {params.name!r}; tools: {', '.join(tools)}")
         try:
             arguments = tool.arguments(params.arguments)
             cancellation = Cancellation() if tool.spec.cancellable else None

@@ -129,8 +129,11 @@ def save_json(summary: SaveSummary) -> dict[str, Any]:
 
 
 def list_scenarios(
-    store: Store, tag: str | list[str] | None = None, search: str | None = None,
-    limit: int = DEFAULT_PAGE, offset: int = 0,
+    store: Store,
+    tag: str | list[str] | None = None,
+    search: str | None = None,
+    limit: int = DEFAULT_PAGE,
+    offset: int = 0,
 ) -> dict[str, Any]:
     with store.reader() as repo:
         # One more than asked says whether another page exists.
@@ -175,8 +178,12 @@ def _type_name(name: str) -> str:
 
 
 def save_scenario(
-    store: Store, name: str, entities: Mapping[str, Any], description: str | None = None,
-    tags: list[str] | None = None, overwrite: bool = False,
+    store: Store,
+    name: str,
+    entities: Mapping[str, Any],
+    description: str | None = None,
+    tags: list[str] | None = None,
+    overwrite: bool = False,
 ) -> dict[str, Any]:
     summary = store.write(
         lambda repo: repo.save(name, entities, description=description, tags=tags, overwrite=overwrite),
@@ -214,18 +221,18 @@ def get_summary(store: Store, name: str | None = None) -> dict[str, Any]:
 
 
 def query(
-    store: Store, sql: str, max_rows: int = DEFAULT_PAGE, timeout: float | None = None,
-    *, cancellation: Cancellation | None = None,
+    store: Store,
+    sql: str,
+    max_rows: int = DEFAULT_PAGE,
+    timeout: float | None = None,
+    *,
+    cancellation: Cancellation | None = None,
 ) -> dict[str, Any]:
-    result = run_query(
-        sql, engine=store.engine(), max_rows=max_rows, timeout=timeout, cancellation=cancellation
-    )
+    result = run_query(sql, engine=store.engine(), max_rows=max_rows, timeout=timeout, cancellation=cancellation)
     return {"columns": result.columns, "rows": json_value(result.rows), "truncated": result.truncated}
 
 
-def export_scenario(
-    store: Store, name: str, path: str | None = None, overwrite: bool = False
-) -> dict[str, Any]:
+def export_scenario(store: Store, name: str, path: str | None = None, overwrite: bool = False) -> dict[str, Any]:
     target = None if path is None else _server_path(path)
     if target is not None and target.exists() and not overwrite:
         raise InvalidArgumentError(f"{target} exists; pass overwrite=true to replace it")
@@ -245,7 +252,10 @@ def export_scenario(
 
 
 def import_scenario(
-    store: Store, path: str | None = None, document: str | None = None, name: str | None = None,
+    store: Store,
+    path: str | None = None,
+    document: str | None = None,
+    name: str | None = None,
     overwrite: bool = False,
 ) -> dict[str, Any]:
     if (path is None) == (document is None):
@@ -270,7 +280,6 @@ def _server_path(text: str) -> Path:
     path = Path(os.path.expanduser(text))
     if not path.is_absolute():
         raise InvalidArgumentError(
-            f"path must be an absolute path on the server's machine, got {text!r} "
-            f"(the server runs in {os.getcwd()})"
+            f"path must be an absolute path on the server's machine, got {text!r} (the server runs in {os.getcwd()})"
         )
     return path

@@ -182,6 +182,4 @@ def dataset(name: str) -> Dataset:
     try:
         return DATASETS[name]
     except KeyError:
-        raise ReferenceDataError(
-            f"unknown reference dataset {name!r}: use one of {', '.join(DATASETS)}"
-        ) from None
+        raise ReferenceDataError(f"unknown reference dataset {name!r}: use one of {', '.join(DATASETS)}") from None

@@ -259,10 +259,12 @@ def _stage(
     connection.exec_driver_sql(f"CREATE TEMP TABLE {sql.q(staging)} ({definition}) ON COMMIT DROP")
     cursor = connection.connection.driver_connection.cursor()
     try:
-        with cursor.copy(f"COPY {sql.q(staging)}{listed} FROM STDIN WITH (FORMAT csv, HEADER true)") as copy:
-            with path.open("rb") as handle:
-                while chunk := handle.read(_COPY_CHUNK):
-                    copy.write(chunk)
+        with (
+            cursor.copy(f"COPY {sql.q(staging)}{listed} FROM STDIN WITH (FORMAT csv, HEADER true)") as copy,
+            path.open("rb") as handle,
+        ):
+            while chunk := handle.read(_COPY_CHUNK):
+                copy.write(chunk)
     except psycopg.Error as exc:
         raise ReferenceDataError(
             f"{path.name} could not be read as CSV, nothing was changed: {_first_line(exc)}"
@@ -336,6 +338,7 @@ def _first_failing_cast(
             return None
         first, index = min(found)
         return int(first), casts[index]
+
     # PostgreSQL 15 has no TRY_CAST nor pg_input_is_valid: probe the casts in
     # savepoints, halving the range of lines until one line is left.
     def bad(low: int, high: int, chosen: list[_Cast]) -> bool:
@@ -381,7 +384,7 @@ def _describe_bad_value(
     try:
         _stage(connection, staging, columns, path, sql, numbered=True)
         skipped = [c for c in columns if c == "_row_number"]
-        casts = _select_list(ds, columns[len(skipped):], sql)[2]
+        casts = _select_list(ds, columns[len(skipped) :], sql)[2]
         found = _first_failing_cast(connection, staging, casts, sql)
         if found is None:
             return None
@@ -459,8 +462,7 @@ def load_dataset(
             spelled = dict(zip(columns, (h.strip() for h in header), strict=True))
             described = _describe_bad_value(session, ds, columns, spelled, path)
             raise ReferenceDataError(
-                f"{path.name} could not be loaded into {ds.name}, nothing was changed: "
-                f"{described or _first_line(exc)}"
+                f"{path.name} could not be loaded into {ds.name}, nothing was changed: {described or _first_line(exc)}"
             ) from exc
         rows = connection.execute(sa.select(sa.func.count()).select_from(ds.table)).scalar_one()
         if rows == 0:
@@ -472,7 +474,7 @@ def load_dataset(
             source_file=path.name,
             sha256=digest,
             row_count=rows,
-            loaded_at=dt.datetime.now(dt.timezone.utc),
+            loaded_at=dt.datetime.now(dt.UTC),
         )
         connection.execute(sa.delete(_REGISTRY).where(_REGISTRY.c.dataset == ds.name))
         connection.execute(sa.insert(_REGISTRY).values(**asdict(result)))
@@ -504,6 +506,4 @@ def dataset_status(session: Session) -> list[DatasetStatus]:
     """Every reference dataset, with what its table holds, in one query."""
     rows = session.connection().execute(sa.select(_REGISTRY)).mappings().all()
     loaded = {row["dataset"]: LoadResult(**row) for row in rows}
-    return [
-        DatasetStatus(ds.name, ds.title, ds.release_names, loaded.get(ds.name)) for ds in DATASETS.values()
-    ]
+    return [DatasetStatus(ds.name, ds.title, ds.release_names, loaded.get(ds.name)) for ds in DATASETS.values()]

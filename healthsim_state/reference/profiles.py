@@ -36,7 +36,13 @@ _PATIENT = entity_type("patient")
 # The SVI columns a profile shows: population, the four theme percentiles and
 # the overall one, and the count of flagged variables.
 SVI_PROFILE_COLUMNS = (
-    "e_totpop", "rpl_theme1", "rpl_theme2", "rpl_theme3", "rpl_theme4", "rpl_themes", "f_total",
+    "e_totpop",
+    "rpl_theme1",
+    "rpl_theme2",
+    "rpl_theme3",
+    "rpl_theme4",
+    "rpl_themes",
+    "f_total",
 )
 _SVI_THEME_NAMES = {
     "rpl_theme1": "socioeconomic status",
@@ -112,9 +118,7 @@ def _fips(value: str | int, digits: int, level: str) -> str:
 
 
 def _releases(connection: sa.Connection, *names: str) -> dict[str, str]:
-    rows = connection.execute(
-        sa.select(_REGISTRY.c.dataset, _REGISTRY.c.release).where(_REGISTRY.c.dataset.in_(names))
-    )
+    rows = connection.execute(sa.select(_REGISTRY.c.dataset, _REGISTRY.c.release).where(_REGISTRY.c.dataset.in_(names)))
     return {dataset: release for dataset, release in rows}
 
 
@@ -128,14 +132,22 @@ def _profile(
         for m in PLACES_MEASURES
         for kind, suffix in kinds
     ]
-    place_row = connection.execute(
-        sa.select(places.c.county_name, places.c.state_abbr, *measure_columns).where(places.c[places_key] == fips)
-    ).mappings().first()
-    svi_row = connection.execute(
-        sa.select(
-            svi.c.county, svi.c.st_abbr, svi.c.state, svi.c.location, *(svi.c[c] for c in SVI_PROFILE_COLUMNS)
-        ).where(svi.c.fips == fips)
-    ).mappings().first()
+    place_row = (
+        connection.execute(
+            sa.select(places.c.county_name, places.c.state_abbr, *measure_columns).where(places.c[places_key] == fips)
+        )
+        .mappings()
+        .first()
+    )
+    svi_row = (
+        connection.execute(
+            sa.select(
+                svi.c.county, svi.c.st_abbr, svi.c.state, svi.c.location, *(svi.c[c] for c in SVI_PROFILE_COLUMNS)
+            ).where(svi.c.fips == fips)
+        )
+        .mappings()
+        .first()
+    )
     releases = _releases(connection, places.name, svi.name)
     if place_row is None and svi_row is None:
         loaded = ", ".join(f"{d} {r}" for d, r in releases.items()) or "neither is loaded"
@@ -189,9 +201,7 @@ def patient_county_fips() -> sa.ColumnElement[str]:
     anything but one to five digits counts as no code (None).
     """
     code = sa.func.trim(_address_field("county_fips"))
-    is_code = sa.and_(
-        sa.func.length(code).between(1, 5), sa.func.translate(code, "0123456789", "") == ""
-    )
+    is_code = sa.and_(sa.func.length(code).between(1, 5), sa.func.translate(code, "0123456789", "") == "")
     return sa.case((is_code, sa.func.lpad(code, 5, "0")), else_=None)
 
 
