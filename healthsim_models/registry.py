@@ -174,10 +174,9 @@ ENTITY_TYPES: tuple[EntityType, ...] = (
     EntityType("exposure", "exposures", Exposure, "trialsim", ("usubjid", "exseq"), (_subject(),)),
 )
 
-_BY_NAME: dict[str, EntityType] = {}
-for _et in ENTITY_TYPES:
-    _BY_NAME[_et.name] = _et
-    _BY_NAME[_et.plural] = _et
+#: Entity types by their plural names (the keys of legacy documents).
+BY_PLURAL: dict[str, EntityType] = {et.plural: et for et in ENTITY_TYPES}
+_BY_NAME: dict[str, EntityType] = {**{et.name: et for et in ENTITY_TYPES}, **BY_PLURAL}
 
 
 def entity_type(name: str) -> EntityType:

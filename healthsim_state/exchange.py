@@ -39,10 +39,10 @@ from typing import Any, BinaryIO
 from sqlalchemy.orm import Session
 
 from healthsim_models.errors import DocumentError, ScenarioExistsError, ValidationError
-from healthsim_models.registry import ENTITY_TYPES
+from healthsim_models.registry import BY_PLURAL, ENTITY_TYPES
 from healthsim_state.json_stream import JsonReader, Position
 from healthsim_state.repository import SaveSummary, ScenarioInfo, ScenarioRepository
-from healthsim_state.serialization import render_datetime, shown
+from healthsim_state.serialization import DATETIME_PATTERN, render_datetime, shown
 from healthsim_state.validation import scenario_problems, tag_problem
 
 #: The version of the document format this code writes, and the newest it reads.
@@ -61,7 +61,6 @@ HEADER_KEYS = ("schema_version", "scenario_id", "name", "description", "tags", "
 #: Every top-level key the document uses for its own fields; any other key is scenario metadata.
 DOCUMENT_KEYS = frozenset({*HEADER_KEYS, "entities"})
 _SINGULAR = {et.name: et for et in ENTITY_TYPES}
-_PLURAL = {et.plural: et for et in ENTITY_TYPES}
 _VERSION = re.compile(r"(\d+)\.(\d+)")
 _FLUSH_CHARS = 1 << 20
 
@@ -170,7 +169,7 @@ def _misread_metadata(key: str, value: Any) -> str | None:
         return "an annotation (not stored)"
     if key == "metadata" and isinstance(value, dict):
         return "the header of a legacy v2 workspace"
-    if key in _PLURAL and isinstance(value, list):
+    if key in BY_PLURAL and isinstance(value, list):
         return "an entity group of a legacy v1 scenario file"
     return None
 
@@ -428,11 +427,11 @@ def _scan_entities(reader: JsonReader, header: dict[str, Any], advance: Advance)
     sections: dict[str, _Section] = {}
     for key, at in reader.members("'entities'"):
         if key not in _SINGULAR:
-            if key in _PLURAL:
+            if key in BY_PLURAL:
                 kind = "a legacy v2 workspace" if "metadata" in header else "a legacy v1 scenario file"
                 reader.fail(
                     f"entities key {key!r} is plural, so this is {kind}, not a scenario document "
-                    f"(which uses {_PLURAL[key].name!r}); bring it in with "
+                    f"(which uses {BY_PLURAL[key].name!r}); bring it in with "
                     f"'healthsim migrate-legacy --from {reader.label}'",
                     at,
                 )
@@ -465,7 +464,7 @@ def _check_header(
             f"'healthsim migrate-legacy --from {label}'"
         )
     # Only an array is an entity group: "patients": 50 is metadata (the demo writes it).
-    plural = sorted(k for k, v in header.items() if k in _PLURAL and isinstance(v, list))
+    plural = sorted(k for k, v in header.items() if k in BY_PLURAL and isinstance(v, list))
     if plural:
         raise DocumentError(
             f"{label} has plural entity keys at the top level ({', '.join(plural)}): a legacy v1 scenario "
@@ -558,12 +557,9 @@ def _check_version(label: str, version: Any, at: Position | None) -> None:
         )
 
 
-_DATETIME = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d{1,6})?)?(Z|[+-]\d{2}:\d{2})?")
-
-
 def parse_datetime(value: Any) -> dt.datetime | None:
     """An ISO date-time as an aware datetime (no offset means UTC), or None if it is not one."""
-    if not isinstance(value, str) or not _DATETIME.fullmatch(value):
+    if not isinstance(value, str) or not DATETIME_PATTERN.fullmatch(value):
         return None
     try:
         parsed = dt.datetime.fromisoformat(value)

@@ -35,7 +35,7 @@ from sqlalchemy.orm import Session
 
 from healthsim_models.engine import home_dir
 from healthsim_models.errors import DocumentError, HealthSimError
-from healthsim_models.registry import ENTITY_TYPES, entity_type
+from healthsim_models.registry import BY_PLURAL, ENTITY_TYPES, entity_type
 from healthsim_state.exchange import (
     DOCUMENT_KEYS,
     Advance,
@@ -58,7 +58,6 @@ FAILED = "failed"  # cannot be read or saved; see reason
 PENDING = "pending"  # status(): not migrated yet
 OUTDATED = "outdated"  # status(): migrated from an earlier version of the file
 
-_PLURAL = {et.plural for et in ENTITY_TYPES}
 _SINGULAR = {et.name for et in ENTITY_TYPES}
 _V1_ENVELOPE = DOCUMENT_KEYS
 # Metadata keys with a place of their own; the rest are kept as scenario metadata
@@ -163,7 +162,7 @@ def _from_v1(path: Path, digest: str, doc: dict[str, Any]) -> LegacyScenario:
         raise DocumentError(f"{path}: 'entities' must be an object of entity groups")
     groups = dict(nested or {})
     # Only an array is an entity group: an exported demo scenario carries "patients": 50 as metadata.
-    top = {k: v for k, v in doc.items() if k in _PLURAL and isinstance(v, list)}
+    top = {k: v for k, v in doc.items() if k in BY_PLURAL and isinstance(v, list)}
     if nested is None and not top:
         raise DocumentError(
             f"{path}: not a legacy scenario file (no 'entities' and no entity groups such as 'patients')"
@@ -171,8 +170,8 @@ def _from_v1(path: Path, digest: str, doc: dict[str, Any]) -> LegacyScenario:
     if nested is not None and top:
         raise DocumentError(f"{path}: entity groups both inside 'entities' and at the top level ({', '.join(top)})")
     groups.update(top)
-    singular = sorted(k for k in groups if k in _SINGULAR and k not in _PLURAL)
-    plural = sorted(k for k in groups if k in _PLURAL)
+    singular = sorted(k for k in groups if k in _SINGULAR and k not in BY_PLURAL)
+    plural = sorted(k for k in groups if k in BY_PLURAL)
     if singular and not plural:
         raise DocumentError(
             f"{path} is a scenario document (singular entity keys), not a legacy file; "

@@ -33,7 +33,8 @@ PROVENANCE_COLUMNS = ("source_type", "source_system", "skill_used", "generation_
 
 UTC = dt.UTC
 _DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
-_DATETIME = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d{1,6})?)?(Z|[+-]\d{2}:\d{2})?")
+#: An ISO 8601 date-time as documents carry it (offset optional: none means UTC).
+DATETIME_PATTERN = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d{1,6})?)?(Z|[+-]\d{2}:\d{2})?")
 _UUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
 
 # Entities whose document id is not a UUID get a UUID derived in this namespace.
@@ -181,7 +182,7 @@ def _datetime(field: Field, value: Any, type_name: str) -> tuple[Any, str | None
         cached = _DATETIME_CACHE.get(value)
         if cached is not None:
             return cached
-        if _DATETIME.fullmatch(value):  # never a bare date: the pattern needs a T
+        if DATETIME_PATTERN.fullmatch(value):  # never a bare date: the pattern needs a T
             parsed = _parse_datetime(value)
             if len(_DATETIME_CACHE) >= _DATETIME_CACHE_SIZE:
                 _DATETIME_CACHE.clear()
@@ -191,7 +192,7 @@ def _datetime(field: Field, value: Any, type_name: str) -> tuple[Any, str | None
         return (value if value.tzinfo else value.replace(tzinfo=UTC)).astimezone(UTC), None
     if isinstance(value, str):
         bare = _DATE.fullmatch(value) and field.column in rules.BARE_DATE_OK.get(type_name, ())
-        if bare or _DATETIME.fullmatch(value):
+        if bare or DATETIME_PATTERN.fullmatch(value):
             return _parse_datetime(value)
     raise Invalid(f"expected a date-time YYYY-MM-DDThh:mm[:ss[.ffffff]][Z|±hh:mm], got {shown(value)}")
 
