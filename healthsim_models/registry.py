@@ -59,6 +59,21 @@ class Reference:
 
 
 @dataclass(frozen=True)
+class Nested:
+    """Children a document may carry inline, saved as entities of their own type.
+
+    ``field`` holds the array of child documents (``claim_lines``); ``child``
+    is their type; each ``carry`` field of the parent is copied into every
+    child that lacks it, and a child that gives a different value is refused.
+    The child type comes later in :data:`ENTITY_TYPES` than the parent.
+    """
+
+    field: str
+    child: str
+    carry: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
 class EntityType:
     """One canonical entity type."""
 
@@ -68,6 +83,7 @@ class EntityType:
     product: str
     business_key: tuple[str, ...]
     references: tuple[Reference, ...] = ()
+    nested: tuple[Nested, ...] = ()
 
     @property
     def table_name(self) -> str:
@@ -123,6 +139,7 @@ ENTITY_TYPES: tuple[EntityType, ...] = (
             _member("member_id", "member_uuid", RefStrength.HARD),
             _member("subscriber_id", "subscriber_uuid", RefStrength.SOFT),
         ),
+        nested=(Nested("claim_lines", "claim_line", carry=("claim_id",)),),  # canonical-models §12.4
     ),
     EntityType(
         "claim_line",

@@ -26,20 +26,20 @@ from healthsim_models.errors import (
     ValidationError,
     WriteConflictError,
 )
-from healthsim_state.exchange import ExportSummary, export_scenario, import_scenario
-from healthsim_state.legacy import FileReport, legacy_status, migrate_legacy
-from healthsim_state.query import QueryResult, run_query
-from healthsim_state.repository import (
-    LoadedScenario,
-    SaveSummary,
-    ScenarioInfo,
-    ScenarioRepository,
-)
+from healthsim_state.formats.exchange import ExportSummary, export_scenario, import_scenario
+from healthsim_state.formats.legacy import FileReport, legacy_status, migrate_legacy
 from healthsim_state.state_manager import (
     delete_scenario,
     list_scenarios,
     load_scenario,
     save_scenario,
+)
+from healthsim_state.store.query import QueryResult, run_query
+from healthsim_state.store.repository import (
+    LoadedScenario,
+    SaveSummary,
+    ScenarioInfo,
+    ScenarioRepository,
 )
 
 __all__ = [

@@ -34,7 +34,7 @@ from typing import Any
 
 from healthsim_models.errors import InvalidArgumentError, ScenarioExistsError
 from healthsim_models.registry import ENTITY_TYPES
-from healthsim_state.repository import SaveSummary, ScenarioRepository
+from healthsim_state.store.repository import SaveSummary, ScenarioRepository
 
 DEFAULT_NAME = "demo"
 DEFAULT_PATIENTS = 100

@@ -4,7 +4,7 @@ Each call opens a session on :func:`healthsim_models.get_engine` (the default
 database unless ``database_url`` says otherwise), runs one repository
 method, and commits, or rolls back and raises. A save or delete that collides
 with a concurrent writer (PostgreSQL) runs again from the start, a bounded
-number of times (:func:`healthsim_state.transaction.run_in_transaction`); a
+number of times (:func:`healthsim_state.store.transaction.run_in_transaction`); a
 save whose entities can be read only once (a generator) cannot, and raises
 :class:`~healthsim_models.errors.WriteConflictError` at once.
 """
@@ -18,8 +18,8 @@ from typing import Any
 from sqlalchemy.engine import URL
 
 from healthsim_models.engine import get_engine, session_scope
-from healthsim_state.repository import LoadedScenario, SaveSummary, ScenarioInfo, ScenarioRepository
-from healthsim_state.transaction import DEFAULT_ATTEMPTS, run_in_transaction
+from healthsim_state.store.repository import LoadedScenario, SaveSummary, ScenarioInfo, ScenarioRepository
+from healthsim_state.store.transaction import DEFAULT_ATTEMPTS, run_in_transaction
 
 
 def save_scenario(

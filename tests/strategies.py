@@ -15,8 +15,8 @@ from typing import Any
 from hypothesis import strategies as st
 
 from healthsim_models import ENTITY_TYPES
-from healthsim_state import rules
-from healthsim_state.fields import Field, layout
+from healthsim_state.codec import rules
+from healthsim_state.codec.layout import Field, layout
 
 TEXT = st.text(
     alphabet=st.characters(blacklist_categories=("Cs",), blacklist_characters="\x00"), min_size=1, max_size=12

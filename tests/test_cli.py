@@ -11,7 +11,7 @@ import pytest
 from typer.testing import CliRunner
 
 from healthsim_models import schema_version
-from healthsim_state.cli import app, main
+from healthsim_state.interfaces.cli import app, main
 
 runner = CliRunner()
 
@@ -135,7 +135,7 @@ def test_ctrl_c_is_one_line_with_exit_code_130(
     def interrupted(*args: object, **kwargs: object) -> None:
         raise KeyboardInterrupt
 
-    monkeypatch.setattr("healthsim_state.cli.query.run_query", interrupted)
+    monkeypatch.setattr("healthsim_state.interfaces.cli.query.run_query", interrupted)
     with pytest.raises(SystemExit) as exit_info:
         main(["query", "SELECT 1"])
     assert exit_info.value.code == 130
@@ -150,7 +150,7 @@ def test_an_abort_is_one_line_with_exit_code_1(
     def aborted(*args: object, **kwargs: object) -> None:
         raise typer.Abort
 
-    monkeypatch.setattr("healthsim_state.cli.query.run_query", aborted)
+    monkeypatch.setattr("healthsim_state.interfaces.cli.query.run_query", aborted)
     with pytest.raises(SystemExit) as exit_info:
         main(["query", "SELECT 1"])
     assert exit_info.value.code == 1
@@ -159,7 +159,7 @@ def test_an_abort_is_one_line_with_exit_code_1(
 
 def _healthsim(*args: str) -> list[str]:
     """The console script's command line, run in a fresh interpreter."""
-    return [sys.executable, "-c", "from healthsim_state.cli import main; main()", *args]
+    return [sys.executable, "-c", "from healthsim_state.interfaces.cli import main; main()", *args]
 
 
 def test_a_usage_error_from_the_command_line_is_one_line(isolated_home: Path) -> None:

@@ -20,7 +20,7 @@ import pytest
 import typer
 from typer._click import Command
 
-from healthsim_state.cli import app, main
+from healthsim_state.interfaces.cli import app, main
 
 ROOT = typer.main.get_command(app)
 
@@ -238,7 +238,7 @@ def test_an_unexpected_error_says_what_to_do_without_its_text(
     def failing(*args: object, **kwargs: object) -> None:
         raise duckdb.InternalException("INTERNAL Error: something in the engine")
 
-    monkeypatch.setattr("healthsim_state.cli.query.run_query", failing)
+    monkeypatch.setattr("healthsim_state.interfaces.cli.query.run_query", failing)
     with pytest.raises(SystemExit) as exit_info:
         main(["query", "SELECT 1"])
     assert exit_info.value.code == 1
@@ -251,7 +251,7 @@ def test_an_unexpected_error_says_what_to_do_without_its_text(
     def buggy(*args: object, **kwargs: object) -> None:
         raise KeyError("some_internal_key")
 
-    monkeypatch.setattr("healthsim_state.cli.query.run_query", buggy)
+    monkeypatch.setattr("healthsim_state.interfaces.cli.query.run_query", buggy)
     with pytest.raises(SystemExit):
         main(["query", "SELECT 1"])
     err = capsys.readouterr().err.strip()

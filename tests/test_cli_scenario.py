@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from healthsim_state.cli import app, main
+from healthsim_state.interfaces.cli import app, main
 from tests.helpers import FIXTURES
 
 runner = CliRunner(env={"COLUMNS": "250"})  # tables unfolded, as on a wide terminal
@@ -86,7 +86,7 @@ def test_show(imported: str) -> None:
 
 
 def test_show_json_is_what_the_mcp_tools_return(imported: str) -> None:
-    from healthsim_state.mcp import tools
+    from healthsim_state.interfaces.mcp import tools
 
     shown = json.loads(ok("scenario", "show", NAME, "--json", "--database-url", imported))
     store = tools.Store(imported)
@@ -182,8 +182,8 @@ def test_delete_asks_unless_yes(imported: str) -> None:
 
 def test_delete_lets_the_store_go_while_it_asks(imported: str, monkeypatch: pytest.MonkeyPatch) -> None:
     """Waiting for an answer must not hold the DuckDB file (an MCP server may need it)."""
-    from healthsim_state import query
-    from healthsim_state.cli import scenario
+    from healthsim_state.interfaces.cli import scenario
+    from healthsim_state.store import query
 
     monkeypatch.setattr(query, "LOCK_TIMEOUT", 0.2)
     seen = []

@@ -26,9 +26,10 @@ from sqlalchemy.orm import Session
 
 from healthsim_models.engine import create_store_engine, session_scope
 from healthsim_models.errors import ScenarioExistsError, ValidationError, WriteConflictError
-from healthsim_state import bulk, state_manager
-from healthsim_state.repository import ScenarioRepository
-from healthsim_state.transaction import BACKOFF, conflict_reason, run_in_transaction
+from healthsim_state import state_manager
+from healthsim_state.store import bulk
+from healthsim_state.store.repository import ScenarioRepository
+from healthsim_state.store.transaction import BACKOFF, conflict_reason, run_in_transaction
 
 WRITERS = 4
 ROUNDS = 8  # saves per writer; rounds 2.. overwrite the scenario of round - 2
@@ -492,8 +493,8 @@ def _deadlocking_once(method: Any, calls: list[int]) -> Any:
 def test_the_cli_and_mcp_writes_run_a_collided_write_again(store_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
     from typer.testing import CliRunner
 
-    from healthsim_state.cli import app
-    from healthsim_state.mcp import tools
+    from healthsim_state.interfaces.cli import app
+    from healthsim_state.interfaces.mcp import tools
     from tests.helpers import FIXTURES
 
     document = FIXTURES / "scenario-canonical.json"

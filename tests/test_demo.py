@@ -14,9 +14,9 @@ from typer.testing import CliRunner
 from healthsim_models import ENTITY_TYPES, create_store_engine, session_scope
 from healthsim_models.errors import InvalidArgumentError, ScenarioExistsError
 from healthsim_state import ScenarioRepository, demo
-from healthsim_state.cli import app, main
-from healthsim_state.cli import progress as progress_module
-from healthsim_state.query import run_query
+from healthsim_state.interfaces.cli import app, main
+from healthsim_state.interfaces.cli import progress as progress_module
+from healthsim_state.store.query import run_query
 from tests.helpers import normalise
 
 runner = CliRunner()

@@ -28,7 +28,7 @@ import mcp.client.stdio  # noqa: F401 - see below
 import pytest
 from typer.testing import CliRunner
 
-from healthsim_state.cli import app
+from healthsim_state.interfaces.cli import app
 from tests.helpers import FIXTURES
 
 REPO = Path(__file__).resolve().parent.parent

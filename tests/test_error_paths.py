@@ -5,7 +5,7 @@ missing and existing scenarios, invalid, truncated, foreign and future
 documents, bad SQL, a DuckDB file held by another process, a store at a
 schema revision newer than the code, a database that cannot be reached.
 
-- The CLI (``healthsim_state.cli.main``, as the console script runs it)
+- The CLI (``healthsim_state.interfaces.cli.main``, as the console script runs it)
   must exit with status 1 and print exactly one line on stderr, of the form
   ``error: ...`` that the CLI keeps for project errors (anything else is
   printed as ``error (ExceptionClass): ...``). Run again with ``--debug``,
@@ -52,8 +52,8 @@ from healthsim_models import (
 )
 from healthsim_models.errors import HealthSimError
 from healthsim_state import ScenarioRepository
-from healthsim_state.cli import main
-from healthsim_state.exchange import export_scenario
+from healthsim_state.formats.exchange import export_scenario
+from healthsim_state.interfaces.cli import main
 from tests.conftest import BACKENDS, throwaway_postgresql_database
 from tests.helpers import FIXTURES
 

@@ -12,7 +12,7 @@ import pytest
 from healthsim_models import session_scope
 from healthsim_models.errors import DocumentError
 from healthsim_state import ScenarioRepository, legacy_status, migrate_legacy
-from healthsim_state.legacy import LEGACY_KEY, read_legacy
+from healthsim_state.formats.legacy import LEGACY_KEY, read_legacy
 from tests.helpers import FIXTURES, fixture
 
 V1_FILE = "3635caf4-5ecc-4c52-a6de-66f75addcd59.json"

@@ -30,13 +30,13 @@ from mcp.shared.memory import create_client_server_memory_streams
 from healthsim_models.engine import DEFAULT_LOCK_TIMEOUT
 from healthsim_models.errors import QueryError
 from healthsim_models.registry import ENTITY_TYPES
-from healthsim_state.cli import main
-from healthsim_state.fields import layout
-from healthsim_state.mcp import tools
-from healthsim_state.mcp.catalog import MAX_QUERY_TIMEOUT, TOOLS
-from healthsim_state.mcp.server import build_server
-from healthsim_state.mcp.tools import DEFAULT_PAGE, MAX_INLINE_EXPORT, MAX_PAGE, Store
-from healthsim_state.query import CANCELLED, DEFAULT_TIMEOUT, Cancellation
+from healthsim_state.codec.layout import layout
+from healthsim_state.interfaces.cli import main
+from healthsim_state.interfaces.mcp import tools
+from healthsim_state.interfaces.mcp.catalog import MAX_QUERY_TIMEOUT, TOOLS
+from healthsim_state.interfaces.mcp.server import build_server
+from healthsim_state.interfaces.mcp.tools import DEFAULT_PAGE, MAX_INLINE_EXPORT, MAX_PAGE, Store
+from healthsim_state.store.query import CANCELLED, DEFAULT_TIMEOUT, Cancellation
 
 pytestmark = pytest.mark.anyio
 
@@ -530,7 +530,7 @@ async def test_an_unexpected_error_reaches_the_client_without_sql_or_traceback(
     store = Broken(duckdb_url)
     try:
         async with _in_process(store) as client:
-            with caplog.at_level(logging.ERROR, logger="healthsim_state.mcp.server"):
+            with caplog.at_level(logging.ERROR, logger="healthsim_state.interfaces.mcp.server"):
                 message = await refused(client, "get_summary")
             assert message.startswith("get_summary failed with an unexpected error; the server logged the details")
             for leak in ("SELECT", "_hs_old_members", "ProgrammingError", "Traceback", "\n"):

@@ -15,9 +15,10 @@ from hypothesis import strategies as st
 
 from healthsim_models import ENTITY_TYPES, ValidationError, create_store_engine, session_scope
 from healthsim_models.registry import entity_type
-from healthsim_state import ScenarioRepository, rules
-from healthsim_state.fields import layout
-from healthsim_state.serialization import PROVENANCE, PROVENANCE_COLUMNS
+from healthsim_state import ScenarioRepository
+from healthsim_state.codec import rules
+from healthsim_state.codec.document import PROVENANCE, PROVENANCE_COLUMNS
+from healthsim_state.codec.layout import layout
 from tests.conftest import throwaway_postgresql_database
 from tests.helpers import normalise
 from tests.strategies import JSON_VALUES, scenario_entities
@@ -53,7 +54,7 @@ def test_save_then_load_returns_what_was_saved(backend: str, request: pytest.Fix
 
 def _last_wins(docs: list[dict]) -> list[dict]:
     """Entities drawn with equal content collapse to one, at the last position."""
-    from healthsim_state.serialization import content_digest
+    from healthsim_state.codec.document import content_digest
 
     seen: dict[str, dict] = {}
     for doc in docs:
@@ -84,8 +85,8 @@ def _check_encode_decode(entities: dict[str, list[dict]]) -> None:
     import datetime as dt
     import json
 
-    from healthsim_state.fields import layout
-    from healthsim_state.serialization import decode, encode, json_text, nest_flat
+    from healthsim_state.codec.document import decode, encode, json_text, nest_flat
+    from healthsim_state.codec.layout import layout
 
     now = dt.datetime(2026, 12, 1, tzinfo=dt.UTC)
     for type_name, docs in entities.items():

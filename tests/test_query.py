@@ -26,10 +26,11 @@ from healthsim_models.errors import (
     QueryTimeoutError,
     StoreLockedError,
 )
-from healthsim_state import ScenarioRepository, query
-from healthsim_state.cli import app, main
+from healthsim_state import ScenarioRepository
 from healthsim_state.demo import save_demo
-from healthsim_state.query import CANCELLED, ONE_STATEMENT, Cancellation, QueryResult, json_value, run_query
+from healthsim_state.interfaces.cli import app, main
+from healthsim_state.store import query
+from healthsim_state.store.query import CANCELLED, ONE_STATEMENT, Cancellation, QueryResult, json_value, run_query
 
 runner = CliRunner()
 
@@ -441,7 +442,7 @@ def _run(*args: str, env: dict[str, str] | None = None) -> tuple[int, str, str]:
 
 @pytest.mark.parametrize("width", [80, 120])
 def test_a_wide_result_prints_one_record_per_row(duckdb_demo_url: str, width: int) -> None:
-    from healthsim_state.cli.query import _cell
+    from healthsim_state.interfaces.cli.query import _cell
 
     sql = "SELECT * FROM patients ORDER BY mrn"
     code, out, err = _run("query", sql, "--database-url", duckdb_demo_url, env={"COLUMNS": str(width)})

@@ -18,7 +18,7 @@ from healthsim_models import ReferenceDataError, get_engine, session_scope
 from healthsim_models.engine import dispose_engines
 from healthsim_models.population import REFERENCE_TABLES, snake_case
 from healthsim_state import save_scenario
-from healthsim_state.cli import app, main
+from healthsim_state.interfaces.cli import app, main
 from healthsim_state.reference import (
     DATASETS,
     bare_county_name,

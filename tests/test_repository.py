@@ -25,8 +25,9 @@ from healthsim_models import (
     session_scope,
 )
 from healthsim_models.errors import InvalidArgumentError
-from healthsim_state import ScenarioRepository, bulk
-from healthsim_state.repository import BULK_GC_THRESHOLD
+from healthsim_state import ScenarioRepository
+from healthsim_state.store import bulk
+from healthsim_state.store.repository import BULK_GC_THRESHOLD
 from tests.helpers import fixture, normalise
 
 CANONICAL = fixture("scenario-canonical.json")
@@ -250,8 +251,8 @@ def test_overwrite_of_a_missing_scenario_is_a_plain_create(engine) -> None:
 def test_overwrite_of_a_missing_scenario_through_the_cli_and_the_mcp_tool(store_url: str) -> None:
     from typer.testing import CliRunner
 
-    from healthsim_state.cli import app
-    from healthsim_state.mcp import tools
+    from healthsim_state.interfaces.cli import app
+    from healthsim_state.interfaces.mcp import tools
     from tests.helpers import FIXTURES
 
     result = CliRunner().invoke(
@@ -366,7 +367,7 @@ def test_generators_are_consumed_in_bounded_batches(engine, monkeypatch: pytest.
 
 
 def test_links_are_written_in_bounded_batches_across_types(engine, monkeypatch: pytest.MonkeyPatch) -> None:
-    from healthsim_state import repository
+    from healthsim_state.store import repository
 
     calls: list[int] = []
     real_link = bulk.link
@@ -461,7 +462,7 @@ print([m.class_.__name__ for base in (CanonicalBase, PopulationBase) for m in ba
 
 
 def test_a_save_that_fails_after_writing_links_leaves_nothing(engine, monkeypatch: pytest.MonkeyPatch) -> None:
-    from healthsim_state import repository
+    from healthsim_state.store import repository
 
     monkeypatch.setattr(repository, "LINK_BATCH_SIZE", 5)
     patients = [patient(f"MRN-{i:03d}") for i in range(20)] + [patient("MRN-BAD", gender="X")]

@@ -1,6 +1,6 @@
 """Every value rule refuses a bad value, naming the field and the reason.
 
-The cases derive from the rule tables (healthsim_state.rules) and the field
+The cases derive from the rule tables (healthsim_state.codec.rules) and the field
 layouts, so a rule added there is tested here. Each case changes one field
 of a valid document from the canonical example and runs what a save runs
 before writing (encode, then check_row); the repository tests show that
@@ -17,10 +17,11 @@ from typing import Any
 import pytest
 
 from healthsim_models import ENTITY_TYPES
-from healthsim_state import rules, serialization
-from healthsim_state.fields import layout
-from healthsim_state.serialization import encode
-from healthsim_state.validation import check_row
+from healthsim_state.codec import document as serialization
+from healthsim_state.codec import rules
+from healthsim_state.codec.checks import check_row
+from healthsim_state.codec.document import encode
+from healthsim_state.codec.layout import layout
 from tests.helpers import fixture
 
 NOW = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)

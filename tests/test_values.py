@@ -20,9 +20,10 @@ import pytest
 from healthsim_models import ENTITY_TYPES, ValidationError, session_scope
 from healthsim_models.errors import DocumentError
 from healthsim_models.registry import entity_type
-from healthsim_state import ScenarioRepository, import_scenario, rules
-from healthsim_state.fields import all_layouts
-from healthsim_state.serialization import MAX_JSON_DEPTH
+from healthsim_state import ScenarioRepository, import_scenario
+from healthsim_state.codec import rules
+from healthsim_state.codec.document import MAX_JSON_DEPTH
+from healthsim_state.codec.layout import all_layouts
 from tests.helpers import fixture, normalise
 
 LIMIT = rules.INDEXED_TEXT_MAX_CHARS

@@ -31,7 +31,7 @@ def test_wheel_installs_and_creates_a_database(tmp_path: Path) -> None:
     assert any(n.startswith("healthsim_models/_alembic/versions/") and n.endswith(".py") for n in names)
     assert "healthsim_models/_alembic/versions/20261201_0002_population_reference.py" in names
     assert "healthsim_models/population.py" in names
-    assert {"healthsim_state/reference/loader.py", "healthsim_state/cli/reference.py"} <= names
+    assert {"healthsim_state/reference/loader.py", "healthsim_state/interfaces/cli/reference.py"} <= names
     assert not any(n.startswith("tests/") for n in names)
 
     env_dir = tmp_path / "venv"

@@ -28,7 +28,7 @@ from healthsim_models.population import (
 )
 from healthsim_models.registry import entity_type
 from healthsim_models.state import ScenarioEntity
-from healthsim_state.repository import ScenarioRepository
+from healthsim_state.store.repository import ScenarioRepository
 
 _REGISTRY = ReferenceDataset.__table__
 _PATIENT = entity_type("patient")

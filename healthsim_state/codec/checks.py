@@ -1,8 +1,8 @@
 """Checks that go beyond one field's type (canonical-models §3-§8).
 
-:func:`check_row` applies :mod:`healthsim_state.rules` (lengths of indexed
+:func:`check_row` applies :mod:`healthsim_state.codec.rules` (lengths of indexed
 text, enums, patterns, ranges, end-not-before-start, cross-field person
-rules) to a row produced by :func:`healthsim_state.serialization.encode` and
+rules) to a row produced by :func:`healthsim_state.codec.document.encode` and
 returns (field, reason) pairs. Type errors were already reported by
 ``encode``. :func:`scenario_problems` and :func:`tag_problem` check a
 scenario's own fields (name, description, tags, ``extra``) the same way.
@@ -15,9 +15,9 @@ from collections.abc import Mapping
 from typing import Any
 
 from healthsim_models.errors import Problem
-from healthsim_state import rules
-from healthsim_state.fields import Layout
-from healthsim_state.serialization import json_problem, shown, text_problem
+from healthsim_state.codec import rules
+from healthsim_state.codec.document import json_problem, shown, text_problem
+from healthsim_state.codec.layout import Layout
 
 
 def too_long(text: str, limit: int = rules.INDEXED_TEXT_MAX_CHARS) -> str | None:

@@ -40,16 +40,16 @@ from sqlalchemy.orm import Session
 
 from healthsim_models.errors import DocumentError, ScenarioExistsError, ValidationError
 from healthsim_models.registry import BY_PLURAL, ENTITY_TYPES
-from healthsim_state.json_stream import JsonReader, Position
-from healthsim_state.repository import SaveSummary, ScenarioInfo, ScenarioRepository
-from healthsim_state.serialization import DATETIME_PATTERN, render_datetime, shown
-from healthsim_state.validation import scenario_problems, tag_problem
+from healthsim_state.codec.checks import scenario_problems, tag_problem
+from healthsim_state.codec.document import DATETIME_PATTERN, render_datetime, shown
+from healthsim_state.formats.json_stream import JsonReader, Position
+from healthsim_state.store.repository import SaveSummary, ScenarioInfo, ScenarioRepository
 
 #: The version of the document format this code writes, and the newest it reads.
 SCHEMA_VERSION = "1.0"
 
 #: ``progress(description, total)`` -> context manager yielding ``advance(n)``;
-#: ``healthsim_state.cli.progress.progress`` is one.
+#: ``healthsim_state.interfaces.cli.progress.progress`` is one.
 Advance = Callable[[int], None]
 ProgressFactory = Callable[[str, int | None], AbstractContextManager[Advance]]
 

@@ -174,7 +174,7 @@ def _link_duckdb(session: Session, scenario_id: uuid.UUID, links: Links) -> None
 # they share therefore insert in one order, by key: two writers' saves of
 # the same types then wait for each other rather than deadlock (a deadlock
 # that order cannot prevent, as across batches or between types, is left to
-# the retry of the whole transaction: healthsim_state.transaction). DuckDB
+# the retry of the whole transaction: healthsim_state.store.transaction). DuckDB
 # needs no order: a file has one writer.
 
 

@@ -1,4 +1,4 @@
-"""The MCP server: the tools of :mod:`healthsim_state.mcp.tools` over stdio.
+"""The MCP server: the tools of :mod:`healthsim_state.interfaces.mcp.tools` over stdio.
 
 Built on the SDK's low-level ``Server`` so that each tool's input schema is
 exactly the one derived from the registry. A call's arguments are checked
@@ -37,9 +37,9 @@ from mcp.shared.exceptions import MCPError
 from sqlalchemy.engine import URL
 
 from healthsim_models.errors import HealthSimError, InvalidArgumentError
-from healthsim_state.mcp.catalog import TOOLS, ToolSpec
-from healthsim_state.mcp.tools import Store
-from healthsim_state.query import Cancellation
+from healthsim_state.interfaces.mcp.catalog import TOOLS, ToolSpec
+from healthsim_state.interfaces.mcp.tools import Store
+from healthsim_state.store.query import Cancellation
 
 logger = logging.getLogger(__name__)
 

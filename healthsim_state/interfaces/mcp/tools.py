@@ -1,9 +1,9 @@
 """The MCP tools: each one a repository call in a session of its own, a
-read-only query through :func:`healthsim_state.query.run_query`, or an
-export or import of the versioned JSON document (:mod:`healthsim_state.exchange`).
+read-only query through :func:`healthsim_state.store.query.run_query`, or an
+export or import of the versioned JSON document (:mod:`healthsim_state.formats.exchange`).
 
 A tool is a plain function ``(store, **arguments) -> dict`` that returns a
-JSON-friendly result; :mod:`healthsim_state.mcp.catalog` gives each its
+JSON-friendly result; :mod:`healthsim_state.interfaces.mcp.catalog` gives each its
 description and argument schema. Tools never keep a session or connection between calls;
 :class:`Store` holds only the engines, which for a DuckDB file keep no idle
 connection, so another process (the ``healthsim`` CLI) can use the file
@@ -12,7 +12,7 @@ between two calls.
 Reads go through :meth:`Store.reader`: on a DuckDB file, read-only
 connections, which may be open several at a time (the server runs reads side
 by side) but never beside this process's read-write one; the server keeps
-writes apart from them (:mod:`healthsim_state.mcp.server`).
+writes apart from them (:mod:`healthsim_state.interfaces.mcp.server`).
 """
 
 from __future__ import annotations
@@ -32,11 +32,11 @@ from sqlalchemy.engine import URL, Engine
 from healthsim_models.engine import create_store_engine, is_duckdb, resolve_database_url, session_scope
 from healthsim_models.errors import InvalidArgumentError
 from healthsim_models.registry import entity_type
-from healthsim_state import exchange
-from healthsim_state.query import Cancellation, json_value, read_only_engine, run_query
-from healthsim_state.rendering import scenario_json
-from healthsim_state.repository import SaveSummary, ScenarioRepository
-from healthsim_state.transaction import run_in_transaction
+from healthsim_state.formats import exchange
+from healthsim_state.interfaces.rendering import scenario_json
+from healthsim_state.store.query import Cancellation, json_value, read_only_engine, run_query
+from healthsim_state.store.repository import SaveSummary, ScenarioRepository
+from healthsim_state.store.transaction import run_in_transaction
 
 T = TypeVar("T")
 
@@ -92,7 +92,7 @@ class Store:
     def write(self, work: Callable[[ScenarioRepository], T], what: str) -> T:
         """``work(repository)`` in a transaction of its own, committed when it returns
         and run again from the start when it collides with another writer
-        (:func:`~healthsim_state.transaction.run_in_transaction`): tool arguments
+        (:func:`~healthsim_state.store.transaction.run_in_transaction`): tool arguments
         can always be read again."""
         return run_in_transaction(self.engine(), lambda session: work(ScenarioRepository(session)), what=what)
 

@@ -1,7 +1,7 @@
 """The value rules of canonical-models.md that column types cannot express.
 
 Pure data, keyed by entity type and field name (dotted document path).
-:mod:`healthsim_state.validation` applies them.
+:mod:`healthsim_state.codec.checks` applies them.
 """
 
 from __future__ import annotations

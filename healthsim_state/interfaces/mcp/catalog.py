@@ -1,8 +1,8 @@
 """The tools the MCP server offers: name, description, argument schema and
-function of each (:mod:`healthsim_state.mcp.tools`), in the order clients list them.
+function of each (:mod:`healthsim_state.interfaces.mcp.tools`), in the order clients list them.
 
 Argument schemas are JSON Schema objects that refuse unknown arguments; the
-``entities`` argument comes from the registry (:mod:`healthsim_state.mcp.schemas`),
+``entities`` argument comes from the registry (:mod:`healthsim_state.interfaces.mcp.schemas`),
 and so do the table names the query tool describes.
 """
 
@@ -14,8 +14,8 @@ from typing import Any
 
 from healthsim_models.registry import ENTITY_TYPES
 from healthsim_models.state import Scenario, ScenarioEntity, ScenarioTag
-from healthsim_state.mcp.schemas import entities_schema
-from healthsim_state.mcp.tools import (
+from healthsim_state.interfaces.mcp.schemas import entities_schema
+from healthsim_state.interfaces.mcp.tools import (
     DEFAULT_PAGE,
     MAX_INLINE_EXPORT,
     MAX_PAGE,
@@ -29,7 +29,7 @@ from healthsim_state.mcp.tools import (
     query,
     save_scenario,
 )
-from healthsim_state.query import DEFAULT_TIMEOUT, ENV_TIMEOUT
+from healthsim_state.store.query import DEFAULT_TIMEOUT, ENV_TIMEOUT
 
 _LINKS = ScenarioEntity.__table__
 _TAGS = ScenarioTag.__table__

@@ -11,12 +11,12 @@ import logging
 import typer
 
 from healthsim_models.engine import resolve_database_url
-from healthsim_state.cli.options import DatabaseUrl
+from healthsim_state.interfaces.cli.options import DatabaseUrl
 
 
 def mcp(database_url: str | None = DatabaseUrl) -> None:
     """Serve the store's scenarios as MCP tools on stdin/stdout until the client disconnects."""
-    from healthsim_state.mcp import serve_stdio  # the SDK is only needed here
+    from healthsim_state.interfaces.mcp import serve_stdio  # the SDK is only needed here
 
     # A URL that cannot be parsed fails now, as one line. A store that cannot be opened yet (its
     # server down, its DuckDB file held by another program) does not stop the server: each

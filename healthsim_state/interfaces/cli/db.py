@@ -18,7 +18,7 @@ from sqlalchemy.engine import Engine
 from healthsim_models import schema_version
 from healthsim_models.engine import create_store_engine
 from healthsim_models.errors import SchemaVersionError
-from healthsim_state.cli.options import DatabaseUrl
+from healthsim_state.interfaces.cli.options import DatabaseUrl
 
 app = typer.Typer(help="Schema versions: upgrade, downgrade, current, history, status.", no_args_is_help=True)
 _out = Console()

@@ -18,7 +18,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from healthsim_models.registry import ENTITY_TYPES, EntityType, entity_type
-from healthsim_state import rules
+from healthsim_state.codec import rules
 
 # Columns every canonical table has that are not document fields.
 FRAME_COLUMNS = frozenset(
@@ -91,7 +91,7 @@ class Layout:
 
         What ``serialization.encode`` walks for every document, precomputed.
         """
-        from healthsim_state.serialization import PARSERS
+        from healthsim_state.codec.document import PARSERS
 
         return tuple((f, PARSERS[f.kind], f.path[0], f.path[1] if len(f.path) > 1 else None) for f in self.fields)
 

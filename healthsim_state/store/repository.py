@@ -7,7 +7,7 @@ exactly as it was before the transaction began.
 
 Entities are encoded, validated, given their UUIDs and resolved to their
 parents in batches per type (parents first, in registry order); each batch
-reaches the database in one set-based upsert (:mod:`healthsim_state.bulk`).
+reaches the database in one set-based upsert (:mod:`healthsim_state.store.bulk`).
 """
 
 from __future__ import annotations
@@ -38,9 +38,8 @@ from healthsim_models.errors import (
 )
 from healthsim_models.registry import ENTITY_TYPES, EntityType, RefStrength, entity_type
 from healthsim_models.state import Scenario, ScenarioEntity, ScenarioTag
-from healthsim_state import bulk
-from healthsim_state.fields import Layout, layout
-from healthsim_state.serialization import (
+from healthsim_state.codec.checks import check_row, scenario_problems, tag_problem
+from healthsim_state.codec.document import (
     Invalid,
     business_key,
     decode,
@@ -52,8 +51,9 @@ from healthsim_state.serialization import (
     shown,
     text_problem,
 )
-from healthsim_state.transaction import write_conflict
-from healthsim_state.validation import check_row, scenario_problems, tag_problem
+from healthsim_state.codec.layout import Layout, layout
+from healthsim_state.store import bulk
+from healthsim_state.store.transaction import write_conflict
 
 #: Entities per type handled (encoded, validated, written) at a time.
 DEFAULT_BATCH_SIZE = 20_000
@@ -225,32 +225,39 @@ def _batches(items: Iterable[Any], size: int) -> Iterator[list[Any]]:
         yield batch
 
 
-def _lift_claim_lines(doc: Mapping[str, Any], position: int, run: _SaveRun, lifted: list[Any]) -> Mapping[str, Any]:
-    """Nested ``claim.claim_lines`` become claim_line entities (canonical-models §12.4)."""
-    if "claim_lines" not in doc:
-        return doc
-    lines = doc["claim_lines"]
-    claim_id = doc.get("claim_id")
-    rest = {k: v for k, v in doc.items() if k != "claim_lines"}
-    if lines is None:
-        return rest
-    if not isinstance(lines, list):
-        run.problem("claim", position, doc.get("id"), "claim_lines", f"expected an array, got {shown(lines)}")
-        return rest
-    for i, line in enumerate(lines):
-        if not isinstance(line, Mapping):
-            run.problem("claim", position, doc.get("id"), f"claim_lines[{i}]", "expected an object")
-        elif "claim_id" in line and line["claim_id"] != claim_id:
-            run.problem(
-                "claim",
-                position,
-                doc.get("id"),
-                f"claim_lines[{i}].claim_id",
-                f"{shown(line['claim_id'])} differs from the claim's claim_id {shown(claim_id)}",
-            )
-        else:
-            lifted.append({"claim_id": claim_id, **line})
-    return rest
+def _lift_nested(
+    et: EntityType, doc: Mapping[str, Any], position: int, run: _SaveRun, lifted: dict[str, list[Any]]
+) -> Mapping[str, Any]:
+    """The document without its inline children (:attr:`EntityType.nested`),
+    which are queued in ``lifted`` under their own type (canonical-models §12.4)."""
+    for nested in et.nested:
+        if nested.field not in doc:
+            continue
+        children = doc[nested.field]
+        doc = {k: v for k, v in doc.items() if k != nested.field}
+        if children is None:
+            continue
+        if not isinstance(children, list):
+            run.problem(et.name, position, doc.get("id"), nested.field, f"expected an array, got {shown(children)}")
+            continue
+        carried = {key: doc.get(key) for key in nested.carry}
+        queue = lifted.setdefault(nested.child, [])
+        for i, child in enumerate(children):
+            if not isinstance(child, Mapping):
+                run.problem(et.name, position, doc.get("id"), f"{nested.field}[{i}]", "expected an object")
+                continue
+            clash = next((k for k in nested.carry if k in child and child[k] != carried[k]), None)
+            if clash is not None:
+                run.problem(
+                    et.name,
+                    position,
+                    doc.get("id"),
+                    f"{nested.field}[{i}].{clash}",
+                    f"{shown(child[clash])} differs from the {et.name}'s {clash} {shown(carried[clash])}",
+                )
+            else:
+                queue.append({**carried, **child})
+    return doc
 
 
 class ScenarioRepository:
@@ -686,21 +693,21 @@ class ScenarioRepository:
             self._write_types(run, streams)
 
     def _write_types(self, run: _SaveRun, streams: dict[str, list[Iterable[Any]]]) -> None:
-        lifted_lines: list[Any] = []
+        lifted: dict[str, list[Any]] = {}  # children lifted out of their parents, by type
         for index, et in enumerate(ENTITY_TYPES):
             # Key maps no later type resolves against are done with: free them,
             # since a million-entity save would otherwise hold them to the end.
             for name in [n for n in run.keys if _KEYS_NEEDED_UNTIL[n] < index]:
                 del run.keys[name]
             sources = streams.get(et.name, [])
-            if et.name == "claim_line" and lifted_lines:
-                sources = [lifted_lines, *sources]
+            if lifted.get(et.name):
+                sources = [lifted.pop(et.name), *sources]
             if not sources:
                 continue
             lay = layout(et.name)
             positions = run.positions(et)
             for batch in _batches(itertools.chain.from_iterable(sources), self.batch_size):
-                self._write_batch(run, lay, batch, positions, lifted_lines)
+                self._write_batch(run, lay, batch, positions, lifted)
                 if run.full:
                     break
         if run.problems:
@@ -712,7 +719,7 @@ class ScenarioRepository:
         run.links = bulk.Links()
 
     def _write_batch(
-        self, run: _SaveRun, lay: Layout, batch: list[Any], positions: Iterator[int], lifted: list[Any]
+        self, run: _SaveRun, lay: Layout, batch: list[Any], positions: Iterator[int], lifted: dict[str, list[Any]]
     ) -> None:
         et = lay.entity
         type_name = et.name
@@ -723,8 +730,8 @@ class ScenarioRepository:
             if doc.__class__ is not dict and not isinstance(doc, Mapping):
                 run.problem(type_name, position, None, "(entity)", f"expected an object, got {type(doc).__name__}")
                 continue
-            if type_name == "claim":
-                doc = _lift_claim_lines(doc, position, run, lifted)
+            if et.nested:
+                doc = _lift_nested(et, doc, position, run, lifted)
             doc = nest_flat(lay, doc)
             row, problems = encode(lay, doc, run.now)
             problems += check_row(lay, row)

@@ -19,13 +19,13 @@ from rich.markup import escape
 from typer._click.exceptions import BadParameter, NoArgsIsHelpError, UsageError  # typer 0.29 vendors click
 
 from healthsim_models.errors import HealthSimError, ScenarioNotFoundError
-from healthsim_state.cli import db, reference
-from healthsim_state.cli import demo as demo_command
-from healthsim_state.cli import legacy as legacy_command
-from healthsim_state.cli import mcp as mcp_command
-from healthsim_state.cli import query as query_command
-from healthsim_state.cli import scenario as scenario_command
-from healthsim_state.cli.command import HealthsimGroup
+from healthsim_state.interfaces.cli import db, reference
+from healthsim_state.interfaces.cli import demo as demo_command
+from healthsim_state.interfaces.cli import legacy as legacy_command
+from healthsim_state.interfaces.cli import mcp as mcp_command
+from healthsim_state.interfaces.cli import query as query_command
+from healthsim_state.interfaces.cli import scenario as scenario_command
+from healthsim_state.interfaces.cli.command import HealthsimGroup
 
 app = typer.Typer(
     name="healthsim",

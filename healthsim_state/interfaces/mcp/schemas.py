@@ -3,8 +3,8 @@
 One property per entity type name, singular and plural (from
 :data:`healthsim_models.registry.ENTITY_TYPES`), each an array of documents.
 The document schemas are hints for the client: field types, formats and enums
-come from the field layouts (:mod:`healthsim_state.fields`) and the value
-rules (:mod:`healthsim_state.rules`); unknown fields are allowed (the store
+come from the field layouts (:mod:`healthsim_state.codec.layout`) and the value
+rules (:mod:`healthsim_state.codec.rules`); unknown fields are allowed (the store
 keeps them in ``extensions``), and nothing is marked required, because the
 library checks the documents and reports every problem with its position.
 """
@@ -14,9 +14,9 @@ from __future__ import annotations
 from typing import Any
 
 from healthsim_models.registry import ENTITY_TYPES, EntityType
-from healthsim_state import rules
-from healthsim_state.fields import Field, layout
-from healthsim_state.serialization import PROVENANCE
+from healthsim_state.codec import rules
+from healthsim_state.codec.document import PROVENANCE
+from healthsim_state.codec.layout import Field, layout
 
 _JSON_TYPES = {
     "str": "string",

@@ -15,8 +15,8 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from healthsim_state.cli.options import DatabaseUrl
-from healthsim_state.query import DEFAULT_TIMEOUT, ENV_TIMEOUT, QueryResult, json_value, run_query
+from healthsim_state.interfaces.cli.options import DatabaseUrl
+from healthsim_state.store.query import DEFAULT_TIMEOUT, ENV_TIMEOUT, QueryResult, json_value, run_query
 
 #: Rows a table shows unless --max-rows says otherwise; CSV and JSON print every row.
 TABLE_ROWS = 1000

@@ -8,8 +8,8 @@ from pathlib import Path
 import typer
 from rich.console import Console
 
-from healthsim_state.cli.options import DatabaseUrl
-from healthsim_state.cli.progress import progress
+from healthsim_state.interfaces.cli.options import DatabaseUrl
+from healthsim_state.interfaces.cli.progress import progress
 from healthsim_state.reference import DATASETS, load_reference, reference_status
 
 app = typer.Typer(

@@ -19,12 +19,12 @@ from sqlalchemy.orm import Session
 from healthsim_models.engine import create_store_engine, session_scope
 from healthsim_models.errors import InvalidArgumentError, ScenarioNotFoundError
 from healthsim_models.registry import ENTITY_TYPES
-from healthsim_state.cli.options import DatabaseUrl
-from healthsim_state.cli.progress import progress
-from healthsim_state.exchange import export_scenario, import_scenario
-from healthsim_state.rendering import scenario_json
-from healthsim_state.repository import ScenarioInfo, ScenarioRepository
-from healthsim_state.transaction import DEFAULT_ATTEMPTS, run_in_transaction
+from healthsim_state.formats.exchange import export_scenario, import_scenario
+from healthsim_state.interfaces.cli.options import DatabaseUrl
+from healthsim_state.interfaces.cli.progress import progress
+from healthsim_state.interfaces.rendering import scenario_json
+from healthsim_state.store.repository import ScenarioInfo, ScenarioRepository
+from healthsim_state.store.transaction import DEFAULT_ATTEMPTS, run_in_transaction
 
 T = TypeVar("T")
 
@@ -53,7 +53,7 @@ def store_session(url: str | None) -> Iterator[Session]:
 def store_write(url: str | None, work: Callable[[Session], T], what: str, attempts: int = DEFAULT_ATTEMPTS) -> T:
     """``work(session)`` committed in a transaction of its own on the store at ``url``,
     run again from the start when it collides with another writer
-    (:func:`~healthsim_state.transaction.run_in_transaction`); the engine is let go afterwards."""
+    (:func:`~healthsim_state.store.transaction.run_in_transaction`); the engine is let go afterwards."""
     engine = create_store_engine(url)
     try:
         return run_in_transaction(engine, work, attempts=attempts, what=what)

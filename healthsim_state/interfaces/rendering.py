@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from healthsim_state.query import json_value
-from healthsim_state.repository import ScenarioInfo
+from healthsim_state.store.query import json_value
+from healthsim_state.store.repository import ScenarioInfo
 
 
 def scenario_json(info: ScenarioInfo) -> dict[str, Any]:

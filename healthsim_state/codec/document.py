@@ -24,8 +24,8 @@ from decimal import Decimal, InvalidOperation
 from functools import cache
 from typing import Any
 
-from healthsim_state import rules
-from healthsim_state.fields import Field, Layout
+from healthsim_state.codec import rules
+from healthsim_state.codec.layout import Field, Layout
 
 STORE_KEY = "$store"  # reserved key of extensions for the bookkeeping above
 PROVENANCE = "_provenance"
