@@ -9,10 +9,8 @@ from healthsim_models.canonical import *  # noqa: F403
 from healthsim_models.canonical import __all__ as _canonical_names
 from healthsim_models.engine import (
     create_store_engine,
-    default_database_url,
     dispose_engines,
     get_engine,
-    resolve_database_url,
     session_factory,
     session_scope,
 )
@@ -35,6 +33,7 @@ from healthsim_models.errors import (
     ValidationError,
     WriteConflictError,
 )
+from healthsim_models.location import default_database_url, resolve_database_url
 from healthsim_models.registry import ENTITY_TYPES, EntityType, Reference, RefStrength, entity_type
 from healthsim_models.state import Scenario, ScenarioEntity, ScenarioTag
 from healthsim_models.system import SchemaMigration

@@ -34,30 +34,23 @@ from pathlib import Path
 
 import sqlalchemy as sa
 from sqlalchemy import event
-from sqlalchemy.engine import URL, Engine, make_url
+from sqlalchemy.engine import URL, Engine
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.pool import NullPool, StaticPool
 
-from healthsim_models.errors import ConfigurationError, NotAStoreError, StoreLockedError
-
-ENV_HOME = "HEALTHSIM_HOME"
-ENV_DATABASE_URL = "HEALTHSIM_DATABASE_URL"
-DEFAULT_FILENAME = "healthsim.duckdb"
+from healthsim_models.errors import ConfigurationError, StoreLockedError
+from healthsim_models.location import (
+    CHOOSE_ANOTHER_PLACE,
+    URL_FORMS,
+    duckdb_file,
+    is_duckdb,
+    mask_url,
+    not_a_store,
+    resolve_database_url,
+)
 
 #: Seconds a connection attempt waits for another process to release a DuckDB file.
 DEFAULT_LOCK_TIMEOUT = 10.0
-
-#: The database kinds a store runs on (SQLAlchemy backend names).
-BACKENDS = ("duckdb", "postgresql")
-
-#: The hint every URL error ends with.
-URL_FORMS = "Expected e.g. duckdb:////path/to/file.duckdb or postgresql+psycopg://user@host/dbname"
-
-#: How to put the store elsewhere, for errors about its file or folder.
-CHOOSE_ANOTHER_PLACE = (
-    f"Choose another place for the store: pass --database-url (e.g. duckdb:////path/to/store.duckdb), "
-    f"or set {ENV_DATABASE_URL}, or set {ENV_HOME} to a folder for {DEFAULT_FILENAME}"
-)
 
 #: Settings of every DuckDB connection to a store (and of the read-only query
 #: connection): DuckDB never installs or loads an extension on its own. By
@@ -74,42 +67,6 @@ STORE_FILE_MODE = 0o600
 
 _DUCKDB_MAGIC = b"DUCK"  # at byte 8 of every DuckDB database file
 _SQLITE_MAGIC = b"SQLite format 3\x00"
-
-
-def home_dir() -> Path:
-    """The HealthSim home directory: ``HEALTHSIM_HOME`` or ``~/.healthsim``."""
-    override = os.environ.get(ENV_HOME)
-    return Path(override).expanduser() if override else Path.home() / ".healthsim"
-
-
-def default_database_url() -> URL:
-    """The embedded default: a DuckDB file in the home directory."""
-    return URL.create("duckdb", database=str(home_dir() / DEFAULT_FILENAME))
-
-
-def resolve_database_url(url: str | URL | None = None) -> URL:
-    """The URL to use: ``url``, else ``HEALTHSIM_DATABASE_URL``, else the default file."""
-    chosen = url if url is not None else os.environ.get(ENV_DATABASE_URL) or None
-    if chosen is None:
-        return default_database_url()
-    try:
-        resolved = make_url(chosen)
-    except sa.exc.ArgumentError as exc:
-        raise ConfigurationError(f"cannot parse database URL {chosen!r}: {exc}. {URL_FORMS}") from exc
-    if resolved.get_backend_name() not in BACKENDS:
-        raise ConfigurationError(f"unknown database kind {resolved.drivername!r} in {mask_url(resolved)}. {URL_FORMS}")
-    return resolved
-
-
-def is_duckdb(url: URL) -> bool:
-    return url.get_backend_name() == "duckdb"
-
-
-def _duckdb_file(url: URL) -> Path | None:
-    """The file behind a DuckDB URL, or None for an in-memory database."""
-    if not url.database or url.database == ":memory:":
-        return None
-    return Path(url.database).expanduser()
 
 
 def _prepare_directory(path: Path) -> None:
@@ -142,13 +99,6 @@ def _reason(exc: OSError) -> str:
     if exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
         return f"{exc.strerror} (its parent folder is not writable by this user)"
     return exc.strerror or str(exc)
-
-
-def not_a_store(path: Path, what: str) -> NotAStoreError:
-    """The error for a file at the store path that is not a HealthSim store."""
-    return NotAStoreError(
-        f"{path} is not a HealthSim store: it is {what}. It was left untouched. {CHOOSE_ANOTHER_PLACE}."
-    )
 
 
 def _existing_store_file(path: Path) -> bool:
@@ -247,19 +197,6 @@ def _install_private_wal(engine: Engine, path: Path) -> None:
             os.close(handle)
 
 
-def mask_url(url: URL) -> str:
-    """The URL as text for people: any password replaced by ``***``, the database as written.
-
-    SQLAlchemy percent-encodes the database part (``%3Amemory%3A``); a message
-    shows ``duckdb:///:memory:`` and a file path as the user typed it.
-    """
-    if not url.database:
-        return url.render_as_string(hide_password=True)
-    without = URL.create(url.drivername, url.username, url.password, url.host, url.port, None, url.query)
-    head, mark, query = without.render_as_string(hide_password=True).partition("?")
-    return f"{head}/{url.database}{mark}{query}"
-
-
 _PID = re.compile(r"PID (\d+)")
 
 
@@ -342,7 +279,7 @@ def create_store_engine(
                 "DuckDB extensions on its own; remove that setting from the URL"
             )
         connect_args = {"config": dict(DUCKDB_CONFIG)}
-        path = _duckdb_file(resolved)
+        path = duckdb_file(resolved)
         if path is None:
             # One in-memory database per engine: every checkout must see it.
             engine = _create_engine(resolved, poolclass=StaticPool, echo=echo, connect_args=connect_args)
@@ -357,6 +294,8 @@ def create_store_engine(
     else:
         engine = _create_engine(resolved, pool_pre_ping=True, echo=echo)
         _install_connect_errors(engine, resolved)
+    # Imported here, not at the top: Alembic takes about 150 ms to import, which
+    # every `import healthsim_models` would otherwise pay.
     from healthsim_models import schema_version
 
     try:

@@ -23,18 +23,18 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy.engine import Connection, Engine
 
-import healthsim_models
-import healthsim_models.alembic_duckdb
+import healthsim_models.alembic_duckdb  # noqa: F401  (registers Alembic's implementation for DuckDB)
 from alembic import command
+from healthsim_models import canonical, population, state, system  # noqa: F401  (their tables on Base.metadata)
 from healthsim_models.base import Base
-from healthsim_models.engine import mask_url, not_a_store
 from healthsim_models.errors import ConfigurationError, SchemaVersionError
+from healthsim_models.location import mask_url, not_a_store
 from healthsim_models.system import SchemaMigration
 
 
 def script_location() -> Path:
     """The folder holding ``env.py`` and ``versions/``: installed copy, else source tree."""
-    package_dir = Path(healthsim_models.__file__).resolve().parent
+    package_dir = Path(__file__).resolve().parent
     for candidate in (package_dir / "_alembic", package_dir.parent / "alembic"):
         if (candidate / "env.py").is_file():
             return candidate

@@ -16,7 +16,7 @@ import sqlalchemy as sa
 from sqlalchemy import event
 
 from healthsim_models import Base, SchemaVersionError, create_store_engine, schema_version
-from healthsim_models.engine import default_database_url
+from healthsim_models.location import default_database_url
 
 
 def _tables(engine: sa.Engine) -> set[str]:

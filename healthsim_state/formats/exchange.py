@@ -49,7 +49,7 @@ from healthsim_state.store.repository import SaveSummary, ScenarioInfo, Scenario
 SCHEMA_VERSION = "1.0"
 
 #: ``progress(description, total)`` -> context manager yielding ``advance(n)``;
-#: ``healthsim_state.interfaces.cli.progress.progress`` is one.
+#: ``healthsim_state.interfaces.cli.terminal.progress`` is one.
 Advance = Callable[[int], None]
 ProgressFactory = Callable[[str, int | None], AbstractContextManager[Advance]]
 

@@ -33,8 +33,8 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from healthsim_models.engine import home_dir
 from healthsim_models.errors import DocumentError, HealthSimError
+from healthsim_models.location import home_dir
 from healthsim_models.registry import BY_PLURAL, ENTITY_TYPES, entity_type
 from healthsim_state.formats.exchange import (
     DOCUMENT_KEYS,

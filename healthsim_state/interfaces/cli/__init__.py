@@ -12,11 +12,11 @@ import sys
 from collections.abc import Sequence
 from importlib.metadata import PackageNotFoundError
 from importlib.metadata import version as package_version
+from typing import NoReturn
 
 import typer
 from rich.console import Console
 from rich.markup import escape
-from typer._click.exceptions import BadParameter, NoArgsIsHelpError, UsageError  # typer 0.29 vendors click
 
 from healthsim_models.errors import HealthSimError, ScenarioNotFoundError
 from healthsim_state.interfaces.cli import db, reference
@@ -107,11 +107,19 @@ def _from_database(exc: BaseException) -> bool:
     return False
 
 
-def _usage_message(exc: UsageError) -> str:
+def _is_usage_error(exc: typer.TyperException) -> bool:
+    """Whether a click exception is a usage error (click's ``UsageError`` and its
+    subclasses: bad or missing parameters, unknown options). typer vendors
+    click and exports none of them but ``BadParameter``; a usage error is the
+    kind that carries its context and exits with status 2."""
+    return getattr(exc, "exit_code", None) == 2 and hasattr(exc, "ctx")
+
+
+def _usage_message(exc: typer.TyperException) -> str:
     """click's message, with typer's pydantic wording ("Input should be ...", "Value error, ...")
     said as a command line says it."""
     cause = exc.__cause__
-    if isinstance(exc, BadParameter) and hasattr(cause, "errors"):
+    if isinstance(exc, typer.BadParameter) and hasattr(cause, "errors"):
         errors = cause.errors()
         if errors:
             exc.message = _plain(errors[0])
@@ -152,13 +160,18 @@ def main(argv: Sequence[str] | None = None) -> None:
         # Not standalone: click hands usage errors and aborts back here instead of printing its box.
         status = app(args=args, prog_name="healthsim", standalone_mode=False)
         sys.stdout.flush()  # a reader that closed the pipe shows up here at the latest
-    except NoArgsIsHelpError as exc:  # `healthsim scenario`: the group's help, as click does
-        sys.stdout.write(exc.format_message() + "\n")
-        sys.exit(2)
-    except UsageError as exc:  # includes BadParameter, missing arguments, unknown options
-        command = exc.ctx.command_path if exc.ctx is not None else _command_path(args)
+    except typer.TyperException as exc:  # click's own errors
+        # `healthsim scenario`: the group's help, as click does. Told apart by
+        # name, as typer's own rich_utils does: click's class is not exported.
+        if type(exc).__name__ == "NoArgsIsHelpError":
+            sys.stdout.write(exc.format_message() + "\n")
+            sys.exit(2)
+        if not _is_usage_error(exc):
+            _fail(exc)
+        context = exc.ctx  # type: ignore[attr-defined]
+        command = context.command_path if context is not None else _command_path(args)
         _error_line("error", f"{_usage_message(exc)} (see '{command} --help')")
-        sys.exit(exc.exit_code)
+        sys.exit(exc.exit_code)  # type: ignore[attr-defined]
     except typer.Abort:  # EOF at a prompt
         _error_line("aborted", "")
         sys.exit(1)
@@ -172,17 +185,22 @@ def main(argv: Sequence[str] | None = None) -> None:
     except BrokenPipeError:
         _quiet_stdout()
         sys.exit(0)
-    except Exception as exc:  # reported below, never swallowed: exit status 1
-        if _options["debug"]:
-            raise
-        _error_line("error", _message(exc))
-        sys.exit(1)
+    except Exception as exc:  # reported, never swallowed: exit status 1
+        _fail(exc)
     # Non-standalone typer returns the code of a typer.Exit (0 after --help); Ctrl-C arrives as 130.
     if status == _INTERRUPTED:
         _error_line("aborted", "interrupted")
         sys.exit(_INTERRUPTED)
     if isinstance(status, int) and status:
         sys.exit(status)
+
+
+def _fail(exc: Exception) -> NoReturn:
+    """Report an error as one line and exit with status 1 (with --debug: raise it)."""
+    if _options["debug"]:
+        raise exc
+    _error_line("error", _message(exc))
+    sys.exit(1)
 
 
 def _command_path(args: list[str]) -> str:

@@ -15,8 +15,7 @@ from __future__ import annotations
 from enum import Enum
 from typing import Any, get_args
 
-from typer._click import Command, Context  # typer 0.29 vendors click
-from typer._click.exceptions import BadParameter
+import typer
 from typer.core import TyperArgument, TyperCommand, TyperGroup, TyperOption
 
 #: Text parameters that name files ('-' for stdin/stdout): an undecodable name is a real file's name there.
@@ -38,7 +37,7 @@ def _label(param: TyperOption | TyperArgument) -> str:
     return _LABELS.get(annotation, getattr(annotation, "__name__", str(annotation)).upper())
 
 
-def _check_text(param: TyperOption | TyperArgument, ctx: Context, value: Any) -> None:
+def _check_text(param: TyperOption | TyperArgument, ctx: typer.Context, value: Any) -> None:
     """Refuse text that is not valid UTF-8 (the shell hands such bytes over as lone surrogates),
     before it reaches a driver that cannot encode it."""
     if param.name in _FILE_PARAMETERS:
@@ -49,24 +48,24 @@ def _check_text(param: TyperOption | TyperArgument, ctx: Context, value: Any) ->
                 text.encode("utf-8")
             except UnicodeEncodeError:
                 shown = text.encode("utf-8", "backslashreplace").decode("utf-8")
-                raise BadParameter(f"'{shown}' is not valid UTF-8 text", ctx=ctx, param=param) from None
+                raise typer.BadParameter(f"'{shown}' is not valid UTF-8 text", ctx=ctx, param=param) from None
 
 
 class _Option(TyperOption):
-    def display_type(self, ctx: Context) -> str:
+    def display_type(self, ctx: typer.Context) -> str:
         return self.metavar or _label(self)
 
-    def display_type_rich(self, ctx: Context) -> str | None:
+    def display_type_rich(self, ctx: typer.Context) -> str | None:
         return None if self.is_flag else self.display_type(ctx)
 
-    def process_value(self, ctx: Context, value: Any) -> Any:
+    def process_value(self, ctx: typer.Context, value: Any) -> Any:
         value = super().process_value(ctx, value)
         _check_text(self, ctx, value)
         return value
 
 
 class _Argument(TyperArgument):
-    def display_type(self, ctx: Context) -> str:
+    def display_type(self, ctx: typer.Context) -> str:
         return _label(self)
 
     def _usage_display_name(self) -> str:
@@ -74,7 +73,7 @@ class _Argument(TyperArgument):
         name = name if self.required else f"[{name}]"
         return name if self.nargs == 1 else f"{name}..."
 
-    def process_value(self, ctx: Context, value: Any) -> Any:
+    def process_value(self, ctx: typer.Context, value: Any) -> Any:
         value = super().process_value(ctx, value)
         _check_text(self, ctx, value)
         return value
@@ -95,16 +94,16 @@ def _labelled_help_option(option: TyperOption | None) -> TyperOption | None:
 
 
 class _Command(TyperCommand):
-    def get_help_option(self, ctx: Context) -> TyperOption | None:
+    def get_help_option(self, ctx: typer.Context) -> TyperOption | None:
         return _labelled_help_option(super().get_help_option(ctx))
 
 
 class _Group(TyperGroup):
-    def get_help_option(self, ctx: Context) -> TyperOption | None:
+    def get_help_option(self, ctx: typer.Context) -> TyperOption | None:
         return _labelled_help_option(super().get_help_option(ctx))
 
 
-def _adopt(command: Command) -> None:
+def _adopt(command: TyperCommand | TyperGroup) -> None:
     # Subclasses that add behaviour only, no state: changing the class converts nothing.
     if type(command) is TyperCommand:
         command.__class__ = _Command

@@ -11,8 +11,8 @@ from rich.text import Text
 from healthsim_models.errors import DocumentError
 from healthsim_state.formats.legacy import FAILED, FileReport, default_sources, legacy_status, migrate_legacy
 from healthsim_state.interfaces.cli.options import DatabaseUrl
-from healthsim_state.interfaces.cli.progress import progress
-from healthsim_state.interfaces.cli.scenario import console, store_session
+from healthsim_state.interfaces.cli.session import store_session
+from healthsim_state.interfaces.cli.terminal import console, progress
 
 
 def migrate_legacy_command(

@@ -9,7 +9,7 @@ import typer
 from rich.console import Console
 
 from healthsim_state.interfaces.cli.options import DatabaseUrl
-from healthsim_state.interfaces.cli.progress import progress
+from healthsim_state.interfaces.cli.terminal import progress
 from healthsim_state.reference import DATASETS, load_reference, reference_status
 
 app = typer.Typer(

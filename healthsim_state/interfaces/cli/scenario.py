@@ -5,26 +5,23 @@ from __future__ import annotations
 import datetime as dt
 import json
 import sys
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, TypeVar
 
 import typer
-from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 from sqlalchemy.orm import Session
 
-from healthsim_models.engine import create_store_engine, session_scope
 from healthsim_models.errors import InvalidArgumentError, ScenarioNotFoundError
 from healthsim_models.registry import ENTITY_TYPES
 from healthsim_state.formats.exchange import export_scenario, import_scenario
 from healthsim_state.interfaces.cli.options import DatabaseUrl
-from healthsim_state.interfaces.cli.progress import progress
+from healthsim_state.interfaces.cli.session import store_session, store_write
+from healthsim_state.interfaces.cli.terminal import console, progress
 from healthsim_state.interfaces.rendering import scenario_json
 from healthsim_state.store.repository import ScenarioInfo, ScenarioRepository
-from healthsim_state.store.transaction import DEFAULT_ATTEMPTS, run_in_transaction
+from healthsim_state.store.transaction import DEFAULT_ATTEMPTS
 
 T = TypeVar("T")
 
@@ -32,33 +29,6 @@ T = TypeVar("T")
 _MOST = 2**63 - 1
 
 app = typer.Typer(help="Scenarios: list, show, export, import, delete, tag.", no_args_is_help=True)
-
-
-def console() -> Console:
-    """Standard output, sized when a command prints (so $COLUMNS set by then counts)."""
-    return Console(soft_wrap=True)  # text lines stay whole; tables still fit the width
-
-
-@contextmanager
-def store_session(url: str | None) -> Iterator[Session]:
-    """A session on the store at ``url`` that commits on success; the engine is let go afterwards."""
-    engine = create_store_engine(url)
-    try:
-        with session_scope(engine) as session:
-            yield session
-    finally:
-        engine.dispose()
-
-
-def store_write(url: str | None, work: Callable[[Session], T], what: str, attempts: int = DEFAULT_ATTEMPTS) -> T:
-    """``work(session)`` committed in a transaction of its own on the store at ``url``,
-    run again from the start when it collides with another writer
-    (:func:`~healthsim_state.store.transaction.run_in_transaction`); the engine is let go afterwards."""
-    engine = create_store_engine(url)
-    try:
-        return run_in_transaction(engine, work, attempts=attempts, what=what)
-    finally:
-        engine.dispose()
 
 
 def _when(value: dt.datetime) -> str:

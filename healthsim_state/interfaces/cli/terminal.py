@@ -1,7 +1,8 @@
-"""Progress bars for long commands: on stderr, and only when stderr is a terminal.
+"""What commands draw: standard output, and progress bars on stderr.
 
-Library code reports progress by consuming iterables; commands wrap those
-iterables with :func:`counted`, so the library never knows about terminals.
+Progress bars appear only when stderr is a terminal. Library code reports
+progress by consuming iterables; commands wrap those iterables with
+:func:`counted`, so the library never knows about terminals.
 """
 
 from __future__ import annotations
@@ -17,6 +18,11 @@ T = TypeVar("T")
 Advance = Callable[[int], None]
 
 _stderr = Console(stderr=True)
+
+
+def console() -> Console:
+    """Standard output, sized when a command prints (so $COLUMNS set by then counts)."""
+    return Console(soft_wrap=True)  # text lines stay whole; tables still fit the width
 
 
 @contextmanager
