@@ -26,7 +26,7 @@ from healthsim_models.errors import (
     ValidationError,
     WriteConflictError,
 )
-from healthsim_state.formats.exchange import ExportSummary, export_scenario, import_scenario
+from healthsim_state.formats.json import ExportSummary, export_scenario, import_scenario
 from healthsim_state.formats.legacy import FileReport, legacy_status, migrate_legacy
 from healthsim_state.state_manager import (
     delete_scenario,

@@ -15,7 +15,7 @@ from healthsim_models import ENTITY_TYPES, create_store_engine, session_scope
 from healthsim_models.errors import InvalidArgumentError, ScenarioExistsError
 from healthsim_state import ScenarioRepository, demo
 from healthsim_state.interfaces.cli import app, main
-from healthsim_state.interfaces.cli import progress as progress_module
+from healthsim_state.interfaces.cli import terminal as progress_module
 from healthsim_state.store.query import run_query
 from tests.helpers import normalise
 

@@ -555,7 +555,7 @@ PATIENT = {
 
 def test_an_exported_file_is_owner_only_and_a_replaced_one_keeps_its_mode(store_url: str, tmp_path: Path) -> None:
     from healthsim_state import save_scenario
-    from healthsim_state.formats.exchange import export_scenario
+    from healthsim_state.formats.json import export_scenario
 
     save_scenario("to-export", {"patient": [PATIENT]}, database_url=store_url)
     engine = create_store_engine(store_url)

@@ -52,7 +52,7 @@ from healthsim_models import (
 )
 from healthsim_models.errors import HealthSimError
 from healthsim_state import ScenarioRepository
-from healthsim_state.formats.exchange import export_scenario
+from healthsim_state.formats.json import export_scenario
 from healthsim_state.interfaces.cli import main
 from tests.conftest import BACKENDS, throwaway_postgresql_database
 from tests.helpers import FIXTURES

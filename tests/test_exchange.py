@@ -1,4 +1,4 @@
-"""JSON export and import (healthsim_state.formats.exchange) on DuckDB and PostgreSQL:
+"""JSON export and import (healthsim_state.formats.json) on DuckDB and PostgreSQL:
 byte-identical round trips, the document's shape, refused documents, names
 and ids, and streaming in bounded pieces."""
 
@@ -17,8 +17,8 @@ from hypothesis import HealthCheck, given, settings
 from healthsim_models import ENTITY_TYPES, create_store_engine, session_scope
 from healthsim_models.errors import DocumentError, ScenarioExistsError, ValidationError
 from healthsim_state import ScenarioRepository, export_scenario, import_scenario
-from healthsim_state.formats import json_stream
-from healthsim_state.formats.exchange import _Arrays, _scan
+from healthsim_state.formats.json import stream as json_stream
+from healthsim_state.formats.json.reader import _Arrays, _scan
 from tests.helpers import FIXTURES, fixture, normalise
 from tests.strategies import scenario_entities
 

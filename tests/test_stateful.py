@@ -15,7 +15,7 @@ holds (an entity no scenario links must be gone).
 
 The rules of the model are those of docs/repository.md (identity, latest
 wins, order, overwrite, delete, the lossless round trip) and of
-healthsim_state/formats/exchange.py (import keeps or replaces the id and creation
+healthsim_state/formats/json/reader.py (import keeps or replaces the id and creation
 time). HYPOTHESIS_PROFILE=thorough runs it at length.
 """
 
@@ -56,7 +56,8 @@ from healthsim_models import (
 from healthsim_models.registry import entity_type
 from healthsim_models.state import Scenario, ScenarioEntity, ScenarioTag
 from healthsim_state import ScenarioRepository
-from healthsim_state.formats.exchange import export_scenario, import_scenario, parse_datetime
+from healthsim_state.formats.common import parse_datetime
+from healthsim_state.formats.json import export_scenario, import_scenario
 from tests.conftest import BACKENDS
 from tests.helpers import normalise
 

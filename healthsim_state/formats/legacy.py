@@ -36,13 +36,8 @@ from sqlalchemy.orm import Session
 from healthsim_models.errors import DocumentError, HealthSimError
 from healthsim_models.location import home_dir
 from healthsim_models.registry import BY_PLURAL, ENTITY_TYPES, entity_type
-from healthsim_state.formats.exchange import (
-    DOCUMENT_KEYS,
-    Advance,
-    ProgressFactory,
-    check_header_fields,
-    no_progress,
-)
+from healthsim_state.formats.common import Advance, ProgressFactory, check_header_fields, no_progress
+from healthsim_state.formats.json.document import DOCUMENT_KEYS
 from healthsim_state.store.repository import SaveSummary, ScenarioRepository
 
 #: Scenario metadata key recording which legacy file a scenario came from.

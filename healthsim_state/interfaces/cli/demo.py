@@ -9,8 +9,9 @@ from rich.text import Text
 
 from healthsim_models.engine import get_engine, mask_url, resolve_database_url, session_scope
 from healthsim_state import demo as demo_data
+from healthsim_state.formats.common import counted
 from healthsim_state.interfaces.cli.options import DatabaseUrl
-from healthsim_state.interfaces.cli.terminal import counted, progress
+from healthsim_state.interfaces.cli.terminal import progress
 from healthsim_state.store.repository import ScenarioRepository
 
 

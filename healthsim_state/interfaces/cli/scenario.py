@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session
 
 from healthsim_models.errors import InvalidArgumentError, ScenarioNotFoundError
 from healthsim_models.registry import ENTITY_TYPES
-from healthsim_state.formats.exchange import export_scenario, import_scenario
+from healthsim_state.formats.json import export_scenario, import_scenario
 from healthsim_state.interfaces.cli.options import DatabaseUrl
 from healthsim_state.interfaces.cli.session import store_session, store_write
 from healthsim_state.interfaces.cli.terminal import console, progress

@@ -2,12 +2,13 @@
 
 Progress bars appear only when stderr is a terminal. Library code reports
 progress by consuming iterables; commands wrap those iterables with
-:func:`counted`, so the library never knows about terminals.
+:func:`healthsim_state.formats.common.counted`, so the library never knows
+about terminals.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import TypeVar
 
@@ -35,10 +36,3 @@ def progress(description: str, total: int | None = None) -> Iterator[Advance]:
     with Progress(*columns, console=_stderr, transient=True) as bar:
         task = bar.add_task(description, total=total)
         yield lambda n=1: bar.advance(task, n)
-
-
-def counted(items: Iterable[T], advance: Advance) -> Iterator[T]:
-    """``items``, calling ``advance(1)`` as each is consumed."""
-    for item in items:
-        yield item
-        advance(1)

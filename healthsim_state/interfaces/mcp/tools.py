@@ -1,6 +1,6 @@
 """The MCP tools: each one a repository call in a session of its own, a
 read-only query through :func:`healthsim_state.store.query.run_query`, or an
-export or import of the versioned JSON document (:mod:`healthsim_state.formats.exchange`).
+export or import of the versioned JSON document (:mod:`healthsim_state.formats.json`).
 
 A tool is a plain function ``(store, **arguments) -> dict`` that returns a
 JSON-friendly result; :mod:`healthsim_state.interfaces.mcp.catalog` gives each its
@@ -32,7 +32,7 @@ from sqlalchemy.engine import URL, Engine
 from healthsim_models.engine import create_store_engine, is_duckdb, resolve_database_url, session_scope
 from healthsim_models.errors import InvalidArgumentError
 from healthsim_models.registry import entity_type
-from healthsim_state.formats import exchange
+from healthsim_state.formats import json as json_document
 from healthsim_state.interfaces.rendering import scenario_json
 from healthsim_state.store.query import Cancellation, json_value, read_only_engine, run_query
 from healthsim_state.store.repository import SaveSummary, ScenarioRepository
@@ -166,7 +166,7 @@ def load_scenario(
         offset=offset,
         total=total,
         # As the exported document writes them (decimals as JSON numbers), so a page can be saved back.
-        entities=[json.loads(exchange.entity_json(doc)) for doc in documents],
+        entities=[json.loads(json_document.entity_json(doc)) for doc in documents],
         next_offset=end if end < total else None,
     )
     return result
@@ -238,7 +238,7 @@ def export_scenario(store: Store, name: str, path: str | None = None, overwrite:
         raise InvalidArgumentError(f"{target} exists; pass overwrite=true to replace it")
     with store.reader() as repo:
         if target is not None:
-            return asdict(exchange.export_scenario(repo.session, name, target))
+            return asdict(json_document.export_scenario(repo.session, name, target))
         info = repo.scenario_summary(name)
         total = sum(info.entity_counts.values())
         if total > MAX_INLINE_EXPORT:
@@ -247,7 +247,7 @@ def export_scenario(store: Store, name: str, path: str | None = None, overwrite:
                 "inline; give a path to write the document to"
             )
         buffer = io.BytesIO()
-        summary = exchange.export_scenario(repo.session, info.id, buffer)
+        summary = json_document.export_scenario(repo.session, info.id, buffer)
     return {**asdict(summary), "document": buffer.getvalue().decode("utf-8")}
 
 
@@ -268,7 +268,7 @@ def import_scenario(
         if source is None:
             source = io.BytesIO(document.encode("utf-8"))
             source.name = "the document"  # how the importer's messages will call it
-        return exchange.import_scenario(repo.session, source, overwrite=overwrite, name=name)
+        return json_document.import_scenario(repo.session, source, overwrite=overwrite, name=name)
 
     summary = store.write(work, what=f"the import of {path or 'the document'}")
     return save_json(summary)
