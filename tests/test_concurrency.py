@@ -21,13 +21,13 @@ from typing import Any
 import psycopg.errors
 import pytest
 import sqlalchemy as sa
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.orm import Session
 
 from healthsim_models.engine import create_store_engine, session_scope
 from healthsim_models.errors import ScenarioExistsError, ValidationError, WriteConflictError
 from healthsim_state import state_manager
-from healthsim_state.store import bulk
+from healthsim_state.store.dialects import dialect_of
 from healthsim_state.store.repository import ScenarioRepository
 from healthsim_state.store.transaction import BACKOFF, conflict_reason, run_in_transaction
 
@@ -272,10 +272,11 @@ def _raise(exc: BaseException) -> None:
     raise exc
 
 
-def _deadlock_once(monkeypatch: pytest.MonkeyPatch) -> list[int]:
-    """Make the first upsert of the process fail as a deadlock would; returns the calls."""
+def _deadlock_once(monkeypatch: pytest.MonkeyPatch, store_url: str) -> list[int]:
+    """Make the first upsert on the store's backend fail as a deadlock would; returns the calls."""
     calls: list[int] = []
-    upsert = bulk.upsert
+    dialect = dialect_of(make_url(store_url))
+    upsert = dialect.upsert
 
     def failing_once(session: Session, table: sa.Table, rows: Any) -> None:
         calls.append(1)
@@ -283,14 +284,14 @@ def _deadlock_once(monkeypatch: pytest.MonkeyPatch) -> list[int]:
             raise psycopg.errors.DeadlockDetected("deadlock detected")
         upsert(session, table, rows)
 
-    monkeypatch.setattr(bulk, "upsert", failing_once)
+    monkeypatch.setattr(dialect, "upsert", failing_once)
     return calls
 
 
 def test_state_manager_runs_a_save_again_when_its_input_can_be_read_again(
     engine: Engine, store_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    calls = _deadlock_once(monkeypatch)
+    calls = _deadlock_once(monkeypatch, store_url)
     summary = state_manager.save_scenario(
         "again", {"patient": [_patient("MRN-1")]}, tags=iter(["t"]), database_url=store_url
     )
@@ -301,7 +302,7 @@ def test_state_manager_runs_a_save_again_when_its_input_can_be_read_again(
 def test_state_manager_does_not_run_a_save_of_a_generator_again(
     engine: Engine, store_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    calls = _deadlock_once(monkeypatch)
+    calls = _deadlock_once(monkeypatch, store_url)
     with pytest.raises(WriteConflictError) as info:
         state_manager.save_scenario(
             "once", {"patient": (_patient(f"MRN-{i}") for i in range(3))}, database_url=store_url
@@ -498,7 +499,7 @@ def test_the_cli_and_mcp_writes_run_a_collided_write_again(store_url: str, monke
     from tests.helpers import FIXTURES
 
     document = FIXTURES / "scenario-canonical.json"
-    calls = _deadlock_once(monkeypatch)
+    calls = _deadlock_once(monkeypatch, store_url)
     result = CliRunner().invoke(app, ["scenario", "import", str(document), "--as", "file", "--database-url", store_url])
     assert result.exit_code == 0, result.output
     assert "imported 'file'" in result.stdout and len(calls) > 1  # the file was read again

@@ -26,8 +26,9 @@ from healthsim_models import (
 )
 from healthsim_models.errors import InvalidArgumentError
 from healthsim_state import ScenarioRepository
-from healthsim_state.store import bulk
-from healthsim_state.store.repository import BULK_GC_THRESHOLD
+from healthsim_state.store import save as save_pipeline
+from healthsim_state.store.dialects import dialect_of
+from healthsim_state.store.tuning import BULK_GC_THRESHOLD
 from tests.helpers import fixture, normalise
 
 CANONICAL = fixture("scenario-canonical.json")
@@ -345,13 +346,14 @@ def test_nested_claim_lines_are_lifted(engine) -> None:
 
 def test_generators_are_consumed_in_bounded_batches(engine, monkeypatch: pytest.MonkeyPatch) -> None:
     calls: list[int] = []
-    real_upsert = bulk.upsert
+    dialect = dialect_of(engine)
+    real_upsert = dialect.upsert
 
     def counting_upsert(session, table, rows, *args, **kwargs):  # type: ignore[no-untyped-def]
         calls.append(len(rows))
         return real_upsert(session, table, rows, *args, **kwargs)
 
-    monkeypatch.setattr(bulk, "upsert", counting_upsert)
+    monkeypatch.setattr(dialect, "upsert", counting_upsert)
     pulled = []
 
     def patients():
@@ -367,17 +369,16 @@ def test_generators_are_consumed_in_bounded_batches(engine, monkeypatch: pytest.
 
 
 def test_links_are_written_in_bounded_batches_across_types(engine, monkeypatch: pytest.MonkeyPatch) -> None:
-    from healthsim_state.store import repository
-
     calls: list[int] = []
-    real_link = bulk.link
+    dialect = dialect_of(engine)
+    real_link = dialect.link
 
     def counting_link(session, scenario_id, links):  # type: ignore[no-untyped-def]
         calls.append(len(links))
         return real_link(session, scenario_id, links)
 
-    monkeypatch.setattr(bulk, "link", counting_link)
-    monkeypatch.setattr(repository, "LINK_BATCH_SIZE", 15)
+    monkeypatch.setattr(dialect, "link", counting_link)
+    monkeypatch.setattr(save_pipeline, "LINK_BATCH_SIZE", 15)
     patients = [patient(f"MRN-{i:03d}") for i in range(25)]
     patients.append(patient("MRN-003", given="Again", id="PAT-MRN-003"))  # same identity, a later batch
     encounters = [encounter(f"E-{i}", f"MRN-{i:03d}") for i in range(12)]
@@ -462,9 +463,7 @@ print([m.class_.__name__ for base in (CanonicalBase, PopulationBase) for m in ba
 
 
 def test_a_save_that_fails_after_writing_links_leaves_nothing(engine, monkeypatch: pytest.MonkeyPatch) -> None:
-    from healthsim_state.store import repository
-
-    monkeypatch.setattr(repository, "LINK_BATCH_SIZE", 5)
+    monkeypatch.setattr(save_pipeline, "LINK_BATCH_SIZE", 5)
     patients = [patient(f"MRN-{i:03d}") for i in range(20)] + [patient("MRN-BAD", gender="X")]
     with pytest.raises(ValidationError, match="gender"), session_scope(engine) as session:
         ScenarioRepository(session, batch_size=10).save("s", {"patient": patients})

@@ -26,6 +26,8 @@ from sqlalchemy.orm import Session
 from healthsim_models.errors import ReferenceDataError
 from healthsim_models.population import ReferenceDataset, snake_case
 from healthsim_state.reference.datasets import DATASETS, Dataset, Release, dataset
+from healthsim_state.store.dialects import dialect_of
+from healthsim_state.store.messages import database_message
 
 _REGISTRY = ReferenceDataset.__table__
 _COPY_CHUNK = 1 << 20
@@ -119,10 +121,6 @@ class _Sql:
 
     def q(self, name: str) -> str:
         return self.dialect.identifier_preparer.quote(name)
-
-    @staticmethod
-    def literal(text: str) -> str:
-        return "'" + text.replace("'", "''") + "'"
 
     def table(self, table: sa.Table) -> str:
         return self.dialect.identifier_preparer.format_table(table)
@@ -232,45 +230,10 @@ def _select_list(ds: Dataset, columns: list[str], sql: _Sql) -> tuple[list[str],
     return targets, exprs, casts
 
 
-def _stage(
-    connection: sa.Connection, staging: str, columns: list[str], path: Path, sql: _Sql, *, numbered: bool = False
-) -> None:
-    """Copy the file's rows, as text, into a temporary table named ``staging``.
-
-    DuckDB keeps the file's order in ``rowid``; on PostgreSQL ``numbered``
-    adds ``_hs_line``, the row's number in the file (1 for the first data
-    row), as the key. :func:`_line_number` turns either into a line number.
-    """
-    if connection.dialect.name == "duckdb":
-        declared = ", ".join(f"{sql.literal(c)}: 'VARCHAR'" for c in columns)
-        connection.exec_driver_sql(
-            f"CREATE TEMP TABLE {sql.q(staging)} AS SELECT * FROM read_csv({sql.literal(str(path))}, "
-            f"header = true, auto_detect = false, delim = ',', quote = '\"', escape = '\"', "
-            f"columns = {{{declared}}})"
-        )
-        return
-    import psycopg  # the PostgreSQL driver; only this branch needs it
-
-    definition = ", ".join(f"{sql.q(c)} text" for c in columns)
-    listed = ""
-    if numbered:
-        definition = f"_hs_line bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY, {definition}"
-        listed = f" ({', '.join(sql.q(c) for c in columns)})"
-    connection.exec_driver_sql(f"CREATE TEMP TABLE {sql.q(staging)} ({definition}) ON COMMIT DROP")
-    cursor = connection.connection.driver_connection.cursor()
-    try:
-        with (
-            cursor.copy(f"COPY {sql.q(staging)}{listed} FROM STDIN WITH (FORMAT csv, HEADER true)") as copy,
-            path.open("rb") as handle,
-        ):
-            while chunk := handle.read(_COPY_CHUNK):
-                copy.write(chunk)
-    except psycopg.Error as exc:
-        raise ReferenceDataError(
-            f"{path.name} could not be read as CSV, nothing was changed: {_first_line(exc)}"
-        ) from exc
-    finally:
-        cursor.close()
+def _stage(connection: sa.Connection, staging: str, columns: list[str], path: Path, *, numbered: bool = False) -> None:
+    """Copy the file's rows, as text, into a temporary table named ``staging``
+    (``numbered``: to be looked up by line, with :func:`_line_number`)."""
+    dialect_of(connection).stage_csv(connection, staging, columns, path, numbered=numbered)
 
 
 def _check_codes(connection: sa.Connection, ds: Dataset, staging: str, path: Path, sql: _Sql) -> None:
@@ -287,14 +250,9 @@ def _check_codes(connection: sa.Connection, ds: Dataset, staging: str, path: Pat
             )
 
 
-def _line_number(connection: sa.Connection, staging: str, sql: _Sql) -> str:
+def _line_number(connection: sa.Connection, staging: str) -> str:
     """SQL for a staged row's line in the file, the header being line 1 (see :func:`_stage`)."""
-    if connection.dialect.name == "duckdb":
-        # The rowids of a new table are consecutive in insertion order, but a
-        # temporary table's do not start at 0.
-        first = connection.exec_driver_sql(f"SELECT min(rowid) FROM {sql.q(staging)}").scalar() or 0
-        return f"(rowid - {first} + 2)"
-    return "(_hs_line + 1)"
+    return dialect_of(connection).staged_line(connection, staging)
 
 
 def _fails(connection: sa.Connection, statement: str) -> bool:
@@ -313,34 +271,46 @@ def _first_failing_cast(
     connection: sa.Connection, staging: str, casts: list[_Cast], sql: _Sql
 ) -> tuple[int, _Cast] | None:
     """The first line whose cell does not convert, and the conversion that fails there."""
-    line = _line_number(connection, staging, sql)
-    table = sql.q(staging)
-    if connection.dialect.name == "duckdb":
-        # TRY_CAST gives NULL where CAST would fail: one scan finds each column's
-        # first bad line. The texts are computed once, into a table of their own:
-        # naming each text twice in one query made DuckDB plan for seconds.
-        texts = sql.q(f"{staging}_texts")
-        connection.exec_driver_sql(
-            f"CREATE TEMP TABLE {texts} AS SELECT {line} AS _hs_line, "
-            + ", ".join(f"{c.text} AS c{i}" for i, c in enumerate(casts))
-            + f" FROM {table}"
-        )
-        firsts = connection.exec_driver_sql(
-            "SELECT "
-            + ", ".join(
-                f"min(CASE WHEN c{i} IS NOT NULL AND TRY_CAST(c{i} AS {c.type_sql}) IS NULL THEN _hs_line END)"
-                for i, c in enumerate(casts)
-            )
-            + f" FROM {texts}"
-        ).one()
-        found = [(first, i) for i, first in enumerate(firsts) if first is not None]
-        if not found:
-            return None
-        first, index = min(found)
-        return int(first), casts[index]
+    line = _line_number(connection, staging)
+    if dialect_of(connection).try_cast:
+        return _first_failing_try_cast(connection, staging, casts, sql, line)
+    return _first_failing_by_halves(connection, sql.q(staging), casts, line)
 
-    # PostgreSQL 15 has no TRY_CAST nor pg_input_is_valid: probe the casts in
-    # savepoints, halving the range of lines until one line is left.
+
+def _first_failing_try_cast(
+    connection: sa.Connection, staging: str, casts: list[_Cast], sql: _Sql, line: str
+) -> tuple[int, _Cast] | None:
+    """:func:`_first_failing_cast` in one scan: TRY_CAST gives NULL where CAST would fail."""
+    # One scan finds each column's first bad line. The texts are computed once, into a table of their own:
+    # naming each text twice in one query made DuckDB plan for seconds.
+    texts = sql.q(f"{staging}_texts")
+    connection.exec_driver_sql(
+        f"CREATE TEMP TABLE {texts} AS SELECT {line} AS _hs_line, "
+        + ", ".join(f"{c.text} AS c{i}" for i, c in enumerate(casts))
+        + f" FROM {sql.q(staging)}"
+    )
+    firsts = connection.exec_driver_sql(
+        "SELECT "
+        + ", ".join(
+            f"min(CASE WHEN c{i} IS NOT NULL AND TRY_CAST(c{i} AS {c.type_sql}) IS NULL THEN _hs_line END)"
+            for i, c in enumerate(casts)
+        )
+        + f" FROM {texts}"
+    ).one()
+    found = [(first, i) for i, first in enumerate(firsts) if first is not None]
+    if not found:
+        return None
+    first, index = min(found)
+    return int(first), casts[index]
+
+
+def _first_failing_by_halves(
+    connection: sa.Connection, table: str, casts: list[_Cast], line: str
+) -> tuple[int, _Cast] | None:
+    """:func:`_first_failing_cast` without TRY_CAST (PostgreSQL 15 has neither it
+    nor pg_input_is_valid): the casts are probed in savepoints, halving the
+    range of lines until one line is left."""
+
     def bad(low: int, high: int, chosen: list[_Cast]) -> bool:
         counted = ", ".join(f"count(CAST({c.text} AS {c.type_sql}))" for c in chosen)
         return _fails(connection, f"SELECT {counted} FROM {table} WHERE {line} BETWEEN {low} AND {high}")
@@ -382,7 +352,7 @@ def _describe_bad_value(
     sql = _Sql(connection.dialect)
     staging = f"hs_check_{uuid.uuid4().hex[:12]}"
     try:
-        _stage(connection, staging, columns, path, sql, numbered=True)
+        _stage(connection, staging, columns, path, numbered=True)
         skipped = [c for c in columns if c == "_row_number"]
         casts = _select_list(ds, columns[len(skipped) :], sql)[2]
         found = _first_failing_cast(connection, staging, casts, sql)
@@ -390,7 +360,7 @@ def _describe_bad_value(
             return None
         line, cast = found
         value = connection.exec_driver_sql(
-            f"SELECT {sql.q(cast.source)} FROM {sql.q(staging)} WHERE {_line_number(connection, staging, sql)} = {line}"
+            f"SELECT {sql.q(cast.source)} FROM {sql.q(staging)} WHERE {_line_number(connection, staging)} = {line}"
         ).scalar()
     finally:
         session.rollback()
@@ -398,11 +368,6 @@ def _describe_bad_value(
         f"line {line}, column {spelled[cast.source]}: {value!r} is not {_kind(cast.type)} "
         "(lines counted from the header, line 1)"
     )
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(getattr(exc, "orig", None) or exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
 
 
 def load_dataset(
@@ -445,7 +410,7 @@ def load_dataset(
                     f"{ds.name} holds rows that no load recorded; pass --replace (replace=True) to replace them"
                 )
         digest = file_sha256(path)
-        _stage(connection, staging, columns, path, sql)
+        _stage(connection, staging, columns, path)
         _check_codes(connection, ds, staging, path, sql)
         targets, exprs, _ = _select_list(ds, columns[skipped:], sql)
         table = sql.table(ds.table)
@@ -462,7 +427,7 @@ def load_dataset(
             spelled = dict(zip(columns, (h.strip() for h in header), strict=True))
             described = _describe_bad_value(session, ds, columns, spelled, path)
             raise ReferenceDataError(
-                f"{path.name} could not be loaded into {ds.name}, nothing was changed: {described or _first_line(exc)}"
+                f"{path.name} could not be loaded into {ds.name}, nothing was changed: {described or database_message(exc)}"
             ) from exc
         rows = connection.execute(sa.select(sa.func.count()).select_from(ds.table)).scalar_one()
         if rows == 0:
@@ -484,7 +449,7 @@ def load_dataset(
     except sa.exc.DBAPIError as exc:
         session.rollback()
         raise ReferenceDataError(
-            f"{path.name} could not be loaded into {ds.name}, nothing was changed: {_first_line(exc)}"
+            f"{path.name} could not be loaded into {ds.name}, nothing was changed: {database_message(exc)}"
         ) from exc
     except BaseException:
         session.rollback()

@@ -5,21 +5,19 @@ to the caller (``session_scope`` commits on success). When a method fails,
 for any reason, it rolls the session back before raising, so the database is
 exactly as it was before the transaction began.
 
-Entities are encoded, validated, given their UUIDs and resolved to their
-parents in batches per type (parents first, in registry order); each batch
-reaches the database in one set-based upsert (:mod:`healthsim_state.store.bulk`).
+The repository keeps each scenario's own row, tags and membership (and
+deletes the entities a scenario alone held); its entities are written by
+the save pipeline (:mod:`healthsim_state.store.save`), and every statement
+that differs per backend goes through the session's dialect
+(:mod:`healthsim_state.store.dialects`).
 """
 
 from __future__ import annotations
 
 import contextlib
 import datetime as dt
-import gc
-import hashlib
-import itertools
 import uuid
 from collections.abc import Iterable, Iterator, Mapping
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -36,38 +34,18 @@ from healthsim_models.errors import (
     ValidationError,
     WriteConflictError,
 )
-from healthsim_models.registry import ENTITY_TYPES, EntityType, RefStrength, entity_type
+from healthsim_models.registry import ENTITY_TYPES, EntityType, entity_type
 from healthsim_models.state import Scenario, ScenarioEntity, ScenarioTag
-from healthsim_state.codec.checks import check_row, scenario_problems, tag_problem
-from healthsim_state.codec.document import (
-    Invalid,
-    business_key,
-    decode,
-    encode,
-    entity_uuid,
-    identity_prefix,
-    json_text,
-    nest_flat,
-    shown,
-    text_problem,
-)
-from healthsim_state.codec.layout import Layout, layout
-from healthsim_state.store import bulk
+from healthsim_state.codec.checks import scenario_problems, tag_problem
+from healthsim_state.codec.document import decode, shown, text_problem
+from healthsim_state.codec.layout import layout
+from healthsim_state.store.dialects import StoreDialect, dialect_of
+from healthsim_state.store.save import DEFAULT_BATCH_SIZE, SaveRun, input_streams, write_entities
 from healthsim_state.store.transaction import write_conflict
-
-#: Entities per type handled (encoded, validated, written) at a time.
-DEFAULT_BATCH_SIZE = 20_000
-#: Problems collected before a save stops looking for more.
-MAX_PROBLEMS = 100
-#: Scenario links collected (across types) before they are written.
-LINK_BATCH_SIZE = 100_000
 
 _LINKS = ScenarioEntity.__table__
 _TAGS = ScenarioTag.__table__
 _OLD_MEMBERS = "_hs_old_members"
-#: First key of the PostgreSQL advisory locks on scenario names and ids (the
-#: two-key form, apart from the migration lock's one-key form).
-_SCENARIO_LOCK_SPACE = 0x48535343  # "HSSC"
 
 
 @dataclass
@@ -111,155 +89,6 @@ def _sorted_keys(value: Any) -> Any:
     return value
 
 
-class _SaveRun:
-    """State of one save: the scenario, keys seen so far, problems, warnings."""
-
-    def __init__(self, session: Session, scenario_id: uuid.UUID, existing: bool, now: dt.datetime) -> None:
-        self.session = session
-        self.scenario_id = scenario_id
-        self.existing = existing  # the scenario already holds entities to resolve against
-        self.now = now
-        self.keys: dict[str, dict[tuple[str, ...], str]] = {}  # key -> entity UUID as hex
-        self.next_position: dict[str, int] = {}
-        self.problems: list[Problem] = []
-        self.truncated = False
-        self.warnings: list[str] = []
-        self.saved: dict[str, int] = {}
-        self.links = bulk.Links()
-
-    def problem(self, type_name: str, position: int | None, ident: Any, fld: str, reason: str) -> None:
-        if len(self.problems) >= MAX_PROBLEMS:
-            self.truncated = True
-            return
-        # shown(): a refused id may be megabytes long, nested too deeply for str(), or hold a NUL or lone surrogate.
-        text = ident if isinstance(ident, str) and ident.isprintable() and len(ident) <= 200 else shown(ident)
-        self.problems.append(Problem(type_name, position, None if ident is None else text, fld, reason))
-
-    @property
-    def full(self) -> bool:
-        return len(self.problems) >= MAX_PROBLEMS
-
-    def key_map(self, et: EntityType) -> dict[tuple[str, ...], str]:
-        """Business key -> UUID of the scenario's entities of type ``et`` (loaded once)."""
-        keys = self.keys.get(et.name)
-        if keys is None:
-            keys = {}
-            if self.existing:
-                table = et.model.__table__
-                query = (
-                    sa.select(*(table.c[k] for k in et.business_key), table.c.id)
-                    .join(_LINKS, _LINKS.c.entity_id == table.c.id)
-                    .where(_LINKS.c.scenario_id == self.scenario_id, _LINKS.c.entity_type == et.name)
-                )
-                lay = layout(et.name)
-                for row in self.session.execute(query).mappings().all():
-                    key = business_key(lay, row)
-                    if key is not None:
-                        keys[key] = row["id"].hex
-            self.keys[et.name] = keys
-        return keys
-
-    def positions(self, et: EntityType) -> Iterator[int]:
-        start = self.next_position.get(et.name)
-        if start is None:
-            start = 0
-            if self.existing:
-                current = self.session.execute(
-                    sa.select(sa.func.max(_LINKS.c.position)).where(
-                        _LINKS.c.scenario_id == self.scenario_id, _LINKS.c.entity_type == et.name
-                    )
-                ).scalar_one()
-                start = 0 if current is None else current + 1
-        counter = itertools.count(start)
-        while True:
-            position = next(counter)
-            self.next_position[et.name] = position + 1
-            yield position
-
-
-def _keys_needed_until() -> dict[str, int]:
-    """Per type, the registry index of the last type that looks up its business
-    keys: itself (uniqueness) or a child resolving a reference to it."""
-    order = {et.name: i for i, et in enumerate(ENTITY_TYPES)}
-    last = dict(order)
-    for et in ENTITY_TYPES:
-        for ref in et.references:
-            last[ref.parent] = max(last[ref.parent], order[et.name])
-    return last
-
-
-_KEYS_NEEDED_UNTIL = _keys_needed_until()
-
-
-def _input_streams(entities: Mapping[str, Any]) -> dict[str, list[Iterable[Any]]]:
-    """Entity iterables per singular type name; unknown type names fail here."""
-    if not isinstance(entities, Mapping):
-        raise ValidationError(
-            [Problem("(input)", None, None, "entities", "expected a mapping of entity type to entities")]
-        )
-    streams: dict[str, list[Iterable[Any]]] = {}
-    problems = []
-    for key, value in entities.items():
-        et = entity_type(key)
-        if isinstance(value, pa.Table):
-            value = _arrow_rows(value)
-        elif isinstance(value, Mapping | str | bytes) or not isinstance(value, Iterable):
-            problems.append(
-                Problem(et.name, None, None, "(entities)", f"expected a list of objects, got {type(value).__name__}")
-            )
-            continue
-        streams.setdefault(et.name, []).append(value)
-    if problems:
-        raise ValidationError(problems)
-    return streams
-
-
-def _arrow_rows(table: pa.Table) -> Iterator[dict[str, Any]]:
-    for batch in table.to_batches(max_chunksize=DEFAULT_BATCH_SIZE):
-        yield from batch.to_pylist()
-
-
-def _batches(items: Iterable[Any], size: int) -> Iterator[list[Any]]:
-    iterator = iter(items)
-    while batch := list(itertools.islice(iterator, size)):
-        yield batch
-
-
-def _lift_nested(
-    et: EntityType, doc: Mapping[str, Any], position: int, run: _SaveRun, lifted: dict[str, list[Any]]
-) -> Mapping[str, Any]:
-    """The document without its inline children (:attr:`EntityType.nested`),
-    which are queued in ``lifted`` under their own type (canonical-models §12.4)."""
-    for nested in et.nested:
-        if nested.field not in doc:
-            continue
-        children = doc[nested.field]
-        doc = {k: v for k, v in doc.items() if k != nested.field}
-        if children is None:
-            continue
-        if not isinstance(children, list):
-            run.problem(et.name, position, doc.get("id"), nested.field, f"expected an array, got {shown(children)}")
-            continue
-        carried = {key: doc.get(key) for key in nested.carry}
-        queue = lifted.setdefault(nested.child, [])
-        for i, child in enumerate(children):
-            if not isinstance(child, Mapping):
-                run.problem(et.name, position, doc.get("id"), f"{nested.field}[{i}]", "expected an object")
-                continue
-            clash = next((k for k in nested.carry if k in child and child[k] != carried[k]), None)
-            if clash is not None:
-                run.problem(
-                    et.name,
-                    position,
-                    doc.get("id"),
-                    f"{nested.field}[{i}].{clash}",
-                    f"{shown(child[clash])} differs from the {et.name}'s {clash} {shown(carried[clash])}",
-                )
-            else:
-                queue.append({**carried, **child})
-    return doc
-
-
 class ScenarioRepository:
     """Scenarios and their entities, through one SQLAlchemy session."""
 
@@ -294,52 +123,16 @@ class ScenarioRepository:
             if problems:
                 raise ValidationError(problems)
             tag_list = _clean_tags(tags)
-            streams = _input_streams(entities)
+            streams = input_streams(entities)
             now = dt.datetime.now(dt.UTC)
-            self._lock_scenario_keys(name, scenario_id)
-            scenario = self._find(name, by_id=False, lock=True)
-            if scenario is not None and not overwrite:
-                raise ScenarioExistsError(
-                    f"a scenario named {name!r} exists; pass overwrite=True to replace it, "
-                    "or add_entities() to add to it"
-                )
-            replacing = scenario is not None  # overwrite of a missing scenario is a plain create
-            if scenario is None:
-                if scenario_id is not None and (taken := self.session.get(Scenario, scenario_id)) is not None:
-                    raise ScenarioExistsError(
-                        f"scenario id {scenario_id} already belongs to the scenario {taken.name!r}; "
-                        "save under that name with overwrite=True, or without the id"
-                    )
-                scenario = Scenario(
-                    id=scenario_id or uuid.uuid4(), name=name, created_at=created_at or now, entity_counts={}
-                )
-                self.session.add(scenario)
-            else:
-                self._detach_members(scenario.id)
-                self.session.execute(sa.delete(_TAGS).where(_TAGS.c.scenario_id == scenario.id))
+            scenario, replacing = self._scenario_to_save(name, overwrite, scenario_id, created_at, now)
             scenario.description = description
             scenario.extra = dict(extra) if extra else None
             scenario.updated_at = now
-            try:
-                self.session.flush()
-            except sa.exc.IntegrityError as exc:
-                # Only when the caller's transaction does not see what a concurrent
-                # one committed (REPEATABLE READ, SERIALIZABLE): the lock above
-                # otherwise makes this writer wait and find the scenario.
-                if replacing:
-                    raise
-                if overwrite or _constraint(exc) != "uq_scenarios_name":
-                    raise WriteConflictError(
-                        f"another writer created the scenario {name!r} (or one with its id) meanwhile; "
-                        "nothing was written; run the save again"
-                    ) from exc
-                raise ScenarioExistsError(
-                    f"a scenario named {name!r} exists (another writer created it meanwhile); "
-                    "pass overwrite=True to replace it, or add_entities() to add to it"
-                ) from exc
+            self._flush_scenario(name, overwrite, replacing)
             self._insert_tags(scenario.id, tag_list)
-            run = _SaveRun(self.session, scenario.id, existing=False, now=now)
-            self._write_entities(run, streams)
+            run = SaveRun(self.session, scenario.id, existing=False, now=now)
+            write_entities(run, streams, self.batch_size)
             if replacing:
                 self._delete_detached_orphans(scenario.id)
             return self._finish(scenario, run)
@@ -352,10 +145,10 @@ class ScenarioRepository:
         """
         with self._atomic(f"adding entities to scenario {shown(str(name_or_id))}"):
             scenario = self._require(name_or_id, lock=True)
-            streams = _input_streams(entities)
+            streams = input_streams(entities)
             now = dt.datetime.now(dt.UTC)
-            run = _SaveRun(self.session, scenario.id, existing=True, now=now)
-            self._write_entities(run, streams)
+            run = SaveRun(self.session, scenario.id, existing=True, now=now)
+            write_entities(run, streams, self.batch_size)
             scenario.updated_at = now
             return self._finish(scenario, run)
 
@@ -467,11 +260,11 @@ class ScenarioRepository:
         et = entity_type(type_name)
         table = et.model.__table__
         if not isinstance(name_or_id, str):
-            return bulk.scenario_arrow(self.session, table, self._require(name_or_id).id, et.name)
+            return self._dialect.scenario_arrow(self.session, table, self._require(name_or_id).id, et.name)
         # Usually a name: looked up inside the fetch, one statement. It reads
         # through the driver, so the session's pending changes go first.
         self.session.flush()
-        frame = bulk.scenario_arrow(self.session, table, name_or_id, et.name)
+        frame = self._dialect.scenario_arrow(self.session, table, name_or_id, et.name)
         if frame.num_rows:
             return frame
         # No rows: no scenario of that name (it may be an id, or nothing), or
@@ -479,7 +272,7 @@ class ScenarioRepository:
         scenario = self._require(name_or_id)
         if scenario.name == name_or_id:
             return frame
-        return bulk.scenario_arrow(self.session, table, scenario.id, et.name)
+        return self._dialect.scenario_arrow(self.session, table, scenario.id, et.name)
 
     def iter_entities(
         self,
@@ -500,7 +293,7 @@ class ScenarioRepository:
             return
         lay = layout(et.name)
         page = None if offset == 0 and limit is None else (offset, limit)
-        for rows in bulk.iter_scenario_rows(
+        for rows in self._dialect.iter_scenario_rows(
             self.session, et.model.__table__, scenario.id, et.name, batch_size or self.batch_size, page
         ):
             for row in rows:
@@ -565,21 +358,72 @@ class ScenarioRepository:
         if not scenario.entity_counts.get(et.name):
             return []
         lay = layout(et.name)
-        rows = bulk.scenario_rows(self.session, et.model.__table__, scenario.id, et.name)
+        rows = self._dialect.scenario_rows(self.session, et.model.__table__, scenario.id, et.name)
         return [decode(lay, row) for row in rows]
 
     def _atomic(self, what: str) -> _Atomic:
         return _Atomic(self.session, what)
 
     @property
-    def _postgresql(self) -> bool:
-        return self.session.get_bind().dialect.name == "postgresql"
+    def _dialect(self) -> StoreDialect:
+        return dialect_of(self.session)
+
+    def _scenario_to_save(
+        self,
+        name: str,
+        overwrite: bool,
+        scenario_id: uuid.UUID | None,
+        created_at: dt.datetime | None,
+        now: dt.datetime,
+    ) -> tuple[Scenario, bool]:
+        """The scenario row a save writes into, new or (``overwrite``) emptied of
+        its members and tags, and whether it replaces one."""
+        self._lock_scenario_keys(name, scenario_id)
+        scenario = self._find(name, by_id=False, lock=True)
+        if scenario is not None and not overwrite:
+            raise ScenarioExistsError(
+                f"a scenario named {name!r} exists; pass overwrite=True to replace it, or add_entities() to add to it"
+            )
+        if scenario is not None:
+            self._detach_members(scenario.id)
+            self.session.execute(sa.delete(_TAGS).where(_TAGS.c.scenario_id == scenario.id))
+            return scenario, True
+        # An overwrite of a missing scenario is a plain create.
+        if scenario_id is not None and (taken := self.session.get(Scenario, scenario_id)) is not None:
+            raise ScenarioExistsError(
+                f"scenario id {scenario_id} already belongs to the scenario {taken.name!r}; "
+                "save under that name with overwrite=True, or without the id"
+            )
+        scenario = Scenario(id=scenario_id or uuid.uuid4(), name=name, created_at=created_at or now, entity_counts={})
+        self.session.add(scenario)
+        return scenario, False
+
+    def _flush_scenario(self, name: str, overwrite: bool, replacing: bool) -> None:
+        """Write the scenario row; a new one that another writer created
+        meanwhile is refused, naming what to do."""
+        try:
+            self.session.flush()
+        except sa.exc.IntegrityError as exc:
+            # Only when the caller's transaction does not see what a concurrent
+            # one committed (REPEATABLE READ, SERIALIZABLE): the lock of
+            # _scenario_to_save otherwise makes this writer wait and find the scenario.
+            if replacing:
+                raise
+            if overwrite or self._dialect.violated_constraint(exc) != "uq_scenarios_name":
+                raise WriteConflictError(
+                    f"another writer created the scenario {name!r} (or one with its id) meanwhile; "
+                    "nothing was written; run the save again"
+                ) from exc
+            raise ScenarioExistsError(
+                f"a scenario named {name!r} exists (another writer created it meanwhile); "
+                "pass overwrite=True to replace it, or add_entities() to add to it"
+            ) from exc
 
     def _find(self, name_or_id: str | uuid.UUID, *, by_id: bool = True, lock: bool = False) -> Scenario | None:
-        """The scenario by name (or id); ``lock``: on PostgreSQL, hold its row
-        until the transaction ends, so that writers of one scenario take turns
+        """The scenario by name (or id); ``lock``: where the backend locks rows
+        (PostgreSQL), hold its row until the transaction ends, so that writers of one scenario take turns
         (and each sees what the one before it committed)."""
-        lock = lock and self._postgresql  # a DuckDB file has one writer; DuckDB has no FOR UPDATE
+        lock = lock and self._dialect.row_locks
         if isinstance(name_or_id, uuid.UUID):
             return self._get(name_or_id, lock)
         if _unstorable(name_or_id):
@@ -602,31 +446,22 @@ class ScenarioRepository:
         return self.session.get(Scenario, scenario_id)
 
     def _lock_scenario_keys(self, name: str, scenario_id: uuid.UUID | None) -> None:
-        """On PostgreSQL, take turns with other writers of this scenario name
-        (and id) until the transaction ends: two saves creating one new
-        scenario could otherwise both find no scenario and both insert it.
-        Keys are taken in one order (ids before names), so no two saves wait
-        for each other in a circle."""
-        if not self._postgresql:
-            return
+        """Take turns with other writers of this scenario name (and id) until
+        the transaction ends, where writers run side by side: two saves
+        creating one new scenario could otherwise both find no scenario and
+        both insert it. Keys are taken in one order (ids before names), so no
+        two saves wait for each other in a circle."""
         keys = [f"name:{name}"] + ([] if scenario_id is None else [f"id:{scenario_id}"])
-        for key in sorted(keys):
-            digest = hashlib.blake2b(key.encode("utf-8", "surrogatepass"), digest_size=4).digest()
-            self.session.execute(
-                sa.text("SELECT pg_advisory_xact_lock(:space, :key)"),
-                {"space": _SCENARIO_LOCK_SPACE, "key": int.from_bytes(digest, "big", signed=True)},
-            )
+        self._dialect.lock_keys(self.session, sorted(keys))
 
     def _lock_rows(self, table: sa.Table, where: sa.ColumnElement[bool]) -> None:
-        """On PostgreSQL, lock the rows of ``table`` matching ``where``, in id
-        order, before deciding (in a later statement, which sees what other
-        writers committed meanwhile) whether to delete them. The order is the
-        one upserts lock rows in, so a delete and a save do not deadlock
-        over them; and a row another writer is saving is deleted only once
-        that writer has committed, and then only if no link holds it."""
-        if self._postgresql:
-            locked = sa.select(table.c.id).where(where).order_by(table.c.id).with_for_update().subquery()
-            self.session.execute(sa.select(sa.func.count()).select_from(locked))
+        """Lock the rows of ``table`` matching ``where`` (where writers run side
+        by side), in id order, before deciding (in a later statement, which
+        sees what other writers committed meanwhile) whether to delete them.
+        The order is the one upserts lock rows in, so a delete and a save do
+        not deadlock over them; and a row another writer is saving is deleted
+        only once that writer has committed, and then only if no link holds it."""
+        self._dialect.lock_rows(self.session, table, where)
 
     def _require(self, name_or_id: str | uuid.UUID, *, lock: bool = False) -> Scenario:
         scenario = self._find(name_or_id, lock=lock)
@@ -688,120 +523,7 @@ class ScenarioRepository:
             self.session.execute(sa.delete(table).where(table.c.id.in_(was_member), ~linked))
         self.session.connection().exec_driver_sql(f"DROP TABLE {_OLD_MEMBERS}")
 
-    def _write_entities(self, run: _SaveRun, streams: dict[str, list[Iterable[Any]]]) -> None:
-        with _fewer_collections():
-            self._write_types(run, streams)
-
-    def _write_types(self, run: _SaveRun, streams: dict[str, list[Iterable[Any]]]) -> None:
-        lifted: dict[str, list[Any]] = {}  # children lifted out of their parents, by type
-        for index, et in enumerate(ENTITY_TYPES):
-            # Key maps no later type resolves against are done with: free them,
-            # since a million-entity save would otherwise hold them to the end.
-            for name in [n for n in run.keys if _KEYS_NEEDED_UNTIL[n] < index]:
-                del run.keys[name]
-            sources = streams.get(et.name, [])
-            if lifted.get(et.name):
-                sources = [lifted.pop(et.name), *sources]
-            if not sources:
-                continue
-            lay = layout(et.name)
-            positions = run.positions(et)
-            for batch in _batches(itertools.chain.from_iterable(sources), self.batch_size):
-                self._write_batch(run, lay, batch, positions, lifted)
-                if run.full:
-                    break
-        if run.problems:
-            raise ValidationError(run.problems, truncated=run.truncated)
-        self._write_links(run)
-
-    def _write_links(self, run: _SaveRun) -> None:
-        bulk.link(self.session, run.scenario_id, run.links)
-        run.links = bulk.Links()
-
-    def _write_batch(
-        self, run: _SaveRun, lay: Layout, batch: list[Any], positions: Iterator[int], lifted: dict[str, list[Any]]
-    ) -> None:
-        et = lay.entity
-        type_name = et.name
-        by_id: dict[str, tuple[int, dict[str, Any]]] = {}
-        prefix = identity_prefix(run.scenario_id, lay)
-        for doc in batch:
-            position = next(positions)
-            if doc.__class__ is not dict and not isinstance(doc, Mapping):
-                run.problem(type_name, position, None, "(entity)", f"expected an object, got {type(doc).__name__}")
-                continue
-            if et.nested:
-                doc = _lift_nested(et, doc, position, run, lifted)
-            doc = nest_flat(lay, doc)
-            row, problems = encode(lay, doc, run.now)
-            problems += check_row(lay, row)
-            for fld, reason in problems:
-                run.problem(type_name, position, doc.get("id"), fld, reason)
-            row["id"] = entity_uuid(prefix, lay, doc, row)
-            # Same identity twice in a batch: the last occurrence wins, at its position.
-            by_id.pop(row["id"], None)
-            by_id[row["id"]] = (position, row)
-
-        if et.business_key:
-            keys = run.key_map(et)
-            for position, row in by_id.values():
-                key = business_key(lay, row)
-                if key is None:
-                    continue
-                holder = keys.setdefault(key, row["id"])
-                if holder != row["id"]:
-                    run.problem(
-                        type_name,
-                        position,
-                        row["external_id"],
-                        ", ".join(et.business_key),
-                        f"{'/'.join(key)} is already used by another {type_name} in this scenario "
-                        "(business keys are unique per scenario)",
-                    )
-
-        # encode gave extensions as text already; array columns are still lists.
-        json_columns = [f.column for f in lay.fields if f.kind == "array"]
-        parents = [(ref, run.key_map(entity_type(ref.parent))) for ref in et.references]
-        for position, row in by_id.values():
-            for ref, parent_keys in parents:
-                value = row[ref.field]
-                if value is None:
-                    row[ref.uuid_column] = None
-                    continue
-                target = parent_keys.get((value if value.__class__ is str else str(value),))
-                row[ref.uuid_column] = target
-                if target is None:
-                    self._unresolved(run, lay, ref, position, row)
-            for column in json_columns:
-                if row[column] is not None:
-                    try:
-                        row[column] = json_text(row[column])
-                    except Invalid as exc:
-                        run.problem(type_name, position, row["external_id"], column, str(exc))
-            row["updated_at"] = run.now
-
-        if run.problems:
-            return  # keep validating later batches, write nothing
-        rows = [row for _, row in by_id.values()]
-        bulk.upsert(self.session, et.model.__table__, rows)
-        run.links.add(type_name, list(by_id), [position for position, _ in by_id.values()])
-        if len(run.links) >= LINK_BATCH_SIZE:
-            self._write_links(run)
-        run.saved[type_name] = run.saved.get(type_name, 0) + len(rows)
-
-    @staticmethod
-    def _unresolved(run: _SaveRun, lay: Layout, ref: Any, position: int, row: dict[str, Any]) -> None:
-        """A reference that matched no parent: a warning if soft, else a problem."""
-        value = row[ref.field]
-        parent = entity_type(ref.parent)
-        message = f"{value!r} matches no {parent.name}.{ref.parent_key} in this scenario"
-        if ref.strength is RefStrength.SOFT:
-            ident = f" (id {row['external_id']})" if row["external_id"] else ""
-            run.warnings.append(f"{lay.entity.name}[{position}]{ident} {ref.field}: {message}; saved without a link")
-        else:
-            run.problem(lay.entity.name, position, row["external_id"], ref.field, message)
-
-    def _finish(self, scenario: Scenario, run: _SaveRun) -> SaveSummary:
+    def _finish(self, scenario: Scenario, run: SaveRun) -> SaveSummary:
         counts = dict(
             self.session.execute(
                 sa.select(_LINKS.c.entity_type, sa.func.count())
@@ -840,40 +562,6 @@ class _Atomic:
             conflict = write_conflict(exc, self.what)
             if conflict is not None:
                 raise conflict from exc
-
-
-def _constraint(exc: sa.exc.IntegrityError) -> str | None:
-    """The name of the constraint a PostgreSQL integrity error names (None on DuckDB)."""
-    diag = getattr(exc.orig, "diag", None)
-    return getattr(diag, "constraint_name", None)
-
-
-#: Generation-0 threshold of the cyclic garbage collector while a save writes.
-BULK_GC_THRESHOLD = 10_000
-
-
-@contextmanager
-def _fewer_collections() -> Iterator[None]:
-    """Collect cyclic garbage less often while a save encodes and writes.
-
-    A save allocates millions of short-lived rows, which at CPython's default
-    threshold (700) set off full collections over the whole process heap:
-    a tenth of a 10k-patient save. The rows hold no reference cycles, so
-    collecting 14x less often only delays the cycles others make meanwhile.
-    The caller's thresholds come back afterwards; a caller that turned
-    automatic collection off (threshold 0) or set a higher one is left alone.
-    """
-    first, *older = gc.get_threshold()
-    if first == 0 or first >= BULK_GC_THRESHOLD:
-        yield
-        return
-    gc.set_threshold(BULK_GC_THRESHOLD, *older)
-    try:
-        yield
-    finally:
-        # Restore only what this save set: the caller may have set thresholds meanwhile.
-        if gc.get_threshold()[0] == BULK_GC_THRESHOLD:
-            gc.set_threshold(first, *older)
 
 
 def _check_page(offset: Any, limit: Any) -> None:

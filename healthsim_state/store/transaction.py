@@ -23,6 +23,7 @@ from sqlalchemy.orm import Session
 
 from healthsim_models.engine import session_scope
 from healthsim_models.errors import InvalidArgumentError, WriteConflictError
+from healthsim_state.store.dialects import DIALECTS
 
 T = TypeVar("T")
 
@@ -32,8 +33,6 @@ DEFAULT_ATTEMPTS = 6
 BACKOFF = 0.05
 MAX_BACKOFF = 2.0
 
-_SQLSTATES = {"40P01": "deadlock detected", "40001": "serialization failure"}
-
 
 def conflict_reason(exc: BaseException) -> str | None:
     """Why ``exc`` is a collision with another writer that a re-run may get
@@ -42,17 +41,8 @@ def conflict_reason(exc: BaseException) -> str | None:
         return (exc.__cause__ is not None and conflict_reason(exc.__cause__)) or "write conflict"
     # Through SQLAlchemy, or straight from the driver (bulk writes use its cursor).
     orig = exc.orig if isinstance(exc, sa.exc.DBAPIError) else exc
-    state = getattr(orig, "sqlstate", None) or getattr(orig, "pgcode", None)  # psycopg 3, psycopg2
-    if state in _SQLSTATES:
-        return _SQLSTATES[state]
-    if type(orig).__name__ == "TransactionException" and type(orig).__module__.startswith(("duckdb", "_duckdb")):
-        # "Conflict on update!", "... write-write conflict ...", and a commit that
-        # finds the key another transaction committed meanwhile; not a commit
-        # that failed for another reason (a full disk, say).
-        text = str(orig)
-        if "onflict" in text or ("Failed to commit" in text and "constraint violation" in text):
-            return "write-write conflict"
-    return None
+    # Only the error is known, not its engine: each backend's dialect recognises its own.
+    return next(filter(None, (dialect.conflict_reason(orig) for dialect in DIALECTS.values())), None)
 
 
 def write_conflict(exc: BaseException, what: str) -> WriteConflictError | None:

@@ -1,0 +1,156 @@
+"""What a database backend must provide for the store: :class:`StoreDialect`."""
+
+from __future__ import annotations
+
+import abc
+import uuid
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any, ClassVar
+
+import pyarrow as pa
+import sqlalchemy as sa
+from sqlalchemy.engine import URL, Engine
+from sqlalchemy.orm import Session
+
+from healthsim_models.engine import mask_url
+from healthsim_models.errors import ConfigurationError
+from healthsim_state.store.batches import Links, Page, ScenarioRef
+from healthsim_state.store.readonly import Cancellation, QueryResult
+
+
+class StoreDialect(abc.ABC):
+    """Every operation and capability the store has in two forms, one per backend.
+
+    Writes and reads run inside the caller's transaction. A subclass sets
+    the capabilities and implements each abstract method; it is then an
+    entry of :data:`healthsim_state.store.dialects.DIALECTS`.
+    """
+
+    #: The SQLAlchemy dialect name (``engine.dialect.name``) it serves.
+    name: ClassVar[str]
+    #: Rows and keys can be locked until the transaction ends (SELECT ... FOR
+    #: UPDATE, advisory locks), for writers that run side by side. Without it
+    #: the database has one writer at a time and nothing is locked.
+    row_locks: ClassVar[bool]
+    #: TRY_CAST exists: a failed conversion gives NULL instead of an error.
+    try_cast: ClassVar[bool]
+    #: Reads beside a read-only query in this process need read-only
+    #: connections of their own (:meth:`read_only_connection`).
+    own_read_only_connections: ClassVar[bool] = False
+
+    # -- writes -----------------------------------------------------------------
+
+    @abc.abstractmethod
+    def upsert(self, session: Session, table: sa.Table, rows: Sequence[dict[str, Any]]) -> None:
+        """Upsert ``rows`` (every column, ``id`` unique within the batch, latest
+        wins). UUID columns hold text (32 hex digits or the dashed form), JSON
+        columns hold JSON text."""
+
+    @abc.abstractmethod
+    def link(self, session: Session, scenario_id: uuid.UUID, links: Links) -> None:
+        """Link entities to the scenario: one statement for every type in
+        ``links``. A link the scenario already has keeps its position."""
+
+    # -- reads of a scenario's rows ------------------------------------------------
+
+    @abc.abstractmethod
+    def scenario_rows(
+        self, session: Session, table: sa.Table, scenario: ScenarioRef, entity_type: str
+    ) -> list[dict[str, Any]]:
+        """Every row of ``table`` linked to the scenario, in saved order. UUID
+        and JSON values may come back as text, date-times as naive UTC."""
+
+    @abc.abstractmethod
+    def iter_scenario_rows(
+        self,
+        session: Session,
+        table: sa.Table,
+        scenario_id: uuid.UUID,
+        entity_type: str,
+        batch_size: int,
+        page: Page = None,
+    ) -> Iterator[list[dict[str, Any]]]:
+        """Like :meth:`scenario_rows`, in lists of at most ``batch_size`` rows,
+        streamed from the database so the whole type is never in memory; only
+        the rows of ``page`` when given (skipped rows are never fetched)."""
+
+    @abc.abstractmethod
+    def scenario_arrow(self, session: Session, table: sa.Table, scenario: ScenarioRef, entity_type: str) -> pa.Table:
+        """The scenario's rows of ``table`` as a pyarrow Table with the table's
+        columns, UUID and JSON as text (``scenario``: its id, or its name; no
+        rows when no scenario has that name)."""
+
+    # -- locks and errors -----------------------------------------------------------
+
+    @abc.abstractmethod
+    def lock_keys(self, session: Session, keys: Sequence[str]) -> None:
+        """Take turns with other writers holding any of ``keys`` (in the order
+        given) until the transaction ends."""
+
+    @abc.abstractmethod
+    def lock_rows(self, session: Session, table: sa.Table, where: sa.ColumnElement[bool]) -> None:
+        """Lock the rows of ``table`` matching ``where``, in id order (the order
+        upserts lock rows in), until the transaction ends."""
+
+    @abc.abstractmethod
+    def conflict_reason(self, error: BaseException) -> str | None:
+        """Why the driver error ``error`` is a collision with another writer
+        that a re-run may get past ("deadlock detected", ...), else None."""
+
+    @abc.abstractmethod
+    def violated_constraint(self, exc: sa.exc.IntegrityError) -> str | None:
+        """The name of the constraint an integrity error names, when the database says."""
+
+    # -- CSV files into staging tables (reference data) ------------------------------
+
+    @abc.abstractmethod
+    def stage_csv(
+        self, connection: sa.Connection, staging: str, columns: list[str], path: Path, *, numbered: bool = False
+    ) -> None:
+        """Copy the CSV file's rows, every cell as text, into a new temporary
+        table named ``staging`` with ``columns``, keeping each row's place in
+        the file for :meth:`staged_line`; ``numbered``: the rows will be looked
+        up by line."""
+
+    @abc.abstractmethod
+    def staged_line(self, connection: sa.Connection, staging: str) -> str:
+        """SQL for a staged row's line in the file, the header being line 1."""
+
+    # -- the read-only query ----------------------------------------------------------
+
+    def in_memory(self, url: URL) -> bool:
+        """Whether ``url`` is a database only its own engine can see."""
+        return False
+
+    @abc.abstractmethod
+    def run_read_only(
+        self,
+        engine: Engine,
+        url: URL,
+        sql: str,
+        *,
+        max_rows: int | None,
+        timeout: float,
+        cancellation: Cancellation | None,
+        lock_timeout: float,
+    ) -> QueryResult:
+        """Run one statement that cannot write, for at most ``timeout`` seconds,
+        and return at most ``max_rows`` rows (all when None) plus one to tell
+        truncation. ``lock_timeout``: seconds to wait for a store another
+        connection holds exclusively."""
+
+    def read_only_connection(self, url: URL, *, lock_timeout: float) -> Any:
+        """A DBAPI connection that can only read the store at ``url``, for an
+        engine beside :meth:`run_read_only` (:attr:`own_read_only_connections`)."""
+        raise ConfigurationError(f"{mask_url(url)}: the {self.name} store has no read-only connections of its own")
+
+
+def quote(connection: sa.Connection, name: str) -> str:
+    """``name`` as an identifier in the connection's SQL."""
+    return connection.dialect.identifier_preparer.quote(name)
+
+
+def literal(text: str) -> str:
+    """``text`` as an SQL string literal."""
+    return "'" + text.replace("'", "''") + "'"

@@ -1,0 +1,342 @@
+"""DuckDB: one writer per file, batches read by name from Arrow, TRY_CAST,
+and a read-only connection of its own for queries.
+
+Writes happen inside the session's transaction: one statement per batch of
+rows on the session's own connection, which reads the batch, a pyarrow
+Table, by name: ``INSERT ... SELECT``, with ``ON CONFLICT DO UPDATE`` when a
+probe finds any of its ids stored. Reads fetch Arrow.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+import uuid
+from collections.abc import Iterator, Sequence
+from functools import cache
+from pathlib import Path
+from typing import Any, ClassVar
+
+import pyarrow as pa
+import sqlalchemy as sa
+from sqlalchemy.engine import URL, Engine
+from sqlalchemy.orm import Session
+
+from healthsim_models.engine import DUCKDB_CONFIG
+from healthsim_models.errors import QueryError, StoreLockedError
+from healthsim_state.store.batches import (
+    LINKS,
+    Links,
+    Page,
+    ScenarioRef,
+    arrow_schema,
+    scenario_id_sql,
+    scenario_query,
+    update_clause,
+)
+from healthsim_state.store.dialects.base import StoreDialect, literal, quote
+from healthsim_state.store.messages import database_message
+from healthsim_state.store.readonly import (
+    CANCELLED,
+    ONE_STATEMENT,
+    Cancellation,
+    QueryResult,
+    Stopper,
+    failed,
+    normalise,
+    stoppable,
+    timed_out,
+)
+
+
+def _driver(session: Session) -> Any:
+    """The DuckDB connection under the session's transaction."""
+    return session.connection().connection.driver_connection
+
+
+def _select_expression(column: sa.Column) -> str:
+    if isinstance(column.type, sa.Uuid):
+        return f"CAST({column.name} AS UUID)"
+    if isinstance(column.type, sa.JSON):
+        return f"CAST({column.name} AS JSON)"
+    return column.name
+
+
+# How a batch reaches DuckDB (measured; docs/performance.md):
+# - By a replacement scan: the statement names a local variable holding the
+#   batch, and DuckDB reads that Arrow table for this statement only. DuckDB
+#   looks the name up in the frame that calls execute, so the call stays in
+#   the function that holds the variable. A view registered and unregistered
+#   inside a transaction would keep its table alive until commit (a whole
+#   two-million-entity save in memory), and relation.query binds through the
+#   Python relation layer, about 3 ms more per statement. Such statements
+#   take no parameters, so a scenario id is given as a literal (the text of
+#   a uuid.UUID, nothing a caller wrote).
+# - ON CONFLICT DO UPDATE costs 5-8 ms per statement however few rows (it
+#   grows with the columns it updates: 30-40 here), and far more on a large
+#   table. A probe for the batch's ids comes first (a scan of the id
+#   column: 20 ms for 20,000 ids against 5 million rows), and a batch none
+#   of whose ids is stored yet, as in a new scenario, is a plain INSERT.
+#   The probe runs in the same transaction: it sees every earlier batch.
+
+
+@cache
+def _insert(table: sa.Table, *, upsert: bool) -> str:
+    names = ", ".join(c.name for c in table.columns)
+    selects = ", ".join(_select_expression(c) for c in table.columns)
+    sql = f"INSERT INTO {table.name} ({names}) SELECT {selects} FROM _hs_batch"
+    return sql + f" ON CONFLICT (id) DO UPDATE SET {update_clause(table)}" if upsert else sql
+
+
+def _python_rows(data: pa.Table | pa.RecordBatch) -> list[dict[str, Any]]:
+    """``data`` as dicts, with time-zone-aware timestamps made naive UTC first:
+    pyarrow builds a naive datetime several times faster than one with a
+    zone, and every reader of these rows treats a naive one as UTC."""
+    schema = data.schema
+    if any(pa.types.is_timestamp(f.type) and f.type.tz is not None for f in schema):
+        columns = [
+            column.cast(pa.timestamp(f.type.unit)) if pa.types.is_timestamp(f.type) else column
+            for f, column in zip(schema, data.columns, strict=True)
+        ]
+        data = type(data).from_arrays(columns, names=schema.names)
+    return data.to_pylist()
+
+
+#: The read-only connection's configuration, fixed when DuckDB opens the file.
+#: No extension is installed or loaded behind the query's back (DuckDB would
+#: fetch sqlite_scanner for a SQLite file, say). Every read-only connection of
+#: this process uses exactly this configuration, so that they share one open
+#: database: DuckDB refuses a second, differently configured one.
+_READ_ONLY_CONFIG = {**DUCKDB_CONFIG, "enable_external_access": False}
+
+_PID = re.compile(r"PID \d+")
+
+
+class DuckDBDialect(StoreDialect):
+    """A DuckDB file (or in-memory database): one writer at a time, so nothing is locked."""
+
+    name: ClassVar[str] = "duckdb"
+    row_locks: ClassVar[bool] = False  # a DuckDB file has one writer; DuckDB has no FOR UPDATE
+    try_cast: ClassVar[bool] = True
+    own_read_only_connections: ClassVar[bool] = True
+
+    # -- writes -----------------------------------------------------------------
+
+    def upsert(self, session: Session, table: sa.Table, rows: Sequence[dict[str, Any]]) -> None:
+        if not rows:
+            return
+        raw = _driver(session)
+        # UUID columns arrive as 32-hex text from the repository; DuckDB casts it.
+        _hs_batch = pa.Table.from_pylist(rows, schema=arrow_schema(table))  # read by name in the SQL below
+        stored = raw.execute(
+            f"SELECT 1 FROM {table.name} WHERE id IN (SELECT CAST(id AS UUID) FROM _hs_batch) LIMIT 1"
+        ).fetchone()
+        raw.execute(_insert(table, upsert=stored is not None))
+
+    def link(self, session: Session, scenario_id: uuid.UUID, links: Links) -> None:
+        if not links:
+            return
+        raw = _driver(session)
+        _hs_links = pa.table(
+            {  # read by name in the SQL below
+                "entity_type": pa.array(links.entity_types, type=pa.string()),
+                "entity_id": pa.array(links.entity_ids, type=pa.string()),
+                "position": pa.array(links.positions, type=pa.int64()),
+            }
+        )
+        raw.execute(
+            f"INSERT INTO {LINKS.name} (scenario_id, entity_type, entity_id, position) "
+            f"SELECT CAST('{uuid.UUID(str(scenario_id))}' AS UUID), entity_type, CAST(entity_id AS UUID), position "
+            "FROM _hs_links ON CONFLICT DO NOTHING"
+        )
+
+    # -- reads of a scenario's rows ------------------------------------------------
+
+    @staticmethod
+    def _relation(session: Session, table: sa.Table, scenario: ScenarioRef, entity_type: str, page: Page = None) -> Any:
+        """The scenario query as a DuckDB relation, to fetch as Arrow whole or in batches."""
+        sql = scenario_query(table, page).format(sid=scenario_id_sql(scenario, "?"), etype="?", limit="?", offset="?")
+        params: list[Any] = [str(scenario), entity_type]
+        if page is not None:
+            offset, limit = page
+            params += [limit, offset]
+        return _driver(session).sql(sql, params=params)
+
+    def scenario_rows(
+        self, session: Session, table: sa.Table, scenario: ScenarioRef, entity_type: str
+    ) -> list[dict[str, Any]]:
+        # Through Arrow: UUID and JSON columns come back as text, date-times as naive datetimes in UTC.
+        return _python_rows(self._relation(session, table, scenario, entity_type).to_arrow_table())
+
+    def iter_scenario_rows(
+        self,
+        session: Session,
+        table: sa.Table,
+        scenario_id: uuid.UUID,
+        entity_type: str,
+        batch_size: int,
+        page: Page = None,
+    ) -> Iterator[list[dict[str, Any]]]:
+        relation = self._relation(session, table, scenario_id, entity_type, page)
+        for batch in relation.to_arrow_reader(batch_size):
+            yield _python_rows(batch)
+
+    def scenario_arrow(self, session: Session, table: sa.Table, scenario: ScenarioRef, entity_type: str) -> pa.Table:
+        return self._relation(session, table, scenario, entity_type).to_arrow_table()
+
+    # -- locks and errors -----------------------------------------------------------
+
+    def lock_keys(self, session: Session, keys: Sequence[str]) -> None:
+        return None  # a file has one writer: no one to take turns with
+
+    def lock_rows(self, session: Session, table: sa.Table, where: sa.ColumnElement[bool]) -> None:
+        return None  # a file has one writer: no one to take turns with
+
+    def conflict_reason(self, error: BaseException) -> str | None:
+        # Matched by name, so that no DuckDB import is needed to classify another backend's error.
+        if type(error).__name__ == "TransactionException" and type(error).__module__.startswith(("duckdb", "_duckdb")):
+            # "Conflict on update!", "... write-write conflict ...", and a commit that
+            # finds the key another transaction committed meanwhile; not a commit
+            # that failed for another reason (a full disk, say).
+            text = str(error)
+            if "onflict" in text or ("Failed to commit" in text and "constraint violation" in text):
+                return "write-write conflict"
+        return None
+
+    def violated_constraint(self, exc: sa.exc.IntegrityError) -> str | None:
+        return None  # DuckDB's errors name no constraint
+
+    # -- CSV files into staging tables (reference data) ------------------------------
+
+    def stage_csv(
+        self, connection: sa.Connection, staging: str, columns: list[str], path: Path, *, numbered: bool = False
+    ) -> None:
+        # read_csv with every column declared VARCHAR (nothing sniffed); the
+        # new table keeps the file's order in rowid, numbered or not.
+        declared = ", ".join(f"{literal(c)}: 'VARCHAR'" for c in columns)
+        connection.exec_driver_sql(
+            f"CREATE TEMP TABLE {quote(connection, staging)} AS SELECT * FROM read_csv({literal(str(path))}, "
+            f"header = true, auto_detect = false, delim = ',', quote = '\"', escape = '\"', "
+            f"columns = {{{declared}}})"
+        )
+
+    def staged_line(self, connection: sa.Connection, staging: str) -> str:
+        # The rowids of a new table are consecutive in insertion order, but a
+        # temporary table's do not start at 0.
+        first = connection.exec_driver_sql(f"SELECT min(rowid) FROM {quote(connection, staging)}").scalar() or 0
+        return f"(rowid - {first} + 2)"
+
+    # -- the read-only query ----------------------------------------------------------
+    #
+    # The file is opened with a read-only connection, external access (files,
+    # ATTACH, COPY ... TO, extension installs) disabled and the configuration
+    # locked, so SET and PRAGMA cannot change it either. A timer interrupts
+    # the connection when the timeout passes.
+
+    def in_memory(self, url: URL) -> bool:
+        return not url.database or url.database == ":memory:"
+
+    def run_read_only(
+        self,
+        engine: Engine,
+        url: URL,
+        sql: str,
+        *,
+        max_rows: int | None,
+        timeout: float,
+        cancellation: Cancellation | None,
+        lock_timeout: float,
+    ) -> QueryResult:
+        import duckdb
+
+        con = _connect(Path(url.database).expanduser(), lock=True, timeout=lock_timeout)
+        try:
+            stopper = Stopper(con.interrupt)
+            try:
+                with stoppable(stopper, cancellation, timer=timeout):
+                    statements = con.extract_statements(sql)
+                    if len(statements) != 1:
+                        raise QueryError(ONE_STATEMENT)
+                    cursor = con.execute(sql)
+                    description = cursor.description or []
+                    rows = cursor.fetchall() if max_rows is None else cursor.fetchmany(max_rows + 1)
+            except duckdb.Error as exc:
+                if stopper.reason == "timeout":
+                    raise timed_out(timeout) from exc
+                if stopper.reason == "cancelled":
+                    raise QueryError(CANCELLED) from exc
+                raise failed(exc) from exc
+        finally:
+            con.close()
+        truncated = max_rows is not None and len(rows) > max_rows
+        json_columns = [i for i, column in enumerate(description) if str(column[1]) == "JSON"]
+        return QueryResult(
+            columns=[column[0] for column in description],
+            rows=[normalise(row, json_columns) for row in rows[:max_rows]],
+            truncated=truncated,
+        )
+
+    def read_only_connection(self, url: URL, *, lock_timeout: float) -> Any:
+        from duckdb_engine import ConnectionWrapper
+
+        return ConnectionWrapper(_connect(Path(url.database).expanduser(), lock=False, timeout=lock_timeout))
+
+
+def _connect(path: Path, *, lock: bool, timeout: float) -> Any:
+    """A read-only connection, waiting up to ``timeout`` seconds for a read-write holder to let go.
+
+    Another process's read-write connection locks the file; a read-write
+    connection of this process makes DuckDB refuse a second, differently
+    configured one. Both end when that connection closes, so both are waited for.
+
+    With ``lock``, the configuration is locked before the connection is
+    returned, so SQL run on it cannot change any setting. The lock holds for
+    the database, so also for the other read-only connections open beside it.
+    """
+    import duckdb
+
+    deadline = time.monotonic() + timeout
+    delay = 0.02
+    while True:
+        try:
+            con = duckdb.connect(str(path), read_only=True, config=dict(_READ_ONLY_CONFIG))
+        except duckdb.Error as exc:
+            text = str(exc)
+            other_process = isinstance(exc, duckdb.IOException) and "lock" in text.lower()
+            this_process = isinstance(exc, duckdb.ConnectionException) and "different configuration" in text
+            if not (other_process or this_process):
+                # E.g. a SQLite file, which DuckDB would read through an extension it is not allowed to load.
+                reason = database_message(exc, with_hint=True)
+                raise QueryError(f"cannot open {path} as a DuckDB file for reading: {reason}") from exc
+            if time.monotonic() >= deadline:
+                pid = _PID.search(text)
+                holder = (
+                    f"another process ({pid.group(0) if pid else 'PID unknown'})"
+                    if other_process
+                    else "this process (a session or connection still open)"
+                )
+                raise StoreLockedError(
+                    f"the database file {path} is held read-write by {holder}; waited {timeout:g}s "
+                    "to open it read-only. Try again when that program or session has finished."
+                ) from exc
+            time.sleep(delay)
+            delay = min(delay * 2, 0.25)
+            continue
+        try:
+            _settle(con, lock)
+        except BaseException:
+            con.close()
+            raise
+        return con
+
+
+def _settle(con: Any, lock: bool) -> None:
+    # DuckDB draws a progress bar of its own (on stdout, which is the MCP
+    # server's protocol stream) in an interactive interpreter; the setting
+    # is the connection's, and can be changed only while the configuration
+    # is not locked yet (by a query on another connection of this database).
+    locked = con.execute("SELECT current_setting('lock_configuration')").fetchone()[0]
+    if not locked:
+        con.execute("SET enable_progress_bar = false")
+        if lock:
+            con.execute("SET lock_configuration = true")

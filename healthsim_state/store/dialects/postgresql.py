@@ -1,0 +1,328 @@
+"""PostgreSQL: writers side by side, so rows and scenario keys are locked in
+one order; batches COPY'd through staging tables; read-only transactions
+for queries.
+
+Writes happen inside the session's transaction: a batch is COPY'd into a
+temporary staging table, then one ``INSERT ... SELECT ... ON CONFLICT``, in
+key order (see below). Never a statement per row.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import uuid
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any, ClassVar
+
+import pyarrow as pa
+import sqlalchemy as sa
+from sqlalchemy.engine import URL, Engine
+from sqlalchemy.orm import Session
+
+from healthsim_models.errors import QueryError, ReferenceDataError
+from healthsim_state.store.batches import (
+    LINKS,
+    Links,
+    Page,
+    ScenarioRef,
+    arrow_type,
+    scenario_id_sql,
+    scenario_query,
+    update_clause,
+)
+from healthsim_state.store.dialects.base import StoreDialect, quote
+from healthsim_state.store.messages import database_message
+from healthsim_state.store.readonly import (
+    CANCELLED,
+    ONE_STATEMENT,
+    Cancellation,
+    QueryResult,
+    Stopper,
+    failed,
+    normalise,
+    stoppable,
+    timed_out,
+)
+
+#: First key of the advisory locks on scenario names and ids (the two-key
+#: form, apart from the migration lock's one-key form).
+_SCENARIO_LOCK_SPACE = 0x48535343  # "HSSC"
+
+_SQLSTATES = {"40P01": "deadlock detected", "40001": "serialization failure"}
+
+_COPY_CHUNK = 1 << 20
+
+_MAY_DROP_PRIVILEGES = (
+    "SELECT to_regrole('pg_read_all_data') IS NOT NULL AND pg_has_role(current_user, 'pg_read_all_data', 'MEMBER')"
+)
+
+
+def _driver(session: Session) -> Any:
+    """The psycopg connection under the session's transaction."""
+    return session.connection().connection.driver_connection
+
+
+def _arrow_value(column: sa.Column, value: Any) -> Any:
+    """A PostgreSQL value as DuckDB's Arrow export gives it: UUID and JSON as text."""
+    if value is None or not isinstance(column.type, sa.Uuid | sa.JSON):
+        return value
+    if isinstance(column.type, sa.Uuid):
+        return str(value)
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+
+
+# PostgreSQL locks each row an upsert inserts or updates, in the order the
+# statement reaches it, until the transaction ends. Writers saving entities
+# they share therefore insert in one order, by key: two writers' saves of
+# the same types then wait for each other rather than deadlock (a deadlock
+# that order cannot prevent, as across batches or between types, is left to
+# the retry of the whole transaction: healthsim_state.store.transaction).
+
+
+class PostgreSQLDialect(StoreDialect):
+    """A PostgreSQL database: several writers at once, which take turns through locks."""
+
+    name: ClassVar[str] = "postgresql"
+    row_locks: ClassVar[bool] = True
+    try_cast: ClassVar[bool] = False  # PostgreSQL 15 has no TRY_CAST nor pg_input_is_valid
+
+    # -- writes -----------------------------------------------------------------
+
+    def upsert(self, session: Session, table: sa.Table, rows: Sequence[dict[str, Any]]) -> None:
+        if not rows:
+            return
+        raw = _driver(session)
+        stage = f"_hs_stage_{table.name}"
+        names = [c.name for c in table.columns]
+        column_list = ", ".join(names)
+        with raw.cursor() as cursor:
+            cursor.execute(f"CREATE TEMP TABLE IF NOT EXISTS {stage} (LIKE {table.name}) ON COMMIT DROP")
+            with cursor.copy(f"COPY {stage} ({column_list}) FROM STDIN") as copy:
+                for row in rows:
+                    copy.write_row([row[n] for n in names])
+            cursor.execute(
+                f"INSERT INTO {table.name} ({column_list}) SELECT {column_list} FROM {stage} "
+                f"ORDER BY id ON CONFLICT (id) DO UPDATE SET {update_clause(table)}"
+            )
+            cursor.execute(f"TRUNCATE {stage}")
+
+    def link(self, session: Session, scenario_id: uuid.UUID, links: Links) -> None:
+        if not links:
+            return
+        raw = _driver(session)
+        stage = "_hs_stage_links"
+        with raw.cursor() as cursor:
+            cursor.execute(
+                f"CREATE TEMP TABLE IF NOT EXISTS {stage} "
+                "(entity_type text, entity_id uuid, position bigint) ON COMMIT DROP"
+            )
+            with cursor.copy(f"COPY {stage} (entity_type, entity_id, position) FROM STDIN") as copy:
+                for row in zip(links.entity_types, links.entity_ids, links.positions, strict=True):
+                    copy.write_row(row)
+            cursor.execute(
+                f"INSERT INTO {LINKS.name} (scenario_id, entity_type, entity_id, position) "
+                f"SELECT %s, entity_type, entity_id, position FROM {stage} "
+                "ORDER BY entity_type, entity_id ON CONFLICT DO NOTHING",
+                (scenario_id,),
+            )
+            cursor.execute(f"TRUNCATE {stage}")
+
+    # -- reads of a scenario's rows ------------------------------------------------
+
+    @staticmethod
+    def _result(
+        session: Session, table: sa.Table, scenario: ScenarioRef, entity_type: str, page: Page = None, **options: Any
+    ) -> Any:
+        """The scenario query's result through SQLAlchemy (``options``: execution options)."""
+        sql = scenario_query(table, page).format(
+            sid=scenario_id_sql(scenario, "%(sid)s"), etype="%(etype)s", limit="%(limit)s", offset="%(offset)s"
+        )
+        params: dict[str, Any] = {"sid": str(scenario), "etype": entity_type}
+        if page is not None:
+            params["offset"], params["limit"] = page
+        connection = session.connection()
+        if options:
+            connection = connection.execution_options(**options)
+        return connection.exec_driver_sql(sql, params)
+
+    def scenario_rows(
+        self, session: Session, table: sa.Table, scenario: ScenarioRef, entity_type: str
+    ) -> list[dict[str, Any]]:
+        result = self._result(session, table, scenario, entity_type)
+        return [dict(row) for row in result.mappings()]
+
+    def iter_scenario_rows(
+        self,
+        session: Session,
+        table: sa.Table,
+        scenario_id: uuid.UUID,
+        entity_type: str,
+        batch_size: int,
+        page: Page = None,
+    ) -> Iterator[list[dict[str, Any]]]:
+        result = self._result(session, table, scenario_id, entity_type, page, yield_per=batch_size)
+        for partition in result.mappings().partitions():
+            yield [dict(row) for row in partition]
+
+    def scenario_arrow(self, session: Session, table: sa.Table, scenario: ScenarioRef, entity_type: str) -> pa.Table:
+        rows = self.scenario_rows(session, table, scenario, entity_type)
+        return pa.table(
+            {c.name: pa.array([_arrow_value(c, r[c.name]) for r in rows], type=arrow_type(c)) for c in table.columns}
+        )
+
+    # -- locks and errors -----------------------------------------------------------
+
+    def lock_keys(self, session: Session, keys: Sequence[str]) -> None:
+        for key in keys:
+            digest = hashlib.blake2b(key.encode("utf-8", "surrogatepass"), digest_size=4).digest()
+            session.execute(
+                sa.text("SELECT pg_advisory_xact_lock(:space, :key)"),
+                {"space": _SCENARIO_LOCK_SPACE, "key": int.from_bytes(digest, "big", signed=True)},
+            )
+
+    def lock_rows(self, session: Session, table: sa.Table, where: sa.ColumnElement[bool]) -> None:
+        locked = sa.select(table.c.id).where(where).order_by(table.c.id).with_for_update().subquery()
+        session.execute(sa.select(sa.func.count()).select_from(locked))
+
+    def conflict_reason(self, error: BaseException) -> str | None:
+        state = getattr(error, "sqlstate", None) or getattr(error, "pgcode", None)  # psycopg 3, psycopg2
+        return _SQLSTATES.get(state)
+
+    def violated_constraint(self, exc: sa.exc.IntegrityError) -> str | None:
+        diag = getattr(exc.orig, "diag", None)
+        return getattr(diag, "constraint_name", None)
+
+    # -- CSV files into staging tables (reference data) ------------------------------
+
+    def stage_csv(
+        self, connection: sa.Connection, staging: str, columns: list[str], path: Path, *, numbered: bool = False
+    ) -> None:
+        # COPY of every column as text; ``numbered`` adds _hs_line, the row's
+        # number in the file (1 for the first data row), as the key.
+        import psycopg  # the PostgreSQL driver
+
+        definition = ", ".join(f"{quote(connection, c)} text" for c in columns)
+        listed = ""
+        if numbered:
+            definition = f"_hs_line bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY, {definition}"
+            listed = f" ({', '.join(quote(connection, c) for c in columns)})"
+        connection.exec_driver_sql(f"CREATE TEMP TABLE {quote(connection, staging)} ({definition}) ON COMMIT DROP")
+        cursor = connection.connection.driver_connection.cursor()
+        try:
+            with (
+                cursor.copy(
+                    f"COPY {quote(connection, staging)}{listed} FROM STDIN WITH (FORMAT csv, HEADER true)"
+                ) as copy,
+                path.open("rb") as handle,
+            ):
+                while chunk := handle.read(_COPY_CHUNK):
+                    copy.write(chunk)
+        except psycopg.Error as exc:
+            raise ReferenceDataError(
+                f"{path.name} could not be read as CSV, nothing was changed: {database_message(exc)}"
+            ) from exc
+        finally:
+            cursor.close()
+
+    def staged_line(self, connection: sa.Connection, staging: str) -> str:
+        return "(_hs_line + 1)"
+
+    # -- the read-only query ----------------------------------------------------------
+    #
+    # The statement runs in a READ ONLY transaction that is always rolled
+    # back. When the user may, the transaction also drops to the predefined
+    # role pg_read_all_data, so that a superuser's query cannot reach server
+    # files or programs (COPY ... TO PROGRAM, lo_export). statement_timeout
+    # ends it when the timeout passes.
+
+    def run_read_only(
+        self,
+        engine: Engine,
+        url: URL,
+        sql: str,
+        *,
+        max_rows: int | None,
+        timeout: float,
+        cancellation: Cancellation | None,
+        lock_timeout: float,
+    ) -> QueryResult:
+        import psycopg
+
+        with engine.connect() as conn:
+            raw = conn.connection.driver_connection
+            stopper = Stopper(raw.cancel_safe)
+            try:
+                with raw.cursor() as cursor:
+                    cursor.execute("SET TRANSACTION READ ONLY")
+                    cursor.execute("SET LOCAL TIME ZONE 'UTC'")
+                    # Each statement of this transaction (the DECLARE, each FETCH) gets the whole timeout.
+                    cursor.execute(f"SET LOCAL statement_timeout = {max(1, round(timeout * 1000))}")
+                    # This first query also fixes the snapshot, after which the
+                    # transaction can no longer be switched to READ WRITE.
+                    cursor.execute(_MAY_DROP_PRIVILEGES)
+                    if cursor.fetchone()[0]:
+                        cursor.execute("SET LOCAL ROLE pg_read_all_data")
+                with stoppable(stopper, cancellation, timer=None):
+                    description, rows = _fetch_streamed(raw, sql, max_rows)
+            except psycopg.Error as exc:
+                raise _query_error(exc, stopper.reason, timeout) from exc
+            finally:
+                if stopper.reason is None:
+                    raw.rollback()
+                else:
+                    # A cancel request travels apart from the connection and could
+                    # still reach the server after the query ended: never reuse it.
+                    conn.invalidate()
+        return QueryResult(
+            columns=[column.name for column in description],
+            rows=[normalise(row, ()) for row in rows[:max_rows]],
+            truncated=max_rows is not None and len(rows) > max_rows,
+        )
+
+
+def _query_error(exc: Exception, stopped: str | None, timeout: float) -> QueryError:
+    import psycopg
+
+    if stopped == "cancelled":
+        return QueryError(CANCELLED)
+    if isinstance(exc, psycopg.errors.QueryCanceled) and "statement timeout" in (exc.diag.message_primary or ""):
+        return timed_out(timeout)
+    if isinstance(exc, psycopg.errors.SyntaxError) and "multiple commands" in (exc.diag.message_primary or ""):
+        # The server's words for a second statement in one prepared statement or DECLARE.
+        return QueryError(ONE_STATEMENT)
+    return failed(exc)
+
+
+def _fetch_streamed(raw: Any, sql: str, max_rows: int | None) -> tuple[Any, list[Any]]:
+    """The statement's description and at most ``max_rows + 1`` rows, in the open read-only transaction.
+
+    A query runs in a server-side cursor, so the server sends only the rows
+    fetched: a client-side cursor would receive the whole result first,
+    whatever ``max_rows`` says. DECLARE accepts only SELECT and VALUES;
+    anything else (SHOW, EXPLAIN, and every write) is rolled back to the
+    savepoint and run as before, as one prepared statement, which fails with
+    the database's own message for a write.
+    """
+    import psycopg
+
+    with raw.cursor() as plain:
+        plain.execute("SAVEPOINT healthsim_query")
+        try:
+            # The DECLARE goes by the extended protocol, which takes exactly one
+            # command, so the query cannot end this transaction and start another.
+            with raw.cursor(name="healthsim_query") as cursor:
+                cursor.execute(sql)
+                description = cursor.description or []
+                rows = cursor.fetchall() if max_rows is None else cursor.fetchmany(max_rows + 1)
+                return description, rows
+        except (psycopg.errors.SyntaxError, psycopg.errors.FeatureNotSupported):  # DECLARE refused the statement
+            plain.execute("ROLLBACK TO SAVEPOINT healthsim_query")
+        # A prepared statement holds exactly one command, so the query cannot end
+        # this transaction and start another.
+        plain.execute(sql, prepare=True)
+        description = plain.description or []
+        if not description:
+            return description, []
+        return description, plain.fetchall() if max_rows is None else plain.fetchmany(max_rows + 1)

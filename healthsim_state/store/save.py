@@ -1,0 +1,360 @@
+"""The save pipeline: entity documents in, rows and scenario links written.
+
+:func:`input_streams` checks what a caller passed; :func:`write_entities`
+then takes the types in registry order (parents before children), each in
+batches of :data:`DEFAULT_BATCH_SIZE` documents, through these stages:
+
+1. :func:`_encode_batch`: each document is shape-checked, its inline children
+   (:attr:`EntityType.nested`) lifted out to be saved under their own type,
+   encoded into a row and validated, and given its UUID; the same identity
+   twice in a batch keeps the last.
+2. :func:`_check_business_keys`: business keys stay unique per scenario.
+3. :func:`_complete_rows`: references resolve to their parents' UUIDs,
+   array columns become JSON text, ``updated_at`` is set.
+4. :func:`_write_rows`: one set-based upsert through the backend's dialect;
+   the rows' scenario links are collected and written every
+   :data:`LINK_BATCH_SIZE` links and at the end (:func:`_write_links`).
+
+Problems are collected (up to :data:`MAX_PROBLEMS`) across batches, and once
+there is one nothing more is written: the save ends in ``ValidationError``
+and the caller's rollback. Everything runs in the session's transaction.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import itertools
+import uuid
+from collections.abc import Iterable, Iterator, Mapping
+from typing import Any
+
+import pyarrow as pa
+import sqlalchemy as sa
+from sqlalchemy.orm import Session
+
+from healthsim_models.errors import Problem, ValidationError
+from healthsim_models.registry import ENTITY_TYPES, EntityType, RefStrength, entity_type
+from healthsim_state.codec.checks import check_row
+from healthsim_state.codec.document import (
+    Invalid,
+    business_key,
+    encode,
+    entity_uuid,
+    identity_prefix,
+    json_text,
+    nest_flat,
+    shown,
+)
+from healthsim_state.codec.layout import Layout, layout
+from healthsim_state.store.batches import LINKS, Links
+from healthsim_state.store.dialects import StoreDialect, dialect_of
+from healthsim_state.store.tuning import fewer_collections
+
+#: Entities per type handled (encoded, validated, written) at a time.
+DEFAULT_BATCH_SIZE = 20_000
+#: Problems collected before a save stops looking for more.
+MAX_PROBLEMS = 100
+#: Scenario links collected (across types) before they are written.
+LINK_BATCH_SIZE = 100_000
+
+#: One batch's rows by entity UUID (hex): (position in the scenario, row).
+Rows = dict[str, tuple[int, dict[str, Any]]]
+
+
+class SaveRun:
+    """State of one save: the scenario, keys seen so far, problems, warnings."""
+
+    def __init__(self, session: Session, scenario_id: uuid.UUID, existing: bool, now: dt.datetime) -> None:
+        self.session = session
+        self.dialect: StoreDialect = dialect_of(session)
+        self.scenario_id = scenario_id
+        self.existing = existing  # the scenario already holds entities to resolve against
+        self.now = now
+        self.keys: dict[str, dict[tuple[str, ...], str]] = {}  # key -> entity UUID as hex
+        self.next_position: dict[str, int] = {}
+        self.problems: list[Problem] = []
+        self.truncated = False
+        self.warnings: list[str] = []
+        self.saved: dict[str, int] = {}
+        self.links = Links()
+
+    def problem(self, type_name: str, position: int | None, ident: Any, fld: str, reason: str) -> None:
+        if len(self.problems) >= MAX_PROBLEMS:
+            self.truncated = True
+            return
+        # shown(): a refused id may be megabytes long, nested too deeply for str(), or hold a NUL or lone surrogate.
+        text = ident if isinstance(ident, str) and ident.isprintable() and len(ident) <= 200 else shown(ident)
+        self.problems.append(Problem(type_name, position, None if ident is None else text, fld, reason))
+
+    @property
+    def full(self) -> bool:
+        return len(self.problems) >= MAX_PROBLEMS
+
+    def key_map(self, et: EntityType) -> dict[tuple[str, ...], str]:
+        """Business key -> UUID of the scenario's entities of type ``et`` (loaded once)."""
+        keys = self.keys.get(et.name)
+        if keys is None:
+            keys = {}
+            if self.existing:
+                table = et.model.__table__
+                query = (
+                    sa.select(*(table.c[k] for k in et.business_key), table.c.id)
+                    .join(LINKS, LINKS.c.entity_id == table.c.id)
+                    .where(LINKS.c.scenario_id == self.scenario_id, LINKS.c.entity_type == et.name)
+                )
+                lay = layout(et.name)
+                for row in self.session.execute(query).mappings().all():
+                    key = business_key(lay, row)
+                    if key is not None:
+                        keys[key] = row["id"].hex
+            self.keys[et.name] = keys
+        return keys
+
+    def positions(self, et: EntityType) -> Iterator[int]:
+        start = self.next_position.get(et.name)
+        if start is None:
+            start = 0
+            if self.existing:
+                current = self.session.execute(
+                    sa.select(sa.func.max(LINKS.c.position)).where(
+                        LINKS.c.scenario_id == self.scenario_id, LINKS.c.entity_type == et.name
+                    )
+                ).scalar_one()
+                start = 0 if current is None else current + 1
+        counter = itertools.count(start)
+        while True:
+            position = next(counter)
+            self.next_position[et.name] = position + 1
+            yield position
+
+
+def _keys_needed_until() -> dict[str, int]:
+    """Per type, the registry index of the last type that looks up its business
+    keys: itself (uniqueness) or a child resolving a reference to it."""
+    order = {et.name: i for i, et in enumerate(ENTITY_TYPES)}
+    last = dict(order)
+    for et in ENTITY_TYPES:
+        for ref in et.references:
+            last[ref.parent] = max(last[ref.parent], order[et.name])
+    return last
+
+
+_KEYS_NEEDED_UNTIL = _keys_needed_until()
+
+
+# -- input ---------------------------------------------------------------------
+
+
+def input_streams(entities: Mapping[str, Any]) -> dict[str, list[Iterable[Any]]]:
+    """Entity iterables per singular type name; unknown type names fail here."""
+    if not isinstance(entities, Mapping):
+        raise ValidationError(
+            [Problem("(input)", None, None, "entities", "expected a mapping of entity type to entities")]
+        )
+    streams: dict[str, list[Iterable[Any]]] = {}
+    problems = []
+    for key, value in entities.items():
+        et = entity_type(key)
+        if isinstance(value, pa.Table):
+            value = _arrow_rows(value)
+        elif isinstance(value, Mapping | str | bytes) or not isinstance(value, Iterable):
+            problems.append(
+                Problem(et.name, None, None, "(entities)", f"expected a list of objects, got {type(value).__name__}")
+            )
+            continue
+        streams.setdefault(et.name, []).append(value)
+    if problems:
+        raise ValidationError(problems)
+    return streams
+
+
+def _arrow_rows(table: pa.Table) -> Iterator[dict[str, Any]]:
+    for batch in table.to_batches(max_chunksize=DEFAULT_BATCH_SIZE):
+        yield from batch.to_pylist()
+
+
+def _batches(items: Iterable[Any], size: int) -> Iterator[list[Any]]:
+    iterator = iter(items)
+    while batch := list(itertools.islice(iterator, size)):
+        yield batch
+
+
+# -- the pipeline --------------------------------------------------------------
+
+
+def write_entities(run: SaveRun, streams: dict[str, list[Iterable[Any]]], batch_size: int) -> None:
+    """Encode, validate, resolve and write every entity of ``streams`` into the
+    run's scenario, then its links; raises ``ValidationError`` with the
+    problems found, having written nothing since the first."""
+    with fewer_collections():
+        _write_types(run, streams, batch_size)
+
+
+def _write_types(run: SaveRun, streams: dict[str, list[Iterable[Any]]], batch_size: int) -> None:
+    lifted: dict[str, list[Any]] = {}  # children lifted out of their parents, by type
+    for index, et in enumerate(ENTITY_TYPES):
+        # Key maps no later type resolves against are done with: free them,
+        # since a million-entity save would otherwise hold them to the end.
+        for name in [n for n in run.keys if _KEYS_NEEDED_UNTIL[n] < index]:
+            del run.keys[name]
+        sources = streams.get(et.name, [])
+        if lifted.get(et.name):
+            sources = [lifted.pop(et.name), *sources]
+        if not sources:
+            continue
+        lay = layout(et.name)
+        positions = run.positions(et)
+        for batch in _batches(itertools.chain.from_iterable(sources), batch_size):
+            _write_batch(run, lay, batch, positions, lifted)
+            if run.full:
+                break
+    if run.problems:
+        raise ValidationError(run.problems, truncated=run.truncated)
+    _write_links(run)
+
+
+def _write_batch(
+    run: SaveRun, lay: Layout, batch: list[Any], positions: Iterator[int], lifted: dict[str, list[Any]]
+) -> None:
+    rows = _encode_batch(run, lay, batch, positions, lifted)
+    if lay.entity.business_key:
+        _check_business_keys(run, lay, rows)
+    _complete_rows(run, lay, rows)
+    if run.problems:
+        return  # keep validating later batches, write nothing
+    _write_rows(run, lay.entity, rows)
+
+
+def _encode_batch(
+    run: SaveRun, lay: Layout, batch: list[Any], positions: Iterator[int], lifted: dict[str, list[Any]]
+) -> Rows:
+    """Stage 1: the batch's documents as rows with their UUIDs, their problems noted."""
+    et = lay.entity
+    type_name = et.name
+    by_id: Rows = {}
+    prefix = identity_prefix(run.scenario_id, lay)
+    for doc in batch:
+        position = next(positions)
+        if doc.__class__ is not dict and not isinstance(doc, Mapping):
+            run.problem(type_name, position, None, "(entity)", f"expected an object, got {type(doc).__name__}")
+            continue
+        if et.nested:
+            doc = _lift_nested(et, doc, position, run, lifted)
+        doc = nest_flat(lay, doc)
+        row, problems = encode(lay, doc, run.now)
+        problems += check_row(lay, row)
+        for fld, reason in problems:
+            run.problem(type_name, position, doc.get("id"), fld, reason)
+        row["id"] = entity_uuid(prefix, lay, doc, row)
+        # Same identity twice in a batch: the last occurrence wins, at its position.
+        by_id.pop(row["id"], None)
+        by_id[row["id"]] = (position, row)
+    return by_id
+
+
+def _lift_nested(
+    et: EntityType, doc: Mapping[str, Any], position: int, run: SaveRun, lifted: dict[str, list[Any]]
+) -> Mapping[str, Any]:
+    """The document without its inline children (:attr:`EntityType.nested`),
+    which are queued in ``lifted`` under their own type (canonical-models §12.4)."""
+    for nested in et.nested:
+        if nested.field not in doc:
+            continue
+        children = doc[nested.field]
+        doc = {k: v for k, v in doc.items() if k != nested.field}
+        if children is None:
+            continue
+        if not isinstance(children, list):
+            run.problem(et.name, position, doc.get("id"), nested.field, f"expected an array, got {shown(children)}")
+            continue
+        carried = {key: doc.get(key) for key in nested.carry}
+        queue = lifted.setdefault(nested.child, [])
+        for i, child in enumerate(children):
+            if not isinstance(child, Mapping):
+                run.problem(et.name, position, doc.get("id"), f"{nested.field}[{i}]", "expected an object")
+                continue
+            clash = next((k for k in nested.carry if k in child and child[k] != carried[k]), None)
+            if clash is not None:
+                run.problem(
+                    et.name,
+                    position,
+                    doc.get("id"),
+                    f"{nested.field}[{i}].{clash}",
+                    f"{shown(child[clash])} differs from the {et.name}'s {clash} {shown(carried[clash])}",
+                )
+            else:
+                queue.append({**carried, **child})
+    return doc
+
+
+def _check_business_keys(run: SaveRun, lay: Layout, rows: Rows) -> None:
+    """Stage 2: a business key held by another entity of the scenario is a problem."""
+    et = lay.entity
+    keys = run.key_map(et)
+    for position, row in rows.values():
+        key = business_key(lay, row)
+        if key is None:
+            continue
+        holder = keys.setdefault(key, row["id"])
+        if holder != row["id"]:
+            run.problem(
+                et.name,
+                position,
+                row["external_id"],
+                ", ".join(et.business_key),
+                f"{'/'.join(key)} is already used by another {et.name} in this scenario "
+                "(business keys are unique per scenario)",
+            )
+
+
+def _complete_rows(run: SaveRun, lay: Layout, rows: Rows) -> None:
+    """Stage 3, one pass over the rows: references resolved to their parents'
+    UUIDs, array columns as JSON text, ``updated_at``."""
+    et = lay.entity
+    # encode gave extensions as text already; array columns are still lists.
+    json_columns = [f.column for f in lay.fields if f.kind == "array"]
+    parents = [(ref, run.key_map(entity_type(ref.parent))) for ref in et.references]
+    for position, row in rows.values():
+        for ref, parent_keys in parents:
+            value = row[ref.field]
+            if value is None:
+                row[ref.uuid_column] = None
+                continue
+            target = parent_keys.get((value if value.__class__ is str else str(value),))
+            row[ref.uuid_column] = target
+            if target is None:
+                _unresolved(run, lay, ref, position, row)
+        for column in json_columns:
+            if row[column] is not None:
+                try:
+                    row[column] = json_text(row[column])
+                except Invalid as exc:
+                    run.problem(et.name, position, row["external_id"], column, str(exc))
+        row["updated_at"] = run.now
+
+
+def _unresolved(run: SaveRun, lay: Layout, ref: Any, position: int, row: dict[str, Any]) -> None:
+    """A reference that matched no parent: a warning if soft, else a problem."""
+    value = row[ref.field]
+    parent = entity_type(ref.parent)
+    message = f"{value!r} matches no {parent.name}.{ref.parent_key} in this scenario"
+    if ref.strength is RefStrength.SOFT:
+        ident = f" (id {row['external_id']})" if row["external_id"] else ""
+        run.warnings.append(f"{lay.entity.name}[{position}]{ident} {ref.field}: {message}; saved without a link")
+    else:
+        run.problem(lay.entity.name, position, row["external_id"], ref.field, message)
+
+
+def _write_rows(run: SaveRun, et: EntityType, rows: Rows) -> None:
+    """Stage 4: the batch upserted, its links collected (and written when enough)."""
+    complete = [row for _, row in rows.values()]
+    run.dialect.upsert(run.session, et.model.__table__, complete)
+    run.links.add(et.name, list(rows), [position for position, _ in rows.values()])
+    if len(run.links) >= LINK_BATCH_SIZE:
+        _write_links(run)
+    run.saved[et.name] = run.saved.get(et.name, 0) + len(complete)
+
+
+def _write_links(run: SaveRun) -> None:
+    run.dialect.link(run.session, run.scenario_id, run.links)
+    run.links = Links()
