@@ -12,8 +12,9 @@ import sqlalchemy as sa
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session
 
-from healthsim_models.engine import BACKENDS, create_store_engine, session_scope
+from healthsim_models.engine import create_store_engine, session_scope
 from healthsim_models.errors import ConfigurationError
+from healthsim_models.location import BACKENDS
 from healthsim_state import ScenarioRepository
 from healthsim_state.store.dialects import DIALECTS, DuckDBDialect, StoreDialect, dialect_of
 from healthsim_state.store.messages import database_message

@@ -13,8 +13,8 @@ import sqlalchemy as sa
 from sqlalchemy.engine import URL, Engine
 from sqlalchemy.orm import Session
 
-from healthsim_models.engine import mask_url
 from healthsim_models.errors import ConfigurationError
+from healthsim_models.location import mask_url
 from healthsim_state.store.batches import Links, Page, ScenarioRef
 from healthsim_state.store.readonly import Cancellation, QueryResult
 
