@@ -121,7 +121,7 @@ class _Gate:
     """
 
     def __init__(self, store: Store) -> None:
-        self._apart = store.duckdb_file
+        self._apart = store.reads_apart
         self._one_at_a_time = store.one_connection
         self._writer = anyio.Lock()
         self._changed = anyio.Condition()

@@ -29,11 +29,12 @@ from typing import Any, TypeVar
 
 from sqlalchemy.engine import URL, Engine
 
-from healthsim_models.engine import create_store_engine, is_duckdb, resolve_database_url, session_scope
+from healthsim_models.engine import create_store_engine, resolve_database_url, session_scope
 from healthsim_models.errors import InvalidArgumentError
 from healthsim_models.registry import entity_type
 from healthsim_state.formats import json as json_document
 from healthsim_state.interfaces.rendering import scenario_json
+from healthsim_state.store.dialects import dialect_of
 from healthsim_state.store.query import Cancellation, json_value, read_only_engine, run_query
 from healthsim_state.store.repository import SaveSummary, ScenarioRepository
 from healthsim_state.store.transaction import run_in_transaction
@@ -63,14 +64,16 @@ class Store:
         return self.url.render_as_string(hide_password=False)
 
     @property
-    def duckdb_file(self) -> bool:
-        """A DuckDB file: reads and writes need connections that cannot be open at once in one process."""
-        return is_duckdb(self.url) and bool(self.url.database) and self.url.database != ":memory:"
+    def reads_apart(self) -> bool:
+        """Reads need read-only connections of their own (a DuckDB file: they
+        cannot be open at once with a writer's connection in one process)."""
+        dialect = dialect_of(self.url)
+        return dialect.own_read_only_connections and not dialect.in_memory(self.url)
 
     @property
     def one_connection(self) -> bool:
-        """An in-memory DuckDB database: one connection, one call at a time."""
-        return is_duckdb(self.url) and not self.duckdb_file
+        """A database only its own engine sees (in-memory DuckDB): one connection, one call at a time."""
+        return dialect_of(self.url).in_memory(self.url)
 
     def engine(self) -> Engine:
         """The store's engine; the first call opens the store and brings it to the latest schema."""
@@ -82,7 +85,7 @@ class Store:
     def reader_engine(self) -> Engine:
         """The engine reads use: read-only connections on a DuckDB file, else :meth:`engine`."""
         engine = self.engine()  # the file exists, at the latest schema, before it is opened read-only
-        if not self.duckdb_file:
+        if not self.reads_apart:
             return engine
         with self._lock:
             if self._reader is None:
