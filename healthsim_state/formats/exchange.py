@@ -39,9 +39,10 @@ from typing import Any, BinaryIO
 from sqlalchemy.orm import Session
 
 from healthsim_models.errors import DocumentError, ScenarioExistsError, ValidationError
+from healthsim_models.registry import BY_NAME as _SINGULAR
 from healthsim_models.registry import BY_PLURAL, ENTITY_TYPES
 from healthsim_state.codec.checks import scenario_problems, tag_problem
-from healthsim_state.codec.document import DATETIME_PATTERN, render_datetime, shown
+from healthsim_state.codec.values import DATETIME_PATTERN, render_datetime, shown
 from healthsim_state.formats.json_stream import JsonReader, Position
 from healthsim_state.store.repository import SaveSummary, ScenarioInfo, ScenarioRepository
 
@@ -60,7 +61,6 @@ Target = str | os.PathLike[str] | BinaryIO
 HEADER_KEYS = ("schema_version", "scenario_id", "name", "description", "tags", "created_at")
 #: Every top-level key the document uses for its own fields; any other key is scenario metadata.
 DOCUMENT_KEYS = frozenset({*HEADER_KEYS, "entities"})
-_SINGULAR = {et.name: et for et in ENTITY_TYPES}
 _VERSION = re.compile(r"(\d+)\.(\d+)")
 _FLUSH_CHARS = 1 << 20
 

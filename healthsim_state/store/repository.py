@@ -39,19 +39,10 @@ from healthsim_models.errors import (
 from healthsim_models.registry import ENTITY_TYPES, EntityType, RefStrength, entity_type
 from healthsim_models.state import Scenario, ScenarioEntity, ScenarioTag
 from healthsim_state.codec.checks import check_row, scenario_problems, tag_problem
-from healthsim_state.codec.document import (
-    Invalid,
-    business_key,
-    decode,
-    encode,
-    entity_uuid,
-    identity_prefix,
-    json_text,
-    nest_flat,
-    shown,
-    text_problem,
-)
+from healthsim_state.codec.document import decode, encode, nest_flat
+from healthsim_state.codec.identity import business_key, entity_uuid, identity_prefix
 from healthsim_state.codec.layout import Layout, layout
+from healthsim_state.codec.values import Invalid, json_text, shown, text_problem
 from healthsim_state.store import bulk
 from healthsim_state.store.transaction import write_conflict
 
@@ -186,9 +177,6 @@ def _keys_needed_until() -> dict[str, int]:
         for ref in et.references:
             last[ref.parent] = max(last[ref.parent], order[et.name])
     return last
-
-
-_KEYS_NEEDED_UNTIL = _keys_needed_until()
 
 
 def _input_streams(entities: Mapping[str, Any]) -> dict[str, list[Iterable[Any]]]:
@@ -694,10 +682,11 @@ class ScenarioRepository:
 
     def _write_types(self, run: _SaveRun, streams: dict[str, list[Iterable[Any]]]) -> None:
         lifted: dict[str, list[Any]] = {}  # children lifted out of their parents, by type
+        keys_needed_until = _keys_needed_until()  # per save: the registry may have grown
         for index, et in enumerate(ENTITY_TYPES):
             # Key maps no later type resolves against are done with: free them,
             # since a million-entity save would otherwise hold them to the end.
-            for name in [n for n in run.keys if _KEYS_NEEDED_UNTIL[n] < index]:
+            for name in [n for n in run.keys if keys_needed_until[n] < index]:
                 del run.keys[name]
             sources = streams.get(et.name, [])
             if lifted.get(et.name):
