@@ -90,10 +90,6 @@ class Layout:
     group_keys: dict[str, frozenset[str]]
 
     @cached_property
-    def derived_columns(self) -> frozenset[str]:
-        return frozenset(column for column, _ in self.derived)
-
-    @cached_property
     def plan(self) -> tuple[tuple[Field, Any, str, str | None], ...]:
         """Per field: (field, parser, top-level key, key inside the group or None).
 
