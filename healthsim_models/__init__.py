@@ -15,6 +15,7 @@ from healthsim_models.engine import (
     session_scope,
 )
 from healthsim_models.errors import (
+    AmbiguousEntityError,
     AmbiguousPatientError,
     ConfigurationError,
     DocumentError,
@@ -40,6 +41,7 @@ from healthsim_models.system import SchemaMigration
 
 __all__ = [
     *_canonical_names,
+    "AmbiguousEntityError",
     "AmbiguousPatientError",
     "Base",
     "CanonicalBase",

@@ -17,6 +17,9 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
+from healthsim_models import vocab
+from healthsim_models.columns import field
+
 NAMING_CONVENTION: dict[str, str] = {
     "ix": "ix_%(table_name)s_%(column_0_N_name)s",
     "uq": "uq_%(table_name)s_%(column_0_N_name)s",
@@ -40,7 +43,8 @@ def Money() -> sa.Numeric:
 
 # String columns carry no length: DuckDB does not enforce VARCHAR(n) and
 # PostgreSQL does, so lengths and patterns are checked by the repository's
-# validation and behave the same on both backends.
+# validation and behave the same on both backends. Value rules are declared
+# on the columns with healthsim_models.columns.field.
 
 
 # Secondary indexes of the tables a save writes in bulk (the canonical tables
@@ -149,22 +153,22 @@ class PersonMixin:
     cross-product person match (``ssn``) and name/birth-date searches.
     """
 
-    given_name: Mapped[str] = mapped_column(sa.String, nullable=False)
-    middle_name: Mapped[str | None] = mapped_column(sa.String)
-    family_name: Mapped[str] = mapped_column(sa.String, nullable=False, index=True)
-    prefix: Mapped[str | None] = mapped_column(sa.String)
-    suffix: Mapped[str | None] = mapped_column(sa.String)
+    given_name: Mapped[str] = field(sa.String, nullable=False, path=("name", "given_name"))
+    middle_name: Mapped[str | None] = field(sa.String, path=("name", "middle_name"))
+    family_name: Mapped[str] = field(sa.String, nullable=False, index=True, path=("name", "family_name"))
+    prefix: Mapped[str | None] = field(sa.String, path=("name", "prefix"))
+    suffix: Mapped[str | None] = field(sa.String, path=("name", "suffix"))
     birth_date: Mapped[dt.date] = mapped_column(sa.Date, nullable=False, index=True)
-    gender: Mapped[str] = mapped_column(sa.String, nullable=False)
-    ssn: Mapped[str | None] = mapped_column(sa.String, index=True)
-    street_address: Mapped[str | None] = mapped_column(sa.String)
-    street_address_2: Mapped[str | None] = mapped_column(sa.String)
-    city: Mapped[str | None] = mapped_column(sa.String)
-    state: Mapped[str | None] = mapped_column(sa.String)
-    postal_code: Mapped[str | None] = mapped_column(sa.String)
-    country: Mapped[str] = mapped_column(sa.String, nullable=False, server_default=sa.text("'US'"))
-    phone: Mapped[str | None] = mapped_column(sa.String)
-    phone_mobile: Mapped[str | None] = mapped_column(sa.String)
-    email: Mapped[str | None] = mapped_column(sa.String)
+    gender: Mapped[str] = field(sa.String, nullable=False, enum=vocab.GENDER)
+    ssn: Mapped[str | None] = field(sa.String, index=True, pattern=vocab.SSN)
+    street_address: Mapped[str | None] = field(sa.String, path=("address", "street_address"))
+    street_address_2: Mapped[str | None] = field(sa.String, path=("address", "street_address_2"))
+    city: Mapped[str | None] = field(sa.String, path=("address", "city"))
+    state: Mapped[str | None] = field(sa.String, pattern=vocab.STATE, path=("address", "state"))
+    postal_code: Mapped[str | None] = field(sa.String, path=("address", "postal_code"))
+    country: Mapped[str] = field(sa.String, nullable=False, server_default=sa.text("'US'"), path=("address", "country"))
+    phone: Mapped[str | None] = field(sa.String, path=("contact", "phone"))
+    phone_mobile: Mapped[str | None] = field(sa.String, path=("contact", "phone_mobile"))
+    email: Mapped[str | None] = field(sa.String, pattern=vocab.EMAIL, path=("contact", "email"))
     deceased: Mapped[bool] = mapped_column(sa.Boolean, nullable=False, server_default=sa.false())
     death_date: Mapped[dt.date | None] = mapped_column(sa.Date)

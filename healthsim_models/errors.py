@@ -45,8 +45,12 @@ class ScenarioNotFoundError(HealthSimError, LookupError):
         self.name = name
 
 
-class AmbiguousPatientError(HealthSimError, LookupError):
-    """An MRN names patients in several scenarios; the caller must choose one."""
+class AmbiguousEntityError(HealthSimError, LookupError):
+    """A business key (an MRN, say) names entities in several scenarios; the caller must choose one."""
+
+
+#: The name this error had when patients were the only type looked up by key.
+AmbiguousPatientError = AmbiguousEntityError
 
 
 class ScenarioExistsError(HealthSimError):

@@ -1,15 +1,23 @@
 """The entity registry: the one list of entity types.
 
 Each :class:`EntityType` says which table holds the type, how its entities
-are keyed and which parents they reference. The repository, serializers,
-CLI, MCP tools and docs derive their per-type behaviour from
-:data:`ENTITY_TYPES` instead of keeping lists of their own.
+are keyed, which parents they reference, which children its documents may
+carry, whether it is a person and which checks tie its fields together. The
+repository, codec, CLI, MCP tools and docs derive their per-type behaviour
+from :data:`ENTITY_TYPES` instead of keeping lists of their own; the value
+rules of single fields are on the model's columns (:mod:`healthsim_models.columns`).
+
+Adding a type is its model, its entry here and an Alembic revision.
+:func:`register` adds one at run time (a plugin's, or a test's).
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from enum import Enum
+from types import TracebackType
+from typing import overload
 
 from healthsim_models.base import CanonicalBase
 from healthsim_models.canonical import (
@@ -32,7 +40,8 @@ from healthsim_models.canonical import (
     TrialVisit,
     VitalSign,
 )
-from healthsim_models.errors import UnknownEntityTypeError
+from healthsim_models.canonical.checks import RowCheck, patient_or_member, person_dates, refills_within_authorized
+from healthsim_models.errors import InvalidArgumentError, UnknownEntityTypeError
 
 
 class RefStrength(str, Enum):
@@ -75,7 +84,12 @@ class Nested:
 
 @dataclass(frozen=True)
 class EntityType:
-    """One canonical entity type."""
+    """One canonical entity type.
+
+    ``person`` types (canonical-models §3) require a document ``id``.
+    ``checks`` are the type's own row checks (:mod:`healthsim_models.canonical.checks`),
+    run after the column rules on every row the codec encodes.
+    """
 
     name: str
     plural: str
@@ -84,6 +98,8 @@ class EntityType:
     business_key: tuple[str, ...]
     references: tuple[Reference, ...] = ()
     nested: tuple[Nested, ...] = ()
+    person: bool = False
+    checks: tuple[RowCheck, ...] = ()
 
     @property
     def table_name(self) -> str:
@@ -108,11 +124,39 @@ def _member(field: str, uuid_column: str, strength: RefStrength) -> Reference:
 
 _CLINICAL_REFS = (_patient(), _encounter())
 
+
+class EntityTypes(Sequence[EntityType]):
+    """The registered entity types in catalogue order: a read-only sequence.
+
+    It is one object for the life of the process, so every module that
+    imported :data:`ENTITY_TYPES` sees a type :func:`register` adds.
+    """
+
+    def __init__(self, types: tuple[EntityType, ...]) -> None:
+        self._types = types
+
+    @overload
+    def __getitem__(self, index: int) -> EntityType: ...
+    @overload
+    def __getitem__(self, index: slice) -> tuple[EntityType, ...]: ...
+    def __getitem__(self, index: int | slice) -> EntityType | tuple[EntityType, ...]:
+        return self._types[index]
+
+    def __len__(self) -> int:
+        return len(self._types)
+
+    def __iter__(self) -> Iterator[EntityType]:
+        return iter(self._types)
+
+    def __repr__(self) -> str:
+        return f"EntityTypes({', '.join(et.name for et in self._types)})"
+
+
 # Catalogue order (the section order of canonical-models §4-§7, as in the
 # canonical example export): exports list types in this order, and every
 # parent comes before its children.
-ENTITY_TYPES: tuple[EntityType, ...] = (
-    EntityType("patient", "patients", Patient, "patientsim", ("mrn",)),
+_CATALOGUE: tuple[EntityType, ...] = (
+    EntityType("patient", "patients", Patient, "patientsim", ("mrn",), person=True, checks=(person_dates,)),
     EntityType("encounter", "encounters", Encounter, "patientsim", ("encounter_id",), (_patient(),)),
     EntityType("diagnosis", "diagnoses", Diagnosis, "patientsim", (), _CLINICAL_REFS),
     EntityType("procedure", "procedures", Procedure, "patientsim", (), _CLINICAL_REFS),
@@ -128,6 +172,8 @@ ENTITY_TYPES: tuple[EntityType, ...] = (
         "membersim",
         ("member_id",),
         (_member("subscriber_id", "subscriber_uuid", RefStrength.SOFT),),
+        person=True,
+        checks=(person_dates,),
     ),
     EntityType(
         "claim",
@@ -160,6 +206,7 @@ ENTITY_TYPES: tuple[EntityType, ...] = (
             _member("member_id", "member_uuid", RefStrength.OPTIONAL),
             _encounter(),
         ),
+        checks=(patient_or_member, refills_within_authorized),
     ),
     EntityType(
         "pharmacy_claim",
@@ -185,15 +232,35 @@ ENTITY_TYPES: tuple[EntityType, ...] = (
         "trialsim",
         ("usubjid",),
         (Reference("patient_ref", "patient_uuid", "patient", "mrn", RefStrength.SOFT),),
+        person=True,
+        checks=(person_dates,),
     ),
     EntityType("trial_visit", "trial_visits", TrialVisit, "trialsim", ("usubjid", "visit_num"), (_subject(),)),
     EntityType("adverse_event", "adverse_events", AdverseEvent, "trialsim", ("usubjid", "aeseq"), (_subject(),)),
     EntityType("exposure", "exposures", Exposure, "trialsim", ("usubjid", "exseq"), (_subject(),)),
 )
 
-#: Entity types by their plural names (the keys of legacy documents).
-BY_PLURAL: dict[str, EntityType] = {et.plural: et for et in ENTITY_TYPES}
-_BY_NAME: dict[str, EntityType] = {**{et.name: et for et in ENTITY_TYPES}, **BY_PLURAL}
+#: Every entity type, in catalogue order (the 18 of :data:`_CATALOGUE`, then any registered).
+ENTITY_TYPES = EntityTypes(_CATALOGUE)
+#: Entity types by their singular names; by their plural names (the keys of legacy documents).
+BY_NAME: dict[str, EntityType] = {}
+BY_PLURAL: dict[str, EntityType] = {}
+_BY_NAME: dict[str, EntityType] = {}  # singular and plural
+
+
+def _index(types: tuple[EntityType, ...]) -> None:
+    """Make ``types`` the registry; the lookups change in place, so that no importer holds a stale one."""
+    ENTITY_TYPES._types = types
+    for lookup, pairs in (
+        (BY_NAME, [(et.name, et) for et in types]),
+        (BY_PLURAL, [(et.plural, et) for et in types]),
+        (_BY_NAME, [*((et.name, et) for et in types), *((et.plural, et) for et in types)]),
+    ):
+        lookup.clear()
+        lookup.update(pairs)
+
+
+_index(_CATALOGUE)
 
 
 def entity_type(name: str) -> EntityType:
@@ -208,3 +275,46 @@ def entity_type(name: str) -> EntityType:
         raise UnknownEntityTypeError(
             f"unknown entity type {name!r}; valid types: {valid} (plural forms accepted too)"
         ) from None
+
+
+class Registration:
+    """An entity type added by :func:`register`; :meth:`undo` (or leaving the
+    ``with`` block) removes it again."""
+
+    def __init__(self, entity: EntityType) -> None:
+        self.entity = entity
+
+    def undo(self) -> None:
+        _index(tuple(et for et in ENTITY_TYPES if et is not self.entity))
+
+    def __enter__(self) -> EntityType:
+        return self.entity
+
+    def __exit__(
+        self, kind: type[BaseException] | None, error: BaseException | None, trace: TracebackType | None
+    ) -> None:
+        self.undo()
+
+
+def register(entity: EntityType) -> Registration:
+    """Add ``entity`` after every registered type, at once; returns the
+    :class:`Registration` that removes it.
+
+    Its names and table must be new and its parents registered. The table
+    itself is not created: the store's schema comes from the Alembic
+    revisions, so a type of the store needs one; a test creates its table
+    itself. Raises :class:`InvalidArgumentError`.
+    """
+    taken = {n for et in ENTITY_TYPES for n in (et.name, et.plural)}
+    clash = [n for n in (entity.name, entity.plural) if n in taken]
+    if clash:
+        raise InvalidArgumentError(f"entity type {entity.name!r}: the name {clash[0]!r} is registered already")
+    if any(et.table_name == entity.table_name for et in ENTITY_TYPES):
+        raise InvalidArgumentError(f"entity type {entity.name!r}: table {entity.table_name!r} belongs to another type")
+    missing = [ref.parent for ref in entity.references if ref.parent not in taken]
+    if missing:
+        raise InvalidArgumentError(
+            f"entity type {entity.name!r} references {missing[0]!r}, which is not registered (parents come first)"
+        )
+    _index((*ENTITY_TYPES, entity))
+    return Registration(entity)

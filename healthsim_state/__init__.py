@@ -8,6 +8,7 @@ importable from here and from :mod:`healthsim_models`.
 """
 
 from healthsim_models.errors import (
+    AmbiguousEntityError,
     AmbiguousPatientError,
     ConfigurationError,
     DocumentError,
@@ -43,6 +44,7 @@ from healthsim_state.store.repository import (
 )
 
 __all__ = [
+    "AmbiguousEntityError",
     "AmbiguousPatientError",
     "ConfigurationError",
     "DocumentError",

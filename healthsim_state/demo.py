@@ -232,9 +232,38 @@ def _clinician(r: random.Random) -> tuple[str, str, str]:
     return r.choice(_CLINICIANS)
 
 
+_Builder = Callable[[random.Random, _Plan], Iterator[Document]]
+
+
+@dataclass(frozen=True)
+class _Factory:
+    build: _Builder
+    per_patient: Callable[[_Plan], int]  # how many entities ``build`` yields for a plan
+
+
+#: The factory of each entity type the demo generates, by type name (see :func:`factory`).
+_FACTORIES: dict[str, _Factory] = {}
+
+
+def _once(plan: _Plan) -> int:
+    return 1
+
+
+def factory(type_name: str, per_patient: Callable[[_Plan], int] = _once) -> Callable[[_Builder], _Builder]:
+    """Declare the decorated function the demo's generator of ``type_name``
+    entities; ``per_patient(plan)`` says how many it yields for a plan."""
+
+    def declare(build: _Builder) -> _Builder:
+        _FACTORIES[type_name] = _Factory(build, per_patient)
+        return build
+
+    return declare
+
+
 # -- PatientSim -------------------------------------------------------------
 
 
+@factory("patient")
 def _patient(r: random.Random, plan: _Plan) -> Iterator[Document]:
     race, ethnicity = _race_and_ethnicity(plan)
     yield {
@@ -248,6 +277,7 @@ def _patient(r: random.Random, plan: _Plan) -> Iterator[Document]:
     }
 
 
+@factory("encounter", lambda p: p.encounters)
 def _encounter(r: random.Random, plan: _Plan) -> Iterator[Document]:
     for k in range(plan.encounters):
         day = plan.day + 20 * k
@@ -270,6 +300,7 @@ def _encounter(r: random.Random, plan: _Plan) -> Iterator[Document]:
         }
 
 
+@factory("diagnosis", lambda p: p.encounters)
 def _diagnosis(r: random.Random, plan: _Plan) -> Iterator[Document]:
     for k in range(plan.encounters):
         code, text, _ = r.choice(_DIAGNOSES)
@@ -285,6 +316,7 @@ def _diagnosis(r: random.Random, plan: _Plan) -> Iterator[Document]:
         }
 
 
+@factory("procedure")
 def _procedure(r: random.Random, plan: _Plan) -> Iterator[Document]:
     given, family, npi = _clinician(r)
     yield {
@@ -303,6 +335,7 @@ def _procedure(r: random.Random, plan: _Plan) -> Iterator[Document]:
     }
 
 
+@factory("medication")
 def _medication(r: random.Random, plan: _Plan) -> Iterator[Document]:
     drug, rxnorm, _, _, indication = r.choice(_DRUGS)
     given, family, _ = _clinician(r)
@@ -323,6 +356,7 @@ def _medication(r: random.Random, plan: _Plan) -> Iterator[Document]:
     }
 
 
+@factory("lab_result", lambda p: LABS_PER_ENCOUNTER * p.encounters)
 def _lab_result(r: random.Random, plan: _Plan) -> Iterator[Document]:
     for k in range(plan.encounters):
         day = plan.day + 20 * k
@@ -347,6 +381,7 @@ def _lab_result(r: random.Random, plan: _Plan) -> Iterator[Document]:
             }
 
 
+@factory("vital_sign", lambda p: p.encounters)
 def _vital_sign(r: random.Random, plan: _Plan) -> Iterator[Document]:
     height = round(r.uniform(150, 195), 1)
     for k in range(plan.encounters):
@@ -366,6 +401,7 @@ def _vital_sign(r: random.Random, plan: _Plan) -> Iterator[Document]:
         }
 
 
+@factory("clinical_note")
 def _clinical_note(r: random.Random, plan: _Plan) -> Iterator[Document]:
     given, family, _ = _clinician(r)
     yield {
@@ -386,6 +422,7 @@ def _clinical_note(r: random.Random, plan: _Plan) -> Iterator[Document]:
     }
 
 
+@factory("order")
 def _order(r: random.Random, plan: _Plan) -> Iterator[Document]:
     given, family, npi = _clinician(r)
     yield {
@@ -410,6 +447,7 @@ def _order(r: random.Random, plan: _Plan) -> Iterator[Document]:
 # -- MemberSim --------------------------------------------------------------
 
 
+@factory("member", lambda p: int(p.member))
 def _member(r: random.Random, plan: _Plan) -> Iterator[Document]:
     yield {
         "id": f"MBR-{plan.index}",
@@ -433,6 +471,7 @@ def _claim_charges(r: random.Random) -> list[tuple[str, Decimal, Decimal]]:
     return [(code, charge, (charge * Decimal("0.8")).quantize(Decimal("0.01"))) for code, charge in (office, lab)]
 
 
+@factory("claim", lambda p: int(p.member))
 def _claim(r: random.Random, plan: _Plan) -> Iterator[Document]:
     lines = _claim_charges(_rng(plan.seed, plan.index, "charges"))
     charge = sum(line[1] for line in lines)
@@ -458,6 +497,7 @@ def _claim(r: random.Random, plan: _Plan) -> Iterator[Document]:
     }
 
 
+@factory("claim_line", lambda p: LINES_PER_CLAIM * p.member)
 def _claim_line(r: random.Random, plan: _Plan) -> Iterator[Document]:
     lines = _claim_charges(_rng(plan.seed, plan.index, "charges"))
     for number, (code, charge, allowed) in enumerate(lines[:LINES_PER_CLAIM], start=1):
@@ -488,6 +528,7 @@ def _prescriber(plan: _Plan) -> tuple[str, str, str]:
     return _clinician(_rng(plan.seed, plan.index, "prescriber"))
 
 
+@factory("prescription", lambda p: int(p.rx))
 def _prescription(r: random.Random, plan: _Plan) -> Iterator[Document]:
     drug, _, ndc, sig, indication = _drug(plan)
     given, family, npi = _prescriber(plan)
@@ -514,6 +555,7 @@ def _prescription(r: random.Random, plan: _Plan) -> Iterator[Document]:
     }
 
 
+@factory("pharmacy_claim", lambda p: int(p.rx))
 def _pharmacy_claim(r: random.Random, plan: _Plan) -> Iterator[Document]:
     _, _, ndc, _, _ = _drug(plan)
     ingredient = Decimal(r.randint(400, 4000)) / 100
@@ -548,6 +590,7 @@ def _pharmacy_claim(r: random.Random, plan: _Plan) -> Iterator[Document]:
 # -- TrialSim ---------------------------------------------------------------
 
 
+@factory("subject", lambda p: int(p.subject))
 def _subject(r: random.Random, plan: _Plan) -> Iterator[Document]:
     race, ethnicity = _race_and_ethnicity(plan)
     yield {
@@ -569,6 +612,7 @@ def _subject(r: random.Random, plan: _Plan) -> Iterator[Document]:
     }
 
 
+@factory("trial_visit", lambda p: VISITS_PER_SUBJECT * p.subject)
 def _trial_visit(r: random.Random, plan: _Plan) -> Iterator[Document]:
     for visit in range(1, VISITS_PER_SUBJECT + 1):
         yield {
@@ -583,6 +627,7 @@ def _trial_visit(r: random.Random, plan: _Plan) -> Iterator[Document]:
         }
 
 
+@factory("adverse_event", lambda p: int(p.subject))
 def _adverse_event(r: random.Random, plan: _Plan) -> Iterator[Document]:
     term, decoded, body_system = r.choice(_ADVERSE_EVENTS)
     yield {
@@ -603,6 +648,7 @@ def _adverse_event(r: random.Random, plan: _Plan) -> Iterator[Document]:
     }
 
 
+@factory("exposure", lambda p: int(p.subject))
 def _exposure(r: random.Random, plan: _Plan) -> Iterator[Document]:
     yield {
         "usubjid": plan.usubjid,
@@ -620,57 +666,23 @@ def _exposure(r: random.Random, plan: _Plan) -> Iterator[Document]:
     }
 
 
-_Builder = Callable[[random.Random, _Plan], Iterator[Document]]
-
-
-@dataclass(frozen=True)
-class _Kind:
-    build: _Builder
-    per_patient: Callable[[_Plan], int]  # how many entities ``build`` yields for a plan
-
-
-def _once(plan: _Plan) -> int:
-    return 1
-
-
-_KINDS: dict[str, _Kind] = {
-    "patient": _Kind(_patient, _once),
-    "encounter": _Kind(_encounter, lambda p: p.encounters),
-    "diagnosis": _Kind(_diagnosis, lambda p: p.encounters),
-    "procedure": _Kind(_procedure, _once),
-    "medication": _Kind(_medication, _once),
-    "lab_result": _Kind(_lab_result, lambda p: LABS_PER_ENCOUNTER * p.encounters),
-    "vital_sign": _Kind(_vital_sign, lambda p: p.encounters),
-    "clinical_note": _Kind(_clinical_note, _once),
-    "order": _Kind(_order, _once),
-    "member": _Kind(_member, lambda p: int(p.member)),
-    "claim": _Kind(_claim, lambda p: int(p.member)),
-    "claim_line": _Kind(_claim_line, lambda p: LINES_PER_CLAIM * p.member),
-    "prescription": _Kind(_prescription, lambda p: int(p.rx)),
-    "pharmacy_claim": _Kind(_pharmacy_claim, lambda p: int(p.rx)),
-    "subject": _Kind(_subject, lambda p: int(p.subject)),
-    "trial_visit": _Kind(_trial_visit, lambda p: VISITS_PER_SUBJECT * p.subject),
-    "adverse_event": _Kind(_adverse_event, lambda p: int(p.subject)),
-    "exposure": _Kind(_exposure, lambda p: int(p.subject)),
-}
-
-
 def _check_size(value: int, name: str = "patients") -> None:
     if isinstance(value, bool) or not isinstance(value, int) or value < 0:
         raise InvalidArgumentError(f"{name}: expected a whole number >= 0, got {value!r}")
 
 
 def _stream(patients: int, plans: _Plans, type_name: str) -> Iterator[Document]:
-    kind = _KINDS[type_name]
+    made = _FACTORIES[type_name]
     seed = plans.seed
     for i in range(plans.start, plans.start + patients):
         plan = plans(i)
-        if kind.per_patient(plan):
-            yield from kind.build(_rng(seed, i, type_name), plan)
+        if made.per_patient(plan):
+            yield from made.build(_rng(seed, i, type_name), plan)
 
 
 def scenario(patients: int, seed: int = DEFAULT_SEED, *, start: int = 0) -> dict[str, Iterator[Document]]:
-    """One generator of canonical documents per entity type (registry order) for ``patients`` patients.
+    """One generator of canonical documents per entity type with a :func:`factory`
+    (all of them; registry order) for ``patients`` patients.
 
     ``start`` skips the first patients: ``scenario(n, s, start=k)`` yields
     exactly what ``scenario(k + n, s)`` yields for patients k to k+n-1, so a
@@ -679,7 +691,7 @@ def scenario(patients: int, seed: int = DEFAULT_SEED, *, start: int = 0) -> dict
     _check_size(patients)
     _check_size(start, "start")
     plans = _Plans(seed, start)
-    return {et.name: _stream(patients, plans, et.name) for et in ENTITY_TYPES}
+    return {et.name: _stream(patients, plans, et.name) for et in ENTITY_TYPES if et.name in _FACTORIES}
 
 
 def _check_request(patients: int, seed: int) -> None:
@@ -694,11 +706,11 @@ def _check_request(patients: int, seed: int) -> None:
 def entity_counts(patients: int, seed: int = DEFAULT_SEED) -> dict[str, int]:
     """How many entities of each type ``scenario(patients, seed)`` yields, without generating them."""
     _check_request(patients, seed)
-    counts = dict.fromkeys((et.name for et in ENTITY_TYPES), 0)
+    counts = dict.fromkeys((et.name for et in ENTITY_TYPES if et.name in _FACTORIES), 0)
     for i in range(patients):
         plan = _plan(seed, i)
         for name in counts:
-            counts[name] += _KINDS[name].per_patient(plan)
+            counts[name] += _FACTORIES[name].per_patient(plan)
     return counts
 
 

@@ -1,7 +1,8 @@
 """Hypothesis strategies for valid canonical entities of every type.
 
-Derived from the field layouts (kinds, required fields, defaults) and the
-rule tables, so a new column or rule is covered without editing this file.
+Derived from the field layouts (kinds, required fields, defaults and the
+rules declared on the columns), so a new column or rule is covered without
+editing this file.
 A scenario is drawn as: one parent of each keyed parent type, then every
 type's entities referencing them.
 """
@@ -14,8 +15,7 @@ from typing import Any
 
 from hypothesis import strategies as st
 
-from healthsim_models import ENTITY_TYPES
-from healthsim_state.codec import rules
+from healthsim_models import ENTITY_TYPES, vocab
 from healthsim_state.codec.layout import Field, layout
 
 TEXT = st.text(
@@ -56,50 +56,47 @@ def _decimal(field: Field, low: float | None, high: float | None) -> st.SearchSt
 
 
 def value_strategy(type_name: str, field: Field) -> st.SearchStrategy[Any]:
-    name = field.name
-    enum = rules.ENUMS.get(type_name, {}).get(name)
-    if enum:
-        return st.sampled_from(sorted(enum))
-    pattern = rules.PATTERNS.get(type_name, {}).get(name)
-    if pattern is rules.EMAIL:
+    if field.enum:
+        return st.sampled_from(sorted(field.enum))
+    pattern = field.pattern
+    if pattern is vocab.EMAIL:
         return st.from_regex(r"[a-z0-9.]{1,8}@[a-z]{1,8}\.[a-z]{2,4}", fullmatch=True)
     if pattern is not None:
         # \d also matches non-ASCII digits; the rules mean 0-9.
         return st.from_regex(pattern.pattern.replace(r"\d", "[0-9]"), fullmatch=True)
-    low, high = rules.RANGES.get(type_name, {}).get(field.column, (None, None))
+    low, high = field.minimum, field.maximum
     if field.kind == "str":
         return TEXT
     if field.kind == "date":
         return DATES.map(dt.date.isoformat)
     if field.kind == "datetime":
-        return datetime_text(bare_ok=field.column in rules.BARE_DATE_OK.get(type_name, ()))
+        return datetime_text(bare_ok=field.bare_date_ok)
     if field.kind == "int":
         return st.integers(int(low) if low is not None else -1000, int(high) if high is not None else 100_000)
     if field.kind == "decimal":
         return _decimal(field, low, high)
     if field.kind == "bool":
         return st.booleans()
-    item_kind, max_len = rules.ARRAYS.get(type_name, {}).get(field.column, ("str", None))
-    if field.column == "aesae_criteria":
-        items: st.SearchStrategy[Any] = st.sampled_from(sorted(rules.AE_SAE_CRITERIA))
+    if field.item_enum:
+        items: st.SearchStrategy[Any] = st.sampled_from(sorted(field.item_enum))
     else:
-        items = TEXT if item_kind == "str" else st.integers(1, 12)
-    return st.lists(items, max_size=max_len or 3)
+        items = TEXT if field.items == "str" else st.integers(1, 12)
+    return st.lists(items, max_size=field.max_items or 3)
 
 
 # Fields whose values come from the scenario's parents or keep cross-field rules simple.
 def _managed(type_name: str) -> set[str]:
     et = next(e for e in ENTITY_TYPES if e.name == type_name)
     managed = {ref.field for ref in et.references} | set(et.business_key)
-    managed |= {end for _, end in rules.ORDERINGS.get(type_name, ())}
+    managed |= {f.name for f in layout(type_name).fields if f.not_before is not None}
     managed |= {"death_date", "deceased", "refills_remaining"}
     return managed
 
 
 PROVENANCE = st.fixed_dictionaries(
-    {"source_type": st.sampled_from(sorted(rules.SOURCE_TYPES))},
+    {"source_type": st.sampled_from(sorted(vocab.SOURCE_TYPES))},
     optional={
-        "source_system": st.none() | st.sampled_from(sorted(rules.SOURCE_SYSTEMS)),
+        "source_system": st.none() | st.sampled_from(sorted(vocab.SOURCE_SYSTEMS)),
         "skill_used": TEXT,
         "generation_seed": st.integers(-(2**63), 2**63 - 1),
         "created_at": datetime_text(),
@@ -142,9 +139,9 @@ def entity(draw: st.DrawFn, type_name: str, index: int, parents: dict[str, str])
         if key not in parents:
             doc[key] = _key_value(lay.fields, key, index, type_name)
     doc.update(parents)
-    required = {f.column for f in lay.fields if f.required}
-    for start, end in rules.ORDERINGS.get(type_name, ()):
-        if doc.get(start) is not None and (end in required or draw(st.booleans())):
+    for f in lay.fields:
+        start, end = f.not_before, f.name
+        if start is not None and doc.get(start) is not None and (f.required or draw(st.booleans())):
             doc[end] = doc[start]  # equal is allowed: the end is not before the start
     if "deceased" in lay.column_of:
         if draw(st.booleans()):
@@ -155,7 +152,7 @@ def entity(draw: st.DrawFn, type_name: str, index: int, parents: dict[str, str])
             doc["deceased"] = False
     if type_name == "prescription" and "refills_authorized" in doc and doc["refills_authorized"] is not None:
         doc["refills_remaining"] = draw(st.integers(0, doc["refills_authorized"]))
-    if type_name in ("patient", "member", "subject") or draw(st.booleans()):
+    if et.person or draw(st.booleans()):
         doc["id"] = f"{type_name.upper()}-{index}"
     if draw(st.booleans()):
         doc["_provenance"] = draw(PROVENANCE)

@@ -51,6 +51,12 @@ def _ok(*args: str) -> str:
 # -- the generator ------------------------------------------------------------
 
 
+def test_every_registry_type_has_a_demo_factory() -> None:
+    assert sorted(demo._FACTORIES) == sorted(TYPES)
+    assert list(demo.scenario(1)) == TYPES  # registry order
+    assert list(demo.entity_counts(1)) == TYPES
+
+
 def test_same_seed_same_entities_other_seed_other_entities() -> None:
     first = _generate(30, 7)
     assert first == _generate(30, 7)

@@ -147,6 +147,50 @@ async def test_every_tool_is_listed_and_entities_come_from_the_registry(client: 
     assert listed["delete_scenario"].annotations.destructive_hint is True
 
 
+def test_the_document_schemas_carry_every_column_rule() -> None:
+    """Each rule declared on a column reaches the tool schemas (as hints; the store checks them)."""
+    spec = next(s for s in TOOLS if s.name == "save_scenario")
+    schema = spec.input_schema()
+    seen = 0
+    for et in ENTITY_TYPES:
+        properties = schema["$defs"][et.name]["items"]["properties"]
+        for f in layout(et.name).fields:
+            hint = properties[f.path[0]] if len(f.path) == 1 else properties[f.path[0]]["properties"][f.path[1]]
+            expected: dict[str, Any] = {}
+            if f.pattern is not None:
+                expected["pattern"] = f"^(?:{f.pattern.pattern})$"
+            if f.enum:
+                expected["enum"] = [*sorted(f.enum), None]
+            if f.minimum is not None:
+                expected["minimum"] = f.minimum
+            if f.maximum is not None:
+                expected["maximum"] = f.maximum
+            if f.max_length is not None:
+                expected["maxLength"] = f.max_length
+            if f.kind == "array":
+                expected["items"] = {"type": "string" if f.items == "str" else "integer"}
+                if f.item_enum:
+                    expected["items"]["enum"] = sorted(f.item_enum)
+                if f.max_items is not None:
+                    expected["maxItems"] = f.max_items
+            assert {k: hint.get(k) for k in expected} == expected, (et.name, f.name)
+            if f.not_before is not None:
+                assert f"not before {f.not_before}" in hint["description"], (et.name, f.name)
+            seen += len(expected) + (f.not_before is not None)
+    assert seen > 100
+    member = schema["$defs"]["member"]["items"]["properties"]
+    assert member["pcp_npi"]["pattern"] == r"^(?:\d{10})$"
+    assert member["contact"]["properties"]["email"]["pattern"].startswith("^(?:")
+    vitals = schema["$defs"]["vital_sign"]["items"]["properties"]
+    assert (vitals["temperature"]["minimum"], vitals["temperature"]["maximum"]) == (90, 110)
+    criteria = schema["$defs"]["adverse_event"]["items"]["properties"]["aesae_criteria"]["items"]
+    assert "Hospitalization" in criteria["enum"]
+    validator = jsonschema.Draft202012Validator(schema)
+    good = {"name": "s", "entities": {"member": [{"pcp_npi": "1234567890"}]}}
+    assert validator.is_valid(good)
+    assert not validator.is_valid({"name": "s", "entities": {"member": [{"pcp_npi": "12345"}]}})
+
+
 async def test_save_then_load_a_summary_and_pages_of_entities(client: ClientSession) -> None:
     saved = await call(
         client,

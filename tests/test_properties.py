@@ -16,7 +16,6 @@ from hypothesis import strategies as st
 from healthsim_models import ENTITY_TYPES, ValidationError, create_store_engine, session_scope
 from healthsim_models.registry import entity_type
 from healthsim_state import ScenarioRepository
-from healthsim_state.codec import rules
 from healthsim_state.codec.document import PROVENANCE, PROVENANCE_COLUMNS
 from healthsim_state.codec.layout import layout
 from tests.conftest import throwaway_postgresql_database
@@ -54,7 +53,7 @@ def test_save_then_load_returns_what_was_saved(backend: str, request: pytest.Fix
 
 def _last_wins(docs: list[dict]) -> list[dict]:
     """Entities drawn with equal content collapse to one, at the last position."""
-    from healthsim_state.codec.document import content_digest
+    from healthsim_state.codec.identity import content_digest
 
     seen: dict[str, dict] = {}
     for doc in docs:
@@ -85,8 +84,9 @@ def _check_encode_decode(entities: dict[str, list[dict]]) -> None:
     import datetime as dt
     import json
 
-    from healthsim_state.codec.document import decode, encode, json_text, nest_flat
+    from healthsim_state.codec.document import decode, encode, nest_flat
     from healthsim_state.codec.layout import layout
+    from healthsim_state.codec.values import json_text
 
     now = dt.datetime(2026, 12, 1, tzinfo=dt.UTC)
     for type_name, docs in entities.items():
@@ -137,8 +137,9 @@ def _related(type_name: str, target: str) -> set[tuple[str, str]]:
     the target, the other side of the rules that tie it to another field, and the
     references of other types to it when it is a business key."""
     fields = {target, target.split(".")[0]}
-    for pair in rules.ORDERINGS.get(type_name, ()):
-        if target in pair:
+    for f in layout(type_name).fields:
+        pair = (f.not_before, f.name)
+        if f.not_before is not None and target in pair:
             fields.update(pair)
     person = {"deceased", "death_date", "birth_date"}
     if target in person:

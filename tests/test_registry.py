@@ -2,10 +2,18 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from healthsim_models import ENTITY_TYPES, Base, CanonicalBase, RefStrength, UnknownEntityTypeError, entity_type
 from healthsim_models.base import CanonicalMixin
+from healthsim_models.canonical import checks
+from healthsim_models.errors import InvalidArgumentError
+from healthsim_models.registry import BY_NAME, BY_PLURAL, EntityType, Reference, register
+from healthsim_state.codec.reference_doc import reference
+
+REPO = Path(__file__).resolve().parent.parent
 
 # canonical-models.md §1, in the catalogue order of the canonical export.
 CATALOGUE = [
@@ -35,8 +43,14 @@ def test_the_18_types_in_catalogue_order() -> None:
 
 
 def test_every_canonical_table_is_registered_once() -> None:
-    canonical_tables = {mapper.class_.__tablename__ for mapper in CanonicalBase.registry.mappers}
-    assert all(issubclass(mapper.class_, CanonicalMixin) for mapper in CanonicalBase.registry.mappers)
+    # Mappers of the schema's tables: a test's own type (test_new_type.py) leaves
+    # a mapper behind, whose table it removed from the metadata.
+    mappers = [
+        m for m in CanonicalBase.registry.mappers if Base.metadata.tables.get(m.local_table.key) is m.local_table
+    ]
+    canonical_tables = {mapper.class_.__tablename__ for mapper in mappers}
+    assert len(canonical_tables) >= 18
+    assert all(issubclass(mapper.class_, CanonicalMixin) for mapper in mappers)
     assert not any(issubclass(mapper.class_, CanonicalMixin) for mapper in Base.registry.mappers)
     registered = [et.table_name for et in ENTITY_TYPES]
     assert sorted(registered) == sorted(canonical_tables)
@@ -83,3 +97,59 @@ def test_unknown_type_lists_the_valid_ones() -> None:
     for name in CATALOGUE:
         assert name in message
     assert isinstance(info.value, KeyError)
+
+
+def test_person_types_and_their_checks() -> None:
+    assert [et.name for et in ENTITY_TYPES if et.person] == ["patient", "member", "subject"]
+    for et in ENTITY_TYPES:
+        assert (checks.person_dates in et.checks) is et.person, et.name
+        for check in et.checks:
+            assert check.__module__ == checks.__name__, (et.name, check)  # beside the models, not lambdas
+    assert entity_type("prescription").checks == (checks.patient_or_member, checks.refills_within_authorized)
+
+
+def _extra(name: str = "test_extra", refs: tuple[Reference, ...] = ()) -> EntityType:
+    # The registry's own bookkeeping needs no table: a stand-in for the model will do.
+    model = type("Extra", (), {"__tablename__": f"{name}_table"})
+    return EntityType(name, f"{name}s", model, "patientsim", (), refs)  # type: ignore[arg-type]
+
+
+def test_register_adds_a_type_everywhere_until_undone() -> None:
+    before = list(ENTITY_TYPES)
+    registration = register(_extra())
+    try:
+        extra = registration.entity
+        assert list(ENTITY_TYPES) == [*before, extra]
+        assert ENTITY_TYPES[-1] is entity_type("test_extra") is entity_type("test_extras") is extra
+        assert BY_NAME["test_extra"] is BY_PLURAL["test_extras"] is extra
+    finally:
+        registration.undo()
+    assert list(ENTITY_TYPES) == before
+    assert "test_extra" not in BY_NAME and "test_extras" not in BY_PLURAL
+    with pytest.raises(UnknownEntityTypeError):
+        entity_type("test_extra")
+    with register(_extra()) as extra:
+        assert entity_type("test_extra") is extra
+    assert [et.name for et in ENTITY_TYPES] == CATALOGUE
+
+
+def test_register_refuses_taken_names_and_unknown_parents() -> None:
+    with pytest.raises(InvalidArgumentError, match="the name 'patients' is registered already"):
+        register(EntityType("patients", "patientses", Base, "patientsim", ()))  # type: ignore[arg-type]
+    notes = EntityType("notes2", "notes2s", entity_type("clinical_note").model, "patientsim", ())
+    with pytest.raises(InvalidArgumentError, match="table 'clinical_notes' belongs to another type"):
+        register(notes)
+    orphan = _extra("orphan", (Reference("x_id", "x_uuid", "nowhere", "x_id", RefStrength.HARD),))
+    with pytest.raises(InvalidArgumentError, match="references 'nowhere', which is not registered"):
+        register(orphan)
+    assert [et.name for et in ENTITY_TYPES] == CATALOGUE
+
+
+def test_the_entity_type_reference_in_the_docs_is_generated_from_the_models() -> None:
+    """docs/entity-types.md is the output of python -m healthsim_state.codec.reference_doc."""
+    text = reference()
+    assert (REPO / "docs" / "entity-types.md").read_text() == text
+    for et in ENTITY_TYPES:
+        assert f"\n## {et.name}\n" in text
+    assert r"| `ssn` | `ssn` | str |  |  | matches `\d{9}`" in text
+    assert "| `aeendtc` | `aeendtc` | date |  |  | not before `aestdtc` |" in text

@@ -17,6 +17,7 @@ import sqlalchemy as sa
 
 from healthsim_models import (
     ENTITY_TYPES,
+    AmbiguousEntityError,
     AmbiguousPatientError,
     ScenarioExistsError,
     ScenarioNotFoundError,
@@ -552,6 +553,14 @@ def test_query_helpers(engine) -> None:
         with pytest.raises(AmbiguousPatientError):
             repo.get_patient("MRN-100231")
         assert repo.get_patient("MRN-100231", scenario="other")["id"] == "X-1"
+        # The same lookups for any type: by business key, document id or store UUID.
+        claims = repo.documents(CANONICAL["name"], "claims")
+        assert claims and repo.find_entity("claim", claims[0]["claim_id"]) == claims[0]
+        assert repo.find_entity("claim", "no-such-claim") is None
+        encounters = repo.documents(CANONICAL["name"], "encounter")
+        assert repo.find_entity("encounters", encounters[-1]["encounter_id"]) == encounters[-1]
+        with pytest.raises(AmbiguousEntityError, match="matches patients in more than one scenario"):
+            repo.find_entity("patient", "MRN-100231")
         counts = repo.count_entities_by_type(CANONICAL["name"])
         assert counts["lab_result"] == 6 and counts["patient"] == 3
         assert repo.count_entities_by_type()["patient"] == 4

@@ -1,7 +1,7 @@
 """Every value rule refuses a bad value, naming the field and the reason.
 
-The cases derive from the rule tables (healthsim_state.codec.rules) and the field
-layouts, so a rule added there is tested here. Each case changes one field
+The cases derive from the field layouts and the rules declared on the model
+columns (healthsim_models.columns), so a rule added there is tested here. Each case changes one field
 of a valid document from the canonical example and runs what a save runs
 before writing (encode, then check_row); the repository tests show that
 those problems reach the caller, on both backends, and that nothing is
@@ -12,16 +12,18 @@ from __future__ import annotations
 
 import copy
 import datetime as dt
+from collections.abc import Callable
+from decimal import Decimal
 from typing import Any
 
 import pytest
 
 from healthsim_models import ENTITY_TYPES
 from healthsim_state.codec import document as serialization
-from healthsim_state.codec import rules
+from healthsim_state.codec import values
 from healthsim_state.codec.checks import check_row
 from healthsim_state.codec.document import encode
-from healthsim_state.codec.layout import layout
+from healthsim_state.codec.layout import Field, layout
 from tests.helpers import fixture
 
 NOW = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
@@ -48,10 +50,6 @@ def _problems(type_name: str, doc: dict[str, Any]) -> list[tuple[str, str]]:
     return problems + check_row(lay, row)
 
 
-def _kind(type_name: str, dotted: str) -> str:
-    return next(f.kind for f in layout(type_name).fields if f.name == dotted)
-
-
 def _day(kind: str, day: int) -> str:
     return f"2030-01-{day:02d}" + ("T00:00:00Z" if kind == "datetime" else "")
 
@@ -62,29 +60,25 @@ def _cases() -> list[Any]:
     def case(type_name: str, changes: dict[str, Any], field: str, reason: str) -> None:
         cases.append(pytest.param(type_name, changes, field, reason, id=f"{type_name}.{field}:{reason}"))
 
-    for type_name, fields in rules.PATTERNS.items():
-        for name in fields:
-            case(type_name, {name: "x"}, name, "does not match the pattern")
-    for type_name, fields in rules.ENUMS.items():
-        for name in fields:
-            case(type_name, {name: "not-a-code"}, name, "is not one of")
-    for type_name, fields in rules.RANGES.items():
-        for name, (low, high) in fields.items():
-            if low is not None:
-                case(type_name, {name: low - 1}, name, "is outside")
-            if high is not None:
-                case(type_name, {name: high + 1}, name, "is outside")
-    for type_name, pairs in rules.ORDERINGS.items():
-        for start, end in pairs:
-            kind = _kind(type_name, start)
-            case(type_name, {start: _day(kind, 2), end: _day(kind, 1)}, end, f"is before {start}")
-    for type_name, fields in rules.ARRAYS.items():
-        for name, (item_kind, max_len) in fields.items():
-            case(type_name, {name: [1] if item_kind == "str" else ["a"]}, name, "item 0 should be")
-            if max_len is not None:
-                case(type_name, {name: ["A"] * (max_len + 1)}, name, f"at most {max_len} items")
     for et in ENTITY_TYPES:
         for f in layout(et.name).fields:
+            if f.pattern is not None:
+                case(et.name, {f.name: "x"}, f.name, "does not match the pattern")
+            if f.enum:
+                case(et.name, {f.name: "not-a-code"}, f.name, "is not one of")
+            if f.minimum is not None:
+                case(et.name, {f.name: f.minimum - 1}, f.name, "is outside")
+            if f.maximum is not None:
+                case(et.name, {f.name: f.maximum + 1}, f.name, "is outside")
+            if f.not_before is not None:
+                days = {f.not_before: _day(f.kind, 2), f.name: _day(f.kind, 1)}
+                case(et.name, days, f.name, f"is before {f.not_before}")
+            if f.kind == "array":
+                case(et.name, {f.name: [1] if f.items == "str" else ["a"]}, f.name, "item 0 should be")
+                if f.max_items is not None:
+                    case(et.name, {f.name: ["A"] * (f.max_items + 1)}, f.name, f"at most {f.max_items} items")
+                if f.item_enum:
+                    case(et.name, {f.name: ["not-a-code"]}, f.name, "is not one of")
             if f.required:
                 case(et.name, {f.name: _DROP}, f.name, "required")
             if f.kind == "str":
@@ -126,26 +120,30 @@ def test_a_bad_value_is_refused_with_field_and_reason(
     assert any(f == field and reason in r for f, r in problems), problems
 
 
-def test_every_rule_table_entry_has_a_case() -> None:
+def _ruled(predicate: Callable[[Field], object]) -> list[tuple[str, Field]]:
+    return [(et.name, f) for et in ENTITY_TYPES for f in layout(et.name).fields if predicate(f)]
+
+
+def test_every_column_rule_has_a_case() -> None:
     cases = [(p.values[0], p.values[2], p.values[3]) for p in _cases()]
 
     def count(type_name: str, field: str, reason: str) -> int:
         return sum(1 for t, f, r in cases if (t, f) == (type_name, field) and reason in r)
 
-    for table, reason in (
-        (rules.PATTERNS, "does not match"),
-        (rules.ENUMS, "is not one of"),
-        (rules.ARRAYS, "item 0 should be"),
+    for predicate, reason in (
+        (lambda f: f.pattern is not None, "does not match"),
+        (lambda f: f.enum or f.item_enum, "is not one of"),
+        (lambda f: f.kind == "array", "item 0 should be"),
+        (lambda f: f.not_before is not None, "is before"),
     ):
-        for type_name, fields in table.items():
-            for name in fields:
-                assert count(type_name, name, reason), (type_name, name)
-    for type_name, pairs in rules.ORDERINGS.items():
-        for _, end in pairs:
-            assert count(type_name, end, "is before"), (type_name, end)
-    for type_name, fields in rules.RANGES.items():
-        for name, (low, high) in fields.items():  # each bound on its own
-            assert count(type_name, name, "is outside") == (low is not None) + (high is not None)
+        for type_name, f in _ruled(predicate):
+            assert count(type_name, f.name, reason), (type_name, f.name)
+    for type_name, f in _ruled(lambda f: f.minimum is not None or f.maximum is not None):
+        # each bound on its own
+        assert count(type_name, f.name, "is outside") == (f.minimum is not None) + (f.maximum is not None)
+    # The vocabulary's rules are all in use (a sample that the models declare them).
+    assert len(_ruled(lambda f: f.pattern is not None)) >= 20
+    assert len(_ruled(lambda f: f.not_before is not None)) == 9
 
 
 PROVENANCE_CASES = [
@@ -187,11 +185,11 @@ def test_equal_but_differently_typed_seeds_are_judged_each_on_its_own(
     assert (seed_problems(then) == []) is (then.__class__ is int)
 
 
-def test_a_number_accepted_in_one_column_is_judged_anew_in_another(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_number_accepted_in_one_column_is_judged_anew_in_another() -> None:
     # Floats are checked once per (value, precision, scale): a value that
     # fits exdose DECIMAL(12, 4) must still be refused by temperature
     # DECIMAL(5, 2), every time it comes.
-    monkeypatch.setattr(serialization, "_DECIMAL_CACHE", {})
+    values.DECIMAL_CACHE.clear()
     for value in (1.2345, 1234.5):
         assert not [
             p for p in _problems("exposure", _with(EXAMPLE["exposure"][0], "exdose", value)) if p[0] == "exdose"
@@ -201,7 +199,7 @@ def test_a_number_accepted_in_one_column_is_judged_anew_in_another(monkeypatch: 
             assert any(f == "temperature" and ("decimal places" in r or "too large" in r) for f, r in problems)
     row, _ = encode(layout("vital_sign"), _with(EXAMPLE["vital_sign"][0], "temperature", 98.6), NOW)
     again, _ = encode(layout("vital_sign"), _with(EXAMPLE["vital_sign"][0], "temperature", 98.6), NOW)
-    assert row["temperature"] == again["temperature"] == serialization.Decimal("98.6")
+    assert row["temperature"] == again["temperature"] == Decimal("98.6")
 
 
 def test_a_repeated_date_time_keeps_its_text_every_time() -> None:
@@ -234,8 +232,9 @@ def test_serious_adverse_event_criteria_are_checked() -> None:
 
 
 def test_a_bare_date_is_a_date_time_only_where_the_reference_allows_it() -> None:
-    for type_name, fields in rules.BARE_DATE_OK.items():
-        for name in fields:
-            assert _problems(type_name, _with(EXAMPLE[type_name][0], name, "2099-03-01")) == [], name
+    bare = _ruled(lambda f: f.bare_date_ok)
+    assert {(t, f.name) for t, f in bare} == {("medication", "start_date"), ("medication", "end_date")}
+    for type_name, f in bare:
+        assert _problems(type_name, _with(EXAMPLE[type_name][0], f.name, "2099-03-01")) == [], f.name
     problems = _problems("encounter", _with(EXAMPLE["encounter"][0], "admission_time", "2024-03-01"))
     assert any(f == "admission_time" and "expected a date-time" in r for f, r in problems)

@@ -7,7 +7,7 @@ refused in every text value: typed columns, unknown fields, provenance,
 scenario name, description, tags and ``extra``. A non-string where text
 belongs is refused, never stored as its ``str()``. Text in an indexed
 column (business keys, names, codes; scenario names and tags) holds at most
-``rules.INDEXED_TEXT_MAX_CHARS`` characters on both backends.
+``vocab.INDEXED_TEXT_MAX_CHARS`` characters on both backends.
 """
 
 from __future__ import annotations
@@ -17,16 +17,15 @@ from typing import Any
 
 import pytest
 
-from healthsim_models import ENTITY_TYPES, ValidationError, session_scope
+from healthsim_models import ENTITY_TYPES, ValidationError, session_scope, vocab
 from healthsim_models.errors import DocumentError
 from healthsim_models.registry import entity_type
 from healthsim_state import ScenarioRepository, import_scenario
-from healthsim_state.codec import rules
-from healthsim_state.codec.document import MAX_JSON_DEPTH
 from healthsim_state.codec.layout import all_layouts
+from healthsim_state.codec.values import MAX_JSON_DEPTH
 from tests.helpers import fixture, normalise
 
-LIMIT = rules.INDEXED_TEXT_MAX_CHARS
+LIMIT = vocab.INDEXED_TEXT_MAX_CHARS
 CANONICAL = fixture("scenario-canonical.json")
 
 
@@ -211,14 +210,15 @@ def test_every_indexed_text_field_takes_the_limit_in_four_byte_characters(engine
     every index on both backends and loads back; one character more is refused."""
     longest = "\U0001f600" * LIMIT
     entities = {k: [dict(v[0])] for k, v in CANONICAL["entities"].items() if v}
-    limited = [(lay.entity.name, f.path) for lay in all_layouts() for f in lay.fields if f.max_length]
+    limited = [(lay.entity.name, f) for lay in all_layouts() for f in lay.fields if f.max_length]
     assert {t for t, _ in limited} >= {"patient", "member", "claim", "subject", "adverse_event"}
     changed = 0
-    for type_name, path in limited:
+    for type_name, f in limited:
+        path = f.path
         et = entity_type(type_name)
         if type_name not in entities or any(ref.field == path[-1] for ref in et.references):
             continue  # references must match their parent's key: covered through the parent
-        if ".".join(path) in {**rules.PATTERNS.get(type_name, {}), **rules.ENUMS.get(type_name, {})}:
+        if f.pattern is not None or f.enum:
             continue  # a pattern or enum allows no such text
         doc = entities[type_name][0]
         target = doc if len(path) == 1 else doc.setdefault(path[0], {})

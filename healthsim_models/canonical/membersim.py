@@ -10,7 +10,9 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.orm import Mapped, mapped_column
 
+from healthsim_models import vocab
 from healthsim_models.base import CanonicalBase, CanonicalMixin, JSONType, Money, PersonMixin
+from healthsim_models.columns import field
 
 
 class Member(PersonMixin, CanonicalMixin, CanonicalBase):
@@ -25,12 +27,14 @@ class Member(PersonMixin, CanonicalMixin, CanonicalBase):
     member_id: Mapped[str] = mapped_column(sa.String, nullable=False, index=True)
     subscriber_id: Mapped[str | None] = mapped_column(sa.String)
     subscriber_uuid: Mapped[uuid.UUID | None] = mapped_column(sa.Uuid, index=True)
-    relationship_code: Mapped[str] = mapped_column(sa.String, nullable=False, server_default=sa.text("'18'"))
+    relationship_code: Mapped[str] = field(
+        sa.String, nullable=False, server_default=sa.text("'18'"), enum=vocab.RELATIONSHIP_CODE
+    )
     group_id: Mapped[str] = mapped_column(sa.String, nullable=False, index=True)
     plan_code: Mapped[str] = mapped_column(sa.String, nullable=False)
     coverage_start: Mapped[dt.date] = mapped_column(sa.Date, nullable=False, index=True)
-    coverage_end: Mapped[dt.date | None] = mapped_column(sa.Date)
-    pcp_npi: Mapped[str | None] = mapped_column(sa.String)
+    coverage_end: Mapped[dt.date | None] = field(sa.Date, not_before="coverage_start")
+    pcp_npi: Mapped[str | None] = field(sa.String, pattern=vocab.NPI)
 
 
 class Claim(CanonicalMixin, CanonicalBase):
@@ -43,19 +47,19 @@ class Claim(CanonicalMixin, CanonicalBase):
     __tablename__ = "claims"
 
     claim_id: Mapped[str] = mapped_column(sa.String, nullable=False, index=True)
-    claim_type: Mapped[str] = mapped_column(sa.String, nullable=False)
+    claim_type: Mapped[str] = field(sa.String, nullable=False, enum=vocab.CLAIM_TYPE)
     member_id: Mapped[str] = mapped_column(sa.String, nullable=False)
     member_uuid: Mapped[uuid.UUID] = mapped_column(sa.Uuid, nullable=False, index=True)
     subscriber_id: Mapped[str | None] = mapped_column(sa.String)
     subscriber_uuid: Mapped[uuid.UUID | None] = mapped_column(sa.Uuid, index=True)
-    provider_npi: Mapped[str] = mapped_column(sa.String, nullable=False, index=True)
-    facility_npi: Mapped[str | None] = mapped_column(sa.String)
+    provider_npi: Mapped[str] = field(sa.String, nullable=False, index=True, pattern=vocab.NPI)
+    facility_npi: Mapped[str | None] = field(sa.String, pattern=vocab.NPI)
     service_date: Mapped[dt.date] = mapped_column(sa.Date, nullable=False, index=True)
     admission_date: Mapped[dt.date | None] = mapped_column(sa.Date)
-    discharge_date: Mapped[dt.date | None] = mapped_column(sa.Date)
+    discharge_date: Mapped[dt.date | None] = field(sa.Date, not_before="admission_date")
     place_of_service: Mapped[str] = mapped_column(sa.String, nullable=False, server_default=sa.text("'11'"))
     principal_diagnosis: Mapped[str] = mapped_column(sa.String, nullable=False, index=True)
-    other_diagnoses: Mapped[list[Any] | None] = mapped_column(JSONType)
+    other_diagnoses: Mapped[list[Any] | None] = field(JSONType, items="str")
     authorization_number: Mapped[str | None] = mapped_column(sa.String)
     total_charge: Mapped[Decimal | None] = mapped_column(Money())
     total_allowed: Mapped[Decimal | None] = mapped_column(Money())
@@ -71,15 +75,15 @@ class ClaimLine(CanonicalMixin, CanonicalBase):
 
     claim_id: Mapped[str] = mapped_column(sa.String, nullable=False)
     claim_uuid: Mapped[uuid.UUID] = mapped_column(sa.Uuid, nullable=False, index=True)
-    line_number: Mapped[int] = mapped_column(sa.Integer, nullable=False)
+    line_number: Mapped[int] = field(sa.Integer, nullable=False, minimum=1)
     procedure_code: Mapped[str] = mapped_column(sa.String, nullable=False, index=True)
-    procedure_modifiers: Mapped[list[Any] | None] = mapped_column(JSONType)
+    procedure_modifiers: Mapped[list[Any] | None] = field(JSONType, items="str", max_items=4)
     service_date: Mapped[dt.date] = mapped_column(sa.Date, nullable=False, index=True)
-    units: Mapped[Decimal] = mapped_column(sa.Numeric(6, 2), nullable=False, server_default=sa.text("1"))
+    units: Mapped[Decimal] = field(sa.Numeric(6, 2), nullable=False, server_default=sa.text("1"), minimum=0)
     charge_amount: Mapped[Decimal] = mapped_column(Money(), nullable=False)
     allowed_amount: Mapped[Decimal | None] = mapped_column(Money())
     paid_amount: Mapped[Decimal | None] = mapped_column(Money())
-    diagnosis_pointers: Mapped[list[Any] | None] = mapped_column(JSONType)
+    diagnosis_pointers: Mapped[list[Any] | None] = field(JSONType, items="int")
     revenue_code: Mapped[str | None] = mapped_column(sa.String)
-    ndc_code: Mapped[str | None] = mapped_column(sa.String)
+    ndc_code: Mapped[str | None] = field(sa.String, pattern=vocab.NDC)
     place_of_service: Mapped[str] = mapped_column(sa.String, nullable=False, server_default=sa.text("'11'"))

@@ -12,12 +12,14 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
+from collections.abc import Mapping
 from decimal import Decimal
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Mapped, mapped_column
 
+from healthsim_models import vocab
 from healthsim_models.base import (
     CanonicalBase,
     CanonicalMixin,
@@ -25,6 +27,7 @@ from healthsim_models.base import (
     PersonMixin,
     Timestamp,
 )
+from healthsim_models.columns import field
 
 
 class PatientRefMixin:
@@ -58,10 +61,10 @@ class Encounter(PatientRefMixin, CanonicalMixin, CanonicalBase):
     __tablename__ = "encounters"
 
     encounter_id: Mapped[str] = mapped_column(sa.String, nullable=False, index=True)
-    class_code: Mapped[str] = mapped_column(sa.String, nullable=False)
-    status: Mapped[str] = mapped_column(sa.String, nullable=False)
+    class_code: Mapped[str] = field(sa.String, nullable=False, enum=vocab.ENCOUNTER_CLASS)
+    status: Mapped[str] = field(sa.String, nullable=False, enum=vocab.ENCOUNTER_STATUS)
     admission_time: Mapped[dt.datetime] = mapped_column(Timestamp, nullable=False, index=True)
-    discharge_time: Mapped[dt.datetime | None] = mapped_column(Timestamp)
+    discharge_time: Mapped[dt.datetime | None] = field(Timestamp, not_before="admission_time")
     facility: Mapped[str | None] = mapped_column(sa.String)
     department: Mapped[str | None] = mapped_column(sa.String)
     room: Mapped[str | None] = mapped_column(sa.String)
@@ -80,10 +83,10 @@ class Diagnosis(EncounterRefMixin, PatientRefMixin, CanonicalMixin, CanonicalBas
 
     code: Mapped[str] = mapped_column(sa.String, nullable=False, index=True)
     # Required in documents, nullable upstream (canonical-models §12.6).
-    description: Mapped[str | None] = mapped_column(sa.String)
-    type: Mapped[str] = mapped_column(sa.String, nullable=False, server_default=sa.text("'final'"))
+    description: Mapped[str | None] = field(sa.String, doc_required=True)
+    type: Mapped[str] = field(sa.String, nullable=False, server_default=sa.text("'final'"), enum=vocab.DIAGNOSIS_TYPE)
     diagnosed_date: Mapped[dt.date] = mapped_column(sa.Date, nullable=False, index=True)
-    resolved_date: Mapped[dt.date | None] = mapped_column(sa.Date)
+    resolved_date: Mapped[dt.date | None] = field(sa.Date, not_before="diagnosed_date")
 
 
 class Procedure(EncounterRefMixin, PatientRefMixin, CanonicalMixin, CanonicalBase):
@@ -92,15 +95,19 @@ class Procedure(EncounterRefMixin, PatientRefMixin, CanonicalMixin, CanonicalBas
     __tablename__ = "procedures"
 
     code: Mapped[str] = mapped_column(sa.String, nullable=False, index=True)
-    code_system: Mapped[str] = mapped_column(sa.String, nullable=False, server_default=sa.text("'CPT'"))
+    code_system: Mapped[str] = field(
+        sa.String, nullable=False, server_default=sa.text("'CPT'"), enum=vocab.PROCEDURE_CODE_SYSTEM
+    )
     description: Mapped[str | None] = mapped_column(sa.String)
     performed_datetime: Mapped[dt.datetime] = mapped_column(Timestamp, nullable=False, index=True)
     performer: Mapped[str | None] = mapped_column(sa.String)
-    provider_npi: Mapped[str | None] = mapped_column(sa.String)
-    status: Mapped[str] = mapped_column(sa.String, nullable=False, server_default=sa.text("'completed'"))
+    provider_npi: Mapped[str | None] = field(sa.String, pattern=vocab.NPI)
+    status: Mapped[str] = field(
+        sa.String, nullable=False, server_default=sa.text("'completed'"), enum=vocab.PROCEDURE_STATUS
+    )
     body_site: Mapped[str | None] = mapped_column(sa.String)
-    modifiers: Mapped[list[Any] | None] = mapped_column(JSONType)
-    diagnosis_codes: Mapped[list[Any] | None] = mapped_column(JSONType)
+    modifiers: Mapped[list[Any] | None] = field(JSONType, items="str", max_items=4)
+    diagnosis_codes: Mapped[list[Any] | None] = field(JSONType, items="str")
 
 
 class Medication(EncounterRefMixin, PatientRefMixin, CanonicalMixin, CanonicalBase):
@@ -113,9 +120,12 @@ class Medication(EncounterRefMixin, PatientRefMixin, CanonicalMixin, CanonicalBa
     dose: Mapped[str] = mapped_column(sa.String, nullable=False)
     route: Mapped[str] = mapped_column(sa.String, nullable=False)
     frequency: Mapped[str] = mapped_column(sa.String, nullable=False)
-    start_date: Mapped[dt.datetime] = mapped_column(Timestamp, nullable=False, index=True)
-    end_date: Mapped[dt.datetime | None] = mapped_column(Timestamp)
-    status: Mapped[str] = mapped_column(sa.String, nullable=False, server_default=sa.text("'active'"))
+    # Date-times that also accept a bare date (canonical-models §12.10).
+    start_date: Mapped[dt.datetime] = field(Timestamp, nullable=False, index=True, bare_date_ok=True)
+    end_date: Mapped[dt.datetime | None] = field(Timestamp, bare_date_ok=True, not_before="start_date")
+    status: Mapped[str] = field(
+        sa.String, nullable=False, server_default=sa.text("'active'"), enum=vocab.MEDICATION_STATUS
+    )
     prescriber: Mapped[str | None] = mapped_column(sa.String)
     indication: Mapped[str | None] = mapped_column(sa.String)
 
@@ -131,9 +141,9 @@ class LabResult(EncounterRefMixin, PatientRefMixin, CanonicalMixin, CanonicalBas
     value: Mapped[str] = mapped_column(sa.String, nullable=False)
     unit: Mapped[str | None] = mapped_column(sa.String)
     reference_range: Mapped[str | None] = mapped_column(sa.String)
-    abnormal_flag: Mapped[str | None] = mapped_column(sa.String)
+    abnormal_flag: Mapped[str | None] = field(sa.String, enum=vocab.ABNORMAL_FLAG)
     collected_time: Mapped[dt.datetime] = mapped_column(Timestamp, nullable=False, index=True)
-    resulted_time: Mapped[dt.datetime | None] = mapped_column(Timestamp)
+    resulted_time: Mapped[dt.datetime | None] = field(Timestamp, not_before="collected_time")
     performing_lab: Mapped[str | None] = mapped_column(sa.String)
     ordering_provider: Mapped[str | None] = mapped_column(sa.String)
 
@@ -144,14 +154,14 @@ class VitalSign(EncounterRefMixin, PatientRefMixin, CanonicalMixin, CanonicalBas
     __tablename__ = "vital_signs"
 
     observation_time: Mapped[dt.datetime] = mapped_column(Timestamp, nullable=False, index=True)
-    temperature: Mapped[Decimal | None] = mapped_column(sa.Numeric(5, 2))
-    heart_rate: Mapped[int | None] = mapped_column(sa.Integer)
-    respiratory_rate: Mapped[int | None] = mapped_column(sa.Integer)
-    systolic_bp: Mapped[int | None] = mapped_column(sa.Integer)
-    diastolic_bp: Mapped[int | None] = mapped_column(sa.Integer)
-    spo2: Mapped[int | None] = mapped_column(sa.Integer)
-    height_cm: Mapped[Decimal | None] = mapped_column(sa.Numeric(5, 2))
-    weight_kg: Mapped[Decimal | None] = mapped_column(sa.Numeric(6, 2))
+    temperature: Mapped[Decimal | None] = field(sa.Numeric(5, 2), minimum=90, maximum=110)
+    heart_rate: Mapped[int | None] = field(sa.Integer, minimum=0, maximum=300)
+    respiratory_rate: Mapped[int | None] = field(sa.Integer, minimum=0, maximum=100)
+    systolic_bp: Mapped[int | None] = field(sa.Integer, minimum=0, maximum=300)
+    diastolic_bp: Mapped[int | None] = field(sa.Integer, minimum=0, maximum=200)
+    spo2: Mapped[int | None] = field(sa.Integer, minimum=0, maximum=100)
+    height_cm: Mapped[Decimal | None] = field(sa.Numeric(5, 2), minimum=0, maximum=300)
+    weight_kg: Mapped[Decimal | None] = field(sa.Numeric(6, 2), minimum=0, maximum=500)
 
 
 class ClinicalNote(EncounterRefMixin, PatientRefMixin, CanonicalMixin, CanonicalBase):
@@ -165,6 +175,17 @@ class ClinicalNote(EncounterRefMixin, PatientRefMixin, CanonicalMixin, Canonical
     content: Mapped[str | None] = mapped_column(sa.Text)
 
 
+def _ordering_provider_name(doc: Mapping[str, Any]) -> str | None:
+    """``ordering_provider.name`` of an order document as "given family" (§4), or None."""
+    provider = doc.get("ordering_provider")
+    name = provider.get("name") if isinstance(provider, Mapping) else None
+    if not isinstance(name, Mapping):
+        return None
+    parts = [name.get("given_name"), name.get("family_name")]
+    text = " ".join(p for p in parts if isinstance(p, str) and p)
+    return text or None
+
+
 class Order(EncounterRefMixin, PatientRefMixin, CanonicalMixin, CanonicalBase):
     """A clinician order for a lab, imaging, drug or procedure. Key ``order_id``.
 
@@ -175,20 +196,24 @@ class Order(EncounterRefMixin, PatientRefMixin, CanonicalMixin, CanonicalBase):
     __tablename__ = "orders"
 
     order_id: Mapped[str] = mapped_column(sa.String, nullable=False, index=True)
-    order_type: Mapped[str] = mapped_column(sa.String, nullable=False)
+    order_type: Mapped[str] = field(sa.String, nullable=False, enum=vocab.ORDER_TYPE)
     code: Mapped[str] = mapped_column(sa.String, nullable=False)
-    code_system: Mapped[str] = mapped_column(sa.String, nullable=False, server_default=sa.text("'CPT'"))
+    code_system: Mapped[str] = field(
+        sa.String, nullable=False, server_default=sa.text("'CPT'"), enum=vocab.ORDER_CODE_SYSTEM
+    )
     description: Mapped[str | None] = mapped_column(sa.String)
     clinical_indication: Mapped[str | None] = mapped_column(sa.String)
-    priority: Mapped[str] = mapped_column(sa.String, nullable=False, server_default=sa.text("'routine'"))
-    status: Mapped[str] = mapped_column(sa.String, nullable=False, server_default=sa.text("'new'"))
+    priority: Mapped[str] = field(
+        sa.String, nullable=False, server_default=sa.text("'routine'"), enum=vocab.ORDER_PRIORITY
+    )
+    status: Mapped[str] = field(sa.String, nullable=False, server_default=sa.text("'new'"), enum=vocab.ORDER_STATUS)
     ordered_datetime: Mapped[dt.datetime] = mapped_column(Timestamp, nullable=False, index=True)
     scheduled_datetime: Mapped[dt.datetime | None] = mapped_column(Timestamp)
     collected_datetime: Mapped[dt.datetime | None] = mapped_column(Timestamp)
     resulted_datetime: Mapped[dt.datetime | None] = mapped_column(Timestamp)
-    ordering_provider_npi: Mapped[str | None] = mapped_column(sa.String)
-    ordering_provider_name: Mapped[str | None] = mapped_column(sa.String)
-    performing_lab_id: Mapped[str | None] = mapped_column(sa.String)
-    performing_lab_name: Mapped[str | None] = mapped_column(sa.String)
-    diagnosis_codes: Mapped[list[Any] | None] = mapped_column(JSONType)
+    ordering_provider_npi: Mapped[str | None] = field(sa.String, pattern=vocab.NPI, path=("ordering_provider", "npi"))
+    ordering_provider_name: Mapped[str | None] = field(sa.String, derived=_ordering_provider_name)
+    performing_lab_id: Mapped[str | None] = field(sa.String, path=("performing_lab", "id"))
+    performing_lab_name: Mapped[str | None] = field(sa.String, path=("performing_lab", "name"))
+    diagnosis_codes: Mapped[list[Any] | None] = field(JSONType, items="str")
     specimen_type: Mapped[str | None] = mapped_column(sa.String)

@@ -10,7 +10,9 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.orm import Mapped, mapped_column
 
+from healthsim_models import vocab
 from healthsim_models.base import CanonicalBase, CanonicalMixin, JSONType, PersonMixin
+from healthsim_models.columns import field
 
 
 class SubjectRefMixin:
@@ -28,10 +30,10 @@ class Subject(PersonMixin, CanonicalMixin, CanonicalBase):
 
     __tablename__ = "subjects"
 
-    subject_id: Mapped[str] = mapped_column(sa.String, nullable=False)
-    usubjid: Mapped[str] = mapped_column(sa.String, nullable=False, index=True)
+    subject_id: Mapped[str] = field(sa.String, nullable=False, pattern=vocab.SUBJECT_ID)
+    usubjid: Mapped[str] = field(sa.String, nullable=False, index=True, pattern=vocab.USUBJID)
     study_id: Mapped[str] = mapped_column(sa.String, nullable=False, index=True)
-    site_id: Mapped[str] = mapped_column(sa.String, nullable=False)
+    site_id: Mapped[str] = field(sa.String, nullable=False, pattern=vocab.SITE_ID)
     patient_ref: Mapped[str | None] = mapped_column(sa.String)
     patient_uuid: Mapped[uuid.UUID | None] = mapped_column(sa.Uuid, index=True)
     screening_id: Mapped[str | None] = mapped_column(sa.String)
@@ -39,9 +41,11 @@ class Subject(PersonMixin, CanonicalMixin, CanonicalBase):
     randomization_date: Mapped[dt.date | None] = mapped_column(sa.Date)
     informed_consent_date: Mapped[dt.date] = mapped_column(sa.Date, nullable=False)
     treatment_arm: Mapped[str | None] = mapped_column(sa.String)
-    status: Mapped[str] = mapped_column(sa.String, nullable=False, server_default=sa.text("'Screening'"))
-    race: Mapped[str | None] = mapped_column(sa.String)
-    ethnicity: Mapped[str | None] = mapped_column(sa.String)
+    status: Mapped[str] = field(
+        sa.String, nullable=False, server_default=sa.text("'Screening'"), enum=vocab.SUBJECT_STATUS
+    )
+    race: Mapped[str | None] = field(sa.String, enum=vocab.RACE)
+    ethnicity: Mapped[str | None] = field(sa.String, enum=vocab.ETHNICITY)
 
 
 class TrialVisit(SubjectRefMixin, CanonicalMixin, CanonicalBase):
@@ -54,7 +58,7 @@ class TrialVisit(SubjectRefMixin, CanonicalMixin, CanonicalBase):
     visit_name: Mapped[str | None] = mapped_column(sa.String)
     visit_date: Mapped[dt.date] = mapped_column(sa.Date, nullable=False, index=True)
     study_day: Mapped[int | None] = mapped_column(sa.Integer)
-    visit_status: Mapped[str | None] = mapped_column(sa.String)
+    visit_status: Mapped[str | None] = field(sa.String, enum=vocab.VISIT_STATUS)
     window_deviation_days: Mapped[int] = mapped_column(sa.Integer, nullable=False, server_default=sa.text("0"))
 
 
@@ -65,7 +69,7 @@ class AdverseEvent(SubjectRefMixin, CanonicalMixin, CanonicalBase):
     __table_args__ = (sa.Index(None, "usubjid", "aeseq"),)
 
     # Optional upstream: without it the entity has content identity (§2.6).
-    aeseq: Mapped[int | None] = mapped_column(sa.Integer)
+    aeseq: Mapped[int | None] = field(sa.Integer, minimum=1)
     aeterm: Mapped[str] = mapped_column(sa.String, nullable=False)
     aedecod: Mapped[str | None] = mapped_column(sa.String, index=True)
     aebodsys: Mapped[str | None] = mapped_column(sa.String)
@@ -73,14 +77,14 @@ class AdverseEvent(SubjectRefMixin, CanonicalMixin, CanonicalBase):
     aehlgt: Mapped[str | None] = mapped_column(sa.String)
     aellt: Mapped[str | None] = mapped_column(sa.String)
     aestdtc: Mapped[dt.date] = mapped_column(sa.Date, nullable=False, index=True)
-    aeendtc: Mapped[dt.date | None] = mapped_column(sa.Date)
-    aesev: Mapped[str | None] = mapped_column(sa.String)
-    aetoxgr: Mapped[str | None] = mapped_column(sa.String)
-    aeser: Mapped[str | None] = mapped_column(sa.String)
-    aerel: Mapped[str | None] = mapped_column(sa.String)
-    aeacn: Mapped[str | None] = mapped_column(sa.String)
-    aeout: Mapped[str | None] = mapped_column(sa.String)
-    aesae_criteria: Mapped[list[Any] | None] = mapped_column(JSONType)
+    aeendtc: Mapped[dt.date | None] = field(sa.Date, not_before="aestdtc")
+    aesev: Mapped[str | None] = field(sa.String, enum=vocab.AE_SEVERITY)
+    aetoxgr: Mapped[str | None] = field(sa.String, enum=vocab.AE_TOXICITY_GRADE)
+    aeser: Mapped[str | None] = field(sa.String, enum=vocab.YES_NO)
+    aerel: Mapped[str | None] = field(sa.String, enum=vocab.AE_RELATEDNESS)
+    aeacn: Mapped[str | None] = field(sa.String, enum=vocab.AE_ACTION)
+    aeout: Mapped[str | None] = field(sa.String, enum=vocab.AE_OUTCOME)
+    aesae_criteria: Mapped[list[Any] | None] = field(JSONType, items="str", item_enum=vocab.AE_SAE_CRITERIA)
 
 
 class Exposure(SubjectRefMixin, CanonicalMixin, CanonicalBase):
@@ -89,14 +93,14 @@ class Exposure(SubjectRefMixin, CanonicalMixin, CanonicalBase):
     __tablename__ = "exposures"
     __table_args__ = (sa.Index(None, "usubjid", "exseq"),)
 
-    exseq: Mapped[int | None] = mapped_column(sa.Integer)
+    exseq: Mapped[int | None] = field(sa.Integer, minimum=1)
     extrt: Mapped[str] = mapped_column(sa.String, nullable=False)
     exdose: Mapped[Decimal | None] = mapped_column(sa.Numeric(12, 4))
     exdosu: Mapped[str | None] = mapped_column(sa.String)
     exdosfrq: Mapped[str | None] = mapped_column(sa.String)
     exroute: Mapped[str | None] = mapped_column(sa.String)
     exstdtc: Mapped[dt.date] = mapped_column(sa.Date, nullable=False, index=True)
-    exendtc: Mapped[dt.date | None] = mapped_column(sa.Date)
+    exendtc: Mapped[dt.date | None] = field(sa.Date, not_before="exstdtc")
     exadj: Mapped[str | None] = mapped_column(sa.String)
     planned_dose: Mapped[Decimal | None] = mapped_column(sa.Numeric(12, 4))
-    dose_modification: Mapped[str | None] = mapped_column(sa.String)
+    dose_modification: Mapped[str | None] = field(sa.String, enum=vocab.DOSE_MODIFICATION)

@@ -1,8 +1,9 @@
 """Checks that go beyond one field's type (canonical-models §3-§8).
 
-:func:`check_row` applies :mod:`healthsim_state.codec.rules` (lengths of indexed
-text, enums, patterns, ranges, end-not-before-start, cross-field person
-rules) to a row produced by :func:`healthsim_state.codec.document.encode` and
+:func:`check_row` applies the value rules of the layout's fields (lengths of
+indexed text, enums, patterns, ranges, end-not-before-start, array item
+values) and then the entity type's own row checks (``EntityType.checks``)
+to a row produced by :func:`healthsim_state.codec.document.encode`, and
 returns (field, reason) pairs. Type errors were already reported by
 ``encode``. :func:`scenario_problems` and :func:`tag_problem` check a
 scenario's own fields (name, description, tags, ``extra``) the same way.
@@ -15,12 +16,12 @@ from collections.abc import Mapping
 from typing import Any
 
 from healthsim_models.errors import Problem
-from healthsim_state.codec import rules
-from healthsim_state.codec.document import json_problem, shown, text_problem
+from healthsim_models.vocab import INDEXED_TEXT_MAX_CHARS
 from healthsim_state.codec.layout import Layout
+from healthsim_state.codec.values import json_problem, shown, text_problem
 
 
-def too_long(text: str, limit: int = rules.INDEXED_TEXT_MAX_CHARS) -> str | None:
+def too_long(text: str, limit: int = INDEXED_TEXT_MAX_CHARS) -> str | None:
     """Why ``text`` is too long for an indexed text field, or None."""
     if len(text) <= limit:
         return None
@@ -31,8 +32,6 @@ def too_long(text: str, limit: int = rules.INDEXED_TEXT_MAX_CHARS) -> str | None
 
 
 def check_row(lay: Layout, row: dict[str, Any]) -> list[tuple[str, str]]:
-    type_name = lay.entity.name
-    columns = lay.column_of
     problems: list[tuple[str, str]] = []
 
     for name, column, limit in lay.limited:
@@ -40,49 +39,36 @@ def check_row(lay: Layout, row: dict[str, Any]) -> list[tuple[str, str]]:
         if value.__class__ is str and len(value) > limit:
             problems.append((name, too_long(value, limit) or ""))
 
-    for name, allowed in rules.ENUMS.get(type_name, {}).items():
-        value = row[columns[name]]
+    for name, column, allowed, listed in lay.enums:
+        value = row[column]
         if value is not None and value not in allowed:
-            problems.append((name, f"{shown(value)} is not one of {', '.join(sorted(allowed))}"))
+            problems.append((name, f"{shown(value)} is not one of {listed}"))
 
-    for name, pattern in rules.PATTERNS.get(type_name, {}).items():
-        value = row[columns[name]]
+    for name, column, pattern in lay.patterns:
+        value = row[column]
         if isinstance(value, str) and not pattern.fullmatch(value):
             problems.append((name, f"{shown(value)} does not match the pattern {pattern.pattern}"))
 
-    for name, (low, high) in rules.RANGES.get(type_name, {}).items():
-        value = row[columns[name]]
+    for name, column, low, high in lay.ranges:
+        value = row[column]
         if value is None:
             continue
         if (low is not None and value < low) or (high is not None and value > high):
             span = f"{low if low is not None else '-inf'}..{high if high is not None else 'inf'}"
             problems.append((name, f"{value} is outside {span}"))
 
-    for start, end in rules.ORDERINGS.get(type_name, ()):
-        a, b = row[columns[start]], row[columns[end]]
+    for name, column, start, start_column in lay.orderings:
+        a, b = row[start_column], row[column]
         if a is not None and b is not None and b < a:
-            problems.append((end, f"{_text(b)} is before {start} {_text(a)}"))
+            problems.append((name, f"{_text(b)} is before {start} {_text(a)}"))
 
-    if type_name == "adverse_event":
-        for item in row["aesae_criteria"] or ():
-            if item not in rules.AE_SAE_CRITERIA:
-                problems.append(
-                    ("aesae_criteria", f"{shown(item)} is not one of {', '.join(sorted(rules.AE_SAE_CRITERIA))}")
-                )
+    for name, column, allowed, listed in lay.item_enums:
+        for item in row[column] or ():
+            if item not in allowed:
+                problems.append((name, f"{shown(item)} is not one of {listed}"))
 
-    if "death_date" in row:
-        death = row["death_date"]
-        if death is not None and not row["deceased"]:
-            problems.append(("death_date", "given without deceased: true"))
-        if death is not None and row["birth_date"] is not None and death < row["birth_date"]:
-            problems.append(("death_date", f"{death} is before birth_date {row['birth_date']}"))
-
-    if type_name == "prescription":
-        if row["patient_mrn"] is None and row["member_id"] is None:
-            problems.append(("patient_mrn", "a prescription needs patient_mrn or member_id (or both)"))
-        authorized, remaining = row["refills_authorized"], row["refills_remaining"]
-        if authorized is not None and remaining is not None and remaining > authorized:
-            problems.append(("refills_remaining", f"{remaining} is more than refills_authorized {authorized}"))
+    for check in lay.entity.checks:
+        problems.extend(check(row))
     return problems
 
 

@@ -7,311 +7,40 @@ from the row. What a column cannot say about the document (a field that was
 absent and got the column default, an explicit ``null``, the exact text of a
 date-time with an offset, which provenance keys were given) is kept in
 ``extensions["$store"]``, so that ``decode(encode(doc)) == doc`` up to the
-normalisations listed in docs/repository.md.
+normalisations listed in docs/repository.md. Field values are parsed by
+:mod:`healthsim_state.codec.values`; entity identity is :mod:`healthsim_state.codec.identity`.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 import json
-import math
-import re
-import reprlib
-import uuid
-from collections.abc import Callable, Mapping
-from decimal import Decimal, InvalidOperation
-from functools import cache
+from collections.abc import Mapping
 from typing import Any
 
-from healthsim_state.codec import rules
+from healthsim_models import vocab
 from healthsim_state.codec.layout import Field, Layout
+from healthsim_state.codec.values import (
+    DATETIME_CACHE,
+    DECIMAL_CACHE,
+    SURROGATE,
+    UTC,
+    Invalid,
+    json_problem,
+    json_text,
+    parse_datetime,
+    parse_decimal,
+    parse_int,
+    parse_str,
+    path_key,
+    render_datetime,
+    shown,
+    text_problem,
+)
 
 STORE_KEY = "$store"  # reserved key of extensions for the bookkeeping above
 PROVENANCE = "_provenance"
 PROVENANCE_COLUMNS = ("source_type", "source_system", "skill_used", "generation_seed", "created_at")
-
-UTC = dt.UTC
-_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
-#: An ISO 8601 date-time as documents carry it (offset optional: none means UTC).
-DATETIME_PATTERN = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d{1,6})?)?(Z|[+-]\d{2}:\d{2})?")
-_UUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
-
-# Entities whose document id is not a UUID get a UUID derived in this namespace.
-IDENTITY_NAMESPACE = uuid.UUID("5f0c8a0e-2f4b-5d7e-9c61-3b8e6a1d4c27")
-
-
-class Invalid(ValueError):
-    """A field value that cannot be stored; the message is the reason."""
-
-
-_REPR = reprlib.Repr()
-_REPR.maxstring = _REPR.maxother = 60
-_REPR.maxlevel = 3
-
-
-def shown(value: Any) -> str:
-    """``repr(value)`` cut short, for messages: an input may be megabytes long or
-    nested too deeply for ``repr``."""
-    if isinstance(value, int) and not isinstance(value, bool) and value.bit_length() > 256:
-        return f"an integer of {value.bit_length()} bits"  # repr() may refuse one this long
-    return _REPR.repr(value)
-
-
-_SURROGATE = re.compile("[\ud800-\udfff]")
-
-#: Containers (objects, arrays) inside one JSON value, at most. Python's JSON
-#: decoder gives up near 1,000 levels, and a value that can be saved must load.
-MAX_JSON_DEPTH = 100
-#: Digits of an integer in a JSON value, at most (Python reads no more than 4,300).
-MAX_JSON_DIGITS = 4000
-
-
-def text_problem(text: str) -> str | None:
-    """Why ``text`` cannot be stored unchanged on both backends, or None.
-
-    PostgreSQL text cannot hold NUL at all, and a lone surrogate (what
-    Python's ``surrogateescape`` makes of bytes that are not UTF-8, or a
-    ``\\udcff`` escape in JSON) is not Unicode text: neither backend can
-    store it, so both are refused up front, the same way everywhere.
-    """
-    if "\x00" in text:
-        return f"contains a NUL character (at character {text.index(chr(0))}), which PostgreSQL cannot store"
-    if not text.isascii():
-        found = _SURROGATE.search(text)
-        if found is not None:
-            return (
-                f"contains the lone surrogate {ascii(found.group())[1:-1]} at character {found.start()}, "
-                "which is not Unicode text (was it decoded with the wrong encoding?)"
-            )
-    return None
-
-
-def json_problem(value: Any, path: str) -> tuple[str, str] | None:
-    """The first part of ``value`` that both backends cannot store and give back
-    as it is, as (path, reason); None when all of it can.
-
-    JSON values are None, booleans, integers (up to :data:`MAX_JSON_DIGITS`
-    digits), finite floats, text (:func:`text_problem`), lists (tuples come
-    back as lists) and dicts with text keys, nested up to
-    :data:`MAX_JSON_DEPTH` levels. Iterative, so any depth is judged safely.
-    """
-    stack: list[tuple[Any, str, int]] = [(value, path, 0)]
-    while stack:
-        item, where, depth = stack.pop()
-        if item is None or isinstance(item, bool):
-            continue
-        if isinstance(item, str):
-            reason = text_problem(item)
-            if reason is not None:
-                return where, reason
-        elif isinstance(item, int):
-            if item.bit_length() > 3 * MAX_JSON_DIGITS and len(_digits(item)) > MAX_JSON_DIGITS:
-                return where, f"an integer of more than {MAX_JSON_DIGITS} digits is not stored"
-        elif isinstance(item, float):
-            if not math.isfinite(item):
-                return where, f"{item!r} is not a JSON number (only finite numbers are)"
-        elif isinstance(item, dict | list | tuple):
-            if depth >= MAX_JSON_DEPTH:
-                return where, f"is nested more than {MAX_JSON_DEPTH} levels deep"
-            if isinstance(item, dict):
-                for key, member in item.items():
-                    if not isinstance(key, str):
-                        return where, f"has the key {shown(key)} ({type(key).__name__}): object keys must be strings"
-                    reason = text_problem(key)
-                    if reason is not None:
-                        return where, f"the key {shown(key)} {reason}"
-                    stack.append((member, f"{where}.{_path_key(key)}", depth + 1))
-            else:
-                stack.extend((member, f"{where}[{i}]", depth + 1) for i, member in enumerate(item))
-        else:
-            return where, (
-                f"{shown(item)} ({type(item).__name__}) is not a JSON value "
-                "(null, true/false, number, string, array, object)"
-            )
-    return None
-
-
-def _digits(number: int) -> str:
-    try:
-        return str(abs(number))
-    except ValueError:  # beyond the interpreter's limit on int -> str conversion
-        return "0" * (MAX_JSON_DIGITS + 1)
-
-
-_PLAIN_KEY = re.compile(r"[A-Za-z0-9_$-]{1,64}")
-
-
-def _path_key(key: str) -> str:
-    """A key as part of a dotted field path: as it is when plain, else quoted and cut short."""
-    return key if _PLAIN_KEY.fullmatch(key) else shown(key)
-
-
-def _str(field: Field, value: Any, type_name: str) -> tuple[Any, str | None]:
-    if not isinstance(value, str):
-        raise Invalid(f"expected a string, got {type(value).__name__} {shown(value)}")
-    if field.required and not value.strip():
-        raise Invalid("required, but empty")
-    reason = text_problem(value)
-    if reason is not None:
-        raise Invalid(reason)
-    return value, None
-
-
-def _date(field: Field, value: Any, type_name: str) -> tuple[Any, str | None]:
-    if isinstance(value, dt.date) and not isinstance(value, dt.datetime):
-        return value, None
-    if not isinstance(value, str) or not _DATE.fullmatch(value):
-        raise Invalid(f"expected a date YYYY-MM-DD, got {shown(value)}")
-    try:
-        return dt.date.fromisoformat(value), None
-    except ValueError:
-        raise Invalid(f"{shown(value)} is not a real calendar day") from None
-
-
-def render_datetime(value: dt.datetime) -> str:
-    """The canonical text of an instant: UTC, seconds always, ``Z``."""
-    return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
-
-
-def _datetime(field: Field, value: Any, type_name: str) -> tuple[Any, str | None]:
-    if value.__class__ is str:
-        # Generated data repeats its date-times (visit times, claim dates):
-        # parse each distinct text once. Bare dates depend on the field, so
-        # they are not cached.
-        cached = _DATETIME_CACHE.get(value)
-        if cached is not None:
-            return cached
-        if DATETIME_PATTERN.fullmatch(value):  # never a bare date: the pattern needs a T
-            parsed = _parse_datetime(value)
-            if len(_DATETIME_CACHE) >= _DATETIME_CACHE_SIZE:
-                _DATETIME_CACHE.clear()
-            _DATETIME_CACHE[value] = parsed
-            return parsed
-    if isinstance(value, dt.datetime):
-        return (value if value.tzinfo else value.replace(tzinfo=UTC)).astimezone(UTC), None
-    if isinstance(value, str):
-        bare = _DATE.fullmatch(value) and field.column in rules.BARE_DATE_OK.get(type_name, ())
-        if bare or DATETIME_PATTERN.fullmatch(value):
-            return _parse_datetime(value)
-    raise Invalid(f"expected a date-time YYYY-MM-DDThh:mm[:ss[.ffffff]][Z|±hh:mm], got {shown(value)}")
-
-
-_DATETIME_CACHE: dict[str, tuple[dt.datetime, str | None]] = {}
-_DATETIME_CACHE_SIZE = 65_536
-
-
-def _parse_datetime(value: str) -> tuple[dt.datetime, str | None]:
-    """(the UTC instant, the text to keep verbatim or None) of a pattern-checked date-time."""
-    try:
-        parsed = dt.datetime.fromisoformat(value)
-    except ValueError:
-        raise Invalid(f"{shown(value)} is not a real date-time") from None
-    if parsed.tzinfo is None:  # no offset means UTC (canonical-models §0)
-        parsed = parsed.replace(tzinfo=UTC)
-    parsed = parsed.astimezone(UTC)
-    return parsed, (None if _is_canonical_datetime(value, parsed) else value)
-
-
-def _is_canonical_datetime(text: str, parsed: dt.datetime) -> bool:
-    """Whether ``text`` is exactly :func:`render_datetime` of ``parsed`` (cheaply)."""
-    if not text.endswith("Z"):
-        return False
-    if len(text) == 20:  # YYYY-MM-DDThh:mm:ssZ
-        return True
-    return len(text) == 27 and parsed.microsecond != 0  # six fraction digits, not all zero
-
-
-def _int(field: Field, value: Any, type_name: str) -> tuple[Any, str | None]:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise Invalid(f"expected an integer, got {shown(value)}")
-    if not -(2**31) <= value < 2**31:
-        raise Invalid(f"{shown(value)} is out of the integer range")
-    return value, None
-
-
-def to_decimal(value: Any) -> Decimal:
-    if isinstance(value, bool) or not isinstance(value, int | float | Decimal):
-        raise Invalid(f"expected a number, got {shown(value)}")
-    if isinstance(value, float) and not math.isfinite(value):
-        raise Invalid(f"expected a finite number, got {shown(value)}")
-    try:
-        # str() of a float is its shortest repr: 148.83, not 148.8299999...
-        if isinstance(value, Decimal):
-            number = value
-        elif isinstance(value, int):
-            number = Decimal(value)  # exact at any size (str() refuses more than 4,300 digits)
-        else:
-            number = Decimal(str(value))
-    except InvalidOperation:
-        raise Invalid(f"expected a number, got {shown(value)}") from None
-    if not number.is_finite():
-        raise Invalid(f"expected a finite number, got {shown(value)}")
-    return number
-
-
-def _decimal(field: Field, value: Any, type_name: str) -> tuple[Any, str | None]:
-    number = to_decimal(value)
-    assert field.precision is not None and field.scale is not None
-    quantum, limit = _decimal_bounds(field.precision, field.scale)
-    exponent = number.as_tuple().exponent
-    assert isinstance(exponent, int)
-    # Size first: quantize() fails on numbers with more digits than the context holds.
-    if abs(number) >= limit:
-        raise Invalid(f"{shown(value)} is too large (at most {field.precision - field.scale} integer digits)")
-    if -exponent > field.scale and number != number.quantize(quantum):
-        raise Invalid(f"{shown(value)} has more than {field.scale} decimal places")
-    # Generated measurements repeat (a temperature of 98.4, a copay of 25.0):
-    # encode looks each distinct float up here, per column type, before
-    # calling this again. Not zero: 0.0 == -0.0.
-    if value.__class__ is float and value:
-        if len(_DECIMAL_CACHE) >= _DECIMAL_CACHE_SIZE:
-            _DECIMAL_CACHE.clear()
-        _DECIMAL_CACHE[value, field.precision, field.scale] = number
-    return number, None
-
-
-_DECIMAL_CACHE: dict[tuple[float, int | None, int | None], Decimal] = {}
-_DECIMAL_CACHE_SIZE = 65_536
-
-
-@cache
-def _decimal_bounds(precision: int, scale: int) -> tuple[Decimal, Decimal]:
-    """(smallest step, first value too large) of a DECIMAL(precision, scale) column."""
-    return Decimal(1).scaleb(-scale), Decimal(10) ** (precision - scale)
-
-
-def _bool(field: Field, value: Any, type_name: str) -> tuple[Any, str | None]:
-    if not isinstance(value, bool):
-        raise Invalid(f"expected true or false, got {shown(value)}")
-    return value, None
-
-
-def _array(field: Field, value: Any, type_name: str) -> tuple[Any, str | None]:
-    if not isinstance(value, list):
-        raise Invalid(f"expected an array, got {shown(value)}")
-    item_kind, max_len = rules.ARRAYS.get(type_name, {}).get(field.column, ("str", None))
-    if max_len is not None and len(value) > max_len:
-        raise Invalid(f"at most {max_len} items, got {len(value)}")
-    for i, item in enumerate(value):
-        ok = isinstance(item, str) if item_kind == "str" else (isinstance(item, int) and not isinstance(item, bool))
-        if not ok:
-            raise Invalid(f"item {i} should be {'a string' if item_kind == 'str' else 'an integer'}, got {shown(item)}")
-        found = json_problem(item, f"item {i}")
-        if found is not None:
-            raise Invalid(" ".join(found))
-    return value, None
-
-
-PARSERS: dict[str, Callable[[Field, Any, str], tuple[Any, str | None]]] = {
-    "str": _str,
-    "date": _date,
-    "datetime": _datetime,
-    "int": _int,
-    "decimal": _decimal,
-    "bool": _bool,
-    "array": _array,
-}
 
 _MISSING = object()
 
@@ -410,15 +139,15 @@ def _parse_provenance(prov: Mapping[str, Any], lay: Layout) -> tuple[Any, ...]:
     source_type = prov.get("source_type")
     if source_type is None:
         problems.append((field_name("source_type"), "required in _provenance"))
-    elif not isinstance(source_type, str) or source_type not in rules.SOURCE_TYPES:
-        problems.append((field_name("source_type"), f"{shown(source_type)} is not one of {sorted(rules.SOURCE_TYPES)}"))
+    elif not isinstance(source_type, str) or source_type not in vocab.SOURCE_TYPES:
+        problems.append((field_name("source_type"), f"{shown(source_type)} is not one of {sorted(vocab.SOURCE_TYPES)}"))
     else:
         values["source_type"] = source_type
     system = prov.get("source_system")
     if system is None:
         values["source_system"] = lay.entity.product  # canonical-models §10
-    elif not isinstance(system, str) or system not in rules.SOURCE_SYSTEMS:
-        problems.append((field_name("source_system"), f"{shown(system)} is not one of {sorted(rules.SOURCE_SYSTEMS)}"))
+    elif not isinstance(system, str) or system not in vocab.SOURCE_SYSTEMS:
+        problems.append((field_name("source_system"), f"{shown(system)} is not one of {sorted(vocab.SOURCE_SYSTEMS)}"))
     else:
         values["source_system"] = system
     skill = prov.get("skill_used")
@@ -432,7 +161,7 @@ def _parse_provenance(prov: Mapping[str, Any], lay: Layout) -> tuple[Any, ...]:
     created = prov.get("created_at")
     if created is not None:
         try:
-            values["created_at"], text = _datetime(_PROV_CREATED, created, lay.entity.name)
+            values["created_at"], text = parse_datetime(_PROV_CREATED, created)
         except Invalid as exc:
             problems.append((field_name("created_at"), str(exc)))
         else:
@@ -472,7 +201,6 @@ def _seed(prov: Mapping[str, Any], problems: list[tuple[str, str]]) -> int | Non
 def encode(lay: Layout, doc: Mapping[str, Any], now: dt.datetime) -> tuple[dict[str, Any], list[tuple[str, str]]]:
     """The table row for ``doc`` (without ``id`` and the ``*_uuid`` columns;
     ``extensions`` as JSON text), and the problems found as (field, reason) pairs."""
-    type_name = lay.entity.name
     problems: list[tuple[str, str]] = []
     row: dict[str, Any] = {}
     meta: dict[str, Any] = {}
@@ -503,7 +231,7 @@ def encode(lay: Layout, doc: Mapping[str, Any], now: dt.datetime) -> tuple[dict[
             problems.append((shown(key), f"a field name must be a string, not a {type(key).__name__}"))
         elif (reason := text_problem(key)) is not None:
             problems.append((shown(key), f"the field name {reason}"))
-        elif (found := json_problem(value, _path_key(key))) is not None:
+        elif (found := json_problem(value, path_key(key))) is not None:
             problems.append(found)
         else:
             unknown[key] = value
@@ -512,7 +240,7 @@ def encode(lay: Layout, doc: Mapping[str, Any], now: dt.datetime) -> tuple[dict[
     if external_id is None:
         if "id" in doc:
             meta.setdefault("nulls", []).append("id")
-        if lay.entity.name in _PERSON_ID_REQUIRED:
+        if lay.entity.person:
             problems.append(("id", "required on person types"))
     elif not isinstance(external_id, str) or not external_id:
         problems.append(("id", f"expected a non-empty string, got {shown(external_id)}"))
@@ -541,31 +269,31 @@ def encode(lay: Layout, doc: Mapping[str, Any], now: dt.datetime) -> tuple[dict[
             row[field.column] = field.default
             continue
         if (
-            parse is _str
+            parse is parse_str
             and value.__class__ is str
             and "\x00" not in value
-            and (value.isascii() or not _SURROGATE.search(value))
+            and (value.isascii() or not SURROGATE.search(value))
             and (not field.required or value.strip())
         ):
             row[field.column] = value  # the common case, without the call
             continue
-        if parse is _int and value.__class__ is int and -2147483648 <= value <= 2147483647:
+        if parse is parse_int and value.__class__ is int and -2147483648 <= value <= 2147483647:
             row[field.column] = value
             continue
-        if parse is _decimal and value.__class__ is float:
-            number = _DECIMAL_CACHE.get((value, field.precision, field.scale))
+        if parse is parse_decimal and value.__class__ is float:
+            number = DECIMAL_CACHE.get((value, field.precision, field.scale))
             if number is not None:
                 row[field.column] = number
                 continue
-        if parse is _datetime and value.__class__ is str:
-            cached = _DATETIME_CACHE.get(value)  # what _datetime would look up first
+        if parse is parse_datetime and value.__class__ is str:
+            cached = DATETIME_CACHE.get(value)  # what parse_datetime would look up first
             if cached is not None:
                 row[field.column], text = cached
                 if text is not None:
                     meta.setdefault("verbatim", {})[field.name] = text
                 continue
         try:
-            parsed, text = parse(field, value, type_name)
+            parsed, text = parse(field, value)
         except Invalid as exc:
             problems.append((field.name, str(exc)))
             row[field.column] = None
@@ -580,7 +308,7 @@ def encode(lay: Layout, doc: Mapping[str, Any], now: dt.datetime) -> tuple[dict[
         if extra or group not in emitted_groups:
             unknown[group] = extra
 
-    for column, derive in _DERIVED.get(type_name, {}).items():
+    for column, derive in lay.derived:
         row[column] = derive(doc)
     meta_text = _provenance(doc, lay, now, row, meta, problems)
     if meta_text is not None and not unknown and len(meta) == 1:
@@ -608,24 +336,6 @@ def _with_verbatim(meta_text: str, verbatim: dict[str, str]) -> str:
     date-time pattern matched (digits, ``-:.TZ+``)."""
     pairs = ",".join(f'"{name}":"{text}"' for name, text in verbatim.items())
     return f'{meta_text[:-2]},"verbatim":{{{pairs}}}}}}}'
-
-
-def _provider_name(doc: Mapping[str, Any]) -> str | None:
-    provider = doc.get("ordering_provider")
-    name = provider.get("name") if isinstance(provider, Mapping) else None
-    if not isinstance(name, Mapping):
-        return None
-    parts = [name.get("given_name"), name.get("family_name")]
-    text = " ".join(p for p in parts if isinstance(p, str) and p)
-    return text or None
-
-
-# Derived columns (fields.DERIVED_COLUMNS): how each is computed from the document.
-_DERIVED: dict[str, dict[str, Callable[[Mapping[str, Any]], Any]]] = {
-    "order": {"ordering_provider_name": _provider_name},
-}
-
-_PERSON_ID_REQUIRED = frozenset({"patient", "member", "subject"})
 
 
 def _render(kind: str, value: Any) -> Any:
@@ -703,101 +413,6 @@ def decode(lay: Layout, row: Mapping[str, Any]) -> dict[str, Any]:
     return doc
 
 
-def _json_default(value: Any) -> Any:
-    if isinstance(value, Decimal):
-        return format(value.normalize(), "f")
-    if isinstance(value, dt.date | dt.datetime | uuid.UUID):
-        return value.isoformat() if not isinstance(value, uuid.UUID) else str(value)
-    raise TypeError(f"cannot hash a {type(value).__name__}")
-
-
-def content_digest(doc: Mapping[str, Any]) -> str:
-    """SHA-256 of the canonical JSON of ``doc`` minus ``id`` and ``_provenance`` (§2.3)."""
-    body = {k: v for k, v in doc.items() if k not in ("id", PROVENANCE)}
-    try:
-        text = json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=_json_default)
-    except (TypeError, ValueError, RecursionError):
-        # Only a document that encode() refuses has no canonical JSON: any
-        # identity does, since it is never stored.
-        return hashlib.sha256(b"unencodable").hexdigest()
-    # surrogatepass: likewise only for refused documents; valid text is plain UTF-8.
-    return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
-
-
-def is_uuid_text(value: Any) -> bool:
-    return isinstance(value, str) and _UUID.fullmatch(value) is not None
-
-
-def _key_text(value: Any) -> str:
-    if isinstance(value, Decimal):
-        return format(value.normalize(), "f")
-    return str(value)
-
-
-def identity_prefix(scenario_id: uuid.UUID, lay: Layout) -> str:
-    """The part of every derived identity that names the scenario and type."""
-    return f"{scenario_id}\x1f{lay.entity.name}\x1f"
-
-
-def entity_uuid(prefix: str, lay: Layout, doc: Mapping[str, Any], row: Mapping[str, Any]) -> str:
-    """The entity's UUID (canonical-models §2), as 32 hex digits.
-
-    A UUID ``id`` is used as is (global identity). Otherwise the UUID is
-    derived from ``prefix`` (:func:`identity_prefix`: scenario and type) and
-    the entity's identity in the scenario: its ``id``, else its business
-    key, else its content. Hex text
-    rather than ``uuid.UUID`` because both backends read it directly and the
-    write path makes one per entity.
-    """
-    external_id = row["external_id"]
-    if is_uuid_text(external_id):
-        return external_id.replace("-", "").lower()
-    if external_id:
-        identity = f"id:{external_id}"
-    else:
-        key = business_key(lay, row)
-        identity = "key:" + "\x1f".join(key) if key else f"content:{content_digest(doc)}"
-    name = prefix + identity
-    # uuid.uuid5, without building a UUID object: SHA-1, version 5, RFC 4122 variant.
-    # surrogatepass: a refused document's key may hold a lone surrogate; valid text is plain UTF-8.
-    digest = bytearray(hashlib.sha1(_NAMESPACE_BYTES + name.encode("utf-8", "surrogatepass")).digest()[:16])
-    digest[6] = (digest[6] & 0x0F) | 0x50
-    digest[8] = (digest[8] & 0x3F) | 0x80
-    return digest.hex()
-
-
-_NAMESPACE_BYTES = IDENTITY_NAMESPACE.bytes
-
-
-_JSON_ENCODER = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, allow_nan=False)
-
-
-def json_text(value: Any) -> str:
-    """``value`` as compact JSON text for a JSON column; :class:`Invalid` if it is not JSON."""
-    try:
-        text = _JSON_ENCODER.encode(value)
-    except (TypeError, ValueError) as exc:
-        raise Invalid(f"is not representable as JSON ({exc})") from None
-    except RecursionError:
-        raise Invalid(f"is nested more than {MAX_JSON_DEPTH} levels deep") from None
-    # json.dumps escapes a NUL as \u0000; a literal backslash-u text is \\u0000.
-    if "\\u0000" in text and _has_nul(value):
-        raise Invalid("contains a NUL character, which PostgreSQL cannot store")
-    if not text.isascii() and (found := _SURROGATE.search(text)) is not None:
-        raise Invalid(f"contains the lone surrogate {ascii(found.group())[1:-1]}, which is not Unicode text")
-    return text
-
-
-def _has_nul(value: Any) -> bool:
-    if isinstance(value, str):
-        return "\x00" in value
-    if isinstance(value, Mapping):
-        return any(_has_nul(k) or _has_nul(v) for k, v in value.items())
-    if isinstance(value, list):
-        return any(_has_nul(v) for v in value)
-    return False
-
-
 def nest_flat(lay: Layout, doc: Mapping[str, Any]) -> Mapping[str, Any]:
     """Move flat column names (``given_name``) into their nested objects (``name``)."""
     flat = lay.flat_keys
@@ -816,19 +431,3 @@ def nest_flat(lay: Layout, doc: Mapping[str, Any]) -> Mapping[str, Any]:
         else:
             nested.setdefault(path[0], {})[path[1]] = value
     return nested
-
-
-def business_key(lay: Layout, row: Mapping[str, Any]) -> tuple[str, ...] | None:
-    """The row's business key as text, or None when the type has none or it is incomplete."""
-    columns = lay.entity.business_key
-    if not columns:
-        return None
-    if len(columns) == 1:  # most keys: one text column (mrn, claim_id, ...)
-        value = row.get(columns[0])
-        if value is None:
-            return None
-        return (value if value.__class__ is str else _key_text(value),)
-    values = [row.get(c) for c in columns]
-    if None in values:
-        return None
-    return tuple(_key_text(v) for v in values)

@@ -1,14 +1,18 @@
-"""Where each document field lives in its table, derived from the models.
+"""Where each document field lives in its table, and what it accepts, derived from the models.
 
 A :class:`Layout` per entity type lists the :class:`Field` s of the canonical
 document that have a column: the document path (``("name", "given_name")``),
 the column, its kind (from the column type), whether it is required (a NOT
-NULL column without a default) and its default. Nothing here repeats a
-column list: adding a column to a model adds the field.
+NULL column without a default, or a rule's ``doc_required``), its default
+and its value rules (the column's :class:`~healthsim_models.columns.FieldRule`).
+Nothing here repeats a column list or a rule: adding a column or a rule to a
+model adds it here. Layouts are built once per type and cached; what a row
+check or the encoder walks per entity is precomputed on them.
 """
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from dataclasses import field as dataclass_field
 from decimal import Decimal
@@ -17,8 +21,10 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from healthsim_models import vocab
+from healthsim_models.columns import Derive, FieldRule, rule_of
 from healthsim_models.registry import ENTITY_TYPES, EntityType, entity_type
-from healthsim_state.codec import rules
+from healthsim_state.codec.values import PARSERS
 
 # Columns every canonical table has that are not document fields.
 FRAME_COLUMNS = frozenset(
@@ -35,27 +41,15 @@ FRAME_COLUMNS = frozenset(
     }
 )
 
-# Nested objects of the canonical JSON, flattened into columns.
-NESTED_PATHS: dict[str, tuple[str, ...]] = {
-    **{c: ("name", c) for c in ("given_name", "middle_name", "family_name", "prefix", "suffix")},
-    **{c: ("address", c) for c in ("street_address", "street_address_2", "city", "state", "postal_code", "country")},
-    **{c: ("contact", c) for c in ("phone", "phone_mobile", "email")},
-    "ordering_provider_npi": ("ordering_provider", "npi"),
-    "performing_lab_id": ("performing_lab", "id"),
-    "performing_lab_name": ("performing_lab", "name"),
-}
-
-# Columns computed from other fields, never read from or written to documents.
-DERIVED_COLUMNS: dict[str, frozenset[str]] = {"order": frozenset({"ordering_provider_name"})}
-
-# Required in documents although the column is nullable (canonical-models §12.6).
-EXTRA_REQUIRED: dict[str, frozenset[str]] = {"diagnosis": frozenset({"description"})}
-
-PERSON_TYPES = frozenset({"patient", "member", "subject"})
-
 
 @dataclass(frozen=True)
 class Field:
+    """One document field with a column: where it is, its kind and its rules.
+
+    The rule attributes are those of :class:`~healthsim_models.columns.FieldRule`;
+    ``not_before`` is the dotted document name of the partner field.
+    """
+
     path: tuple[str, ...]
     column: str
     kind: str  # str | date | datetime | int | decimal | bool | array
@@ -63,9 +57,18 @@ class Field:
     default: Any
     precision: int | None = None
     scale: int | None = None
-    # Most characters a text value may have (rules.INDEXED_TEXT_MAX_CHARS for
+    # Most characters a text value may have (vocab.INDEXED_TEXT_MAX_CHARS for
     # text columns in an index or key, which PostgreSQL limits); None: any.
     max_length: int | None = None
+    pattern: re.Pattern[str] | None = None
+    enum: frozenset[str] | None = None
+    minimum: float | None = None
+    maximum: float | None = None
+    not_before: str | None = None
+    items: str = "str"  # the item kind of an array
+    max_items: int | None = None
+    item_enum: frozenset[str] | None = None
+    bare_date_ok: bool = False
     # The dotted document name ("name.given_name"); computed once, read per row.
     name: str = dataclass_field(init=False)
 
@@ -80,7 +83,8 @@ class Layout:
     # Top-level document keys that hold nested objects of known fields.
     groups: frozenset[str]
     uuid_columns: tuple[str, ...]
-    derived_columns: frozenset[str]
+    # Columns computed from the document (never read from it): (column, function).
+    derived: tuple[tuple[str, Derive], ...]
     # Document keys of top-level fields; known keys inside each group.
     top_fields: frozenset[str]
     group_keys: dict[str, frozenset[str]]
@@ -89,10 +93,8 @@ class Layout:
     def plan(self) -> tuple[tuple[Field, Any, str, str | None], ...]:
         """Per field: (field, parser, top-level key, key inside the group or None).
 
-        What ``serialization.encode`` walks for every document, precomputed.
+        What ``document.encode`` walks for every document, precomputed.
         """
-        from healthsim_state.codec.document import PARSERS
-
         return tuple((f, PARSERS[f.kind], f.path[0], f.path[1] if len(f.path) > 1 else None) for f in self.fields)
 
     @cached_property
@@ -104,13 +106,50 @@ class Layout:
     @cached_property
     def decode_plan(self) -> tuple[tuple[str, str, str, str, str | None], ...]:
         """Per field: (dotted name, column, kind, top-level key, key inside the
-        group or None). What ``serialization.decode`` walks for every row."""
+        group or None). What ``document.decode`` walks for every row."""
         return tuple((f.name, f.column, f.kind, f.path[0], f.path[1] if len(f.path) > 1 else None) for f in self.fields)
 
     @cached_property
     def limited(self) -> tuple[tuple[str, str, int], ...]:
         """(dotted name, column, most characters) of the fields with a length limit."""
         return tuple((f.name, f.column, f.max_length) for f in self.fields if f.max_length is not None)
+
+    # What checks.check_row walks for every row: the fields with each kind of rule.
+
+    @cached_property
+    def enums(self) -> tuple[tuple[str, str, frozenset[str], str], ...]:
+        """(dotted name, column, allowed values, the values listed for a message)."""
+        return tuple((f.name, f.column, f.enum, ", ".join(sorted(f.enum))) for f in self.fields if f.enum)
+
+    @cached_property
+    def patterns(self) -> tuple[tuple[str, str, re.Pattern[str]], ...]:
+        """(dotted name, column, pattern the whole text must match)."""
+        return tuple((f.name, f.column, f.pattern) for f in self.fields if f.pattern is not None)
+
+    @cached_property
+    def ranges(self) -> tuple[tuple[str, str, float | None, float | None], ...]:
+        """(dotted name, column, minimum, maximum) of the fields with bounds."""
+        return tuple(
+            (f.name, f.column, f.minimum, f.maximum)
+            for f in self.fields
+            if f.minimum is not None or f.maximum is not None
+        )
+
+    @cached_property
+    def orderings(self) -> tuple[tuple[str, str, str, str], ...]:
+        """(end's dotted name, end column, start's dotted name, start column):
+        the end may not come before the start."""
+        column_of = self.column_of
+        return tuple(
+            (f.name, f.column, f.not_before, column_of[f.not_before]) for f in self.fields if f.not_before is not None
+        )
+
+    @cached_property
+    def item_enums(self) -> tuple[tuple[str, str, frozenset[str], str], ...]:
+        """(dotted name, column, allowed item values, the values listed) of arrays."""
+        return tuple(
+            (f.name, f.column, f.item_enum, ", ".join(sorted(f.item_enum))) for f in self.fields if f.item_enum
+        )
 
     @cached_property
     def flat_keys(self) -> dict[str, tuple[str, ...]]:
@@ -119,7 +158,7 @@ class Layout:
 
     @cached_property
     def column_of(self) -> dict[str, str]:
-        """Dotted document name -> column (the rule tables use document names)."""
+        """Dotted document name -> column."""
         return {f.name: f.column for f in self.fields}
 
     @cached_property
@@ -173,34 +212,93 @@ def _indexed_columns(table: sa.Table) -> frozenset[str]:
     return frozenset(names)
 
 
-@cache
 def layout(type_name: str) -> Layout:
     """The field layout of one entity type (singular or plural name)."""
-    et = entity_type(type_name)
+    return _layout(entity_type(type_name))
+
+
+@cache
+def _layout(et: EntityType) -> Layout:
+    # Cached per EntityType, not per name: a type registered under a name
+    # that an earlier registration used gets its own layout.
+    table = et.model.__table__
     uuid_columns = tuple(ref.uuid_column for ref in et.references)
-    derived = DERIVED_COLUMNS.get(et.name, frozenset())
+    derived = []
     fields = []
-    indexed = _indexed_columns(et.model.__table__)
-    for column in et.model.__table__.columns:
+    indexed = _indexed_columns(table)
+    names = {c.name: ".".join(rule_of(c).path or (c.name,)) for c in table.columns}
+    for column in table.columns:
         name = column.name
-        if name in FRAME_COLUMNS or name in uuid_columns or name in derived:
+        rule = rule_of(column)
+        if rule.derived is not None:
+            derived.append((name, rule.derived))
+        if name in FRAME_COLUMNS or name in uuid_columns or rule.derived is not None:
             continue
         kind, precision, scale = _kind(column)
+        _check_rule(et, name, kind, rule)
         default = _default(column, kind)
-        required = (not column.nullable and default is None) or name in EXTRA_REQUIRED.get(et.name, frozenset())
-        path = NESTED_PATHS.get(name, (name,))
-        max_length = rules.INDEXED_TEXT_MAX_CHARS if kind == "str" and name in indexed else None
-        fields.append(Field(path, name, kind, required, default, precision, scale, max_length))
+        required = (not column.nullable and default is None) or rule.doc_required
+        max_length = vocab.INDEXED_TEXT_MAX_CHARS if kind == "str" and name in indexed else None
+        fields.append(
+            Field(
+                rule.path or (name,),
+                name,
+                kind,
+                required,
+                default,
+                precision,
+                scale,
+                max_length,
+                pattern=rule.pattern,
+                enum=rule.enum,
+                minimum=rule.minimum,
+                maximum=rule.maximum,
+                not_before=names.get(rule.not_before, rule.not_before) if rule.not_before else None,
+                items=rule.items,
+                max_items=rule.max_items,
+                item_enum=rule.item_enum,
+                bare_date_ok=rule.bare_date_ok,
+            )
+        )
+    known = {f.name for f in fields}
+    for f in fields:
+        if f.not_before is not None and f.not_before not in known:
+            raise TypeError(f"{et.name}.{f.column}: not_before names {f.not_before!r}, which is not a field")
     groups = frozenset(f.path[0] for f in fields if len(f.path) > 1)
     return Layout(
         entity=et,
         fields=tuple(fields),
         groups=groups,
         uuid_columns=tuple(dict.fromkeys(uuid_columns)),
-        derived_columns=derived,
+        derived=tuple(derived),
         top_fields=frozenset(f.path[0] for f in fields if len(f.path) == 1),
         group_keys={g: frozenset(f.path[1] for f in fields if f.path[0] == g) for g in groups},
     )
+
+
+# Field kinds each rule applies to.
+_RULE_KINDS = {
+    "pattern": {"str"},
+    "enum": {"str"},
+    "minimum": {"int", "decimal"},
+    "maximum": {"int", "decimal"},
+    "not_before": {"date", "datetime", "int", "decimal"},
+    "max_items": {"array"},
+    "item_enum": {"array"},
+    "bare_date_ok": {"datetime"},
+}
+
+
+def _check_rule(et: EntityType, column: str, kind: str, rule: FieldRule) -> None:
+    """Refuse a rule that cannot apply to the column's kind (a model mistake)."""
+    for attribute, kinds in _RULE_KINDS.items():
+        if getattr(rule, attribute) not in (None, False) and kind not in kinds:
+            raise TypeError(
+                f"{et.name}.{column}: the rule {attribute} does not apply to a {kind} column "
+                f"(only to {', '.join(sorted(kinds))})"
+            )
+    if rule.items != "str" and kind != "array":
+        raise TypeError(f"{et.name}.{column}: the rule items applies to array columns only, not to a {kind} column")
 
 
 def all_layouts() -> list[Layout]:

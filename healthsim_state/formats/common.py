@@ -17,7 +17,7 @@ from typing import Any
 
 from healthsim_models.errors import DocumentError
 from healthsim_state.codec.checks import scenario_problems, tag_problem
-from healthsim_state.codec.document import DATETIME_PATTERN, shown
+from healthsim_state.codec.values import DATETIME_PATTERN, shown
 
 #: ``progress(description, total)`` -> context manager yielding ``advance(n)``;
 #: ``healthsim_state.interfaces.cli.terminal.progress`` is one.

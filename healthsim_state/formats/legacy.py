@@ -35,7 +35,7 @@ from sqlalchemy.orm import Session
 
 from healthsim_models.errors import DocumentError, HealthSimError
 from healthsim_models.location import home_dir
-from healthsim_models.registry import BY_PLURAL, ENTITY_TYPES, entity_type
+from healthsim_models.registry import BY_NAME, BY_PLURAL, ENTITY_TYPES, entity_type
 from healthsim_state.formats.common import Advance, ProgressFactory, check_header_fields, no_progress
 from healthsim_state.formats.json.document import DOCUMENT_KEYS
 from healthsim_state.store.repository import SaveSummary, ScenarioRepository
@@ -53,7 +53,6 @@ FAILED = "failed"  # cannot be read or saved; see reason
 PENDING = "pending"  # status(): not migrated yet
 OUTDATED = "outdated"  # status(): migrated from an earlier version of the file
 
-_SINGULAR = {et.name for et in ENTITY_TYPES}
 _V1_ENVELOPE = DOCUMENT_KEYS
 # Metadata keys with a place of their own; the rest are kept as scenario metadata
 # (never under a name the exported document uses for its own fields).
@@ -93,13 +92,15 @@ class LegacyScenario:
 
     @property
     def count(self) -> int:
-        """The entities a save stores: nested ``claim_lines`` are lifted into entities of their own."""
-        lines = sum(
-            len(doc["claim_lines"])
-            for doc in self.entities.get("claim", [])
-            if isinstance(doc, dict) and isinstance(doc.get("claim_lines"), list)
+        """The entities a save stores: nested children (claim lines inside a claim) become entities of their own."""
+        lifted = sum(
+            len(doc[nested.field])
+            for et in ENTITY_TYPES
+            for nested in et.nested
+            for doc in self.entities.get(et.name, [])
+            if isinstance(doc, dict) and isinstance(doc.get(nested.field), list)
         )
-        return sum(len(docs) for docs in self.entities.values()) + lines
+        return sum(len(docs) for docs in self.entities.values()) + lifted
 
 
 def default_sources() -> list[Path]:
@@ -165,7 +166,7 @@ def _from_v1(path: Path, digest: str, doc: dict[str, Any]) -> LegacyScenario:
     if nested is not None and top:
         raise DocumentError(f"{path}: entity groups both inside 'entities' and at the top level ({', '.join(top)})")
     groups.update(top)
-    singular = sorted(k for k in groups if k in _SINGULAR and k not in BY_PLURAL)
+    singular = sorted(k for k in groups if k in BY_NAME and k not in BY_PLURAL)
     plural = sorted(k for k in groups if k in BY_PLURAL)
     if singular and not plural:
         raise DocumentError(

@@ -26,7 +26,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from healthsim_models.errors import (
-    AmbiguousPatientError,
+    AmbiguousEntityError,
     InvalidArgumentError,
     Problem,
     ScenarioExistsError,
@@ -37,8 +37,9 @@ from healthsim_models.errors import (
 from healthsim_models.registry import ENTITY_TYPES, EntityType, entity_type
 from healthsim_models.state import Scenario, ScenarioEntity, ScenarioTag
 from healthsim_state.codec.checks import scenario_problems, tag_problem
-from healthsim_state.codec.document import decode, shown, text_problem
+from healthsim_state.codec.document import decode
 from healthsim_state.codec.layout import layout
+from healthsim_state.codec.values import shown, text_problem
 from healthsim_state.store.dialects import StoreDialect, dialect_of
 from healthsim_state.store.save import DEFAULT_BATCH_SIZE, SaveRun, input_streams, write_entities
 from healthsim_state.store.transaction import write_conflict
@@ -299,37 +300,52 @@ class ScenarioRepository:
             for row in rows:
                 yield decode(lay, row)
 
-    def patients_in_scenario(self, name_or_id: str | uuid.UUID) -> list[dict[str, Any]]:
-        """The scenario's patient documents, in saved order."""
-        return self._documents(self._require(name_or_id), entity_type("patient"))
+    def documents(self, name_or_id: str | uuid.UUID, type_name: str) -> list[dict[str, Any]]:
+        """The scenario's documents of one type, in saved order."""
+        return self._documents(self._require(name_or_id), entity_type(type_name))
 
-    def get_patient(
-        self, mrn_or_id: str | uuid.UUID, *, scenario: str | uuid.UUID | None = None
+    def find_entity(
+        self, type_name: str, key_or_id: str | uuid.UUID, *, scenario: str | uuid.UUID | None = None
     ) -> dict[str, Any] | None:
-        """One patient document by store UUID, document id or MRN, or None.
+        """One document of ``type_name`` by store UUID, document id or business
+        key (when the key is one field: an MRN, a claim id), or None.
 
-        An MRN is unique only within a scenario: when it matches patients of
-        several scenarios, name the scenario.
+        A business key is unique only within a scenario: when it matches
+        entities of several scenarios, name the scenario.
         """
-        table = entity_type("patient").model.__table__
-        text = str(mrn_or_id)
+        et = entity_type(type_name)
+        table = et.model.__table__
+        text = str(key_or_id)
         if _unstorable(text):
-            return None  # no patient holds such text; PostgreSQL would refuse it as a parameter
-        match = [table.c.external_id == text, table.c.mrn == text]
-        with contextlib.suppress(ValueError):  # not a UUID: it can only be a document id or an MRN
+            return None  # no entity holds such text; PostgreSQL would refuse it as a parameter
+        match = [table.c.external_id == text]
+        if len(et.business_key) == 1 and isinstance(table.c[et.business_key[0]].type, sa.String):
+            match.append(table.c[et.business_key[0]] == text)
+        with contextlib.suppress(ValueError):  # not a UUID: it can only be a document id or a key
             match.append(table.c.id == uuid.UUID(text))
         query = sa.select(table).where(sa.or_(*match))
         if scenario is not None:
             members = sa.select(_LINKS.c.entity_id).where(
-                _LINKS.c.scenario_id == self._require(scenario).id, _LINKS.c.entity_type == "patient"
+                _LINKS.c.scenario_id == self._require(scenario).id, _LINKS.c.entity_type == et.name
             )
             query = query.where(table.c.id.in_(members))
         rows = self.session.execute(query.limit(2)).mappings().all()
         if len(rows) > 1:
-            raise AmbiguousPatientError(
-                f"{text!r} matches patients in more than one scenario; pass scenario= to choose"
+            raise AmbiguousEntityError(
+                f"{text!r} matches {et.plural} in more than one scenario; pass scenario= to choose"
             )
-        return decode(layout("patient"), rows[0]) if rows else None
+        return decode(layout(et.name), rows[0]) if rows else None
+
+    def patients_in_scenario(self, name_or_id: str | uuid.UUID) -> list[dict[str, Any]]:
+        """The scenario's patient documents, in saved order: ``documents(name_or_id, "patient")``."""
+        return self.documents(name_or_id, "patient")
+
+    def get_patient(
+        self, mrn_or_id: str | uuid.UUID, *, scenario: str | uuid.UUID | None = None
+    ) -> dict[str, Any] | None:
+        """One patient document by store UUID, document id or MRN, or None:
+        ``find_entity("patient", mrn_or_id, scenario=scenario)``."""
+        return self.find_entity("patient", mrn_or_id, scenario=scenario)
 
     def count_entities_by_type(self, name_or_id: str | uuid.UUID | None = None) -> dict[str, int]:
         """Entities per type in one scenario, or in the whole store; types with none omitted."""

@@ -35,17 +35,10 @@ from sqlalchemy.orm import Session
 from healthsim_models.errors import Problem, ValidationError
 from healthsim_models.registry import ENTITY_TYPES, EntityType, RefStrength, entity_type
 from healthsim_state.codec.checks import check_row
-from healthsim_state.codec.document import (
-    Invalid,
-    business_key,
-    encode,
-    entity_uuid,
-    identity_prefix,
-    json_text,
-    nest_flat,
-    shown,
-)
+from healthsim_state.codec.document import encode, nest_flat
+from healthsim_state.codec.identity import business_key, entity_uuid, identity_prefix
 from healthsim_state.codec.layout import Layout, layout
+from healthsim_state.codec.values import Invalid, json_text, shown
 from healthsim_state.store.batches import LINKS, Links
 from healthsim_state.store.dialects import StoreDialect, dialect_of
 from healthsim_state.store.tuning import fewer_collections
@@ -139,9 +132,6 @@ def _keys_needed_until() -> dict[str, int]:
     return last
 
 
-_KEYS_NEEDED_UNTIL = _keys_needed_until()
-
-
 # -- input ---------------------------------------------------------------------
 
 
@@ -192,10 +182,11 @@ def write_entities(run: SaveRun, streams: dict[str, list[Iterable[Any]]], batch_
 
 def _write_types(run: SaveRun, streams: dict[str, list[Iterable[Any]]], batch_size: int) -> None:
     lifted: dict[str, list[Any]] = {}  # children lifted out of their parents, by type
+    keys_needed_until = _keys_needed_until()  # per save: the registry may have grown
     for index, et in enumerate(ENTITY_TYPES):
         # Key maps no later type resolves against are done with: free them,
         # since a million-entity save would otherwise hold them to the end.
-        for name in [n for n in run.keys if _KEYS_NEEDED_UNTIL[n] < index]:
+        for name in [n for n in run.keys if keys_needed_until[n] < index]:
             del run.keys[name]
         sources = streams.get(et.name, [])
         if lifted.get(et.name):

@@ -15,7 +15,7 @@ import re
 from typing import Any
 
 from healthsim_models.errors import DocumentError
-from healthsim_state.codec.document import shown
+from healthsim_state.codec.values import shown
 from healthsim_state.formats.json.stream import Position
 
 #: The version of the document format this code writes, and the newest it reads.

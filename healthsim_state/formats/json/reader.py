@@ -24,18 +24,15 @@ from typing import Any, BinaryIO
 from sqlalchemy.orm import Session
 
 from healthsim_models.errors import DocumentError, ScenarioExistsError, ValidationError
-from healthsim_models.registry import BY_PLURAL, ENTITY_TYPES
+from healthsim_models.registry import BY_NAME, BY_PLURAL
 from healthsim_state.codec.checks import scenario_problems
-from healthsim_state.codec.document import shown
+from healthsim_state.codec.values import shown
 from healthsim_state.formats.common import Advance, ProgressFactory, check_header_fields, counted, no_progress
 from healthsim_state.formats.json.document import HEADER_KEYS, SCHEMA_VERSION, check_version
 from healthsim_state.formats.json.stream import JsonReader, Position
 from healthsim_state.store.repository import SaveSummary, ScenarioInfo, ScenarioRepository
 
 Source = str | os.PathLike[str] | BinaryIO
-
-
-_SINGULAR = {et.name: et for et in ENTITY_TYPES}
 
 
 @dataclass
@@ -202,7 +199,7 @@ def _scan_entities(reader: JsonReader, header: dict[str, Any], advance: Advance)
         reader.unexpected("an object of entity type -> array", "'entities'")
     sections: dict[str, _Section] = {}
     for key, at in reader.members("'entities'"):
-        if key not in _SINGULAR:
+        if key not in BY_NAME:
             if key in BY_PLURAL:
                 kind = "a legacy v2 workspace" if "metadata" in header else "a legacy v1 scenario file"
                 reader.fail(
@@ -211,7 +208,7 @@ def _scan_entities(reader: JsonReader, header: dict[str, Any], advance: Advance)
                     f"'healthsim migrate-legacy --from {reader.label}'",
                     at,
                 )
-            valid = ", ".join(_SINGULAR)
+            valid = ", ".join(BY_NAME)
             reader.fail(f"entities key {shown(key)} is not an entity type; valid types: {valid}", at)
         if key in sections:
             reader.fail(f"entities key {shown(key)} appears twice", at)

@@ -26,7 +26,7 @@ from sqlalchemy.orm import Session
 
 from healthsim_models.errors import DocumentError
 from healthsim_models.registry import BY_PLURAL, ENTITY_TYPES
-from healthsim_state.codec.document import render_datetime
+from healthsim_state.codec.values import render_datetime
 from healthsim_state.formats.common import ProgressFactory, no_progress
 from healthsim_state.formats.json.document import DOCUMENT_KEYS, SCHEMA_VERSION
 from healthsim_state.store.repository import ScenarioInfo, ScenarioRepository

@@ -84,6 +84,9 @@ class ToolSpec:
         for key, value in self.properties.items():
             if value is _ENTITIES:
                 value, schema["$defs"] = entities_schema(hints=hints)
+            elif value is _ENTITY_TYPE:
+                names = [name for et in ENTITY_TYPES for name in (et.name, et.plural)]
+                value = {"type": "string", "enum": names, "description": "which entities to return"}
             schema["properties"][key] = value
         return schema
 
@@ -99,7 +102,8 @@ _OFFSET = {
     "default": 0,
     "description": "how many to skip (a previous result's next_offset)",
 }
-_TYPE_NAMES = [name for et in ENTITY_TYPES for name in (et.name, et.plural)]
+#: Stands for the entity_type argument: its names are read from the registry when a schema is made.
+_ENTITY_TYPE: Any = object()
 
 TOOLS: tuple[ToolSpec, ...] = (
     ToolSpec(
@@ -126,7 +130,7 @@ TOOLS: tuple[ToolSpec, ...] = (
         load_scenario,
         {
             "name": _NAME,
-            "entity_type": {"type": "string", "enum": _TYPE_NAMES, "description": "which entities to return"},
+            "entity_type": _ENTITY_TYPE,
             "offset": _OFFSET,
             "limit": _page(DEFAULT_PAGE, "entities"),
         },

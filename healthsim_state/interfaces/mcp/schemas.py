@@ -2,11 +2,12 @@
 
 One property per entity type name, singular and plural (from
 :data:`healthsim_models.registry.ENTITY_TYPES`), each an array of documents.
-The document schemas are hints for the client: field types, formats and enums
-come from the field layouts (:mod:`healthsim_state.codec.layout`) and the value
-rules (:mod:`healthsim_state.codec.rules`); unknown fields are allowed (the store
-keeps them in ``extensions``), and nothing is marked required, because the
-library checks the documents and reports every problem with its position.
+The document schemas are hints for the client: field types, formats and the
+value rules (pattern, enum, minimum/maximum, array items) come from the field
+layouts (:mod:`healthsim_state.codec.layout`), which read them from the
+models' columns; unknown fields are allowed (the store keeps them in
+``extensions``), and nothing is marked required, because the library checks
+the documents and reports every problem with its position.
 """
 
 from __future__ import annotations
@@ -14,7 +15,6 @@ from __future__ import annotations
 from typing import Any
 
 from healthsim_models.registry import ENTITY_TYPES, EntityType
-from healthsim_state.codec import rules
 from healthsim_state.codec.document import PROVENANCE
 from healthsim_state.codec.layout import Field, layout
 
@@ -30,22 +30,36 @@ _JSON_TYPES = {
 _ITEM_TYPES = {"str": "string", "int": "integer"}
 
 
-def _field_schema(et: EntityType, f: Field) -> dict[str, Any]:
-    """One field: its JSON type (null always allowed: null reads as absent)."""
+def _field_schema(f: Field) -> dict[str, Any]:
+    """One field: its JSON type (null always allowed: null reads as absent) and rules."""
     schema: dict[str, Any] = {"type": [_JSON_TYPES[f.kind], "null"]}
+    notes = []
     if f.kind == "date":
         schema["format"] = "date"
     elif f.kind == "datetime":
         # Not "format": "date-time": RFC 3339 needs seconds and an offset, the store does not.
-        schema["description"] = "date-time"
+        notes.append("date-time (or a bare date)" if f.bare_date_ok else "date-time")
     elif f.kind == "array":
-        item_kind, max_items = rules.ARRAYS.get(et.name, {}).get(f.column, ("str", None))
-        schema["items"] = {"type": _ITEM_TYPES[item_kind]}
-        if max_items is not None:
-            schema["maxItems"] = max_items
-    allowed = rules.ENUMS.get(et.name, {}).get(f.name)
-    if allowed is not None:
-        schema["enum"] = [*sorted(allowed), None]
+        schema["items"] = {"type": _ITEM_TYPES[f.items]}
+        if f.item_enum:
+            schema["items"]["enum"] = sorted(f.item_enum)
+        if f.max_items is not None:
+            schema["maxItems"] = f.max_items
+    if f.enum:
+        schema["enum"] = [*sorted(f.enum), None]
+    if f.pattern is not None:
+        # JSON Schema patterns search; the store matches the whole text.
+        schema["pattern"] = f"^(?:{f.pattern.pattern})$"
+    if f.minimum is not None:
+        schema["minimum"] = f.minimum
+    if f.maximum is not None:
+        schema["maximum"] = f.maximum
+    if f.max_length is not None:
+        schema["maxLength"] = f.max_length
+    if f.not_before is not None:
+        notes.append(f"not before {f.not_before}")
+    if notes:
+        schema["description"] = "; ".join(notes)
     return schema
 
 
@@ -76,10 +90,10 @@ def document_schema(type_name: str) -> dict[str, Any]:
     }
     for f in lay.fields:
         if len(f.path) == 1:
-            properties[f.name] = _field_schema(et, f)
+            properties[f.name] = _field_schema(f)
         else:
             group = properties.setdefault(f.path[0], {"type": ["object", "null"], "properties": {}})
-            group["properties"][f.path[1]] = _field_schema(et, f)
+            group["properties"][f.path[1]] = _field_schema(f)
     return {"type": "object", "description": _describe(et), "properties": properties}
 
 
