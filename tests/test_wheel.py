@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import tomllib
 import venv
 import zipfile
 from pathlib import Path
@@ -18,6 +19,18 @@ def _run(*args: str | Path, **kwargs) -> subprocess.CompletedProcess[str]:  # ty
     result = subprocess.run([str(a) for a in args], capture_output=True, text=True, timeout=900, **kwargs)
     assert result.returncode == 0, f"{args}\n{result.stdout}\n{result.stderr}"
     return result
+
+
+def test_every_package_is_declared_for_the_wheel() -> None:
+    """The wheel lists its packages by hand (for the alembic folder's mapping): each
+    package folder of the source must be in that list, or an install lacks it."""
+    declared = set(tomllib.loads((REPO / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"])
+    found = {
+        ".".join(init.parent.relative_to(REPO).parts)
+        for top in ("healthsim_models", "healthsim_state")
+        for init in (REPO / top).rglob("__init__.py")
+    }
+    assert found - declared == set()
 
 
 @pytest.mark.slow
