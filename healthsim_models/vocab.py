@@ -10,13 +10,15 @@ from __future__ import annotations
 import re
 
 # -- identifiers -----------------------------------------------------------------
+# Digits are written [0-9]: Python's \d also matches other scripts' digits
+# ("١٢٣"), which no identifier holds and which JSON Schema's \d refuses.
 
-NPI = re.compile(r"\d{10}")
-NDC = re.compile(r"\d{11}")
-SSN = re.compile(r"\d{9}")
+NPI = re.compile(r"[0-9]{10}")
+NDC = re.compile(r"[0-9]{11}")
+SSN = re.compile(r"[0-9]{9}")
 STATE = re.compile(r"[A-Z]{2}")
 EMAIL = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")
-BIN = re.compile(r"\d{6}")
+BIN = re.compile(r"[0-9]{6}")
 SUBJECT_ID = re.compile(r"[0-9]{4}")
 SITE_ID = re.compile(r"[0-9]{3,4}")
 USUBJID = re.compile(r"[A-Z0-9-]+-[0-9]+-[0-9]+")

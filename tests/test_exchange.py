@@ -251,6 +251,7 @@ def test_a_syntax_error_names_line_column_and_entity(engine, tmp_path: Path) -> 
         ({"schema_version": "2.0", "entities": {"immunization": []}}, r"schema_version 2\.0 is newer"),
         ({"schema_version": "0.9"}, r"schema_version 0\.9 is not a version of the scenario document"),
         ({"schema_version": 1}, r"schema_version 1 .*is not a version like '1\.0'"),
+        ({"schema_version": "١.٠"}, r"schema_version '١\.٠' .*is not a version like '1\.0'"),  # other digits
         ({"name": ""}, r"'name' at line 1, column \d+ .*required"),
         ({"name": None}, r"'name'.*required"),
         ({"name": 7}, r"'name'.*required, a non-empty string"),

@@ -179,7 +179,7 @@ def test_the_document_schemas_carry_every_column_rule() -> None:
             seen += len(expected) + (f.not_before is not None)
     assert seen > 100
     member = schema["$defs"]["member"]["items"]["properties"]
-    assert member["pcp_npi"]["pattern"] == r"^(?:\d{10})$"
+    assert member["pcp_npi"]["pattern"] == r"^(?:[0-9]{10})$"
     assert member["contact"]["properties"]["email"]["pattern"].startswith("^(?:")
     vitals = schema["$defs"]["vital_sign"]["items"]["properties"]
     assert (vitals["temperature"]["minimum"], vitals["temperature"]["maximum"]) == (90, 110)

@@ -151,5 +151,5 @@ def test_the_entity_type_reference_in_the_docs_is_generated_from_the_models() ->
     assert (REPO / "docs" / "entity-types.md").read_text() == text
     for et in ENTITY_TYPES:
         assert f"\n## {et.name}\n" in text
-    assert r"| `ssn` | `ssn` | str |  |  | matches `\d{9}`" in text
+    assert r"| `ssn` | `ssn` | str |  |  | matches `[0-9]{9}`" in text
     assert "| `aeendtc` | `aeendtc` | date |  |  | not before `aestdtc` |" in text

@@ -50,6 +50,18 @@ def _problems(type_name: str, doc: dict[str, Any]) -> list[tuple[str, str]]:
     return problems + check_row(lay, row)
 
 
+#: ASCII digits to Arabic-Indic ones, which Python's \d (and int()) would take for digits.
+_ARABIC_INDIC = str.maketrans("0123456789", "٠١٢٣٤٥٦٧٨٩")
+
+
+def _digits_of(type_name: str, dotted: str) -> str | None:
+    """The example document's value of the field when it is a text of digits only."""
+    value: Any = EXAMPLE[type_name][0]
+    for key in dotted.split("."):
+        value = value.get(key) if isinstance(value, dict) else None
+    return value if isinstance(value, str) and value.isascii() and value.isdigit() else None
+
+
 def _day(kind: str, day: int) -> str:
     return f"2030-01-{day:02d}" + ("T00:00:00Z" if kind == "datetime" else "")
 
@@ -64,6 +76,9 @@ def _cases() -> list[Any]:
         for f in layout(et.name).fields:
             if f.pattern is not None:
                 case(et.name, {f.name: "x"}, f.name, "does not match the pattern")
+                digits = _digits_of(et.name, f.name)
+                if digits is not None:  # the example's value in another script's digits
+                    case(et.name, {f.name: digits.translate(_ARABIC_INDIC)}, f.name, "does not match the pattern")
             if f.enum:
                 case(et.name, {f.name: "not-a-code"}, f.name, "is not one of")
             if f.minimum is not None:
@@ -85,8 +100,10 @@ def _cases() -> list[Any]:
                 case(et.name, {f.name: 5}, f.name, "expected a string")
             elif f.kind == "date":
                 case(et.name, {f.name: "2024-02-30"}, f.name, "not a real calendar day")
+                case(et.name, {f.name: "2024-01-15".translate(_ARABIC_INDIC)}, f.name, "expected a date YYYY-MM-DD")
             elif f.kind == "datetime":
                 case(et.name, {f.name: "2024-01-01 10:00"}, f.name, "expected a date-time")
+                case(et.name, {f.name: "2024-01-15T10:00:00Z".translate(_ARABIC_INDIC)}, f.name, "expected a date-time")
             elif f.kind == "int":
                 case(et.name, {f.name: 2**31}, f.name, "out of the integer range")
                 case(et.name, {f.name: True}, f.name, "expected an integer")

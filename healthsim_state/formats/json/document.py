@@ -30,7 +30,7 @@ HEADER_KEYS = ("schema_version", "scenario_id", "name", "description", "tags", "
 DOCUMENT_KEYS = frozenset({*HEADER_KEYS, "entities"})
 
 
-_VERSION = re.compile(r"(\d+)\.(\d+)")
+_VERSION = re.compile(r"([0-9]+)\.([0-9]+)")
 
 
 def check_version(label: str, version: Any, at: Position | None) -> None:
