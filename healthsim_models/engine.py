@@ -171,6 +171,20 @@ def _create_store_file(path: Path) -> None:
         shutil.rmtree(staging)
 
 
+def _install_quiet_progress(engine: Engine) -> None:
+    """Turn DuckDB's progress bar off on every connection of ``engine``.
+
+    DuckDB draws it on standard output, terminal or not, for any statement
+    that runs longer than two seconds: into a JSON export written to stdout,
+    a CSV of query results, or the MCP server's protocol stream. The setting
+    belongs to the connection and cannot be given when the database opens.
+    """
+
+    @event.listens_for(engine, "connect")
+    def _quiet(dbapi_connection, connection_record):  # type: ignore[no-untyped-def]
+        dbapi_connection.execute("SET enable_progress_bar = false")
+
+
 def _install_private_wal(engine: Engine, path: Path) -> None:
     """Give the write-ahead log the store file's permissions.
 
@@ -283,6 +297,7 @@ def create_store_engine(
         if path is None:
             # One in-memory database per engine: every checkout must see it.
             engine = _create_engine(resolved, poolclass=StaticPool, echo=echo, connect_args=connect_args)
+            _install_quiet_progress(engine)
         else:
             _prepare_directory(path)
             existed = _existing_store_file(path)
@@ -291,6 +306,7 @@ def create_store_engine(
             engine = _create_engine(resolved, poolclass=NullPool, echo=echo, connect_args=connect_args)
             _install_lock_retry(engine, path, lock_timeout)
             _install_private_wal(engine, path)
+            _install_quiet_progress(engine)
     else:
         engine = _create_engine(resolved, pool_pre_ping=True, echo=echo)
         _install_connect_errors(engine, resolved)

@@ -630,3 +630,27 @@ def test_an_unreadable_store_file_is_a_configuration_error(monkeypatch: pytest.M
     monkeypatch.setattr(engine_module, "open", unreadable, raising=False)
     with pytest.raises(ConfigurationError, match=f"cannot read the database file {target}: Permission denied$"):
         create_store_engine(f"duckdb:///{target}")
+
+
+@pytest.mark.parametrize("where", ["file", "memory"])
+def test_duckdb_draws_no_progress_bar_on_stdout(tmp_path: Path, where: str, capfd: pytest.CaptureFixture[str]) -> None:
+    """DuckDB draws a progress bar on stdout, terminal or not, for a statement over its
+    threshold (two seconds): into an export written to stdout, or the MCP server's
+    protocol stream. Each new connection's threshold is lowered here, before the
+    store's own setup runs, so that a short statement would draw it."""
+    url = f"duckdb:///{tmp_path / 'store.duckdb'}" if where == "file" else "duckdb:///:memory:"
+    engine = create_store_engine(url)
+    try:
+        # Setting the threshold turns the bar on; the store's setup must turn it off again.
+        sa.event.listen(
+            engine, "connect", lambda dbapi, record: dbapi.execute("SET progress_bar_time = 1"), insert=True
+        )
+        engine.dispose()  # new connections from here on (an in-memory store starts empty again)
+        with engine.connect() as connection:
+            assert connection.execute(sa.text("SELECT current_setting('progress_bar_time')")).scalar() == 1
+            assert connection.execute(sa.text("SELECT current_setting('enable_progress_bar')")).scalar() is False
+            total = connection.execute(sa.text("SELECT count(*) FROM range(200000000) t(i) WHERE i % 7 = 3"))
+            assert total.scalar() > 0
+    finally:
+        engine.dispose()
+    assert capfd.readouterr().out == ""
