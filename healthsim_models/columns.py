@@ -37,8 +37,8 @@ class FieldRule:
     ``pattern`` must match the whole text; ``enum`` lists the allowed values;
     ``minimum`` / ``maximum`` bound a number (inclusive); ``not_before``
     names the column this one may not come before (an end date and its
-    start). For an array column, ``items`` is the item kind (``"str"`` or
-    ``"int"``), ``max_items`` its most items and ``item_enum`` the values an
+    start). For an array column, ``items`` is the item kind (``"str"``,
+    ``"int"`` or ``"object"``), ``max_items`` its most items and ``item_enum`` the values an
     item may take. ``bare_date_ok`` lets a date-time column take a bare date
     (canonical-models §12.10). ``derived`` computes the column from the
     document: it is never read from or written to documents.
@@ -62,8 +62,8 @@ class FieldRule:
     path: tuple[str, ...] | None = None
 
     def __post_init__(self) -> None:
-        if self.items not in ("str", "int"):
-            raise ValueError(f"items: 'str' or 'int', got {self.items!r}")
+        if self.items not in ("str", "int", "object"):
+            raise ValueError(f"items: 'str', 'int' or 'object', got {self.items!r}")
         if self.path is not None and not 1 <= len(self.path) <= 2:
             raise ValueError(f"path: one or two keys (a top-level field or one nested object), got {self.path!r}")
 

@@ -22,25 +22,42 @@ from typing import overload
 from healthsim_models.base import CanonicalBase
 from healthsim_models.canonical import (
     AdverseEvent,
+    Allergy,
+    CarePlan,
     Claim,
     ClaimLine,
     ClinicalNote,
+    Coverage,
+    Device,
     Diagnosis,
     Encounter,
     Exposure,
+    ImagingStudy,
+    Immunization,
     LabResult,
     Medication,
     Member,
+    Observation,
     Order,
+    Organization,
     Patient,
+    Payer,
     PharmacyClaim,
+    Practitioner,
     Prescription,
     Procedure,
     Subject,
+    Supply,
     TrialVisit,
     VitalSign,
 )
-from healthsim_models.canonical.checks import RowCheck, patient_or_member, person_dates, refills_within_authorized
+from healthsim_models.canonical.checks import (
+    RowCheck,
+    patient_or_member,
+    person_dates,
+    provider_named,
+    refills_within_authorized,
+)
 from healthsim_models.errors import InvalidArgumentError, UnknownEntityTypeError
 
 
@@ -122,6 +139,20 @@ def _member(field: str, uuid_column: str, strength: RefStrength) -> Reference:
     return Reference(field, uuid_column, "member", "member_id", strength)
 
 
+def _organization() -> Reference:
+    return Reference("organization_id", "organization_uuid", "organization", "organization_id", RefStrength.OPTIONAL)
+
+
+def _practitioner() -> Reference:
+    return Reference("practitioner_id", "practitioner_uuid", "practitioner", "practitioner_id", RefStrength.OPTIONAL)
+
+
+def _payer(
+    field: str = "payer_id", uuid_column: str = "payer_uuid", strength: RefStrength = RefStrength.OPTIONAL
+) -> Reference:
+    return Reference(field, uuid_column, "payer", "payer_id", strength)
+
+
 _CLINICAL_REFS = (_patient(), _encounter())
 
 
@@ -153,11 +184,22 @@ class EntityTypes(Sequence[EntityType]):
 
 
 # Catalogue order (the section order of canonical-models §4-§7, as in the
-# canonical example export): exports list types in this order, and every
-# parent comes before its children.
+# canonical example export, with the types added for Synthea import after
+# their product's): exports list types in this order, and every parent comes
+# before its children, so the directory and the payers come first.
 _CATALOGUE: tuple[EntityType, ...] = (
+    EntityType("organization", "organizations", Organization, "networksim", ("organization_id",)),
+    EntityType("practitioner", "practitioners", Practitioner, "networksim", ("practitioner_id",), (_organization(),)),
+    EntityType("payer", "payers", Payer, "membersim", ("payer_id",)),
     EntityType("patient", "patients", Patient, "patientsim", ("mrn",), person=True, checks=(person_dates,)),
-    EntityType("encounter", "encounters", Encounter, "patientsim", ("encounter_id",), (_patient(),)),
+    EntityType(
+        "encounter",
+        "encounters",
+        Encounter,
+        "patientsim",
+        ("encounter_id",),
+        (_patient(), _organization(), _practitioner(), _payer()),
+    ),
     EntityType("diagnosis", "diagnoses", Diagnosis, "patientsim", (), _CLINICAL_REFS),
     EntityType("procedure", "procedures", Procedure, "patientsim", (), _CLINICAL_REFS),
     EntityType("medication", "medications", Medication, "patientsim", (), _CLINICAL_REFS),
@@ -165,6 +207,13 @@ _CATALOGUE: tuple[EntityType, ...] = (
     EntityType("vital_sign", "vital_signs", VitalSign, "patientsim", (), _CLINICAL_REFS),
     EntityType("clinical_note", "clinical_notes", ClinicalNote, "patientsim", (), _CLINICAL_REFS),
     EntityType("order", "orders", Order, "patientsim", ("order_id",), _CLINICAL_REFS),
+    EntityType("observation", "observations", Observation, "patientsim", (), _CLINICAL_REFS),
+    EntityType("allergy", "allergies", Allergy, "patientsim", (), _CLINICAL_REFS),
+    EntityType("immunization", "immunizations", Immunization, "patientsim", (), _CLINICAL_REFS),
+    EntityType("care_plan", "care_plans", CarePlan, "patientsim", (), _CLINICAL_REFS),
+    EntityType("device", "devices", Device, "patientsim", (), _CLINICAL_REFS),
+    EntityType("supply", "supplies", Supply, "patientsim", (), _CLINICAL_REFS),
+    EntityType("imaging_study", "imaging_studies", ImagingStudy, "patientsim", ("instance_uid",), _CLINICAL_REFS),
     EntityType(
         "member",
         "members",
@@ -176,6 +225,18 @@ _CATALOGUE: tuple[EntityType, ...] = (
         checks=(person_dates,),
     ),
     EntityType(
+        "coverage",
+        "coverages",
+        Coverage,
+        "membersim",
+        (),
+        (
+            _member("member_id", "member_uuid", RefStrength.HARD),
+            _payer(strength=RefStrength.HARD),
+            _payer("secondary_payer_id", "secondary_payer_uuid"),
+        ),
+    ),
+    EntityType(
         "claim",
         "claims",
         Claim,
@@ -184,8 +245,11 @@ _CATALOGUE: tuple[EntityType, ...] = (
         (
             _member("member_id", "member_uuid", RefStrength.HARD),
             _member("subscriber_id", "subscriber_uuid", RefStrength.SOFT),
+            _practitioner(),
+            _payer(),
         ),
         nested=(Nested("claim_lines", "claim_line", carry=("claim_id",)),),  # canonical-models §12.4
+        checks=(provider_named,),
     ),
     EntityType(
         "claim_line",
@@ -240,7 +304,7 @@ _CATALOGUE: tuple[EntityType, ...] = (
     EntityType("exposure", "exposures", Exposure, "trialsim", ("usubjid", "exseq"), (_subject(),)),
 )
 
-#: Every entity type, in catalogue order (the 18 of :data:`_CATALOGUE`, then any registered).
+#: Every entity type, in catalogue order (those of :data:`_CATALOGUE`, then any registered).
 ENTITY_TYPES = EntityTypes(_CATALOGUE)
 #: Entity types by their singular names; by their plural names (the keys of legacy documents).
 BY_NAME: dict[str, EntityType] = {}

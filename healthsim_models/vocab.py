@@ -104,6 +104,25 @@ AE_SAE_CRITERIA = frozenset(
 )
 DOSE_MODIFICATION = frozenset({"None", "Reduction", "Delay", "Interruption", "Discontinuation"})
 
+# -- types added for Synthea import (FHIR R4 value sets) ------------------------------
+
+DIAGNOSIS_CODE_SYSTEM = frozenset({"ICD-10-CM", "SNOMED"})
+CLINICAL_CODE_SYSTEM = frozenset({"SNOMED", "RxNorm", "LOINC", "CVX", "ICD-10-CM", "CPT", "HCPCS", "DICOM", "UNII"})
+ALLERGY_TYPE = frozenset({"allergy", "intolerance"})
+ALLERGY_CATEGORY = frozenset({"food", "medication", "environment", "biologic"})
+ALLERGY_CLINICAL_STATUS = frozenset({"active", "inactive", "resolved"})
+REACTION_SEVERITY = frozenset({"mild", "moderate", "severe"})
+IMMUNIZATION_STATUS = frozenset({"completed", "entered-in-error", "not-done"})
+CARE_PLAN_STATUS = frozenset({"draft", "active", "on-hold", "revoked", "completed", "entered-in-error", "unknown"})
+DEVICE_STATUS = frozenset({"active", "inactive", "entered-in-error", "unknown"})
+OBSERVATION_CATEGORY = frozenset(
+    {"social-history", "vital-signs", "imaging", "laboratory", "procedure", "survey", "exam", "therapy", "activity"}
+)
+OBSERVATION_STATUS = frozenset({"registered", "preliminary", "final", "amended", "corrected", "cancelled"})
+OBSERVATION_VALUE_TYPE = frozenset({"numeric", "text"})
+COVERAGE_RELATIONSHIP = frozenset({"self", "spouse", "child", "parent", "common", "injured", "other"})
+COVERAGE_STATUS = frozenset({"active", "cancelled", "draft", "entered-in-error"})
+
 # -- provenance (canonical-models §10) ------------------------------------------------
 
 SOURCE_TYPES = frozenset({"generated", "loaded", "derived"})

@@ -1,15 +1,23 @@
-"""The 18 canonical entity tables of canonical-models.md, one module per product."""
+"""The canonical entity tables of canonical-models.md, one module per product."""
 
-from healthsim_models.canonical.membersim import Claim, ClaimLine, Member
+from healthsim_models.canonical.membersim import Claim, ClaimLine, Coverage, Member, Payer
+from healthsim_models.canonical.networksim import Organization, Practitioner
 from healthsim_models.canonical.patientsim import (
+    Allergy,
+    CarePlan,
     ClinicalNote,
+    Device,
     Diagnosis,
     Encounter,
+    ImagingStudy,
+    Immunization,
     LabResult,
     Medication,
+    Observation,
     Order,
     Patient,
     Procedure,
+    Supply,
     VitalSign,
 )
 from healthsim_models.canonical.rxmembersim import PharmacyClaim, Prescription
@@ -22,21 +30,32 @@ from healthsim_models.canonical.trialsim import (
 
 __all__ = [
     "AdverseEvent",
+    "Allergy",
+    "CarePlan",
     "Claim",
     "ClaimLine",
     "ClinicalNote",
+    "Coverage",
+    "Device",
     "Diagnosis",
     "Encounter",
     "Exposure",
+    "ImagingStudy",
+    "Immunization",
     "LabResult",
     "Medication",
     "Member",
+    "Observation",
     "Order",
+    "Organization",
     "Patient",
+    "Payer",
     "PharmacyClaim",
+    "Practitioner",
     "Prescription",
     "Procedure",
     "Subject",
+    "Supply",
     "TrialVisit",
     "VitalSign",
 ]

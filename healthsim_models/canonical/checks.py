@@ -43,3 +43,10 @@ def refills_within_authorized(row: Mapping[str, Any]) -> Sequence[tuple[str, str
     if authorized is not None and remaining is not None and remaining > authorized:
         return [("refills_remaining", f"{remaining} is more than refills_authorized {authorized}")]
     return _NONE
+
+
+def provider_named(row: Mapping[str, Any]) -> Sequence[tuple[str, str]]:
+    """A claim names its rendering provider by NPI, by practitioner, or both."""
+    if row["provider_npi"] is None and row["practitioner_id"] is None:
+        return [("provider_npi", "a claim needs provider_npi or practitioner_id (or both)")]
+    return _NONE

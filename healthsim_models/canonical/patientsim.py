@@ -74,14 +74,25 @@ class Encounter(PatientRefMixin, CanonicalMixin, CanonicalBase):
     discharge_disposition: Mapped[str | None] = mapped_column(sa.String)
     attending_physician: Mapped[str | None] = mapped_column(sa.String)
     admitting_physician: Mapped[str | None] = mapped_column(sa.String)
+    # Optional references into the provider directory and to the payer.
+    organization_id: Mapped[str | None] = mapped_column(sa.String)
+    organization_uuid: Mapped[uuid.UUID | None] = mapped_column(sa.Uuid, index=True)
+    practitioner_id: Mapped[str | None] = mapped_column(sa.String)
+    practitioner_uuid: Mapped[uuid.UUID | None] = mapped_column(sa.Uuid, index=True)
+    payer_id: Mapped[str | None] = mapped_column(sa.String)
+    payer_uuid: Mapped[uuid.UUID | None] = mapped_column(sa.Uuid, index=True)
 
 
 class Diagnosis(EncounterRefMixin, PatientRefMixin, CanonicalMixin, CanonicalBase):
-    """A coded condition (ICD-10-CM). No business key."""
+    """A coded condition (ICD-10-CM, or SNOMED CT as Synthea codes them). No business key."""
 
     __tablename__ = "diagnoses"
 
     code: Mapped[str] = mapped_column(sa.String, nullable=False, index=True)
+    # NULL reads as ICD-10-CM, the system of every diagnosis before this column.
+    code_system: Mapped[str | None] = field(
+        sa.String, server_default=sa.text("'ICD-10-CM'"), enum=vocab.DIAGNOSIS_CODE_SYSTEM
+    )
     # Required in documents, nullable upstream (canonical-models §12.6).
     description: Mapped[str | None] = field(sa.String, doc_required=True)
     type: Mapped[str] = field(sa.String, nullable=False, server_default=sa.text("'final'"), enum=vocab.DIAGNOSIS_TYPE)
@@ -217,3 +228,125 @@ class Order(EncounterRefMixin, PatientRefMixin, CanonicalMixin, CanonicalBase):
     performing_lab_name: Mapped[str | None] = field(sa.String, path=("performing_lab", "name"))
     diagnosis_codes: Mapped[list[Any] | None] = field(JSONType, items="str")
     specimen_type: Mapped[str | None] = mapped_column(sa.String)
+
+
+class CodedMixin:
+    """A coded concept (FHIR CodeableConcept, first coding): code, its system and its display text."""
+
+    code: Mapped[str] = mapped_column(sa.String, nullable=False, index=True)
+    code_system: Mapped[str | None] = field(sa.String, enum=vocab.CLINICAL_CODE_SYSTEM)
+    description: Mapped[str | None] = mapped_column(sa.String)
+
+
+class Allergy(CodedMixin, EncounterRefMixin, PatientRefMixin, CanonicalMixin, CanonicalBase):
+    """An allergy or intolerance of a patient (FHIR AllergyIntolerance). No business key.
+
+    ``reactions`` holds FHIR ``reaction`` entries as objects with
+    ``code``, ``description`` and ``severity`` (mild, moderate, severe).
+    """
+
+    __tablename__ = "allergies"
+
+    type: Mapped[str | None] = field(sa.String, enum=vocab.ALLERGY_TYPE)
+    category: Mapped[str | None] = field(sa.String, enum=vocab.ALLERGY_CATEGORY)
+    clinical_status: Mapped[str | None] = field(sa.String, enum=vocab.ALLERGY_CLINICAL_STATUS)
+    onset_datetime: Mapped[dt.datetime] = field(Timestamp, nullable=False, index=True, bare_date_ok=True)
+    abatement_datetime: Mapped[dt.datetime | None] = field(Timestamp, bare_date_ok=True, not_before="onset_datetime")
+    reactions: Mapped[list[Any] | None] = field(JSONType, items="object")
+
+
+class Immunization(EncounterRefMixin, PatientRefMixin, CanonicalMixin, CanonicalBase):
+    """A vaccine given to a patient (FHIR Immunization). No business key."""
+
+    __tablename__ = "immunizations"
+
+    vaccine_code: Mapped[str] = mapped_column(sa.String, nullable=False, index=True)
+    vaccine_code_system: Mapped[str | None] = field(
+        sa.String, server_default=sa.text("'CVX'"), enum=vocab.CLINICAL_CODE_SYSTEM
+    )
+    vaccine_description: Mapped[str | None] = mapped_column(sa.String)
+    status: Mapped[str] = field(
+        sa.String, nullable=False, server_default=sa.text("'completed'"), enum=vocab.IMMUNIZATION_STATUS
+    )
+    occurrence_datetime: Mapped[dt.datetime] = field(Timestamp, nullable=False, index=True, bare_date_ok=True)
+    lot_number: Mapped[str | None] = mapped_column(sa.String)
+    site: Mapped[str | None] = mapped_column(sa.String)
+    route: Mapped[str | None] = mapped_column(sa.String)
+    performer: Mapped[str | None] = mapped_column(sa.String)
+
+
+class CarePlan(CodedMixin, EncounterRefMixin, PatientRefMixin, CanonicalMixin, CanonicalBase):
+    """A plan of care for a patient (FHIR CarePlan; ``code`` is its category). No business key."""
+
+    __tablename__ = "care_plans"
+
+    status: Mapped[str | None] = field(sa.String, enum=vocab.CARE_PLAN_STATUS)
+    period_start: Mapped[dt.datetime] = field(Timestamp, nullable=False, index=True, bare_date_ok=True)
+    period_end: Mapped[dt.datetime | None] = field(Timestamp, bare_date_ok=True, not_before="period_start")
+    reason_code: Mapped[str | None] = mapped_column(sa.String)
+    reason_code_system: Mapped[str | None] = field(sa.String, enum=vocab.CLINICAL_CODE_SYSTEM)
+    reason_description: Mapped[str | None] = mapped_column(sa.String)
+
+
+class Device(CodedMixin, EncounterRefMixin, PatientRefMixin, CanonicalMixin, CanonicalBase):
+    """A device used by or implanted in a patient (FHIR Device with its use period). No business key."""
+
+    __tablename__ = "devices"
+
+    udi_carrier: Mapped[str | None] = mapped_column(sa.String)
+    status: Mapped[str | None] = field(sa.String, enum=vocab.DEVICE_STATUS)
+    period_start: Mapped[dt.datetime] = field(Timestamp, nullable=False, index=True, bare_date_ok=True)
+    period_end: Mapped[dt.datetime | None] = field(Timestamp, bare_date_ok=True, not_before="period_start")
+
+
+class Supply(CodedMixin, EncounterRefMixin, PatientRefMixin, CanonicalMixin, CanonicalBase):
+    """Supplies delivered for a patient's care (FHIR SupplyDelivery). No business key."""
+
+    __tablename__ = "supplies"
+
+    quantity: Mapped[Decimal | None] = field(sa.Numeric(10, 2), minimum=0)
+    occurrence_datetime: Mapped[dt.datetime] = field(Timestamp, nullable=False, index=True, bare_date_ok=True)
+
+
+class ImagingStudy(EncounterRefMixin, PatientRefMixin, CanonicalMixin, CanonicalBase):
+    """One instance of an imaging study, with its series and study (FHIR ImagingStudy,
+    flattened to the instance). Key ``instance_uid``.
+
+    ``study_id`` groups the instances of one study; codes of ``body_site_*``
+    and ``procedure_code`` are SNOMED CT, ``modality_code`` DICOM (DCM) and
+    ``sop_class_code`` a DICOM SOP class UID.
+    """
+
+    __tablename__ = "imaging_studies"
+
+    instance_uid: Mapped[str] = mapped_column(sa.String, nullable=False, index=True)
+    study_id: Mapped[str | None] = mapped_column(sa.String, index=True)
+    started: Mapped[dt.datetime] = field(Timestamp, nullable=False, index=True, bare_date_ok=True)
+    series_uid: Mapped[str | None] = mapped_column(sa.String)
+    body_site_code: Mapped[str | None] = mapped_column(sa.String)
+    body_site_description: Mapped[str | None] = mapped_column(sa.String)
+    modality_code: Mapped[str | None] = mapped_column(sa.String)
+    modality_description: Mapped[str | None] = mapped_column(sa.String)
+    sop_class_code: Mapped[str | None] = mapped_column(sa.String)
+    sop_class_description: Mapped[str | None] = mapped_column(sa.String)
+    procedure_code: Mapped[str | None] = mapped_column(sa.String)
+
+
+class Observation(CodedMixin, EncounterRefMixin, PatientRefMixin, CanonicalMixin, CanonicalBase):
+    """An observation that is neither a lab result nor a vital sign: survey,
+    social history, exam and the like (FHIR Observation). No business key.
+
+    ``value`` is text even when numeric, as on lab results; ``value_type``
+    says which it is.
+    """
+
+    __tablename__ = "observations"
+
+    category: Mapped[str | None] = field(sa.String, enum=vocab.OBSERVATION_CATEGORY)
+    status: Mapped[str] = field(
+        sa.String, nullable=False, server_default=sa.text("'final'"), enum=vocab.OBSERVATION_STATUS
+    )
+    effective_datetime: Mapped[dt.datetime] = field(Timestamp, nullable=False, index=True, bare_date_ok=True)
+    value: Mapped[str | None] = mapped_column(sa.String)
+    value_type: Mapped[str | None] = field(sa.String, enum=vocab.OBSERVATION_VALUE_TYPE)
+    unit: Mapped[str | None] = mapped_column(sa.String)
