@@ -472,6 +472,7 @@ FILES: tuple[SyntheaFile, ...] = (
         ),
         description="one row per charge, payment, adjustment or transfer of a claim line",
     ),
+    # Folded into the patient (clinical.PATIENTS, extensions synthea_expenses): no entity type of its own.
     SyntheaFile(
         "patient_expenses",
         (

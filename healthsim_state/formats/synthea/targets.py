@@ -117,6 +117,8 @@ def _ident(name: str) -> str:
 def mapped_columns(target: Target, loaded: Loaded) -> frozenset[str]:
     """The source columns the target's filled fields read (and do not also keep)."""
     used = {c for f in target.fields_on(loaded) for c in f.columns}
+    if is_id(target):
+        used.add(target.identity[0])  # it is the entity's id
     return frozenset(used - set(target.also_kept))
 
 
@@ -139,9 +141,14 @@ def extensions_sql(target: Target, loaded: Loaded, alias: str = "s") -> str | No
     return "struct_pack(" + ", ".join(f"{_ident(c)} := {alias}.{_ident(c)}" for c in kept) + ")"
 
 
+def is_id(target: Target) -> bool:
+    """Whether the target's identity is the file's own Id (the entity ``id`` as is)."""
+    return len(target.identity) == 1 and target.identity[0].upper() == "ID"
+
+
 def identity_sql(target: Target, alias: str = "s") -> str:
     """SQL for the entity ``id``: the file's Id, or a UUID derived from the natural key."""
-    if len(target.identity) == 1 and target.identity[0].upper() == "ID":
+    if is_id(target):
         return f"{alias}.{_ident(target.identity[0])}"
     return derived_uuid(target.file, *(f"{alias}.{_ident(c)}" for c in target.identity))
 
