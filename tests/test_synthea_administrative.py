@@ -39,8 +39,6 @@ from healthsim_state.formats.synthea.targets import EXTENSION_KEY, Target, selec
 from tests.helpers import FIXTURES
 
 SYNTHEA_27 = FIXTURES / "synthea-27"
-if not SYNTHEA_27.is_dir():  # until the fixture is copied in
-    SYNTHEA_27 = Path("/work/shared/data/synthea-27")
 
 NOW = dt.datetime(2030, 1, 1, tzinfo=dt.UTC)
 Docs = dict[str, list[dict[str, Any]]]
