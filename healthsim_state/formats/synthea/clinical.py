@@ -31,7 +31,7 @@ _ENCOUNTER = Field(
     "encounter_id",
     "s.ENCOUNTER",
     ("ENCOUNTER",),
-    "the encounter's Id; empty stays empty (kept in extensions when encounters.csv is absent)",
+    "the encounter's Id (empty on some rows)",
     needs=("encounters",),
 )
 _NATURAL_NOTE = "a UUID derived from PATIENT, ENCOUNTER, CODE and {date} (the file has no Id)"
@@ -86,6 +86,7 @@ PATIENTS = Target(
             _EXPENSE_COLUMNS,
             "patient_expenses.csv rows of the patient, verbatim, as a list in extensions (later layout)",
             needs=("patient_expenses",),
+            source="patient_expenses",
         ),
     ),
     also_kept=("STATE",),
@@ -339,6 +340,7 @@ _VITALS = {
     "2708-6": ("spo2", _whole),
     "59408-5": ("spo2", _whole),
 }
+_WHOLE_VITALS = frozenset(n for n, convert in _VITALS.values() if convert is _whole)
 # Columns of a vital-signs row that the fold reads for the whole group.
 _GROUP_COLUMNS = ("PATIENT", "ENCOUNTER", "DATE", "CATEGORY")
 
@@ -403,23 +405,25 @@ VITAL_SIGNS = Target(
             Field(
                 name,
                 "",
-                ("CODE", "VALUE", "UNITS", "DESCRIPTION", "TYPE"),
-                f"VALUE of the row with CODE {' or '.join(c for c, (n, _) in _VITALS.items() if n == name)}"
+                ("CODE", "VALUE", "UNITS"),
+                f"VALUE where CODE is {' or '.join(c for c, (n, _) in _VITALS.items() if n == name)}"
                 + (" (Cel converted to degrees F)" if name == "temperature" else "")
-                + (
-                    " (rounded)"
-                    if name in {"heart_rate", "respiratory_rate", "systolic_bp", "diastolic_bp", "spo2"}
-                    else ""
-                )
-                + "; a value outside the field's range is not mapped but listed in extensions",
+                + (" (rounded)" if name in _WHOLE_VITALS else ""),
             )
             for name in dict.fromkeys(n for n, _ in _VITALS.values())
+        ),
+        Field(
+            "synthea.observations",
+            "",
+            ("CODE", "DESCRIPTION", "VALUE", "UNITS", "TYPE"),
+            "the rows not mapped to a field, verbatim, as a list in extensions (DESCRIPTION and TYPE of the mapped "
+            "rows are implied by their code)",
         ),
     ),
     where=_VITAL_WHERE,
     query=_vital_query,
     note="Rows of CATEGORY vital-signs folded: one vital_sign per PATIENT, ENCOUNTER and DATE (id derived from "
-    "them). Rows of other codes (BMI, pain score, percentiles, head circumference) and out-of-range values are "
+    "them); a value outside the field's range is not mapped. Rows of other codes (BMI, pain score, percentiles, head circumference) and out-of-range values are "
     "listed verbatim (CODE, DESCRIPTION, VALUE, UNITS, TYPE) under synthea.observations in extensions, so no row "
     "is lost; CATEGORY is kept there too. Columns no release has are kept per row (synthea.mapped for the rows "
     "mapped to fields).",

@@ -48,6 +48,8 @@ class Field:
     folder for the field to be filled (a reference to an organization needs
     organizations.csv, since a reference must resolve); without them the
     field is left out and its columns are kept in ``extensions``.
+    ``source`` is the file whose columns ``columns`` names when it is not
+    the target's own (a file folded into another file's entities).
     """
 
     path: str
@@ -55,6 +57,7 @@ class Field:
     columns: tuple[str, ...] = ()
     note: str = ""
     needs: tuple[str, ...] = ()
+    source: str | None = None
 
 
 @dataclass(frozen=True)
@@ -116,7 +119,7 @@ def _ident(name: str) -> str:
 
 def mapped_columns(target: Target, loaded: Loaded) -> frozenset[str]:
     """The source columns the target's filled fields read (and do not also keep)."""
-    used = {c for f in target.fields_on(loaded) for c in f.columns}
+    used = {c for f in target.fields_on(loaded) if f.source in (None, target.file) for c in f.columns}
     if is_id(target):
         used.add(target.identity[0])  # it is the entity's id
     return frozenset(used - set(target.also_kept))
