@@ -107,7 +107,9 @@ DOSE_MODIFICATION = frozenset({"None", "Reduction", "Delay", "Interruption", "Di
 # -- types added for Synthea import (FHIR R4 value sets) ------------------------------
 
 DIAGNOSIS_CODE_SYSTEM = frozenset({"ICD-10-CM", "SNOMED"})
-CLINICAL_CODE_SYSTEM = frozenset({"SNOMED", "RxNorm", "LOINC", "CVX", "ICD-10-CM", "CPT", "HCPCS", "DICOM", "UNII"})
+CLINICAL_CODE_SYSTEM = frozenset(
+    {"SNOMED", "RxNorm", "LOINC", "CVX", "ICD-10-CM", "ICD-10-PCS", "CPT", "HCPCS", "DICOM", "UNII"}
+)
 ALLERGY_TYPE = frozenset({"allergy", "intolerance"})
 ALLERGY_CATEGORY = frozenset({"food", "medication", "environment", "biologic"})
 ALLERGY_CLINICAL_STATUS = frozenset({"active", "inactive", "resolved"})

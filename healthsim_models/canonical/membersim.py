@@ -87,6 +87,8 @@ class ClaimLine(CanonicalMixin, CanonicalBase):
     claim_uuid: Mapped[uuid.UUID] = mapped_column(sa.Uuid, nullable=False, index=True)
     line_number: Mapped[int] = field(sa.Integer, nullable=False, minimum=1)
     procedure_code: Mapped[str] = mapped_column(sa.String, nullable=False, index=True)
+    # NULL reads as CPT/HCPCS; Synthea's lines carry SNOMED, RxNorm and CVX codes.
+    procedure_code_system: Mapped[str | None] = field(sa.String, enum=vocab.CLINICAL_CODE_SYSTEM)
     procedure_modifiers: Mapped[list[Any] | None] = field(JSONType, items="str", max_items=4)
     service_date: Mapped[dt.date] = mapped_column(sa.Date, nullable=False, index=True)
     units: Mapped[Decimal] = field(sa.Numeric(6, 2), nullable=False, server_default=sa.text("1"), minimum=0)
