@@ -63,6 +63,19 @@ class DocumentError(HealthSimError, ValueError):
     the position and the problem; nothing was written."""
 
 
+class SyntheaError(DocumentError):
+    """A Synthea CSV folder cannot be imported as given: a file missing or
+    malformed, a cell not of its column's type, a reference to a row the
+    import lacks. The message names the file, line and column (also kept in
+    ``file``, ``line`` and ``column`` where known); nothing was written."""
+
+    def __init__(self, message: str, *, file: str | None = None, line: int | None = None, column: str | None = None):
+        super().__init__(message)
+        self.file = file
+        self.line = line
+        self.column = column
+
+
 class QueryError(HealthSimError):
     """A read-only SQL query failed or tried to write; the message is the database's."""
 

@@ -65,3 +65,57 @@ def decimal(expr: str, scale: int = 2) -> str:
 def integer(expr: str) -> str:
     """SQL: a number text (``"73.0"``) as a BIGINT, rounded half away from zero."""
     return f"CAST(round(CAST({expr} AS DOUBLE)) AS BIGINT)"
+
+
+#: US state, district and territory names (as Synthea writes them) -> USPS codes.
+STATE_CODES = {
+    "Alabama": "AL", "Alaska": "AK", "Arizona": "AZ", "Arkansas": "AR", "California": "CA", "Colorado": "CO",
+    "Connecticut": "CT", "Delaware": "DE", "District of Columbia": "DC", "Florida": "FL", "Georgia": "GA",
+    "Hawaii": "HI", "Idaho": "ID", "Illinois": "IL", "Indiana": "IN", "Iowa": "IA", "Kansas": "KS",
+    "Kentucky": "KY", "Louisiana": "LA", "Maine": "ME", "Maryland": "MD", "Massachusetts": "MA", "Michigan": "MI",
+    "Minnesota": "MN", "Mississippi": "MS", "Missouri": "MO", "Montana": "MT", "Nebraska": "NE", "Nevada": "NV",
+    "New Hampshire": "NH", "New Jersey": "NJ", "New Mexico": "NM", "New York": "NY", "North Carolina": "NC",
+    "North Dakota": "ND", "Ohio": "OH", "Oklahoma": "OK", "Oregon": "OR", "Pennsylvania": "PA",
+    "Rhode Island": "RI", "South Carolina": "SC", "South Dakota": "SD", "Tennessee": "TN", "Texas": "TX",
+    "Utah": "UT", "Vermont": "VT", "Virginia": "VA", "Washington": "WA", "West Virginia": "WV",
+    "Wisconsin": "WI", "Wyoming": "WY", "Puerto Rico": "PR", "Guam": "GU", "American Samoa": "AS",
+    "Northern Mariana Islands": "MP", "U.S. Virgin Islands": "VI", "United States Virgin Islands": "VI",
+}  # fmt: skip
+
+
+def state_code(expr: str) -> str:
+    """SQL: the two-letter code of a state name (any case), a two-letter code as is, else NULL."""
+    names = " ".join(f"WHEN {quote(name.upper())} THEN {quote(code)}" for name, code in STATE_CODES.items())
+    upper = f"upper(trim({expr}))"
+    return f"CASE {upper} {names} ELSE CASE WHEN regexp_full_match({upper}, '[A-Z]{{2}}') THEN {upper} END END"
+
+
+#: How Synthea names code systems (SYSTEM columns: names or FHIR URIs) -> the canonical code_system values.
+CODE_SYSTEMS = {
+    "SNOMED-CT": "SNOMED",
+    "SNOMED": "SNOMED",
+    "SNOMEDCT": "SNOMED",
+    "HTTP://SNOMED.INFO/SCT": "SNOMED",
+    "RXNORM": "RxNorm",
+    "HTTP://WWW.NLM.NIH.GOV/RESEARCH/UMLS/RXNORM": "RxNorm",
+    "LOINC": "LOINC",
+    "HTTP://LOINC.ORG": "LOINC",
+    "CVX": "CVX",
+    "HTTP://HL7.ORG/FHIR/SID/CVX": "CVX",
+    "ICD-10-CM": "ICD-10-CM",
+    "ICD10CM": "ICD-10-CM",
+    "ICD-10": "ICD-10-CM",
+    "HTTP://HL7.ORG/FHIR/SID/ICD-10-CM": "ICD-10-CM",
+    "ICD-10-PCS": "ICD-10-PCS",
+    "DICOM": "DICOM",
+    "CPT": "CPT",
+    "HCPCS": "HCPCS",
+    "UNII": "UNII",
+}
+
+
+def code_system(expr: str, default: str | None = None) -> str:
+    """SQL: a Synthea SYSTEM value as the canonical code system; ``default`` when empty, NULL when unknown."""
+    names = " ".join(f"WHEN {quote(k)} THEN {quote(v)}" for k, v in CODE_SYSTEMS.items())
+    empty = quote(default) if default else "NULL"
+    return f"CASE WHEN {expr} IS NULL THEN {empty} ELSE CASE upper(trim({expr})) {names} END END"

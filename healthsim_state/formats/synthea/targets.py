@@ -12,12 +12,25 @@ Every source column a target does not name in ``Field.columns`` goes to the
 entity's ``extensions`` under ``synthea``, verbatim (the text of the cell),
 so no column is dropped; ``also_kept`` names mapped columns that are kept
 there verbatim as well, because the mapping changes their value.
+
+:func:`select_sql` builds a target's query over a loaded folder
+(:class:`~healthsim_state.formats.synthea.reader.Loaded`): one row per
+entity, columns named like document keys (``id``, the fields, nested
+objects as STRUCTs, ``synthea`` for the kept columns) plus ``_line``, the
+line of the row it came from (the importer keeps the last row of each
+``id``, in file order).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from healthsim_state.formats.synthea.sql import derived_uuid
+
+if TYPE_CHECKING:
+    from healthsim_state.formats.synthea.reader import Loaded
 
 #: The key under which a Synthea entity's unmapped columns are kept in ``extensions``.
 EXTENSION_KEY = "synthea"
@@ -31,13 +44,29 @@ class Field:
     ``sql`` is a DuckDB expression over the source table (aliased ``s``) and
     the joined tables a target names; ``columns`` are the source columns it
     reads (what the coverage test and the docs see); ``note`` is the rule in
-    words for ``docs/synthea.md``.
+    words for ``docs/synthea.md``. ``needs`` are files that must be in the
+    folder for the field to be filled (a reference to an organization needs
+    organizations.csv, since a reference must resolve); without them the
+    field is left out and its columns are kept in ``extensions``.
+    ``source`` is the file whose columns ``columns`` names when it is not
+    the target's own (a file folded into another file's entities).
     """
 
     path: str
     sql: str
     columns: tuple[str, ...] = ()
     note: str = ""
+    needs: tuple[str, ...] = ()
+    source: str | None = None
+
+
+@dataclass(frozen=True)
+class Exclusion:
+    """Rows a target leaves out on purpose: why, and the SQL (over ``s`` and the
+    target's joins) that is true for them; the importer counts them per file."""
+
+    reason: str
+    where: str
 
 
 @dataclass(frozen=True)
@@ -53,8 +82,12 @@ class Target:
     files they read, which must be present for the target to run; ``query``
     replaces the generated SELECT for targets that fold several rows into
     one entity (vital signs, claim lines, members), and then ``fields`` only
-    document it. ``exclusions`` describe, for the docs and the summary, the
-    rows a target leaves out on purpose and why.
+    document it: it is called as ``query(target, loaded)`` and returns SQL
+    with the columns :func:`select_sql` would (``id``, document keys,
+    ``_line``); :func:`extensions_sql` and :func:`identity_sql` help build
+    it. ``exclusions`` describe, for the docs, the rows a target leaves out
+    on purpose and why; ``excluded`` are those the importer counts for the
+    summary (with SQL that finds them).
     """
 
     file: str
@@ -69,3 +102,80 @@ class Target:
     exclusions: tuple[str, ...] = ()
     note: str = ""
     extra: dict[str, str] = field(default_factory=dict)
+    excluded: tuple[Exclusion, ...] = ()
+
+    def runs_on(self, loaded: Loaded) -> bool:
+        """Whether the folder has the target's file and the files it needs."""
+        return loaded.has(self.file, *self.needs)
+
+    def fields_on(self, loaded: Loaded) -> tuple[Field, ...]:
+        """The fields filled on this folder (those whose ``needs`` are present)."""
+        return tuple(f for f in self.fields if loaded.has(*f.needs))
+
+
+def _ident(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def mapped_columns(target: Target, loaded: Loaded) -> frozenset[str]:
+    """The source columns the target's filled fields read (and do not also keep)."""
+    used = {c for f in target.fields_on(loaded) if f.source in (None, target.file) for c in f.columns}
+    if is_id(target):
+        used.add(target.identity[0])  # it is the entity's id
+    return frozenset(used - set(target.also_kept))
+
+
+def kept_columns(target: Target, loaded: Loaded) -> tuple[str, ...]:
+    """The columns of the target's file kept verbatim under ``synthea``, in file order.
+
+    Every column the file has (known or not) that no filled field maps, plus
+    ``also_kept``; known columns the file lacks are not added.
+    """
+    lf = loaded.files[target.file]
+    mapped = mapped_columns(target, loaded)
+    return tuple(c for c in (*lf.present, *lf.unknown) if c not in mapped)
+
+
+def extensions_sql(target: Target, loaded: Loaded, alias: str = "s") -> str | None:
+    """SQL for the ``synthea`` object of the kept columns (text as in the file), or None when none is kept."""
+    kept = kept_columns(target, loaded)
+    if not kept:
+        return None
+    return "struct_pack(" + ", ".join(f"{_ident(c)} := {alias}.{_ident(c)}" for c in kept) + ")"
+
+
+def is_id(target: Target) -> bool:
+    """Whether the target's identity is the file's own Id (the entity ``id`` as is)."""
+    return len(target.identity) == 1 and target.identity[0].upper() == "ID"
+
+
+def identity_sql(target: Target, alias: str = "s") -> str:
+    """SQL for the entity ``id``: the file's Id, or a UUID derived from the natural key."""
+    if is_id(target):
+        return f"{alias}.{_ident(target.identity[0])}"
+    return derived_uuid(target.file, *(f"{alias}.{_ident(c)}" for c in target.identity))
+
+
+def select_sql(target: Target, loaded: Loaded) -> str:
+    """The target's query over the loaded folder: one row per entity, document keys as columns, and ``_line``."""
+    if target.query is not None:
+        return target.query(target, loaded)
+    nested: dict[str, list[str]] = {}
+    columns = [f"{identity_sql(target)} AS id"]
+    for fld in target.fields_on(loaded):
+        head, _, rest = fld.path.partition(".")
+        if rest:
+            nested.setdefault(head, []).append(f"{_ident(rest)} := ({fld.sql})")
+        else:
+            columns.append(f"({fld.sql}) AS {_ident(head)}")
+    columns += [f"struct_pack({', '.join(parts)}) AS {_ident(head)}" for head, parts in nested.items()]
+    kept = extensions_sql(target, loaded)
+    if kept is not None:
+        columns.append(f"{kept} AS {EXTENSION_KEY}")
+    columns.append("s._line AS _line")
+    sql = f"SELECT {', '.join(columns)} FROM {_ident(target.file)} s"
+    if target.joins:
+        sql += " " + " ".join(target.joins)
+    if target.where:
+        sql += f" WHERE {target.where}"
+    return sql

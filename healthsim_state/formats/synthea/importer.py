@@ -1,0 +1,214 @@
+"""Import: a Synthea CSV folder saved as a scenario.
+
+:func:`import_synthea` loads and checks the folder in a private in-memory
+DuckDB database (:mod:`.reader`), runs every target whose files are present
+(:mod:`.clinical`, :mod:`.administrative`) and streams each target's result
+in Arrow record batches into one ``ScenarioRepository.save``, which
+validates and writes everything in the caller's transaction (parents
+first, so references resolve within the save). A folder that is refused
+leaves the database untouched. It never commits.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from healthsim_models.errors import ScenarioExistsError, ValidationError
+from healthsim_state.codec.checks import scenario_problems
+from healthsim_state.formats.common import ProgressFactory, no_progress
+from healthsim_state.formats.synthea import administrative, clinical
+from healthsim_state.formats.synthea.reader import LINE, Loaded, ident, read_folder
+from healthsim_state.formats.synthea.targets import Exclusion, Target, select_sql
+from healthsim_state.store.repository import SaveSummary, ScenarioRepository
+
+#: Rows per Arrow record batch handed to the save.
+BATCH_ROWS = 20_000
+
+#: What happens to rows whose identity repeats within one import (canonical-models §2.5).
+DUPLICATE_RULE = "the last row in file order wins"
+
+
+def targets() -> tuple[Target, ...]:
+    """Every Synthea target: the clinical ones, then the administrative ones."""
+    return (*clinical.TARGETS, *administrative.TARGETS)
+
+
+@dataclass
+class SyntheaSummary:
+    """What an import read and saved.
+
+    ``rows_read``, ``unknown_columns``, ``excluded`` and ``duplicates`` are
+    per file name (``"encounters.csv"``); ``entities`` per entity type.
+    """
+
+    scenario: str
+    scenario_id: str
+    directory: str
+    layout: str
+    layouts: dict[str, str]
+    rows_read: dict[str, int]
+    entities: dict[str, int]
+    excluded: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    duplicates: dict[str, dict[str, Any]] = field(default_factory=dict)
+    unknown_columns: dict[str, list[str]] = field(default_factory=dict)
+    ignored_files: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, Any]:
+        """The summary as plain JSON values (``--json``)."""
+        return {
+            "scenario": self.scenario,
+            "scenario_id": self.scenario_id,
+            "directory": self.directory,
+            "layout": self.layout,
+            "layouts": dict(self.layouts),
+            "rows_read": dict(self.rows_read),
+            "entities": dict(self.entities),
+            "excluded": {k: [dict(e) for e in v] for k, v in self.excluded.items()},
+            "duplicates": {k: dict(v) for k, v in self.duplicates.items()},
+            "unknown_columns": {k: list(v) for k, v in self.unknown_columns.items()},
+            "ignored_files": list(self.ignored_files),
+            "warnings": list(self.warnings),
+        }
+
+
+def import_synthea(
+    session: Session,
+    directory: str | os.PathLike[str],
+    *,
+    scenario: str,
+    overwrite: bool = False,
+    tags: Iterable[str] = (),
+    description: str | None = None,
+    progress: ProgressFactory | None = None,
+) -> SyntheaSummary:
+    """Import the Synthea CSV folder ``directory`` as the scenario ``scenario``.
+
+    A scenario of that name must not exist unless ``overwrite`` (which
+    replaces it). Entities keep Synthea's Ids (or UUIDs derived from the
+    natural key of files without one), so importing the same folder again
+    updates them in place. A malformed folder raises
+    :class:`~healthsim_models.errors.SyntheaError` naming file, line and
+    column; entities that break the canonical rules raise
+    :class:`~healthsim_models.errors.ValidationError`; either way nothing
+    is written. Runs in the caller's session and never commits.
+    """
+    if problems := scenario_problems(scenario, description, None):
+        raise ValidationError(problems)
+    repo = ScenarioRepository(session)
+    if not overwrite and _named(repo, scenario):
+        raise ScenarioExistsError(
+            f"a scenario named {scenario!r} exists; import with overwrite (--overwrite) to replace it, "
+            "or under another name (--scenario NEW_NAME)"
+        )
+    report = progress or no_progress
+    with read_folder(directory) as loaded:
+        summary = SyntheaSummary(
+            scenario=scenario,
+            scenario_id="",
+            directory=os.fspath(directory),
+            layout=loaded.layout,
+            layouts=loaded.layouts,
+            rows_read={lf.name: lf.rows for lf in loaded.files.values()},
+            entities={},
+            unknown_columns={lf.name: list(lf.unknown) for lf in loaded.files.values() if lf.unknown},
+            ignored_files=list(loaded.ignored),
+        )
+        streams: dict[str, list[Iterable[Any]]] = {}
+        for target in targets():
+            if target.file not in loaded.files:
+                continue
+            if not target.runs_on(loaded):
+                _exclude(summary, target, loaded, None)
+                continue
+            total, distinct = _count(target, loaded)
+            if total != distinct:
+                summary.duplicates.setdefault(loaded.files[target.file].name, {"count": 0, "rule": DUPLICATE_RULE})[
+                    "count"
+                ] += total - distinct
+            for exclusion in target.excluded:
+                _exclude(summary, target, loaded, exclusion)
+            stream = _entities(loaded, target, dedupe=total != distinct, total=total, report=report)
+            streams.setdefault(target.entity_type, []).append(stream)
+        saved = repo.save(
+            scenario,
+            {name: _chain(parts) for name, parts in streams.items()},
+            description=description,
+            tags=list(tags),
+            overwrite=overwrite,
+        )
+    return _finish(summary, saved)
+
+
+def _named(repo: ScenarioRepository, name: str) -> bool:
+    """Whether a scenario is called exactly ``name`` (not one whose id merely reads like it)."""
+    return repo.exists(name) and repo.scenario_summary(name).name == name
+
+
+def _chain(parts: list[Iterable[Any]]) -> Iterator[Any]:
+    for part in parts:
+        yield from part
+
+
+def _from(target: Target) -> str:
+    sql = f"FROM {ident(target.file)} s"
+    if target.joins:
+        sql += " " + " ".join(target.joins)
+    return sql
+
+
+def _count(target: Target, loaded: Loaded) -> tuple[int, int]:
+    """The target's selected rows and distinct identities (equal for folding targets, which have no duplicates)."""
+    where = f" WHERE {target.where}" if target.where else ""
+    if target.query is not None:
+        (rows,) = loaded.con.execute(f"SELECT count(*) FROM ({select_sql(target, loaded)})").fetchone()  # type: ignore[misc]
+        return int(rows), int(rows)
+    key = ", ".join(f"s.{ident(c)}" for c in target.identity)
+    rows, distinct = loaded.con.execute(
+        f"SELECT count(*), count(DISTINCT row({key})) {_from(target)}{where}"
+    ).fetchone()  # type: ignore[misc]
+    return int(rows), int(distinct)
+
+
+def _exclude(summary: SyntheaSummary, target: Target, loaded: Loaded, exclusion: Exclusion | None) -> None:
+    lf = loaded.files[target.file]
+    if exclusion is None:
+        missing = [f"{stem}.csv" for stem in target.needs if stem not in loaded.files]
+        reason = f"not imported as {target.entity_type}: needs {', '.join(missing)}, absent from the folder"
+        count = lf.rows
+    else:
+        reason = exclusion.reason
+        (count,) = loaded.con.execute(f"SELECT count(*) {_from(target)} WHERE {exclusion.where}").fetchone()  # type: ignore[misc]
+    if count:
+        summary.excluded.setdefault(lf.name, []).append({"reason": reason, "count": int(count)})
+
+
+def _entities(loaded: Loaded, target: Target, *, dedupe: bool, total: int, report: ProgressFactory) -> Iterator[Any]:
+    """The target's documents, read batch by batch when the save gets to them."""
+    sql = select_sql(target, loaded)
+    if dedupe or target.query is not None:
+        # The last row (in file order) of each id wins, as canonical-models §2.5 has it.
+        sql = f"SELECT * FROM ({sql}) QUALIFY row_number() OVER (PARTITION BY id ORDER BY {LINE} DESC) = 1"
+    sql = f"SELECT * EXCLUDE ({LINE}) FROM ({sql}) ORDER BY {LINE}"
+    label = f"{loaded.files[target.file].name} -> {target.entity_type}"
+    # A cursor of its own: another target's query must not end this one's result.
+    cursor = loaded.con.cursor()
+    try:
+        with report(label, total) as advance:
+            for batch in cursor.sql(sql).to_arrow_reader(BATCH_ROWS):
+                advance(batch.num_rows)
+                yield from batch.to_pylist()
+    finally:
+        cursor.close()
+
+
+def _finish(summary: SyntheaSummary, saved: SaveSummary) -> SyntheaSummary:
+    summary.scenario_id = str(saved.id)
+    summary.entities = dict(saved.saved)
+    summary.warnings = list(saved.warnings)
+    return summary
