@@ -3,20 +3,31 @@
 ``scenario(patients, seed)`` returns one generator per entity type, in
 registry order. Each generator regenerates its entities patient by patient
 from random generators seeded by (seed, patient, type), so a scenario of any
-size streams (holding two bytes per patient: the plans the generators
+size streams (holding four bytes per patient: the plans the generators
 share), the same seed always gives the same entities, and references line
 up across types:
 
+- a small provider directory (three organizations, three practitioners)
+  and three payers come with the first patient; every encounter is at
+  Riverbend General with one of the practitioners, and names the patient's
+  payer when the patient is a member;
 - every patient has 2-4 encounters, each with a diagnosis, two lab results
   and a set of vitals; the first encounter also has a procedure, a
-  medication, a clinical note and an order;
+  medication, a clinical note, an order, two observations (smoking status
+  and a depression screening score), an immunization and a care plan;
+  about 30% of patients have an allergy, 20% a glucose meter with test
+  strips, 20% a chest X-ray;
 - about 60% of patients are also health-plan members (same person: same
-  SSN, name and birth date) with a claim of two lines; most members also
-  have a prescription and its pharmacy claim;
+  SSN, name and birth date) with a coverage by their payer and a claim of
+  two lines, half of the claims also naming the practitioner; most members
+  also have a prescription and its pharmacy claim;
 - about 15% are also trial subjects, with two visits, an adverse event and
   an exposure;
-- the first patient is always a member with a prescription and a trial
-  subject, so every one of the 18 entity types is present for any size.
+- the first patient always has every kind of record above (so every entity
+  type is present for any size).
+
+Fields and types added to the demo later draw from random generators of
+their own, so the documents of a seed keep every field they had.
 
 :func:`save_demo` saves such a scenario through the repository; ``healthsim
 demo`` and the benchmarks (``python -m bench.run``) use this module.
@@ -83,6 +94,84 @@ _CLINICIANS = [
 ]
 _PHARMACY_NPI = "1472059389"
 _FACILITY_NPI = "1811992334"
+#: (organization_id, name, NPI, phone, street address, ZIP, latitude, longitude); all in Columbus, OH.
+_ORGANIZATIONS = [
+    ("ORG-RIVERBEND", "Riverbend General", _FACILITY_NPI, "614-555-0100", "1200 River Rd", "43215", 39.9612, -82.9988),
+    ("ORG-RIVERBEND-LAB", "Riverbend Laboratory", None, "614-555-0140", "1210 River Rd", "43215", 39.9618, -82.9991),
+    (
+        "ORG-RIVERBEND-RX",
+        "Riverbend Pharmacy",
+        _PHARMACY_NPI,
+        "614-555-0170",
+        "1230 River Rd",
+        "43215",
+        39.9625,
+        -82.9996,
+    ),
+]
+_HOSPITAL = _ORGANIZATIONS[0][0]
+#: Per clinician NPI (see _CLINICIANS): gender and specialty.
+_CLINICIAN_DETAILS = {
+    "1648273914": ("F", "Internal Medicine"),
+    "1234567893": ("M", "Family Medicine"),
+    "1902847561": ("F", "Endocrinology"),
+}
+#: (payer_id, name, ownership, street address, city, state, ZIP, phone)
+_PAYERS = [
+    ("PAY-BUCKEYE", "Buckeye Health Plan", "PRIVATE", "40 Capitol Sq", "Columbus", "OH", "43215", "800-555-0110"),
+    ("PAY-ALLEGHENY", "Allegheny Mutual", "PRIVATE", "7 Grant St", "Pittsburgh", "PA", "15219", "800-555-0120"),
+    ("PAY-BLUEGRASS", "Bluegrass Benefit Co", "PRIVATE", "310 Main St", "Louisville", "KY", "40202", "800-555-0130"),
+]
+#: (LOINC, name, category, value type, unit, values)
+_OBSERVATIONS = [
+    (
+        "72166-2",
+        "Tobacco smoking status",
+        "social-history",
+        "text",
+        None,
+        ["Never smoked tobacco (finding)", "Former smoker (finding)", "Smokes tobacco daily (finding)"],
+    ),
+    (
+        "55758-7",
+        "Patient Health Questionnaire 2 item (PHQ-2) total score [Reported]",
+        "survey",
+        "numeric",
+        "{score}",
+        [str(score) for score in range(7)],
+    ),
+]
+#: (SNOMED CT, description, category, reactions)
+_ALLERGIES = [
+    (
+        "91936005",
+        "Allergy to penicillin",
+        "medication",
+        [{"code": "271807003", "description": "Eruption of skin (disorder)", "severity": "moderate"}],
+    ),
+    (
+        "300913006",
+        "Shellfish allergy",
+        "food",
+        [
+            {"code": "39579001", "description": "Anaphylaxis (disorder)", "severity": "severe"},
+            {"code": "247472004", "description": "Wheal (finding)", "severity": "moderate"},
+        ],
+    ),
+    (
+        "418689008",
+        "Allergy to grass pollen",
+        "environment",
+        [{"code": "21719001", "description": "Allergic rhinitis caused by pollen (disorder)", "severity": "mild"}],
+    ),
+]
+#: (SNOMED CT care plan category, its description, the ICD-10-CM reason from _DIAGNOSES)
+_CARE_PLANS = [
+    ("698360004", "Diabetes self management plan", "E11.9"),
+    ("443402002", "Lifestyle education regarding hypertension", "I10"),
+    ("699728000", "Asthma self management", "J45.41"),
+    ("736285004", "Hyperlipidemia clinical management plan", "E78.5"),
+]
 _STUDY = "STUDY1"
 _SUBJECTS_PER_SITE = 10_000  # subject_id has 4 digits: a site beyond that many starts again
 _ADVERSE_EVENTS = [
@@ -103,6 +192,9 @@ class _Plan:
     rx: bool  # a prescription and its pharmacy claim; needs a member
     subject: bool
     day: int  # days after 2024-01-01 of the first encounter
+    allergy: bool
+    equipment: bool  # a glucose meter and its test strips
+    imaging: bool  # a chest X-ray
 
     @property
     def mrn(self) -> str:
@@ -124,6 +216,10 @@ class _Plan:
     def usubjid(self) -> str:
         return f"{_STUDY}-{self.site_id}-{self.subject_id}"
 
+    @property
+    def first_encounter(self) -> str:
+        return f"ENC-{self.index}-0"
+
 
 def _rng(seed: int, patient: int, part: str) -> random.Random:
     return random.Random(f"{seed}:{patient}:{part}")
@@ -133,6 +229,8 @@ def _plan(seed: int, index: int) -> _Plan:
     r = _rng(seed, index, "shape")
     first = index == 0  # the first patient spans every product
     member = r.random() < 0.6 or first
+    # Keyword arguments are evaluated in order: the draws of the first five
+    # fields come first, as before the last three existed.
     return _Plan(
         index=index,
         seed=seed,
@@ -141,13 +239,16 @@ def _plan(seed: int, index: int) -> _Plan:
         rx=member and (r.random() < 0.7 or first),
         subject=r.random() < 0.15 or first,
         day=r.randint(0, 300),
+        allergy=r.random() < 0.3 or first,
+        equipment=r.random() < 0.2 or first,
+        imaging=r.random() < 0.2 or first,
     )
 
 
 class _Plans:
     """The plans of one :func:`scenario` call, drawn once and shared by its
-    18 generators (drawing one costs about as much as building an entity),
-    packed two bytes per patient so that a million patients take 2 MB.
+    generators (drawing one costs about as much as building an entity),
+    packed four bytes per patient so that a million patients take 4 MB.
 
     Every generator asks for its patients in order from ``start``, so the
     patient it asks for is at most one past the last drawn, however the
@@ -156,14 +257,21 @@ class _Plans:
     def __init__(self, seed: int, start: int) -> None:
         self.seed = seed
         self.start = start
-        self.packed = array("H")
+        self.packed = array("I")
 
     def __call__(self, index: int) -> _Plan:
         offset = index - self.start
         if offset == len(self.packed):
             plan = _plan(self.seed, index)
             self.packed.append(
-                plan.day << 5 | (plan.encounters - 2) << 3 | plan.member << 2 | plan.rx << 1 | plan.subject
+                plan.day << 8
+                | plan.imaging << 7
+                | plan.equipment << 6
+                | plan.allergy << 5
+                | (plan.encounters - 2) << 3
+                | plan.member << 2
+                | plan.rx << 1
+                | plan.subject
             )
             return plan
         bits = self.packed[offset]
@@ -174,7 +282,10 @@ class _Plans:
             member=bool(bits & 4),
             rx=bool(bits & 2),
             subject=bool(bits & 1),
-            day=bits >> 5,
+            day=bits >> 8,
+            allergy=bool(bits & 32),
+            equipment=bool(bits & 64),
+            imaging=bool(bits & 128),
         )
 
 
@@ -232,6 +343,20 @@ def _clinician(r: random.Random) -> tuple[str, str, str]:
     return r.choice(_CLINICIANS)
 
 
+def _practitioner_id(npi: str) -> str:
+    return f"PRV-{npi}"
+
+
+def _payer(plan: _Plan) -> str | None:
+    """The payer of a member's coverage, encounters and claim; None for a patient who is not a member."""
+    return _rng(plan.seed, plan.index, "payer").choice(_PAYERS)[0] if plan.member else None
+
+
+def _first(plan: _Plan) -> int:
+    """1 for the first patient, who brings the directory and the payers; 0 for the others."""
+    return int(plan.index == 0)
+
+
 _Builder = Callable[[random.Random, _Plan], Iterator[Document]]
 
 
@@ -260,6 +385,58 @@ def factory(type_name: str, per_patient: Callable[[_Plan], int] = _once) -> Call
     return declare
 
 
+# -- NetworkSim and the payers: with the first patient ------------------------
+
+
+@factory("organization", lambda p: len(_ORGANIZATIONS) * _first(p))
+def _organization(r: random.Random, plan: _Plan) -> Iterator[Document]:
+    for organization_id, name, npi, phone, street, postal_code, latitude, longitude in _ORGANIZATIONS:
+        yield {
+            "organization_id": organization_id,
+            "name": name,
+            **({"npi": npi} if npi else {}),
+            "phone": phone,
+            "street_address": street,
+            "city": "Columbus",
+            "state": "OH",
+            "postal_code": postal_code,
+            "latitude": latitude,
+            "longitude": longitude,
+            "_provenance": _provenance(plan, "networksim"),
+        }
+
+
+@factory("practitioner", lambda p: len(_CLINICIANS) * _first(p))
+def _practitioner(r: random.Random, plan: _Plan) -> Iterator[Document]:
+    for given, family, npi in _CLINICIANS:
+        gender, specialty = _CLINICIAN_DETAILS[npi]
+        yield {
+            "practitioner_id": _practitioner_id(npi),
+            "name": f"{given} {family}",
+            "npi": npi,
+            "gender": gender,
+            "specialty": specialty,
+            "organization_id": _HOSPITAL,
+            "_provenance": _provenance(plan, "networksim"),
+        }
+
+
+@factory("payer", lambda p: len(_PAYERS) * _first(p))
+def _payer_entity(r: random.Random, plan: _Plan) -> Iterator[Document]:
+    for payer_id, name, ownership, street, city, state, postal_code, phone in _PAYERS:
+        yield {
+            "payer_id": payer_id,
+            "name": name,
+            "ownership": ownership,
+            "street_address": street,
+            "city": city,
+            "state": state,
+            "postal_code": postal_code,
+            "phone": phone,
+            "_provenance": _provenance(plan, "membersim"),
+        }
+
+
 # -- PatientSim -------------------------------------------------------------
 
 
@@ -279,10 +456,11 @@ def _patient(r: random.Random, plan: _Plan) -> Iterator[Document]:
 
 @factory("encounter", lambda p: p.encounters)
 def _encounter(r: random.Random, plan: _Plan) -> Iterator[Document]:
+    payer = {"payer_id": payer_id} if (payer_id := _payer(plan)) else {}
     for k in range(plan.encounters):
         day = plan.day + 20 * k
         code, _, complaint = r.choice(_DIAGNOSES)
-        given, family, _ = _clinician(r)
+        given, family, npi = _clinician(r)
         yield {
             "encounter_id": f"ENC-{plan.index}-{k}",
             "patient_mrn": plan.mrn,
@@ -296,6 +474,9 @@ def _encounter(r: random.Random, plan: _Plan) -> Iterator[Document]:
             "admitting_diagnosis": code,
             "discharge_disposition": "01",
             "attending_physician": f"{given} {family}",
+            "organization_id": _HOSPITAL,
+            "practitioner_id": _practitioner_id(npi),
+            **payer,
             "_provenance": _provenance(plan, "patientsim"),
         }
 
@@ -307,6 +488,7 @@ def _diagnosis(r: random.Random, plan: _Plan) -> Iterator[Document]:
         yield {
             "id": f"DX-{plan.index}-{k}",
             "code": code,
+            "code_system": "ICD-10-CM",
             "description": text,
             "type": "final",
             "patient_mrn": plan.mrn,
@@ -444,6 +626,138 @@ def _order(r: random.Random, plan: _Plan) -> Iterator[Document]:
     }
 
 
+@factory("observation", lambda p: len(_OBSERVATIONS))
+def _observation(r: random.Random, plan: _Plan) -> Iterator[Document]:
+    for k, (loinc, name, category, value_type, unit, values) in enumerate(_OBSERVATIONS):
+        yield {
+            "id": f"OBS-{plan.index}-{k}",
+            "patient_mrn": plan.mrn,
+            "encounter_id": plan.first_encounter,
+            "code": loinc,
+            "code_system": "LOINC",
+            "description": name,
+            "category": category,
+            "status": "final",
+            "effective_datetime": _when(plan.day, 9),
+            "value": r.choice(values),
+            "value_type": value_type,
+            **({"unit": unit} if unit else {}),
+            "_provenance": _provenance(plan, "patientsim"),
+        }
+
+
+@factory("allergy", lambda p: int(p.allergy))
+def _allergy(r: random.Random, plan: _Plan) -> Iterator[Document]:
+    code, description, category, reactions = r.choice(_ALLERGIES)
+    yield {
+        "id": f"ALG-{plan.index}",
+        "patient_mrn": plan.mrn,
+        "encounter_id": plan.first_encounter,
+        "code": code,
+        "code_system": "SNOMED",
+        "description": description,
+        "type": "allergy",
+        "category": category,
+        "clinical_status": "active",
+        "onset_datetime": f"{2000 + r.randint(0, 23)}-0{r.randint(1, 9)}-15",  # as recorded: a day, no time
+        "reactions": reactions,
+        "_provenance": _provenance(plan, "patientsim"),
+    }
+
+
+@factory("immunization")
+def _immunization(r: random.Random, plan: _Plan) -> Iterator[Document]:
+    given, family, _ = _clinician(r)
+    yield {
+        "id": f"IMM-{plan.index}",
+        "patient_mrn": plan.mrn,
+        "encounter_id": plan.first_encounter,
+        "vaccine_code": "140",
+        "vaccine_code_system": "CVX",
+        "vaccine_description": "Influenza, seasonal, injectable, preservative free",
+        "status": "completed",
+        "occurrence_datetime": _when(plan.day, 10),
+        "lot_number": f"FLU{r.randint(10000, 99999)}",
+        "site": r.choice(["Left arm", "Right arm"]),
+        "route": "IM",
+        "performer": f"{given} {family}",
+        "_provenance": _provenance(plan, "patientsim"),
+    }
+
+
+@factory("care_plan")
+def _care_plan(r: random.Random, plan: _Plan) -> Iterator[Document]:
+    code, description, reason = r.choice(_CARE_PLANS)
+    reason_text = next(text for icd, text, _ in _DIAGNOSES if icd == reason)
+    yield {
+        "id": f"CP-{plan.index}",
+        "patient_mrn": plan.mrn,
+        "encounter_id": plan.first_encounter,
+        "code": code,
+        "code_system": "SNOMED",
+        "description": description,
+        "status": "active",
+        "period_start": _date(plan.day),
+        "reason_code": reason,
+        "reason_code_system": "ICD-10-CM",
+        "reason_description": reason_text,
+        "_provenance": _provenance(plan, "patientsim"),
+    }
+
+
+@factory("device", lambda p: int(p.equipment))
+def _device(r: random.Random, plan: _Plan) -> Iterator[Document]:
+    yield {
+        "id": f"DEV-{plan.index}",
+        "patient_mrn": plan.mrn,
+        "encounter_id": plan.first_encounter,
+        "code": "337414009",
+        "code_system": "SNOMED",
+        "description": "Blood glucose meter (physical object)",
+        "udi_carrier": f"(01)00812345000019(11)230601(10)LOT{r.randint(100, 999)}(21)SN{plan.index:08d}",
+        "status": "active",
+        "period_start": _when(plan.day, 10),
+        "_provenance": _provenance(plan, "patientsim"),
+    }
+
+
+@factory("supply", lambda p: int(p.equipment))
+def _supply(r: random.Random, plan: _Plan) -> Iterator[Document]:
+    yield {
+        "id": f"SUP-{plan.index}",
+        "patient_mrn": plan.mrn,
+        "encounter_id": plan.first_encounter,
+        "code": "337388004",
+        "code_system": "SNOMED",
+        "description": "Blood glucose testing strips (physical object)",
+        "quantity": r.choice([50, 100]),
+        "occurrence_datetime": _when(plan.day, 10),
+        "_provenance": _provenance(plan, "patientsim"),
+    }
+
+
+@factory("imaging_study", lambda p: int(p.imaging))
+def _imaging_study(r: random.Random, plan: _Plan) -> Iterator[Document]:
+    # DICOM UIDs under the 2.25 root (a 128-bit number in decimal), drawn from the patient's own generator.
+    study, series, instance = (f"2.25.{r.getrandbits(120)}" for _ in range(3))
+    yield {
+        "patient_mrn": plan.mrn,
+        "encounter_id": plan.first_encounter,
+        "instance_uid": instance,
+        "study_id": study,
+        "started": _when(plan.day, 10),
+        "series_uid": series,
+        "body_site_code": "51185008",
+        "body_site_description": "Thoracic structure (body structure)",
+        "modality_code": "DX",
+        "modality_description": "Digital Radiography",
+        "sop_class_code": "1.2.840.10008.5.1.4.1.1.1.1",
+        "sop_class_description": "Digital X-Ray Image Storage - For Presentation",
+        "procedure_code": "399208008",
+        "_provenance": _provenance(plan, "patientsim"),
+    }
+
+
 # -- MemberSim --------------------------------------------------------------
 
 
@@ -464,6 +778,25 @@ def _member(r: random.Random, plan: _Plan) -> Iterator[Document]:
     }
 
 
+@factory("coverage", lambda p: int(p.member))
+def _coverage(r: random.Random, plan: _Plan) -> Iterator[Document]:
+    payer = _payer(plan)
+    secondary = {}
+    if r.random() < 0.1 or plan.index == 0:  # a few members have a second payer for the same period
+        secondary["secondary_payer_id"] = r.choice([p[0] for p in _PAYERS if p[0] != payer])
+    yield {
+        "member_id": plan.member_id,
+        "payer_id": payer,
+        **secondary,
+        "subscriber_id": plan.member_id,
+        "relationship": "self",
+        "status": "active",
+        "period_start": "2024-01-01",
+        "period_end": "2025-12-31",
+        "_provenance": _provenance(plan, "membersim"),
+    }
+
+
 def _claim_charges(r: random.Random) -> list[tuple[str, Decimal, Decimal]]:
     """(CPT code, charge, allowed) per line; the claim's totals are their sums."""
     office = r.choice([("99213", Decimal("124.50")), ("99214", Decimal("182.00"))])
@@ -478,17 +811,23 @@ def _claim(r: random.Random, plan: _Plan) -> Iterator[Document]:
     allowed = sum(line[2] for line in lines)
     paid = (allowed * Decimal("0.9")).quantize(Decimal("0.01"))
     code = r.choice(_DIAGNOSES)[0]
+    npi = _clinician(r)[2]
+    # Half of the claims name the provider as a practitioner too (drawn last: the earlier draws are as they were).
+    named = {"practitioner_id": _practitioner_id(npi)} if r.random() < 0.5 or plan.index == 0 else {}
     yield {
         "claim_id": f"CLM-{plan.index}",
         "claim_type": "PROFESSIONAL",
         "member_id": plan.member_id,
         "subscriber_id": plan.member_id,
-        "provider_npi": _clinician(r)[2],
+        "provider_npi": npi,
+        **named,
+        "payer_id": _payer(plan),
         "facility_npi": _FACILITY_NPI,
         "service_date": _date(plan.day),
         "place_of_service": "11",
         "principal_diagnosis": code,
         "other_diagnoses": [] if code == "I10" else ["I10"],
+        "diagnosis_code_system": "ICD-10-CM",
         "total_charge": charge,
         "total_allowed": allowed,
         "total_paid": paid,
@@ -505,6 +844,7 @@ def _claim_line(r: random.Random, plan: _Plan) -> Iterator[Document]:
             "claim_id": f"CLM-{plan.index}",
             "line_number": number,
             "procedure_code": code,
+            "procedure_code_system": "CPT",
             "service_date": _date(plan.day),
             "units": 1,
             "charge_amount": charge,

@@ -55,6 +55,14 @@ def _decimal(field: Field, low: float | None, high: float | None) -> st.SearchSt
     return decimals | decimals.map(float).filter(lambda f: Decimal(str(f)).as_tuple().exponent >= -field.scale)
 
 
+#: Items of arrays of objects: JSON objects of a few keys, one of them nested.
+OBJECTS = st.dictionaries(
+    st.from_regex(r"[a-z_]{1,8}", fullmatch=True),
+    st.none() | st.booleans() | st.integers(-10, 10) | TEXT | st.lists(TEXT, max_size=2),
+    max_size=3,
+)
+
+
 def value_strategy(type_name: str, field: Field) -> st.SearchStrategy[Any]:
     if field.enum:
         return st.sampled_from(sorted(field.enum))
@@ -80,7 +88,7 @@ def value_strategy(type_name: str, field: Field) -> st.SearchStrategy[Any]:
     if field.item_enum:
         items: st.SearchStrategy[Any] = st.sampled_from(sorted(field.item_enum))
     else:
-        items = TEXT if field.items == "str" else st.integers(1, 12)
+        items = {"str": TEXT, "int": st.integers(1, 12), "object": OBJECTS}[field.items]
     return st.lists(items, max_size=field.max_items or 3)
 
 
@@ -152,6 +160,8 @@ def entity(draw: st.DrawFn, type_name: str, index: int, parents: dict[str, str])
             doc["deceased"] = False
     if type_name == "prescription" and "refills_authorized" in doc and doc["refills_authorized"] is not None:
         doc["refills_remaining"] = draw(st.integers(0, doc["refills_authorized"]))
+    if type_name == "claim" and doc.get("provider_npi") is None and doc.get("practitioner_id") is None:
+        doc["provider_npi"] = draw(st.from_regex(vocab.NPI.pattern, fullmatch=True))  # one of them is needed
     if et.person or draw(st.booleans()):
         doc["id"] = f"{type_name.upper()}-{index}"
     if draw(st.booleans()):
@@ -185,6 +195,10 @@ PARENT_FIELDS = {
     "claim_id": ("claim", "claim_id"),
     "prescription_number": ("prescription", "prescription_number"),
     "usubjid": ("subject", "usubjid"),
+    "organization_id": ("organization", "organization_id"),
+    "practitioner_id": ("practitioner", "practitioner_id"),
+    "payer_id": ("payer", "payer_id"),
+    "secondary_payer_id": ("payer", "payer_id"),
 }
 
 

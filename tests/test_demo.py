@@ -101,14 +101,47 @@ def test_generators_read_in_any_order_give_the_same_entities() -> None:
     assert {name: list(reverse[name]) for name in reversed(TYPES)} == whole
 
 
+#: What the demo added with the types of revision 0004: the types, and the new fields of older types.
+ADDED_TYPES = {
+    "organization",
+    "practitioner",
+    "payer",
+    "observation",
+    "allergy",
+    "immunization",
+    "care_plan",
+    "device",
+    "supply",
+    "imaging_study",
+    "coverage",
+}
+ADDED_FIELDS = {
+    "encounter": {"organization_id", "practitioner_id", "payer_id"},
+    "diagnosis": {"code_system"},
+    "claim": {"practitioner_id", "payer_id", "diagnosis_code_system"},
+    "claim_line": {"procedure_code_system"},
+}
+
+
+def _digest(patients: int, seed: int, *, before_0004: bool = False) -> str:
+    digest = hashlib.sha256()
+    for name, stream in demo.scenario(patients, seed).items():
+        for doc in stream:
+            if before_0004 and name in ADDED_TYPES:
+                continue
+            if before_0004:
+                doc = {k: v for k, v in doc.items() if k not in ADDED_FIELDS.get(name, ())}
+            digest.update(json.dumps(doc, sort_keys=True, default=str).encode())
+    return digest.hexdigest()
+
+
 def test_the_data_of_a_seed_never_changes() -> None:
     """Saved demo scenarios, docs and benchmarks rely on a seed giving the same
-    entities in every version: a digest of 200 patients, pinned."""
-    digest = hashlib.sha256()
-    for stream in demo.scenario(200, 11).values():
-        for doc in stream:
-            digest.update(json.dumps(doc, sort_keys=True, default=str).encode())
-    assert digest.hexdigest() == "36a636c34d751c1c545ff22bcd4fcce396233216d84c8c1873e02f8b291085c7"
+    entities in every version: a digest of 200 patients, pinned. The types and
+    fields added since draw from generators of their own: without them, the
+    documents are those of the 18 types before (their digest, pinned then)."""
+    assert _digest(200, 11) == "bdd8be2ee594ab806329b774691c9b74d2a4993eb224952a0e1f5622a2da27b9"
+    assert _digest(200, 11, before_0004=True) == "36a636c34d751c1c545ff22bcd4fcce396233216d84c8c1873e02f8b291085c7"
 
 
 @pytest.mark.parametrize("patients", [1, 2, 57])
@@ -116,6 +149,32 @@ def test_counts_are_known_without_generating_and_cover_every_type(patients: int)
     generated = {name: len(docs) for name, docs in _generate(patients, 3).items()}
     assert generated == demo.entity_counts(patients, 3)
     assert all(count > 0 for count in generated.values()), generated
+
+
+def test_encounters_and_claims_name_the_directory_and_the_payers() -> None:
+    entities = _generate(40, 42)
+    organizations = {o["organization_id"] for o in entities["organization"]}
+    practitioners = {p["practitioner_id"]: p for p in entities["practitioner"]}
+    payers = {p["payer_id"] for p in entities["payer"]}
+    coverage = {c["member_id"]: c["payer_id"] for c in entities["coverage"]}
+    mrn_of = {p["ssn"]: p["mrn"] for p in entities["patient"]}
+    member_of = {mrn_of[m["ssn"]]: m["member_id"] for m in entities["member"]}  # the same person
+    assert set(coverage) == set(member_of.values()) and set(coverage.values()) <= payers
+    assert {p["organization_id"] for p in practitioners.values()} <= organizations
+    for encounter in entities["encounter"]:
+        assert encounter["organization_id"] in organizations
+        assert practitioners[encounter["practitioner_id"]]["name"] == encounter["attending_physician"]
+        member_id = member_of.get(encounter["patient_mrn"])
+        assert encounter.get("payer_id") == (coverage[member_id] if member_id else None)
+    named = [claim for claim in entities["claim"] if "practitioner_id" in claim]
+    assert 0 < len(named) < len(entities["claim"])  # some claims name the practitioner, some only the NPI
+    for claim in entities["claim"]:
+        assert claim["payer_id"] == coverage[claim["member_id"]]
+        assert claim["diagnosis_code_system"] == "ICD-10-CM"
+    for claim in named:
+        assert practitioners[claim["practitioner_id"]]["npi"] == claim["provider_npi"]
+    assert {d["code_system"] for d in entities["diagnosis"]} == {"ICD-10-CM"}
+    assert any(len(a["reactions"]) > 1 for a in _generate(200, 42)["allergy"])  # arrays of objects
 
 
 def test_the_same_person_across_products() -> None:
@@ -176,6 +235,17 @@ def test_save_demo_validates_cleanly_and_round_trips(store_url: str) -> None:
     generated = _generate(12, 5)
     for name, docs in generated.items():
         assert normalise(loaded[name]) == normalise(docs), name
+    # The references into the directory and to the payers resolved to their entities.
+    unresolved = run_query(
+        "SELECT count(*) FROM encounters WHERE organization_uuid IS NULL OR practitioner_uuid IS NULL "
+        "OR (payer_id IS NOT NULL AND payer_uuid IS NULL)",
+        database_url=store_url,
+    )
+    assert unresolved.rows == [(0,)]
+    named = run_query("SELECT count(practitioner_uuid), count(payer_uuid) FROM claims", database_url=store_url)
+    assert named.rows == [
+        (sum("practitioner_id" in c for c in generated["claim"]), len(generated["claim"])),
+    ]
 
 
 def test_save_demo_consumes_generators_in_batches(duckdb_url: str) -> None:

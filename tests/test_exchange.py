@@ -102,7 +102,8 @@ def test_the_document_lists_every_type_in_catalogue_order_one_entity_per_line(en
     assert list(document) == ["schema_version", "scenario_id", "name", "description", "tags", "created_at", "entities"]
     assert document["schema_version"] == "1.0"
     assert list(document["entities"]) == [et.name for et in ENTITY_TYPES]
-    assert all(document["entities"][et.name] == [] for et in ENTITY_TYPES[1:])
+    assert len(document["entities"]) == 29
+    assert all(document["entities"][et.name] == [] for et in ENTITY_TYPES if et.name != "patient")
     assert document["tags"] == ["a", "b"]
     assert '\n      {"id": "P-1", "mrn": "M-1", ' in text  # one entity per line, UTF-8 as is
     assert "Zoë" in text and text.endswith("}\n")
@@ -468,7 +469,7 @@ def test_a_pipe_is_read_through_a_temporary_file(engine) -> None:
             return self.inner.readinto(buffer)
 
     summary = do_import(engine, io.BufferedReader(Pipe(CANONICAL.read_bytes())))
-    assert summary.name == NAME and sum(summary.counts.values()) == 53
+    assert summary.name == NAME and sum(summary.counts.values()) == 77
 
 
 def test_progress_reports_every_entity(engine) -> None:
@@ -487,9 +488,9 @@ def test_progress_reports_every_entity(engine) -> None:
     with session_scope(engine) as session:
         export_scenario(session, NAME, io.BytesIO(), progress=progress)
     assert seen == [
-        (f"Checking {CANONICAL}", None, 53),
-        (f"Importing {NAME}", 53, 53),
-        (f"Exporting {NAME}", 53, 53),
+        (f"Checking {CANONICAL}", None, 77),
+        (f"Importing {NAME}", 77, 77),
+        (f"Exporting {NAME}", 77, 77),
     ]
 
 

@@ -139,6 +139,12 @@ async def test_every_tool_is_listed_and_entities_come_from_the_registry(client: 
             top_fields = {f.path[0] for f in layout(et.name).fields}
             assert top_fields <= set(document["properties"])
             assert "additionalProperties" not in document  # unknown fields pass
+    entity_type = listed["load_scenario"].input_schema["properties"]["entity_type"]["enum"]
+    assert len(entity_type) == 2 * 29
+    for name in ("organization", "practitioners", "payer", "observations", "allergy", "immunizations"):
+        assert name in entity_type
+    for name in ("care_plans", "device", "supplies", "imaging_study", "coverages"):
+        assert name in entity_type
     patient = listed["save_scenario"].input_schema["$defs"]["patient"]["items"]
     assert patient["properties"]["gender"]["enum"] == ["F", "M", "O", "U", None]
     assert patient["properties"]["name"]["properties"]["given_name"] == {"type": ["string", "null"]}
@@ -168,7 +174,7 @@ def test_the_document_schemas_carry_every_column_rule() -> None:
             if f.max_length is not None:
                 expected["maxLength"] = f.max_length
             if f.kind == "array":
-                expected["items"] = {"type": "string" if f.items == "str" else "integer"}
+                expected["items"] = {"type": {"str": "string", "int": "integer", "object": "object"}[f.items]}
                 if f.item_enum:
                     expected["items"]["enum"] = sorted(f.item_enum)
                 if f.max_items is not None:
@@ -185,10 +191,14 @@ def test_the_document_schemas_carry_every_column_rule() -> None:
     assert (vitals["temperature"]["minimum"], vitals["temperature"]["maximum"]) == (90, 110)
     criteria = schema["$defs"]["adverse_event"]["items"]["properties"]["aesae_criteria"]["items"]
     assert "Hospitalization" in criteria["enum"]
+    reactions = schema["$defs"]["allergy"]["items"]["properties"]["reactions"]
+    assert reactions == {"type": ["array", "null"], "items": {"type": "object"}}
     validator = jsonschema.Draft202012Validator(schema)
     good = {"name": "s", "entities": {"member": [{"pcp_npi": "1234567890"}]}}
     assert validator.is_valid(good)
     assert not validator.is_valid({"name": "s", "entities": {"member": [{"pcp_npi": "12345"}]}})
+    assert validator.is_valid({"name": "s", "entities": {"allergies": [{"reactions": [{"severity": "mild"}]}]}})
+    assert not validator.is_valid({"name": "s", "entities": {"allergy": [{"reactions": ["rash"]}]}})
 
 
 async def test_save_then_load_a_summary_and_pages_of_entities(client: ClientSession) -> None:
@@ -291,7 +301,9 @@ async def test_a_validation_error_names_each_problem_and_saves_nothing(client: C
 async def test_unknown_names_and_existing_scenarios_are_tool_errors(client: ClientSession) -> None:
     assert "no scenario named or with id 'mcp-missing'" in await refused(client, "load_scenario", name="mcp-missing")
     message = await refused(client, "save_scenario", name="mcp-types", entities={"patientz": []})
-    assert "unknown entity type 'patientz'; valid types: patient, encounter" in message
+    assert (
+        "unknown entity type 'patientz'; valid types: organization, practitioner, payer, patient, encounter" in message
+    )
 
     await call(client, "save_scenario", name="mcp-twice", entities={"patient": [PATIENT]})
     assert "a scenario named 'mcp-twice' exists" in await refused(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -15,8 +16,12 @@ from healthsim_state.codec.reference_doc import reference
 
 REPO = Path(__file__).resolve().parent.parent
 
-# canonical-models.md §1, in the catalogue order of the canonical export.
+# canonical-models.md §1, in the catalogue order of the canonical export, with the 11 types
+# of Synthea import (issue 17) after their product's: the directory and the payers first.
 CATALOGUE = [
+    "organization",
+    "practitioner",
+    "payer",
     "patient",
     "encounter",
     "diagnosis",
@@ -26,7 +31,15 @@ CATALOGUE = [
     "vital_sign",
     "clinical_note",
     "order",
+    "observation",
+    "allergy",
+    "immunization",
+    "care_plan",
+    "device",
+    "supply",
+    "imaging_study",
     "member",
+    "coverage",
     "claim",
     "claim_line",
     "prescription",
@@ -38,7 +51,8 @@ CATALOGUE = [
 ]
 
 
-def test_the_18_types_in_catalogue_order() -> None:
+def test_the_29_types_in_catalogue_order() -> None:
+    assert len(CATALOGUE) == 29
     assert [et.name for et in ENTITY_TYPES] == CATALOGUE
 
 
@@ -49,7 +63,7 @@ def test_every_canonical_table_is_registered_once() -> None:
         m for m in CanonicalBase.registry.mappers if Base.metadata.tables.get(m.local_table.key) is m.local_table
     ]
     canonical_tables = {mapper.class_.__tablename__ for mapper in mappers}
-    assert len(canonical_tables) >= 18
+    assert len(canonical_tables) >= 29
     assert all(issubclass(mapper.class_, CanonicalMixin) for mapper in mappers)
     assert not any(issubclass(mapper.class_, CanonicalMixin) for mapper in Base.registry.mappers)
     registered = [et.table_name for et in ENTITY_TYPES]
@@ -82,6 +96,21 @@ def test_reference_strengths_follow_the_reference_document() -> None:
     assert strengths[("prescription", "member_id")] == "opt"
     assert strengths[("subject", "patient_ref")] == "soft"
     assert strengths[("claim_line", "claim_id")] == "hard"
+    # The types of Synthea import: the directory and the payers are optional from encounters and
+    # claims; a coverage needs its member and its payer.
+    for type_name, field in [
+        ("practitioner", "organization_id"),
+        ("encounter", "organization_id"),
+        ("encounter", "practitioner_id"),
+        ("encounter", "payer_id"),
+        ("claim", "practitioner_id"),
+        ("claim", "payer_id"),
+        ("coverage", "secondary_payer_id"),
+        ("imaging_study", "encounter_id"),
+    ]:
+        assert strengths[(type_name, field)] == "opt", (type_name, field)
+    assert strengths[("coverage", "member_id")] == strengths[("coverage", "payer_id")] == "hard"
+    assert strengths[("allergy", "patient_mrn")] == "hard"
 
 
 def test_lookup_by_singular_or_plural() -> None:
@@ -106,6 +135,7 @@ def test_person_types_and_their_checks() -> None:
         for check in et.checks:
             assert check.__module__ == checks.__name__, (et.name, check)  # beside the models, not lambdas
     assert entity_type("prescription").checks == (checks.patient_or_member, checks.refills_within_authorized)
+    assert entity_type("claim").checks == (checks.provider_named,)
 
 
 def _extra(name: str = "test_extra", refs: tuple[Reference, ...] = ()) -> EntityType:
@@ -145,6 +175,18 @@ def test_register_refuses_taken_names_and_unknown_parents() -> None:
     assert [et.name for et in ENTITY_TYPES] == CATALOGUE
 
 
+def test_the_repository_guide_lists_every_type_with_its_key() -> None:
+    text = (REPO / "docs" / "repository.md").read_text()
+    section = text[text.index("## Entity types") : text.index("## Identity")]
+    assert f"\n{len(ENTITY_TYPES)} entity types" in section
+    for et in ENTITY_TYPES:
+        assert re.search(rf"\b{et.name}\b", section), et.name
+        for key in et.business_key:
+            assert f"`{key}`" in section, (et.name, key)
+        for ref in et.references:
+            assert f"`{ref.field}`" in section, (et.name, ref.field)
+
+
 def test_the_entity_type_reference_in_the_docs_is_generated_from_the_models() -> None:
     """docs/entity-types.md is the output of python -m healthsim_state.codec.reference_doc."""
     text = reference()
@@ -153,3 +195,9 @@ def test_the_entity_type_reference_in_the_docs_is_generated_from_the_models() ->
         assert f"\n## {et.name}\n" in text
     assert r"| `ssn` | `ssn` | str |  |  | matches `[0-9]{9}`" in text
     assert "| `aeendtc` | `aeendtc` | date |  |  | not before `aestdtc` |" in text
+    # Each type under its model's docstring; arrays of objects by their item kind.
+    assert "\n## allergy\n\nAn allergy or intolerance of a patient (FHIR AllergyIntolerance)." in text
+    assert "`reactions` holds FHIR `reaction` entries as objects" in text
+    assert "| `reactions` | `reactions` | array of object |" in text
+    assert "| `other_diagnoses` | `other_diagnoses` | array of str |" in text
+    assert "- Check: A claim names its rendering provider by NPI, by practitioner, or both." in text

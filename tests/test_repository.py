@@ -23,6 +23,7 @@ from healthsim_models import (
     ScenarioNotFoundError,
     UnknownEntityTypeError,
     ValidationError,
+    entity_type,
     session_scope,
 )
 from healthsim_models.errors import InvalidArgumentError
@@ -195,7 +196,7 @@ def test_invalid_examples_name_type_field_and_reason(engine, name, type_name, fi
 
 def test_an_unknown_entity_type_lists_the_valid_ones(engine) -> None:
     document = fixture("invalid/unknown-entity-type.json")
-    with pytest.raises(UnknownEntityTypeError, match="'patientz'.*patient, encounter"):
+    with pytest.raises(UnknownEntityTypeError, match="'patientz'.*payer, patient, encounter.*imaging_study.*coverage"):
         save(engine, document["name"], document["entities"])
 
 
@@ -269,7 +270,7 @@ def test_overwrite_of_a_missing_scenario_through_the_cli_and_the_mcp_tool(store_
         assert saved["counts"] == {"patient": 1}
         listed = tools.list_scenarios(store)["scenarios"]
         assert sorted(s["name"] for s in listed) == sorted([CANONICAL["name"], "via-mcp"])
-        assert sum(listed[[s["name"] for s in listed].index(CANONICAL["name"])]["entity_counts"].values()) == 53
+        assert sum(listed[[s["name"] for s in listed].index(CANONICAL["name"])]["entity_counts"].values()) == 77
     finally:
         store.close()
 
@@ -338,7 +339,8 @@ def test_nested_claim_lines_are_lifted(engine) -> None:
     claim = copy.deepcopy(CANONICAL["entities"]["claim"][0])
     lines = [line for line in CANONICAL["entities"]["claim_line"] if line["claim_id"] == claim["claim_id"]]
     claim["claim_lines"] = [{k: v for k, v in line.items() if k != "claim_id"} for line in lines]
-    entities = {"member": CANONICAL["entities"]["member"], "claim": [claim]}
+    entities = {name: CANONICAL["entities"][name] for name in ("organization", "practitioner", "payer", "member")}
+    entities["claim"] = [claim]
     assert save(engine, "s", entities).counts["claim_line"] == len(lines)
     loaded = load(engine, "s")
     assert "claim_lines" not in loaded.entities["claim"][0]
@@ -569,7 +571,7 @@ def test_query_helpers(engine) -> None:
         frame = repo.entities_frame(CANONICAL["name"], "lab_results")
         assert isinstance(frame, pa.Table)
         assert frame.num_rows == 6
-        assert frame.column_names == [c.name for c in ENTITY_TYPES[5].model.__table__.columns]
+        assert frame.column_names == [c.name for c in entity_type("lab_result").model.__table__.columns]
         assert frame.column("loinc_code").to_pylist()[0] == "4548-4"
 
 

@@ -90,6 +90,9 @@ def _cases() -> list[Any]:
                 case(et.name, days, f.name, f"is before {f.not_before}")
             if f.kind == "array":
                 case(et.name, {f.name: [1] if f.items == "str" else ["a"]}, f.name, "item 0 should be")
+                if f.items == "object":  # what is inside an object item, named by its path
+                    case(et.name, {f.name: [{}, {"note": "a\x00"}]}, f.name, "item 1.note contains a NUL")
+                    case(et.name, {f.name: [{"severity": float("nan")}]}, f.name, "item 0.severity nan is not")
                 if f.max_items is not None:
                     case(et.name, {f.name: ["A"] * (f.max_items + 1)}, f.name, f"at most {f.max_items} items")
                 if f.item_enum:
@@ -160,7 +163,8 @@ def test_every_column_rule_has_a_case() -> None:
         assert count(type_name, f.name, "is outside") == (f.minimum is not None) + (f.maximum is not None)
     # The vocabulary's rules are all in use (a sample that the models declare them).
     assert len(_ruled(lambda f: f.pattern is not None)) >= 20
-    assert len(_ruled(lambda f: f.not_before is not None)) == 9
+    assert len(_ruled(lambda f: f.not_before is not None)) == 13
+    assert _ruled(lambda f: f.items == "object")  # arrays of objects (allergy.reactions)
 
 
 PROVENANCE_CASES = [
@@ -250,8 +254,24 @@ def test_serious_adverse_event_criteria_are_checked() -> None:
 
 def test_a_bare_date_is_a_date_time_only_where_the_reference_allows_it() -> None:
     bare = _ruled(lambda f: f.bare_date_ok)
-    assert {(t, f.name) for t, f in bare} == {("medication", "start_date"), ("medication", "end_date")}
+    assert {(t, f.name) for t, f in bare} == {
+        ("medication", "start_date"),
+        ("medication", "end_date"),
+        ("observation", "effective_datetime"),
+        ("allergy", "onset_datetime"),
+        ("allergy", "abatement_datetime"),
+        ("immunization", "occurrence_datetime"),
+        ("care_plan", "period_start"),
+        ("care_plan", "period_end"),
+        ("device", "period_start"),
+        ("device", "period_end"),
+        ("supply", "occurrence_datetime"),
+        ("imaging_study", "started"),
+        ("coverage", "period_start"),
+        ("coverage", "period_end"),
+    }
     for type_name, f in bare:
-        assert _problems(type_name, _with(EXAMPLE[type_name][0], f.name, "2099-03-01")) == [], f.name
+        day = "2099-03-01" if f.not_before else "1999-03-01"  # an end after its start, a start before its end
+        assert _problems(type_name, _with(EXAMPLE[type_name][0], f.name, day)) == [], f.name
     problems = _problems("encounter", _with(EXAMPLE["encounter"][0], "admission_time", "2024-03-01"))
     assert any(f == "admission_time" and "expected a date-time" in r for f, r in problems)

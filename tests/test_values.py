@@ -205,6 +205,28 @@ def test_an_array_item_is_checked_like_any_text(engine) -> None:
     refused(engine, "modifiers", "item 1 contains a NUL", lambda: save(engine, "s", entities))
 
 
+def test_an_array_of_objects_keeps_its_objects_and_names_a_bad_item(engine) -> None:
+    """allergy.reactions holds JSON objects of any keys, nested as deep as JSON may; an item that
+    is no object, or holds what no backend stores, is refused by its position."""
+    allergy = CANONICAL["entities"]["allergy"][0]
+    reactions = [
+        {"code": "271807003", "description": "Zoë's rash, 東京", "severity": "moderate"},
+        {"notes": [{"seen": "2024-03-12", "scores": [1, 2.5, None, True]}], "severity": None},
+        {},
+    ]
+    save(engine, "objects", {**CANONICAL["entities"], "allergy": [dict(allergy, reactions=reactions)]})
+    with session_scope(engine) as session:
+        (loaded,) = ScenarioRepository(session).load("objects").entities["allergy"]
+    assert loaded["reactions"] == reactions
+    for bad, reason in [
+        ([{}, "rash"], "item 1 should be an object, got 'rash'"),
+        ([["271807003"]], "item 0 should be an object, got ['271807003']"),
+        ([{"code": "1"}, {"description": "a\x00"}], "item 1.description contains a NUL"),
+    ]:
+        entities = {**CANONICAL["entities"], "allergy": [dict(allergy, reactions=bad)]}
+        refused(engine, "reactions", reason, lambda entities=entities: save(engine, "bad", entities))
+
+
 def test_every_indexed_text_field_takes_the_limit_in_four_byte_characters(engine) -> None:
     """The longest text the limit allows, all of it 4-byte UTF-8 (2,000 bytes), fits
     every index on both backends and loads back; one character more is refused."""

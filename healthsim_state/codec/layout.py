@@ -65,7 +65,7 @@ class Field:
     minimum: float | None = None
     maximum: float | None = None
     not_before: str | None = None
-    items: str = "str"  # the item kind of an array
+    items: str = "str"  # the item kind of an array: str | int | object
     max_items: int | None = None
     item_enum: frozenset[str] | None = None
     bare_date_ok: bool = False
@@ -299,6 +299,8 @@ def _check_rule(et: EntityType, column: str, kind: str, rule: FieldRule) -> None
             )
     if rule.items != "str" and kind != "array":
         raise TypeError(f"{et.name}.{column}: the rule items applies to array columns only, not to a {kind} column")
+    if rule.item_enum and rule.items != "str":
+        raise TypeError(f"{et.name}.{column}: the rule item_enum lists texts; it does not apply to {rule.items} items")
 
 
 def all_layouts() -> list[Layout]:

@@ -1,14 +1,17 @@
 """The field reference of every entity type (docs/entity-types.md), written from the layouts.
 
-One table per type: each document field with its column, kind, whether it
-is required, its default and its value rules, under a line on the type's
-business key, references, nested children and own checks. The docs hold
+One section per type: the model's docstring, a list of the type's business
+key, references, nested children and own checks, then a table of each
+document field with its column, kind, whether it is required, its default
+and its value rules. The docs hold
 the output of ``python -m healthsim_state.codec.reference_doc``, and a test
 compares the two, so the reference cannot drift from the models.
 """
 
 from __future__ import annotations
 
+import inspect
+import re
 import sys
 
 from healthsim_models.registry import ENTITY_TYPES, EntityType
@@ -25,10 +28,11 @@ the models (`python -m healthsim_state.codec.reference_doc > docs/entity-types.m
 do not edit by hand.
 
 Kinds: `str` text, `date` YYYY-MM-DD, `datetime` an ISO 8601 date-time (no
-offset: UTC), `int`, `decimal(p,s)` an exact number, `bool`, `array` a JSON
-array. A field named `a.b` is the key `b` of the nested object `a`. Every
-document may also carry `id`, `_provenance` and fields of its own, which the
-store keeps as given.
+offset: UTC), `int`, `decimal(p,s)` an exact number, `bool`; `array of str`,
+`array of int` and `array of object` a JSON array of texts, of integers or
+of JSON objects (with any keys). A field named `a.b` is the key `b` of the
+nested object `a`. Every document may also carry `id`, `_provenance` and
+fields of its own, which the store keeps as given.
 """
 
 
@@ -45,7 +49,7 @@ def _kind(f: Field) -> str:
     if f.kind == "decimal":
         return f"decimal({f.precision},{f.scale})"
     if f.kind == "array":
-        return "array of " + ("int" if f.items == "int" else "str")
+        return f"array of {f.items}"
     return f.kind
 
 
@@ -72,6 +76,14 @@ def _rules(f: Field) -> str:
     if f.max_length is not None:
         rules.append(f"at most {f.max_length:,} characters (indexed)")
     return "; ".join(rules)
+
+
+def _description(et: EntityType) -> list[str]:
+    """The model's docstring as Markdown paragraphs, one line each."""
+    text = inspect.cleandoc(et.model.__doc__ or "")
+    text = re.sub(r":\w+:`([^`]+)`", r"`\1`", text).replace("``", "`")
+    paragraphs = [" ".join(p.split()) for p in text.split("\n\n") if p.strip()]
+    return [line for p in paragraphs for line in (p, "")]
 
 
 def _summary(et: EntityType, lay: Layout) -> list[str]:
@@ -112,7 +124,7 @@ def reference() -> str:
     parts = [HEADER]
     for et in ENTITY_TYPES:
         lay = layout(et.name)
-        parts.append("\n".join([f"## {et.name}", "", *_summary(et, lay), "", *_table(lay)]) + "\n")
+        parts.append("\n".join([f"## {et.name}", "", *_description(et), *_summary(et, lay), "", *_table(lay)]) + "\n")
     return "\n".join(parts)
 
 

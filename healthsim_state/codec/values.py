@@ -278,16 +278,29 @@ def parse_bool(field: Field, value: Any) -> tuple[Any, str | None]:
     return value, None
 
 
+def _is_int(item: Any) -> bool:
+    return isinstance(item, int) and not isinstance(item, bool)
+
+
+#: Per array item kind: (test of one item, what an item should be, for a message).
+ITEM_KINDS: dict[str, tuple[Callable[[Any], bool], str]] = {
+    "str": (lambda item: isinstance(item, str), "a string"),
+    "int": (_is_int, "an integer"),
+    "object": (lambda item: isinstance(item, dict), "an object"),
+}
+
+
 def parse_array(field: Field, value: Any) -> tuple[Any, str | None]:
     if not isinstance(value, list):
         raise Invalid(f"expected an array, got {shown(value)}")
-    item_kind, max_len = field.items, field.max_items
+    max_len = field.max_items
     if max_len is not None and len(value) > max_len:
         raise Invalid(f"at most {max_len} items, got {len(value)}")
+    is_item, expected = ITEM_KINDS[field.items]
     for i, item in enumerate(value):
-        ok = isinstance(item, str) if item_kind == "str" else (isinstance(item, int) and not isinstance(item, bool))
-        if not ok:
-            raise Invalid(f"item {i} should be {'a string' if item_kind == 'str' else 'an integer'}, got {shown(item)}")
+        if not is_item(item):
+            raise Invalid(f"item {i} should be {expected}, got {shown(item)}")
+        # An object item's keys and values, at any depth, as every JSON value's.
         found = json_problem(item, f"item {i}")
         if found is not None:
             raise Invalid(" ".join(found))

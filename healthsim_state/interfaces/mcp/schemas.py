@@ -27,7 +27,7 @@ _JSON_TYPES = {
     "bool": "boolean",
     "array": "array",
 }
-_ITEM_TYPES = {"str": "string", "int": "integer"}
+_ITEM_TYPES = {"str": "string", "int": "integer", "object": "object"}
 
 
 def _field_schema(f: Field) -> dict[str, Any]:
