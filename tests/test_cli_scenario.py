@@ -49,10 +49,10 @@ def test_list_empty_and_with_scenarios(url: str) -> None:
     ok("scenario", "import", str(FIXTURES / "scenario-canonical.json"), "--database-url", url)
     ok("scenario", "import", str(FIXTURES / "scenario-canonical.json"), "--as", "second copy", "--database-url", url)
     out = ok("scenario", "list", "--database-url", url)
-    assert NAME in out and "second copy" in out and "53" in out
+    assert NAME in out and "second copy" in out and "77" in out
     listed = json.loads(ok("scenario", "list", "--json", "--database-url", url))
     assert [s["name"] for s in listed] == ["riverbend-cross-product-demo", "second copy"]
-    assert listed[0]["total_entities"] == 53 and listed[0]["entity_counts"]["patient"] == 3
+    assert listed[0]["total_entities"] == 77 and listed[0]["entity_counts"]["patient"] == 3
     assert listed[0]["created_at"] == "2025-01-14T16:05:00+00:00"
     only = json.loads(ok("scenario", "list", "--json", "--search", "SECOND", "--database-url", url))
     assert [s["name"] for s in only] == ["second copy"]
@@ -78,7 +78,7 @@ def test_show(imported: str) -> None:
     out = ok("scenario", "show", NAME, "--database-url", imported)
     assert "2e7ec343-1a17-4f4c-8e4b-d4d32e545898" in out
     assert "cross-product, demo, diabetes" in out
-    assert "claim_line" in out and "total" in out and "53" in out
+    assert "claim_line" in out and "total" in out and "77" in out
     shown = json.loads(
         ok("scenario", "show", "2e7ec343-1a17-4f4c-8e4b-d4d32e545898", "--json", "--database-url", imported)
     )
@@ -97,13 +97,13 @@ def test_show_json_is_what_the_mcp_tools_return(imported: str) -> None:
         )
     finally:
         store.close()
-    assert shown["total_entities"] == sum(shown["entity_counts"].values()) == 53
+    assert shown["total_entities"] == sum(shown["entity_counts"].values()) == 77
 
 
 def test_export_to_a_file_and_to_stdout_and_import_back(imported: str, tmp_path: Path) -> None:
     target = tmp_path / "riverbend.json"
     out = ok("scenario", "export", NAME, str(target), "--database-url", imported)
-    assert f"exported '{NAME}': 53 entities" in out and str(target) in out
+    assert f"exported '{NAME}': 77 entities" in out and str(target) in out
     piped = runner.invoke(app, ["scenario", "export", NAME, "--database-url", imported])
     assert piped.exit_code == 0 and piped.stderr == ""
     assert piped.stdout_bytes == target.read_bytes()
@@ -111,7 +111,7 @@ def test_export_to_a_file_and_to_stdout_and_import_back(imported: str, tmp_path:
 
     ok("scenario", "delete", NAME, "--yes", "--database-url", imported)
     out = ok("scenario", "import", "-", "--database-url", imported, input=target.read_bytes())
-    assert f"imported '{NAME}' (2e7ec343-1a17-4f4c-8e4b-d4d32e545898): 53 entities" in out
+    assert f"imported '{NAME}' (2e7ec343-1a17-4f4c-8e4b-d4d32e545898): 77 entities" in out
     again = tmp_path / "again.json"
     ok("scenario", "export", NAME, str(again), "--database-url", imported)
     assert again.read_bytes() == target.read_bytes()

@@ -516,7 +516,7 @@ def test_the_cli_and_mcp_writes_run_a_collided_write_again(store_url: str, monke
         assert len(calls) == 2
         calls.clear()
         copied = tools.import_scenario(store, document=document.read_text(), name="copy")
-        assert sum(copied["counts"].values()) == 53 and len(calls) > 1
+        assert sum(copied["counts"].values()) == 77 and len(calls) > 1
         assert sorted(s["name"] for s in tools.list_scenarios(store)["scenarios"]) == ["copy", "file", "tool"]
         calls.clear()
         added = tools.add_entities(store, "tool", {"patient": [_patient("MRN-2")]})
