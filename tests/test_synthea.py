@@ -150,8 +150,8 @@ def test_every_reference_resolves(engine, imported) -> None:
     encounters = documents(engine, "synthea", "encounter")
     rows = {r["Id"]: r for r in csv_rows(V3, "encounters")}
     for doc in encounters:
-        row = rows[doc["encounter_id"]]
-        assert (doc["organization_id"], doc["practitioner_id"], doc["payer_id"]) == (
+        row = rows[doc.get("encounter_id")]
+        assert (doc.get("organization_id"), doc.get("practitioner_id"), doc.get("payer_id")) == (
             row["ORGANIZATION"],
             row["PROVIDER"],
             row["PAYER"],
@@ -168,24 +168,30 @@ def test_one_patients_records_match_the_csv_value_by_value(engine, imported) -> 
     assert patient["synthea"]["HEALTHCARE_EXPENSES"] == row["HEALTHCARE_EXPENSES"]
 
     encounters = {
-        d["encounter_id"]: d for d in documents(engine, "synthea", "encounter") if d["patient_mrn"] == PATIENT
+        d.get("encounter_id"): d for d in documents(engine, "synthea", "encounter") if d.get("patient_mrn") == PATIENT
     }
     rows = [r for r in csv_rows(V3, "encounters") if r["PATIENT"] == PATIENT]
     assert set(encounters) == {r["Id"] for r in rows}
     for r in rows:
         doc = encounters[r["Id"]]
-        assert as_datetime(doc["admission_time"]) == when(r["START"])
-        assert as_datetime(doc["discharge_time"]) == when(r["STOP"])
+        assert as_datetime(doc.get("admission_time")) == when(r["START"])
+        assert as_datetime(doc.get("discharge_time")) == when(r["STOP"])
         assert doc["synthea"]["ENCOUNTERCLASS"] == r["ENCOUNTERCLASS"]
-        assert doc["class_code"] == {"wellness": "O", "ambulatory": "O", "outpatient": "O", "emergency": "E",
+        assert doc.get("class_code") == {"wellness": "O", "ambulatory": "O", "outpatient": "O", "emergency": "E",
                                      "inpatient": "I", "urgentcare": "U"}[r["ENCOUNTERCLASS"]]  # fmt: skip
-        assert doc["chief_complaint"] == (r["REASONDESCRIPTION"] or None)
+        assert doc.get("chief_complaint") == (r["REASONDESCRIPTION"] or None)
         assert doc["synthea"]["TOTAL_CLAIM_COST"] == r["TOTAL_CLAIM_COST"]
 
     conditions = sorted(
-        (d["encounter_id"], d["code"], str(d["diagnosed_date"]), str(d["resolved_date"] or ""), d["description"])
+        (
+            d.get("encounter_id"),
+            d.get("code"),
+            str(d.get("diagnosed_date")),
+            str(d.get("resolved_date") or ""),
+            d.get("description"),
+        )
         for d in documents(engine, "synthea", "diagnosis")
-        if d["patient_mrn"] == PATIENT
+        if d.get("patient_mrn") == PATIENT
     )
     expected = sorted(
         (r["ENCOUNTER"], r["CODE"], r["START"], r["STOP"], r["DESCRIPTION"])
@@ -193,12 +199,19 @@ def test_one_patients_records_match_the_csv_value_by_value(engine, imported) -> 
         if r["PATIENT"] == PATIENT
     )
     assert conditions == expected
-    assert {d["code_system"] for d in documents(engine, "synthea", "diagnosis")} == {"SNOMED"}
+    assert {d.get("code_system") for d in documents(engine, "synthea", "diagnosis")} == {"SNOMED"}
 
     medications = sorted(
-        (d["encounter_id"], d["code"], d["name"], as_datetime(d["start_date"]), d["status"], d["synthea"]["TOTALCOST"])
+        (
+            d.get("encounter_id"),
+            d.get("code"),
+            d.get("name"),
+            as_datetime(d.get("start_date")),
+            d.get("status"),
+            d["synthea"]["TOTALCOST"],
+        )
         for d in documents(engine, "synthea", "medication")
-        if d["patient_mrn"] == PATIENT
+        if d.get("patient_mrn") == PATIENT
     )
     expected = sorted(
         (
@@ -216,9 +229,12 @@ def test_one_patients_records_match_the_csv_value_by_value(engine, imported) -> 
 
     rows = [r for r in csv_rows(V3, "observations") if r["PATIENT"] == PATIENT]
     labs = {
-        (d["encounter_id"], d["loinc_code"], as_datetime(d["collected_time"])): (d["value"], d["unit"])
+        (d.get("encounter_id"), d.get("loinc_code"), as_datetime(d.get("collected_time"))): (
+            d.get("value"),
+            d.get("unit"),
+        )
         for d in documents(engine, "synthea", "lab_result")
-        if d["patient_mrn"] == PATIENT
+        if d.get("patient_mrn") == PATIENT
     }
     assert labs == {
         (r["ENCOUNTER"], r["CODE"], when(r["DATE"])): (r["VALUE"], r["UNITS"] or None)
@@ -226,9 +242,12 @@ def test_one_patients_records_match_the_csv_value_by_value(engine, imported) -> 
         if r["CATEGORY"] == "laboratory" and r["VALUE"]
     }
     others = {
-        (d["encounter_id"], d["code"], as_datetime(d["effective_datetime"])): (d["value"], d["synthea"]["CATEGORY"])
+        (d.get("encounter_id"), d.get("code"), as_datetime(d.get("effective_datetime"))): (
+            d.get("value"),
+            d["synthea"]["CATEGORY"],
+        )
         for d in documents(engine, "synthea", "observation")
-        if d["patient_mrn"] == PATIENT
+        if d.get("patient_mrn") == PATIENT
     }
     assert others == {
         (r["ENCOUNTER"] or None, r["CODE"], when(r["DATE"])): (r["VALUE"], r["CATEGORY"] or None)
@@ -236,9 +255,9 @@ def test_one_patients_records_match_the_csv_value_by_value(engine, imported) -> 
         if r["CATEGORY"] not in ("laboratory", "vital-signs") or not r["VALUE"]
     }
     vitals = {
-        (d["encounter_id"], as_datetime(d["observation_time"])): d
+        (d.get("encounter_id"), as_datetime(d.get("observation_time"))): d
         for d in documents(engine, "synthea", "vital_sign")
-        if d["patient_mrn"] == PATIENT
+        if d.get("patient_mrn") == PATIENT
     }
     fields = {"8302-2": "height_cm", "29463-7": "weight_kg", "8867-4": "heart_rate", "9279-1": "respiratory_rate",
               "8480-6": "systolic_bp", "8462-4": "diastolic_bp"}  # fmt: skip
@@ -254,12 +273,12 @@ def test_one_patients_records_match_the_csv_value_by_value(engine, imported) -> 
 
 
 def test_reimporting_the_same_folder_updates_in_place(engine, imported) -> None:
-    before = {t: sorted(d["id"] for d in documents(engine, "synthea", t)) for t in CLINICAL}
+    before = {t: sorted(d.get("id") for d in documents(engine, "synthea", t)) for t in CLINICAL}
     with pytest.raises(ScenarioExistsError):
         run(engine, V3)
     again = run(engine, V3, overwrite=True)
     assert again.entities == imported.entities
-    assert {t: sorted(d["id"] for d in documents(engine, "synthea", t)) for t in CLINICAL} == before
+    assert {t: sorted(d.get("id") for d in documents(engine, "synthea", t)) for t in CLINICAL} == before
     with session_scope(engine) as session:
         assert ScenarioRepository(session).count_entities_by_type() == ScenarioRepository(
             session
@@ -305,11 +324,11 @@ def test_the_later_layout_imports(engine) -> None:
     patients = {p["mrn"]: p for p in documents(engine, "later", "patient")}
     for row in csv_rows(LATER, "patients"):
         doc = patients[row["Id"]]
-        assert doc["name"]["middle_name"] == (row["MIDDLE"] or None)
+        assert doc["name"].get("middle_name") == (row["MIDDLE"] or None)
         assert (doc["synthea"]["FIPS"], doc["synthea"]["INCOME"]) == (row["FIPS"], row["INCOME"])
         expenses = [e for e in csv_rows(LATER, "patient_expenses") if e["PATIENT_ID"] == row["Id"]]
         assert (doc.get("synthea_expenses") or []) == expenses
-    systems = {d["code_system"] for d in documents(engine, "later", "diagnosis")}
+    systems = {d.get("code_system") for d in documents(engine, "later", "diagnosis")}
     assert systems == {"SNOMED"}
     assert documents(engine, "later", "procedure")[0]["synthea"]["SYSTEM"] == "SNOMED-CT"
 

@@ -23,7 +23,7 @@ from healthsim_state.codec.checks import scenario_problems
 from healthsim_state.formats.common import ProgressFactory, no_progress
 from healthsim_state.formats.synthea import administrative, clinical
 from healthsim_state.formats.synthea.reader import LINE, Loaded, ident, read_folder
-from healthsim_state.formats.synthea.targets import Exclusion, Target, select_sql
+from healthsim_state.formats.synthea.targets import EXTENSION_KEY, Exclusion, Target, select_sql
 from healthsim_state.store.repository import SaveSummary, ScenarioRepository
 
 #: Rows per Arrow record batch handed to the save.
@@ -202,9 +202,22 @@ def _entities(loaded: Loaded, target: Target, *, dedupe: bool, total: int, repor
         with report(label, total) as advance:
             for batch in cursor.sql(sql).to_arrow_reader(BATCH_ROWS):
                 advance(batch.num_rows)
-                yield from batch.to_pylist()
+                yield from map(_present, batch.to_pylist())
     finally:
         cursor.close()
+
+
+def _present(doc: dict[str, Any]) -> dict[str, Any]:
+    """``doc`` without the fields an empty cell left NULL: a CSV cell is empty or not, it has no
+    explicit null, and the codec would keep each one as a null given on purpose. The cells kept
+    verbatim under ``extensions.synthea`` stay, NULL or not, so that every column is named."""
+    return {
+        key: {k: v for k, v in value.items() if v is not None}
+        if value.__class__ is dict and key != EXTENSION_KEY
+        else value
+        for key, value in doc.items()
+        if value is not None
+    }
 
 
 def _finish(summary: SyntheaSummary, saved: SaveSummary) -> SyntheaSummary:
