@@ -84,7 +84,7 @@ class Base(DeclarativeBase):
 
 
 class CanonicalBase(DeclarativeBase):
-    """Declarative base of the 18 canonical entity tables."""
+    """Declarative base of the canonical entity tables."""
 
     metadata = Base.metadata
 
@@ -125,7 +125,7 @@ class ProvenanceMixin(TimestampMixin):
 
 
 class CanonicalMixin(ProvenanceMixin):
-    """Identity and overflow columns shared by the 18 canonical tables.
+    """Identity and overflow columns shared by the canonical tables.
 
     ``id`` is the store's UUID for the entity (canonical-models §2);
     ``external_id`` is the ``id`` string the caller sent, verbatim, or NULL;

@@ -30,7 +30,7 @@ class WriteConflictError(HealthSimError):
 
 
 class UnknownEntityTypeError(HealthSimError, KeyError):
-    """A name that is not one of the 18 entity types (singular or plural)."""
+    """A name that is not one of the registered entity types (singular or plural)."""
 
     def __str__(self) -> str:  # KeyError would repr() the message
         return str(self.args[0])
