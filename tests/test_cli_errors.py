@@ -57,6 +57,7 @@ def meanings(tmp: Path) -> dict[str, str]:
         "dataset": "no_such_dataset",
         "revision": "no-such-revision",
         "sql": "SELEC 1",
+        "directory": str(tmp / "no-such-folder"),
     }
 
 
@@ -191,6 +192,9 @@ def store_cases(tmp: Path, url: str) -> list[list[str]]:
         ["query", "SELECT * FROM no_such_table"],
         ["query", "DELETE FROM patients"],
         ["query", ""],
+        ["import", "synthea", str(tmp), "--scenario", "empty-folder"],
+        ["import", "synthea", str(not_json), "--scenario", "a-file"],
+        ["import", "synthea", str(legacy), "--scenario", ""],
     ]
     return [[*case, "--database-url", url] for case in cases]
 

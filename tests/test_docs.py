@@ -5,8 +5,9 @@ directory, and all of it twice: an example that works only once (saving a name t
 fails the second round. Python blocks of one document share a namespace, like a notebook.
 
 The working directory holds what the docs tell a reader to bring: the published reference files
-(tests/fixtures/reference, under the names they are downloaded as) and the original tool's legacy
-files where it kept them, as the user guide's migration section assumes.
+(tests/fixtures/reference, under the names they are downloaded as), a Synthea output folder
+(tests/fixtures/synthea-27) and the original tool's legacy files where it kept them, as the user
+guide's migration section assumes.
 
 Shell lines not run, by rule (``skipped`` says which):
 
@@ -88,6 +89,8 @@ def prepare(home: Path, work: Path) -> None:
         shutil.copy(FIXTURES / fixture, home / folder / name)
     for published in (FIXTURES / "reference").glob("*.csv"):
         shutil.copy(published, work / published.name)
+    # The Synthea output the user guide imports.
+    shutil.copytree(FIXTURES / "synthea-27", work / "synthea-27")
     # The other SVI release docs/reference-data.md loads in place of 2022; both share one header.
     shutil.copy(FIXTURES / "reference" / "SVI_2022_US_county.csv", work / "SVI_2020_US_county.csv")
 
@@ -167,6 +170,7 @@ def test_every_example_runs_twice_in_one_store(
         "gulf-coast-diabetes",
         "demo",
         "cohort-250",
+        "synthea-27",
     } <= names
     assert "cohort-copy" not in names
     assert sorted(p.name for p in (work / "legacy-backup").rglob("*.json")) == [

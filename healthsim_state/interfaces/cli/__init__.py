@@ -21,6 +21,7 @@ from rich.markup import escape
 from healthsim_models.errors import HealthSimError, ScenarioNotFoundError
 from healthsim_state.interfaces.cli import db, reference
 from healthsim_state.interfaces.cli import demo as demo_command
+from healthsim_state.interfaces.cli import imports as import_command
 from healthsim_state.interfaces.cli import legacy as legacy_command
 from healthsim_state.interfaces.cli import mcp as mcp_command
 from healthsim_state.interfaces.cli import query as query_command
@@ -37,6 +38,7 @@ app = typer.Typer(
 )
 app.add_typer(db.app, name="db")
 app.command(name="demo")(demo_command.demo)
+app.add_typer(import_command.app, name="import")
 app.add_typer(reference.app, name="reference")
 app.add_typer(scenario_command.app, name="scenario")
 app.command(name="migrate-legacy")(legacy_command.migrate_legacy_command)

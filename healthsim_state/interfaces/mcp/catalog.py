@@ -24,6 +24,7 @@ from healthsim_state.interfaces.mcp.tools import (
     export_scenario,
     get_summary,
     import_scenario,
+    import_synthea,
     list_scenarios,
     load_scenario,
     query,
@@ -233,6 +234,25 @@ TOOLS: tuple[ToolSpec, ...] = (
             "overwrite": {"type": "boolean", "default": False, "description": "replace a scenario of that name"},
         },
         required=(),
+        read_only=False,
+        destructive=True,
+    ),
+    ToolSpec(
+        "import_synthea",
+        "Import a folder of Synthea CSV files (patients.csv at least; every release's layout) from the "
+        "server's machine as one scenario: patients, members, encounters, diagnoses, medications, labs, "
+        "vitals, observations, procedures, allergies, immunizations, care plans, devices, supplies, imaging, "
+        "organizations, practitioners, payers, coverages, claims and claim lines. A malformed file is refused "
+        "with its file, line and column and nothing is written. Importing the same folder again updates its "
+        "entities in place. Returns rows read per file, rows excluded and why, and entities per type.",
+        import_synthea,
+        {
+            "path": _PATH | {"description": "absolute path of the Synthea CSV folder, on the server's machine"},
+            "scenario": _NAME | {"description": "name of the scenario to import into"},
+            "overwrite": {"type": "boolean", "default": False, "description": "replace a scenario of that name"},
+            "tags": {"type": "array", "items": {"type": "string", "minLength": 1}, "description": "tags to give it"},
+        },
+        required=("path", "scenario"),
         read_only=False,
         destructive=True,
     ),

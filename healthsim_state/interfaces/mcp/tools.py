@@ -33,6 +33,7 @@ from healthsim_models.engine import create_store_engine, resolve_database_url, s
 from healthsim_models.errors import InvalidArgumentError
 from healthsim_models.registry import entity_type
 from healthsim_state.formats import json as json_document
+from healthsim_state.formats.synthea import import_synthea as read_synthea
 from healthsim_state.interfaces.rendering import scenario_json
 from healthsim_state.store.dialects import dialect_of
 from healthsim_state.store.query import Cancellation, json_value, read_only_engine, run_query
@@ -275,6 +276,21 @@ def import_scenario(
 
     summary = store.write(work, what=f"the import of {path or 'the document'}")
     return save_json(summary)
+
+
+def import_synthea(
+    store: Store,
+    path: str,
+    scenario: str,
+    overwrite: bool = False,
+    tags: list[str] | None = None,
+) -> dict[str, Any]:
+    folder = _server_path(path)
+
+    def work(repo: ScenarioRepository) -> Any:
+        return read_synthea(repo.session, folder, scenario=scenario, overwrite=overwrite, tags=tags or ())
+
+    return store.write(work, what=f"the import of {path}").as_dict()
 
 
 def _server_path(text: str) -> Path:
