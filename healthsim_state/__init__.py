@@ -23,12 +23,14 @@ from healthsim_models.errors import (
     ScenarioNotFoundError,
     SchemaVersionError,
     StoreLockedError,
+    SyntheaError,
     UnknownEntityTypeError,
     ValidationError,
     WriteConflictError,
 )
 from healthsim_state.formats.json import ExportSummary, export_scenario, import_scenario
 from healthsim_state.formats.legacy import FileReport, legacy_status, migrate_legacy
+from healthsim_state.formats.synthea import SyntheaSummary, import_synthea
 from healthsim_state.state_manager import (
     delete_scenario,
     list_scenarios,
@@ -66,12 +68,15 @@ __all__ = [
     "ScenarioRepository",
     "SchemaVersionError",
     "StoreLockedError",
+    "SyntheaError",
+    "SyntheaSummary",
     "UnknownEntityTypeError",
     "ValidationError",
     "WriteConflictError",
     "delete_scenario",
     "export_scenario",
     "import_scenario",
+    "import_synthea",
     "legacy_status",
     "list_scenarios",
     "load_scenario",

@@ -14,7 +14,7 @@ import json
 import math
 import re
 import reprlib
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from decimal import Decimal, InvalidOperation
 from functools import cache
 from typing import TYPE_CHECKING, Any
@@ -85,40 +85,59 @@ def json_problem(value: Any, path: str) -> tuple[str, str] | None:
     back as lists) and dicts with text keys, nested up to
     :data:`MAX_JSON_DEPTH` levels. Iterative, so any depth is judged safely.
     """
+    # Extensions hold many short texts (a Synthea claim line keeps ~35 cells per
+    # transaction): texts are judged where they are met, and the path of a member is
+    # only spelt out for containers and for the member that fails.
     stack: list[tuple[Any, str, int]] = [(value, path, 0)]
     while stack:
         item, where, depth = stack.pop()
-        if item is None or isinstance(item, bool):
-            continue
         if isinstance(item, str):
-            reason = text_problem(item)
-            if reason is not None:
+            if (reason := text_problem(item)) is not None:
                 return where, reason
-        elif isinstance(item, int):
-            if item.bit_length() > 3 * MAX_JSON_DIGITS and len(_digits(item)) > MAX_JSON_DIGITS:
-                return where, f"an integer of more than {MAX_JSON_DIGITS} digits is not stored"
-        elif isinstance(item, float):
-            if not math.isfinite(item):
-                return where, f"{item!r} is not a JSON number (only finite numbers are)"
-        elif isinstance(item, dict | list | tuple):
-            if depth >= MAX_JSON_DEPTH:
-                return where, f"is nested more than {MAX_JSON_DEPTH} levels deep"
-            if isinstance(item, dict):
-                for key, member in item.items():
-                    if not isinstance(key, str):
-                        return where, f"has the key {shown(key)} ({type(key).__name__}): object keys must be strings"
-                    reason = text_problem(key)
-                    if reason is not None:
-                        return where, f"the key {shown(key)} {reason}"
-                    stack.append((member, f"{where}.{path_key(key)}", depth + 1))
-            else:
-                stack.extend((member, f"{where}[{i}]", depth + 1) for i, member in enumerate(item))
+            continue
+        is_dict = isinstance(item, dict)
+        if is_dict:
+            members: Iterable[tuple[Any, Any]] = item.items()
+        elif isinstance(item, list | tuple):
+            members = enumerate(item)
         else:
-            return where, (
-                f"{shown(item)} ({type(item).__name__}) is not a JSON value "
-                "(null, true/false, number, string, array, object)"
-            )
+            if (reason := _scalar_problem(item)) is not None:
+                return where, reason
+            continue
+        if depth >= MAX_JSON_DEPTH:
+            return where, f"is nested more than {MAX_JSON_DEPTH} levels deep"
+        for key, member in members:
+            if is_dict:
+                if not isinstance(key, str):
+                    return where, f"has the key {shown(key)} ({type(key).__name__}): object keys must be strings"
+                if ("\x00" in key or not key.isascii()) and (reason := text_problem(key)) is not None:
+                    return where, f"the key {shown(key)} {reason}"
+            if member is None or member is True or member is False:
+                continue
+            kind = member.__class__
+            if (
+                (kind is str and "\x00" not in member and member.isascii())
+                or (kind is int and member.bit_length() < 64)
+                or (kind is float and math.isfinite(member))
+            ):
+                continue  # plain text and numbers: nothing to say
+            stack.append((member, f"{where}.{path_key(key)}" if is_dict else f"{where}[{key}]", depth + 1))
     return None
+
+
+def _scalar_problem(item: Any) -> str | None:
+    """Why a JSON scalar other than text cannot be stored, or None."""
+    if item is None or isinstance(item, bool):
+        return None
+    if isinstance(item, int):
+        if item.bit_length() > 3 * MAX_JSON_DIGITS and len(_digits(item)) > MAX_JSON_DIGITS:
+            return f"an integer of more than {MAX_JSON_DIGITS} digits is not stored"
+        return None
+    if isinstance(item, float):
+        return None if math.isfinite(item) else f"{item!r} is not a JSON number (only finite numbers are)"
+    return (
+        f"{shown(item)} ({type(item).__name__}) is not a JSON value (null, true/false, number, string, array, object)"
+    )
 
 
 def _digits(number: int) -> str:
