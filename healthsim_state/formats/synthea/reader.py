@@ -129,6 +129,8 @@ def read_folder(directory: str | os.PathLike[str]) -> Iterator[Loaded]:
     con = duckdb.connect(":memory:")
     try:
         con.execute("SET TimeZone = 'UTC'")
+        # DuckDB draws its progress bar on stdout, terminal or not: into --json output and the MCP stream.
+        con.execute("SET enable_progress_bar = false")
         loaded = Loaded(con, folder, ignored=tuple(sorted(n for n in found if n[:-4] not in BY_STEM)))
         for spec in BY_STEM.values():
             if spec.name in found:
