@@ -366,6 +366,15 @@ def test_refused_input_leaves_the_store_unchanged(engine, imported, tmp_path: Pa
         run(engine, folder, name="synthea", overwrite=True)
     with pytest.raises(SyntheaError):
         run(engine, folder, name="other")
+    # A value the mapping has no answer for is refused the same way, before anything is saved.
+    shutil.copy(V3 / "conditions.csv", path)
+    encounters = folder / "encounters.csv"
+    encounters.chmod(0o644)
+    lines = encounters.read_text().splitlines()
+    lines[5] = lines[5].replace(",ambulatory,", ",teleport,").replace(",wellness,", ",teleport,")
+    encounters.write_text("\n".join(lines) + "\n")
+    with pytest.raises(SyntheaError, match=r"encounters\.csv, line 6, column ENCOUNTERCLASS: 'teleport' is not an"):
+        run(engine, folder, name="synthea", overwrite=True)
     with session_scope(engine) as session:
         repo = ScenarioRepository(session)
         assert repo.count_entities_by_type() == before

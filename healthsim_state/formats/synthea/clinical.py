@@ -21,7 +21,7 @@ from healthsim_state.formats.synthea.sql import (
     state_code,
     timestamp,
 )
-from healthsim_state.formats.synthea.targets import Field, Target
+from healthsim_state.formats.synthea.targets import Field, Refusal, Target
 
 if TYPE_CHECKING:
     from healthsim_state.formats.synthea.reader import Loaded
@@ -124,6 +124,10 @@ ENCOUNTERS = Target(
             ("ENCOUNTERCLASS",),
             ", ".join(f"{k} {v}" for k, v in _CLASSES.items())
             + "; any other class is refused; the class is kept verbatim in extensions (the map is lossy)",
+            refuse=Refusal(
+                f"s.ENCOUNTERCLASS IS NOT NULL AND ({_CLASS_SQL}) IS NULL",
+                "is not an encounter class Synthea writes (" + ", ".join(_CLASSES) + ")",
+            ),
         ),
         Field(
             "status",

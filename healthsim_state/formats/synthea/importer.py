@@ -18,7 +18,7 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from healthsim_models.errors import ScenarioExistsError, ValidationError
+from healthsim_models.errors import ScenarioExistsError, SyntheaError, ValidationError
 from healthsim_state.codec.checks import scenario_problems
 from healthsim_state.formats.common import ProgressFactory, no_progress
 from healthsim_state.formats.synthea import administrative, clinical
@@ -126,6 +126,7 @@ def import_synthea(
             if not target.runs_on(loaded):
                 _exclude(summary, target, loaded, None)
                 continue
+            _refuse_unmappable(target, loaded)
             total, distinct = _count(target, loaded)
             if total != distinct:
                 summary.duplicates.setdefault(loaded.files[target.file].name, {"count": 0, "rule": DUPLICATE_RULE})[
@@ -173,6 +174,26 @@ def _count(target: Target, loaded: Loaded) -> tuple[int, int]:
         f"SELECT count(*), count(DISTINCT row({key})) {_from(target)}{where}"
     ).fetchone()  # type: ignore[misc]
     return int(rows), int(distinct)
+
+
+def _refuse_unmappable(target: Target, loaded: Loaded) -> None:
+    """Refuse the first row (in file order) a field of ``target`` has no mapping for."""
+    lf = loaded.files[target.file]
+    for fld in target.fields_on(loaded):
+        if fld.refuse is None:
+            continue
+        column = fld.columns[0]
+        row = loaded.con.execute(
+            f"SELECT s.{LINE}, s.{ident(column)} {_from(target)} WHERE {fld.refuse.when} ORDER BY s.{LINE} LIMIT 1"
+        ).fetchone()
+        if row is not None:
+            line, value = row
+            raise SyntheaError(
+                f"{lf.name}, line {line}, column {lf.header[column]}: {value!r} {fld.refuse.reason}",
+                file=lf.name,
+                line=int(line),
+                column=lf.header[column],
+            )
 
 
 def _exclude(summary: SyntheaSummary, target: Target, loaded: Loaded, exclusion: Exclusion | None) -> None:

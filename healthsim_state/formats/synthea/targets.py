@@ -50,6 +50,9 @@ class Field:
     field is left out and its columns are kept in ``extensions``.
     ``source`` is the file whose columns ``columns`` names when it is not
     the target's own (a file folded into another file's entities).
+    ``refuse`` is a :class:`Refusal` for values the mapping has no answer
+    for: the importer refuses the file at the first such row, naming its
+    line and the field's first column, before anything is saved.
     """
 
     path: str
@@ -58,6 +61,15 @@ class Field:
     note: str = ""
     needs: tuple[str, ...] = ()
     source: str | None = None
+    refuse: Refusal | None = None
+
+
+@dataclass(frozen=True)
+class Refusal:
+    """Rows a field cannot map: the SQL (over ``s``) true for them and why, as the error says it."""
+
+    when: str
+    reason: str
 
 
 @dataclass(frozen=True)
