@@ -18,11 +18,11 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from healthsim_models.errors import ScenarioExistsError, SyntheaError, ValidationError
+from healthsim_models.errors import ScenarioExistsError, ValidationError
 from healthsim_state.codec.checks import scenario_problems
 from healthsim_state.formats.common import ProgressFactory, no_progress
 from healthsim_state.formats.synthea import administrative, clinical
-from healthsim_state.formats.synthea.reader import LINE, Loaded, ident, read_folder
+from healthsim_state.formats.synthea.reader import LINE, Loaded, ident, read_folder, refuse_cell
 from healthsim_state.formats.synthea.targets import EXTENSION_KEY, Exclusion, Target, select_sql
 from healthsim_state.store.repository import SaveSummary, ScenarioRepository
 
@@ -188,12 +188,7 @@ def _refuse_unmappable(target: Target, loaded: Loaded) -> None:
         ).fetchone()
         if row is not None:
             line, value = row
-            raise SyntheaError(
-                f"{lf.name}, line {line}, column {lf.header[column]}: {value!r} {fld.refuse.reason}",
-                file=lf.name,
-                line=int(line),
-                column=lf.header[column],
-            )
+            refuse_cell(lf, int(line), column, f"{value!r} {fld.refuse.reason}")
 
 
 def _exclude(summary: SyntheaSummary, target: Target, loaded: Loaded, exclusion: Exclusion | None) -> None:

@@ -27,6 +27,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import NoReturn
 
 import duckdb
 
@@ -294,11 +295,15 @@ def _check_cells(con: duckdb.DuckDBPyConnection, lf: LoadedFile) -> None:
     line, index = row
     _, column, reason = tests[index]
     value = con.execute(f"SELECT {ident(column)} FROM {ident(lf.spec.stem)} WHERE {LINE} = ?", [line]).fetchone()[0]  # type: ignore[index]
-    shown = "" if value is None else f"{value!r} "
+    refuse_cell(lf, int(line), column, ("" if value is None else f"{value!r} ") + reason)
+
+
+def refuse_cell(lf: LoadedFile, line: int, column: str, reason: str) -> NoReturn:
+    """Raise the error for one cell: file, line and the column as the file's header spells it."""
     raise SyntheaError(
-        f"{lf.name}, line {line}, column {lf.header[column]}: {shown}{reason}",
+        f"{lf.name}, line {line}, column {lf.header[column]}: {reason}",
         file=lf.name,
-        line=int(line),
+        line=line,
         column=lf.header[column],
     )
 
@@ -320,9 +325,4 @@ def _check_references(loaded: Loaded, lf: LoadedFile) -> None:
         ).fetchone()
         if row is not None:
             line, value = row
-            raise SyntheaError(
-                f"{lf.name}, line {line}, column {lf.header[col.name]}: {value!r} is no Id in {parent.name}",
-                file=lf.name,
-                line=int(line),
-                column=lf.header[col.name],
-            )
+            refuse_cell(lf, int(line), col.name, f"{value!r} is no Id in {parent.name}")
