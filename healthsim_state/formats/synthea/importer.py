@@ -128,7 +128,7 @@ def import_synthea(
                 continue
             _refuse_unmappable(target, loaded)
             total, distinct = _count(target, loaded)
-            if total != distinct:
+            if total is not None and total != distinct:
                 summary.duplicates.setdefault(loaded.files[target.file].name, {"count": 0, "rule": DUPLICATE_RULE})[
                     "count"
                 ] += total - distinct
@@ -163,12 +163,16 @@ def _from(target: Target) -> str:
     return sql
 
 
-def _count(target: Target, loaded: Loaded) -> tuple[int, int]:
-    """The target's selected rows and distinct identities (equal for folding targets, which have no duplicates)."""
+def _count(target: Target, loaded: Loaded) -> tuple[int | None, int | None]:
+    """The target's selected rows and distinct identities; (None, None) for a folding target.
+
+    A folding target's query is the expensive part of its import (claim lines fold every
+    transaction row into lists), so it is not run a second time only to be counted: its
+    progress has no total, and its entities are deduplicated by id as they stream.
+    """
     where = f" WHERE {target.where}" if target.where else ""
     if target.query is not None:
-        (rows,) = loaded.con.execute(f"SELECT count(*) FROM ({select_sql(target, loaded)})").fetchone()  # type: ignore[misc]
-        return int(rows), int(rows)
+        return None, None
     key = ", ".join(f"s.{ident(c)}" for c in target.identity)
     rows, distinct = loaded.con.execute(
         f"SELECT count(*), count(DISTINCT row({key})) {_from(target)}{where}"
@@ -204,7 +208,9 @@ def _exclude(summary: SyntheaSummary, target: Target, loaded: Loaded, exclusion:
         summary.excluded.setdefault(lf.name, []).append({"reason": reason, "count": int(count)})
 
 
-def _entities(loaded: Loaded, target: Target, *, dedupe: bool, total: int, report: ProgressFactory) -> Iterator[Any]:
+def _entities(
+    loaded: Loaded, target: Target, *, dedupe: bool, total: int | None, report: ProgressFactory
+) -> Iterator[Any]:
     """The target's documents, read batch by batch when the save gets to them."""
     sql = select_sql(target, loaded)
     if dedupe or target.query is not None:
