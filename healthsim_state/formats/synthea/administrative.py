@@ -15,7 +15,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from healthsim_state.formats.synthea.clinical import PATIENTS
-from healthsim_state.formats.synthea.sql import date, decimal, derived_uuid, integer, state_code, timestamp
+from healthsim_state.formats.synthea.sql import date, decimal, derived_uuid, ident, integer, state_code, timestamp
 from healthsim_state.formats.synthea.targets import (
     EXTENSION_KEY,
     Exclusion,
@@ -32,17 +32,13 @@ if TYPE_CHECKING:
 TRANSACTIONS_KEY = "synthea_transactions"
 
 
-def _ident(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'
-
-
 def _col(name: str) -> str:
-    return f"s.{_ident(name)}"
+    return f"s.{ident(name)}"
 
 
 def _verbatim(alias: str, columns: tuple[str, ...]) -> str:
     """SQL: a STRUCT of ``columns`` of ``alias`` as their text (NULL for an empty cell)."""
-    return "struct_pack(" + ", ".join(f"{_ident(c)} := {alias}.{_ident(c)}" for c in columns) + ")"
+    return "struct_pack(" + ", ".join(f"{ident(c)} := {alias}.{ident(c)}" for c in columns) + ")"
 
 
 def _address(state: str = "STATE") -> tuple[Field, ...]:
@@ -326,7 +322,7 @@ _POINTERS = tuple(f"DIAGNOSISREF{i}" for i in range(1, 5))
 def _codes(loaded: Loaded, stem: str) -> str:
     """SQL: the (patient, encounter, code) triples of ``stem``'s file; none when it is absent."""
     if loaded.has(stem):
-        return f"(SELECT DISTINCT PATIENT, ENCOUNTER, CODE FROM {_ident(stem)})"
+        return f"(SELECT DISTINCT PATIENT, ENCOUNTER, CODE FROM {ident(stem)})"
     return "(SELECT NULL::VARCHAR AS PATIENT, NULL::VARCHAR AS ENCOUNTER, NULL::VARCHAR AS CODE WHERE false)"
 
 

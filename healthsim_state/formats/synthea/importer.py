@@ -22,7 +22,8 @@ from healthsim_models.errors import ScenarioExistsError, ValidationError
 from healthsim_state.codec.checks import scenario_problems
 from healthsim_state.formats.common import ProgressFactory, no_progress
 from healthsim_state.formats.synthea import administrative, clinical
-from healthsim_state.formats.synthea.reader import LINE, Loaded, ident, read_folder, refuse_cell
+from healthsim_state.formats.synthea.reader import LINE, Loaded, read_folder, refuse_cell
+from healthsim_state.formats.synthea.sql import ident
 from healthsim_state.formats.synthea.targets import EXTENSION_KEY, Exclusion, Target, select_sql
 from healthsim_state.store.repository import SaveSummary, ScenarioRepository
 

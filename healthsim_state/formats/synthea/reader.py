@@ -42,7 +42,7 @@ from healthsim_state.formats.synthea.files import (
     Column,
     SyntheaFile,
 )
-from healthsim_state.formats.synthea.sql import quote
+from healthsim_state.formats.synthea.sql import ident, quote
 
 #: The column every loaded table gets: the row's line number in its file.
 LINE = "_line"
@@ -53,11 +53,6 @@ _KIND_WORDS = {
     DECIMAL: "a number",
     INTEGER: "a whole number",
 }
-
-
-def ident(name: str) -> str:
-    """``name`` as a quoted SQL identifier."""
-    return '"' + name.replace('"', '""') + '"'
 
 
 def _bad(kind: str, expr: str) -> str:

@@ -22,6 +22,11 @@ def quote(text: str) -> str:
     return "'" + text.replace("'", "''") + "'"
 
 
+def ident(name: str) -> str:
+    """``name`` as a quoted SQL identifier."""
+    return '"' + name.replace('"', '""') + '"'
+
+
 def derived_uuid(file: str, *exprs: str) -> str:
     """SQL for the version-5 UUID of a row identified by ``exprs`` (text) in ``file``.
 

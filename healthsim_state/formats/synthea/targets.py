@@ -27,7 +27,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from healthsim_state.formats.synthea.sql import derived_uuid
+from healthsim_state.formats.synthea.sql import derived_uuid, ident
 
 if TYPE_CHECKING:
     from healthsim_state.formats.synthea.reader import Loaded
@@ -125,10 +125,6 @@ class Target:
         return tuple(f for f in self.fields if loaded.has(*f.needs))
 
 
-def _ident(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'
-
-
 def mapped_columns(target: Target, loaded: Loaded) -> frozenset[str]:
     """The source columns the target's filled fields read (and do not also keep)."""
     used = {c for f in target.fields_on(loaded) if f.source in (None, target.file) for c in f.columns}
@@ -153,7 +149,7 @@ def extensions_sql(target: Target, loaded: Loaded, alias: str = "s") -> str | No
     kept = kept_columns(target, loaded)
     if not kept:
         return None
-    return "struct_pack(" + ", ".join(f"{_ident(c)} := {alias}.{_ident(c)}" for c in kept) + ")"
+    return "struct_pack(" + ", ".join(f"{ident(c)} := {alias}.{ident(c)}" for c in kept) + ")"
 
 
 def is_id(target: Target) -> bool:
@@ -164,8 +160,8 @@ def is_id(target: Target) -> bool:
 def identity_sql(target: Target, alias: str = "s") -> str:
     """SQL for the entity ``id``: the file's Id, or a UUID derived from the natural key."""
     if is_id(target):
-        return f"{alias}.{_ident(target.identity[0])}"
-    return derived_uuid(target.file, *(f"{alias}.{_ident(c)}" for c in target.identity))
+        return f"{alias}.{ident(target.identity[0])}"
+    return derived_uuid(target.file, *(f"{alias}.{ident(c)}" for c in target.identity))
 
 
 def select_sql(target: Target, loaded: Loaded) -> str:
@@ -177,15 +173,15 @@ def select_sql(target: Target, loaded: Loaded) -> str:
     for fld in target.fields_on(loaded):
         head, _, rest = fld.path.partition(".")
         if rest:
-            nested.setdefault(head, []).append(f"{_ident(rest)} := ({fld.sql})")
+            nested.setdefault(head, []).append(f"{ident(rest)} := ({fld.sql})")
         else:
-            columns.append(f"({fld.sql}) AS {_ident(head)}")
-    columns += [f"struct_pack({', '.join(parts)}) AS {_ident(head)}" for head, parts in nested.items()]
+            columns.append(f"({fld.sql}) AS {ident(head)}")
+    columns += [f"struct_pack({', '.join(parts)}) AS {ident(head)}" for head, parts in nested.items()]
     kept = extensions_sql(target, loaded)
     if kept is not None:
         columns.append(f"{kept} AS {EXTENSION_KEY}")
     columns.append("s._line AS _line")
-    sql = f"SELECT {', '.join(columns)} FROM {_ident(target.file)} s"
+    sql = f"SELECT {', '.join(columns)} FROM {ident(target.file)} s"
     if target.joins:
         sql += " " + " ".join(target.joins)
     if target.where:
