@@ -48,6 +48,7 @@ def multiply(source: Path, target: Path, copies: int) -> int:
 
     target.mkdir(parents=True, exist_ok=True)
     with duckdb.connect() as con:
+        con.execute("SET enable_progress_bar = false")
         con.execute(
             "CREATE MACRO rekey(v, k) AS CASE WHEN regexp_full_match(v, ?) THEN "
             "(SELECT substr(h, 1, 8) || '-' || substr(h, 9, 4) || '-' || substr(h, 13, 4) || '-' "

@@ -33,9 +33,10 @@ from healthsim_state.formats.synthea.administrative import (
     TARGETS,
     TRANSACTIONS_KEY,
 )
+from healthsim_state.formats.synthea.importer import entity_source
 from healthsim_state.formats.synthea.reader import Loaded, read_folder
 from healthsim_state.formats.synthea.sql import derived_uuid_py
-from healthsim_state.formats.synthea.targets import EXTENSION_KEY, Target, select_sql
+from healthsim_state.formats.synthea.targets import EXTENSION_KEY, Target
 from tests.helpers import FIXTURES
 
 SYNTHEA_27 = FIXTURES / "synthea-27"
@@ -46,7 +47,7 @@ Docs = dict[str, list[dict[str, Any]]]
 
 def run(loaded: Loaded, target: Target) -> list[dict[str, Any]]:
     """The target's documents, as the importer turns them into dicts (Arrow), without ``_line``."""
-    docs = loaded.con.sql(f"SELECT * FROM ({select_sql(target, loaded)}) ORDER BY _line").to_arrow_table()
+    docs = loaded.con.sql(f"SELECT * FROM ({entity_source(target, loaded)}) ORDER BY _line").to_arrow_table()
     return [{k: v for k, v in d.items() if k != "_line"} for d in docs.to_pylist()]
 
 

@@ -13,7 +13,7 @@ import pytest
 
 from healthsim_models.errors import DocumentError, SyntheaError
 from healthsim_state.formats.synthea.files import BY_STEM, FILES, LATER, LATER_NPI, LAYOUTS, V3_0
-from healthsim_state.formats.synthea.importer import targets
+from healthsim_state.formats.synthea.importer import entity_source, targets
 from healthsim_state.formats.synthea.reader import read_folder
 from healthsim_state.formats.synthea.reference_doc import render
 from healthsim_state.formats.synthea.targets import EXTENSION_KEY, is_id, select_sql
@@ -309,7 +309,9 @@ def test_every_column_of_every_file_lands_in_a_field_or_in_extensions(folder: Pa
                     continue
                 if is_id(target):
                     mapped.add(target.identity[0])
-                schema = loaded.con.sql(f"SELECT * FROM ({select_sql(target, loaded)}) LIMIT 0").to_arrow_table().schema
+                schema = (
+                    loaded.con.sql(f"SELECT * FROM ({entity_source(target, loaded)}) LIMIT 0").to_arrow_table().schema
+                )
                 if EXTENSION_KEY in schema.names:
                     struct = schema.field(EXTENSION_KEY).type
                     kept |= {struct.field(i).name for i in range(struct.num_fields)}

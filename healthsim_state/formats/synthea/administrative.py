@@ -18,8 +18,10 @@ from healthsim_state.formats.synthea.clinical import PATIENTS
 from healthsim_state.formats.synthea.sql import date, decimal, derived_uuid, ident, integer, state_code, timestamp
 from healthsim_state.formats.synthea.targets import (
     EXTENSION_KEY,
+    PART,
     Exclusion,
     Field,
+    Stage,
     Target,
     kept_columns,
     select_sql,
@@ -326,8 +328,12 @@ def _codes(loaded: Loaded, stem: str) -> str:
     return "(SELECT NULL::VARCHAR AS PATIENT, NULL::VARCHAR AS ENCOUNTER, NULL::VARCHAR AS CODE WHERE false)"
 
 
-def _claim_lines_sql(target: Target, loaded: Loaded) -> str:
-    """One claim line per CHARGE row, with the transactions that settle it folded in."""
+#: The tables the claim lines' query reads, staged first (see ``Target.staged``).
+_OWNED, _FOLDED_ROWS = "claim_transactions_owned", "claim_transactions_folded"
+
+
+def _claim_lines_staged(target: Target, loaded: Loaded) -> tuple[Stage, ...]:
+    """Every transaction row with the CHARGE that owns it; the non-CHARGE rows folded per owning CHARGE."""
     lf = loaded.files[target.file]
     every = (*lf.present, *lf.unknown)
     # A transaction belongs to the CHARGE of its claim with the greatest
@@ -342,8 +348,13 @@ def _claim_lines_sql(target: Target, loaded: Loaded) -> str:
     folded = (
         f"SELECT o.CLAIMID, o._owner, list({_verbatim('o', every)} ORDER BY o._charge, o._line) AS transactions,"
         f" sum(CASE WHEN o.TYPE = 'PAYMENT' THEN {decimal('o.PAYMENTS')} END) AS paid"
-        " FROM owned o WHERE o.TYPE <> 'CHARGE' GROUP BY o.CLAIMID, o._owner"
+        f" FROM {_OWNED} o WHERE o.TYPE <> 'CHARGE' AND {PART} GROUP BY o.CLAIMID, o._owner"
     )
+    return (Stage(_OWNED, owned), Stage(_FOLDED_ROWS, folded, part_key="o.CLAIMID"))
+
+
+def _claim_lines_sql(target: Target, loaded: Loaded) -> str:
+    """One claim line per CHARGE row, with the transactions that settle it folded in (from the staged tables)."""
     system = "CASE WHEN rx.CODE IS NOT NULL THEN 'RxNorm' WHEN cvx.CODE IS NOT NULL THEN 'CVX' ELSE 'SNOMED' END"
     parts = [
         "s.ID AS id",
@@ -365,10 +376,9 @@ def _claim_lines_sql(target: Target, loaded: Loaded) -> str:
         parts.append(f"{_verbatim('s', kept)} AS {EXTENSION_KEY}")
     parts.append("s._line AS _line")
     return (
-        f"WITH owned AS ({owned}), folded AS ({folded})"
-        f" SELECT {', '.join(parts)} FROM owned s"
+        f"SELECT {', '.join(parts)} FROM {_OWNED} s"
         " JOIN claims c ON c.Id = s.CLAIMID"
-        " LEFT JOIN folded f ON f.CLAIMID = s.CLAIMID AND f._owner = s._charge"
+        f" LEFT JOIN {_FOLDED_ROWS} f ON f.CLAIMID = s.CLAIMID AND f._owner = s._charge"
         f" LEFT JOIN {_codes(loaded, 'medications')} rx"
         " ON rx.PATIENT = s.PATIENTID AND rx.ENCOUNTER = s.APPOINTMENTID AND rx.CODE = s.PROCEDURECODE"
         f" LEFT JOIN {_codes(loaded, 'immunizations')} cvx"
@@ -439,6 +449,7 @@ CLAIM_LINES = Target(
     needs=("claims", "payer_transitions", "providers"),
     also_kept=("CHARGEID", "FROMDATE", "TYPE", "PAYMENTS"),
     query=_claim_lines_sql,
+    staged=_claim_lines_staged,
     exclusions=(_FOLDED, _LINE_OF_EXCLUDED),
     excluded=(
         Exclusion(_FOLDED, "s.TYPE <> 'CHARGE'"),

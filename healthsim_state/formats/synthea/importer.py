@@ -24,11 +24,14 @@ from healthsim_state.formats.common import ProgressFactory, no_progress
 from healthsim_state.formats.synthea import administrative, clinical
 from healthsim_state.formats.synthea.reader import LINE, Loaded, read_folder, refuse_cell
 from healthsim_state.formats.synthea.sql import ident
-from healthsim_state.formats.synthea.targets import EXTENSION_KEY, Exclusion, Target, select_sql
+from healthsim_state.formats.synthea.targets import EXTENSION_KEY, PART, Exclusion, Stage, Target, select_sql
 from healthsim_state.store.repository import SaveSummary, ScenarioRepository
 
 #: Rows per Arrow record batch handed to the save.
 BATCH_ROWS = 20_000
+
+#: Rows of a file per part of a staged fold (``Stage.part_key``): what one statement holds in memory.
+STAGE_PART_ROWS = 100_000
 
 #: What happens to rows whose identity repeats within one import (canonical-models §2.5).
 DUPLICATE_RULE = "the last row in file order wins"
@@ -128,14 +131,15 @@ def import_synthea(
                 _exclude(summary, target, loaded, None)
                 continue
             _refuse_unmappable(target, loaded)
-            total, distinct = _count(target, loaded)
-            if total is not None and total != distinct:
+            source = entity_source(target, loaded)
+            total, distinct = _count(target, loaded, source)
+            if total != distinct:
                 summary.duplicates.setdefault(loaded.files[target.file].name, {"count": 0, "rule": DUPLICATE_RULE})[
                     "count"
                 ] += total - distinct
             for exclusion in target.excluded:
                 _exclude(summary, target, loaded, exclusion)
-            stream = _entities(loaded, target, dedupe=total != distinct, total=total, report=report)
+            stream = _entities(loaded, target, source, dedupe=total != distinct, total=total, report=report)
             streams.setdefault(target.entity_type, []).append(stream)
         saved = repo.save(
             scenario,
@@ -164,20 +168,51 @@ def _from(target: Target) -> str:
     return sql
 
 
-def _count(target: Target, loaded: Loaded) -> tuple[int | None, int | None]:
-    """The target's selected rows and distinct identities; (None, None) for a folding target.
+def entity_source(target: Target, loaded: Loaded) -> str:
+    """The SQL the target's entities are read from.
 
-    A folding target's query is the expensive part of its import (claim lines fold every
-    transaction row into lists), so it is not run a second time only to be counted: its
-    progress has no total, and its entities are deduplicated by id as they stream.
+    A folding target's query (``Target.query``) runs once, into a table of the
+    folder's database, after the tables it reads (``Target.staged``): DuckDB
+    spills tables to disk within the reader's memory limit, where sorting the
+    rows of a fold while it runs could not.
     """
-    where = f" WHERE {target.where}" if target.where else ""
+    sql = select_sql(target, loaded)
+    if target.query is None:
+        return sql
+    for stage in target.staged(target, loaded) if target.staged else ():
+        _create(loaded, stage)
+    table = ident(f"_{target.file}_{target.entity_type}")
+    loaded.con.execute(f"CREATE OR REPLACE TABLE {table} AS {sql}")
+    return f"SELECT * FROM {table}"
+
+
+def _create(loaded: Loaded, stage: Stage) -> None:
+    """Create the table of ``stage``, part by part when it has a part key."""
+    name = ident(stage.name)
+    if stage.part_key is None:
+        loaded.con.execute(f"CREATE OR REPLACE TABLE {name} AS {stage.select}")
+        return
+    parts = max(1, -(-_rows(loaded, stage) // STAGE_PART_ROWS))
+    loaded.con.execute(f"CREATE OR REPLACE TABLE {name} AS {stage.select.replace(PART, 'false')}")
+    for part in range(parts):
+        where = f"hash({stage.part_key}) % {parts} = {part}"
+        loaded.con.execute(f"INSERT INTO {name} {stage.select.replace(PART, where)}")
+
+
+def _rows(loaded: Loaded, stage: Stage) -> int:
+    (rows,) = loaded.con.execute(f"SELECT count(*) FROM ({stage.select.replace(PART, 'true')})").fetchone()  # type: ignore[misc]
+    return int(rows)
+
+
+def _count(target: Target, loaded: Loaded, source: str) -> tuple[int, int]:
+    """The target's selected rows and their distinct identities."""
     if target.query is not None:
-        return None, None
-    key = ", ".join(f"s.{ident(c)}" for c in target.identity)
-    rows, distinct = loaded.con.execute(
-        f"SELECT count(*), count(DISTINCT row({key})) {_from(target)}{where}"
-    ).fetchone()  # type: ignore[misc]
+        counted = f"SELECT count(*), count(DISTINCT id) FROM ({source})"
+    else:
+        where = f" WHERE {target.where}" if target.where else ""
+        key = ", ".join(f"s.{ident(c)}" for c in target.identity)
+        counted = f"SELECT count(*), count(DISTINCT row({key})) {_from(target)}{where}"
+    rows, distinct = loaded.con.execute(counted).fetchone()  # type: ignore[misc]
     return int(rows), int(distinct)
 
 
@@ -210,11 +245,10 @@ def _exclude(summary: SyntheaSummary, target: Target, loaded: Loaded, exclusion:
 
 
 def _entities(
-    loaded: Loaded, target: Target, *, dedupe: bool, total: int | None, report: ProgressFactory
+    loaded: Loaded, target: Target, sql: str, *, dedupe: bool, total: int, report: ProgressFactory
 ) -> Iterator[Any]:
-    """The target's documents, read batch by batch when the save gets to them."""
-    sql = select_sql(target, loaded)
-    if dedupe or target.query is not None:
+    """The target's documents (from ``sql``, its source), read batch by batch when the save gets to them."""
+    if dedupe:
         # The last row (in file order) of each id wins, as canonical-models §2.5 has it.
         sql = f"SELECT * FROM ({sql}) QUALIFY row_number() OVER (PARTITION BY id ORDER BY {LINE} DESC) = 1"
     sql = f"SELECT * EXCLUDE ({LINE}) FROM ({sql}) ORDER BY {LINE}"

@@ -23,6 +23,7 @@ import codecs
 import csv
 import io
 import os
+import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -46,6 +47,9 @@ from healthsim_state.formats.synthea.sql import ident, quote
 
 #: The column every loaded table gets: the row's line number in its file.
 LINE = "_line"
+
+#: What the reading database may hold in memory; beyond it, DuckDB spills to its scratch folder.
+MEMORY_LIMIT = "768MB"
 
 _KIND_WORDS = {
     DATE: "a date or date-time",
@@ -122,11 +126,14 @@ def read_folder(directory: str | os.PathLike[str]) -> Iterator[Loaded]:
             f"{folder}: patients.csv is missing (a Synthea CSV folder needs it; every other file is optional)",
             file="patients.csv",
         )
-    con = duckdb.connect(":memory:")
+    scratch = tempfile.TemporaryDirectory(prefix="healthsim-synthea-")
+    con = duckdb.connect(os.path.join(scratch.name, "folder.duckdb"))
     try:
         con.execute("SET TimeZone = 'UTC'")
         # DuckDB draws its progress bar on stdout, terminal or not: into --json output and the MCP stream.
         con.execute("SET enable_progress_bar = false")
+        con.execute(f"SET memory_limit = '{MEMORY_LIMIT}'")
+        con.execute(f"SET temp_directory = {quote(scratch.name)}")
         loaded = Loaded(con, folder, ignored=tuple(sorted(n for n in found if n[:-4] not in BY_STEM)))
         for spec in BY_STEM.values():
             if spec.name in found:
@@ -136,6 +143,7 @@ def read_folder(directory: str | os.PathLike[str]) -> Iterator[Loaded]:
         yield loaded
     finally:
         con.close()
+        scratch.cleanup()
 
 
 def _read_header(spec: SyntheaFile, path: Path) -> list[str]:

@@ -81,6 +81,28 @@ class Exclusion:
     where: str
 
 
+#: Where a :class:`Stage`'s query takes the condition that selects one part of its rows.
+PART = "/* part */ true"
+
+
+@dataclass(frozen=True)
+class Stage:
+    """A table a folding target's query reads, created before the query runs.
+
+    A fold too large for one statement within the reader's memory limit (an
+    ordered ``list()`` aggregate cannot spill to disk) runs in steps whose
+    results DuckDB can spill. ``select`` is the table's query; with a
+    ``part_key`` (SQL over the rows) it holds the placeholder :data:`PART` and
+    runs once per part of the rows, split by the key's hash, so that each
+    step holds one part's groups whatever the folder's size (rows of one
+    key value are always in one part).
+    """
+
+    name: str
+    select: str
+    part_key: str | None = None
+
+
 @dataclass(frozen=True)
 class Target:
     """The rows of one Synthea file as entities of one canonical type.
@@ -97,7 +119,9 @@ class Target:
     document it: it is called as ``query(target, loaded)`` and returns SQL
     with the columns :func:`select_sql` would (``id``, document keys,
     ``_line``); :func:`extensions_sql` and :func:`identity_sql` help build
-    it. ``exclusions`` describe, for the docs, the rows a target leaves out
+    it. ``staged`` (called the same way) gives the tables such a query reads
+    (:class:`Stage`), which the importer creates in the folder's database
+    first. ``exclusions`` describe, for the docs, the rows a target leaves out
     on purpose and why; ``excluded`` are those the importer counts for the
     summary (with SQL that finds them).
     """
@@ -111,6 +135,7 @@ class Target:
     needs: tuple[str, ...] = ()
     also_kept: tuple[str, ...] = ()
     query: Callable[..., str] | None = None
+    staged: Callable[..., tuple[Stage, ...]] | None = None
     exclusions: tuple[str, ...] = ()
     note: str = ""
     extra: dict[str, str] = field(default_factory=dict)
