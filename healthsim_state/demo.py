@@ -659,7 +659,8 @@ def _allergy(r: random.Random, plan: _Plan) -> Iterator[Document]:
         "type": "allergy",
         "category": category,
         "clinical_status": "active",
-        "onset_datetime": f"{2000 + r.randint(0, 23)}-0{r.randint(1, 9)}-15",  # as recorded: a day, no time
+        # As recorded: a day, no time; within the 12 years before the first encounter, so after birth (18+).
+        "onset_datetime": _date(plan.day - r.randint(30, 12 * 365)),
         "reactions": reactions,
         "_provenance": _provenance(plan, "patientsim"),
     }
