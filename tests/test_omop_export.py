@@ -7,6 +7,7 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import re
+import shutil
 import uuid
 from collections.abc import Iterator
 from decimal import Decimal
@@ -626,3 +627,32 @@ def test_the_summary_counts_per_scenario(mapped: tuple[Engine, dict]) -> None:
     top = by_name["synthea"]["top_conditions"]
     assert len(top) == 3 and top[0]["persons"] >= top[1]["persons"] >= top[2]["persons"]
     assert len(by_name["demo"]["top_drugs"]) == 3
+
+
+def test_drug_eras_roll_up_to_ingredients_when_the_folder_has_concept_ancestor(
+    mapped: tuple[Engine, dict], tmp_path: Path
+) -> None:
+    engine, _ = mapped
+    folder = tmp_path / "with-ancestors"
+    shutil.copytree(VOCABULARY, folder)
+    # RxNorm: lisinopril (1308216) is the ingredient of lisinopril 10 MG and 20 MG Oral Tablet.
+    (folder / "CONCEPT_ANCESTOR.csv").write_text(
+        "ancestor_concept_id,descendant_concept_id,min_levels_of_separation,max_levels_of_separation\n"
+        "1308216,19080128,2,2\n1308216,19080129,2,2\n19080128,19080128,0,0\n"
+    )
+    _build(engine, schema="omop_a", vocabulary=folder)
+    tablets = int(
+        _one(engine, "SELECT count(*) FROM omop_v.drug_exposure WHERE drug_concept_id IN (19080128, 19080129)")
+    )
+    assert tablets > 0
+    assert _one(engine, "SELECT count(*) FROM omop_v.drug_era WHERE drug_concept_id = 19080128") > 0  # no ancestors
+    assert _one(engine, "SELECT count(*) FROM omop_a.drug_era WHERE drug_concept_id IN (19080128, 19080129)") == 0
+    assert (
+        _one(engine, "SELECT sum(drug_exposure_count) FROM omop_a.drug_era WHERE drug_concept_id = 1308216") == tablets
+    )
+    # Only the ingredient ancestors of drugs the export holds are written (not the drug's own row).
+    twenty = _one(engine, "SELECT count(*) FROM omop_a.drug_exposure WHERE drug_concept_id = 19080129")
+    assert _rows(engine, "SELECT ancestor_concept_id, count(*) FROM omop_a.concept_ancestor GROUP BY 1") == [
+        (1308216, 2 if twenty else 1)
+    ]
+    assert _one(engine, "SELECT concept_class_id FROM omop_a.concept WHERE concept_id = 1308216") == "Ingredient"

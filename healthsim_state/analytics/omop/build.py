@@ -124,14 +124,15 @@ def build_omop(
     run(events.note(schema))
     run(events.specimen(schema))
     run(costs.cost(schema))
-    summary.rows["observation_period"] = eras.observation_period(session, schema)
-    summary.rows["condition_era"] = eras.condition_era(session, schema)
-    summary.rows["drug_era"] = eras.drug_era(session, schema)
     referenced = (
         f"SELECT source_concept_id FROM {events.ROUTED} UNION SELECT concept_id FROM {events.ROUTED} "
         f"UNION SELECT unit_concept_id FROM {events.ROUTED} WHERE unit_concept_id IS NOT NULL"
     )
+    # Before the eras: drug eras roll up to the ingredients written with the concepts.
     write_vocabulary(session, schema, referenced, ("Visit", "Drug"))
+    summary.rows["observation_period"] = eras.observation_period(session, schema)
+    summary.rows["condition_era"] = eras.condition_era(session, schema)
+    summary.rows["drug_era"] = eras.drug_era(session, schema)
     _cdm_source(session, schema, version)
     summary.rows["cdm_source"] = 1
     if postgres:

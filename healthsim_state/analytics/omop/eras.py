@@ -6,7 +6,8 @@ of them); their ids are stable through the id map, their scenarios are
 their person's. Eras join a person's records of one concept whose gap is at
 most :data:`ERA_GAP_DAYS` days (OMOP's standard 30-day persistence window);
 a drug exposure lasts from its start to its end date (the source's end, else
-start plus days supply, else its start).
+start plus days supply, else its start). A drug era is of an ingredient
+(CONCEPT_ANCESTOR, when the vocabulary folder has it), else of the drug.
 """
 
 from __future__ import annotations
@@ -75,13 +76,24 @@ def observation_period(session: Session, schema: str) -> int:
     return _rewrite(session, schema, "observation_period", "observation_period_id", columns, select)
 
 
-def _eras(schema: str, table: str, concept: str, start: str, end: str) -> str:
+def _eras(schema: str, table: str, concept: str, start: str, end: str, *, ingredients: bool = False) -> str:
     """Eras of ``concept`` in ``table``: records joined while each starts at most the gap after
-    the latest end so far; gives person_id, concept, start, end, count and days covered."""
+    the latest end so far; gives person_id, concept, start, end, count and days covered.
+    ``ingredients``: a drug counts as each of its ingredients (CONCEPT_ANCESTOR), else as itself."""
     records = (
         f"SELECT person_id, {concept} AS concept_id, {start} AS first_day, "
         f"greatest(coalesce({end}, {start}), {start}) AS last_day FROM {schema}.{table} WHERE {concept} <> 0"
     )
+    if ingredients:
+        ingredient = (
+            f"SELECT a.descendant_concept_id AS drug, a.ancestor_concept_id AS ingredient "
+            f"FROM {schema}.concept_ancestor a JOIN {schema}.concept i ON i.concept_id = a.ancestor_concept_id "
+            "AND i.concept_class_id = 'Ingredient'"
+        )
+        records = (
+            "SELECT r.person_id, coalesce(g.ingredient, r.concept_id) AS concept_id, r.first_day, r.last_day "
+            f"FROM ({records}) r LEFT JOIN ({ingredient}) g ON g.drug = r.concept_id"
+        )
     before = (
         "max(last_day) OVER (PARTITION BY person_id, concept_id ORDER BY first_day, last_day "
         "ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING)"
@@ -115,7 +127,14 @@ def condition_era(session: Session, schema: str) -> int:
 
 
 def drug_era(session: Session, schema: str) -> int:
-    eras = _eras(schema, "drug_exposure", "drug_concept_id", "drug_exposure_start_date", "drug_exposure_end_date")
+    eras = _eras(
+        schema,
+        "drug_exposure",
+        "drug_concept_id",
+        "drug_exposure_start_date",
+        "drug_exposure_end_date",
+        ingredients=True,
+    )
     select = (
         f"SELECT {_era_key()}, person_id, concept_id, era_start, era_end, CAST(records AS integer), "
         f"CAST(greatest((era_end - era_start) - covered, 0) AS integer) FROM ({eras}) e"

@@ -1,7 +1,8 @@
 """The OMOP vocabulary: read from an Athena-style folder, used to map codes, written back in part.
 
 A vocabulary folder holds CONCEPT.csv and CONCEPT_RELATIONSHIP.csv, and
-optionally VOCABULARY.csv, DOMAIN.csv and CONCEPT_CLASS.csv, tab-separated
+optionally VOCABULARY.csv, DOMAIN.csv, CONCEPT_CLASS.csv and
+CONCEPT_ANCESTOR.csv (of which only ingredient ancestors are read), tab-separated
 with YYYYMMDD dates as Athena ships them, or comma-separated with
 YYYY-MM-DD dates. A private in-memory DuckDB reads them (only the "Maps to"
 relationships are kept) into clean CSV files, which the store stages into
@@ -90,6 +91,18 @@ _FILES = (
         (("concept_class_id", "varchar"), ("concept_class_name", "varchar"), ("concept_class_concept_id", "integer")),
         False,
     ),
+    # Only the ingredients among the ancestors: what drug eras roll up to.
+    _File(
+        "CONCEPT_ANCESTOR.csv",
+        "hs_vocab_ancestor",
+        (
+            ("ancestor_concept_id", "integer"),
+            ("descendant_concept_id", "integer"),
+            ("min_levels_of_separation", "integer"),
+            ("max_levels_of_separation", "integer"),
+        ),
+        False,
+    ),
 )
 
 
@@ -104,8 +117,9 @@ def check_folder(folder: Path) -> Path:
     return folder
 
 
-def _clean_select(spec: _File, path: Path) -> str:
-    """The private DuckDB's SELECT of one vocabulary file, typed and with ISO dates."""
+def _clean_select(spec: _File, path: Path, concepts: Path) -> str:
+    """The private DuckDB's SELECT of one vocabulary file, typed and with ISO dates;
+    ``concepts`` is the cleaned CONCEPT.csv (for the ingredients among the ancestors)."""
     with path.open(encoding="utf-8", errors="replace") as handle:
         header = handle.readline().rstrip("\r\n")
     delimiter = "\t" if "\t" in header else ","
@@ -128,6 +142,12 @@ def _clean_select(spec: _File, path: Path) -> str:
             cell = f"CAST({cell} AS INTEGER)"
         cells.append(f"{cell} AS {name}")
     where = ""
+    if spec.table == "hs_vocab_ancestor":
+        where = (
+            f" WHERE CAST(nullif(trim(\"{names['ancestor_concept_id']}\"), '') AS INTEGER) IN (SELECT concept_id "
+            f"FROM read_csv('{_literal(concepts)}', header = true, all_varchar = false) "
+            "WHERE concept_class_id = 'Ingredient' AND standard_concept = 'S')"
+        )
     if spec.table == "hs_vocab_maps":
         where = (
             f" WHERE \"{names['relationship_id']}\" = 'Maps to' "
@@ -162,7 +182,7 @@ def stage_vocabulary(session: Session, folder: Path | None) -> str | None:
                 if path.is_file():
                     try:
                         reader.execute(
-                            f"COPY ({_clean_select(spec, path)}) TO '{_literal(clean)}' (HEADER, DELIMITER ',')"
+                            f"COPY ({_clean_select(spec, path, Path(work) / _FILES[0].name)}) TO '{_literal(clean)}' (HEADER, DELIMITER ',')"
                         )
                     except duckdb.Error as exc:
                         reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
@@ -224,6 +244,17 @@ def write_vocabulary(session: Session, schema: str, referenced: str, extra_domai
     """Add the concepts of ``referenced`` (SQL giving ``concept_id``) and the fixed ones
     to the OMOP CONCEPT table, then the vocabulary, domain and class rows they need."""
     connection = session.connection()
+    # The ingredients of the drugs referenced, for drug eras (eras.py), and so referenced too.
+    connection.exec_driver_sql(
+        f"INSERT INTO {schema}.concept_ancestor (ancestor_concept_id, descendant_concept_id, "
+        "min_levels_of_separation, max_levels_of_separation) "
+        "SELECT a.ancestor_concept_id, a.descendant_concept_id, min(a.min_levels_of_separation), "
+        "max(a.max_levels_of_separation) FROM hs_vocab_ancestor a "
+        f"WHERE a.descendant_concept_id IN ({referenced}) AND NOT EXISTS (SELECT 1 FROM {schema}.concept_ancestor o "
+        "WHERE o.ancestor_concept_id = a.ancestor_concept_id AND o.descendant_concept_id = a.descendant_concept_id) "
+        "GROUP BY a.ancestor_concept_id, a.descendant_concept_id"
+    )
+    referenced = f"{referenced} UNION SELECT ancestor_concept_id FROM {schema}.concept_ancestor"
     connection.exec_driver_sql(
         f"INSERT INTO {schema}.concept (concept_id, concept_name, domain_id, vocabulary_id, concept_class_id, "
         "standard_concept, concept_code, valid_start_date, valid_end_date, invalid_reason) "
