@@ -514,6 +514,25 @@ def test_ids_are_stable_and_a_rebuild_replaces_only_the_named_scenarios_rows(sto
     engine.dispose()
 
 
+def test_a_build_of_all_drops_what_deleted_scenarios_contributed(store_url: str) -> None:
+    engine = create_store_engine(store_url)
+    with session_scope(engine) as session:
+        repo = ScenarioRepository(session)
+        repo.save("keep", _patient("K-1", "Flo", "2024-04-01", "I10"))
+        repo.save("gone", _patient("G-1", "Gus", "2024-04-02", "I10"))
+    _build(engine)
+    kept = _rows(engine, "SELECT person_id, person_source_value FROM omop.person WHERE person_source_value = 'K-1'")
+    with session_scope(engine) as session:
+        ScenarioRepository(session).delete("gone")
+    _build(engine, ["keep"])  # a named build leaves other scenarios' rows, even of a deleted one
+    assert _one(engine, "SELECT count(*) FROM omop.person") == 2
+    _build(engine)
+    assert _rows(engine, "SELECT person_id, person_source_value FROM omop.person") == kept
+    assert _one(engine, "SELECT count(*) FROM omop.condition_occurrence") == 1
+    assert _one(engine, "SELECT count(DISTINCT scenario_id) FROM omop.hs_row_scenario") == 1
+    engine.dispose()
+
+
 def _of_small(engine: Engine, table: str, row: tuple[Any, ...], person_id: int) -> bool:
     """Whether a snapshot row belonged to the replaced person (the person table's rows: their id)."""
     return row[0] == person_id if table == "person" else row[1] == person_id
@@ -656,3 +675,18 @@ def test_drug_eras_roll_up_to_ingredients_when_the_folder_has_concept_ancestor(
         (1308216, 2 if twenty else 1)
     ]
     assert _one(engine, "SELECT concept_class_id FROM omop_a.concept WHERE concept_id = 1308216") == "Ingredient"
+
+
+def test_the_official_ddl_is_package_data() -> None:
+    """Every shipped DDL file is matched by the wheel's package data (an install without them cannot build)."""
+    import fnmatch
+    import tomllib
+
+    root = Path(__file__).parent.parent
+    patterns = tomllib.loads((root / "pyproject.toml").read_text())["tool"]["setuptools"]["package-data"][
+        "healthsim_state.analytics.omop"
+    ]
+    package = root / "healthsim_state" / "analytics" / "omop"
+    shipped = [p.relative_to(package).as_posix() for p in (package / "ddl").rglob("*") if p.is_file()]
+    assert len(shipped) == 8
+    assert all(any(fnmatch.fnmatch(name, pattern) for pattern in patterns) for name in shipped)

@@ -90,6 +90,12 @@ def build_omop(
     summary = OmopSummary(schema, sorted(chosen.values()), str(folder) if folder else None)
     version = stage_vocabulary(session, folder)
     create_scope(session, list(chosen))
+    if scenarios is None:
+        # A build of all mirrors the store: what deleted scenarios contributed goes too.
+        session.connection().exec_driver_sql(
+            f"INSERT INTO {SCENARIOS} (scenario_id) SELECT DISTINCT scenario_id FROM {schema}.{ROW_SCENARIOS} "
+            "WHERE scenario_id NOT IN (SELECT id FROM scenarios)"
+        )
     person.create_person_map(session)
     written: list[Target] = []
 
