@@ -268,7 +268,6 @@ def _sources(num: Callable[[str], str]) -> list[str]:
                 "default_domain": "'Drug'",
                 "quantity": "x.quantity_dispensed",
                 "days_supply": "x.days_supply",
-                "refills": "x.fill_number",
             },
             f"pharmacy_claims x WHERE {in_scope('x', 'pharmacy_claim')} AND x.transaction_code <> 'B2'",
         ),
