@@ -410,6 +410,20 @@ def test_one_demo_patient_value_by_value(plain: tuple[Engine, dict]) -> None:
         )
     ] == heart
 
+    medications = sorted(
+        (m["code"], _naive(m["start_date"]), f"{m['dose']} {m['route']} {m['frequency']}", m["route"])
+        for m in entities["medication"]
+        if m["patient_mrn"] == mrn
+    )
+    assert medications
+    drugs = _rows(
+        engine,
+        "SELECT drug_source_value, drug_exposure_start_datetime, sig, route_source_value FROM omop.drug_exposure "
+        f"WHERE person_id = {person_id} AND drug_source_value IN ({', '.join(repr(m[0]) for m in medications)}) "
+        "AND drug_type_concept_id = 32817 AND sig IS NOT NULL AND days_supply IS NULL ORDER BY 1, 2",
+    )
+    assert drugs == medications
+
     span = _rows(
         engine,
         "SELECT observation_period_start_date, observation_period_end_date FROM omop.observation_period "
