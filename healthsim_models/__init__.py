@@ -33,6 +33,7 @@ from healthsim_models.errors import (
     SyntheaError,
     UnknownEntityTypeError,
     ValidationError,
+    VocabularyError,
     WriteConflictError,
 )
 from healthsim_models.location import default_database_url, resolve_database_url
@@ -74,6 +75,7 @@ __all__ = [
     "SyntheaError",
     "UnknownEntityTypeError",
     "ValidationError",
+    "VocabularyError",
     "WriteConflictError",
     "create_store_engine",
     "default_database_url",

@@ -26,6 +26,7 @@ from healthsim_models.errors import (
     SyntheaError,
     UnknownEntityTypeError,
     ValidationError,
+    VocabularyError,
     WriteConflictError,
 )
 from healthsim_state.formats.json import ExportSummary, export_scenario, import_scenario
@@ -72,6 +73,7 @@ __all__ = [
     "SyntheaSummary",
     "UnknownEntityTypeError",
     "ValidationError",
+    "VocabularyError",
     "WriteConflictError",
     "delete_scenario",
     "export_scenario",

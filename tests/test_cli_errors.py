@@ -58,6 +58,7 @@ def meanings(tmp: Path) -> dict[str, str]:
         "revision": "no-such-revision",
         "sql": "SELEC 1",
         "directory": str(tmp / "no-such-folder"),
+        "scenarios": "no-such-scenario",
     }
 
 
@@ -103,7 +104,8 @@ def usage_cases(tmp: Path) -> list[list[str]]:
         positional = [p for p in command.params if p.param_type_name == "argument"]
         every = [meanings(tmp)[p.name] for p in positional]
         cases.append([*words, *args, "--no-such-option"])
-        cases.append([*words, *every, "unexpected-extra-argument"])
+        if not any(p.nargs == -1 for p in positional):  # a variadic argument takes any number
+            cases.append([*words, *every, "unexpected-extra-argument"])
         if args:
             cases.append(list(words))  # missing arguments
         for param in command.params:
@@ -195,6 +197,13 @@ def store_cases(tmp: Path, url: str) -> list[list[str]]:
         ["import", "synthea", str(tmp), "--scenario", "empty-folder"],
         ["import", "synthea", str(not_json), "--scenario", "a-file"],
         ["import", "synthea", str(legacy), "--scenario", ""],
+        ["analytics", "omop", "--vocabulary", str(tmp / "no-such-folder")],
+        ["analytics", "omop", "--vocabulary", str(legacy)],
+        ["analytics", "omop", "--vocabulary", str(not_json)],
+        ["analytics", "omop", "--schema", "Not-A-Schema"],
+        ["analytics", "omop", "--schema", "main"],
+        ["analytics", "summary"],
+        ["analytics", "summary", "--schema", "no_such_schema"],
     ]
     return [[*case, "--database-url", url] for case in cases]
 
