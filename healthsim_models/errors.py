@@ -129,3 +129,15 @@ class ValidationError(HealthSimError, ValueError):
         head = f"{count} in the input, nothing was saved: {problems[0]}"
         rest = "".join(f"\n  - {p}" for p in problems[1:])
         super().__init__(head + rest)
+
+
+class OmopSchemaNotFoundError(HealthSimError, LookupError):
+    """The store has no OMOP CDM schema of that name (none of the CDM's tables is there)."""
+
+    def __init__(self, schema: str) -> None:
+        super().__init__(
+            f"no OMOP CDM tables in schema {schema!r}: build them first with 'healthsim analytics omop"
+            + (f" --schema {schema}" if schema != "omop" else "")
+            + "' (build_omop in Python)"
+        )
+        self.schema = schema
