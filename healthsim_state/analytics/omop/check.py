@@ -91,7 +91,7 @@ def specification() -> dict[str, tuple[SpecField, ...]]:
         foreign = row["isForeignKey"] == "Yes" and row["fkTableName"] not in ("", "NA")
         field = SpecField(
             table=row["cdmTableName"].lower(),
-            name=row["cdmFieldName"].lower(),
+            name=row["cdmFieldName"].strip('"').lower(),  # note_nlp's "offset", quoted as a reserved word
             required=row["isRequired"] == "Yes",
             datatype=row["cdmDatatype"].lower(),
             primary_key=row["isPrimaryKey"] == "Yes",
