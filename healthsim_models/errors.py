@@ -131,6 +131,10 @@ class ValidationError(HealthSimError, ValueError):
         super().__init__(head + rest)
 
 
+class VocabularyError(HealthSimError, ValueError):
+    """An OMOP vocabulary folder that cannot be used: missing, incomplete or unreadable."""
+
+
 class OmopSchemaNotFoundError(HealthSimError, LookupError):
     """The store has no OMOP CDM schema of that name (none of the CDM's tables is there)."""
 

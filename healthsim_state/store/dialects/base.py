@@ -145,6 +145,12 @@ class StoreDialect(abc.ABC):
         engine beside :meth:`run_read_only` (:attr:`own_read_only_connections`)."""
         raise ConfigurationError(f"{mask_url(url)}: the {self.name} store has no read-only connections of its own")
 
+    # -- the OMOP export ---------------------------------------------------------------
+
+    @abc.abstractmethod
+    def omop_number(self, text_sql: str) -> str:
+        """SQL for the number a text holds (``12``, ``-3.5``), NULL for any other text."""
+
 
 def quote(connection: sa.Connection, name: str) -> str:
     """``name`` as an identifier in the connection's SQL."""

@@ -281,6 +281,11 @@ class DuckDBDialect(StoreDialect):
 
         return ConnectionWrapper(_connect(Path(url.database).expanduser(), lock=False, timeout=lock_timeout))
 
+    # -- the OMOP export ---------------------------------------------------------------
+
+    def omop_number(self, text_sql: str) -> str:
+        return f"CASE WHEN regexp_full_match({text_sql}, '[-+]?[0-9]+([.][0-9]+)?') THEN CAST({text_sql} AS DOUBLE) END"
+
 
 def _connect(path: Path, *, lock: bool, timeout: float) -> Any:
     """A read-only connection, waiting up to ``timeout`` seconds for a read-write holder to let go.

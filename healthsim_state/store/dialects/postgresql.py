@@ -281,6 +281,11 @@ class PostgreSQLDialect(StoreDialect):
             truncated=max_rows is not None and len(rows) > max_rows,
         )
 
+    # -- the OMOP export ---------------------------------------------------------------
+
+    def omop_number(self, text_sql: str) -> str:
+        return f"CASE WHEN {text_sql} ~ '^[-+]?[0-9]+([.][0-9]+)?$' THEN CAST({text_sql} AS double precision) END"
+
 
 def _query_error(exc: Exception, stopped: str | None, timeout: float) -> QueryError:
     import psycopg
