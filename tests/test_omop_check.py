@@ -10,15 +10,21 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
+from sqlalchemy import text
 from sqlalchemy.engine import Engine
+from sqlalchemy.exc import IntegrityError
 from typer.testing import CliRunner
 
 from healthsim_models import create_store_engine, session_scope
 from healthsim_models.errors import OmopSchemaNotFoundError
+from healthsim_state import ScenarioRepository, demo
+from healthsim_state.analytics.omop import build_omop
 from healthsim_state.analytics.omop.check import CHECKS, CheckResult, check_omop, specification
-from healthsim_state.analytics.omop.schema import ddl_statements
+from healthsim_state.analytics.omop.schema import ddl_statements, foreign_key_statements
+from healthsim_state.formats.synthea import import_synthea
 from healthsim_state.interfaces.cli import app
 
 runner = CliRunner()
@@ -220,3 +226,53 @@ def test_cli_prints_the_report_and_exits_3_on_a_failure(cdm: Engine, store_url: 
             "status": "fail",
         }
     ]
+
+
+SYNTHEA = Path(__file__).parent / "fixtures" / "synthea-27"
+VOCABULARY = Path(__file__).parent / "fixtures" / "omop-vocabulary-sample"
+
+
+@pytest.mark.parametrize("vocabulary", [None, VOCABULARY], ids=["no-vocabulary", "vocabulary"])
+def test_the_export_of_synthea_and_the_demo_passes_every_check(store_url: str, vocabulary: Path | None) -> None:
+    engine = create_store_engine(store_url)
+    with session_scope(engine) as session:
+        import_synthea(session, SYNTHEA, scenario="synthea")
+        ScenarioRepository(session).save("demo", demo.scenario(25))
+    with session_scope(engine) as session:
+        build_omop(session, ["synthea", "demo"], vocabulary=vocabulary)
+    with session_scope(engine) as session:
+        results = check_omop(session)
+    assert not _failures(results), sorted(_failures(results))
+    filled = {r.table for r in results if r.status == "pass" and r.check == "isRequired"}
+    assert {"person", "observation_period", "visit_occurrence", "condition_occurrence", "drug_exposure"} <= filled
+    assert {"measurement", "observation", "procedure_occurrence", "death", "cost", "concept"} <= filled
+    assert {r.check for r in results if r.status == "pass"} == set(CHECKS)
+    engine.dispose()
+
+
+def test_postgresql_holds_and_enforces_the_foreign_keys(postgresql_url: str) -> None:
+    """After a build, PostgreSQL has the official DDL's foreign keys and refuses a row that breaks one."""
+    engine = create_store_engine(postgresql_url)
+    with session_scope(engine) as session:
+        ScenarioRepository(session).save("demo", demo.scenario(5))
+        build_omop(session, ["demo"])
+    declared = {name for _, name, _ in foreign_key_statements("postgresql", "omop")}
+    with session_scope(engine) as session:
+        present = session.execute(
+            text(
+                "SELECT constraint_name FROM information_schema.table_constraints "
+                "WHERE constraint_schema = 'omop' AND constraint_type = 'FOREIGN KEY'"
+            )
+        ).scalars()
+        assert declared and declared <= set(present)
+        person = session.execute(text("SELECT min(person_id) FROM omop.person")).scalar_one()
+        for bad in (
+            f"INSERT INTO omop.observation_period VALUES (-1, {-abs(person) - 1}, DATE '2000-01-01', "
+            "DATE '2000-01-02', 0)",
+            f"INSERT INTO omop.observation_period VALUES (-1, {person}, DATE '2000-01-01', DATE '2000-01-02', -42)",
+        ):
+            savepoint = session.begin_nested()
+            with pytest.raises(IntegrityError, match="fpk_observation_period"):
+                session.connection().exec_driver_sql(bad)
+            savepoint.rollback()
+    engine.dispose()
