@@ -19,7 +19,7 @@ from sqlalchemy.exc import IntegrityError
 from typer.testing import CliRunner
 
 from healthsim_models import create_store_engine, session_scope
-from healthsim_models.errors import OmopSchemaNotFoundError
+from healthsim_models.errors import InvalidArgumentError, OmopSchemaNotFoundError
 from healthsim_state import ScenarioRepository, demo
 from healthsim_state.analytics.omop import build_omop
 from healthsim_state.analytics.omop.check import CHECKS, CheckResult, check_omop, specification
@@ -197,6 +197,8 @@ def test_a_store_without_the_schema_is_told_to_build_it(store_url: str) -> None:
     engine = create_store_engine(store_url)
     with session_scope(engine) as session, pytest.raises(OmopSchemaNotFoundError, match="healthsim analytics omop"):
         check_omop(session, "omop")
+    with session_scope(engine) as session, pytest.raises(InvalidArgumentError, match="taken by the store"):
+        check_omop(session, "main")  # refused as build_omop refuses it
     engine.dispose()
     result = runner.invoke(app, ["analytics", "check", "--schema", "elsewhere", "--database-url", store_url])
     assert result.exit_code == 1

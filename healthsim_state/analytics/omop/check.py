@@ -26,6 +26,7 @@ from sqlalchemy import text
 from sqlalchemy.orm import Session
 
 from healthsim_models.errors import OmopSchemaNotFoundError
+from healthsim_state.analytics.omop.schema import DEFAULT_SCHEMA, schema_name
 
 #: Days an event may follow its person's death before it counts as implausible (DQD's grace,
 #: for records dated on the day a claim or a test result was filed rather than done).
@@ -154,15 +155,16 @@ class _Measure:
 Query = tuple[str, list[_Measure]]
 
 
-def check_omop(session: Session, schema: str = "omop") -> list[CheckResult]:
+def check_omop(session: Session, schema: str = DEFAULT_SCHEMA) -> list[CheckResult]:
     """Run every check on the OMOP CDM tables in ``schema``; read-only, in the caller's session.
 
     Results are ordered by check (as in :data:`CHECKS`), table and field in the
-    specification's order. Raises :class:`OmopSchemaNotFoundError` when the
-    schema holds none of the CDM's tables.
+    specification's order. Raises :class:`~healthsim_models.errors.InvalidArgumentError` for a name no
+    OMOP schema can have (as ``build_omop`` does), :class:`OmopSchemaNotFoundError`
+    when the schema holds none of the CDM's tables.
     """
     spec = specification()
-    present = _columns(session, schema)
+    present = _columns(session, schema_name(schema))
     if not present.keys() & spec.keys():
         raise OmopSchemaNotFoundError(schema)
     q = session.get_bind().dialect.identifier_preparer.quote_identifier

@@ -9,6 +9,7 @@ from rich.table import Table
 from rich.text import Text
 
 from healthsim_state.analytics.omop.check import CHECKS, CheckResult, check_omop
+from healthsim_state.analytics.omop.schema import DEFAULT_SCHEMA
 from healthsim_state.interfaces.cli.options import DatabaseUrl
 from healthsim_state.interfaces.cli.session import store_session
 from healthsim_state.interfaces.cli.terminal import console
@@ -20,7 +21,7 @@ _STRUCTURE = frozenset({"cdmTable", "cdmField"})
 
 
 def check(
-    schema: str = typer.Option("omop", "--schema", help="The schema the OMOP tables are in."),
+    schema: str = typer.Option(DEFAULT_SCHEMA, "--schema", help="The schema the OMOP tables are in."),
     as_json: bool = typer.Option(False, "--json", help="Print every check as JSON instead of a table."),
     database_url: str | None = DatabaseUrl,
 ) -> None:
