@@ -58,6 +58,7 @@ def meanings(tmp: Path) -> dict[str, str]:
         "revision": "no-such-revision",
         "sql": "SELEC 1",
         "directory": str(tmp / "no-such-folder"),
+        "scenarios": "no-such-scenario",
     }
 
 
@@ -195,6 +196,13 @@ def store_cases(tmp: Path, url: str) -> list[list[str]]:
         ["import", "synthea", str(tmp), "--scenario", "empty-folder"],
         ["import", "synthea", str(not_json), "--scenario", "a-file"],
         ["import", "synthea", str(legacy), "--scenario", ""],
+        ["analytics", "omop", "--vocabulary", str(tmp / "no-such-folder")],
+        ["analytics", "omop", "--vocabulary", str(legacy)],
+        ["analytics", "omop", "--vocabulary", str(not_json)],
+        ["analytics", "omop", "--schema", "Not-A-Schema"],
+        ["analytics", "omop", "--schema", "main"],
+        ["analytics", "summary"],
+        ["analytics", "summary", "--schema", "no_such_schema"],
     ]
     return [[*case, "--database-url", url] for case in cases]
 

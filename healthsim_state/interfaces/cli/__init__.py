@@ -19,7 +19,7 @@ from rich.console import Console
 from rich.markup import escape
 
 from healthsim_models.errors import HealthSimError, ScenarioNotFoundError
-from healthsim_state.interfaces.cli import db, reference
+from healthsim_state.interfaces.cli import analytics, db, reference
 from healthsim_state.interfaces.cli import demo as demo_command
 from healthsim_state.interfaces.cli import imports as import_command
 from healthsim_state.interfaces.cli import legacy as legacy_command
@@ -44,6 +44,7 @@ app.add_typer(scenario_command.app, name="scenario")
 app.command(name="migrate-legacy")(legacy_command.migrate_legacy_command)
 app.command(name="query")(query_command.query)
 app.command(name="mcp")(mcp_command.mcp)
+app.add_typer(analytics.app, name="analytics")
 
 _options = {"debug": False}
 _stderr = Console(stderr=True)

@@ -14,12 +14,15 @@ from typing import Any
 
 from healthsim_models.registry import ENTITY_TYPES
 from healthsim_models.state import Scenario, ScenarioEntity, ScenarioTag
+from healthsim_state.analytics.omop.summary import MAX_TOP
 from healthsim_state.interfaces.mcp.schemas import entities_schema
 from healthsim_state.interfaces.mcp.tools import (
     DEFAULT_PAGE,
     MAX_INLINE_EXPORT,
     MAX_PAGE,
     add_entities,
+    analytics_omop,
+    analytics_summary,
     delete_scenario,
     export_scenario,
     get_summary,
@@ -255,5 +258,39 @@ TOOLS: tuple[ToolSpec, ...] = (
         required=("path", "scenario"),
         read_only=False,
         destructive=True,
+    ),
+    ToolSpec(
+        "analytics_omop",
+        "Build the OMOP CDM 5.4 tables (the official DDL, in the database schema 'schema') of the named "
+        "scenarios, or of all, replacing what those scenarios contributed before; ids stay the same across "
+        "builds, other scenarios' rows stay. With vocabulary (an Athena vocabulary folder on the server's "
+        "machine), codes map to standard concepts and each row goes to its concept's domain table; "
+        "without, concept ids are 0. Returns rows written and rows without a concept, per OMOP table.",
+        analytics_omop,
+        {
+            "scenarios": {
+                "type": "array",
+                "items": {"type": "string", "minLength": 1},
+                "description": "scenario names or ids; default: all",
+            },
+            "schema": {"type": "string", "minLength": 1, "default": "omop", "description": "the OMOP schema"},
+            "vocabulary": _PATH
+            | {"description": "absolute path of an Athena vocabulary folder, on the server's machine"},
+        },
+        required=(),
+        read_only=False,
+        destructive=True,
+    ),
+    ToolSpec(
+        "analytics_summary",
+        "What an OMOP export holds, per exported scenario: persons, visits per visit concept, and the most "
+        "frequent conditions and drugs (by persons, then records) with their concept names, or their source "
+        "values where the concept is 0. Reads only.",
+        analytics_summary,
+        {
+            "schema": {"type": "string", "minLength": 1, "default": "omop", "description": "the OMOP schema"},
+            "top": {"type": "integer", "minimum": 1, "maximum": MAX_TOP, "default": 10},
+        },
+        required=(),
     ),
 )

@@ -32,6 +32,7 @@ from sqlalchemy.engine import URL, Engine
 from healthsim_models.engine import create_store_engine, resolve_database_url, session_scope
 from healthsim_models.errors import InvalidArgumentError
 from healthsim_models.registry import entity_type
+from healthsim_state.analytics.omop import build_omop, omop_summary
 from healthsim_state.formats import json as json_document
 from healthsim_state.formats.synthea import import_synthea as read_synthea
 from healthsim_state.interfaces.rendering import scenario_json
@@ -291,6 +292,25 @@ def import_synthea(
         return read_synthea(repo.session, folder, scenario=scenario, overwrite=overwrite, tags=tags or ())
 
     return store.write(work, what=f"the import of {path}").as_dict()
+
+
+def analytics_omop(
+    store: Store,
+    scenarios: list[str] | None = None,
+    schema: str = "omop",
+    vocabulary: str | None = None,
+) -> dict[str, Any]:
+    folder = None if vocabulary is None else _server_path(vocabulary)
+
+    def work(repo: ScenarioRepository) -> Any:
+        return build_omop(repo.session, scenarios, schema=schema, vocabulary=folder)
+
+    return store.write(work, what="the OMOP export").as_dict()
+
+
+def analytics_summary(store: Store, schema: str = "omop", top: int = 10) -> dict[str, Any]:
+    with store.reader() as repo:
+        return omop_summary(repo.session, schema, top=top)
 
 
 def _server_path(text: str) -> Path:
