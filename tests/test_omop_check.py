@@ -25,7 +25,7 @@ from healthsim_state.analytics.omop import build_omop
 from healthsim_state.analytics.omop.check import CHECKS, CheckResult, check_omop, specification
 from healthsim_state.analytics.omop.schema import ddl_statements, foreign_key_statements
 from healthsim_state.formats.synthea import import_synthea
-from healthsim_state.interfaces.cli import app
+from healthsim_state.interfaces.cli import app, main
 
 runner = CliRunner()
 
@@ -193,20 +193,24 @@ def test_each_check_catches_its_planted_violation(cdm: Engine, check: str) -> No
     assert failed.status == "fail" and failed.percentage == 100.0 * failed.rows_violating / failed.rows_checked
 
 
-def test_a_store_without_the_schema_is_told_to_build_it(store_url: str) -> None:
+def test_a_store_without_the_schema_is_told_to_build_it(store_url: str, capsys: pytest.CaptureFixture[str]) -> None:
     engine = create_store_engine(store_url)
     with session_scope(engine) as session, pytest.raises(OmopSchemaNotFoundError, match="healthsim analytics omop"):
         check_omop(session, "omop")
     with session_scope(engine) as session, pytest.raises(InvalidArgumentError, match="taken by the store"):
         check_omop(session, "main")  # refused as build_omop refuses it
     engine.dispose()
-    result = runner.invoke(app, ["analytics", "check", "--schema", "elsewhere", "--database-url", store_url])
-    assert result.exit_code == 1
-    assert "build them first with 'healthsim analytics omop --schema elsewhere'" in result.output
+    with pytest.raises(SystemExit) as exit:
+        main(["analytics", "check", "--schema", "elsewhere", "--database-url", store_url])
+    assert exit.value.code == 1
+    assert capsys.readouterr().err.strip() == (
+        "error: no OMOP CDM tables in schema 'elsewhere': build them first with "
+        "'healthsim analytics omop --schema elsewhere' (build_omop in Python)"
+    )
 
 
 def test_cli_prints_the_report_and_exits_3_on_a_failure(cdm: Engine, store_url: str) -> None:
-    result = runner.invoke(app, ["analytics", "check", "--database-url", store_url])
+    result = runner.invoke(app, ["analytics", "check", "--database-url", store_url], env={"COLUMNS": "150"})
     assert result.exit_code == 0, result.output
     assert re.search(r"isRequired\s+│ person\s+│ gender_concept_id\s+│\s+0 │\s+2 │ 0.00 │ pass", result.stdout)
     assert "0 failed" in result.stdout and "cdmTable" not in result.stdout  # passing structure: counted only

@@ -47,13 +47,12 @@ def check(
 
 def _print(results: list[CheckResult]) -> None:
     table = Table(title="OMOP CDM data quality", title_justify="left")
-    table.add_column("check")
-    table.add_column("table")
-    table.add_column("field", overflow="fold")
-    table.add_column("rows violating", justify="right")
-    table.add_column("rows checked", justify="right")
-    table.add_column("%", justify="right")
-    table.add_column("status")
+    # A narrow terminal folds names rather than cutting them short.
+    for name in ("check", "table", "field"):
+        table.add_column(name, overflow="fold")
+    for name in ("rows violating", "rows checked", "%"):
+        table.add_column(name, justify="right", no_wrap=True)
+    table.add_column("status", no_wrap=True)
     for r in results:
         if r.status == "not applicable" or (r.check in _STRUCTURE and r.passed):
             continue
