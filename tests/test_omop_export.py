@@ -180,7 +180,7 @@ def test_the_schema_is_the_official_ddl_with_its_keys(store_url: str) -> None:
         "WHERE table_schema = 'omop' GROUP BY constraint_type",
     )
     counted = dict(keys)
-    assert counted["PRIMARY KEY"] == len(ddl_statements(backend, "primary_keys", "omop")) + 2
+    assert counted["PRIMARY KEY"] == len(ddl_statements(backend, "primary_keys", "omop"))
     if backend == "postgresql":
         assert counted["FOREIGN KEY"] == len(foreign_key_statements(backend, "omop")) > 150
     engine.dispose()

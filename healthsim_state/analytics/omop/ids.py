@@ -41,6 +41,15 @@ def replaced_ids(schema: str, table: str, staged: str, id_table: str) -> str:
     )
 
 
+def only_exported(session: Session, schema: str, table: str) -> bool:
+    """Whether every row of ``table`` came from the exported scenarios alone."""
+    other = session.connection().exec_driver_sql(
+        f"SELECT 1 FROM {schema}.{ROW_SCENARIOS} WHERE omop_table = '{table}' "
+        f"AND scenario_id NOT IN (SELECT scenario_id FROM {SCENARIOS}) LIMIT 1"
+    )
+    return other.first() is None
+
+
 def record_scenarios(session: Session, schema: str, table: str, staged: str, id_table: str) -> None:
     """Replace what the exported scenarios contributed to ``table`` by the staged rows' scenarios."""
     connection = session.connection()

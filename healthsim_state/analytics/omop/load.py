@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 from sqlalchemy.orm import Session
 
-from healthsim_state.analytics.omop.ids import assign_ids, record_scenarios, replaced_ids
+from healthsim_state.analytics.omop.ids import assign_ids, only_exported, record_scenarios, replaced_ids
 from healthsim_state.analytics.omop.schema import ID_MAP
 from healthsim_state.analytics.omop.scope import temp_table
 
@@ -48,10 +48,14 @@ def write(session: Session, schema: str, target: Target) -> int:
     # Named by position: the builders' SELECTs need no aliases.
     temp_table(session, staged, f"SELECT * FROM ({target.select}) q (_key, _entity, _pick, {columns})")
     assign_ids(session, schema, target.ids, staged)
-    connection.exec_driver_sql(
-        f"DELETE FROM {schema}.{target.table} WHERE {target.id_column} IN "
-        f"({replaced_ids(schema, target.table, staged, target.ids)})"
-    )
+    if only_exported(session, schema, target.table):
+        # Every row came from the exported scenarios (a build of all): no row stays.
+        connection.exec_driver_sql(f"DELETE FROM {schema}.{target.table}")
+    else:
+        connection.exec_driver_sql(
+            f"DELETE FROM {schema}.{target.table} WHERE {target.id_column} IN "
+            f"({replaced_ids(schema, target.table, staged, target.ids)})"
+        )
     picked = ", ".join(f"s.{c}" for c in target.columns)
     connection.exec_driver_sql(
         f"INSERT INTO {schema}.{target.table} ({target.id_column}, {columns}) "

@@ -76,14 +76,20 @@ def create_schema(session: Session, schema: str = DEFAULT_SCHEMA, *, foreign_key
     connection.exec_driver_sql(f"CREATE SCHEMA IF NOT EXISTS {schema}")
     for statement in ddl_statements(backend, "ddl", schema) + ddl_statements(backend, "primary_keys", schema):
         connection.exec_driver_sql(statement)
+    # No keys on the side tables: the build keeps them unique (one set-based statement
+    # each), and on DuckDB an index would cost every write its upkeep. PostgreSQL gets
+    # the index its lookups by key use.
     connection.exec_driver_sql(
         f"CREATE TABLE {schema}.{ID_MAP} (omop_table varchar(50) NOT NULL, source_key varchar NOT NULL, "
-        "id integer NOT NULL, PRIMARY KEY (omop_table, source_key))"
+        "id integer NOT NULL)"
     )
     connection.exec_driver_sql(
         f"CREATE TABLE {schema}.{ROW_SCENARIOS} (omop_table varchar(50) NOT NULL, id integer NOT NULL, "
-        "scenario_id uuid NOT NULL, PRIMARY KEY (omop_table, id, scenario_id))"
+        "scenario_id uuid NOT NULL)"
     )
+    if backend == "postgresql":
+        connection.exec_driver_sql(f"CREATE UNIQUE INDEX ix_{ID_MAP} ON {schema}.{ID_MAP} (omop_table, source_key)")
+        connection.exec_driver_sql(f"CREATE INDEX ix_{ROW_SCENARIOS} ON {schema}.{ROW_SCENARIOS} (omop_table, id)")
     if backend == "postgresql" and foreign_keys:
         add_foreign_keys(session, schema)
     return True
