@@ -218,7 +218,8 @@ def _columns(session: Session, schema: str) -> dict[str, set[str]]:
 
 
 def _run(session: Session, source: str, measures: list[_Measure]) -> tuple[int, list[tuple[str, str | None, int, int]]]:
-    """One aggregate query over ``source``: count(*) and each measure's (checked, violating)."""
+    """One aggregate query over ``source``: its count(*), and per measure (check, field, rows violating,
+    rows checked)."""
     columns = ["count(*)"] + [f"{m.checked}, {m.violating}" for m in measures]
     row = session.execute(text(f"SELECT {', '.join(columns)} {source}")).one()
     values = [int(v or 0) for v in row]  # SUM over no rows is NULL; PostgreSQL's SUM is numeric
