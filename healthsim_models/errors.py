@@ -133,3 +133,15 @@ class ValidationError(HealthSimError, ValueError):
 
 class VocabularyError(HealthSimError, ValueError):
     """An OMOP vocabulary folder that cannot be used: missing, incomplete or unreadable."""
+
+
+class OmopSchemaNotFoundError(HealthSimError, LookupError):
+    """The store has no OMOP CDM schema of that name (none of the CDM's tables is there)."""
+
+    def __init__(self, schema: str) -> None:
+        super().__init__(
+            f"no OMOP CDM tables in schema {schema!r}: build them first with 'healthsim analytics omop"
+            + (f" --schema {schema}" if schema != "omop" else "")
+            + "' (build_omop in Python)"
+        )
+        self.schema = schema

@@ -15,6 +15,7 @@ from rich.table import Table
 from rich.text import Text
 
 from healthsim_state.analytics.omop import DEFAULT_SCHEMA, build_omop, omop_summary
+from healthsim_state.interfaces.cli import analytics_check
 from healthsim_state.interfaces.cli.options import DatabaseUrl
 from healthsim_state.interfaces.cli.session import store_session, store_write
 from healthsim_state.interfaces.cli.terminal import console, progress
@@ -101,3 +102,6 @@ def _top_table(title: str, rows: list[dict[str, Any]]) -> Table:
             str(row["records"]),
         )
     return table
+
+
+app.command()(analytics_check.check)
