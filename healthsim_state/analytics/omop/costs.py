@@ -34,7 +34,11 @@ COST_COLUMNS = (
 
 
 def payer_plan_period(schema: str) -> Target:
-    """One period per coverage; an open coverage ends at the member's coverage end, else today."""
+    """One period per coverage; an open coverage ends at the member's coverage end, else today.
+
+    No period runs past its person's death: Synthea's payer transitions run
+    to the end of the plan year whenever the patient died.
+    """
     columns = (
         "person_id",
         "payer_plan_period_start_date",
@@ -54,7 +58,8 @@ def payer_plan_period(schema: str) -> Target:
         "stop_reason_source_concept_id",
     )
     start = utc_date("v.period_start")
-    end = f"greatest(coalesce({utc_date('v.period_end')}, m.coverage_end, CURRENT_DATE), {start})"
+    end = f"coalesce({utc_date('v.period_end')}, m.coverage_end, CURRENT_DATE)"
+    end = f"greatest(CASE WHEN d.death_date < {end} THEN d.death_date ELSE {end} END, {start})"
     select = (
         f"SELECT {key('v.id')}, v.id, 0, pm.id, {start}, {end}, 0, {text('v.payer_id', 50)}, 0, "
         f"CAST(NULL AS integer), {text('m.plan_code', 50)}, CAST(NULL AS integer), CAST(NULL AS integer), "
@@ -62,6 +67,7 @@ def payer_plan_period(schema: str) -> Target:
         "CAST(NULL AS integer), CAST(NULL AS varchar), CAST(NULL AS integer) "
         f"FROM coverages v JOIN members m ON m.id = v.member_uuid JOIN {PERSONS} h ON h.entity_id = v.member_uuid "
         f"{join_id(schema, 'person', 'pm', 'h.person_key')} "
+        f"LEFT JOIN {schema}.death d ON d.person_id = pm.id "
         f"WHERE {in_scope('v', 'coverage')}"
     )
     return Target("payer_plan_period", "payer_plan_period_id", columns, select)
