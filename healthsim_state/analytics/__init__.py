@@ -1,0 +1,1 @@
+"""Analytics built from the canonical tables: the OMOP CDM export and the star schema."""
