@@ -19,7 +19,7 @@ from rich.console import Console
 from rich.markup import escape
 
 from healthsim_models.errors import HealthSimError, ScenarioNotFoundError
-from healthsim_state.interfaces.cli import db, reference
+from healthsim_state.interfaces.cli import analytics, db, reference
 from healthsim_state.interfaces.cli import demo as demo_command
 from healthsim_state.interfaces.cli import imports as import_command
 from healthsim_state.interfaces.cli import legacy as legacy_command
@@ -36,6 +36,7 @@ app = typer.Typer(
     add_completion=False,
     cls=HealthsimGroup,
 )
+app.add_typer(analytics.app, name="analytics")
 app.add_typer(db.app, name="db")
 app.command(name="demo")(demo_command.demo)
 app.add_typer(import_command.app, name="import")
