@@ -58,6 +58,7 @@ def meanings(tmp: Path) -> dict[str, str]:
         "revision": "no-such-revision",
         "sql": "SELEC 1",
         "directory": str(tmp / "no-such-folder"),
+        "scenarios": "no-such-scenario",
     }
 
 
@@ -103,7 +104,8 @@ def usage_cases(tmp: Path) -> list[list[str]]:
         positional = [p for p in command.params if p.param_type_name == "argument"]
         every = [meanings(tmp)[p.name] for p in positional]
         cases.append([*words, *args, "--no-such-option"])
-        cases.append([*words, *every, "unexpected-extra-argument"])
+        if all(p.nargs != -1 for p in positional):  # a variadic argument (SCENARIO...) takes any extra word
+            cases.append([*words, *every, "unexpected-extra-argument"])
         if args:
             cases.append(list(words))  # missing arguments
         for param in command.params:
@@ -195,6 +197,7 @@ def store_cases(tmp: Path, url: str) -> list[list[str]]:
         ["import", "synthea", str(tmp), "--scenario", "empty-folder"],
         ["import", "synthea", str(not_json), "--scenario", "a-file"],
         ["import", "synthea", str(legacy), "--scenario", ""],
+        ["analytics", "star", "no-such-scenario"],
     ]
     return [[*case, "--database-url", url] for case in cases]
 
