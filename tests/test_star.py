@@ -49,6 +49,11 @@ def _rows(engine: Engine, sql: str, **params: Any) -> list[tuple[Any, ...]]:
         return [tuple(row) for row in connection.execute(sa.text(sql), params)]
 
 
+def _keyed(engine: Engine, sql: str) -> dict[Any, tuple[Any, ...]]:
+    """The rows of ``sql`` by their first column."""
+    return {row[0]: row[1:] for row in _rows(engine, sql)}
+
+
 def _scenario_rows(engine: Engine, scenario: str) -> dict[str, list[tuple[Any, ...]]]:
     """Every row of every scenario table that belongs to ``scenario``, sorted."""
     return {
@@ -286,14 +291,11 @@ def test_one_person_across_products(engine: Engine) -> None:
         "subject member_ssn": 1,
         "subject self": 1,
     }
-    people = {
-        row[0]: row[1:]
-        for row in _rows(
-            engine,
-            "SELECT COALESCE(mrn, member_id, usubjid), anchor_type, member_id, usubjid, is_patient, is_member, "
-            "is_subject, member_records, age, age_band, deceased FROM analytics.dim_patient",
-        )
-    }
+    people = _keyed(
+        engine,
+        "SELECT COALESCE(mrn, member_id, usubjid), anchor_type, member_id, usubjid, is_patient, is_member, "
+        "is_subject, member_records, age, age_band, deceased FROM analytics.dim_patient",
+    )
     assert people == {
         "MRN-1": ("patient", "M1", "STUDY-1-0001", True, True, True, 1, 34, "18-34", False),
         "MRN-2": ("patient", "M2", None, True, True, False, 1, 35, "35-49", False),
@@ -355,14 +357,11 @@ def test_length_of_stay_and_30_day_readmission(engine: Engine) -> None:
         zone = {"duckdb": "SET TimeZone = 'Pacific/Kiritimati'", "postgresql": "SET TIME ZONE 'Pacific/Kiritimati'"}
         session.execute(sa.text(zone[engine.dialect.name]))  # UTC+14
         build_star(session, ["stays"], as_of=AS_OF)
-    found = {
-        row[0]: row[1:]
-        for row in _rows(
-            engine,
-            "SELECT encounter_id, admission_date_key, discharge_date_key, length_of_stay_days, is_inpatient, "
-            "readmitted_within_30_days, is_readmission FROM analytics.fact_encounter",
-        )
-    }
+    found = _keyed(
+        engine,
+        "SELECT encounter_id, admission_date_key, discharge_date_key, length_of_stay_days, is_inpatient, "
+        "readmitted_within_30_days, is_readmission FROM analytics.fact_encounter",
+    )
     assert found == {
         "E1": (20240101, 20240105, 4, True, True, False),
         "E2": (20240204, 20240206, 2, True, False, True),
@@ -414,14 +413,11 @@ def test_claim_measures(engine: Engine) -> None:
         },
     )
     _build(engine, ["claims"])
-    claims = {
-        row[0]: row[1:]
-        for row in _rows(
-            engine,
-            "SELECT claim_id, line_count, billed_amount, allowed_amount, paid_amount, member_responsibility "
-            "FROM analytics.fact_claim",
-        )
-    }
+    claims = _keyed(
+        engine,
+        "SELECT claim_id, line_count, billed_amount, allowed_amount, paid_amount, member_responsibility "
+        "FROM analytics.fact_claim",
+    )
     d = Decimal
     assert claims == {
         "C1": (1, d("150.00"), d("120.00"), d("100.00"), d("15.00")),  # the header's totals
@@ -429,13 +425,10 @@ def test_claim_measures(engine: Engine) -> None:
         "C3": (2, d("150.00"), None, d("108.00"), None),  # a line without allowed: no allowed sum
         "C4": (0, None, None, None, None),
     }
-    pharmacy = {
-        row[0]: row[1:]
-        for row in _rows(
-            engine,
-            "SELECT claim_id, billed_amount, patient_pay_amount, plan_paid_amount FROM analytics.fact_pharmacy_claim",
-        )
-    }
+    pharmacy = _keyed(
+        engine,
+        "SELECT claim_id, billed_amount, patient_pay_amount, plan_paid_amount FROM analytics.fact_pharmacy_claim",
+    )
     assert pharmacy == {"X1": (d("41.75"), d("10.00"), d("31.75")), "X2": (d("21.75"), d("5.00"), d("16.75"))}
 
 
@@ -472,7 +465,7 @@ def test_a_rebuild_keeps_keys_and_replaces_only_the_named_scenario(engine: Engin
     assert _scenario_rows(engine, "b") == b_before
     # The encounters a kept (the first 3 patients') have the rows and keys they had.
     kept = _scenario_rows(engine, "a")["fact_encounter"]
-    assert kept == [row for row in a_before["fact_encounter"] if row[3] in {r[3] for r in kept}]
+    assert kept == [row for row in a_before["fact_encounter"] if row[0] in {r[0] for r in kept}]
 
     # A build of every scenario also drops the rows of a scenario deleted since.
     with session_scope(engine) as session:

@@ -69,6 +69,15 @@ def _person(alias: str, uuid_column: str) -> str:
     )
 
 
+def _first_candidate(candidates: str, entity: str) -> str:
+    """The first of each entity's ``candidates`` by priority, then tiebreak (a business key), then anchor."""
+    return (
+        f"SELECT scenario_id, {entity}, anchor, rule FROM (SELECT c.*, ROW_NUMBER() OVER ("
+        f"PARTITION BY c.scenario_id, c.{entity} ORDER BY c.priority, c.tiebreak, CAST(c.anchor AS VARCHAR)"
+        f") AS n FROM {candidates} c) ranked WHERE n = 1"
+    )
+
+
 DIM_SCENARIO = """
 INSERT INTO {s}.dim_scenario (scenario_key, name, description, created_at, built_at, as_of_date)
 SELECT id, name, description, created_at, :built_at, :as_of FROM scenarios WHERE id IN :ids
@@ -100,12 +109,7 @@ WITH pat AS (
     SELECT m.scenario_id, m.id, p.id, 2, p.mrn, 'ssn'
     FROM mem m JOIN pat p ON p.scenario_id = m.scenario_id AND p.ssn = m.ssn
 ), member_match AS (
-    SELECT scenario_id, member_uuid, anchor, rule FROM (
-        SELECT c.*, ROW_NUMBER() OVER (
-            PARTITION BY c.scenario_id, c.member_uuid ORDER BY c.priority, c.tiebreak, CAST(c.anchor AS VARCHAR)
-        ) AS n
-        FROM member_candidate c
-    ) ranked WHERE n = 1
+    {_first_candidate("member_candidate", "member_uuid")}
 ), member_person AS (
     SELECT m.scenario_id, m.id AS member_uuid, m.member_id, m.ssn,
            COALESCE(mm.anchor, m.id) AS anchor, COALESCE(mm.rule, 'self') AS rule
@@ -121,12 +125,7 @@ WITH pat AS (
     SELECT s.scenario_id, s.id, mp.anchor, 3, mp.member_id, 'member_ssn'
     FROM sub s JOIN member_person mp ON mp.scenario_id = s.scenario_id AND mp.ssn = s.ssn
 ), subject_match AS (
-    SELECT scenario_id, subject_uuid, anchor, rule FROM (
-        SELECT c.*, ROW_NUMBER() OVER (
-            PARTITION BY c.scenario_id, c.subject_uuid ORDER BY c.priority, c.tiebreak, CAST(c.anchor AS VARCHAR)
-        ) AS n
-        FROM subject_candidate c
-    ) ranked WHERE n = 1
+    {_first_candidate("subject_candidate", "subject_uuid")}
 )
 SELECT scenario_id, id, 'patient', {derived_key("scenario_id", "id")}, 'self' FROM pat
 UNION ALL
