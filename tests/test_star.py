@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import re
 from decimal import Decimal
 from typing import Any
 
@@ -473,6 +474,25 @@ def test_a_rebuild_keeps_keys_and_replaces_only_the_named_scenario(engine: Engin
     _build(engine)
     assert _rows(engine, "SELECT COUNT(*) FROM analytics.fact_encounter") == [(counts["encounter"],)]
     assert _rows(engine, "SELECT name FROM analytics.dim_scenario") == [("a",)]
+
+
+def _planned_rows(session: Any, table: str) -> int:
+    """How many rows the planner expects a scan of ``table`` to give, in the session's transaction."""
+    if session.get_bind().dialect.name == "postgresql":
+        (plan,) = session.execute(sa.text(f"EXPLAIN (FORMAT JSON) SELECT * FROM {table}")).scalar_one()
+        return plan["Plan"]["Plan Rows"]
+    text = "\n".join(row[1] for row in session.execute(sa.text(f"EXPLAIN SELECT * FROM {table}")))
+    return int(re.search(r"~(\d+) rows", text).group(1))
+
+
+def test_the_planner_knows_how_many_persons_before_the_facts_read_them(engine: Engine) -> None:
+    """The facts join bridge_person, filled in the same transaction: on PostgreSQL its statistics
+    are refreshed first (a planner that took it for empty joined it by nested loops, 77 s instead of 3 s
+    at 10,000 patients); DuckDB's planner counts the transaction's rows itself."""
+    _demo(engine, "a", 20)
+    with session_scope(engine) as session:
+        built = build_star(session, ["a"], as_of=AS_OF)
+        assert _planned_rows(session, "analytics.bridge_person") == built.rows["bridge_person"] > 20
 
 
 def test_refusals(engine: Engine) -> None:

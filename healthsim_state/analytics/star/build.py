@@ -16,6 +16,7 @@ from healthsim_models.errors import InvalidArgumentError
 from healthsim_models.state import Scenario
 from healthsim_state.analytics.star import sql
 from healthsim_state.analytics.star.tables import BUILD_ORDER, DECLARED_SCHEMA, SCENARIO_TABLES, metadata
+from healthsim_state.store.dialects import dialect_of
 from healthsim_state.store.repository import ScenarioRepository
 
 DEFAULT_SCHEMA = DECLARED_SCHEMA
@@ -78,8 +79,8 @@ def build_star(
     """Build the star schema's rows of ``scenarios`` (names or ids; none: every scenario) in ``schema``.
 
     Creates the schema and its missing tables, deletes what these scenarios
-    contributed before (with no scenario named, every row of every scenario,
-    also of scenarios deleted since) and inserts their rows again: one
+    contributed before (with no scenario named, every row, also of scenarios
+    deleted since, and ``dim_date``) and inserts their rows again: one
     ``INSERT ... SELECT`` per table, keys the same as before. Other
     scenarios' rows stay. Ages are taken on ``as_of`` (default: today, UTC;
     a person's death date if earlier). Runs in the caller's transaction and
@@ -99,14 +100,17 @@ def build_star(
             clause = clause.bindparams(sa.bindparam("ids", expanding=True, type_=sa.Uuid))
         return connection.execute(clause, {"ids": ids, **(params or {})})
 
-    for table in SCENARIO_TABLES:
+    for table in SCENARIO_TABLES if scenarios else BUILD_ORDER:  # dim_date too: built again whole
         if scenarios:
             run(f"DELETE FROM {{s}}.{table.name} WHERE scenario_key IN :ids")
         else:
             run(f"DELETE FROM {{s}}.{table.name}", scoped=False)
     built_at = dt.datetime.now(dt.UTC)
-    for statement in sql.INSERTS.values():
+    dialect = dialect_of(connection)
+    for name, statement in sql.INSERTS.items():
         run(statement, {"as_of": as_of, "built_at": built_at})
+        if name in sql.READ_BACK:
+            dialect.refresh_statistics(connection, f"{quoted}.{name}")
     first, last = run(sql.DATE_SPAN, scoped=False).one()
     if first is not None:
         run(sql.DIM_DATE, {"first": _date_of(first), "last": _date_of(last)}, scoped=False)

@@ -91,20 +91,26 @@ SELECT id, name, description, created_at, :built_at, :as_of FROM scenarios WHERE
 BRIDGE_PERSON = f"""
 INSERT INTO {{s}}.bridge_person (scenario_key, entity_uuid, entity_type, patient_key, match_rule)
 WITH pat AS (
-    SELECT se_p.scenario_id, p.id, p.mrn, p.ssn FROM {_in_scenarios("patient", "p")}
+    SELECT se_p.scenario_id, p.id, {derived_key("se_p.scenario_id", "p.id")} AS ref, p.mrn, p.ssn
+    FROM {_in_scenarios("patient", "p")}
 ), mem AS (
-    SELECT se_m.scenario_id, m.id, m.member_id, m.ssn FROM {_in_scenarios("member", "m")}
+    SELECT se_m.scenario_id, m.id, {derived_key("se_m.scenario_id", "m.id")} AS ref, m.member_id, m.ssn
+    FROM {_in_scenarios("member", "m")}
 ), sub AS (
     SELECT se_s.scenario_id, s.id, s.ssn, s.patient_uuid FROM {_in_scenarios("subject", "s")}
 ), rx AS (
-    SELECT DISTINCT se_r.scenario_id, r.member_uuid, r.patient_uuid FROM {_in_scenarios("prescription", "r")}
+    SELECT DISTINCT {derived_key("se_r.scenario_id", "r.member_uuid")} AS member_ref,
+           {derived_key("se_r.scenario_id", "r.patient_uuid")} AS patient_ref
+    FROM {_in_scenarios("prescription", "r")}
     WHERE r.member_uuid IS NOT NULL AND r.patient_uuid IS NOT NULL
 ), member_candidate AS (
+    -- Joined by the (scenario, entity) refs: the scenario alone would let a planner pair every
+    -- member with every patient of the scenario first.
     SELECT m.scenario_id, m.id AS member_uuid, p.id AS anchor, 1 AS priority, p.mrn AS tiebreak,
            'prescription' AS rule
     FROM mem m
-    JOIN rx ON rx.scenario_id = m.scenario_id AND rx.member_uuid = m.id
-    JOIN pat p ON p.scenario_id = rx.scenario_id AND p.id = rx.patient_uuid
+    JOIN rx ON rx.member_ref = m.ref
+    JOIN pat p ON p.ref = rx.patient_ref
     UNION ALL
     SELECT m.scenario_id, m.id, p.id, 2, p.mrn, 'ssn'
     FROM mem m JOIN pat p ON p.scenario_id = m.scenario_id AND p.ssn = m.ssn
@@ -127,7 +133,7 @@ WITH pat AS (
 ), subject_match AS (
     {_first_candidate("subject_candidate", "subject_uuid")}
 )
-SELECT scenario_id, id, 'patient', {derived_key("scenario_id", "id")}, 'self' FROM pat
+SELECT scenario_id, id, 'patient', ref, 'self' FROM pat
 UNION ALL
 SELECT scenario_id, member_uuid, 'member', {derived_key("scenario_id", "anchor")}, rule FROM member_person
 UNION ALL
@@ -144,46 +150,44 @@ _AGE = (
 )
 
 
-def _anchor_joins(alias: str) -> str:
-    return (
-        f"LEFT JOIN patients p ON p.id = {alias}.entity_uuid AND {alias}.entity_type = 'patient' "
-        f"LEFT JOIN members m ON m.id = {alias}.entity_uuid AND {alias}.entity_type = 'member' "
-        f"LEFT JOIN subjects s ON s.id = {alias}.entity_uuid AND {alias}.entity_type = 'subject'"
-    )
+def _anchored(column: str, aliases: str = "pms", aggregate: str = "MAX") -> str:
+    """``column`` of the person's anchor record (the one its bridge row calls 'self')."""
+    values = ", ".join(f"{alias}.{column}" for alias in aliases)
+    return f"{aggregate}(CASE WHEN b.match_rule = 'self' THEN COALESCE({values}) END) AS {column}"
 
 
-# The person block comes from the person's anchor; the roles from every record of the person.
+# One pass over the bridge, grouped by person: the person block from the anchor, the roles from
+# every record of the person (no join of persons to persons, whose sizes a planner misjudges).
 DIM_PATIENT = f"""
 INSERT INTO {{s}}.dim_patient (patient_key, scenario_key, anchor_type, anchor_uuid, mrn, member_id, usubjid,
     is_patient, is_member, is_subject, member_records, gender, birth_date, age, age_band, race, ethnicity,
     state, postal_code, deceased, death_date)
-WITH roles AS (
-    SELECT b.patient_key, MIN(p.mrn) AS mrn, MIN(m.member_id) AS member_id, MIN(s.usubjid) AS usubjid,
+WITH person AS (
+    SELECT b.patient_key, b.scenario_key,
+           MAX(CASE WHEN b.match_rule = 'self' THEN b.entity_type END) AS anchor_type,
+           -- through text: PostgreSQL has no MAX of UUIDs
+           CAST(MAX(CASE WHEN b.match_rule = 'self' THEN CAST(b.entity_uuid AS VARCHAR) END) AS UUID) AS anchor_uuid,
+           MIN(p.mrn) AS mrn, MIN(m.member_id) AS member_id, MIN(s.usubjid) AS usubjid,
            COUNT(p.id) > 0 AS is_patient, COUNT(m.id) > 0 AS is_member, COUNT(s.id) > 0 AS is_subject,
-           CAST(COUNT(m.id) AS INTEGER) AS member_records
-    FROM {{s}}.bridge_person b {_anchor_joins("b")}
+           CAST(COUNT(m.id) AS INTEGER) AS member_records,
+           {_anchored("gender")}, {_anchored("birth_date")}, {_anchored("race", "ps")},
+           {_anchored("ethnicity", "ps")}, {_anchored("state")}, {_anchored("postal_code")},
+           {_anchored("deceased", aggregate="bool_or")}, {_anchored("death_date")}
+    FROM {{s}}.bridge_person b
+    LEFT JOIN patients p ON p.id = b.entity_uuid AND b.entity_type = 'patient'
+    LEFT JOIN members m ON m.id = b.entity_uuid AND b.entity_type = 'member'
+    LEFT JOIN subjects s ON s.id = b.entity_uuid AND b.entity_type = 'subject'
     WHERE b.scenario_key IN :ids
-    GROUP BY b.patient_key
-), block AS (
-    SELECT b.patient_key, b.scenario_key, b.entity_type AS anchor_type, b.entity_uuid AS anchor_uuid,
-           COALESCE(p.gender, m.gender, s.gender) AS gender,
-           COALESCE(p.birth_date, m.birth_date, s.birth_date) AS birth_date,
-           COALESCE(p.race, s.race) AS race, COALESCE(p.ethnicity, s.ethnicity) AS ethnicity,
-           COALESCE(p.state, m.state, s.state) AS state,
-           COALESCE(p.postal_code, m.postal_code, s.postal_code) AS postal_code,
-           COALESCE(p.deceased, m.deceased, s.deceased) AS deceased,
-           COALESCE(p.death_date, m.death_date, s.death_date) AS death_date
-    FROM {{s}}.bridge_person b {_anchor_joins("b")}
-    WHERE b.scenario_key IN :ids AND b.match_rule = 'self'
+    GROUP BY b.patient_key, b.scenario_key
 ), dated AS (
-    SELECT block.*, {_AGE_ON} AS age_on FROM block
+    SELECT person.*, {_AGE_ON} AS age_on FROM person
 ), aged AS (
     SELECT dated.*, {_AGE} AS age FROM dated
 )
-SELECT a.patient_key, a.scenario_key, a.anchor_type, a.anchor_uuid, r.mrn, r.member_id, r.usubjid,
-       r.is_patient, r.is_member, r.is_subject, r.member_records, a.gender, a.birth_date, a.age,
-       {age_band("a.age")}, a.race, a.ethnicity, a.state, a.postal_code, a.deceased, a.death_date
-FROM aged a JOIN roles r ON r.patient_key = a.patient_key
+SELECT patient_key, scenario_key, anchor_type, anchor_uuid, mrn, member_id, usubjid, is_patient, is_member,
+       is_subject, member_records, gender, birth_date, age, {age_band("age")}, race, ethnicity, state,
+       postal_code, deceased, death_date
+FROM aged
 """
 
 DIM_PROVIDER = f"""
@@ -212,28 +216,27 @@ INSERT INTO {{s}}.fact_encounter (encounter_key, scenario_key, encounter_uuid, e
     admission_time, discharge_time, length_of_stay_days, is_inpatient, readmitted_within_30_days,
     is_readmission, admitting_diagnosis)
 WITH enc AS (
-    SELECT se_e.scenario_id, e.id, e.encounter_id, b_e.patient_key, e.practitioner_uuid, e.organization_uuid,
-           e.payer_id, e.class_code, e.status, e.admission_time, e.discharge_time, e.admitting_diagnosis,
-           {_INPATIENT} AS is_inpatient
+    SELECT se_e.scenario_id, e.id, {derived_key("se_e.scenario_id", "e.id")} AS encounter_key, e.encounter_id,
+           b_e.patient_key, e.practitioner_uuid, e.organization_uuid, e.payer_id, e.class_code, e.status,
+           e.admission_time, e.discharge_time, e.admitting_diagnosis, {_INPATIENT} AS is_inpatient
     FROM {_in_scenarios("encounter", "e")} {_person("e", "patient_uuid")}
+), readmission AS (
+    -- (index stay, readmission) pairs; patient_key is a person of one scenario.
+    SELECT i.encounter_key AS index_key, r.encounter_key AS readmission_key
+    FROM enc i JOIN enc r ON r.patient_key = i.patient_key AND r.encounter_key <> i.encounter_key
+    WHERE i.is_inpatient AND r.is_inpatient AND i.discharge_time IS NOT NULL
+      AND {_WITHIN_30_DAYS.format(later="r", index="i")}
 )
-SELECT {derived_key("e.scenario_id", "e.id")}, e.scenario_id, e.id, e.encounter_id, e.patient_key,
+SELECT e.encounter_key, e.scenario_id, e.id, e.encounter_id, e.patient_key,
        {derived_key("e.scenario_id", "e.practitioner_uuid")}, {derived_key("e.scenario_id", "e.organization_uuid")},
        e.payer_id, {date_key(utc_date("e.admission_time"))}, {date_key(utc_date("e.discharge_time"))},
        e.class_code, e.status, e.admission_time, e.discharge_time,
        CAST({utc_date("e.discharge_time")} - {utc_date("e.admission_time")} AS INTEGER),
-       e.is_inpatient,
-       e.is_inpatient AND e.discharge_time IS NOT NULL AND EXISTS (
-           SELECT 1 FROM enc r WHERE r.scenario_id = e.scenario_id AND r.patient_key = e.patient_key
-           AND r.is_inpatient AND r.id <> e.id AND {_WITHIN_30_DAYS.format(later="r", index="e")}
-       ),
-       e.is_inpatient AND EXISTS (
-           SELECT 1 FROM enc i WHERE i.scenario_id = e.scenario_id AND i.patient_key = e.patient_key
-           AND i.is_inpatient AND i.id <> e.id AND i.discharge_time IS NOT NULL
-           AND {_WITHIN_30_DAYS.format(later="e", index="i")}
-       ),
+       e.is_inpatient, followed.index_key IS NOT NULL, readmitted.readmission_key IS NOT NULL,
        e.admitting_diagnosis
 FROM enc e
+LEFT JOIN (SELECT DISTINCT index_key FROM readmission) followed ON followed.index_key = e.encounter_key
+LEFT JOIN (SELECT DISTINCT readmission_key FROM readmission) readmitted ON readmitted.readmission_key = e.encounter_key
 """
 
 FACT_DIAGNOSIS = f"""
@@ -351,6 +354,9 @@ INSERTS: dict[str, str] = {
     "fact_pharmacy_claim": FACT_PHARMACY_CLAIM,
     "fact_trial_visit": FACT_TRIAL_VISIT,
 }
+
+#: The tables later statements of a build read (the persons): their statistics are refreshed once filled.
+READ_BACK = frozenset({"bridge_person"})
 
 #: (table, column) of every date key the facts hold: dim_date covers the span of all of them.
 FACT_DATE_KEYS: tuple[tuple[str, str], ...] = (

@@ -145,6 +145,11 @@ class StoreDialect(abc.ABC):
         engine beside :meth:`run_read_only` (:attr:`own_read_only_connections`)."""
         raise ConfigurationError(f"{mask_url(url)}: the {self.name} store has no read-only connections of its own")
 
+    @abc.abstractmethod
+    def refresh_statistics(self, connection: sa.Connection, table: str) -> None:
+        """Bring the planner's statistics of ``table`` (a quoted, qualified name) up to date,
+        rows this transaction wrote included, before statements read what was just written."""
+
 
 def quote(connection: sa.Connection, name: str) -> str:
     """``name`` as an identifier in the connection's SQL."""

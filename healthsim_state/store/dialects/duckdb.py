@@ -281,6 +281,10 @@ class DuckDBDialect(StoreDialect):
 
         return ConnectionWrapper(_connect(Path(url.database).expanduser(), lock=False, timeout=lock_timeout))
 
+    def refresh_statistics(self, connection: sa.Connection, table: str) -> None:
+        """Nothing to do: DuckDB updates a table's statistics with every write, and its planner
+        reads row counts from the table itself."""
+
 
 def _connect(path: Path, *, lock: bool, timeout: float) -> Any:
     """A read-only connection, waiting up to ``timeout`` seconds for a read-write holder to let go.
