@@ -107,6 +107,8 @@ def build_star(
             run(f"DELETE FROM {{s}}.{table.name}", scoped=False)
     built_at = dt.datetime.now(dt.UTC)
     dialect = dialect_of(connection)
+    for source in sql.SOURCES:
+        dialect.refresh_statistics(connection, connection.dialect.identifier_preparer.quote(source))
     for name, statement in sql.INSERTS.items():
         run(statement, {"as_of": as_of, "built_at": built_at})
         if name in sql.READ_BACK:

@@ -357,6 +357,31 @@ INSERTS: dict[str, str] = {
 
 #: The tables later statements of a build read (the persons): their statistics are refreshed once filled.
 READ_BACK = frozenset({"bridge_person"})
+#: The store's tables a build reads: their statistics are refreshed first, as a save that just
+#: added thousands of entities leaves a planner expecting a dozen (and joining by nested loops).
+SOURCES: tuple[str, ...] = (
+    _LINKS,
+    "scenarios",
+    *(
+        BY_NAME[name].table_name
+        for name in (
+            "organization",
+            "practitioner",
+            "patient",
+            "encounter",
+            "diagnosis",
+            "medication",
+            "lab_result",
+            "member",
+            "claim",
+            "claim_line",
+            "prescription",
+            "pharmacy_claim",
+            "subject",
+            "trial_visit",
+        )
+    ),
+)
 
 #: (table, column) of every date key the facts hold: dim_date covers the span of all of them.
 FACT_DATE_KEYS: tuple[tuple[str, str], ...] = (

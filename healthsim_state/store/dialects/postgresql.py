@@ -282,9 +282,10 @@ class PostgreSQLDialect(StoreDialect):
         )
 
     def refresh_statistics(self, connection: sa.Connection, table: str) -> None:
-        # Without it the planner takes a table filled in this transaction for the empty or
-        # small one autovacuum last saw, and joins it by nested loops (minutes instead of a second
-        # at 10,000 patients). ANALYZE samples the transaction's own new rows too.
+        # Without it the planner takes a table just filled (by this transaction, or by a save
+        # autovacuum has not seen yet) for the empty or small one it last analyzed, and joins it by
+        # nested loops: 20-77 s instead of 3 s for the star schema of 10,000 patients. ANALYZE
+        # samples a bounded number of rows, the transaction's own new ones too.
         connection.execute(sa.text(f"ANALYZE {table}"))
 
 
