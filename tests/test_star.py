@@ -19,6 +19,7 @@ from healthsim_models import session_scope
 from healthsim_models.errors import InvalidArgumentError, ScenarioNotFoundError
 from healthsim_state import ScenarioRepository, demo
 from healthsim_state.analytics.star import StarSummary, build_star
+from healthsim_state.analytics.star.sql import FACT_DATE_KEYS
 from healthsim_state.analytics.star.tables import BUILD_ORDER, SCENARIO_TABLES
 from healthsim_state.formats.synthea import import_synthea
 from healthsim_state.interfaces.cli import app, main
@@ -223,13 +224,31 @@ def test_a_demo_and_a_synthea_scenario_side_by_side(engine: Engine) -> None:
         "synthea-27 member ssn",
     }
 
-    # Every date a fact holds is in dim_date, and dim_date has no gap.
-    missing = _rows(
-        engine,
-        "SELECT COUNT(*) FROM analytics.fact_encounter f LEFT JOIN analytics.dim_date d "
-        "ON d.date_key = f.admission_date_key WHERE d.date_key IS NULL",
-    )
-    assert missing == [(0,)]
+    # Every key a fact holds names a row of its dimension (or fact), every date key a day of dim_date,
+    # and dim_date has no gap.
+    with_persons = [t.name for t in SCENARIO_TABLES if "patient_key" in t.c and t.name != "dim_patient"]
+    assert len(with_persons) == 8  # bridge_person and the seven facts
+    references = [(table, "patient_key", "dim_patient", "patient_key") for table in with_persons]
+    references += [
+        ("fact_encounter", "provider_key", "dim_provider", "provider_key"),
+        ("fact_encounter", "organization_key", "dim_provider", "provider_key"),
+        ("fact_claim", "provider_key", "dim_provider", "provider_key"),
+        ("dim_provider", "organization_key", "dim_provider", "provider_key"),
+        ("fact_diagnosis", "encounter_key", "fact_encounter", "encounter_key"),
+        ("fact_medication", "encounter_key", "fact_encounter", "encounter_key"),
+        ("fact_lab", "encounter_key", "fact_encounter", "encounter_key"),
+        ("dim_patient", "scenario_key", "dim_scenario", "scenario_key"),
+    ]
+    references += [(fact, column, "dim_date", "date_key") for fact, column in FACT_DATE_KEYS]
+    for table, column, target, key in references:
+        orphans = _rows(
+            engine,
+            f"SELECT COUNT(*) FROM analytics.{table} t LEFT JOIN analytics.{target} d ON d.{key} = t.{column} "
+            f"WHERE t.{column} IS NOT NULL AND d.{key} IS NULL",
+        )
+        assert orphans == [(0,)], (table, column)
+    linked = _rows(engine, "SELECT COUNT(*) FROM analytics.fact_diagnosis WHERE encounter_key IS NOT NULL")
+    assert linked[0][0] > 0
     ((first, last, days),) = _rows(engine, "SELECT MIN(full_date), MAX(full_date), COUNT(*) FROM analytics.dim_date")
     assert days == (last - first).days + 1 == summary.rows["dim_date"]
 

@@ -16,7 +16,10 @@ from healthsim_state.interfaces.cli.terminal import progress
 
 def star(
     scenarios: list[str] | None = typer.Argument(
-        None, help="Scenarios to rebuild, by name or id (default: every scenario).", show_default=False
+        None,
+        metavar="SCENARIO",
+        help="Scenarios to rebuild, by name or id (default: every scenario).",
+        show_default=False,
     ),
     schema: str = typer.Option(DEFAULT_SCHEMA, "--schema", help="The schema the star schema's tables are in."),
     as_json: bool = typer.Option(False, "--json", help="Print JSON instead of a table."),
