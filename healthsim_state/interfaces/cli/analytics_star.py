@@ -17,7 +17,6 @@ from healthsim_state.interfaces.cli.terminal import progress
 def star(
     scenarios: list[str] | None = typer.Argument(
         None,
-        metavar="SCENARIO",
         help="Scenarios to rebuild, by name or id (default: every scenario).",
         show_default=False,
     ),
@@ -26,7 +25,7 @@ def star(
     database_url: str | None = DatabaseUrl,
 ) -> None:
     """Build the star schema (dim_patient, dim_date, dim_provider, dim_scenario and the fact tables)
-    of SCENARIO... or of every scenario, replacing what those scenarios contributed before.
+    of SCENARIOS... or of every scenario, replacing what those scenarios contributed before.
 
     Other scenarios' rows stay; keys are the same on every run. docs/analytics.md
     describes the tables and their rules.
