@@ -7,6 +7,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import re
+import threading
 from decimal import Decimal
 from typing import Any
 
@@ -25,6 +26,7 @@ from healthsim_state.formats.synthea import import_synthea
 from healthsim_state.interfaces.cli import app, main
 from healthsim_state.interfaces.mcp import tools
 from healthsim_state.interfaces.mcp.catalog import TOOLS
+from healthsim_state.store.transaction import run_in_transaction
 from tests.helpers import FIXTURES
 
 runner = CliRunner()
@@ -517,7 +519,35 @@ def test_the_planner_knows_how_many_persons_before_the_facts_read_them(engine: E
         assert _planned_rows(session, "scenario_entities") == links
 
 
+def test_builds_side_by_side_take_turns(engine: Engine) -> None:
+    """Builds of one schema at once (of all scenarios, of one, of the other) all succeed, one after
+    another, and leave what one build alone leaves."""
+    _demo(engine, "a", 4)
+    _demo(engine, "b", 3, seed=9)
+    _build(engine)
+    expected = {name: _scenario_rows(engine, name) for name in ("a", "b")}
+    errors: list[BaseException] = []
+
+    def build(scenarios: list[str] | None) -> None:
+        try:
+            run_in_transaction(engine, lambda session: build_star(session, scenarios, as_of=AS_OF), what="a build")
+        except BaseException as exc:  # reported below, from the test's thread
+            errors.append(exc)
+
+    threads = [threading.Thread(target=build, args=(names,)) for names in (None, ["a"], ["b"], None, ["a", "b"])]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    for name in ("a", "b"):
+        rows = _scenario_rows(engine, name)
+        assert {t: len(r) for t, r in rows.items()} == {t: len(r) for t, r in expected[name].items()}
+        assert rows["fact_encounter"] == expected[name]["fact_encounter"]
+
+
 def test_refusals(engine: Engine) -> None:
+    assert set(_build(engine).rows.values()) == {0}  # an empty store
     _demo(engine, "a", 1)
     with pytest.raises(ScenarioNotFoundError):
         _build(engine, ["a", "no-such"])

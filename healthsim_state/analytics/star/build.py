@@ -88,8 +88,13 @@ def build_star(
     """
     check_schema_name(schema)
     as_of = as_of or dt.datetime.now(dt.UTC).date()
+    dialect = dialect_of(session)
+    # Builds of one schema take turns (they share dim_date), and a build takes turns with the
+    # writers of the scenarios it reads, which hold their scenario's row as it does until commit.
+    dialect.lock_keys(session, [f"star schema:{schema}"])
     chosen = _chosen(session, scenarios)
     ids = [scenario_id for scenario_id, _ in chosen]
+    dialect.lock_rows(session, Scenario.__table__, Scenario.id.in_(ids))
     connection = session.connection()
     quoted = connection.dialect.identifier_preparer.quote_identifier(schema)
     _create(connection, schema, quoted)
@@ -106,7 +111,6 @@ def build_star(
         else:
             run(f"DELETE FROM {{s}}.{table.name}", scoped=False)
     built_at = dt.datetime.now(dt.UTC)
-    dialect = dialect_of(connection)
     for source in sql.SOURCES:
         dialect.refresh_statistics(connection, connection.dialect.identifier_preparer.quote(source))
     for name, statement in sql.INSERTS.items():
