@@ -554,6 +554,7 @@ def test_refusals(engine: Engine) -> None:
     for bad in ("Analytics", "1x", "a-b", "main", "public", "population", ""):
         with pytest.raises(InvalidArgumentError, match="schema"):
             _build(engine, schema=bad)
+    assert _build(engine, "a").scenarios == ("a",)  # one name given as such
     # Nothing was created by the refused calls; another schema holds a build of its own.
     summary = _build(engine, schema="star_two")
     assert summary.rows["dim_patient"] == 1

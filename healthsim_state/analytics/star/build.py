@@ -58,6 +58,8 @@ def check_schema_name(schema: str) -> str:
 
 def _chosen(session: Session, scenarios: Sequence[str] | None) -> list[tuple[uuid.UUID, str]]:
     """(id, name) of the named scenarios (each once, in the order named), or of every scenario."""
+    if isinstance(scenarios, str):
+        scenarios = [scenarios]  # one name, not its letters
     if not scenarios:
         rows = session.execute(sa.select(Scenario.id, Scenario.name).order_by(Scenario.name)).all()
         return [(row.id, row.name) for row in rows]
@@ -93,6 +95,7 @@ def build_star(
     # writers of the scenarios it reads, which hold their scenario's row as it does until commit.
     dialect.lock_keys(session, [f"star schema:{schema}"])
     chosen = _chosen(session, scenarios)
+    named = bool(scenarios)
     ids = [scenario_id for scenario_id, _ in chosen]
     dialect.lock_rows(session, Scenario.__table__, Scenario.id.in_(ids))
     connection = session.connection()
@@ -105,8 +108,8 @@ def build_star(
             clause = clause.bindparams(sa.bindparam("ids", expanding=True, type_=sa.Uuid))
         return connection.execute(clause, {"ids": ids, **(params or {})})
 
-    for table in SCENARIO_TABLES if scenarios else BUILD_ORDER:  # dim_date too: built again whole
-        if scenarios:
+    for table in SCENARIO_TABLES if named else BUILD_ORDER:  # dim_date too: built again whole
+        if named:
             run(f"DELETE FROM {{s}}.{table.name} WHERE scenario_key IN :ids")
         else:
             run(f"DELETE FROM {{s}}.{table.name}", scoped=False)
