@@ -204,6 +204,7 @@ def store_cases(tmp: Path, url: str) -> list[list[str]]:
         ["analytics", "omop", "--schema", "main"],
         ["analytics", "summary"],
         ["analytics", "summary", "--schema", "no_such_schema"],
+        ["analytics", "star", "no-such-scenario"],
     ]
     return [[*case, "--database-url", url] for case in cases]
 

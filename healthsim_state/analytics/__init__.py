@@ -1,1 +1,2 @@
-"""Analytics over the store: the OMOP CDM 5.4 export (:mod:`healthsim_state.analytics.omop`)."""
+"""Analytics built from the canonical tables: the OMOP CDM 5.4 export (:mod:`healthsim_state.analytics.omop`)
+and the star schema (:mod:`healthsim_state.analytics.star`)."""

@@ -36,6 +36,7 @@ app = typer.Typer(
     add_completion=False,
     cls=HealthsimGroup,
 )
+app.add_typer(analytics.app, name="analytics")
 app.add_typer(db.app, name="db")
 app.command(name="demo")(demo_command.demo)
 app.add_typer(import_command.app, name="import")

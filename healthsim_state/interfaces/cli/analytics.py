@@ -1,4 +1,4 @@
-"""``healthsim analytics``: the OMOP CDM 5.4 export and what it holds.
+"""``healthsim analytics``: the OMOP CDM 5.4 export, its check and summary, and the star schema.
 
 One function per command; each command is registered on :data:`app` with its
 own decorator, so another command is a function of its own beside them.
@@ -15,12 +15,15 @@ from rich.table import Table
 from rich.text import Text
 
 from healthsim_state.analytics.omop import DEFAULT_SCHEMA, build_omop, omop_summary
-from healthsim_state.interfaces.cli import analytics_check
+from healthsim_state.interfaces.cli import analytics_check, analytics_star
 from healthsim_state.interfaces.cli.options import DatabaseUrl
 from healthsim_state.interfaces.cli.session import store_session, store_write
 from healthsim_state.interfaces.cli.terminal import console, progress
 
-app = typer.Typer(help="Analytics: the OMOP CDM 5.4 export (omop) and its summary.", no_args_is_help=True)
+app = typer.Typer(
+    help="Analytics: the OMOP CDM 5.4 export (omop), its data-quality check and summary, and the star schema (star).",
+    no_args_is_help=True,
+)
 
 Schema = typer.Option(DEFAULT_SCHEMA, "--schema", metavar="NAME", help="The OMOP schema in the store.")
 AsJson = typer.Option(False, "--json", help="Print the result as JSON.")
@@ -105,3 +108,4 @@ def _top_table(title: str, rows: list[dict[str, Any]]) -> Table:
 
 
 app.command()(analytics_check.check)
+app.command(name="star")(analytics_star.star)

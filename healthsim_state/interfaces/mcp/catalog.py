@@ -15,6 +15,7 @@ from typing import Any
 from healthsim_models.registry import ENTITY_TYPES
 from healthsim_models.state import Scenario, ScenarioEntity, ScenarioTag
 from healthsim_state.analytics.omop.summary import MAX_TOP
+from healthsim_state.analytics.star import DEFAULT_SCHEMA as DEFAULT_STAR_SCHEMA
 from healthsim_state.interfaces.mcp.schemas import entities_schema
 from healthsim_state.interfaces.mcp.tools import (
     DEFAULT_PAGE,
@@ -23,6 +24,7 @@ from healthsim_state.interfaces.mcp.tools import (
     add_entities,
     analytics_omop,
     analytics_summary,
+    analytics_star,
     delete_scenario,
     export_scenario,
     get_summary,
@@ -292,5 +294,33 @@ TOOLS: tuple[ToolSpec, ...] = (
             "top": {"type": "integer", "minimum": 1, "maximum": MAX_TOP, "default": 10},
         },
         required=(),
+    ),
+    ToolSpec(
+        "analytics_star",
+        "Build the star schema (docs/analytics.md) of the named scenarios, or of every scenario, in the "
+        "analytics schema: dim_patient (one row per person across products, with age band), dim_date, "
+        "dim_provider, dim_scenario, bridge_person, fact_encounter (length of stay, 30-day readmission), "
+        "fact_diagnosis, fact_medication, fact_lab, fact_claim (billed, allowed, paid, member "
+        "responsibility), fact_pharmacy_claim and fact_trial_visit. Replaces what those scenarios "
+        "contributed before; other scenarios' rows stay and keys are stable. Returns the rows per table. "
+        "Read the tables with the query tool (e.g. SELECT * FROM analytics.dim_patient).",
+        analytics_star,
+        {
+            "scenarios": {
+                "type": "array",
+                "items": _NAME,
+                "description": "scenarios to rebuild, by name or id (default: every scenario)",
+            },
+            "schema": {
+                "type": "string",
+                "pattern": "^[a-z_][a-z0-9_]{0,62}$",
+                "default": DEFAULT_STAR_SCHEMA,
+                "description": "the schema of the star schema's tables",
+            },
+        },
+        required=(),
+        read_only=False,
+        destructive=False,
+        writes_store=True,
     ),
 )

@@ -33,6 +33,8 @@ from healthsim_models.engine import create_store_engine, resolve_database_url, s
 from healthsim_models.errors import InvalidArgumentError
 from healthsim_models.registry import entity_type
 from healthsim_state.analytics.omop import build_omop, omop_summary
+from healthsim_state.analytics.star import DEFAULT_SCHEMA as DEFAULT_STAR_SCHEMA
+from healthsim_state.analytics.star import build_star, check_schema_name
 from healthsim_state.formats import json as json_document
 from healthsim_state.formats.synthea import import_synthea as read_synthea
 from healthsim_state.interfaces.rendering import scenario_json
@@ -322,3 +324,11 @@ def _server_path(text: str) -> Path:
             f"path must be an absolute path on the server's machine, got {text!r} (the server runs in {os.getcwd()})"
         )
     return path
+
+
+def analytics_star(
+    store: Store, scenarios: list[str] | None = None, schema: str = DEFAULT_STAR_SCHEMA
+) -> dict[str, Any]:
+    check_schema_name(schema)
+    what = "the star schema build"
+    return store.write(lambda repo: build_star(repo.session, scenarios, schema=schema), what=what).as_dict()

@@ -151,6 +151,11 @@ class StoreDialect(abc.ABC):
     def omop_number(self, text_sql: str) -> str:
         """SQL for the number a text holds (``12``, ``-3.5``), NULL for any other text."""
 
+    @abc.abstractmethod
+    def refresh_statistics(self, connection: sa.Connection, table: str) -> None:
+        """Bring the planner's statistics of ``table`` (a quoted, qualified name) up to date,
+        rows this transaction wrote included, before statements read what was just written."""
+
 
 def quote(connection: sa.Connection, name: str) -> str:
     """``name`` as an identifier in the connection's SQL."""

@@ -286,6 +286,10 @@ class DuckDBDialect(StoreDialect):
     def omop_number(self, text_sql: str) -> str:
         return f"CASE WHEN regexp_full_match({text_sql}, '[-+]?[0-9]+([.][0-9]+)?') THEN CAST({text_sql} AS DOUBLE) END"
 
+    def refresh_statistics(self, connection: sa.Connection, table: str) -> None:
+        """Nothing to do: DuckDB updates a table's statistics with every write, and its planner
+        reads row counts from the table itself."""
+
 
 def _connect(path: Path, *, lock: bool, timeout: float) -> Any:
     """A read-only connection, waiting up to ``timeout`` seconds for a read-write holder to let go.

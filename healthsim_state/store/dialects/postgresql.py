@@ -286,6 +286,13 @@ class PostgreSQLDialect(StoreDialect):
     def omop_number(self, text_sql: str) -> str:
         return f"CASE WHEN {text_sql} ~ '^[-+]?[0-9]+([.][0-9]+)?$' THEN CAST({text_sql} AS double precision) END"
 
+    def refresh_statistics(self, connection: sa.Connection, table: str) -> None:
+        # Without it the planner takes a table just filled (by this transaction, or by a save
+        # autovacuum has not seen yet) for the empty or small one it last analyzed, and joins it by
+        # nested loops: 20-77 s instead of 3 s for the star schema of 10,000 patients. ANALYZE
+        # samples a bounded number of rows, the transaction's own new ones too.
+        connection.execute(sa.text(f"ANALYZE {table}"))
+
 
 def _query_error(exc: Exception, stopped: str | None, timeout: float) -> QueryError:
     import psycopg
