@@ -51,12 +51,12 @@ class Write(Base):
     positions: Mapped[dict[str, Any] | None] = mapped_column(JSONType)
 
 
-def history_table(table: sa.Table, metadata: sa.MetaData | None = None, *, extra: tuple[sa.Column, ...] = ()) -> sa.Table:
+def history_table(
+    table: sa.Table, metadata: sa.MetaData | None = None, *, extra: tuple[sa.Column, ...] = ()
+) -> sa.Table:
     """``<table>_history`` for ``table``, on ``metadata`` (default: the table's)."""
     key = [c.name for c in table.primary_key.columns]
-    columns = [
-        sa.Column(c.name, c.type, nullable=c.name not in key, info={"copied": True}) for c in table.columns
-    ]
+    columns = [sa.Column(c.name, c.type, nullable=c.name not in key, info={"copied": True}) for c in table.columns]
     return sa.Table(
         f"{table.name}_history",
         metadata if metadata is not None else table.metadata,
@@ -70,9 +70,7 @@ def history_table(table: sa.Table, metadata: sa.MetaData | None = None, *, extra
 
 
 #: History tables by the name of the table they keep versions of.
-HISTORY: dict[str, sa.Table] = {
-    et.table_name: history_table(et.model.__table__) for et in ENTITY_TYPES
-}
+HISTORY: dict[str, sa.Table] = {et.table_name: history_table(et.model.__table__) for et in ENTITY_TYPES}
 SCENARIOS_HISTORY = HISTORY[Scenario.__tablename__] = history_table(
     Scenario.__table__, extra=(sa.Column("tags", JSONType),)
 )
@@ -86,7 +84,9 @@ _LATE_HISTORY: dict[str, sa.Table] = {}
 
 def history_of(table: sa.Table) -> sa.Table:
     """The history table of ``table``."""
-    found = HISTORY.get(table.name) or _LATE_HISTORY.get(table.name)
+    found = HISTORY.get(table.name)
+    if found is None:
+        found = _LATE_HISTORY.get(table.name)
     if found is None:
         found = _LATE_HISTORY[table.name] = history_table(table, _LATE)
     return found
