@@ -129,3 +129,7 @@ class ValidationError(HealthSimError, ValueError):
         head = f"{count} in the input, nothing was saved: {problems[0]}"
         rest = "".join(f"\n  - {p}" for p in problems[1:])
         super().__init__(head + rest)
+
+
+class EntityNotFoundError(HealthSimError, LookupError):
+    """No entity of the type has the id or key given (now, or at the time asked)."""

@@ -365,14 +365,20 @@ def _normalised(key: str, value: str) -> str | None:
     raise InvalidArgumentError(f"setting {key} takes {SETTINGS[key]}; got {value!r}")
 
 
-def set_setting(session: Session, key: str, value: str) -> None:
-    """Set ``key`` (one of :data:`SETTINGS`) to ``value``, in the caller's transaction."""
+def unknown_setting(key: str) -> InvalidArgumentError:
+    return InvalidArgumentError(f"unknown setting {key!r}; the settings are {', '.join(SETTINGS)}")
+
+
+def change_setting(session: Session, key: str, value: str) -> str:
+    """Set ``key`` (one of :data:`SETTINGS`) to ``value``, in the caller's
+    transaction; returns the value as :func:`settings` shows it."""
     if key not in SETTINGS:
-        raise InvalidArgumentError(f"unknown setting {key!r}; the settings are {', '.join(SETTINGS)}")
+        raise unknown_setting(key)
     stored = _normalised(key, value)
     session.execute(sa.delete(_SETTINGS).where(_SETTINGS.c.key == key))
     if stored is not None:
         session.execute(sa.insert(_SETTINGS).values(key=key, value=stored, updated_at=dt.datetime.now(dt.UTC)))
+    return settings(session)[key]
 
 
 def settings(session: Session) -> dict[str, str]:

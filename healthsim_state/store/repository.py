@@ -487,8 +487,7 @@ class ScenarioRepository:
         row = None if _unstorable(str(name_or_id)) else store_history.scenario_as_of(self.session, name_or_id, at)
         if row is None:
             raise ScenarioNotFoundError(
-                f"no scenario named or with id {shown(str(name_or_id))} existed at {at.isoformat()}",
-                name=str(name_or_id),
+                f"no scenario named or with id {shown(str(name_or_id))} existed at {at.isoformat()}"
             )
         links = store_history.membership_as_of(self.session, row["id"], at)
         entities = {}
