@@ -89,7 +89,7 @@ def record_write(
             scenario_id=scenario_id,
             scenario_name=scenario_name,
             written_at=versioning.at,
-            positions=positions,
+            positions=sa.null() if positions is None else positions,  # SQL NULL, not JSON null
         )
     )
 
