@@ -157,6 +157,7 @@ class ScenarioRepository:
             tag_list = _clean_tags(tags)
             streams = input_streams(entities)
             now = dt.datetime.now(dt.UTC)
+            self._dialect  # noqa: B018  (a backend without a dialect is refused before anything is read)
             versioning = store_history.start_write(self.session, now)
             scenario, replacing = self._scenario_to_save(name, overwrite, scenario_id, created_at, versioning)
             scenario.description = description
@@ -691,7 +692,17 @@ class ScenarioRepository:
     def _delete_detached_orphans(self, scenario_id: uuid.UUID, versioning: store_history.Versioning) -> None:
         """Overwrite, step 2: delete old members that no scenario links any more."""
         old = sa.table(_OLD_MEMBERS, sa.column("entity_type"), sa.column("entity_id"))
+        # Only types with members this save dropped can have orphans: one query
+        # finds them, so an overwrite that keeps a type's members skips it.
+        relinked = sa.exists().where(
+            _LINKS.c.scenario_id == scenario_id,
+            _LINKS.c.entity_type == old.c.entity_type,
+            _LINKS.c.entity_id == old.c.entity_id,
+        )
+        dropped = set(self.session.execute(sa.select(old.c.entity_type).where(~relinked).distinct()).scalars())
         for et in ENTITY_TYPES:
+            if et.name not in dropped:
+                continue
             table = et.model.__table__
             linked = sa.exists().where(_LINKS.c.entity_id == table.c.id, _LINKS.c.entity_type == et.name)
             was_member = sa.select(old.c.entity_id).where(old.c.entity_type == et.name)
