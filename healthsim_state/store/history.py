@@ -101,34 +101,45 @@ def _compared(table: sa.Table) -> list[sa.Column]:
     return [c for c in table.columns if c.name not in UNCOMPARED]
 
 
-def changed_condition(table: sa.Table, stored: str, new: Callable[[sa.Column], str]) -> str:
-    """SQL true when the stored row (alias ``stored``) differs from the new one
-    (``new(column)``: its value's expression) in a compared column."""
-    return " OR ".join(f"{stored}.{c.name} IS DISTINCT FROM {new(c)}" for c in _compared(table))
+#: An expression for a column's value, given the column.
+Value = Callable[[sa.Column], str]
+
+
+def changed_condition(table: sa.Table, stored: Value, new: Value) -> str:
+    """SQL true when the stored row (``stored(column)``: its value's
+    expression) differs from the new one (``new(column)``) in a compared column."""
+    return " OR ".join(f"{stored(c)} IS DISTINCT FROM {new(c)}" for c in _compared(table))
 
 
 def snapshot_sql(
-    table: sa.Table, versioning: Versioning, batch: str, new: Callable[[sa.Column], str], *, lock: bool
+    table: sa.Table,
+    versioning: Versioning,
+    batch: str,
+    new: Value,
+    *,
+    lock: bool,
+    stored: Value = lambda c: f"t.{c.name}",
 ) -> str:
-    """Copy the stored rows of ``table`` that the batch ``batch`` (alias ``b``)
-    changes into the history table, as replaced by an update. ``lock``: lock
-    those rows (FOR UPDATE) in id order, the order the upsert locks them in.
-    A row this write replaced already (the same entity in an earlier batch)
-    keeps its first copy: the version stored before the write."""
+    """Copy the stored rows of ``table`` (alias ``t``; ``stored``: a column's
+    value to compare) that the batch ``batch`` (alias ``b``; ``new``) changes
+    into the history table, as replaced by an update. ``lock``: lock those
+    rows (FOR UPDATE) in id order, the order the upsert locks them in. A row
+    this write replaced already (the same entity in an earlier batch) keeps
+    its first copy: the version stored before the write."""
     history = history_of(table)
     names = ", ".join(c.name for c in table.columns)
-    stored = ", ".join(f"t.{c.name}" for c in table.columns)
+    copied = ", ".join(f"t.{c.name}" for c in table.columns)
     locking = " ORDER BY t.id FOR UPDATE OF t" if lock else ""
     return (
         f"INSERT INTO {history.name} ({names}, write_id, replaced_at, operation) "
-        f"SELECT {stored}, {versioning.literals(UPDATE)} FROM {table.name} t JOIN {batch} b ON t.id = {new(table.c.id)} "
-        f"WHERE {changed_condition(table, 't', new)}{locking} ON CONFLICT DO NOTHING"
+        f"SELECT {copied}, {versioning.literals(UPDATE)} FROM {table.name} t JOIN {batch} b ON t.id = {new(table.c.id)} "
+        f"WHERE {changed_condition(table, stored, new)}{locking} ON CONFLICT DO NOTHING"
     )
 
 
 def unchanged_guard(table: sa.Table) -> str:
     """The WHERE of an upsert's DO UPDATE: rewrite only a row whose content changes."""
-    return changed_condition(table, table.name, lambda c: f"excluded.{c.name}")
+    return changed_condition(table, lambda c: f"{table.name}.{c.name}", lambda c: f"excluded.{c.name}")
 
 
 def _copy(

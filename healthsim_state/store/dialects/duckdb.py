@@ -63,9 +63,19 @@ def _select_expression(column: sa.Column, prefix: str = "") -> str:
     return prefix + column.name
 
 
+# The history snapshot compares JSON columns as the text they are (DuckDB
+# keeps JSON text as written, and the save writes it compactly, one way):
+# casting each batch value to JSON parses it, a third of the snapshot's time.
+
+
 def _batch_value(column: sa.Column) -> str:
-    """A column of the batch (alias ``b``) in the stored column's type."""
-    return _select_expression(column, "b.")
+    """A column of the batch (alias ``b``) as the snapshot compares it."""
+    return f"b.{column.name}" if isinstance(column.type, sa.JSON) else _select_expression(column, "b.")
+
+
+def _stored_value(column: sa.Column) -> str:
+    """A stored column (alias ``t``) as the snapshot compares it."""
+    return f"CAST(t.{column.name} AS VARCHAR)" if isinstance(column.type, sa.JSON) else f"t.{column.name}"
 
 
 # How a batch reaches DuckDB (measured; docs/performance.md):
@@ -145,7 +155,7 @@ class DuckDBDialect(StoreDialect):
             f"SELECT 1 FROM {table.name} WHERE id IN (SELECT CAST(id AS UUID) FROM _hs_batch) LIMIT 1"
         ).fetchone()
         if stored is not None and versioning is not None and versioning.keep:
-            raw.execute(snapshot_sql(table, versioning, "_hs_batch", _batch_value, lock=False))
+            raw.execute(snapshot_sql(table, versioning, "_hs_batch", _batch_value, lock=False, stored=_stored_value))
         raw.execute(_insert(table, upsert=stored is not None))
 
     def link(self, session: Session, scenario_id: uuid.UUID, links: Links) -> None:
