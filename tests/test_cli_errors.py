@@ -58,8 +58,8 @@ def meanings(tmp: Path) -> dict[str, str]:
         "revision": "no-such-revision",
         "sql": "SELEC 1",
         "directory": str(tmp / "no-such-folder"),
-        "entity_type_name": "no_such_type",
-        "entity_id": "no-such-entity",
+        "type": "no_such_type",
+        "id": "no-such-entity",
         "key": "no.such.setting",
         "value": "no-such-value",
     }

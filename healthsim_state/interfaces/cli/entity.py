@@ -41,17 +41,17 @@ def _version_json(number: int, version: EntityVersion) -> dict[str, Any]:
 
 @app.command()
 def history(
-    entity_type_name: str = typer.Argument(..., metavar="TYPE", help=TYPE_HELP),
-    entity_id: str = typer.Argument(..., metavar="ID", help=ID_HELP),
+    type: str = typer.Argument(..., help=TYPE_HELP),  # named for the usage line: TYPE ID
+    id: str = typer.Argument(..., help=ID_HELP),
     as_json: bool = typer.Option(False, "--json", help="Print the versions, with their documents, as JSON."),
     database_url: str | None = DatabaseUrl,
 ) -> None:
     """List the versions of one entity kept in the history, oldest first, the current one last."""
-    et = entity_type(entity_type_name)
+    et = entity_type(type)
     with store_session(database_url) as session:
-        versions = ScenarioRepository(session).history(et.name, entity_id)
+        versions = ScenarioRepository(session).history(et.name, id)
     if not versions:
-        raise EntityNotFoundError(f"no {et.name} {entity_id!r} in the store or its history")
+        raise EntityNotFoundError(f"no {et.name} {id!r} in the store or its history")
     if as_json:
         _print_json([_version_json(n, v) for n, v in enumerate(versions, 1)])
         return
@@ -69,8 +69,8 @@ def history(
 
 @app.command()
 def show(
-    entity_type_name: str = typer.Argument(..., metavar="TYPE", help=TYPE_HELP),
-    entity_id: str = typer.Argument(..., metavar="ID", help=ID_HELP),
+    type: str = typer.Argument(..., help=TYPE_HELP),  # named for the usage line: TYPE ID
+    id: str = typer.Argument(..., help=ID_HELP),
     as_of: str | None = typer.Option(
         None, "--as-of", metavar="TIME", callback=parse_time, help=f"Show it as it was then. {TIME_HELP}"
     ),
@@ -78,14 +78,14 @@ def show(
     database_url: str | None = DatabaseUrl,
 ) -> None:
     """Show one entity's document, as it is or (--as-of) as it was at a past time."""
-    et = entity_type(entity_type_name)
+    et = entity_type(type)
     at: Any = as_of  # a datetime: parse_time converted it
     with store_session(database_url) as session:
         repo = ScenarioRepository(session)
-        document = repo.find_entity(et.name, entity_id) if at is None else repo.entity_as_of(et.name, entity_id, at)
+        document = repo.find_entity(et.name, id) if at is None else repo.entity_as_of(et.name, id, at)
     if document is None:
         then = "" if at is None else f" at {when(at)}"
-        raise EntityNotFoundError(f"no {et.name} {entity_id!r} was stored{then}")
+        raise EntityNotFoundError(f"no {et.name} {id!r} was stored{then}")
     if as_json:
         typer.echo(json.dumps(json_value(document), ensure_ascii=False))
         return
