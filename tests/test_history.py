@@ -12,8 +12,6 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +28,7 @@ from healthsim_state.interfaces.cli import app
 from healthsim_state.store import history as store_history
 from tests.catalog import database_shapes
 from tests.helpers import normalise
+from tests.test_revision_0004 import _engine  # an engine that does not upgrade, disposed after
 
 REPO = Path(__file__).resolve().parent.parent
 NAMESPACE = uuid.UUID("0b5e7c84-7f43-4a55-8d3e-6c1b2f9a4e10")
@@ -361,15 +360,6 @@ def test_a_killed_save_leaves_no_history_without_its_write_nor_a_write_without_i
 
 
 # -- revision 0005 ------------------------------------------------------------------------
-
-
-@contextmanager
-def _engine(url: str) -> Iterator[sa.Engine]:
-    engine = create_store_engine(url, upgrade=False)
-    try:
-        yield engine
-    finally:
-        engine.dispose()
 
 
 def test_revision_0005_up_and_down_keeps_the_data(store_url: str) -> None:
