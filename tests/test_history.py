@@ -101,6 +101,7 @@ def test_overwrites_add_and_delete_keep_each_replaced_version(engine: sa.Engine)
         (encounter,) = ScenarioRepository(session).history("encounter", "E001")
     assert encounter.ended_by == "delete" and encounter.document["chief_complaint"] == "cough"
     assert _count(engine, "writes", f"WHERE id = '{encounter.write_id}' AND operation = 'save'") == 1
+    assert _repo_call(engine, "add_entities", "s", {"patients": [_patient(1, "Annie")]}).write_id is not None
     # Deleting the scenario keeps the last versions of its patients, its links and its row.
     _repo_call(engine, "delete", "s")
     with session_scope(engine) as session:

@@ -60,6 +60,7 @@ class SaveSummary:
     counts: dict[str, int]  # entities in the scenario per type, after the call
     saved: dict[str, int]  # entities written by this call per type (after de-duplication)
     warnings: list[str] = field(default_factory=list)
+    write_id: uuid.UUID | None = None  # the write this call was (a row of ``writes``, named by its history rows)
 
 
 @dataclass
@@ -263,7 +264,7 @@ class ScenarioRepository:
 
     def prune_history(self, older_than: dt.timedelta | None = None) -> dict[str, int]:
         """Delete the versions replaced more than ``older_than`` ago (default:
-        the store's ``store_history.keep_days``; unset: nothing is deleted); rows
+        the store's ``history.keep_days``; unset: nothing is deleted); rows
         deleted per history table. Reads before that time are refused since."""
         with self._atomic("the pruning of the history"):
             if older_than is None:
@@ -736,6 +737,7 @@ class ScenarioRepository:
             counts={k: v for k, v in scenario.entity_counts.items() if v},
             saved=run.saved,
             warnings=run.warnings,
+            write_id=run.versioning.write_id,
         )
 
 
