@@ -3,7 +3,7 @@
 Importing this package declares every table on :data:`Base.metadata`.
 """
 
-from healthsim_models import canonical, population, state, system  # noqa: F401  (declare all tables)
+from healthsim_models import canonical, history, population, settings, state, system  # noqa: F401  (declare all tables)
 from healthsim_models.base import Base, CanonicalBase, CanonicalMixin, PersonMixin, PopulationBase, ProvenanceMixin
 from healthsim_models.canonical import *  # noqa: F403
 from healthsim_models.canonical import __all__ as _canonical_names
@@ -19,6 +19,7 @@ from healthsim_models.errors import (
     AmbiguousPatientError,
     ConfigurationError,
     DocumentError,
+    EntityNotFoundError,
     HealthSimError,
     InvalidArgumentError,
     NotAStoreError,
@@ -37,8 +38,10 @@ from healthsim_models.errors import (
     VocabularyError,
     WriteConflictError,
 )
+from healthsim_models.history import HISTORY, Write, history_of
 from healthsim_models.location import default_database_url, resolve_database_url
 from healthsim_models.registry import ENTITY_TYPES, EntityType, Reference, RefStrength, entity_type
+from healthsim_models.settings import Setting
 from healthsim_models.state import Scenario, ScenarioEntity, ScenarioTag
 from healthsim_models.system import SchemaMigration
 
@@ -51,8 +54,10 @@ __all__ = [
     "CanonicalMixin",
     "ConfigurationError",
     "DocumentError",
+    "EntityNotFoundError",
     "ENTITY_TYPES",
     "EntityType",
+    "HISTORY",
     "HealthSimError",
     "InvalidArgumentError",
     "NotAStoreError",
@@ -72,18 +77,21 @@ __all__ = [
     "ScenarioTag",
     "SchemaMigration",
     "SchemaVersionError",
+    "Setting",
     "StoreLockedError",
     "SyntheaError",
     "UnknownEntityTypeError",
     "ValidationError",
     "OmopSchemaNotFoundError",
     "VocabularyError",
+    "Write",
     "WriteConflictError",
     "create_store_engine",
     "default_database_url",
     "dispose_engines",
     "entity_type",
     "get_engine",
+    "history_of",
     "resolve_database_url",
     "session_factory",
     "session_scope",

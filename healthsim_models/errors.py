@@ -145,3 +145,7 @@ class OmopSchemaNotFoundError(HealthSimError, LookupError):
             + "' (build_omop in Python)"
         )
         self.schema = schema
+
+
+class EntityNotFoundError(HealthSimError, LookupError):
+    """No entity of the type has the id or key given (now, or at the time asked)."""

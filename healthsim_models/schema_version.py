@@ -25,9 +25,10 @@ from sqlalchemy.engine import Connection, Engine
 
 import healthsim_models.alembic_duckdb  # noqa: F401  (registers Alembic's implementation for DuckDB)
 from alembic import command
-from healthsim_models import canonical, population, state, system  # noqa: F401  (their tables on Base.metadata)
+from healthsim_models import canonical, population, settings, state, system  # noqa: F401  (their tables on Base.metadata)
 from healthsim_models.base import Base
 from healthsim_models.errors import ConfigurationError, SchemaVersionError
+from healthsim_models.history import HISTORY  # noqa: F401  (the history tables on Base.metadata)
 from healthsim_models.location import mask_url, not_a_store
 from healthsim_models.system import SchemaMigration
 

@@ -59,6 +59,10 @@ def meanings(tmp: Path) -> dict[str, str]:
         "sql": "SELEC 1",
         "directory": str(tmp / "no-such-folder"),
         "scenarios": "no-such-scenario",
+        "type": "no_such_type",
+        "id": "no-such-entity",
+        "key": "no.such.setting",
+        "value": "no-such-value",
     }
 
 
@@ -190,6 +194,12 @@ def store_cases(tmp: Path, url: str) -> list[list[str]]:
         ["demo", "--name", "  "],
         ["db", "upgrade", "no-such-revision"],
         ["db", "downgrade", "+99"],
+        ["entity", "show", "patient", "no-such-entity"],
+        ["entity", "show", "patient", "no-such-entity", "--as-of", "2000-01-01"],
+        ["entity", "history", "patient", "no-such-entity"],
+        ["scenario", "restore", "no-such-scenario", "--as-of", "2000-01-01"],
+        ["history", "setting", "history.keep_days", "-3"],
+        ["history", "setting", "history.enabled", "maybe"],
         ["query", "SELECT 1; SELECT 2"],
         ["query", "SELECT * FROM no_such_table"],
         ["query", "DELETE FROM patients"],

@@ -278,11 +278,11 @@ def _deadlock_once(monkeypatch: pytest.MonkeyPatch, store_url: str) -> list[int]
     dialect = dialect_of(make_url(store_url))
     upsert = dialect.upsert
 
-    def failing_once(session: Session, table: sa.Table, rows: Any) -> None:
+    def failing_once(session: Session, table: sa.Table, rows: Any, **options: Any) -> None:
         calls.append(1)
         if len(calls) == 1:
             raise psycopg.errors.DeadlockDetected("deadlock detected")
-        upsert(session, table, rows)
+        upsert(session, table, rows, **options)
 
     monkeypatch.setattr(dialect, "upsert", failing_once)
     return calls

@@ -52,9 +52,11 @@ class _RecordingDuckDB(DuckDBDialect):
     def __init__(self) -> None:
         self.calls: list[str] = []
 
-    def upsert(self, session: Session, table: sa.Table, rows: Sequence[dict[str, Any]]) -> None:
+    def upsert(
+        self, session: Session, table: sa.Table, rows: Sequence[dict[str, Any]], *, versioning: Any = None
+    ) -> None:
         self.calls.append(f"upsert {table.name}")
-        super().upsert(session, table, rows)
+        super().upsert(session, table, rows, versioning=versioning)
 
     def link(self, session: Session, scenario_id: Any, links: Any) -> None:
         self.calls.append("link")

@@ -26,6 +26,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 from healthsim_models import CanonicalBase, CanonicalMixin, ValidationError, session_scope
 from healthsim_models.canonical.patientsim import PatientRefMixin
 from healthsim_models.columns import field
+from healthsim_models.history import history_of
 from healthsim_models.registry import BY_NAME, EntityType, Reference, RefStrength, register
 from healthsim_state import ScenarioRepository, export_scenario, import_scenario
 from healthsim_state.interfaces.mcp.catalog import TOOLS
@@ -77,12 +78,14 @@ def family_history() -> Iterator[EntityType]:
 
 @pytest.fixture
 def store(family_history: EntityType, engine: Engine) -> Iterator[Engine]:
-    """The store, with the new type's table (what its Alembic revision would create)."""
+    """The store, with the new type's table and its history table (what its Alembic revision would create)."""
     table = family_history.model.__table__
     table.create(engine)
+    history_of(table).create(engine)
     try:
         yield engine
     finally:
+        history_of(table).drop(engine)
         table.drop(engine)
 
 

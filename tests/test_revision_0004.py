@@ -171,7 +171,7 @@ def test_a_downgrade_refuses_claims_without_an_npi_and_changes_nothing(
             "'by-practitioner'. Give those claims a provider_npi (save them again) or delete their scenarios, "
             "then downgrade again; the database was not changed"
         )
-        assert schema_version.current_revision(engine) == "0004"
+        assert schema_version.current_revision(engine) == schema_version.head_revision()  # the run rolled back whole
         assert _contents(engine) == before
 
     with pytest.raises(SystemExit) as exit_info:

@@ -34,12 +34,14 @@ from healthsim_models.errors import (
     ValidationError,
     WriteConflictError,
 )
+from healthsim_models.history import DELETE, UPDATE
 from healthsim_models.registry import ENTITY_TYPES, EntityType, entity_type
 from healthsim_models.state import Scenario, ScenarioEntity, ScenarioTag
 from healthsim_state.codec.checks import scenario_problems, tag_problem
 from healthsim_state.codec.document import decode
 from healthsim_state.codec.layout import layout
 from healthsim_state.codec.values import shown, text_problem
+from healthsim_state.store import history as store_history
 from healthsim_state.store.dialects import StoreDialect, dialect_of
 from healthsim_state.store.save import DEFAULT_BATCH_SIZE, SaveRun, input_streams, write_entities
 from healthsim_state.store.transaction import write_conflict
@@ -58,6 +60,7 @@ class SaveSummary:
     counts: dict[str, int]  # entities in the scenario per type, after the call
     saved: dict[str, int]  # entities written by this call per type (after de-duplication)
     warnings: list[str] = field(default_factory=list)
+    write_id: uuid.UUID | None = None  # the write this call was (a row of ``writes``, named by its history rows)
 
 
 @dataclass
@@ -72,6 +75,20 @@ class ScenarioInfo:
     created_at: dt.datetime
     updated_at: dt.datetime
     extra: dict[str, Any] | None
+
+
+@dataclass
+class EntityVersion:
+    """One version of an entity: its document, valid from ``valid_from`` until
+    ``valid_to`` (None: the current version), when the write ``write_id``
+    ended it by ``ended_by`` (``update`` or ``delete``)."""
+
+    id: uuid.UUID
+    valid_from: dt.datetime
+    valid_to: dt.datetime | None
+    write_id: uuid.UUID | None
+    ended_by: str | None
+    document: dict[str, Any]
 
 
 @dataclass
@@ -114,29 +131,46 @@ class ScenarioRepository:
         """Save a scenario called ``name`` with ``entities`` (type -> iterable of documents).
 
         An existing scenario of that name is an error unless ``overwrite``,
-        which replaces its membership, description, tags and ``extra``.
+        which replaces its membership, description, tags and ``extra``
+        (keeping the replaced versions in the history, see :meth:`history`).
         ``scenario_id`` and ``created_at`` give a new scenario the id and
         creation time it had elsewhere (imports); by default it gets a fresh
         UUID and the current time.
         """
-        with self._atomic(f"the save of scenario {shown(name)}"):
+        return self._save(name, entities, description, tags, overwrite, extra, scenario_id, created_at, "save")
+
+    def _save(
+        self,
+        name: str,
+        entities: Mapping[str, Any],
+        description: str | None,
+        tags: Iterable[str] | None,
+        overwrite: bool,
+        extra: Mapping[str, Any] | None,
+        scenario_id: uuid.UUID | None,
+        created_at: dt.datetime | None,
+        operation: str,
+    ) -> SaveSummary:
+        with self._atomic(f"the {operation} of scenario {shown(name)}"):
             problems = scenario_problems(name, description, extra)
             if problems:
                 raise ValidationError(problems)
             tag_list = _clean_tags(tags)
             streams = input_streams(entities)
             now = dt.datetime.now(dt.UTC)
-            scenario, replacing = self._scenario_to_save(name, overwrite, scenario_id, created_at, now)
+            self._dialect  # noqa: B018  (a backend without a dialect is refused before anything is read)
+            versioning = store_history.start_write(self.session, now)
+            scenario, replacing = self._scenario_to_save(name, overwrite, scenario_id, created_at, versioning)
             scenario.description = description
             scenario.extra = dict(extra) if extra else None
             scenario.updated_at = now
             self._flush_scenario(name, overwrite, replacing)
             self._insert_tags(scenario.id, tag_list)
-            run = SaveRun(self.session, scenario.id, existing=False, now=now)
+            run = SaveRun(self.session, scenario.id, existing=False, now=now, versioning=versioning)
             write_entities(run, streams, self.batch_size)
             if replacing:
-                self._delete_detached_orphans(scenario.id)
-            return self._finish(scenario, run)
+                self._delete_detached_orphans(scenario.id, versioning)
+            return self._finish(scenario, run, operation)
 
     def add_entities(self, name_or_id: str | uuid.UUID, entities: Mapping[str, Any]) -> SaveSummary:
         """Upsert more entities into an existing scenario (batched saves).
@@ -148,10 +182,12 @@ class ScenarioRepository:
             scenario = self._require(name_or_id, lock=True)
             streams = input_streams(entities)
             now = dt.datetime.now(dt.UTC)
-            run = SaveRun(self.session, scenario.id, existing=True, now=now)
+            versioning = store_history.start_write(self.session, now)
+            store_history.snapshot_scenario(self.session, scenario.id, self._tags_of(scenario.id), versioning, UPDATE)
+            run = SaveRun(self.session, scenario.id, existing=True, now=now, versioning=versioning)
             write_entities(run, streams, self.batch_size)
             scenario.updated_at = now
-            return self._finish(scenario, run)
+            return self._finish(scenario, run, "add")
 
     def delete(self, name_or_id: str | uuid.UUID) -> bool:
         """Delete the scenario, its links and tags, and every entity no other
@@ -160,6 +196,8 @@ class ScenarioRepository:
             scenario = self._find(name_or_id, lock=True)
             if scenario is None:
                 return False
+            versioning = store_history.start_write(self.session, dt.datetime.now(dt.UTC))
+            store_history.snapshot_scenario(self.session, scenario.id, self._tags_of(scenario.id), versioning, DELETE)
             for et in ENTITY_TYPES:
                 table = et.model.__table__
                 mine = sa.select(_LINKS.c.entity_id).where(
@@ -171,9 +209,14 @@ class ScenarioRepository:
                     _LINKS.c.entity_type == et.name,
                     _LINKS.c.scenario_id != scenario.id,
                 )
+                store_history.snapshot_deleted(
+                    self.session, table, sa.and_(table.c.id.in_(mine), ~elsewhere), versioning
+                )
                 self.session.execute(sa.delete(table).where(table.c.id.in_(mine), ~elsewhere))
+            store_history.snapshot_links(self.session, scenario.id, versioning, DELETE)
             self.session.execute(sa.delete(_LINKS).where(_LINKS.c.scenario_id == scenario.id))
             self.session.execute(sa.delete(_TAGS).where(_TAGS.c.scenario_id == scenario.id))
+            store_history.record_write(self.session, versioning, "delete", scenario.id, scenario.name)
             self.session.delete(scenario)
             self.session.flush()
             return True
@@ -182,9 +225,11 @@ class ScenarioRepository:
         """Add tags (existing ones are kept once); returns the scenario's tags."""
         with self._atomic(f"tagging scenario {shown(str(name_or_id))}"):
             scenario = self._require(name_or_id, lock=True)
+            wanted = _clean_tags(tags)
+            versioning = self._tag_write(scenario, "tag")
             current = set(self._tags_of(scenario.id))
-            self._insert_tags(scenario.id, [t for t in _clean_tags(tags) if t not in current])
-            scenario.updated_at = dt.datetime.now(dt.UTC)
+            self._insert_tags(scenario.id, [t for t in wanted if t not in current])
+            scenario.updated_at = versioning.at
             self.session.flush()
             return self._tags_of(scenario.id)
 
@@ -192,23 +237,91 @@ class ScenarioRepository:
         """Remove tags (absent ones are ignored); returns the scenario's tags."""
         with self._atomic(f"untagging scenario {shown(str(name_or_id))}"):
             scenario = self._require(name_or_id, lock=True)
-            self.session.execute(
-                sa.delete(_TAGS).where(_TAGS.c.scenario_id == scenario.id, _TAGS.c.tag.in_(_clean_tags(tags)))
-            )
-            scenario.updated_at = dt.datetime.now(dt.UTC)
+            wanted = _clean_tags(tags)
+            versioning = self._tag_write(scenario, "untag")
+            self.session.execute(sa.delete(_TAGS).where(_TAGS.c.scenario_id == scenario.id, _TAGS.c.tag.in_(wanted)))
+            scenario.updated_at = versioning.at
             self.session.flush()
             return self._tags_of(scenario.id)
+
+    def restore(self, name: str, as_of: dt.datetime) -> SaveSummary:
+        """Save the scenario ``name`` as it was at ``as_of`` (:meth:`load` with
+        ``as_of``), deleted since or not: same id, description, tags, extra
+        and entities. What it holds now is replaced, and kept in the history."""
+        with self._atomic(f"the restore of scenario {shown(name)}"):
+            past = self.load(name, as_of=as_of)
+            return self._save(
+                past.name,
+                past.entities,
+                past.description,
+                past.tags,
+                True,
+                past.extra,
+                past.id,
+                past.created_at,
+                "restore",
+            )
+
+    def prune_history(self, older_than: dt.timedelta | None = None) -> dict[str, int]:
+        """Delete the versions replaced more than ``older_than`` ago (default:
+        the store's ``history.keep_days``; unset: nothing is deleted); rows
+        deleted per history table. Reads before that time are refused since."""
+        with self._atomic("the pruning of the history"):
+            if older_than is None:
+                days = store_history.keep_days(self.session)
+                if days is None:
+                    return {}
+                older_than = dt.timedelta(days=days)
+            if not isinstance(older_than, dt.timedelta) or older_than < dt.timedelta(0):
+                raise InvalidArgumentError(f"older_than must be a timedelta of at least 0, got {shown(older_than)}")
+            versioning = store_history.start_write(self.session, dt.datetime.now(dt.UTC))
+            return store_history.prune(self.session, versioning.at - older_than, versioning)
 
     # -- reads ----------------------------------------------------------------
 
     def exists(self, name_or_id: str | uuid.UUID) -> bool:
         return self._find(name_or_id) is not None
 
-    def load(self, name_or_id: str | uuid.UUID) -> LoadedScenario:
-        """The scenario's metadata and every entity, by type, as saved."""
+    def load(self, name_or_id: str | uuid.UUID, *, as_of: dt.datetime | None = None) -> LoadedScenario:
+        """The scenario's metadata and every entity, by type, as saved; with
+        ``as_of`` (naive: UTC), as they were at that time, from the history."""
+        if as_of is not None:
+            return self._load_as_of(name_or_id, as_of)
         scenario = self._require(name_or_id)
         entities = {et.name: self._documents(scenario, et) for et in ENTITY_TYPES}
         return LoadedScenario(**vars(self._info(scenario, self._tags_of(scenario.id))), entities=entities)
+
+    def history(self, type_name: str, key_or_id: str | uuid.UUID) -> list[EntityVersion]:
+        """Every kept version of one entity (by store UUID, document id or
+        one-field business key, as :meth:`find_entity`), oldest first; the
+        current one, if the entity is stored, last. An entity never stored
+        (or whose versions were pruned) has none."""
+        et = entity_type(type_name)
+        table = et.model.__table__
+        entity_id = self._entity_id(et, key_or_id)
+        if entity_id is None:
+            return []
+        lay = layout(et.name)
+        return [
+            EntityVersion(
+                id=entity_id,
+                valid_from=v.valid_from,
+                valid_to=v.valid_to,
+                write_id=v.write_id,
+                ended_by=v.operation,
+                document=decode(lay, v.row),
+            )
+            for v in store_history.versions(self.session, table, entity_id)
+        ]
+
+    def entity_as_of(self, type_name: str, key_or_id: str | uuid.UUID, as_of: dt.datetime) -> dict[str, Any] | None:
+        """The document of one entity as it was at ``as_of``, or None when it
+        was not stored then."""
+        at = store_history.check_as_of(self.session, as_of)
+        for version in self.history(type_name, key_or_id):
+            if version.valid_from <= at and (version.valid_to is None or at < version.valid_to):
+                return version.document
+        return None
 
     def list(
         self,
@@ -370,6 +483,55 @@ class ScenarioRepository:
 
     # -- internals ------------------------------------------------------------
 
+    def _load_as_of(self, name_or_id: str | uuid.UUID, as_of: dt.datetime) -> LoadedScenario:
+        at = store_history.check_as_of(self.session, as_of)
+        self.session.flush()
+        row = None if _unstorable(str(name_or_id)) else store_history.scenario_as_of(self.session, name_or_id, at)
+        if row is None:
+            raise ScenarioNotFoundError(
+                f"no scenario named or with id {shown(str(name_or_id))} existed at {at.isoformat()}"
+            )
+        links = store_history.membership_as_of(self.session, row["id"], at)
+        entities = {}
+        for et in ENTITY_TYPES:
+            lay = layout(et.name)
+            rows = store_history.scenario_rows_as_of(self.session, et.model.__table__, et.name, links, at)
+            entities[et.name] = [decode(lay, r) for r in rows]
+        tags = self._tags_of(row["id"]) if row["current"] else sorted(row["tags"] or [])
+        scenario = Scenario(**{c.name: row[c.name] for c in Scenario.__table__.columns})
+        scenario.entity_counts = {name: len(docs) for name, docs in entities.items()}
+        info = self._info(scenario, tags)
+        return LoadedScenario(**vars(info), entities=entities)
+
+    def _entity_id(self, et: EntityType, key_or_id: str | uuid.UUID) -> uuid.UUID | None:
+        """The UUID of the one entity ``key_or_id`` names, now or in its history."""
+        text = str(key_or_id)
+        if _unstorable(text):
+            return None
+        with contextlib.suppress(ValueError):
+            return uuid.UUID(text)
+        keyed = len(et.business_key) == 1 and isinstance(et.model.__table__.c[et.business_key[0]].type, sa.String)
+
+        def match(table: sa.Table) -> sa.ColumnElement[bool]:
+            found = [table.c.external_id == text]
+            if keyed:
+                found.append(table.c[et.business_key[0]] == text)
+            return sa.or_(*found)
+
+        ids = store_history.entity_ids(self.session, et.model.__table__, match)
+        if len(ids) > 1:
+            raise AmbiguousEntityError(
+                f"{text!r} names {len(ids)} {et.plural} (in several scenarios, or over time); give the store UUID"
+            )
+        return ids[0] if ids else None
+
+    def _tag_write(self, scenario: Scenario, operation: str) -> store_history.Versioning:
+        """A tag change's write: the scenario as it was kept, the write recorded."""
+        versioning = store_history.start_write(self.session, dt.datetime.now(dt.UTC))
+        store_history.snapshot_scenario(self.session, scenario.id, self._tags_of(scenario.id), versioning, UPDATE)
+        store_history.record_write(self.session, versioning, operation, scenario.id, scenario.name)
+        return versioning
+
     def _documents(self, scenario: Scenario, et: EntityType) -> list[dict[str, Any]]:
         if not scenario.entity_counts.get(et.name):
             return []
@@ -390,7 +552,7 @@ class ScenarioRepository:
         overwrite: bool,
         scenario_id: uuid.UUID | None,
         created_at: dt.datetime | None,
-        now: dt.datetime,
+        versioning: store_history.Versioning,
     ) -> tuple[Scenario, bool]:
         """The scenario row a save writes into, new or (``overwrite``) emptied of
         its members and tags, and whether it replaces one."""
@@ -401,6 +563,8 @@ class ScenarioRepository:
                 f"a scenario named {name!r} exists; pass overwrite=True to replace it, or add_entities() to add to it"
             )
         if scenario is not None:
+            store_history.snapshot_scenario(self.session, scenario.id, self._tags_of(scenario.id), versioning, UPDATE)
+            store_history.snapshot_links(self.session, scenario.id, versioning, UPDATE)
             self._detach_members(scenario.id)
             self.session.execute(sa.delete(_TAGS).where(_TAGS.c.scenario_id == scenario.id))
             return scenario, True
@@ -410,7 +574,9 @@ class ScenarioRepository:
                 f"scenario id {scenario_id} already belongs to the scenario {taken.name!r}; "
                 "save under that name with overwrite=True, or without the id"
             )
-        scenario = Scenario(id=scenario_id or uuid.uuid4(), name=name, created_at=created_at or now, entity_counts={})
+        scenario = Scenario(
+            id=scenario_id or uuid.uuid4(), name=name, created_at=created_at or versioning.at, entity_counts={}
+        )
         self.session.add(scenario)
         return scenario, False
 
@@ -524,10 +690,20 @@ class ScenarioRepository:
         )
         self.session.execute(sa.delete(_LINKS).where(_LINKS.c.scenario_id == scenario_id))
 
-    def _delete_detached_orphans(self, scenario_id: uuid.UUID) -> None:
+    def _delete_detached_orphans(self, scenario_id: uuid.UUID, versioning: store_history.Versioning) -> None:
         """Overwrite, step 2: delete old members that no scenario links any more."""
         old = sa.table(_OLD_MEMBERS, sa.column("entity_type"), sa.column("entity_id"))
+        # Only types with members this save dropped can have orphans: one query
+        # finds them, so an overwrite that keeps a type's members skips it.
+        relinked = sa.exists().where(
+            _LINKS.c.scenario_id == scenario_id,
+            _LINKS.c.entity_type == old.c.entity_type,
+            _LINKS.c.entity_id == old.c.entity_id,
+        )
+        dropped = set(self.session.execute(sa.select(old.c.entity_type).where(~relinked).distinct()).scalars())
         for et in ENTITY_TYPES:
+            if et.name not in dropped:
+                continue
             table = et.model.__table__
             linked = sa.exists().where(_LINKS.c.entity_id == table.c.id, _LINKS.c.entity_type == et.name)
             was_member = sa.select(old.c.entity_id).where(old.c.entity_type == et.name)
@@ -536,25 +712,32 @@ class ScenarioRepository:
                 _LINKS.c.entity_id == table.c.id, _LINKS.c.entity_type == et.name, _LINKS.c.scenario_id == scenario_id
             )
             self._lock_rows(table, sa.and_(table.c.id.in_(was_member), ~kept))
+            store_history.snapshot_deleted(
+                self.session, table, sa.and_(table.c.id.in_(was_member), ~linked), versioning
+            )
             self.session.execute(sa.delete(table).where(table.c.id.in_(was_member), ~linked))
         self.session.connection().exec_driver_sql(f"DROP TABLE {_OLD_MEMBERS}")
 
-    def _finish(self, scenario: Scenario, run: SaveRun) -> SaveSummary:
-        counts = dict(
-            self.session.execute(
-                sa.select(_LINKS.c.entity_type, sa.func.count())
-                .where(_LINKS.c.scenario_id == scenario.id)
-                .group_by(_LINKS.c.entity_type)
-            ).all()
-        )
+    def _finish(self, scenario: Scenario, run: SaveRun, operation: str) -> SaveSummary:
+        per_type = self.session.execute(
+            sa.select(_LINKS.c.entity_type, sa.func.count(), sa.func.max(_LINKS.c.position))
+            .where(_LINKS.c.scenario_id == scenario.id)
+            .group_by(_LINKS.c.entity_type)
+        ).all()
+        counts = {name: count for name, count, _ in per_type}
         scenario.entity_counts = {et.name: counts.get(et.name, 0) for et in ENTITY_TYPES}
         self.session.flush()
+        assert run.versioning is not None, "every save is a write"
+        # The links' positions after this write bound the scenario's membership at later times.
+        positions = {name: int(highest) + 1 for name, _, highest in per_type}
+        store_history.record_write(self.session, run.versioning, operation, scenario.id, scenario.name, positions)
         return SaveSummary(
             id=scenario.id,
             name=scenario.name,
             counts={k: v for k, v in scenario.entity_counts.items() if v},
             saved=run.saved,
             warnings=run.warnings,
+            write_id=run.versioning.write_id,
         )
 
 

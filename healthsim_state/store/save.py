@@ -11,8 +11,10 @@ batches of :data:`DEFAULT_BATCH_SIZE` documents, through these stages:
 2. :func:`_check_business_keys`: business keys stay unique per scenario.
 3. :func:`_complete_rows`: references resolve to their parents' UUIDs,
    array columns become JSON text, ``updated_at`` is set.
-4. :func:`_write_rows`: one set-based upsert through the backend's dialect;
-   the rows' scenario links are collected and written every
+4. :func:`_write_rows`: one set-based upsert through the backend's dialect,
+   which first copies the stored rows the batch changes into the type's
+   history table (one ``INSERT ... SELECT``, :mod:`.history`) and leaves
+   rows stored unchanged as they are; the rows' scenario links are collected and written every
    :data:`LINK_BATCH_SIZE` links and at the end (:func:`_write_links`).
 
 Problems are collected (up to :data:`MAX_PROBLEMS`) across batches, and once
@@ -41,6 +43,7 @@ from healthsim_state.codec.layout import Layout, layout
 from healthsim_state.codec.values import Invalid, json_text, shown
 from healthsim_state.store.batches import LINKS, Links
 from healthsim_state.store.dialects import StoreDialect, dialect_of
+from healthsim_state.store.history import Versioning
 from healthsim_state.store.tuning import fewer_collections
 
 #: Entities per type handled (encoded, validated, written) at a time.
@@ -57,8 +60,16 @@ Rows = dict[str, tuple[int, dict[str, Any]]]
 class SaveRun:
     """State of one save: the scenario, keys seen so far, problems, warnings."""
 
-    def __init__(self, session: Session, scenario_id: uuid.UUID, existing: bool, now: dt.datetime) -> None:
+    def __init__(
+        self,
+        session: Session,
+        scenario_id: uuid.UUID,
+        existing: bool,
+        now: dt.datetime,
+        versioning: Versioning | None = None,
+    ) -> None:
         self.session = session
+        self.versioning = versioning  # the write this save is; None: no history kept
         self.dialect: StoreDialect = dialect_of(session)
         self.scenario_id = scenario_id
         self.existing = existing  # the scenario already holds entities to resolve against
@@ -339,7 +350,7 @@ def _unresolved(run: SaveRun, lay: Layout, ref: Any, position: int, row: dict[st
 def _write_rows(run: SaveRun, et: EntityType, rows: Rows) -> None:
     """Stage 4: the batch upserted, its links collected (and written when enough)."""
     complete = [row for _, row in rows.values()]
-    run.dialect.upsert(run.session, et.model.__table__, complete)
+    run.dialect.upsert(run.session, et.model.__table__, complete, versioning=run.versioning)
     run.links.add(et.name, list(rows), [position for position, _ in rows.values()])
     if len(run.links) >= LINK_BATCH_SIZE:
         _write_links(run)

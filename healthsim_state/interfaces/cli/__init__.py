@@ -19,8 +19,9 @@ from rich.console import Console
 from rich.markup import escape
 
 from healthsim_models.errors import HealthSimError, ScenarioNotFoundError
-from healthsim_state.interfaces.cli import analytics, db, reference
+from healthsim_state.interfaces.cli import analytics, db, entity, reference
 from healthsim_state.interfaces.cli import demo as demo_command
+from healthsim_state.interfaces.cli import history as history_command
 from healthsim_state.interfaces.cli import imports as import_command
 from healthsim_state.interfaces.cli import legacy as legacy_command
 from healthsim_state.interfaces.cli import mcp as mcp_command
@@ -36,8 +37,9 @@ app = typer.Typer(
     add_completion=False,
     cls=HealthsimGroup,
 )
-app.add_typer(analytics.app, name="analytics")
 app.add_typer(db.app, name="db")
+app.add_typer(entity.app, name="entity")
+app.add_typer(history_command.app, name="history")
 app.command(name="demo")(demo_command.demo)
 app.add_typer(import_command.app, name="import")
 app.add_typer(reference.app, name="reference")

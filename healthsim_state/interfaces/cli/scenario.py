@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session
 from healthsim_models.errors import InvalidArgumentError, ScenarioNotFoundError
 from healthsim_models.registry import ENTITY_TYPES
 from healthsim_state.formats.json import export_scenario, import_scenario
+from healthsim_state.interfaces.cli.history import TIME_HELP, parse_time, when
 from healthsim_state.interfaces.cli.options import DatabaseUrl
 from healthsim_state.interfaces.cli.session import store_session, store_write
 from healthsim_state.interfaces.cli.terminal import console, progress
@@ -184,6 +185,29 @@ def delete(
     if not deleted:
         raise ScenarioNotFoundError(f"the scenario {info.name!r} was deleted by another program meanwhile")
     console().print(f"deleted {info.name!r}", highlight=False, markup=False)
+
+
+@app.command()
+def restore(
+    name: str = typer.Argument(..., help="Scenario name or id, as it was at --as-of."),
+    as_of: str = typer.Option(
+        ..., "--as-of", metavar="TIME", callback=parse_time, help=f"Restore it as it was then. {TIME_HELP}"
+    ),
+    database_url: str | None = DatabaseUrl,
+) -> None:
+    """Save a scenario (deleted since, or changed) as it was at a past time, from the history;
+    what it holds now is replaced, and kept in the history."""
+    at: Any = as_of  # a datetime: parse_time converted it
+    summary = store_write(
+        database_url,
+        lambda session: ScenarioRepository(session).restore(name, at),
+        what=f"the restore of scenario {name!r}",
+    )
+    console().print(
+        f"restored {summary.name!r} as of {when(at)}: {sum(summary.counts.values())} entities",
+        highlight=False,
+        markup=False,
+    )
 
 
 @app.command()

@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session
 from healthsim_models.errors import ConfigurationError
 from healthsim_models.location import mask_url
 from healthsim_state.store.batches import Links, Page, ScenarioRef
+from healthsim_state.store.history import Versioning
 from healthsim_state.store.readonly import Cancellation, QueryResult
 
 
@@ -42,10 +43,16 @@ class StoreDialect(abc.ABC):
     # -- writes -----------------------------------------------------------------
 
     @abc.abstractmethod
-    def upsert(self, session: Session, table: sa.Table, rows: Sequence[dict[str, Any]]) -> None:
+    def upsert(
+        self, session: Session, table: sa.Table, rows: Sequence[dict[str, Any]], *, versioning: Versioning | None = None
+    ) -> None:
         """Upsert ``rows`` (every column, ``id`` unique within the batch, latest
         wins). UUID columns hold text (32 hex digits or the dashed form), JSON
-        columns hold JSON text."""
+        columns hold JSON text. A stored row the batch leaves unchanged
+        (:func:`~healthsim_state.store.history.unchanged_guard`) is not
+        rewritten; with ``versioning`` (keeping history), the stored rows the
+        batch changes are first copied into the history table
+        (:func:`~healthsim_state.store.history.snapshot_sql`)."""
 
     @abc.abstractmethod
     def link(self, session: Session, scenario_id: uuid.UUID, links: Links) -> None:

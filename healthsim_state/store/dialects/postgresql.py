@@ -33,6 +33,7 @@ from healthsim_state.store.batches import (
     update_clause,
 )
 from healthsim_state.store.dialects.base import StoreDialect, quote
+from healthsim_state.store.history import Versioning, snapshot_sql, unchanged_guard
 from healthsim_state.store.messages import database_message
 from healthsim_state.store.readonly import (
     CANCELLED,
@@ -90,7 +91,9 @@ class PostgreSQLDialect(StoreDialect):
 
     # -- writes -----------------------------------------------------------------
 
-    def upsert(self, session: Session, table: sa.Table, rows: Sequence[dict[str, Any]]) -> None:
+    def upsert(
+        self, session: Session, table: sa.Table, rows: Sequence[dict[str, Any]], *, versioning: Versioning | None = None
+    ) -> None:
         if not rows:
             return
         raw = _driver(session)
@@ -102,9 +105,12 @@ class PostgreSQLDialect(StoreDialect):
             with cursor.copy(f"COPY {stage} ({column_list}) FROM STDIN") as copy:
                 for row in rows:
                     copy.write_row([row[n] for n in names])
+            if versioning is not None and versioning.keep:
+                cursor.execute(snapshot_sql(table, versioning, stage, lambda c: f"b.{c.name}", lock=True))
+            # A row stored unchanged is not rewritten (healthsim_state.store.history).
             cursor.execute(
                 f"INSERT INTO {table.name} ({column_list}) SELECT {column_list} FROM {stage} "
-                f"ORDER BY id ON CONFLICT (id) DO UPDATE SET {update_clause(table)}"
+                f"ORDER BY id ON CONFLICT (id) DO UPDATE SET {update_clause(table)} WHERE {unchanged_guard(table)}"
             )
             cursor.execute(f"TRUNCATE {stage}")
 
