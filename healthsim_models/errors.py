@@ -145,3 +145,7 @@ class OmopSchemaNotFoundError(HealthSimError, LookupError):
             + "' (build_omop in Python)"
         )
         self.schema = schema
+
+
+class LakeError(HealthSimError):
+    """A lake export cannot be written: its target, format or storage options are unusable."""
