@@ -224,9 +224,8 @@ def _manifest(
             rows = {k: v for k, v in entry.get("rows", {}).items() if k in scenarios}
             rows.update(counts)
             entry.update(path=path, entity_type=_type_of(path), rows=rows)
-        if summary.format == "delta":
-            if summary.versions.get(path) is not None:
-                entry["version"] = summary.versions[path]
+        if summary.format == "delta" and summary.versions.get(path) is not None:
+            entry["version"] = summary.versions[path]
         tables[path] = entry
     return {
         "format": summary.format,
