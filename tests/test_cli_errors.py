@@ -59,6 +59,7 @@ def meanings(tmp: Path) -> dict[str, str]:
         "sql": "SELEC 1",
         "directory": str(tmp / "no-such-folder"),
         "scenarios": "no-such-scenario",
+        "target": "ftp://nowhere/no-such-lake",
     }
 
 

@@ -13,7 +13,8 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from decimal import Decimal
 from functools import cache
 from typing import Any
 
@@ -69,14 +70,25 @@ def table_schema(table: sa.Table, *, scenario_columns: bool = True) -> pa.Schema
     return pa.schema(fields)
 
 
-def _cell(value: Any, kind: pa.DataType) -> Any:
-    if value is None:
-        return None
+def _text(value: Any) -> Any:
+    if value is None or isinstance(value, str):
+        return value
     if isinstance(value, uuid.UUID):
         return str(value)
-    if pa.types.is_string(kind) and not isinstance(value, str):
-        return json.dumps(value, separators=(",", ":"), ensure_ascii=False, default=str)
-    return value
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False, default=str)
+
+
+def _number(value: Any) -> Any:
+    return float(value) if isinstance(value, Decimal) else value  # NUMERIC of any size, as a double
+
+
+def _converter(kind: pa.DataType) -> Callable[[Any], Any] | None:
+    """What each value of a column of ``kind`` goes through on its way to Arrow (None: nothing)."""
+    if pa.types.is_string(kind):
+        return _text
+    if pa.types.is_floating(kind):
+        return _number
+    return None
 
 
 def record_batch(rows: Sequence[Any], schema: pa.Schema, extra: Sequence[Any] = ()) -> pa.RecordBatch:
@@ -86,7 +98,8 @@ def record_batch(rows: Sequence[Any], schema: pa.Schema, extra: Sequence[Any] = 
     columns = []
     for i, f in enumerate(schema):
         if i < width:
-            values = [_cell(row[i], f.type) for row in rows]
+            convert = _converter(f.type)
+            values = [row[i] for row in rows] if convert is None else [convert(row[i]) for row in rows]
             columns.append(pa.array(values, type=f.type))
         else:
             columns.append(pa.array([extra[i - width]] * len(rows), type=f.type))

@@ -72,24 +72,72 @@ def scenario_batches(
         yield record_batch(rows, schema, (str(scenario.id), scenario.name))
 
 
+# information_schema.columns data types (DuckDB's and PostgreSQL's spellings) as column types.
+_TYPES: dict[str, sa.types.TypeEngine] = {
+    "boolean": sa.Boolean(),
+    "smallint": sa.SmallInteger(),
+    "integer": sa.Integer(),
+    "bigint": sa.BigInteger(),
+    "real": sa.Float(),
+    "float": sa.Float(),
+    "double": sa.Float(),
+    "double precision": sa.Float(),
+    "date": sa.Date(),
+    "timestamp": sa.DateTime(),
+    "timestamp without time zone": sa.DateTime(),
+    "timestamp with time zone": sa.DateTime(timezone=True),
+    "uuid": sa.Uuid(),
+    "json": sa.JSON(),
+    "jsonb": sa.JSON(),
+}
+
+
+def _column_type(data_type: str, precision: int | None, scale: int | None) -> sa.types.TypeEngine:
+    name = data_type.lower().split("(")[0].strip()
+    if name in ("numeric", "decimal"):
+        return sa.Numeric(precision, scale) if precision else sa.Numeric()
+    return _TYPES.get(name, sa.String())  # text, varchar, character varying, ... (and anything else, as text)
+
+
 def derived_tables(session: Session, schema: str) -> list[sa.Table]:
-    """The tables of the derived schema ``schema`` as the database describes them
+    """The tables of the derived schema ``schema``, as information_schema describes them
     (none when the schema was never built)."""
-    inspector = sa.inspect(session.connection())
-    if schema not in inspector.get_schema_names():
-        return []
+    columns = _INFO_COLUMNS
+    rows = session.execute(
+        sa.select(
+            columns.c.table_name,
+            columns.c.column_name,
+            columns.c.data_type,
+            columns.c.numeric_precision,
+            columns.c.numeric_scale,
+        )
+        .where(columns.c.table_schema == schema)
+        .order_by(columns.c.table_name, columns.c.ordinal_position)
+    ).all()
     metadata = sa.MetaData()
-    return [
-        sa.Table(name, metadata, schema=schema, autoload_with=session.connection())
-        for name in sorted(inspector.get_table_names(schema=schema))
-    ]
+    tables: dict[str, list[sa.Column]] = {}
+    for table, column, data_type, precision, scale in rows:
+        tables.setdefault(table, []).append(sa.Column(column, _column_type(data_type, precision, scale)))
+    return [sa.Table(name, metadata, *cols, schema=schema) for name, cols in sorted(tables.items())]
+
+
+_INFO_COLUMNS = sa.table(
+    "columns",
+    sa.column("table_schema"),
+    sa.column("table_name"),
+    sa.column("column_name"),
+    sa.column("data_type"),
+    sa.column("numeric_precision"),
+    sa.column("numeric_scale"),
+    sa.column("ordinal_position"),
+    schema="information_schema",
+)
 
 
 def table_batches(session: Session, table: sa.Table, batch_rows: int = BATCH_ROWS) -> Iterator[pa.RecordBatch]:
     """Every row of a derived table, as record batches of its Arrow schema."""
     schema = table_schema(table, scenario_columns=False)
-    order = list(table.primary_key.columns) or list(table.columns)[:1]
-    result = session.connection().execution_options(yield_per=batch_rows).execute(sa.select(table).order_by(*order))
+    result = session.connection().execution_options(yield_per=batch_rows).execute(sa.select(table))
     for rows in result.partitions():
         yield record_batch(rows, schema)
 
