@@ -22,6 +22,7 @@ import pyarrow as pa
 import sqlalchemy as sa
 
 from healthsim_models.columns import rule_of
+from healthsim_state.store.batches import arrow_type as store_arrow_type
 
 #: The partition column of a canonical dataset: the scenario's name.
 SCENARIO = "scenario"
@@ -32,32 +33,20 @@ _LIST_ITEMS = {"str": pa.string(), "int": pa.int64()}
 
 
 def arrow_type(column: sa.Column) -> pa.DataType:
-    """The Arrow type of ``column`` in the lake."""
+    """The Arrow type of ``column`` in the lake: the store's own Arrow type of it, but
+    arrays as lists and the types only derived tables have (floats, small integers,
+    NUMERIC of any size: as a double, no decimal holds them all)."""
     t = column.type
     if isinstance(t, sa.JSON):
         item = _LIST_ITEMS.get(rule_of(column).items) if column.name != "extensions" else None
         return pa.list_(item) if item is not None else pa.string()
-    if isinstance(t, sa.Uuid | sa.String):
-        return pa.string()
-    if isinstance(t, sa.Boolean):
-        return pa.bool_()
-    if isinstance(t, sa.BigInteger):
-        return pa.int64()
+    if isinstance(t, sa.Float) or (isinstance(t, sa.Numeric) and t.precision is None):
+        return pa.float64()
     if isinstance(t, sa.SmallInteger):
         return pa.int16()
-    if isinstance(t, sa.Integer):
-        return pa.int32()
-    if isinstance(t, sa.Float):
-        return pa.float64()
-    if isinstance(t, sa.Numeric):
-        if t.precision is None:
-            return pa.float64()  # NUMERIC of any size (OMOP's value_as_number): no decimal holds it all
-        return pa.decimal128(t.precision, t.scale or 0)
-    if isinstance(t, sa.DateTime):
-        return pa.timestamp("us", tz="UTC")  # a date-time without a zone (OMOP's) is read as UTC
-    if isinstance(t, sa.Date):
-        return pa.date32()
-    raise TypeError(f"no lake type for column {column.name} of type {t}")
+    # UUIDs and text as strings, decimals with their precision and scale, date-times
+    # as UTC instants (one without a zone, OMOP's, is read as UTC), dates as dates.
+    return store_arrow_type(column)
 
 
 @cache
