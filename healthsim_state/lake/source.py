@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session
 from healthsim_models.errors import ScenarioNotFoundError
 from healthsim_models.registry import EntityType
 from healthsim_models.state import Scenario, ScenarioEntity
-from healthsim_state.lake.schemas import record_batch, table_schema
+from healthsim_state.lake.schemas import arrow_type, record_batch, table_schema
 
 #: Rows fetched from the database at a time (each becomes one record batch).
 BATCH_ROWS = 50_000
@@ -51,10 +51,21 @@ def chosen_scenarios(session: Session, names: Sequence[str] | None) -> list[Scen
     return chosen
 
 
+def _as_read(column: sa.Column) -> sa.ColumnElement:
+    """The column as the lake needs it from the database: a UUID, or JSON the lake keeps
+    as text, cast to text in SQL (the driver would build Python objects only for them to
+    become text again); everything else as it is."""
+    if isinstance(column.type, sa.Uuid) or (
+        pa.types.is_string(arrow_type(column)) and isinstance(column.type, sa.JSON)
+    ):
+        return sa.cast(column, sa.Text).label(column.name)
+    return column
+
+
 def _scenario_select(et: EntityType, scenario: ScenarioKey) -> sa.Select:
     table = et.model.__table__
     return (
-        sa.select(*table.columns)
+        sa.select(*(_as_read(c) for c in table.columns))
         .join(_LINKS, _LINKS.c.entity_id == table.c.id)
         .where(_LINKS.c.scenario_id == scenario.id, _LINKS.c.entity_type == et.name)
         .order_by(_LINKS.c.position)
