@@ -288,3 +288,26 @@ def test_cli_export_prints_what_it_wrote(duckdb_url: str, tmp_path: Path, capsys
     main(argv)
     out = capsys.readouterr().out
     assert "delta lake at" in out and "unchanged" in out
+
+
+@pytest.mark.parametrize(
+    ("target", "message"),
+    [
+        ("ftp://host/lake", "unknown storage scheme 'ftp'"),
+        ("file", "the lake target is a file"),
+        ("s3:///lake", "names no bucket"),
+    ],
+)
+def test_cli_refuses_a_bad_target_before_opening_the_store(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], target: str, message: str
+) -> None:
+    (tmp_path / "file").write_text("not a lake")
+    given = str(tmp_path / target) if target == "file" else target
+    store = tmp_path / "never.duckdb"
+    cases = [([given], message), ([str(tmp_path / "lake"), "--format", "orc"], "unknown lake format 'orc'")]
+    for argv, said in cases:
+        with pytest.raises(SystemExit) as exit_:
+            main(["lake", "export", *argv, "--database-url", f"duckdb:///{store}"])
+        err = capsys.readouterr().err.strip().splitlines()
+        assert exit_.value.code == 1 and len(err) == 1 and said in err[0], err
+    assert not store.exists()  # refused before the store was opened

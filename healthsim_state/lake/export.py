@@ -68,6 +68,17 @@ class LakeSummary:
         }
 
 
+def check_request(format: str, include: Iterable[str]) -> list[str]:
+    """Refuse an unknown format or derived group (before any store is opened); the groups, once each."""
+    if format not in FORMATS:
+        raise LakeError(f"unknown lake format {format!r}: choose {' or '.join(FORMATS)}")
+    groups = list(dict.fromkeys(include))
+    unknown = [g for g in groups if g not in INCLUDES]
+    if unknown:
+        raise LakeError(f"unknown --include {', '.join(map(repr, unknown))}: choose from {', '.join(INCLUDES)}")
+    return groups
+
+
 def export_lake(
     session: Session,
     target: str | Path,
@@ -84,12 +95,7 @@ def export_lake(
     dataset per canonical table partitioned by scenario, plus the derived tables of
     ``include`` (``"omop"``, ``"star"``) as built in ``omop_schema`` / ``star_schema``.
     Reads in the caller's session and writes nothing to the store."""
-    if format not in FORMATS:
-        raise LakeError(f"unknown lake format {format!r}: choose {' or '.join(FORMATS)}")
-    groups = list(dict.fromkeys(include))
-    unknown = [g for g in groups if g not in INCLUDES]
-    if unknown:
-        raise LakeError(f"unknown --include {', '.join(map(repr, unknown))}: choose from {', '.join(INCLUDES)}")
+    groups = check_request(format, include)
     where = parse_target(target, storage_options)
     fs, root = where.filesystem()
     previous = manifest.read(fs, root)

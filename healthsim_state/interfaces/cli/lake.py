@@ -13,6 +13,8 @@ from healthsim_state.interfaces.cli.options import DatabaseUrl
 from healthsim_state.interfaces.cli.session import store_session
 from healthsim_state.interfaces.cli.terminal import progress
 from healthsim_state.lake import FORMATS, INCLUDES, LakeSummary, export_lake
+from healthsim_state.lake.export import check_request
+from healthsim_state.lake.target import parse_target
 
 app = typer.Typer(help="The store as a data lake (docs/scale.md).", no_args_is_help=True)
 
@@ -52,10 +54,10 @@ def export(
     """Write every canonical table of the scenarios to TARGET, one dataset per table partitioned
     by scenario, with a _manifest.json. Delta exports write only what changed since the last one."""
     options = _options(storage_option)
+    groups = check_request(format, _includes(include))
+    parse_target(target, options).filesystem()  # a bad target or option is refused before the store is opened
     with progress(f"exporting to {target}"), store_session(database_url) as session:
-        summary = export_lake(
-            session, target, scenarios, format=format, include=_includes(include), storage_options=options
-        )
+        summary = export_lake(session, target, scenarios, format=format, include=groups, storage_options=options)
     if as_json:
         typer.echo(json.dumps(summary.as_dict(), indent=2))
         return
