@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
+import sqlalchemy as sa
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy.orm import Session
 
@@ -98,7 +100,8 @@ def export_lake(
     groups = check_request(format, include)
     where = parse_target(target, storage_options)
     fs, root = where.filesystem()
-    previous = manifest.read(fs, root)
+    with _storage_errors(where):
+        previous = manifest.read(fs, root)
     if previous is not None and previous.get("format") != format:
         raise LakeError(
             f"{where.uri} holds a {previous.get('format')} lake; a {format} export cannot be added to it: "
@@ -121,11 +124,49 @@ def export_lake(
     # Scenarios the lake holds that the store no longer has, removed by an export of every scenario.
     gone = [] if scenarios is not None else _gone(previous, chosen)
     stamp = now.strftime("%Y%m%dT%H%M%S%fZ")
+    with _storage_errors(where):
+        _write(session, where, fs, root, chosen, gone, derived, scenarios is None, stamp, summary)
+        manifest.write(fs, root, _manifest(session, previous, summary, chosen, gone))
+    return summary
+
+
+@contextmanager
+def _storage_errors(where: Target) -> Iterator[None]:
+    """The file system's and Delta's errors as a :class:`LakeError` that names the target."""
+    try:
+        yield
+    except (OSError, *_delta_errors()) as exc:
+        reason = " ".join(str(exc).split()) or type(exc).__name__
+        raise LakeError(f"cannot write the lake at {where.uri}: {reason}") from exc
+
+
+def _delta_errors() -> tuple[type[Exception], ...]:
+    try:
+        from deltalake.exceptions import DeltaError
+    except ImportError:  # installed without the lake extra: Parquet only
+        return ()
+    return (DeltaError,)
+
+
+def _write(
+    session: Session,
+    where: Target,
+    fs: Any,
+    root: str,
+    chosen: Sequence[ScenarioKey],
+    gone: Sequence[str],
+    derived: Mapping[str, list[sa.Table]],
+    every: bool,
+    stamp: str,
+    summary: LakeSummary,
+) -> None:
+    """Write every canonical table, then the derived ones."""
+    format, now = summary.format, summary.exported_at
     for et in ENTITY_TYPES:
         if format == "parquet":
             _parquet_table(session, fs, root, et, chosen, gone, stamp, summary)
         else:
-            _delta_table(session, where, et, chosen, scenarios is None, summary)
+            _delta_table(session, where, et, chosen, every, summary)
     for group, tables in derived.items():
         for table in tables:
             path = derived_path(group, table.name)
@@ -138,8 +179,6 @@ def export_lake(
             else:
                 summary.versions[path] = delta.overwrite(where.join(path), schema, batches, where.options, now)
             summary.written[path] = counts["*"]
-    manifest.write(fs, root, _manifest(session, previous, summary, chosen, gone))
-    return summary
 
 
 def _counted(batches: Iterable[pa.RecordBatch], counts: dict[str, int], key: str) -> Iterator[pa.RecordBatch]:
