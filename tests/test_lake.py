@@ -12,7 +12,7 @@ import pyarrow as pa
 import pyarrow.dataset as ds
 import pytest
 import sqlalchemy as sa
-from deltalake import DeltaTable
+from deltalake import DeltaTable, write_deltalake
 
 from healthsim_models import ENTITY_TYPES, create_store_engine, session_scope
 from healthsim_models.errors import LakeError, ScenarioNotFoundError
@@ -187,6 +187,17 @@ def test_delta_exports_only_changes_and_keeps_earlier_versions(store_url: str, t
     manifest = json.loads((lake / "_manifest.json").read_text())
     assert manifest["format"] == "delta" and manifest["tables"]["patients"]["version"] == 2
     assert manifest["tables"]["patients"]["rows"] == {"demo": 2, ODD: 1}
+
+    # A table written from a store of other columns is refused before anything is written.
+    write_deltalake(
+        str(lake / "payers"),
+        pa.table({"id": ["x"], "scenario": ["demo"], "extra_column": ["1"]}),
+        mode="overwrite",
+        schema_mode="overwrite",
+    )
+    with pytest.raises(LakeError, match="extra_column that the store lacks"):
+        _export(store_url, lake, format="delta")
+    assert DeltaTable(str(lake / "patients")).version() == 2
 
 
 def test_derived_tables_are_exported_when_built_and_asked_for(store_url: str, tmp_path: Path) -> None:

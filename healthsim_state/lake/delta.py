@@ -211,3 +211,27 @@ def overwrite(
         commit_properties=deltalake.CommitProperties(custom_metadata={EXPORTED_AT: exported_at.isoformat()}),
     )
     return deltalake.DeltaTable(uri, storage_options=dict(options) or None).version()
+
+
+def check_columns(uri: str, options: Mapping[str, str], schema: pa.Schema) -> None:
+    """Refuse a Delta table whose columns are not ``schema``'s (written by a store at another
+    schema revision): a merge would drop the new columns without a word."""
+    table = open_table(uri, options)
+    if table is None:
+        return
+    have = [f.name for f in table.schema().fields]
+    missing = [name for name in schema.names if name not in have]
+    extra = [name for name in have if name not in schema.names]
+    if missing or extra:
+        said = "; ".join(
+            part
+            for part in (
+                f"the store has {', '.join(missing)} that it lacks" if missing else "",
+                f"it has {', '.join(extra)} that the store lacks" if extra else "",
+            )
+            if part
+        )
+        raise LakeError(
+            f"{uri}: the Delta table was written from a store of other columns ({said}); "
+            "export to a new target (nothing was written)"
+        )

@@ -125,6 +125,10 @@ def export_lake(
     gone = [] if scenarios is not None else _gone(previous, chosen)
     stamp = now.strftime("%Y%m%dT%H%M%S%fZ")
     with _storage_errors(where):
+        if format == "delta":  # every table checked before the first is written
+            for et in ENTITY_TYPES:
+                table = et.model.__table__
+                delta.check_columns(where.join(table.name), where.options, table_schema(table))
         _write(session, where, fs, root, chosen, gone, derived, scenarios is None, stamp, summary)
         manifest.write(fs, root, _manifest(session, previous, summary, chosen, gone))
     return summary
