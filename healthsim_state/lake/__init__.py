@@ -7,6 +7,18 @@ store in record batches), ``target`` (a path or an object-store URI),
 and ``export`` (:func:`export_lake`, which ties them together).
 """
 
-from healthsim_state.lake.export import FORMATS, INCLUDES, LakeSummary, export_lake
+from __future__ import annotations
+
+from typing import Any
 
 __all__ = ["FORMATS", "INCLUDES", "LakeSummary", "export_lake"]
+
+
+def __getattr__(name: str) -> Any:
+    # Imported on first use: pyarrow's dataset and compute modules cost every
+    # `healthsim` command 0.1 s, and only the lake export needs them.
+    if name in __all__:
+        from healthsim_state.lake import export
+
+        return getattr(export, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

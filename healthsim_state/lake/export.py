@@ -19,7 +19,7 @@ from healthsim_models.registry import ENTITY_TYPES, EntityType
 from healthsim_state.analytics.omop.schema import DEFAULT_SCHEMA as OMOP_SCHEMA
 from healthsim_state.analytics.star import DEFAULT_SCHEMA as STAR_SCHEMA
 from healthsim_state.lake import delta, manifest, parquet
-from healthsim_state.lake.layout import DERIVED, derived_path, partition_dir
+from healthsim_state.lake.layout import DERIVED, FORMATS, derived_path, partition_dir
 from healthsim_state.lake.schemas import SCENARIO, table_schema
 from healthsim_state.lake.source import (
     ScenarioKey,
@@ -31,8 +31,6 @@ from healthsim_state.lake.source import (
 )
 from healthsim_state.lake.target import Target, parse_target
 
-#: The formats a lake is written in.
-FORMATS = ("parquet", "delta")
 #: The derived table groups an export may include.
 INCLUDES = DERIVED
 

@@ -18,6 +18,9 @@ MANIFEST = "_manifest.json"
 #: Derived table groups: the name ``--include`` takes, and the folder under the root.
 DERIVED = ("omop", "star")
 
+#: The formats a lake is written in.
+FORMATS = ("parquet", "delta")
+
 
 def partition_dir(name: str) -> str:
     """The Hive partition directory of the scenario ``name``."""

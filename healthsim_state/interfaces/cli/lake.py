@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from typing import TYPE_CHECKING
 
 import typer
 from rich.console import Console
@@ -12,9 +13,10 @@ from healthsim_models.errors import LakeError
 from healthsim_state.interfaces.cli.options import DatabaseUrl
 from healthsim_state.interfaces.cli.session import store_session
 from healthsim_state.interfaces.cli.terminal import progress
-from healthsim_state.lake import FORMATS, INCLUDES, LakeSummary, export_lake
-from healthsim_state.lake.export import check_request
-from healthsim_state.lake.target import parse_target
+from healthsim_state.lake.layout import DERIVED, FORMATS
+
+if TYPE_CHECKING:
+    from healthsim_state.lake.export import LakeSummary
 
 app = typer.Typer(help="The store as a data lake (docs/scale.md).", no_args_is_help=True)
 
@@ -43,7 +45,7 @@ def export(
     ),
     format: str = typer.Option("parquet", "--format", help=f"The table format: {' or '.join(FORMATS)}."),
     include: list[str] = typer.Option(
-        [], "--include", help=f"Derived tables to add, as built: {', '.join(INCLUDES)} (comma-separated or repeated)."
+        [], "--include", help=f"Derived tables to add, as built: {', '.join(DERIVED)} (comma-separated or repeated)."
     ),
     storage_option: list[str] = typer.Option(
         [], "--storage-option", metavar="KEY=VALUE", help="An object-store option (repeat), e.g. AWS_REGION=eu-west-1."
@@ -53,6 +55,10 @@ def export(
 ) -> None:
     """Write every canonical table of the scenarios to TARGET, one dataset per table partitioned
     by scenario, with a _manifest.json. Delta exports write only what changed since the last one."""
+    # Imported here: pyarrow's dataset and compute modules would cost every command their load time.
+    from healthsim_state.lake.export import check_request, export_lake
+    from healthsim_state.lake.target import parse_target
+
     options = _options(storage_option)
     groups = check_request(format, _includes(include))
     parse_target(target, options).filesystem()  # a bad target or option is refused before the store is opened
