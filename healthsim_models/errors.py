@@ -149,3 +149,7 @@ class OmopSchemaNotFoundError(HealthSimError, LookupError):
 
 class EntityNotFoundError(HealthSimError, LookupError):
     """No entity of the type has the id or key given (now, or at the time asked)."""
+
+
+class LakeError(HealthSimError):
+    """A lake export cannot be written: its target, format or storage options are unusable."""

@@ -107,3 +107,38 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
 
     dispose_engines()
     gc.collect()
+
+
+@pytest.fixture(scope="module")
+def spark() -> Iterator[object]:
+    """A local Spark session for the test module (one JVM, one core, no UI). Skips without
+    Java or pyspark, except under CI, where that is a failure: CI must run the Spark tests."""
+    import shutil
+
+    missing = None
+    try:
+        from pyspark.sql import SparkSession
+    except ImportError:
+        missing = "pyspark is not installed (pip install -e '.[dev]')"
+    if missing is None and shutil.which("java") is None and not os.environ.get("JAVA_HOME"):
+        missing = "Java is not installed (Spark needs Java 17 or later)"
+    if missing is not None:
+        if os.environ.get("CI"):
+            pytest.fail(f"{missing}: CI must run the Spark tests")
+        pytest.skip(missing)
+    session = (
+        SparkSession.builder.master("local[1]")
+        .appName("healthsim-tests")
+        .config("spark.ui.enabled", "false")
+        .config("spark.driver.memory", "512m")
+        .config("spark.driver.host", "127.0.0.1")
+        .config("spark.driver.bindAddress", "127.0.0.1")
+        .config("spark.sql.shuffle.partitions", "1")
+        .config("spark.sql.session.timeZone", "UTC")
+        .getOrCreate()
+    )
+    session.sparkContext.setLogLevel("ERROR")
+    try:
+        yield session
+    finally:
+        session.stop()

@@ -63,6 +63,7 @@ def meanings(tmp: Path) -> dict[str, str]:
         "id": "no-such-entity",
         "key": "no.such.setting",
         "value": "no-such-value",
+        "target": "ftp://nowhere/no-such-lake",
     }
 
 

@@ -23,6 +23,7 @@ from healthsim_state.interfaces.cli import analytics, db, entity, reference
 from healthsim_state.interfaces.cli import demo as demo_command
 from healthsim_state.interfaces.cli import history as history_command
 from healthsim_state.interfaces.cli import imports as import_command
+from healthsim_state.interfaces.cli import lake as lake_command
 from healthsim_state.interfaces.cli import legacy as legacy_command
 from healthsim_state.interfaces.cli import mcp as mcp_command
 from healthsim_state.interfaces.cli import query as query_command
@@ -42,6 +43,7 @@ app.add_typer(entity.app, name="entity")
 app.add_typer(history_command.app, name="history")
 app.command(name="demo")(demo_command.demo)
 app.add_typer(import_command.app, name="import")
+app.add_typer(lake_command.app, name="lake")
 app.add_typer(reference.app, name="reference")
 app.add_typer(scenario_command.app, name="scenario")
 app.command(name="migrate-legacy")(legacy_command.migrate_legacy_command)
