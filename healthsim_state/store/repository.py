@@ -40,6 +40,7 @@ from healthsim_state.codec.checks import scenario_problems, tag_problem
 from healthsim_state.codec.document import decode
 from healthsim_state.codec.layout import layout
 from healthsim_state.codec.values import shown, text_problem
+from healthsim_state.store.audit import audited, record_read
 from healthsim_state.store.dialects import StoreDialect, dialect_of
 from healthsim_state.store.save import DEFAULT_BATCH_SIZE, SaveRun, input_streams, write_entities
 from healthsim_state.store.transaction import write_conflict
@@ -119,7 +120,7 @@ class ScenarioRepository:
         creation time it had elsewhere (imports); by default it gets a fresh
         UUID and the current time.
         """
-        with self._atomic(f"the save of scenario {shown(name)}"):
+        with audited(self.session, "save", scenario=name) as event, self._atomic(f"the save of scenario {shown(name)}"):
             problems = scenario_problems(name, description, extra)
             if problems:
                 raise ValidationError(problems)
@@ -136,7 +137,7 @@ class ScenarioRepository:
             write_entities(run, streams, self.batch_size)
             if replacing:
                 self._delete_detached_orphans(scenario.id)
-            return self._finish(scenario, run)
+            return event.wrote(self._finish(scenario, run))
 
     def add_entities(self, name_or_id: str | uuid.UUID, entities: Mapping[str, Any]) -> SaveSummary:
         """Upsert more entities into an existing scenario (batched saves).
@@ -144,22 +145,30 @@ class ScenarioRepository:
         References resolve against this call's entities and those the
         scenario already holds.
         """
-        with self._atomic(f"adding entities to scenario {shown(str(name_or_id))}"):
+        with (
+            audited(self.session, "add", scenario=name_or_id) as event,
+            self._atomic(f"adding entities to scenario {shown(str(name_or_id))}"),
+        ):
             scenario = self._require(name_or_id, lock=True)
             streams = input_streams(entities)
             now = dt.datetime.now(dt.UTC)
             run = SaveRun(self.session, scenario.id, existing=True, now=now)
             write_entities(run, streams, self.batch_size)
             scenario.updated_at = now
-            return self._finish(scenario, run)
+            return event.wrote(self._finish(scenario, run))
 
     def delete(self, name_or_id: str | uuid.UUID) -> bool:
         """Delete the scenario, its links and tags, and every entity no other
         scenario links. Returns whether the scenario existed."""
-        with self._atomic(f"the deletion of scenario {shown(str(name_or_id))}"):
+        with (
+            audited(self.session, "delete", scenario=name_or_id) as event,
+            self._atomic(f"the deletion of scenario {shown(str(name_or_id))}"),
+        ):
             scenario = self._find(name_or_id, lock=True)
+            event.skip = scenario is None  # nothing to delete, nothing changed
             if scenario is None:
                 return False
+            event.scenario_id, event.scenario_name, event.counts = scenario.id, scenario.name, scenario.entity_counts
             for et in ENTITY_TYPES:
                 table = et.model.__table__
                 mine = sa.select(_LINKS.c.entity_id).where(
@@ -180,8 +189,13 @@ class ScenarioRepository:
 
     def add_tags(self, name_or_id: str | uuid.UUID, tags: Iterable[str]) -> list[str]:
         """Add tags (existing ones are kept once); returns the scenario's tags."""
-        with self._atomic(f"tagging scenario {shown(str(name_or_id))}"):
+        with (
+            audited(self.session, "tag", scenario=name_or_id) as event,
+            self._atomic(f"tagging scenario {shown(str(name_or_id))}"),
+        ):
             scenario = self._require(name_or_id, lock=True)
+            event.scenario_id, event.scenario_name = scenario.id, scenario.name
+            event.details["tags"] = tags = _clean_tags(tags)
             current = set(self._tags_of(scenario.id))
             self._insert_tags(scenario.id, [t for t in _clean_tags(tags) if t not in current])
             scenario.updated_at = dt.datetime.now(dt.UTC)
@@ -190,8 +204,13 @@ class ScenarioRepository:
 
     def remove_tags(self, name_or_id: str | uuid.UUID, tags: Iterable[str]) -> list[str]:
         """Remove tags (absent ones are ignored); returns the scenario's tags."""
-        with self._atomic(f"untagging scenario {shown(str(name_or_id))}"):
+        with (
+            audited(self.session, "untag", scenario=name_or_id) as event,
+            self._atomic(f"untagging scenario {shown(str(name_or_id))}"),
+        ):
             scenario = self._require(name_or_id, lock=True)
+            event.scenario_id, event.scenario_name = scenario.id, scenario.name
+            event.details["tags"] = tags = _clean_tags(tags)
             self.session.execute(
                 sa.delete(_TAGS).where(_TAGS.c.scenario_id == scenario.id, _TAGS.c.tag.in_(_clean_tags(tags)))
             )
@@ -208,6 +227,7 @@ class ScenarioRepository:
         """The scenario's metadata and every entity, by type, as saved."""
         scenario = self._require(name_or_id)
         entities = {et.name: self._documents(scenario, et) for et in ENTITY_TYPES}
+        record_read(self.session, "load", scenario=scenario.name, counts=scenario.entity_counts)
         return LoadedScenario(**vars(self._info(scenario, self._tags_of(scenario.id))), entities=entities)
 
     def list(

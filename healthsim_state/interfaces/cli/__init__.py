@@ -18,8 +18,10 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
+from healthsim_models.audit import acting_as
 from healthsim_models.errors import HealthSimError, ScenarioNotFoundError
 from healthsim_state.interfaces.cli import analytics, db, reference
+from healthsim_state.interfaces.cli import audit as audit_command
 from healthsim_state.interfaces.cli import demo as demo_command
 from healthsim_state.interfaces.cli import imports as import_command
 from healthsim_state.interfaces.cli import legacy as legacy_command
@@ -37,6 +39,7 @@ app = typer.Typer(
     cls=HealthsimGroup,
 )
 app.add_typer(analytics.app, name="analytics")
+app.command(name="audit")(audit_command.audit)
 app.add_typer(db.app, name="db")
 app.command(name="demo")(demo_command.demo)
 app.add_typer(import_command.app, name="import")
@@ -63,12 +66,15 @@ def _print_version(value: bool) -> None:
 
 @app.callback()
 def _root(
+    ctx: typer.Context,
     debug: bool = typer.Option(False, "--debug", help="Show the full traceback of an error."),
     _version: bool = typer.Option(
         False, "--version", is_eager=True, callback=_print_version, help="Print the version and exit."
     ),
 ) -> None:
     _options["debug"] = debug
+    # Every event this command records names the CLI and the OS user, until the command ends.
+    ctx.with_resource(acting_as("cli"))
 
 
 #: Appended to every error that is not one of the project's: only the traceback says more.
