@@ -176,21 +176,22 @@ def insert_event(
     # The database names its own user: PostgreSQL's current_user (a role may be shared by a team's
     # logins, but it is what privileges see). DuckDB has no users.
     user = sa.literal_column("current_user") if connection.dialect.name == "postgresql" else sa.null()
-    connection.execute(
-        sa.insert(AuditEvent.__table__).values(
-            id=event_id,
-            occurred_at=dt.datetime.now(dt.UTC),
-            operation=operation,
-            scenario_id=scenario_id,
-            scenario_name=scenario_name,
-            counts=dict(counts or {}),
-            details=dict(details) if details else None,
-            actor=actor.name,
-            interface=actor.interface,
-            database_user=user,
-            outcome=outcome,
-            error=error,
-            write_id=write_id,
-        )
+    statement = sa.insert(AuditEvent.__table__).values(
+        id=event_id,
+        occurred_at=dt.datetime.now(dt.UTC),
+        operation=operation,
+        scenario_id=scenario_id,
+        scenario_name=scenario_name,
+        counts=dict(counts or {}),
+        details=dict(details) if details else sa.null(),
+        actor=actor.name,
+        interface=actor.interface,
+        database_user=user,
+        outcome=outcome,
+        error=error,
+        write_id=write_id,
     )
+    # A reader's session may have left its connection streaming (server-side cursors on
+    # PostgreSQL), which an INSERT cannot use; options given here win over the connection's.
+    connection.execute(statement, execution_options={"stream_results": False, "yield_per": 0})
     return event_id

@@ -248,11 +248,15 @@ def record_read(
     event.record(session.connection(), COMMITTED)
 
 
-def record_read_apart(engine: Engine, operation: str, **fields: Any) -> None:
-    """:func:`record_read` in a transaction of its own on ``engine`` (for reads that have no
-    writable session: a read-only query, an MCP read on a DuckDB file)."""
+def record_read_apart(engine: Engine, operation: str, *, reader: Engine | None = None, **fields: Any) -> None:
+    """:func:`record_read` in a transaction of its own on ``engine``, for reads that have no
+    writable session (a read-only query). ``reader``: an engine of read-only connections to read
+    the setting with, so that the file is opened read-write only when reads are audited."""
     if in_event():
         return
+    with (reader or engine).connect() as connection:
+        if not reads_audited(connection):
+            return
     with Session(engine) as session:
         record_read(session, operation, **fields)
         session.commit()
