@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import json
 import shutil
-from collections.abc import AsyncIterator, Iterator
-from contextlib import asynccontextmanager, contextmanager
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -309,19 +309,11 @@ def test_the_vocabulary_is_documented() -> None:
         assert f"`{operation}`" in text, operation
 
 
-@contextmanager
-def _engine_without_upgrade(url: str) -> Iterator[sa.Engine]:
-    engine = create_store_engine(url, upgrade=False)
-    try:
-        yield engine
-    finally:
-        engine.dispose()
-
-
 def test_revision_0006_up_and_down(store_url: str) -> None:
     revision = schema_version.script_directory().get_revision("0006")
     before = revision.down_revision
-    with _engine_without_upgrade(store_url) as engine:
+    engine = create_store_engine(store_url, upgrade=False)
+    try:
         schema_version.upgrade(engine, before)
         below = database_shapes(engine)
         assert "audit_log" not in below
@@ -347,3 +339,5 @@ def test_revision_0006_up_and_down(store_url: str) -> None:
         with session_scope(engine) as session:
             assert ScenarioRepository(session).scenario_summary("kept").entity_counts["patient"] == 1
         assert [e.operation for e in _events(engine)] == ["schema_upgrade"]
+    finally:
+        engine.dispose()

@@ -41,7 +41,7 @@ def audit(
         None, "--since", metavar="TIME", help="Only events at or after TIME (ISO 8601; UTC when no offset)."
     ),
     scenario: str | None = typer.Option(None, "--scenario", metavar="NAME", help="Only events about this scenario."),
-    limit: int = typer.Option(50, "--limit", min=1, max=2**62, help="At most this many events."),
+    limit: int = typer.Option(50, "--limit", min=1, help="At most this many events."),
     as_json: bool = typer.Option(False, "--json", help="Print a JSON array instead of a table."),
     reads: Switch | None = typer.Option(
         None, "--reads", help=f"Turn the auditing of reads ({READS_SETTING}) on or off, and print nothing else."
@@ -55,6 +55,7 @@ def audit(
         console().print(f"{READS_SETTING}: {reads.value}", highlight=False, markup=False)
         return
     when = _since(since)
+    limit = min(limit, 2**63 - 1)  # beyond what LIMIT takes no store has events
     with store_session(database_url) as session:
         events = audit_events(session, since=when, scenario=scenario, limit=limit)
     if as_json:
