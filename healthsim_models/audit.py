@@ -151,6 +151,18 @@ def error_text(exc: BaseException) -> str:
     return text if len(text) <= MAX_ERROR_TEXT else text[: MAX_ERROR_TEXT - 1] + "…"
 
 
+def _storable(value: Any) -> Any:
+    """``value`` with text every backend stores: a NUL or a lone surrogate (from the very input a
+    refused write was refused for) written escaped, so that the refusal itself can be recorded."""
+    if isinstance(value, str):
+        return value.replace("\x00", "\\x00").encode("utf-8", "backslashreplace").decode("utf-8")
+    if isinstance(value, Mapping):
+        return {_storable(str(k)): _storable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_storable(v) for v in value]
+    return value
+
+
 def has_audit_log(connection: sa.Connection) -> bool:
     """Whether the database has the table (not before revision 0006)."""
     return sa.inspect(connection).has_table(AuditEvent.__tablename__)
@@ -181,14 +193,14 @@ def insert_event(
         occurred_at=dt.datetime.now(dt.UTC),
         operation=operation,
         scenario_id=scenario_id,
-        scenario_name=scenario_name,
-        counts=dict(counts or {}),
-        details=dict(details) if details else sa.null(),
-        actor=actor.name,
+        scenario_name=_storable(scenario_name),
+        counts=_storable(dict(counts or {})),
+        details=_storable(details) if details else sa.null(),
+        actor=_storable(actor.name),
         interface=actor.interface,
         database_user=user,
         outcome=outcome,
-        error=error,
+        error=_storable(error),
         write_id=write_id,
     )
     # A reader's session may have left its connection streaming (server-side cursors on

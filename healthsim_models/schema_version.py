@@ -182,8 +182,9 @@ def _audit_refusal(engine: Engine, operation: str, details: dict[str, Any], exc:
         with engine.begin() as connection:
             if has_audit_log(connection):
                 insert_event(connection, operation, outcome=REFUSED, details=details, error=error_text(exc))
-    except Exception:
-        logger.warning("the refused %s could not be recorded in the audit log", operation, exc_info=True)
+    except Exception as failure:
+        reason = (str(failure).strip().splitlines() or [type(failure).__name__])[0]
+        logger.warning("the refused %s could not be recorded in the audit log: %s", operation, reason)
 
 
 def _head(heads: tuple[str, ...]) -> str | None:

@@ -112,6 +112,13 @@ def test_a_refused_save_leaves_its_event_and_nothing_else(engine: sa.Engine) -> 
         assert ScenarioRepository(session).scenario_summary("a").tags == ["kept"]
 
 
+def test_a_refusal_for_text_no_database_stores_is_recorded(engine: sa.Engine) -> None:
+    with pytest.raises(ValidationError), session_scope(engine) as session:
+        ScenarioRepository(session).save("bad\x00name\udcff", {"patient": [PATIENT]})
+    (event,) = _data_events(engine)
+    assert (event.outcome, event.scenario_name) == ("refused", "bad\\x00name\\udcff")
+
+
 def test_a_refused_write_of_a_caller_raises_the_callers_error_unchanged(engine: sa.Engine) -> None:
     failure = RuntimeError("the caller's own failure")
     with (

@@ -221,9 +221,15 @@ def _record_refusal(session: Session, event: Recording, exc: Exception) -> None:
         session.rollback()
         event.record(session.connection(), REFUSED, error_text(exc))
         session.commit()
-    except Exception:
+    except Exception as failure:
         session.rollback()
-        logger.warning("the refused %s could not be recorded in the audit log", event.operation, exc_info=True)
+        logger.warning(
+            "the refused %s could not be recorded in the audit log: %s", event.operation, _first_line(failure)
+        )
+
+
+def _first_line(exc: BaseException) -> str:
+    return (str(exc).strip().splitlines() or [type(exc).__name__])[0]
 
 
 def record_read(
