@@ -3,7 +3,8 @@
 Importing this package declares every table on :data:`Base.metadata`.
 """
 
-from healthsim_models import canonical, history, population, settings, state, system  # noqa: F401  (declare all tables)
+from healthsim_models import audit, canonical, history, population, settings, state, system  # noqa: F401  (declare all tables)
+from healthsim_models.audit import AuditEvent
 from healthsim_models.base import Base, CanonicalBase, CanonicalMixin, PersonMixin, PopulationBase, ProvenanceMixin
 from healthsim_models.canonical import *  # noqa: F403
 from healthsim_models.canonical import __all__ as _canonical_names
@@ -50,6 +51,7 @@ __all__ = [
     *_canonical_names,
     "AmbiguousEntityError",
     "AmbiguousPatientError",
+    "AuditEvent",
     "Base",
     "CanonicalBase",
     "CanonicalMixin",

@@ -10,6 +10,7 @@ command (through ``alembic.ini``) and the functions here run the same
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import threading
 import uuid
 from dataclasses import dataclass
@@ -25,12 +26,15 @@ from sqlalchemy.engine import Connection, Engine
 
 import healthsim_models.alembic_duckdb  # noqa: F401  (registers Alembic's implementation for DuckDB)
 from alembic import command
-from healthsim_models import canonical, population, settings, state, system  # noqa: F401  (their tables on Base.metadata)
+from healthsim_models import audit, canonical, population, settings, state, system  # noqa: F401  (their tables on Base.metadata)
+from healthsim_models.audit import REFUSED, error_text, has_audit_log, insert_event
 from healthsim_models.base import Base
 from healthsim_models.errors import ConfigurationError, SchemaVersionError
 from healthsim_models.history import HISTORY  # noqa: F401  (the history tables on Base.metadata)
 from healthsim_models.location import mask_url, not_a_store
 from healthsim_models.system import SchemaMigration
+
+logger = logging.getLogger(__name__)
 
 
 def script_location() -> Path:
@@ -156,11 +160,36 @@ def ensure_at_head(engine: Engine) -> None:
 
 def _run(engine: Engine, action: str, revision: str) -> None:
     with engine.connect() as connection:
-        _refuse_unknown(_current_heads(connection), engine)
-    # One transaction for the whole run: a failing revision rolls back every
-    # revision of the run (DuckDB and PostgreSQL both have transactional DDL).
-    with engine.begin() as connection:
-        getattr(command, action)(alembic_config(connection), revision)
+        before = _current_heads(connection)
+        _refuse_unknown(before, engine)
+    operation = f"schema_{action}"
+    try:
+        # One transaction for the whole run: a failing revision rolls back every
+        # revision of the run (DuckDB and PostgreSQL both have transactional DDL).
+        with engine.begin() as connection:
+            getattr(command, action)(alembic_config(connection), revision)
+            after = _current_heads(connection)
+            if after != before and has_audit_log(connection):  # none below revision 0006
+                insert_event(connection, operation, details={"from": _head(before), "to": _head(after)})
+    except Exception as exc:
+        _audit_refusal(engine, operation, {"from": _head(before), "to": revision}, exc)
+        raise
+
+
+def _audit_refusal(engine: Engine, operation: str, details: dict[str, Any], exc: Exception) -> None:
+    """Record a refused run in a transaction of its own, where the table exists; a failure to
+    record it is logged, never raised in place of the refusal."""
+    try:
+        with engine.begin() as connection:
+            if has_audit_log(connection):
+                insert_event(connection, operation, outcome=REFUSED, details=details, error=error_text(exc))
+    except Exception as failure:
+        reason = (str(failure).strip().splitlines() or [type(failure).__name__])[0]
+        logger.warning("the refused %s could not be recorded in the audit log: %s", operation, reason)
+
+
+def _head(heads: tuple[str, ...]) -> str | None:
+    return heads[0] if heads else None
 
 
 def upgrade(engine: Engine, revision: str = "head") -> None:

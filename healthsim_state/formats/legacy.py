@@ -38,6 +38,7 @@ from healthsim_models.location import home_dir
 from healthsim_models.registry import BY_NAME, BY_PLURAL, ENTITY_TYPES, entity_type
 from healthsim_state.formats.common import Advance, ProgressFactory, check_header_fields, no_progress
 from healthsim_state.formats.json.document import DOCUMENT_KEYS
+from healthsim_state.store.audit import audited_call, from_legacy
 from healthsim_state.store.repository import SaveSummary, ScenarioRepository
 
 #: Scenario metadata key recording which legacy file a scenario came from.
@@ -335,6 +336,7 @@ class _Plan:
     overwrite: bool
 
 
+@audited_call("migrate_legacy", skip=lambda arguments: arguments["dry_run"], describe=from_legacy)
 def migrate_legacy(
     session: Session,
     sources: Iterable[str | Path] | None = None,

@@ -26,6 +26,7 @@ from sqlalchemy.orm import Session
 from healthsim_models.errors import ReferenceDataError
 from healthsim_models.population import ReferenceDataset, snake_case
 from healthsim_state.reference.datasets import DATASETS, Dataset, Release, dataset
+from healthsim_state.store.audit import audited_call, from_reference_load, reference_details
 from healthsim_state.store.dialects import dialect_of
 from healthsim_state.store.messages import database_message
 
@@ -370,6 +371,7 @@ def _describe_bad_value(
     )
 
 
+@audited_call("reference_load", details=reference_details, describe=from_reference_load)
 def load_dataset(
     session: Session,
     name: str,

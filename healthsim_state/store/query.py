@@ -23,14 +23,18 @@ from __future__ import annotations
 
 import math
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import sqlalchemy as sa
 from sqlalchemy.engine import URL, Engine
 from sqlalchemy.pool import NullPool
 
+from healthsim_models.audit import MAX_ERROR_TEXT
 from healthsim_models.engine import DEFAULT_LOCK_TIMEOUT, get_engine, mask_url, resolve_database_url
 from healthsim_models.errors import ConfigurationError, InvalidArgumentError, QueryError
-from healthsim_state.store.dialects import dialect_of
+from healthsim_state.store.audit import record_read_apart
+from healthsim_state.store.dialects import StoreDialect, dialect_of
 from healthsim_state.store.readonly import (
     CANCELLED,
     ENV_TIMEOUT,
@@ -97,9 +101,25 @@ def run_query(
         )
     if engine is None:
         engine = get_engine(url)  # opens the store and brings it to the latest schema
-    return dialect.run_read_only(
+    result = dialect.run_read_only(
         engine, url, sql, max_rows=max_rows, timeout=seconds, cancellation=cancellation, lock_timeout=LOCK_TIMEOUT
     )
+    with _reader(url, dialect, engine) as reader:  # the audit trail, when reads are audited
+        record_read_apart(engine, "query", reader=reader, details={"sql": sql[:MAX_ERROR_TEXT]})
+    return result
+
+
+@contextmanager
+def _reader(url: URL, dialect: StoreDialect, engine: Engine) -> Iterator[Engine]:
+    """Where the store is a DuckDB file, read-only connections of their own, else ``engine``."""
+    if not dialect.own_read_only_connections:
+        yield engine
+        return
+    reader = read_only_engine(url)
+    try:
+        yield reader
+    finally:
+        reader.dispose()
 
 
 def default_timeout() -> float:

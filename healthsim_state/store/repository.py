@@ -42,6 +42,7 @@ from healthsim_state.codec.document import decode
 from healthsim_state.codec.layout import layout
 from healthsim_state.codec.values import shown, text_problem
 from healthsim_state.store import history as store_history
+from healthsim_state.store.audit import audited, record_read
 from healthsim_state.store.dialects import StoreDialect, dialect_of
 from healthsim_state.store.save import DEFAULT_BATCH_SIZE, SaveRun, input_streams, write_entities
 from healthsim_state.store.transaction import write_conflict
@@ -151,7 +152,11 @@ class ScenarioRepository:
         created_at: dt.datetime | None,
         operation: str,
     ) -> SaveSummary:
-        with self._atomic(f"the {operation} of scenario {shown(name)}"):
+        audit_operation = "scenario_restore" if operation == "restore" else operation
+        with (
+            audited(self.session, audit_operation, scenario=name) as event,
+            self._atomic(f"the {operation} of scenario {shown(name)}"),
+        ):
             problems = scenario_problems(name, description, extra)
             if problems:
                 raise ValidationError(problems)
@@ -170,7 +175,7 @@ class ScenarioRepository:
             write_entities(run, streams, self.batch_size)
             if replacing:
                 self._delete_detached_orphans(scenario.id, versioning)
-            return self._finish(scenario, run, operation)
+            return event.wrote(self._finish(scenario, run, operation))
 
     def add_entities(self, name_or_id: str | uuid.UUID, entities: Mapping[str, Any]) -> SaveSummary:
         """Upsert more entities into an existing scenario (batched saves).
@@ -178,7 +183,10 @@ class ScenarioRepository:
         References resolve against this call's entities and those the
         scenario already holds.
         """
-        with self._atomic(f"adding entities to scenario {shown(str(name_or_id))}"):
+        with (
+            audited(self.session, "add", scenario=name_or_id) as event,
+            self._atomic(f"adding entities to scenario {shown(str(name_or_id))}"),
+        ):
             scenario = self._require(name_or_id, lock=True)
             streams = input_streams(entities)
             now = dt.datetime.now(dt.UTC)
@@ -187,16 +195,22 @@ class ScenarioRepository:
             run = SaveRun(self.session, scenario.id, existing=True, now=now, versioning=versioning)
             write_entities(run, streams, self.batch_size)
             scenario.updated_at = now
-            return self._finish(scenario, run, "add")
+            return event.wrote(self._finish(scenario, run, "add"))
 
     def delete(self, name_or_id: str | uuid.UUID) -> bool:
         """Delete the scenario, its links and tags, and every entity no other
         scenario links. Returns whether the scenario existed."""
-        with self._atomic(f"the deletion of scenario {shown(str(name_or_id))}"):
+        with (
+            audited(self.session, "delete", scenario=name_or_id) as event,
+            self._atomic(f"the deletion of scenario {shown(str(name_or_id))}"),
+        ):
             scenario = self._find(name_or_id, lock=True)
+            event.skip = scenario is None  # nothing to delete, nothing changed
             if scenario is None:
                 return False
+            event.scenario_id, event.scenario_name, event.counts = scenario.id, scenario.name, scenario.entity_counts
             versioning = store_history.start_write(self.session, dt.datetime.now(dt.UTC))
+            event.write_id = versioning.write_id
             store_history.snapshot_scenario(self.session, scenario.id, self._tags_of(scenario.id), versioning, DELETE)
             for et in ENTITY_TYPES:
                 table = et.model.__table__
@@ -223,10 +237,15 @@ class ScenarioRepository:
 
     def add_tags(self, name_or_id: str | uuid.UUID, tags: Iterable[str]) -> list[str]:
         """Add tags (existing ones are kept once); returns the scenario's tags."""
-        with self._atomic(f"tagging scenario {shown(str(name_or_id))}"):
+        with (
+            audited(self.session, "tag", scenario=name_or_id) as event,
+            self._atomic(f"tagging scenario {shown(str(name_or_id))}"),
+        ):
             scenario = self._require(name_or_id, lock=True)
-            wanted = _clean_tags(tags)
+            event.scenario_id, event.scenario_name = scenario.id, scenario.name
+            event.details["tags"] = wanted = _clean_tags(tags)
             versioning = self._tag_write(scenario, "tag")
+            event.write_id = versioning.write_id
             current = set(self._tags_of(scenario.id))
             self._insert_tags(scenario.id, [t for t in wanted if t not in current])
             scenario.updated_at = versioning.at
@@ -235,10 +254,15 @@ class ScenarioRepository:
 
     def remove_tags(self, name_or_id: str | uuid.UUID, tags: Iterable[str]) -> list[str]:
         """Remove tags (absent ones are ignored); returns the scenario's tags."""
-        with self._atomic(f"untagging scenario {shown(str(name_or_id))}"):
+        with (
+            audited(self.session, "untag", scenario=name_or_id) as event,
+            self._atomic(f"untagging scenario {shown(str(name_or_id))}"),
+        ):
             scenario = self._require(name_or_id, lock=True)
-            wanted = _clean_tags(tags)
+            event.scenario_id, event.scenario_name = scenario.id, scenario.name
+            event.details["tags"] = wanted = _clean_tags(tags)
             versioning = self._tag_write(scenario, "untag")
+            event.write_id = versioning.write_id
             self.session.execute(sa.delete(_TAGS).where(_TAGS.c.scenario_id == scenario.id, _TAGS.c.tag.in_(wanted)))
             scenario.updated_at = versioning.at
             self.session.flush()
@@ -266,7 +290,7 @@ class ScenarioRepository:
         """Delete the versions replaced more than ``older_than`` ago (default:
         the store's ``history.keep_days``; unset: nothing is deleted); rows
         deleted per history table. Reads before that time are refused since."""
-        with self._atomic("the pruning of the history"):
+        with audited(self.session, "history_prune") as event, self._atomic("the pruning of the history"):
             if older_than is None:
                 days = store_history.keep_days(self.session)
                 if days is None:
@@ -275,7 +299,10 @@ class ScenarioRepository:
             if not isinstance(older_than, dt.timedelta) or older_than < dt.timedelta(0):
                 raise InvalidArgumentError(f"older_than must be a timedelta of at least 0, got {shown(older_than)}")
             versioning = store_history.start_write(self.session, dt.datetime.now(dt.UTC))
-            return store_history.prune(self.session, versioning.at - older_than, versioning)
+            event.write_id = versioning.write_id
+            deleted = store_history.prune(self.session, versioning.at - older_than, versioning)
+            event.counts = deleted
+            return deleted
 
     # -- reads ----------------------------------------------------------------
 
@@ -289,6 +316,7 @@ class ScenarioRepository:
             return self._load_as_of(name_or_id, as_of)
         scenario = self._require(name_or_id)
         entities = {et.name: self._documents(scenario, et) for et in ENTITY_TYPES}
+        record_read(self.session, "load", scenario=scenario.name, counts=scenario.entity_counts)
         return LoadedScenario(**vars(self._info(scenario, self._tags_of(scenario.id))), entities=entities)
 
     def history(self, type_name: str, key_or_id: str | uuid.UUID) -> list[EntityVersion]:

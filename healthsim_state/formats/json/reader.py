@@ -30,6 +30,7 @@ from healthsim_state.codec.values import shown
 from healthsim_state.formats.common import Advance, ProgressFactory, check_header_fields, counted, no_progress
 from healthsim_state.formats.json.document import HEADER_KEYS, SCHEMA_VERSION, check_version
 from healthsim_state.formats.json.stream import JsonReader, Position
+from healthsim_state.store.audit import audited_call, from_save, source_details
 from healthsim_state.store.repository import SaveSummary, ScenarioInfo, ScenarioRepository
 
 Source = str | os.PathLike[str] | BinaryIO
@@ -61,6 +62,7 @@ class _Document:
         return sum(s.count for s in self.sections.values())
 
 
+@audited_call("import_json", scenario="name", details=source_details, describe=from_save)
 def import_scenario(
     session: Session,
     source: Source,

@@ -29,6 +29,7 @@ from healthsim_models.registry import BY_PLURAL, ENTITY_TYPES
 from healthsim_state.codec.values import render_datetime
 from healthsim_state.formats.common import ProgressFactory, no_progress
 from healthsim_state.formats.json.document import DOCUMENT_KEYS, SCHEMA_VERSION
+from healthsim_state.store.audit import record_read
 from healthsim_state.store.repository import ScenarioInfo, ScenarioRepository
 
 Target = str | os.PathLike[str] | BinaryIO
@@ -86,6 +87,7 @@ def export_scenario(
             counts[et.name] = written
         writer.add("  }\n}\n")
         writer.flush()
+    record_read(session, "export", scenario=info.name, counts=counts)  # when reads are audited
     return ExportSummary(
         scenario_id=str(info.id),
         name=info.name,

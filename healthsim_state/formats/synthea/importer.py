@@ -25,6 +25,7 @@ from healthsim_state.formats.synthea import administrative, clinical
 from healthsim_state.formats.synthea.reader import LINE, Loaded, read_folder, refuse_cell
 from healthsim_state.formats.synthea.sql import ident
 from healthsim_state.formats.synthea.targets import EXTENSION_KEY, PART, Exclusion, Stage, Target, select_sql
+from healthsim_state.store.audit import audited_call, from_synthea, source_details
 from healthsim_state.store.repository import SaveSummary, ScenarioRepository
 
 #: Rows per Arrow record batch handed to the save.
@@ -81,6 +82,7 @@ class SyntheaSummary:
         }
 
 
+@audited_call("import_synthea", scenario="scenario", details=source_details, describe=from_synthea)
 def import_synthea(
     session: Session,
     directory: str | os.PathLike[str],

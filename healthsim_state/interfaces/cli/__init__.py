@@ -18,8 +18,10 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
+from healthsim_models.audit import acting_as
 from healthsim_models.errors import HealthSimError, ScenarioNotFoundError
 from healthsim_state.interfaces.cli import analytics, db, entity, reference
+from healthsim_state.interfaces.cli import audit as audit_command
 from healthsim_state.interfaces.cli import demo as demo_command
 from healthsim_state.interfaces.cli import history as history_command
 from healthsim_state.interfaces.cli import imports as import_command
@@ -38,6 +40,7 @@ app = typer.Typer(
     add_completion=False,
     cls=HealthsimGroup,
 )
+app.command(name="audit")(audit_command.audit)
 app.add_typer(db.app, name="db")
 app.add_typer(entity.app, name="entity")
 app.add_typer(history_command.app, name="history")
@@ -67,12 +70,15 @@ def _print_version(value: bool) -> None:
 
 @app.callback()
 def _root(
+    ctx: typer.Context,
     debug: bool = typer.Option(False, "--debug", help="Show the full traceback of an error."),
     _version: bool = typer.Option(
         False, "--version", is_eager=True, callback=_print_version, help="Print the version and exit."
     ),
 ) -> None:
     _options["debug"] = debug
+    # Every event this command records names the CLI and the OS user, until the command ends.
+    ctx.with_resource(acting_as("cli"))
 
 
 #: Appended to every error that is not one of the project's: only the traceback says more.

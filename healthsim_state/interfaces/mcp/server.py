@@ -36,9 +36,11 @@ from mcp.server.stdio import stdio_server
 from mcp.shared.exceptions import MCPError
 from sqlalchemy.engine import URL
 
+from healthsim_models.audit import acting_as, event_scope
 from healthsim_models.errors import HealthSimError, InvalidArgumentError
 from healthsim_state.interfaces.mcp.catalog import TOOLS, ToolSpec
 from healthsim_state.interfaces.mcp.tools import Store
+from healthsim_state.store.audit import reads_audited, record_read_apart
 from healthsim_state.store.query import Cancellation
 
 logger = logging.getLogger(__name__)
@@ -191,6 +193,29 @@ async def _in_thread(function: Callable[[], Any], cancellation: Cancellation | N
         raise
 
 
+def _client_name(ctx: Any) -> str:
+    """The name the client gave in its initialize request."""
+    params = getattr(getattr(ctx, "session", None), "client_params", None)
+    info = getattr(params, "client_info", None)
+    return getattr(info, "name", None) or "unnamed MCP client"
+
+
+def _read(store: Store, run: Callable[[], Any]) -> tuple[Any, bool]:
+    """A read tool's result, and whether reads are audited (read on the read tool's connections).
+    What the tool calls records no read of its own: the call is the one event."""
+    with event_scope():
+        payload = run()
+    with store.reader_engine().connect() as connection:
+        return payload, reads_audited(connection)
+
+
+def _record_read(store: Store, tool: str, arguments: dict[str, Any]) -> None:
+    scenario = arguments.get("name")
+    record_read_apart(
+        store.engine(), "mcp_read", scenario=scenario if isinstance(scenario, str) else None, details={"tool": tool}
+    )
+
+
 def build_server(store: Store) -> Server[Any]:
     """The MCP server offering every tool over ``store``."""
     tools = {spec.name: _Tool(spec) for spec in TOOLS}
@@ -208,8 +233,18 @@ def build_server(store: Store) -> Server[Any]:
             cancellation = Cancellation() if tool.spec.cancellable else None
             if cancellation is not None:
                 arguments["cancellation"] = cancellation
-            async with gate.write() if tool.spec.writes else gate.read():
-                payload = await _in_thread(partial(tool.spec.function, store, **arguments), cancellation)
+            # The events the call records name the MCP client (worker threads run in a copy of this context).
+            with acting_as("mcp", _client_name(ctx)):
+                run = partial(tool.spec.function, store, **arguments)
+                if tool.spec.writes:
+                    async with gate.write():
+                        payload = await _in_thread(run, cancellation)
+                else:
+                    async with gate.read():
+                        payload, audit_read = await _in_thread(partial(_read, store, run), cancellation)
+                    if audit_read:  # one event for the call, written as a write is: one at a time
+                        async with gate.write():
+                            await anyio.to_thread.run_sync(partial(_record_read, store, params.name, arguments))
         except HealthSimError as exc:
             logger.info("tool %s refused: %s", params.name, str(exc).splitlines()[0])
             return _error(str(exc))
