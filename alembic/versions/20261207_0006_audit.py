@@ -1,7 +1,7 @@
 """The audit trail: audit_log, append-only.
 
 Revision ID: 0006
-Revises: 0004
+Revises: 0005
 Create Date: 2026-12-07
 
 Upgrade creates audit_log (one row per operation that changed the store),
