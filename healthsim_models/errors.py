@@ -129,3 +129,9 @@ class ValidationError(HealthSimError, ValueError):
         head = f"{count} in the input, nothing was saved: {problems[0]}"
         rest = "".join(f"\n  - {p}" for p in problems[1:])
         super().__init__(head + rest)
+
+
+class BackupError(HealthSimError):
+    """A backup cannot be written, read or restored, or a store cannot be copied,
+    as asked; the message names the folder, table or store and why. A failed
+    restore or copy changed nothing; a failed backup left no folder behind."""
