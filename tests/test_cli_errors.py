@@ -58,6 +58,7 @@ def meanings(tmp: Path) -> dict[str, str]:
         "revision": "no-such-revision",
         "sql": "SELEC 1",
         "directory": str(tmp / "no-such-folder"),
+        "path": str(tmp / "no-such-folder" / "backup"),  # backup: its parent is missing; restore: no backup there
     }
 
 

@@ -11,6 +11,7 @@ store becomes a team store on PostgreSQL, and back.
 
 from __future__ import annotations
 
+from contextlib import closing
 from dataclasses import dataclass
 
 from sqlalchemy.engine import URL, Engine
@@ -68,7 +69,10 @@ def copy_store(source: Engine | Session, target_url: str | URL, *, replace: bool
             target.prepare(write, revision, replace=replace, source=what)
             copied = []
             for spec in specs:
-                sent = target.load(write, spec, read_table(read, spec), source=what)
+                # Closed before the snapshot ends, even on a failure: a PostgreSQL
+                # COPY left half-read would hold the source connection.
+                with closing(read_table(read, spec)) as batches:
+                    sent = target.load(write, spec, batches, source=what)
                 target.verify(spec.name, target.stored(write, spec), sent.rows, sent.value, source=what)
                 copied.append(CopiedTable(spec.name, sent.rows, sent.value))
     finally:

@@ -47,12 +47,16 @@ def prepare(connection: sa.Connection, revision: str, *, replace: bool, source: 
             for spec in tables
             if spec.name != SchemaMigration.__tablename__
         }
-        holding = [f"{name} ({count} rows)" for name, count in counts.items() if count]
+        holding = {name: count for name, count in counts.items() if count}
         if holding and not replace:
-            shown = ", ".join(holding[:3]) + (f" and {len(holding) - 3} more tables" if len(holding) > 3 else "")
+            listed = ", ".join(f"{name}: {count}" for name, count in list(holding.items())[:3])
+            shown = (
+                f"{sum(holding.values())} rows in {len(holding)} tables ({listed}{', ...' if len(holding) > 3 else ''})"
+            )
             raise BackupError(
-                f"{where} is not empty: it holds {shown}. {source} goes only into an empty store, never merged; "
-                "to replace that data give --replace (replace=True), or choose an empty database. Nothing was changed."
+                f"{where} is not empty: it holds {shown}; {source} goes only into an empty store, never merged "
+                "into one. To replace that data give --replace (replace=True), or choose an empty database. "
+                "Nothing was changed."
             )
         for spec in reversed(tables):
             connection.exec_driver_sql(f"DELETE FROM {qualified(connection, spec.name)}")

@@ -332,6 +332,7 @@ class PostgreSQLDialect(StoreDialect):
                     parse_options=csv.ParseOptions(newlines_in_values=True),
                     convert_options=csv.ConvertOptions(
                         column_types=schema,
+                        null_values=[""],  # not pyarrow's default list: "null" and "NA" are text here
                         strings_can_be_null=True,
                         quoted_strings_can_be_null=False,
                         true_values=["t"],
