@@ -32,16 +32,10 @@ from healthsim_state.store.dialects import DIALECTS
 from healthsim_state.store.portable import reading, store_tables
 from healthsim_state.store.restore import restore_store
 from tests.conftest import BACKENDS, throwaway_postgresql_database
+from tests.test_reference import FILES as REFERENCE
 
 REPO = Path(__file__).resolve().parent.parent
 FIXTURES = REPO / "tests" / "fixtures"
-REFERENCE = {
-    "places_tract": "PLACES__Census_Tract_Data__GIS_Friendly_Format___2024_release.csv",
-    "places_county": "PLACES__County_Data__GIS_Friendly_Format___2024_release.csv",
-    "svi_tract": "SVI_2022_US.csv",
-    "svi_county": "SVI_2022_US_county.csv",
-    "adi_blockgroup": "US_2022_ADI_Census_Block_Group_v4_0_1.csv",
-}
 runner = CliRunner()
 
 
@@ -255,13 +249,18 @@ def _edit_manifest(folder: Path, **changes: Any) -> None:
     (folder / MANIFEST).write_text(json.dumps(data))
 
 
+def _refused_restore(backup: Path, url: str, reason: str) -> None:
+    """Restoring ``backup`` into the new store at ``url`` fails for ``reason`` and makes nothing."""
+    engine = create_store_engine(url, upgrade=False)
+    with pytest.raises(BackupError, match=reason):
+        restore_store(engine, backup)
+    assert schema_version.current_revision(engine) is None  # all or nothing
+    engine.dispose()
+
+
 def test_a_backup_from_a_newer_schema_is_refused(backup: Path, duckdb_url: str) -> None:
     _edit_manifest(backup, schema_revision="9999_from_the_future")
-    engine = create_store_engine(duckdb_url, upgrade=False)
-    with pytest.raises(BackupError, match="9999_from_the_future, which this version .* does not know"):
-        restore_store(engine, backup)
-    assert schema_version.current_revision(engine) is None  # nothing was made
-    engine.dispose()
+    _refused_restore(backup, duckdb_url, "9999_from_the_future, which this version .* does not know")
 
 
 def test_a_non_empty_store_is_refused_and_replaced_when_asked(backup: Path, other_url: str) -> None:
@@ -293,19 +292,12 @@ def test_a_corrupted_backup_is_refused_naming_the_table(backup: Path, duckdb_url
         column = claims.column_names.index("source_system")
         edited = pa.array(["edited", *claims.column(column).to_pylist()[1:]], claims.schema.field(column).type)
         pq.write_table(claims.set_column(column, claims.schema.field(column), edited), backup / "claims.parquet")
-    engine = create_store_engine(duckdb_url, upgrade=False)
-    with pytest.raises(BackupError, match="the table claims of the backup .* is damaged or was changed"):
-        restore_store(engine, backup)
-    assert schema_version.current_revision(engine) is None  # all or nothing
-    engine.dispose()
+    _refused_restore(backup, duckdb_url, "the table claims of the backup .* is damaged or was changed")
 
 
 def test_a_file_that_is_not_parquet_is_refused(backup: Path, duckdb_url: str) -> None:
     (backup / "patients.parquet").write_bytes(b"not parquet")
-    engine = create_store_engine(duckdb_url, upgrade=False)
-    with pytest.raises(BackupError, match="patients.parquet of the table patients cannot be read"):
-        restore_store(engine, backup)
-    engine.dispose()
+    _refused_restore(backup, duckdb_url, "patients.parquet of the table patients cannot be read")
 
 
 def test_an_older_backup_is_restored_at_its_revision_then_upgraded(store_url: str, tmp_path: Path) -> None:

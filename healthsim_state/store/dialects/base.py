@@ -5,7 +5,7 @@ from __future__ import annotations
 import abc
 import uuid
 from collections.abc import Iterator, Sequence
-from contextlib import AbstractContextManager
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -155,10 +155,20 @@ class StoreDialect(abc.ABC):
         when the database lacks the table. An unsupported type is a
         :class:`BackupError` naming the column."""
 
-    @abc.abstractmethod
-    def snapshot(self, engine: Engine) -> AbstractContextManager[sa.Connection]:
+    #: Execution options of :meth:`snapshot`'s connection.
+    snapshot_options: ClassVar[dict[str, Any]] = {}
+
+    @contextmanager
+    def snapshot(self, engine: Engine) -> Iterator[sa.Connection]:
         """A connection in one read-only transaction that sees one state of the
         whole database, however long it reads; rolled back on exit."""
+        with engine.connect() as connection:
+            connection = connection.execution_options(**self.snapshot_options)
+            connection.exec_driver_sql("SELECT 1").all()  # begins the transaction, fixing its snapshot
+            try:
+                yield connection
+            finally:
+                connection.rollback()
 
     @abc.abstractmethod
     def read_arrow(

@@ -13,7 +13,6 @@ import re
 import time
 import uuid
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
 from functools import cache
 from pathlib import Path
 from typing import Any, ClassVar
@@ -291,16 +290,6 @@ class DuckDBDialect(StoreDialect):
             (schema or "main", table),
         ).all()
         return [(name, _portable_kind(f"{schema or 'main'}.{table}.{name}", data_type)) for name, data_type in rows]
-
-    @contextmanager
-    def snapshot(self, engine: Engine) -> Iterator[sa.Connection]:
-        # One DuckDB transaction reads one snapshot of the whole database.
-        with engine.connect() as connection:
-            connection.exec_driver_sql("SELECT 1").all()  # begins the transaction
-            try:
-                yield connection
-            finally:
-                connection.rollback()
 
     def read_arrow(
         self, connection: sa.Connection, table: str, schema: pa.Schema, kinds: Sequence[str], batch_rows: int

@@ -14,7 +14,6 @@ import io
 import json
 import uuid
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -299,15 +298,8 @@ class PostgreSQLDialect(StoreDialect):
         where = f"{schema}.{table}" if schema else table
         return [(name, _portable_kind(f"{where}.{name}", *rest)) for name, *rest in rows]
 
-    @contextmanager
-    def snapshot(self, engine: Engine) -> Iterator[sa.Connection]:
-        with engine.connect() as connection:
-            connection = connection.execution_options(isolation_level="REPEATABLE READ", postgresql_readonly=True)
-            connection.exec_driver_sql("SELECT 1").all()  # fixes the snapshot
-            try:
-                yield connection
-            finally:
-                connection.rollback()
+    #: One read-only REPEATABLE READ transaction sees one snapshot of the whole database.
+    snapshot_options: ClassVar[dict[str, Any]] = {"isolation_level": "REPEATABLE READ", "postgresql_readonly": True}
 
     def read_arrow(
         self, connection: sa.Connection, table: str, schema: pa.Schema, kinds: Sequence[str], batch_rows: int
@@ -443,24 +435,35 @@ def _block_size(batch_rows: int) -> int:
 
 
 class _CopyStream(io.RawIOBase):
-    """The data of a ``COPY ... TO STDOUT`` as a file pyarrow reads from."""
+    """The data of a ``COPY ... TO STDOUT`` as a file pyarrow reads from.
+
+    psycopg hands over one row per read; a read here fills the whole buffer
+    pyarrow asks to fill (a block of many rows), or returns what is left.
+    """
 
     def __init__(self, copy: Any) -> None:
         self._copy = copy
-        self._pending = b""
+        self._pending = memoryview(b"")
 
     def peek(self) -> bytes:
-        """The next chunk, kept for the next read (empty at the end)."""
+        """The next data, kept for the next read (empty at the end)."""
         if not self._pending:
-            self._pending = bytes(self._copy.read())
-        return self._pending
+            self._pending = memoryview(bytes(self._copy.read()))
+        return bytes(self._pending)
 
     def readable(self) -> bool:
         return True
 
     def readinto(self, buffer: Any) -> int:
-        chunk = self.peek()
-        size = min(len(buffer), len(chunk))
-        buffer[:size] = chunk[:size]
-        self._pending = chunk[size:]
-        return size
+        target = memoryview(buffer).cast("B")
+        filled = 0
+        while filled < len(target):
+            if not self._pending:
+                self._pending = memoryview(bytes(self._copy.read()))
+                if not self._pending:
+                    break  # the end of the data
+            size = min(len(target) - filled, len(self._pending))
+            target[filled : filled + size] = self._pending[:size]
+            self._pending = self._pending[size:]
+            filled += size
+        return filled
