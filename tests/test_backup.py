@@ -300,6 +300,13 @@ def test_a_file_that_is_not_parquet_is_refused(backup: Path, duckdb_url: str) ->
     _refused_restore(backup, duckdb_url, "patients.parquet of the table patients cannot be read")
 
 
+def test_rows_the_target_refuses_are_refused_naming_the_table(backup: Path, store_url: str) -> None:
+    """A file holding a row twice (its manifest edited to match) breaks the target's primary key."""
+    patients = pq.read_table(backup / "patients.parquet")
+    pq.write_table(pa.concat_tables([patients, patients.slice(0, 1)]), backup / "patients.parquet")
+    _refused_restore(backup, store_url, r"the table patients of the backup .* cannot be written into .*: .*\. Nothing")
+
+
 def test_an_older_backup_is_restored_at_its_revision_then_upgraded(store_url: str, tmp_path: Path) -> None:
     """A store at revision 0003 is backed up; its backup restores into a new store (at no
     revision) and into an empty one at head, both ending at head with the data the older store

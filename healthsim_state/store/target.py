@@ -22,7 +22,11 @@ from healthsim_models.system import SchemaMigration
 from healthsim_state.store.checksum import TableChecksum
 from healthsim_state.store.dialects import dialect_of
 from healthsim_state.store.dialects.base import qualified
+from healthsim_state.store.messages import database_message
 from healthsim_state.store.portable import TableSpec, known_revisions, read_table, store_revision, store_tables
+
+#: Modules whose errors a bulk write raises as they are (the drivers call no SQLAlchemy).
+_DRIVERS = ("psycopg", "duckdb", "_duckdb", "sqlalchemy")
 
 
 def _migrate(connection: sa.Connection, current: str | None, revision: str) -> None:
@@ -80,7 +84,15 @@ def load(
     write = dialect_of(connection).write_arrow
     for batch in batches:
         sums.add(batch)
-        write(connection, spec.name, batch)
+        try:
+            write(connection, spec.name, batch)
+        except Exception as exc:
+            if type(exc).__module__.split(".")[0] not in _DRIVERS:
+                raise
+            raise BackupError(
+                f"the table {spec.name} of {source} cannot be written into {mask_url(connection.engine.url)}: "
+                f"{database_message(exc)}. Nothing was changed."
+            ) from exc
     return sums
 
 
