@@ -17,6 +17,7 @@ from healthsim_models.engine import (
 from healthsim_models.errors import (
     AmbiguousEntityError,
     AmbiguousPatientError,
+    BackupError,
     ConfigurationError,
     DocumentError,
     HealthSimError,
@@ -43,6 +44,7 @@ from healthsim_models.system import SchemaMigration
 __all__ = [
     *_canonical_names,
     "AmbiguousEntityError",
+    "BackupError",
     "AmbiguousPatientError",
     "Base",
     "CanonicalBase",
