@@ -18,6 +18,7 @@ from healthsim_models.engine import (
 from healthsim_models.errors import (
     AmbiguousEntityError,
     AmbiguousPatientError,
+    BackupError,
     ConfigurationError,
     DocumentError,
     EntityNotFoundError,
@@ -50,6 +51,7 @@ from healthsim_models.system import SchemaMigration
 __all__ = [
     *_canonical_names,
     "AmbiguousEntityError",
+    "BackupError",
     "AmbiguousPatientError",
     "AuditEvent",
     "Base",

@@ -153,3 +153,9 @@ class EntityNotFoundError(HealthSimError, LookupError):
 
 class LakeError(HealthSimError):
     """A lake export cannot be written: its target, format or storage options are unusable."""
+
+
+class BackupError(HealthSimError):
+    """A backup cannot be written, read or restored, or a store cannot be copied,
+    as asked; the message names the folder, table or store and why. A failed
+    restore or copy changed nothing; a failed backup left no folder behind."""

@@ -10,6 +10,7 @@ importable from here and from :mod:`healthsim_models`.
 from healthsim_models.errors import (
     AmbiguousEntityError,
     AmbiguousPatientError,
+    BackupError,
     ConfigurationError,
     DocumentError,
     EntityNotFoundError,
@@ -52,6 +53,7 @@ from healthsim_state.store.repository import (
 __all__ = [
     "AmbiguousEntityError",
     "AmbiguousPatientError",
+    "BackupError",
     "ConfigurationError",
     "DocumentError",
     "EntityNotFoundError",

@@ -64,6 +64,7 @@ def meanings(tmp: Path) -> dict[str, str]:
         "key": "no.such.setting",
         "value": "no-such-value",
         "target": "ftp://nowhere/no-such-lake",
+        "path": str(tmp / "no-such-folder" / "backup"),  # backup: its parent is missing; restore: no backup there
     }
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import abc
 import uuid
 from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -163,6 +164,44 @@ class StoreDialect(abc.ABC):
         """Bring the planner's statistics of ``table`` (a quoted, qualified name) up to date,
         rows this transaction wrote included, before statements read what was just written."""
 
+    # -- whole tables as Arrow (backup, restore, copy) ----------------------------------
+
+    @abc.abstractmethod
+    def stored_columns(self, connection: sa.Connection, schema: str | None, table: str) -> list[tuple[str, str]]:
+        """The columns of ``table`` as the database holds them, in order, each
+        with its portable kind (:mod:`healthsim_state.store.portable`); none
+        when the database lacks the table. An unsupported type is a
+        :class:`BackupError` naming the column."""
+
+    #: Execution options of :meth:`snapshot`'s connection.
+    snapshot_options: ClassVar[dict[str, Any]] = {}
+
+    @contextmanager
+    def snapshot(self, engine: Engine) -> Iterator[sa.Connection]:
+        """A connection in one read-only transaction that sees one state of the
+        whole database, however long it reads; rolled back on exit."""
+        with engine.connect() as connection:
+            connection = connection.execution_options(**self.snapshot_options)
+            connection.exec_driver_sql("SELECT 1").all()  # begins the transaction, fixing its snapshot
+            try:
+                yield connection
+            finally:
+                connection.rollback()
+
+    @abc.abstractmethod
+    def read_arrow(
+        self, connection: sa.Connection, table: str, schema: pa.Schema, kinds: Sequence[str], batch_rows: int
+    ) -> Iterator[pa.RecordBatch]:
+        """Every row of ``table`` (``schema.table`` or ``table``) as batches of at most about
+        ``batch_rows`` rows with exactly ``schema`` (columns of those names,
+        of those ``kinds``), streamed: the table is never whole in memory."""
+
+    @abc.abstractmethod
+    def write_arrow(self, connection: sa.Connection, table: str, batch: pa.RecordBatch) -> None:
+        """Insert the rows of ``batch`` (columns named as the table's, UUID and
+        JSON as text) into ``table`` (``schema.table`` or ``table``), in one bulk
+        statement."""
+
 
 def quote(connection: sa.Connection, name: str) -> str:
     """``name`` as an identifier in the connection's SQL."""
@@ -172,3 +211,8 @@ def quote(connection: sa.Connection, name: str) -> str:
 def literal(text: str) -> str:
     """``text`` as an SQL string literal."""
     return "'" + text.replace("'", "''") + "'"
+
+
+def qualified(connection: sa.Connection, name: str) -> str:
+    """The SQL naming the table ``name`` (``schema.table``, or ``table`` in the default schema)."""
+    return ".".join(quote(connection, part) for part in name.split("."))

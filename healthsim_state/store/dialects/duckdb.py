@@ -23,7 +23,7 @@ from sqlalchemy.engine import URL, Engine
 from sqlalchemy.orm import Session
 
 from healthsim_models.engine import DUCKDB_CONFIG
-from healthsim_models.errors import QueryError, StoreLockedError
+from healthsim_models.errors import BackupError, QueryError, StoreLockedError
 from healthsim_state.store.batches import (
     LINKS,
     Links,
@@ -34,7 +34,7 @@ from healthsim_state.store.batches import (
     scenario_query,
     update_clause,
 )
-from healthsim_state.store.dialects.base import StoreDialect, literal, quote
+from healthsim_state.store.dialects.base import StoreDialect, literal, qualified, quote
 from healthsim_state.store.history import Versioning, snapshot_sql, unchanged_guard
 from healthsim_state.store.messages import database_message
 from healthsim_state.store.readonly import (
@@ -315,6 +315,47 @@ class DuckDBDialect(StoreDialect):
         """Nothing to do: DuckDB updates a table's statistics with every write, and its planner
         reads row counts from the table itself."""
 
+    # -- whole tables as Arrow (backup, restore, copy) ----------------------------------
+
+    def stored_columns(self, connection: sa.Connection, schema: str | None, table: str) -> list[tuple[str, str]]:
+        rows = connection.exec_driver_sql(
+            "SELECT column_name, data_type FROM duckdb_columns() WHERE database_name = current_database() "
+            "AND schema_name = ? AND table_name = ? ORDER BY column_index",
+            (schema or "main", table),
+        ).all()
+        return [(name, _portable_kind(f"{schema or 'main'}.{table}.{name}", data_type)) for name, data_type in rows]
+
+    def read_arrow(
+        self, connection: sa.Connection, table: str, schema: pa.Schema, kinds: Sequence[str], batch_rows: int
+    ) -> Iterator[pa.RecordBatch]:
+        driver = connection.connection.driver_connection
+        selects = ", ".join(
+            f"CAST({quote(connection, name)} AS VARCHAR) AS {quote(connection, name)}"
+            if kind in ("uuid", "json")
+            else quote(connection, name)
+            for name, kind in zip(schema.names, kinds, strict=True)
+        )
+        for batch in driver.sql(f"SELECT {selects} FROM {qualified(connection, table)}").to_arrow_reader(batch_rows):
+            yield batch.cast(schema)
+
+    def write_arrow(self, connection: sa.Connection, table: str, batch: pa.RecordBatch) -> None:
+        if batch.num_rows == 0:
+            return
+        schema_name, _, name = table.rpartition(".")
+        types = dict(
+            connection.exec_driver_sql(
+                "SELECT column_name, data_type FROM duckdb_columns() WHERE database_name = current_database() "
+                "AND schema_name = ? AND table_name = ?",
+                (schema_name or "main", name),
+            ).all()
+        )
+        names = ", ".join(quote(connection, n) for n in batch.schema.names)
+        casts = ", ".join(f"CAST({quote(connection, n)} AS {types[n]})" for n in batch.schema.names)
+        _hs_batch = batch  # read by name in the SQL below
+        connection.connection.driver_connection.execute(
+            f"INSERT INTO {qualified(connection, table)} ({names}) SELECT {casts} FROM _hs_batch"
+        )
+
 
 def _connect(path: Path, *, lock: bool, timeout: float) -> Any:
     """A read-only connection, waiting up to ``timeout`` seconds for a read-write holder to let go.
@@ -374,3 +415,29 @@ def _settle(con: Any, lock: bool) -> None:
         con.execute("SET enable_progress_bar = false")
         if lock:
             con.execute("SET lock_configuration = true")
+
+
+#: DuckDB's column types and their portable kinds (DECIMAL(p,s) apart).
+_KINDS = {
+    "UUID": "uuid",
+    "JSON": "json",
+    "VARCHAR": "string",
+    "BOOLEAN": "boolean",
+    "SMALLINT": "int16",
+    "INTEGER": "int32",
+    "BIGINT": "int64",
+    "FLOAT": "float32",
+    "DOUBLE": "float64",
+    "DATE": "date",
+    "TIMESTAMP": "timestamp",
+    "TIMESTAMP WITH TIME ZONE": "timestamptz",
+}
+_DECIMAL = re.compile(r"DECIMAL\((\d+),(\d+)\)")
+
+
+def _portable_kind(column: str, data_type: str) -> str:
+    if data_type in _KINDS:
+        return _KINDS[data_type]
+    if match := _DECIMAL.fullmatch(data_type):
+        return f"decimal({match.group(1)},{match.group(2)})"
+    raise BackupError(f"the column {column} is of type {data_type}, which backups and copies do not carry")

@@ -10,6 +10,7 @@ key order (see below). Never a statement per row.
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import uuid
 from collections.abc import Iterator, Sequence
@@ -21,7 +22,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import URL, Engine
 from sqlalchemy.orm import Session
 
-from healthsim_models.errors import QueryError, ReferenceDataError
+from healthsim_models.errors import BackupError, QueryError, ReferenceDataError
 from healthsim_state.store.batches import (
     LINKS,
     Links,
@@ -32,7 +33,7 @@ from healthsim_state.store.batches import (
     scenario_query,
     update_clause,
 )
-from healthsim_state.store.dialects.base import StoreDialect, quote
+from healthsim_state.store.dialects.base import StoreDialect, qualified, quote
 from healthsim_state.store.history import Versioning, snapshot_sql, unchanged_guard
 from healthsim_state.store.messages import database_message
 from healthsim_state.store.readonly import (
@@ -299,6 +300,73 @@ class PostgreSQLDialect(StoreDialect):
         # samples a bounded number of rows, the transaction's own new ones too.
         connection.execute(sa.text(f"ANALYZE {table}"))
 
+    # -- whole tables as Arrow (backup, restore, copy) ----------------------------------
+    #
+    # Rows travel as CSV through COPY, parsed and written by pyarrow's CSV
+    # reader and writer: no Python per value. In CSV an unquoted empty field
+    # is NULL and a quoted one ("") the empty string, both ways.
+
+    def stored_columns(self, connection: sa.Connection, schema: str | None, table: str) -> list[tuple[str, str]]:
+        rows = connection.exec_driver_sql(
+            "SELECT column_name, data_type, numeric_precision, numeric_scale FROM information_schema.columns "
+            "WHERE table_schema = coalesce(%(schema)s, current_schema()) AND table_name = %(table)s "
+            "ORDER BY ordinal_position",
+            {"schema": schema, "table": table},
+        ).all()
+        where = f"{schema}.{table}" if schema else table
+        return [(name, _portable_kind(f"{where}.{name}", *rest)) for name, *rest in rows]
+
+    #: One read-only REPEATABLE READ transaction sees one snapshot of the whole database.
+    snapshot_options: ClassVar[dict[str, Any]] = {"isolation_level": "REPEATABLE READ", "postgresql_readonly": True}
+
+    def read_arrow(
+        self, connection: sa.Connection, table: str, schema: pa.Schema, kinds: Sequence[str], batch_rows: int
+    ) -> Iterator[pa.RecordBatch]:
+        from pyarrow import csv
+
+        _text_settings(connection)
+        names = ", ".join(quote(connection, n) for n in schema.names)
+        cursor = connection.connection.driver_connection.cursor()
+        try:
+            with cursor.copy(
+                f"COPY (SELECT {names} FROM {qualified(connection, table)}) TO STDOUT (FORMAT csv)"
+            ) as copy:
+                stream = _CopyStream(copy)
+                if not stream.peek():
+                    return
+                reader = csv.open_csv(
+                    stream,
+                    read_options=csv.ReadOptions(
+                        column_names=schema.names, use_threads=False, block_size=_block_size(batch_rows)
+                    ),
+                    parse_options=csv.ParseOptions(newlines_in_values=True),
+                    convert_options=csv.ConvertOptions(
+                        column_types=schema,
+                        null_values=[""],  # not pyarrow's default list: "null" and "NA" are text here
+                        strings_can_be_null=True,
+                        quoted_strings_can_be_null=False,
+                        true_values=["t"],
+                        false_values=["f"],
+                    ),
+                )
+                for batch in reader:
+                    yield batch.cast(schema)
+        finally:
+            cursor.close()
+
+    def write_arrow(self, connection: sa.Connection, table: str, batch: pa.RecordBatch) -> None:
+        from pyarrow import csv
+
+        if batch.num_rows == 0:
+            return
+        _text_settings(connection)
+        sink = io.BytesIO()
+        csv.write_csv(batch, sink, write_options=csv.WriteOptions(include_header=False))
+        names = ", ".join(quote(connection, n) for n in batch.schema.names)
+        cursor = connection.connection.driver_connection.cursor()
+        with cursor, cursor.copy(f"COPY {qualified(connection, table)} ({names}) FROM STDIN (FORMAT csv)") as copy:
+            copy.write(sink.getbuffer())
+
 
 def _query_error(exc: Exception, stopped: str | None, timeout: float) -> QueryError:
     import psycopg
@@ -344,3 +412,76 @@ def _fetch_streamed(raw: Any, sql: str, max_rows: int | None) -> tuple[Any, list
         if not description:
             return description, []
         return description, plain.fetchall() if max_rows is None else plain.fetchmany(max_rows + 1)
+
+
+#: PostgreSQL's column types (information_schema's names) and their portable kinds.
+_KINDS = {
+    "uuid": "uuid",
+    "json": "json",
+    "jsonb": "json",
+    "character varying": "string",
+    "text": "string",
+    "boolean": "boolean",
+    "smallint": "int16",
+    "integer": "int32",
+    "bigint": "int64",
+    "real": "float32",
+    "double precision": "float64",
+    "date": "date",
+    "timestamp without time zone": "timestamp",
+    "timestamp with time zone": "timestamptz",
+}
+
+
+def _portable_kind(column: str, data_type: str, precision: int | None, scale: int | None) -> str:
+    if data_type in _KINDS:
+        return _KINDS[data_type]
+    if data_type == "numeric" and precision is not None:
+        return f"decimal({precision},{scale or 0})"
+    raise BackupError(f"the column {column} is of type {data_type}, which backups and copies do not carry")
+
+
+def _text_settings(connection: sa.Connection) -> None:
+    """Values as text in the forms pyarrow reads and writes, for the rest of the transaction."""
+    for setting in ("TIME ZONE 'UTC'", "DateStyle = 'ISO, YMD'", "extra_float_digits = 1"):
+        connection.exec_driver_sql(f"SET LOCAL {setting}")
+
+
+def _block_size(batch_rows: int) -> int:
+    """Bytes of CSV per batch read: about ``batch_rows`` rows of a wide table, within 1-32 MiB."""
+    return min(max(batch_rows * 512, 1 << 20), 32 << 20)
+
+
+class _CopyStream(io.RawIOBase):
+    """The data of a ``COPY ... TO STDOUT`` as a file pyarrow reads from.
+
+    psycopg hands over one row per read; a read here fills the whole buffer
+    pyarrow asks to fill (a block of many rows), or returns what is left.
+    """
+
+    def __init__(self, copy: Any) -> None:
+        self._copy = copy
+        self._pending = memoryview(b"")
+
+    def peek(self) -> bytes:
+        """The next data, kept for the next read (empty at the end)."""
+        if not self._pending:
+            self._pending = memoryview(bytes(self._copy.read()))
+        return bytes(self._pending)
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        target = memoryview(buffer).cast("B")
+        filled = 0
+        while filled < len(target):
+            if not self._pending:
+                self._pending = memoryview(bytes(self._copy.read()))
+                if not self._pending:
+                    break  # the end of the data
+            size = min(len(target) - filled, len(self._pending))
+            target[filled : filled + size] = self._pending[:size]
+            self._pending = self._pending[size:]
+            filled += size
+        return filled
