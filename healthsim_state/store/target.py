@@ -16,6 +16,7 @@ import sqlalchemy as sa
 
 from alembic import command
 from healthsim_models import schema_version
+from healthsim_models.audit import AuditEvent
 from healthsim_models.errors import BackupError
 from healthsim_models.location import mask_url
 from healthsim_models.system import SchemaMigration
@@ -40,6 +41,8 @@ def _migrate(connection: sa.Connection, current: str | None, revision: str) -> N
 def prepare(connection: sa.Connection, revision: str, *, replace: bool, source: str) -> None:
     """Make the target empty and at ``revision``; a target holding data is refused unless ``replace``.
 
+    The schema history and the audit trail do not count as data: a new store
+    records its own creation there. They are replaced by the source's too.
     ``source`` names what is restored or copied, for the messages.
     """
     where = f"the store {mask_url(connection.engine.url)}"
@@ -49,7 +52,7 @@ def prepare(connection: sa.Connection, revision: str, *, replace: bool, source: 
         counts = {
             spec.name: connection.exec_driver_sql(f"SELECT count(*) FROM {qualified(connection, spec.name)}").scalar()
             for spec in tables
-            if spec.name != SchemaMigration.__tablename__
+            if spec.name not in (SchemaMigration.__tablename__, AuditEvent.__tablename__)
         }
         holding = {name: count for name, count in counts.items() if count}
         if holding and not replace:
@@ -62,8 +65,9 @@ def prepare(connection: sa.Connection, revision: str, *, replace: bool, source: 
                 "into one. To replace that data give --replace (replace=True), or choose an empty database. "
                 "Nothing was changed."
             )
+        dialect = dialect_of(connection)
         for spec in reversed(tables):
-            connection.exec_driver_sql(f"DELETE FROM {qualified(connection, spec.name)}")
+            dialect.delete_all(connection, qualified(connection, spec.name))
     _migrate(connection, current, revision)
     # The history of the schema comes with the data; the steps just run are not part of it.
     connection.execute(sa.delete(SchemaMigration.__table__))

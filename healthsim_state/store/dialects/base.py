@@ -196,6 +196,11 @@ class StoreDialect(abc.ABC):
         ``batch_rows`` rows with exactly ``schema`` (columns of those names,
         of those ``kinds``), streamed: the table is never whole in memory."""
 
+    def delete_all(self, connection: sa.Connection, table: str) -> None:
+        """Delete every row of ``table`` (``schema.table`` or ``table``), guards included: a
+        restore or copy replaces the whole store, its append-only audit trail too."""
+        connection.exec_driver_sql(f"DELETE FROM {table}")
+
     @abc.abstractmethod
     def write_arrow(self, connection: sa.Connection, table: str, batch: pa.RecordBatch) -> None:
         """Insert the rows of ``batch`` (columns named as the table's, UUID and
