@@ -1,5 +1,11 @@
 """Fixtures: isolated HealthSim home, throwaway DuckDB files and PostgreSQL databases.
 
+A store fixture (``duckdb_url``, ``postgresql_url``, ``store_url``) is a copy of
+a store migrated once per test session: migrating costs about a second on
+DuckDB and two on PostgreSQL, copying a few milliseconds (a template file, and
+``CREATE DATABASE ... TEMPLATE``). Tests of creation and migration itself take
+the ``blank_*`` fixtures: a path with no file, an empty database.
+
 PostgreSQL tests need ``HEALTHSIM_TEST_POSTGRES_URL`` (a server URL whose
 user may create databases, e.g. postgresql+psycopg://postgres@127.0.0.1:5432/test).
 Without it they skip, except under CI, where a missing server is a failure.
@@ -8,10 +14,12 @@ Without it they skip, except under CI, where a missing server is a failure.
 from __future__ import annotations
 
 import os
+import shutil
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import pytest
 from hypothesis import settings
@@ -39,8 +47,24 @@ def isolated_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[P
 
 
 @pytest.fixture
-def duckdb_url(tmp_path: Path) -> str:
+def blank_duckdb_url(tmp_path: Path) -> str:
+    """A DuckDB URL whose file does not exist yet."""
     return f"duckdb:///{tmp_path / 'store.duckdb'}"
+
+
+@pytest.fixture(scope="session")
+def _duckdb_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A DuckDB store at the latest revision, made once per session (copied, never opened by tests)."""
+    path = tmp_path_factory.mktemp("template") / "store.duckdb"
+    create_store_engine(f"duckdb:///{path}").dispose()
+    return path
+
+
+@pytest.fixture
+def duckdb_url(blank_duckdb_url: str, _duckdb_template: Path) -> str:
+    """A DuckDB store at the latest revision, holding nothing."""
+    shutil.copy2(_duckdb_template, make_url(blank_duckdb_url).database)
+    return blank_duckdb_url
 
 
 def _admin_connect(url):  # type: ignore[no-untyped-def]
@@ -56,21 +80,26 @@ def _admin_connect(url):  # type: ignore[no-untyped-def]
     )
 
 
-@contextmanager
-def throwaway_postgresql_database() -> Iterator[str]:
-    """The URL of a fresh, empty PostgreSQL database, dropped on exit (for fixtures of any scope).
-
-    Skips without ``HEALTHSIM_TEST_POSTGRES_URL``, except under CI, where that is a failure.
-    """
+def _server_url() -> Any:
+    """The PostgreSQL server of ``HEALTHSIM_TEST_POSTGRES_URL``; skips without it, except
+    under CI, where that is a failure."""
     server = os.environ.get(PG_ENV)
     if not server:
         if os.environ.get("CI"):
             pytest.fail(f"{PG_ENV} is not set: CI must run the PostgreSQL tests")
         pytest.skip(f"set {PG_ENV} (e.g. postgresql+psycopg://postgres@127.0.0.1:5432/test) to run PostgreSQL tests")
-    url = make_url(server)
+    return make_url(server)
+
+
+@contextmanager
+def throwaway_postgresql_database(template: str | None = None) -> Iterator[str]:
+    """The URL of a fresh PostgreSQL database, dropped on exit (for fixtures of any scope):
+    empty, or a copy of the database ``template``."""
+    url = _server_url()
     name = f"hs_test_{uuid.uuid4().hex[:12]}"
+    copy = "" if template is None else f' TEMPLATE "{template}" STRATEGY WAL_LOG'
     with _admin_connect(url) as admin:
-        admin.execute(f'CREATE DATABASE "{name}"')
+        admin.execute(f'CREATE DATABASE "{name}"{copy}')
     try:
         yield url.set(database=name).render_as_string(hide_password=False)
     finally:
@@ -79,17 +108,38 @@ def throwaway_postgresql_database() -> Iterator[str]:
             admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
+@pytest.fixture(scope="session")
+def _postgresql_template() -> Iterator[str]:
+    """A PostgreSQL database at the latest revision, made once per session, for copies."""
+    with throwaway_postgresql_database() as url:
+        create_store_engine(url).dispose()
+        yield make_url(url).database
+
+
 @pytest.fixture
-def postgresql_url() -> Iterator[str]:
+def blank_postgresql_url() -> Iterator[str]:
     """A fresh, empty PostgreSQL database, dropped after the test."""
     with throwaway_postgresql_database() as url:
         yield url
 
 
+@pytest.fixture
+def postgresql_url(_postgresql_template: str) -> Iterator[str]:
+    """A PostgreSQL store at the latest revision, holding nothing, dropped after the test."""
+    with throwaway_postgresql_database(_postgresql_template) as url:
+        yield url
+
+
 @pytest.fixture(params=BACKENDS)
 def store_url(request: pytest.FixtureRequest) -> str:
-    """An empty database on each backend in turn."""
+    """A store at the latest revision, holding nothing, on each backend in turn."""
     return request.getfixturevalue(f"{request.param}_url")
+
+
+@pytest.fixture(params=BACKENDS)
+def blank_store_url(request: pytest.FixtureRequest) -> str:
+    """An empty database (no schema) on each backend in turn."""
+    return request.getfixturevalue(f"blank_{request.param}_url")
 
 
 @pytest.fixture

@@ -220,35 +220,35 @@ def test_the_api_offers_no_way_to_change_events() -> None:
 
 
 def test_the_cli_records_and_lists(
-    store_url: str, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+    blank_store_url: str, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("COLUMNS", "200")  # the table's lines whole
-    main(["demo", "--patients", "2", "--name", "cli-demo", "--database-url", store_url])
-    main(["scenario", "tag", "cli-demo", "--add", "t", "--database-url", store_url])
+    main(["demo", "--patients", "2", "--name", "cli-demo", "--database-url", blank_store_url])
+    main(["scenario", "tag", "cli-demo", "--add", "t", "--database-url", blank_store_url])
     capsys.readouterr()
-    main(["audit", "--json", "--database-url", store_url])
+    main(["audit", "--json", "--database-url", blank_store_url])
     events = json.loads(capsys.readouterr().out)
     assert [e["operation"] for e in events] == ["tag", "save", "schema_upgrade"]
     assert {(e["interface"], e["actor"], e["outcome"]) for e in events} == {("cli", os_user(), "committed")}
-    main(["audit", "--json", "--scenario", "cli-demo", "--limit", "1", "--database-url", store_url])
+    main(["audit", "--json", "--scenario", "cli-demo", "--limit", "1", "--database-url", blank_store_url])
     (latest,) = json.loads(capsys.readouterr().out)
     assert latest["operation"] == "tag" and latest["details"] == {"tags": ["t"]}
-    main(["audit", "--json", "--since", "2999-01-01", "--database-url", store_url])
+    main(["audit", "--json", "--since", "2999-01-01", "--database-url", blank_store_url])
     assert json.loads(capsys.readouterr().out) == []
-    main(["audit", "--database-url", store_url])
+    main(["audit", "--database-url", blank_store_url])
     table = capsys.readouterr().out
     assert "tag" in table and "cli-demo" in table and f"{os_user()} (cli)" in table
     with pytest.raises(SystemExit) as status:
-        main(["scenario", "import", str(FIXTURES / "invalid" / "bad-gender.json"), "--database-url", store_url])
+        main(["scenario", "import", str(FIXTURES / "invalid" / "bad-gender.json"), "--database-url", blank_store_url])
     assert status.value.code == 1
-    main(["audit", "--reads", "on", "--database-url", store_url])
+    main(["audit", "--reads", "on", "--database-url", blank_store_url])
     assert capsys.readouterr().out == "audit.reads: on\n"
-    main(["audit", "--json", "--limit", "2", "--database-url", store_url])
+    main(["audit", "--json", "--limit", "2", "--database-url", blank_store_url])
     setting, refused = json.loads(capsys.readouterr().out)
     assert (setting["operation"], setting["details"]) == ("setting", {"audit.reads": True})
     assert (refused["operation"], refused["outcome"], refused["interface"]) == ("import_json", "refused", "cli")
     # Outside a command the Python API is the interface again.
-    engine = create_store_engine(store_url)
+    engine = create_store_engine(blank_store_url)
     try:
         with session_scope(engine) as session:
             ScenarioRepository(session).delete("cli-demo")
@@ -316,10 +316,10 @@ def test_the_vocabulary_is_documented() -> None:
         assert f"`{operation}`" in text, operation
 
 
-def test_revision_0006_up_and_down(store_url: str) -> None:
+def test_revision_0006_up_and_down(blank_store_url: str) -> None:
     revision = schema_version.script_directory().get_revision("0006")
     before = revision.down_revision
-    engine = create_store_engine(store_url, upgrade=False)
+    engine = create_store_engine(blank_store_url, upgrade=False)
     try:
         schema_version.upgrade(engine, before)
         below = database_shapes(engine)

@@ -267,9 +267,9 @@ def _refused_restore(backup: Path, url: str, reason: str) -> None:
     engine.dispose()
 
 
-def test_a_backup_from_a_newer_schema_is_refused(backup: Path, duckdb_url: str) -> None:
+def test_a_backup_from_a_newer_schema_is_refused(backup: Path, blank_duckdb_url: str) -> None:
     _edit_manifest(backup, schema_revision="9999_from_the_future")
-    _refused_restore(backup, duckdb_url, "9999_from_the_future, which this version .* does not know")
+    _refused_restore(backup, blank_duckdb_url, "9999_from_the_future, which this version .* does not know")
 
 
 def test_a_non_empty_store_is_refused_and_replaced_when_asked(backup: Path, other_url: str) -> None:
@@ -290,7 +290,7 @@ def test_a_non_empty_store_is_refused_and_replaced_when_asked(backup: Path, othe
 
 
 @pytest.mark.parametrize("how", ["manifest", "file"])
-def test_a_corrupted_backup_is_refused_naming_the_table(backup: Path, duckdb_url: str, how: str) -> None:
+def test_a_corrupted_backup_is_refused_naming_the_table(backup: Path, blank_duckdb_url: str, how: str) -> None:
     if how == "manifest":
         data = json.loads((backup / MANIFEST).read_text())
         entry = next(t for t in data["tables"] if t["name"] == "claims")
@@ -301,26 +301,26 @@ def test_a_corrupted_backup_is_refused_naming_the_table(backup: Path, duckdb_url
         column = claims.column_names.index("source_system")
         edited = pa.array(["edited", *claims.column(column).to_pylist()[1:]], claims.schema.field(column).type)
         pq.write_table(claims.set_column(column, claims.schema.field(column), edited), backup / "claims.parquet")
-    _refused_restore(backup, duckdb_url, "the table claims of the backup .* is damaged or was changed")
+    _refused_restore(backup, blank_duckdb_url, "the table claims of the backup .* is damaged or was changed")
 
 
-def test_a_file_that_is_not_parquet_is_refused(backup: Path, duckdb_url: str) -> None:
+def test_a_file_that_is_not_parquet_is_refused(backup: Path, blank_duckdb_url: str) -> None:
     (backup / "patients.parquet").write_bytes(b"not parquet")
-    _refused_restore(backup, duckdb_url, "patients.parquet of the table patients cannot be read")
+    _refused_restore(backup, blank_duckdb_url, "patients.parquet of the table patients cannot be read")
 
 
-def test_rows_the_target_refuses_are_refused_naming_the_table(backup: Path, store_url: str) -> None:
+def test_rows_the_target_refuses_are_refused_naming_the_table(backup: Path, blank_store_url: str) -> None:
     """A file holding a row twice (its manifest edited to match) breaks the target's primary key."""
     patients = pq.read_table(backup / "patients.parquet")
     pq.write_table(pa.concat_tables([patients, patients.slice(0, 1)]), backup / "patients.parquet")
-    _refused_restore(backup, store_url, r"the table patients of the backup .* cannot be written into .*: .*\. Nothing")
+    _refused_restore(backup, blank_store_url, r"the table patients of the backup .* cannot be written into .*: .*\. Nothing")
 
 
-def test_an_older_backup_is_restored_at_its_revision_then_upgraded(store_url: str, tmp_path: Path) -> None:
+def test_an_older_backup_is_restored_at_its_revision_then_upgraded(blank_store_url: str, tmp_path: Path) -> None:
     """A store at revision 0003 is backed up; its backup restores into a new store (at no
     revision) and into an empty one at head, both ending at head with the data the older store
     has once upgraded itself."""
-    older = create_store_engine(store_url, upgrade=False)
+    older = create_store_engine(blank_store_url, upgrade=False)
     schema_version.upgrade(older)
     with session_scope(older) as session:
         ScenarioRepository(session).save("demo", {n: list(d) for n, d in demo.scenario(3, 5).items()}, tags=["t"])
@@ -331,7 +331,7 @@ def test_an_older_backup_is_restored_at_its_revision_then_upgraded(store_url: st
     schema_version.upgrade(older)
     older.dispose()
     # The older store's own upgrade is in its audit trail; a restore's upgrade is part of the restore.
-    expected = _state(store_url, without=("schema_migrations", "audit_log"))
+    expected = _state(blank_store_url, without=("schema_migrations", "audit_log"))
 
     fresh = f"duckdb:///{tmp_path / 'fresh.duckdb'}"
     at_head = f"duckdb:///{tmp_path / 'at-head.duckdb'}"
@@ -343,7 +343,7 @@ def test_an_older_backup_is_restored_at_its_revision_then_upgraded(store_url: st
         engine.dispose()
         assert _state(url, without=("schema_migrations", "audit_log")) == expected
         for name in ("scenarios", "patients", "encounters"):
-            assert _rows(url, name) == _rows(store_url, name), name
+            assert _rows(url, name) == _rows(blank_store_url, name), name
 
 
 def _failing_writes(monkeypatch: pytest.MonkeyPatch, after: int) -> None:

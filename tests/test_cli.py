@@ -31,23 +31,23 @@ def test_upgrade_creates_the_default_database_and_shows_status(isolated_home: Pa
     assert "patients" in out
 
 
-def test_every_db_command(store_url: str) -> None:
+def test_every_db_command(blank_store_url: str) -> None:
     head = schema_version.head_revision()
     revisions = [info.revision for info in reversed(schema_version.history())]
-    assert _ok("db", "current", "--database-url", store_url).strip() == "base"
-    status = _ok("db", "status", "--database-url", store_url)
+    assert _ok("db", "current", "--database-url", blank_store_url).strip() == "base"
+    status = _ok("db", "status", "--database-url", blank_store_url)
     assert f"pending:  {', '.join(revisions)}" in status
     assert re.search(r"population\.svi_county\s+│ -", status)
-    _ok("db", "upgrade", "--database-url", store_url)
-    assert _ok("db", "current", "--database-url", store_url).strip() == f"{head} (head)"
-    status = _ok("db", "status", "--database-url", store_url)
+    _ok("db", "upgrade", "--database-url", blank_store_url)
+    assert _ok("db", "current", "--database-url", blank_store_url).strip() == f"{head} (head)"
+    status = _ok("db", "status", "--database-url", blank_store_url)
     assert "pending:  none" in status
     assert re.search(rf"schema_migrations\s+│ {len(revisions)} ", status)
     assert re.search(r"population\.places_tract\s+│ 0 ", status)
-    out = _ok("db", "downgrade", "base", "--database-url", store_url)
+    out = _ok("db", "downgrade", "base", "--database-url", blank_store_url)
     assert "at revision base" in out
-    assert _ok("db", "current", "--database-url", store_url).strip() == "base"
-    _ok("db", "upgrade", head, "--database-url", store_url)
+    assert _ok("db", "current", "--database-url", blank_store_url).strip() == "base"
+    _ok("db", "upgrade", head, "--database-url", blank_store_url)
 
 
 def test_history_lists_every_revision() -> None:

@@ -363,11 +363,11 @@ def test_a_killed_save_leaves_no_history_without_its_write_nor_a_write_without_i
 # -- revision 0005 ------------------------------------------------------------------------
 
 
-def test_revision_0005_up_and_down_keeps_the_data(store_url: str) -> None:
+def test_revision_0005_up_and_down_keeps_the_data(blank_store_url: str) -> None:
     """A store with data at 0004 gains empty history tables; back at 0004 they are gone and the
     data is as it was; up again, saves keep versions."""
     generated = {name: list(docs) for name, docs in demo.scenario(3, 5).items()}
-    with _engine(store_url) as engine:
+    with _engine(blank_store_url) as engine:
         schema_version.upgrade(engine, "0004")
         at_0004 = database_shapes(engine)
         with engine.begin() as connection:  # what 0004's repository wrote: no writes table yet

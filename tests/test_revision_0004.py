@@ -98,11 +98,11 @@ def test_the_revision_adds_what_the_models_declare() -> None:
         assert columns <= set(Base.metadata.tables[table].columns.keys()), table
 
 
-def test_down_to_0003_and_up_again_keeps_the_older_data(store_url: str) -> None:
+def test_down_to_0003_and_up_again_keeps_the_older_data(blank_store_url: str) -> None:
     """A store at head holding the demo goes down to 0003 (the new tables, columns and links go;
     the rest stays), back up (every row and value kept, the new columns NULL) and round again."""
     generated = {name: list(docs) for name, docs in demo.scenario(6, 3).items()}
-    with _engine(store_url) as engine:
+    with _engine(blank_store_url) as engine:
         schema_version.upgrade(engine, "0003")
         at_0003 = database_shapes(engine)
         schema_version.upgrade(engine)
@@ -150,7 +150,7 @@ def test_down_to_0003_and_up_again_keeps_the_older_data(store_url: str) -> None:
 
 
 def test_a_downgrade_refuses_claims_without_an_npi_and_changes_nothing(
-    store_url: str, capsys: pytest.CaptureFixture[str]
+    blank_store_url: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """0003 requires provider_npi: while a claim names its provider by practitioner_id only,
     the downgrade stops before any change, saying which claims and scenarios hold it up."""
@@ -159,7 +159,7 @@ def test_a_downgrade_refuses_claims_without_an_npi_and_changes_nothing(
     (claim,) = by_practitioner["claim"]
     assert claim["practitioner_id"]
     del claim["provider_npi"]
-    with _engine(store_url) as engine:
+    with _engine(blank_store_url) as engine:
         schema_version.upgrade(engine)
         with session_scope(engine) as session:
             ScenarioRepository(session).save("by-practitioner", by_practitioner)
@@ -176,12 +176,12 @@ def test_a_downgrade_refuses_claims_without_an_npi_and_changes_nothing(
         assert _contents(engine) == before
 
     with pytest.raises(SystemExit) as exit_info:
-        main(["db", "downgrade", "0003", "--database-url", store_url])
+        main(["db", "downgrade", "0003", "--database-url", blank_store_url])
     assert exit_info.value.code == 1
     err = capsys.readouterr().err.strip()
     assert err.startswith("error: cannot downgrade below revision 0004: ") and len(err.splitlines()) == 1
 
-    with _engine(store_url) as engine:
+    with _engine(blank_store_url) as engine:
         assert _contents(engine) == before
         with session_scope(engine) as session:
             ScenarioRepository(session).save("by-practitioner", documents, overwrite=True)  # the NPI given again

@@ -61,8 +61,8 @@ def test_nested_missing_directories_are_private(tmp_path: Path) -> None:
         assert stat.S_IMODE(directory.stat().st_mode) == 0o700
 
 
-def test_upgrade_downgrade_upgrade(store_url: str) -> None:
-    engine = create_store_engine(store_url, upgrade=False)
+def test_upgrade_downgrade_upgrade(blank_store_url: str) -> None:
+    engine = create_store_engine(blank_store_url, upgrade=False)
     try:
         assert schema_version.current_revision(engine) is None
         assert schema_version.pending_revisions(engine) == _revisions()
@@ -84,8 +84,8 @@ def test_upgrade_downgrade_upgrade(store_url: str) -> None:
         engine.dispose()
 
 
-def test_status_reports_revisions_and_rows(store_url: str) -> None:
-    engine = create_store_engine(store_url)
+def test_status_reports_revisions_and_rows(blank_store_url: str) -> None:
+    engine = create_store_engine(blank_store_url)
     try:
         st = schema_version.status(engine)
     finally:
@@ -103,16 +103,16 @@ def _set_revision(engine: sa.Engine, revision: str) -> None:
         connection.execute(sa.text("UPDATE alembic_version SET version_num = :r"), {"r": revision})
 
 
-def test_a_newer_database_is_refused_and_left_untouched(store_url: str) -> None:
-    engine = create_store_engine(store_url)
+def test_a_newer_database_is_refused_and_left_untouched(blank_store_url: str) -> None:
+    engine = create_store_engine(blank_store_url)
     _set_revision(engine, "9999_from_the_future")
     before = _tables(engine)
     engine.dispose()
 
     with pytest.raises(SchemaVersionError, match="9999_from_the_future.*newer version"):
-        create_store_engine(store_url)
+        create_store_engine(blank_store_url)
 
-    engine = create_store_engine(store_url, upgrade=False)
+    engine = create_store_engine(blank_store_url, upgrade=False)
     try:
         with pytest.raises(SchemaVersionError):
             schema_version.upgrade(engine)
@@ -127,9 +127,9 @@ def test_a_newer_database_is_refused_and_left_untouched(store_url: str) -> None:
         engine.dispose()
 
 
-def test_the_check_at_head_is_one_small_query(duckdb_url: str) -> None:
-    create_store_engine(duckdb_url).dispose()
-    engine = create_store_engine(duckdb_url, upgrade=False)
+def test_the_check_at_head_is_one_small_query(blank_duckdb_url: str) -> None:
+    create_store_engine(blank_duckdb_url).dispose()
+    engine = create_store_engine(blank_duckdb_url, upgrade=False)
     statements: list[str] = []
     event.listen(engine, "before_cursor_execute", lambda *a: statements.append(a[2]))
     try:
@@ -213,8 +213,8 @@ def scripts_with(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     schema_version.script_directory.cache_clear()
 
 
-def test_a_later_revision_upgrades_a_populated_database_in_place(store_url: str, scripts_with) -> None:
-    engine = create_store_engine(store_url)
+def test_a_later_revision_upgrades_a_populated_database_in_place(blank_store_url: str, scripts_with) -> None:
+    engine = create_store_engine(blank_store_url)
     patients = Base.metadata.tables["patients"]
     import datetime as dt
     import uuid
@@ -235,7 +235,7 @@ def test_a_later_revision_upgrades_a_populated_database_in_place(store_url: str,
 
     known = _revisions()
     scripts_with(SECOND_REVISION)
-    engine = create_store_engine(store_url)  # first use after the change: upgrades
+    engine = create_store_engine(blank_store_url)  # first use after the change: upgrades
     try:
         assert schema_version.current_revision(engine) == "9001"
         with engine.connect() as connection:
@@ -249,11 +249,11 @@ def test_a_later_revision_upgrades_a_populated_database_in_place(store_url: str,
         engine.dispose()
 
 
-def test_a_failing_revision_rolls_back_the_whole_run(store_url: str, scripts_with) -> None:
-    engine = create_store_engine(store_url, upgrade=False)
+def test_a_failing_revision_rolls_back_the_whole_run(blank_store_url: str, scripts_with) -> None:
+    engine = create_store_engine(blank_store_url, upgrade=False)
     engine.dispose()
     scripts_with(SECOND_REVISION, FAILING_REVISION)
-    engine = create_store_engine(store_url, upgrade=False)
+    engine = create_store_engine(blank_store_url, upgrade=False)
     try:
         with pytest.raises(sa.exc.DBAPIError):
             schema_version.upgrade(engine)
@@ -287,25 +287,25 @@ def _failure_lines(result: subprocess.CompletedProcess[str]) -> list[str]:
     return [line for line in output.splitlines() if line.startswith("FAILED:")]
 
 
-def test_the_readme_commands_run_as_pasted(postgresql_url: str, isolated_home: Path) -> None:
+def test_the_readme_commands_run_as_pasted(blank_postgresql_url: str, isolated_home: Path) -> None:
     """`.venv/bin/alembic upgrade head` on the default store, then the PostgreSQL check after its upgrade."""
     assert ALEMBIC.is_file()
     result = _alembic("upgrade", "head", home=isolated_home)
     assert result.returncode == 0, result.stderr
     assert (isolated_home / "healthsim.duckdb").is_file()
     for command in (("upgrade", "head"), ("check",)):
-        result = _alembic("-x", f"url={postgresql_url}", *command, home=isolated_home)
+        result = _alembic("-x", f"url={blank_postgresql_url}", *command, home=isolated_home)
         assert result.returncode == 0, result.stderr
     assert "No new upgrade operations detected" in result.stdout + result.stderr
 
 
-def test_check_on_a_database_not_at_head_says_to_upgrade_first(store_url: str, isolated_home: Path) -> None:
+def test_check_on_a_database_not_at_head_says_to_upgrade_first(blank_store_url: str, isolated_home: Path) -> None:
     """On PostgreSQL; on DuckDB the check cannot run at all, and says so first."""
-    create_store_engine(store_url, upgrade=False).dispose()  # an empty database: base
-    result = _alembic("-x", f"url={store_url}", "check", home=isolated_home)
+    create_store_engine(blank_store_url, upgrade=False).dispose()  # an empty database: base
+    result = _alembic("-x", f"url={blank_store_url}", "check", home=isolated_home)
     assert result.returncode != 0
     (line,) = _failure_lines(result)
-    if store_url.startswith("duckdb"):
+    if blank_store_url.startswith("duckdb"):
         assert "cannot read a DuckDB database" in line  # said first: upgrading would not help
     else:
         assert "is at revision base (empty), not at head" in line
