@@ -313,7 +313,9 @@ def test_rows_the_target_refuses_are_refused_naming_the_table(backup: Path, blan
     """A file holding a row twice (its manifest edited to match) breaks the target's primary key."""
     patients = pq.read_table(backup / "patients.parquet")
     pq.write_table(pa.concat_tables([patients, patients.slice(0, 1)]), backup / "patients.parquet")
-    _refused_restore(backup, blank_store_url, r"the table patients of the backup .* cannot be written into .*: .*\. Nothing")
+    _refused_restore(
+        backup, blank_store_url, r"the table patients of the backup .* cannot be written into .*: .*\. Nothing"
+    )
 
 
 def test_an_older_backup_is_restored_at_its_revision_then_upgraded(blank_store_url: str, tmp_path: Path) -> None:
