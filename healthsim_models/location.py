@@ -8,6 +8,7 @@ name a store in its messages without importing the engine.
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 
 import sqlalchemy as sa
@@ -54,7 +55,26 @@ def resolve_database_url(url: str | URL | None = None) -> URL:
         raise ConfigurationError(f"cannot parse database URL {chosen!r}: {exc}. {URL_FORMS}") from exc
     if resolved.get_backend_name() not in BACKENDS:
         raise ConfigurationError(f"unknown database kind {resolved.drivername!r} in {mask_url(resolved)}. {URL_FORMS}")
+    if is_duckdb(resolved) and remote_duckdb(resolved):
+        raise ConfigurationError(
+            f"{mask_url(resolved)} names a remote DuckDB database (MotherDuck, or a file behind a URL): a store "
+            "is a local DuckDB file, an in-memory DuckDB database or a PostgreSQL database, and it never loads "
+            "the DuckDB extensions a remote one needs. Share a store through PostgreSQL instead "
+            "(healthsim db copy --to postgresql+psycopg://...); docs/scale.md says what MotherDuck would take"
+        )
     return resolved
+
+
+#: A DuckDB database part that DuckDB reads as an extension's protocol, not a
+#: path: MotherDuck (``md:my_db``), a file behind a URL (``s3://...``), and any
+#: other ``name:`` prefix (DuckDB looks for a ``name`` extension). One letter
+#: and a colon is a Windows drive.
+_REMOTE = re.compile(r"[A-Za-z][A-Za-z0-9+.-]+:")
+
+
+def remote_duckdb(url: URL) -> bool:
+    """Whether a DuckDB URL names a database that is not a local file or ``:memory:``."""
+    return bool(url.database) and _REMOTE.match(url.database) is not None
 
 
 def is_duckdb(url: URL) -> bool:
@@ -75,14 +95,25 @@ def not_a_store(path: Path, what: str) -> NotAStoreError:
     )
 
 
+#: Query parameters whose values are credentials (``motherduck_token``,
+#: ``password``, ``sslpassword``, ``secret``, ``api_key``): hidden like a password.
+_SECRET_PARAMETER = re.compile(r"token|password|secret|key", re.IGNORECASE)
+
+
 def mask_url(url: URL) -> str:
-    """The URL as text for people: any password replaced by ``***``, the database as written.
+    """The URL as text for people: any password or credential parameter replaced
+    by ``***``, the database as written.
 
     SQLAlchemy percent-encodes the database part (``%3Amemory%3A``); a message
     shows ``duckdb:///:memory:`` and a file path as the user typed it.
     """
-    if not url.database:
-        return url.render_as_string(hide_password=True)
-    without = URL.create(url.drivername, url.username, url.password, url.host, url.port, None, url.query)
-    head, mark, query = without.render_as_string(hide_password=True).partition("?")
-    return f"{head}/{url.database}{mark}{query}"
+    without = URL.create(url.drivername, url.username, url.password, url.host, url.port)
+    head = without.render_as_string(hide_password=True)
+    if url.database:
+        head = f"{head}/{url.database}"
+    parameters = [
+        f"{name}={'***' if _SECRET_PARAMETER.search(name) else value}"
+        for name, values in url.query.items()
+        for value in ((values,) if isinstance(values, str) else values)
+    ]
+    return head + ("?" + "&".join(parameters) if parameters else "")

@@ -654,3 +654,37 @@ def test_duckdb_draws_no_progress_bar_on_stdout(tmp_path: Path, where: str, capf
     finally:
         engine.dispose()
     assert capfd.readouterr().out == ""
+
+
+@pytest.mark.parametrize(
+    "database",
+    ["md:my_db", "motherduck:my_db", "md:", "MD:x", "s3://bucket/store.duckdb", "https://example.org/x.duckdb"],
+)
+def test_a_remote_duckdb_database_is_refused_without_making_a_local_file(
+    database: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    url = f"duckdb:///{database}?motherduck_token=s3cr3t"
+    with pytest.raises(ConfigurationError, match="names a remote DuckDB database") as info:
+        create_store_engine(url)
+    assert "s3cr3t" not in str(info.value)
+    assert "motherduck_token=***" in str(info.value)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_database_part_duckdb_reads_as_an_extension_protocol_is_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """DuckDB takes ``runs:1.duckdb`` for the protocol of a ``runs`` extension, not a file."""
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(ConfigurationError, match="names a remote DuckDB database"):
+        create_store_engine("duckdb:///runs:1.duckdb")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_credentials_in_the_query_string_are_masked() -> None:
+    url = resolve_database_url("postgresql+psycopg://bob:pw@h/d?sslpassword=a&application_name=hs&api_key=b")
+    shown = mask_url(url)
+    assert "pw" not in shown and "=a" not in shown and "=b" not in shown
+    assert "application_name=hs" in shown
+    assert "sslpassword=***" in shown and "api_key=***" in shown
