@@ -18,7 +18,7 @@ from sqlalchemy.engine import make_url
 from typer.testing import CliRunner
 
 from healthsim_models import schema_version
-from healthsim_models.audit import os_user
+from healthsim_models.audit import insert_event, os_user
 from healthsim_models.base import Base
 from healthsim_models.engine import create_store_engine, dispose_engines, session_scope
 from healthsim_models.errors import BackupError
@@ -29,13 +29,14 @@ from healthsim_state.formats.synthea import import_synthea
 from healthsim_state.interfaces.cli import app, main
 from healthsim_state.reference import load_reference
 from healthsim_state.store import target
+from healthsim_state.store.audit import reads_audited
 from healthsim_state.store.backup import MANIFEST, backup_store
 from healthsim_state.store.checksum import JSON, UUID, Column, TableChecksum
 from healthsim_state.store.copy import copy_store
 from healthsim_state.store.dialects import DIALECTS
 from healthsim_state.store.portable import reading, store_tables
 from healthsim_state.store.restore import restore_store
-from healthsim_state.store.settings import change_setting
+from healthsim_state.store.settings import change_setting, get_setting
 from tests.conftest import BACKENDS, throwaway_postgresql_database
 from tests.test_reference import FILES as REFERENCE
 from tests.test_revision_0004 import NEW_TABLES
@@ -391,6 +392,24 @@ def test_an_older_backup_is_restored_at_its_revision_then_upgraded(store_url: st
         assert _state(url, without=("schema_migrations", "audit_log")) == expected
         for name in ("scenarios", "patients", "encounters"):
             assert _rows(url, name) == _rows(store_url, name), name
+
+
+def test_a_backup_from_revision_0006_brings_audit_reads_into_the_settings(store_url: str, tmp_path: Path) -> None:
+    """At 0006 the setting was an event of the trail; the restore's upgrade moves it into settings."""
+    older = create_store_engine(store_url, upgrade=False)
+    schema_version.upgrade(older, "0006")
+    with older.begin() as connection:
+        insert_event(connection, "setting", details={"audit.reads": True})
+    assert backup_store(older, tmp_path / "backup").schema_revision == "0006"
+    older.dispose()
+    url = f"duckdb:///{tmp_path / 'restored.duckdb'}"
+    engine = create_store_engine(url, upgrade=False)
+    restore_store(engine, tmp_path / "backup")
+    with session_scope(engine) as session:
+        assert get_setting(session, "audit.reads") == "true" and reads_audited(session)
+    engine.dispose()
+    old_form, restore = _trail(url)[-2:]
+    assert (old_form["details"], restore["operation"]) == ({"audit.reads": True}, "store_restore")
 
 
 def _failing_writes(monkeypatch: pytest.MonkeyPatch, after: int) -> None:
