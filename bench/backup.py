@@ -13,18 +13,24 @@ machine is shared; the ratios within one run are what to compare):
 - restore into DuckDB: ``restore_store`` of that backup into a new file
   (checksums verified, one transaction); raw: ``INSERT INTO table SELECT *
   FROM read_parquet(...)`` of the raw files into a new file at head;
-- restore into PostgreSQL: ``restore_store`` into a new database;
+- restore into PostgreSQL: ``restore_store`` into a new database; raw: the
+  same Parquet files of the backup read by pyarrow, written as CSV and
+  loaded by PostgreSQL's ``COPY FROM STDIN`` (psycopg) into the same tables
+  of an empty store at head, in one transaction;
 - copy DuckDB -> PostgreSQL: ``copy_store`` (streamed, written by COPY,
   read back and verified); raw: every table written by DuckDB as CSV and
   loaded by PostgreSQL's ``COPY FROM STDIN`` (psycopg), in one transaction.
 
-Prints rows/s per step and each step's time against its baseline. Run by
-hand; never part of the test suite.
+Prints rows/s per step, each step's time against its baseline, and the
+share of each step's time spent computing checksums (``TableChecksum.add``,
+timed around every call in the same run). Run by hand; never part of the
+test suite.
 """
 
 from __future__ import annotations
 
 import argparse
+import io
 import os
 import shutil
 import tempfile
@@ -33,6 +39,7 @@ import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 from sqlalchemy.engine import make_url
 
@@ -106,6 +113,49 @@ def _raw_restore(folder: Path, store: Path) -> None:
     connection.close()
 
 
+def _raw_pg_restore(folder: Path, url: str) -> None:
+    """The backup's Parquet files into the same tables of PostgreSQL by COPY, one transaction."""
+    import psycopg
+    import pyarrow.parquet as pq
+    from pyarrow import csv
+
+    target = make_url(url)
+    with psycopg.connect(host=target.host, port=target.port, user=target.username, dbname=target.database) as pg:
+        with pg.cursor() as cursor:
+            # The text forms pyarrow writes, as the store's own COPY sets them.
+            cursor.execute("SET TIME ZONE 'UTC'")
+            for sql, stem in _names():
+                table = pq.read_table(folder / f"{stem}.parquet")
+                if not table.num_rows:
+                    continue
+                sink = io.BytesIO()
+                csv.write_csv(table, sink, write_options=csv.WriteOptions(include_header=False))
+                names = ", ".join(f'"{name}"' for name in table.schema.names)
+                with cursor.copy(f"COPY {sql} ({names}) FROM STDIN (FORMAT csv)") as copy:
+                    copy.write(sink.getbuffer())
+        pg.commit()
+
+
+@contextmanager
+def _checksum_clock() -> Iterator[list[float]]:
+    """Seconds spent in ``TableChecksum.add`` inside the block (one element, updated in place)."""
+    from healthsim_state.store.checksum import TableChecksum
+
+    spent = [0.0]
+    real = TableChecksum.add
+
+    def add(self: Any, batch: Any) -> None:
+        started = time.perf_counter()
+        real(self, batch)
+        spent[0] += time.perf_counter() - started
+
+    TableChecksum.add = add  # type: ignore[method-assign]
+    try:
+        yield spent
+    finally:
+        TableChecksum.add = real  # type: ignore[method-assign]
+
+
 def _raw_copy(store: Path, folder: Path, url: str) -> None:
     import psycopg
 
@@ -142,7 +192,8 @@ def run(patients: int, server: str) -> None:
         # The raw restore's target: an empty store at head.
         create_store_engine(f"duckdb:///{work / 'raw-restored.duckdb'}").dispose()
 
-        results: list[tuple[str, float, float | None]] = []
+        # (step, seconds, seconds in checksums, raw seconds)
+        results: list[tuple[str, float, float, float | None]] = []
         source = create_store_engine(url, upgrade=False)
         manifest = None
 
@@ -150,35 +201,45 @@ def run(patients: int, server: str) -> None:
             nonlocal manifest
             manifest = backup_store(source, work / "backup")
 
-        seconds = _timed(backup)
+        def timed(action: Callable[[], object]) -> tuple[float, float]:
+            with _checksum_clock() as spent:
+                seconds = _timed(action)
+            return seconds, spent[0]
+
+        seconds, checksums = timed(backup)
         assert manifest is not None
         rows = manifest.rows
         raw = _timed(lambda: _raw_backup(store, work / "raw-backup"))
-        results.append(("backup (DuckDB -> Parquet)", seconds, raw))
+        results.append(("backup (DuckDB -> Parquet)", seconds, checksums, raw))
 
         restored = create_store_engine(f"duckdb:///{work / 'restored.duckdb'}", upgrade=False)
-        seconds = _timed(lambda: restore_store(restored, work / "backup"))
+        seconds, checksums = timed(lambda: restore_store(restored, work / "backup"))
         restored.dispose()
         raw = _timed(lambda: _raw_restore(work / "raw-backup", work / "raw-restored.duckdb"))
-        results.append(("restore (Parquet -> DuckDB)", seconds, raw))
-
-        with _database(server) as pg_url:
-            engine = create_store_engine(pg_url, upgrade=False)
-            seconds = _timed(lambda: restore_store(engine, work / "backup"))
-            engine.dispose()
-            results.append(("restore (Parquet -> PostgreSQL)", seconds, None))
+        results.append(("restore (Parquet -> DuckDB)", seconds, checksums, raw))
 
         with _database(server) as pg_url, _database(server) as raw_url:
-            seconds = _timed(lambda: copy_store(source, pg_url))
+            engine = create_store_engine(pg_url, upgrade=False)
+            seconds, checksums = timed(lambda: restore_store(engine, work / "backup"))
+            engine.dispose()
+            create_store_engine(raw_url).dispose()  # an empty store at head
+            raw = _timed(lambda: _raw_pg_restore(work / "backup", raw_url))
+            results.append(("restore (Parquet -> PostgreSQL)", seconds, checksums, raw))
+
+        with _database(server) as pg_url, _database(server) as raw_url:
+            seconds, checksums = timed(lambda: copy_store(source, pg_url))
             create_store_engine(raw_url).dispose()
             raw = _timed(lambda: _raw_copy(store, work / "raw-csv", raw_url))
-            results.append(("copy (DuckDB -> PostgreSQL)", seconds, raw))
+            results.append(("copy (DuckDB -> PostgreSQL)", seconds, checksums, raw))
         source.dispose()
 
         print(f"\n{patients:,} patients: {rows:,} rows in {len(manifest.tables)} tables")
-        print(f"  {'step':<32} {'seconds':>8} {'rows/s':>10} {'raw s':>8} {'raw rows/s':>11} {'raw/ours':>9}")
-        for name, ours, baseline in results:
-            line = f"  {name:<32} {ours:>8.2f} {rows / ours:>10,.0f}"
+        print(
+            f"  {'step':<32} {'seconds':>8} {'rows/s':>10} {'checksums':>10} {'raw s':>8} {'raw rows/s':>11} "
+            f"{'raw/ours':>9}"
+        )
+        for name, ours, checksums, baseline in results:
+            line = f"  {name:<32} {ours:>8.2f} {rows / ours:>10,.0f} {checksums / ours:>9.0%}"
             if baseline is not None:
                 line += f" {baseline:>8.2f} {rows / baseline:>11,.0f} {baseline / ours:>8.2f}x"
             print(line)

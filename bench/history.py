@@ -42,7 +42,7 @@ def _overwrite(engine: Any, documents: dict[str, list[dict[str, Any]]], history:
 
     from healthsim_models import HISTORY, session_scope
     from healthsim_state import ScenarioRepository
-    from healthsim_state.store.history import change_setting
+    from healthsim_state.store.settings import change_setting
 
     with session_scope(engine) as session:
         change_setting(session, "history.enabled", "true" if history else "false")

@@ -39,14 +39,19 @@ OPERATIONS: dict[str, str] = {
     "schema_downgrade": "the schema downgraded by one or more revisions",
     "history_prune": "entity history older than the retention removed",
     "scenario_restore": "a scenario restored from history",
-    "setting": "a store setting changed (details: the setting and its value)",
+    "setting": "a store setting changed (details: the setting, its new value and the one it replaced)",
+    "store_restore": "the whole store restored from a backup (details: the backup; counts: rows per table)",
+    "store_copy": "the whole store copied here from another database (details: the source; counts: rows per table)",
+    "omop_build": "the OMOP CDM tables built from scenarios (details: schema, scenarios; counts: rows per table)",
+    "star_build": "the star schema built from scenarios (details: schema, scenarios; counts: rows per table)",
     "load": "read: a scenario loaded",
     "export": "read: a scenario exported",
     "query": "read: a read-only SQL query run",
     "mcp_read": "read: an MCP read tool called (details: the tool)",
+    "lake_export": "read: scenarios exported to a lake (details: target, format; counts: rows per dataset)",
 }
 #: Operations that only read; recorded when reads are audited.
-READ_OPERATIONS = frozenset({"load", "export", "query", "mcp_read"})
+READ_OPERATIONS = frozenset({"load", "export", "query", "mcp_read", "lake_export"})
 #: Where a call came from.
 INTERFACES = ("python", "cli", "mcp")
 COMMITTED = "committed"

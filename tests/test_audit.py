@@ -4,6 +4,7 @@ append-only on PostgreSQL by trigger, the CLI and MCP interfaces, revision 0006 
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import shutil
 from collections.abc import AsyncIterator
@@ -18,9 +19,11 @@ from mcp import ClientSession
 from mcp.shared.memory import create_client_server_memory_streams
 
 from healthsim_models import ValidationError, create_store_engine, schema_version, session_scope
-from healthsim_models.audit import OPERATIONS, acting_as, os_user
-from healthsim_models.errors import ScenarioExistsError, SyntheaError
+from healthsim_models.audit import OPERATIONS, acting_as, insert_event, os_user
+from healthsim_models.errors import InvalidArgumentError, ScenarioExistsError, ScenarioNotFoundError, SyntheaError
 from healthsim_state import ScenarioRepository
+from healthsim_state.analytics.omop import build_omop
+from healthsim_state.analytics.star import build_star
 from healthsim_state.demo import scenario
 from healthsim_state.formats.json import export_scenario, import_scenario
 from healthsim_state.formats.legacy import migrate_legacy
@@ -28,10 +31,12 @@ from healthsim_state.formats.synthea import import_synthea
 from healthsim_state.interfaces.cli import main
 from healthsim_state.interfaces.mcp.server import build_server
 from healthsim_state.interfaces.mcp.tools import Store
+from healthsim_state.lake.export import export_lake
 from healthsim_state.reference.loader import load_dataset
 from healthsim_state.store import audit as audit_api
-from healthsim_state.store.audit import AuditRecord, audit_events, audited, reads_audited, set_reads_audited
+from healthsim_state.store.audit import AuditRecord, audit_events, audited, reads_audited
 from healthsim_state.store.query import run_query
+from healthsim_state.store.settings import change_setting, settings
 from tests.catalog import database_shapes
 
 FIXTURES = Path(__file__).parent / "fixtures"
@@ -188,17 +193,17 @@ def test_reads_are_recorded_only_when_audited(engine: sa.Engine, tmp_path: Path)
     read_everything()
     assert [e.operation for e in _data_events(engine)] == ["save"]
     with session_scope(engine) as session:
-        set_reads_audited(session, True)
+        change_setting(session, "audit.reads", "on")
     with session_scope(engine) as session:
         assert reads_audited(session)
     read_everything()
     query, export, load, setting, _ = _data_events(engine)
-    assert setting.details == {"audit.reads": True}
+    assert setting.details == {"setting": "audit.reads", "value": "true", "previous": "false"}
     assert (load.operation, load.scenario_name, load.counts["patient"]) == ("load", "a", 1)
     assert (export.operation, export.scenario_name, export.counts["patient"]) == ("export", "a", 1)
     assert (query.operation, query.details) == ("query", {"sql": "SELECT count(*) FROM patients"})
     with session_scope(engine) as session:
-        set_reads_audited(session, False)
+        change_setting(session, "audit.reads", "off")
     read_everything()
     assert _data_events(engine)[0].operation == "setting"
 
@@ -245,7 +250,7 @@ def test_the_cli_records_and_lists(
     assert capsys.readouterr().out == "audit.reads: on\n"
     main(["audit", "--json", "--limit", "2", "--database-url", blank_store_url])
     setting, refused = json.loads(capsys.readouterr().out)
-    assert (setting["operation"], setting["details"]) == ("setting", {"audit.reads": True})
+    assert (setting["operation"], setting["details"]["value"]) == ("setting", "true")
     assert (refused["operation"], refused["outcome"], refused["interface"]) == ("import_json", "refused", "cli")
     # Outside a command the Python API is the interface again.
     engine = create_store_engine(blank_store_url)
@@ -285,7 +290,7 @@ async def test_mcp_calls_record_the_client(store_url: str) -> None:
             assert refused.is_error
             await client.call_tool("get_summary", {"name": "m"})  # reads are not audited yet
             with session_scope(store.engine()) as session:
-                set_reads_audited(session, True)
+                change_setting(session, "audit.reads", "on")
             listed = await client.call_tool("load_scenario", {"name": "m", "entity_type": "patient"})
             assert not listed.is_error, listed
             queried = await client.call_tool("query", {"sql": "SELECT count(*) AS n FROM patients"})
@@ -348,3 +353,145 @@ def test_revision_0006_up_and_down(blank_store_url: str) -> None:
         assert [e.operation for e in _events(engine)] == ["schema_upgrade"]
     finally:
         engine.dispose()
+
+
+# -- settings, and revision 0007 ------------------------------------------------------------------
+
+
+def _stored_settings(engine: sa.Engine) -> dict[str, str]:
+    with engine.connect() as connection:
+        return dict(connection.execute(sa.text("SELECT key, value FROM settings")).all())
+
+
+def test_settings_live_in_their_table_and_each_change_is_an_event(engine: sa.Engine) -> None:
+    with session_scope(engine) as session:
+        assert change_setting(session, "audit.reads", "ON ") == "true"
+        assert change_setting(session, "history.keep_days", "30") == "30"
+    with pytest.raises(InvalidArgumentError, match="audit.reads takes on or off"), session_scope(engine) as session:
+        change_setting(session, "audit.reads", "maybe")
+    with pytest.raises(InvalidArgumentError, match="unknown setting 'audit.writes'"), session_scope(engine) as session:
+        change_setting(session, "audit.writes", "on")
+    with session_scope(engine) as session:
+        assert settings(session) == {"history.enabled": "true", "history.keep_days": "30", "audit.reads": "true"}
+        assert reads_audited(session)
+    # The values are in the settings table only; the trail records the changes.
+    assert _stored_settings(engine) == {"audit.reads": "true", "history.keep_days": "30"}
+    unknown, refused, keep, reads = _data_events(engine)
+    assert reads.details == {"setting": "audit.reads", "value": "true", "previous": "false"}
+    assert keep.details == {"setting": "history.keep_days", "value": "30", "previous": "all"}
+    assert (refused.outcome, refused.details) == ("refused", {"setting": "audit.reads"})
+    assert refused.error.startswith("InvalidArgumentError: setting audit.reads takes")
+    assert (unknown.outcome, unknown.details) == ("refused", {"setting": "audit.writes"})
+    with session_scope(engine) as session:
+        assert change_setting(session, "audit.reads", "false") == "false"  # the default: no row
+    assert _stored_settings(engine) == {"history.keep_days": "30"}
+
+
+def test_revision_0007_moves_audit_reads_into_settings_and_back(store_url: str) -> None:
+    def latest_setting() -> AuditRecord:
+        return _events(engine, operation="setting", limit=1)[0]
+
+    def reads() -> bool:
+        with session_scope(engine) as session:
+            return reads_audited(session)
+
+    engine = create_store_engine(store_url, upgrade=False)
+    try:
+        schema_version.upgrade(engine, "0006")
+        with engine.begin() as connection:  # how revision 0006 kept the setting: as an event
+            insert_event(connection, "setting", details={"audit.reads": True})
+        schema_version.upgrade(engine, "0007")
+        assert _stored_settings(engine) == {"audit.reads": "true"} and reads()
+        assert len(_events(engine, operation="setting")) == 1  # the trail is not changed
+        # Down with the same value the trail gives: nothing appended, the row goes.
+        schema_version.downgrade(engine, "0006")
+        assert _stored_settings(engine) == {} and len(_events(engine, operation="setting")) == 1
+        schema_version.upgrade(engine, "0007")
+        with session_scope(engine) as session:
+            change_setting(session, "audit.reads", "off")
+        # Down with another value than the trail's latest old-form event: one appended in that form.
+        schema_version.downgrade(engine, "0006")
+        appended = latest_setting()
+        assert (appended.details, appended.outcome, appended.interface) == (
+            {"audit.reads": False},
+            "committed",
+            "python",
+        )
+        assert _stored_settings(engine) == {}
+        schema_version.upgrade(engine, "0007")
+        assert _stored_settings(engine) == {} and not reads()
+        with session_scope(engine) as session:
+            change_setting(session, "audit.reads", "on")
+        schema_version.downgrade(engine, "0006")
+        assert latest_setting().details == {"audit.reads": True}
+        schema_version.upgrade(engine)
+        assert _stored_settings(engine) == {"audit.reads": "true"} and reads()
+    finally:
+        engine.dispose()
+
+
+# -- every other write path ---------------------------------------------------------------------
+
+
+def test_restore_from_history_prune_and_schema_downgrade_are_events(engine: sa.Engine) -> None:
+    with session_scope(engine) as session:
+        ScenarioRepository(session).save("a", {"patient": [PATIENT]})
+    saved_at = dt.datetime.now(dt.UTC)
+    with session_scope(engine) as session:
+        ScenarioRepository(session).delete("a")
+    with session_scope(engine) as session:
+        ScenarioRepository(session).restore("a", saved_at)
+    with session_scope(engine) as session:
+        deleted = ScenarioRepository(session).prune_history(dt.timedelta(0))
+    with pytest.raises(InvalidArgumentError), session_scope(engine) as session:
+        ScenarioRepository(session).prune_history(dt.timedelta(-1))
+    refused, prune, restore, _, _ = _data_events(engine)
+    assert (restore.operation, restore.scenario_name, restore.counts) == ("scenario_restore", "a", {"patient": 1})
+    assert (prune.operation, prune.counts) == ("history_prune", deleted) and deleted
+    assert (refused.operation, refused.outcome) == ("history_prune", "refused")
+    head = schema_version.head_revision()
+    schema_version.downgrade(engine, "0006")
+    down = _events(engine, limit=1)[0]
+    assert (down.operation, down.details, down.outcome) == (
+        "schema_downgrade",
+        {"from": head, "to": "0006"},
+        "committed",
+    )
+    schema_version.upgrade(engine)
+
+
+def test_omop_and_star_builds_are_events_with_rows_per_table(engine: sa.Engine) -> None:
+    with session_scope(engine) as session:
+        ScenarioRepository(session).save("a", scenario(2))
+    with session_scope(engine) as session:
+        star = build_star(session, ["a"])
+    with session_scope(engine) as session:
+        omop = build_omop(session)
+    with pytest.raises(ScenarioNotFoundError), session_scope(engine) as session:
+        build_star(session, ["no-such-scenario"])
+    refused, omop_event, star_event, _ = _data_events(engine)
+    assert (star_event.operation, star_event.scenario_name) == ("star_build", "a")
+    assert star_event.counts == {k: v for k, v in star.rows.items() if v} and star_event.counts
+    assert star_event.details["schema"] == star.schema and star_event.details["scenarios"] == ["a"]
+    assert omop_event.operation == "omop_build" and omop_event.counts["person"] == 2
+    assert omop_event.counts == {k: v for k, v in omop.rows.items() if v}
+    assert omop_event.details == {"schema": omop.schema, "scenarios": ["a"]}
+    assert (refused.operation, refused.outcome) == ("star_build", "refused")
+    assert refused.error.startswith("ScenarioNotFoundError")
+
+
+def test_a_lake_export_is_a_read(engine: sa.Engine, tmp_path: Path) -> None:
+    with session_scope(engine) as session:
+        ScenarioRepository(session).save("a", scenario(2))
+    with session_scope(engine) as session:
+        export_lake(session, tmp_path / "lake-1")
+    assert [e.operation for e in _data_events(engine)] == ["save"]  # reads are not audited
+    with session_scope(engine) as session:
+        change_setting(session, "audit.reads", "on")
+    with session_scope(engine) as session:
+        summary = export_lake(session, tmp_path / "lake-2", ["a"])
+    event = _data_events(engine)[0]
+    assert (event.operation, event.scenario_name, event.outcome) == ("lake_export", "a", "committed")
+    assert event.counts["patients"] == 2
+    assert event.counts == {path: sum(rows.values()) for path, rows in summary.rows.items() if sum(rows.values())}
+    assert event.details == {"target": summary.target, "format": "parquet", "scenarios": ["a"], "include": []}

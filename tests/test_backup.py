@@ -14,24 +14,29 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 import sqlalchemy as sa
+from sqlalchemy.engine import make_url
 from typer.testing import CliRunner
 
 from healthsim_models import schema_version
+from healthsim_models.audit import insert_event, os_user
 from healthsim_models.base import Base
 from healthsim_models.engine import create_store_engine, dispose_engines, session_scope
 from healthsim_models.errors import BackupError
+from healthsim_models.location import mask_url
+from healthsim_models.settings import HISTORY_KEEP_DAYS as KEEP_DAYS
 from healthsim_state import ScenarioRepository, demo
 from healthsim_state.formats.synthea import import_synthea
 from healthsim_state.interfaces.cli import app, main
 from healthsim_state.reference import load_reference
 from healthsim_state.store import target
+from healthsim_state.store.audit import reads_audited
 from healthsim_state.store.backup import MANIFEST, backup_store
 from healthsim_state.store.checksum import JSON, UUID, Column, TableChecksum
 from healthsim_state.store.copy import copy_store
 from healthsim_state.store.dialects import DIALECTS
-from healthsim_state.store.history import KEEP_DAYS, change_setting
 from healthsim_state.store.portable import reading, store_tables
 from healthsim_state.store.restore import restore_store
+from healthsim_state.store.settings import change_setting, get_setting
 from tests.conftest import BACKENDS, throwaway_postgresql_database
 from tests.test_reference import FILES as REFERENCE
 from tests.test_revision_0004 import NEW_TABLES
@@ -123,14 +128,36 @@ def _rows(url: str, name: str) -> list[dict[str, Any]]:
     return [{c.name: _value(c, row[c.name]) for c in table.columns} for row in result]
 
 
+TRAIL = ("audit_log",)
 # Tables compared row by row as well: JSON with nested objects, decimals, instants, reference data.
 COMPARED = ("scenarios", "patients", "claims", "encounters", "population.svi_county", "population.places_county")
 
 
-def _same_store(a: str, b: str) -> None:
-    assert _state(a) == _state(b)
+def _trail(url: str) -> list[dict[str, Any]]:
+    """The audit trail, oldest first."""
+    return sorted(_rows(url, "audit_log"), key=lambda e: (e["occurred_at"], e["id"]))
+
+
+def _received(source: str, target: str, *operations: str) -> list[dict[str, Any]]:
+    """The target's trail is the source's followed by the events of ``operations``; those events."""
+    theirs, ours = _trail(source), _trail(target)
+    assert ours[: len(theirs)] == theirs
+    added = ours[len(theirs) :]
+    assert [e["operation"] for e in added] == list(operations)
+    return added
+
+
+def _same_store(a: str, b: str, *received: str) -> list[dict[str, Any]]:
+    """``b`` holds what ``a`` holds; its audit trail is ``a``'s followed by the events of ``received``
+    (the restores and copies that brought it); those events."""
+    assert _state(a, without=TRAIL) == _state(b, without=TRAIL)
     for name in COMPARED:
         assert _rows(a, name) == _rows(b, name), name
+    return _received(a, b, *received)
+
+
+def _latest(url: str) -> dict[str, Any]:
+    return _trail(url)[-1]
 
 
 # -- checksums --------------------------------------------------------------------------------
@@ -200,7 +227,13 @@ def test_a_checksum_changes_with_any_value(changed: pa.Table) -> None:
 def test_the_same_table_gives_the_same_checksum_on_both_backends(source_url: str, other_url: str) -> None:
     """The checksums a copy computes on the target equal the source's, whatever the two backends."""
     report = copy_store(create_store_engine(source_url, upgrade=False), other_url)
-    assert {t.name: (t.rows, t.checksum) for t in report.tables} == _state(source_url) == _state(other_url)
+    assert {t.name: (t.rows, t.checksum) for t in report.tables} == _state(source_url)
+    assert _state(source_url, without=TRAIL) == _state(other_url, without=TRAIL)
+    # The copy is the target's latest event, after the source's trail, naming the source and the rows.
+    (event,) = _received(source_url, other_url, "store_copy")
+    assert event["details"] == {"source": mask_url(make_url(source_url)), "schema_revision": report.schema_revision}
+    assert event["counts"] == {t.name: t.rows for t in report.tables if t.rows}
+    assert (event["outcome"], event["interface"], event["actor"]) == ("committed", "python", os_user())
 
 
 # -- backup and restore --------------------------------------------------------------------------
@@ -224,8 +257,17 @@ def test_backup_then_restore_gives_an_equal_store(source_url: str, other_url: st
     restored = create_store_engine(other_url, upgrade=False)
     restore_store(restored, tmp_path / "backup")
     restored.dispose()
-    _same_store(source_url, other_url)
-    assert _state(other_url) == {t.name: (t.rows, t.checksum) for t in manifest.tables}
+    (event,) = _same_store(source_url, other_url, "store_restore")
+    assert _state(other_url, without=TRAIL) == {
+        t.name: (t.rows, t.checksum) for t in manifest.tables if t.name not in TRAIL
+    }
+    assert event["details"] == {
+        "source": str(tmp_path / "backup"),
+        "schema_revision": manifest.schema_revision,
+        "backend": manifest.source_backend,
+    }
+    assert event["counts"] == {t.name: t.rows for t in manifest.tables if t.rows} and event["counts"]["audit_log"]
+    assert (event["outcome"], event["interface"], event["actor"]) == ("committed", "python", os_user())
 
 
 def make_backend(url: str) -> str:
@@ -238,9 +280,9 @@ def test_a_copy_duckdb_to_postgresql_to_duckdb_equals_the_original(tmp_path: Pat
     _fill(first)
     with throwaway_postgresql_database() as middle:
         copy_store(create_store_engine(first, upgrade=False), middle)
-        _same_store(first, middle)
+        _same_store(first, middle, "store_copy")
         copy_store(create_store_engine(middle, upgrade=False), last)
-    _same_store(first, last)
+    _same_store(first, last, "store_copy", "store_copy")
 
 
 @pytest.fixture
@@ -272,21 +314,27 @@ def test_a_backup_from_a_newer_schema_is_refused(backup: Path, blank_duckdb_url:
     _refused_restore(backup, blank_duckdb_url, "9999_from_the_future, which this version .* does not know")
 
 
-def test_a_non_empty_store_is_refused_and_replaced_when_asked(backup: Path, other_url: str) -> None:
+def test_a_non_empty_store_is_refused_and_replaced_when_asked(backup: Path, other_url: str, source_url: str) -> None:
     """Restoring into a store holding data is refused, naming what it holds; with replace its
     data is replaced (the backup's tables exactly, nothing of the store's kept)."""
     engine = create_store_engine(other_url)
     with session_scope(engine) as session:
         ScenarioRepository(session).save("mine", {n: list(d) for n, d in demo.scenario(2, 99).items()})
-    before = _state(other_url)
+    before = _state(other_url, without=TRAIL)
     with pytest.raises(
         BackupError, match=r"is not empty: it holds \d+ rows in \d+ tables \(adverse_events: 1, .*--replace"
     ):
         restore_store(engine, backup)
-    assert _state(other_url) == before
+    assert _state(other_url, without=TRAIL) == before
+    refused = _latest(other_url)  # in the target's own trail, committed on its own
+    assert (refused["operation"], refused["outcome"]) == ("store_restore", "refused")
+    assert refused["error"].startswith("BackupError: ") and "is not empty" in refused["error"]
     manifest = restore_store(engine, backup, replace=True)
     engine.dispose()
-    assert _state(other_url) == {t.name: (t.rows, t.checksum) for t in manifest.tables}
+    assert _state(other_url, without=TRAIL) == {
+        t.name: (t.rows, t.checksum) for t in manifest.tables if t.name not in TRAIL
+    }
+    _received(source_url, other_url, "store_restore")  # the refusal went with the replaced trail
 
 
 @pytest.mark.parametrize("how", ["manifest", "file"])
@@ -348,6 +396,24 @@ def test_an_older_backup_is_restored_at_its_revision_then_upgraded(blank_store_u
             assert _rows(url, name) == _rows(blank_store_url, name), name
 
 
+def test_a_backup_from_revision_0006_brings_audit_reads_into_the_settings(store_url: str, tmp_path: Path) -> None:
+    """At 0006 the setting was an event of the trail; the restore's upgrade moves it into settings."""
+    older = create_store_engine(store_url, upgrade=False)
+    schema_version.upgrade(older, "0006")
+    with older.begin() as connection:
+        insert_event(connection, "setting", details={"audit.reads": True})
+    assert backup_store(older, tmp_path / "backup").schema_revision == "0006"
+    older.dispose()
+    url = f"duckdb:///{tmp_path / 'restored.duckdb'}"
+    engine = create_store_engine(url, upgrade=False)
+    restore_store(engine, tmp_path / "backup")
+    with session_scope(engine) as session:
+        assert get_setting(session, "audit.reads") == "true" and reads_audited(session)
+    engine.dispose()
+    old_form, restore = _trail(url)[-2:]
+    assert (old_form["details"], restore["operation"]) == ({"audit.reads": True}, "store_restore")
+
+
 def _failing_writes(monkeypatch: pytest.MonkeyPatch, after: int) -> None:
     """Make every backend's bulk insert fail once ``after`` batches went in."""
     calls = {"n": 0}
@@ -369,15 +435,23 @@ def test_a_failure_in_the_middle_of_a_restore_or_copy_leaves_the_target_unchange
     engine = create_store_engine(other_url)
     with session_scope(engine) as session:
         ScenarioRepository(session).save("mine", {n: list(d) for n, d in demo.scenario(2, 99).items()})
-    before = _state(other_url)
+    before = _state(other_url, without=TRAIL)
+    trail = _trail(other_url)
     _failing_writes(monkeypatch, after=10)
     with pytest.raises(BackupError, match="a failure in the middle"):
         restore_store(engine, backup, replace=True)
-    assert _state(other_url) == before
+    assert _state(other_url, without=TRAIL) == before
     with pytest.raises(BackupError, match="a failure in the middle"):
         copy_store(create_store_engine(source_url, upgrade=False), other_url, replace=True)
-    assert _state(other_url) == before
+    assert _state(other_url, without=TRAIL) == before
     engine.dispose()
+    # The target's own trail stays, with the two refusals added.
+    after = _trail(other_url)
+    assert after[: len(trail)] == trail
+    assert [(e["operation"], e["outcome"]) for e in after[len(trail) :]] == [
+        ("store_restore", "refused"),
+        ("store_copy", "refused"),
+    ]
 
 
 def test_a_failed_backup_leaves_nothing(source_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -456,9 +530,11 @@ def test_the_cli_backs_up_restores_and_copies(
     _ok("db", "restore", str(tmp_path / "b"), "--database-url", other_url)
     assert "is not empty" in _refused(capsys, "db", "restore", str(tmp_path / "b"), "--database-url", other_url)
     _ok("db", "restore", str(tmp_path / "b"), "--replace", "--database-url", other_url)
-    _same_store(source_url, other_url)
+    (event,) = _same_store(source_url, other_url, "store_restore")
+    assert (event["interface"], event["actor"]) == ("cli", os_user())
     assert "is not empty" in _refused(capsys, "db", "copy", "--to", other_url, "--database-url", source_url)
     out = _ok("db", "copy", "--to", other_url, "--replace", "--database-url", source_url)
     assert "every table's checksum verified" in out
-    _same_store(source_url, other_url)
+    (event,) = _same_store(source_url, other_url, "store_copy")
+    assert (event["interface"], event["actor"]) == ("cli", os_user())
     assert "holds no manifest.json" in _refused(capsys, "db", "restore", str(tmp_path), "--database-url", other_url)

@@ -25,7 +25,7 @@ from healthsim_models import HISTORY, InvalidArgumentError, create_store_engine,
 from healthsim_models.errors import ScenarioNotFoundError
 from healthsim_state import ScenarioRepository, demo
 from healthsim_state.interfaces.cli import app
-from healthsim_state.store import history as store_history
+from healthsim_state.store import settings as store_settings
 from tests.catalog import database_shapes
 from tests.helpers import normalise
 from tests.test_revision_0004 import _engine  # an engine that does not upgrade, disposed after
@@ -179,7 +179,7 @@ def test_prune_deletes_old_versions_and_refuses_reads_before_it(engine: sa.Engin
     _repo_call(engine, "save", "s", {"patients": [_patient(1, "Anna")]}, overwrite=True)
     # history.keep_days applies to versions older than that many days: none yet.
     with session_scope(engine) as session:
-        store_history.change_setting(session, "history.keep_days", "30")
+        store_settings.change_setting(session, "history.keep_days", "30")
     assert _repo_call(engine, "prune_history") == {}
     assert _count(engine, "patients_history") == 1
     assert _repo_call(engine, "prune_history", dt.timedelta(0)) == {
@@ -192,20 +192,20 @@ def test_prune_deletes_old_versions_and_refuses_reads_before_it(engine: sa.Engin
         ScenarioRepository(session).load("s", as_of=early)
     assert _count(engine, "writes", "WHERE operation = 'prune'") == 2
     with session_scope(engine) as session, pytest.raises(InvalidArgumentError, match="keep_days"):
-        store_history.change_setting(session, "history.keep_days", "soon")
+        store_settings.change_setting(session, "history.keep_days", "soon")
 
 
 def test_history_off_keeps_no_versions_but_records_the_write(engine: sa.Engine) -> None:
     with session_scope(engine) as session:
-        assert store_history.change_setting(session, "history.enabled", "false") == "false"
+        assert store_settings.change_setting(session, "history.enabled", "false") == "false"
     _repo_call(engine, "save", "s", {"patients": [_patient(1, "Ann")]})
     _repo_call(engine, "save", "s", {"patients": [_patient(1, "Anna")]}, overwrite=True)
     _repo_call(engine, "delete", "s")
     assert all(_count(engine, h.name) == 0 for h in HISTORY.values())
     assert _count(engine, "writes") == 3
     with session_scope(engine) as session:
-        assert store_history.change_setting(session, "history.enabled", "true") == "true"
-        assert store_history.settings(session) == {"history.enabled": "true", "history.keep_days": "all"}
+        assert store_settings.change_setting(session, "history.enabled", "true") == "true"
+        assert store_settings.settings(session, "history.") == {"history.enabled": "true", "history.keep_days": "all"}
 
 
 # -- a model of the store at every time ------------------------------------------------

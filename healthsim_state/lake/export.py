@@ -30,6 +30,7 @@ from healthsim_state.lake.source import (
     table_batches,
 )
 from healthsim_state.lake.target import Target, parse_target
+from healthsim_state.store.audit import record_read
 
 #: The derived table groups an export may include.
 INCLUDES = DERIVED
@@ -94,7 +95,8 @@ def export_lake(
     (a directory or an object-store URI with ``storage_options``) as ``format``, one
     dataset per canonical table partitioned by scenario, plus the derived tables of
     ``include`` (``"omop"``, ``"star"``) as built in ``omop_schema`` / ``star_schema``.
-    Reads in the caller's session and writes nothing to the store."""
+    Reads in the caller's session and writes nothing to the store but, when reads are
+    audited, its ``lake_export`` event (kept when the caller commits)."""
     groups = check_request(format, include)
     where = parse_target(target, storage_options)
     fs, root = where.filesystem()
@@ -129,6 +131,13 @@ def export_lake(
                 delta.check_columns(where.join(table.name), where.options, table_schema(table))
         _write(session, where, fs, root, chosen, gone, derived, scenarios is None, stamp, summary)
         manifest.write(fs, root, _manifest(session, previous, summary, chosen, gone))
+    record_read(
+        session,
+        "lake_export",
+        scenario=chosen[0].name if len(chosen) == 1 else None,
+        counts={path: sum(counts.values()) for path, counts in summary.rows.items()},
+        details={"target": where.uri, "format": format, "scenarios": summary.scenarios, "include": groups},
+    )
     return summary
 
 

@@ -17,7 +17,8 @@ makes) is part of the outer one: only the outer one is recorded.
 Who acts comes from :func:`healthsim_models.audit.acting_as` (the CLI sets
 ``cli`` and the OS user, the MCP server ``mcp`` and the client's name; the
 default is ``python`` and the OS user). Reads are recorded when the store's
-``audit.reads`` setting is on (:func:`reads_audited`). Nothing here changes
+``audit.reads`` setting is on (:func:`reads_audited`; it is changed like
+every setting, by :mod:`healthsim_state.store.settings`). Nothing here changes
 or deletes an event.
 """
 
@@ -52,6 +53,7 @@ from healthsim_models.audit import (
     insert_event,
 )
 from healthsim_models.errors import InvalidArgumentError
+from healthsim_models.settings import AUDIT_READS, current_value
 from healthsim_models.state import Scenario
 
 logger = logging.getLogger(__name__)
@@ -60,8 +62,6 @@ P = ParamSpec("P")
 T = TypeVar("T")
 
 _LOG = AuditEvent.__table__
-#: The setting that turns the auditing of reads on.
-READS_SETTING = "audit.reads"
 
 
 @dataclass
@@ -269,35 +269,14 @@ def record_read_apart(engine: Engine, operation: str, *, reader: Engine | None =
         session.commit()
 
 
-# -- settings ----------------------------------------------------------------------
+# -- the setting of reads ---------------------------------------------------------
 
 
 def reads_audited(session: Session | Connection) -> bool:
-    """Whether the store's ``audit.reads`` setting is on (default off).
-
-    The setting is the latest ``setting`` event naming it: changing it is itself audited.
-    """
+    """Whether the store's ``audit.reads`` setting is on (default off; a store without
+    an audit trail records nothing)."""
     connection = session.connection() if isinstance(session, Session) else session
-    if not has_audit_log(connection):
-        return False
-    value = connection.execute(
-        sa.select(_LOG.c.details)
-        .where(_LOG.c.operation == "setting", _LOG.c.outcome == COMMITTED)
-        .order_by(_LOG.c.occurred_at.desc(), _LOG.c.id)
-        .limit(20)
-    ).scalars()
-    for details in value:
-        if details and READS_SETTING in details:
-            return bool(details[READS_SETTING])
-    return False
-
-
-def set_reads_audited(session: Session, on: bool) -> None:
-    """Turn the auditing of reads on or off, in the session's transaction (the caller commits)."""
-    if not isinstance(on, bool):
-        raise InvalidArgumentError(f"{READS_SETTING} is on (True) or off (False), got {on!r}")
-    with audited(session, "setting", details={READS_SETTING: on}):
-        pass
+    return has_audit_log(connection) and current_value(connection, AUDIT_READS) == "true"
 
 
 # -- reading the trail ---------------------------------------------------------------

@@ -7,6 +7,11 @@ data is refused otherwise), brought to the source's schema revision, and
 each table is read back and compared with the source by rows and
 checksum. Any failure leaves the target as it was. This is how a laptop
 store becomes a team store on PostgreSQL, and back.
+
+The copy is one audited operation (``store_copy``) of the target: its event
+is added after the source's audit trail is in place, in the same
+transaction; a refused copy leaves its event in the trail the target
+already had (a new database has none).
 """
 
 from __future__ import annotations
@@ -14,6 +19,7 @@ from __future__ import annotations
 from contextlib import closing
 from dataclasses import dataclass
 
+import sqlalchemy as sa
 from sqlalchemy.engine import URL, Engine
 from sqlalchemy.orm import Session
 
@@ -21,6 +27,7 @@ from healthsim_models.engine import create_store_engine
 from healthsim_models.errors import BackupError
 from healthsim_models.location import duckdb_file, is_duckdb, mask_url, resolve_database_url
 from healthsim_state.store import target
+from healthsim_state.store.audit import audited
 from healthsim_state.store.portable import read_table, reading, store_revision, store_tables
 
 
@@ -59,22 +66,30 @@ def copy_store(source: Engine | Session, target_url: str | URL, *, replace: bool
     engine = create_store_engine(to, upgrade=False)
     what = f"the copy of {mask_url(source_url)}"
     try:
-        with reading(source) as read, engine.begin() as write:
-            revision = store_revision(read, f"the store {mask_url(source_url)}")
-            if revision is None:
-                raise BackupError(
-                    f"{mask_url(source_url)} holds no HealthSim store (no schema revision): nothing to copy"
-                )
-            specs = store_tables(read)
-            target.prepare(write, revision, replace=replace, source=what)
-            copied = []
-            for spec in specs:
-                # Closed before the snapshot ends, even on a failure: a PostgreSQL
-                # COPY left half-read would hold the source connection.
-                with closing(read_table(read, spec)) as batches:
-                    sent = target.load(write, spec, batches, source=what)
-                target.verify(spec.name, target.stored(write, spec), sent.rows, sent.value, source=what)
-                copied.append(CopiedTable(spec.name, sent.rows, sent.value))
+        with Session(engine) as session:
+            with audited(session, "store_copy", details={"source": mask_url(source_url)}) as event:
+                report = _copy(source, session.connection(), source_url, replace, what)
+                event.details["schema_revision"] = report.schema_revision
+                event.counts = {t.name: t.rows for t in report.tables}
+            session.commit()  # the copy with its event
     finally:
         engine.dispose()
+    return report
+
+
+def _copy(source: Engine | Session, write: sa.Connection, source_url: URL, replace: bool, what: str) -> CopyReport:
+    with reading(source) as read:
+        revision = store_revision(read, f"the store {mask_url(source_url)}")
+        if revision is None:
+            raise BackupError(f"{mask_url(source_url)} holds no HealthSim store (no schema revision): nothing to copy")
+        specs = store_tables(read)
+        target.prepare(write, revision, replace=replace, source=what)
+        copied = []
+        for spec in specs:
+            # Closed before the snapshot ends, even on a failure: a PostgreSQL
+            # COPY left half-read would hold the source connection.
+            with closing(read_table(read, spec)) as batches:
+                sent = target.load(write, spec, batches, source=what)
+            target.verify(spec.name, target.stored(write, spec), sent.rows, sent.value, source=what)
+            copied.append(CopiedTable(spec.name, sent.rows, sent.value))
     return CopyReport(revision, tuple(copied))

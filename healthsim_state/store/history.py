@@ -43,7 +43,8 @@ from healthsim_models.history import (
     copied_columns,
     history_of,
 )
-from healthsim_models.settings import Setting
+from healthsim_models.settings import HISTORY_ENABLED, HISTORY_KEEP_DAYS, Setting, current_value, stored_value
+from healthsim_models.settings import HISTORY_PRUNED_BEFORE as PRUNED_BEFORE
 from healthsim_models.state import Scenario, ScenarioEntity
 
 _LINKS = ScenarioEntity.__table__
@@ -200,7 +201,7 @@ def check_as_of(session: Session, at: Any) -> dt.datetime:
     if not isinstance(at, dt.datetime):
         raise InvalidArgumentError(f"as_of must be a datetime, got {type(at).__name__}")
     at = at if at.tzinfo else at.replace(tzinfo=dt.UTC)
-    pruned = get_setting(session, PRUNED_BEFORE)
+    pruned = stored_value(session.connection(), PRUNED_BEFORE)
     if pruned is not None and at < dt.datetime.fromisoformat(pruned):
         raise InvalidArgumentError(
             f"history before {pruned} was pruned; the store cannot say what it held at {at.isoformat()}"
@@ -344,67 +345,16 @@ def entity_ids(
     return sorted(session.execute(query).scalars())
 
 
-# -- settings and retention --------------------------------------------------------
-
-ENABLED = "history.enabled"
-KEEP_DAYS = "history.keep_days"
-#: Set by pruning: the time before which history is incomplete.
-PRUNED_BEFORE = "history.pruned_before"
-
-#: Settings a user may change, with what they accept and their default.
-SETTINGS = {
-    ENABLED: "true or false (default true): whether writes keep the versions they replace",
-    KEEP_DAYS: "whole days of history 'healthsim history prune' keeps, or 'all' (default all)",
-}
-
-
-def get_setting(session: Session, key: str) -> str | None:
-    """The stored value of ``key``, or None when it has its default."""
-    return session.execute(sa.select(_SETTINGS.c.value).where(_SETTINGS.c.key == key)).scalar_one_or_none()
-
-
-def _normalised(key: str, value: str) -> str | None:
-    """``value`` as stored for ``key`` (None: back to the default); refuses what ``key`` does not accept."""
-    text = value.strip().lower()
-    if key == ENABLED and text in ("true", "false"):
-        return None if text == "true" else text
-    if key == KEEP_DAYS:
-        if text == "all":
-            return None
-        if text.isdigit() and 0 < int(text) < 10**6:
-            return str(int(text))
-    raise InvalidArgumentError(f"setting {key} takes {SETTINGS[key]}; got {value!r}")
-
-
-def unknown_setting(key: str) -> InvalidArgumentError:
-    return InvalidArgumentError(f"unknown setting {key!r}; the settings are {', '.join(SETTINGS)}")
-
-
-def change_setting(session: Session, key: str, value: str) -> str:
-    """Set ``key`` (one of :data:`SETTINGS`) to ``value``, in the caller's
-    transaction; returns the value as :func:`settings` shows it."""
-    if key not in SETTINGS:
-        raise unknown_setting(key)
-    stored = _normalised(key, value)
-    session.execute(sa.delete(_SETTINGS).where(_SETTINGS.c.key == key))
-    if stored is not None:
-        session.execute(sa.insert(_SETTINGS).values(key=key, value=stored, updated_at=dt.datetime.now(dt.UTC)))
-    return settings(session)[key]
-
-
-def settings(session: Session) -> dict[str, str]:
-    """Every user setting with its value (the default when unset)."""
-    defaults = {ENABLED: "true", KEEP_DAYS: "all"}
-    return {key: get_setting(session, key) or defaults[key] for key in SETTINGS}
+# -- retention --------------------------------------------------------
 
 
 def history_enabled(session: Session) -> bool:
-    return get_setting(session, ENABLED) != "false"
+    return current_value(session.connection(), HISTORY_ENABLED) != "false"
 
 
 def keep_days(session: Session) -> int | None:
-    value = get_setting(session, KEEP_DAYS)
-    return None if value is None else int(value)
+    value = current_value(session.connection(), HISTORY_KEEP_DAYS)
+    return None if value == "all" else int(value)
 
 
 def prune(session: Session, before: dt.datetime, versioning: Versioning) -> dict[str, int]:
@@ -418,7 +368,7 @@ def prune(session: Session, before: dt.datetime, versioning: Versioning) -> dict
             deleted[history.name] = count
     # Writes before ``before`` no longer bound any read: only the positions of the
     # last one per scenario are needed, and they stay.
-    pruned = get_setting(session, PRUNED_BEFORE)
+    pruned = stored_value(session.connection(), PRUNED_BEFORE)
     if pruned is None or dt.datetime.fromisoformat(pruned) < before:
         session.execute(sa.delete(_SETTINGS).where(_SETTINGS.c.key == PRUNED_BEFORE))
         session.execute(

@@ -5,6 +5,11 @@ file's rows and checksum must match the manifest (else the table is named
 and nothing is restored); a backup from a newer schema is refused, one from
 an older schema is restored at its revision and then upgraded to head. A
 store holding data is refused unless it is to be replaced.
+
+The restore is one audited operation (``store_restore``) of the target: its
+event is added after the backup's audit trail is in place, in the same
+transaction; a refused restore leaves its event in the trail the target
+already had (a new database has none).
 """
 
 from __future__ import annotations
@@ -22,6 +27,7 @@ from sqlalchemy.orm import Session
 
 from healthsim_models.errors import BackupError
 from healthsim_state.store import target
+from healthsim_state.store.audit import audited
 from healthsim_state.store.backup import BackupManifest, TableEntry
 from healthsim_state.store.portable import BATCH_ROWS, known_revisions
 
@@ -45,12 +51,13 @@ def _batches(folder: Path, entry: TableEntry) -> Iterator[pa.RecordBatch]:
 
 
 @contextmanager
-def _writing(store: Engine | Session) -> Iterator[sa.Connection]:
+def _writing(store: Engine | Session) -> Iterator[Session]:
     if isinstance(store, Session):
-        yield store.connection()
+        yield store
         return
-    with store.begin() as connection:
-        yield connection
+    with Session(store) as session:
+        yield session
+        session.commit()
 
 
 def restore_store(store: Engine | Session, path: str | os.PathLike[str], *, replace: bool = False) -> BackupManifest:
@@ -60,7 +67,15 @@ def restore_store(store: Engine | Session, path: str | os.PathLike[str], *, repl
     it runs in the session's transaction, which the caller commits.
     """
     folder = Path(path)
-    manifest = BackupManifest.read(folder)
+    with _writing(store) as session, audited(session, "store_restore", details={"source": str(folder)}) as event:
+        manifest = BackupManifest.read(folder)
+        event.details.update(schema_revision=manifest.schema_revision, backend=manifest.source_backend)
+        _restore(session.connection(), folder, manifest, replace)
+        event.counts = {entry.name: entry.rows for entry in manifest.tables}
+    return manifest
+
+
+def _restore(connection: sa.Connection, folder: Path, manifest: BackupManifest, replace: bool) -> None:
     source = f"the backup {folder}"
     if manifest.schema_revision not in known_revisions():
         raise BackupError(
@@ -71,10 +86,8 @@ def restore_store(store: Engine | Session, path: str | os.PathLike[str], *, repl
     missing = [entry.file for entry in manifest.tables if not (folder / entry.file).is_file()]
     if missing:
         raise BackupError(f"{source} lacks {', '.join(missing)}: it is incomplete. Nothing was changed.")
-    with _writing(store) as connection:
-        target.prepare(connection, manifest.schema_revision, replace=replace, source=source)
-        for entry in manifest.tables:
-            loaded = target.load(connection, entry.spec, _batches(folder, entry), source=source)
-            target.verify(entry.name, loaded, entry.rows, entry.checksum, source=source)
-        target.finish(connection)
-    return manifest
+    target.prepare(connection, manifest.schema_revision, replace=replace, source=source)
+    for entry in manifest.tables:
+        loaded = target.load(connection, entry.spec, _batches(folder, entry), source=source)
+        target.verify(entry.name, loaded, entry.rows, entry.checksum, source=source)
+    target.finish(connection)

@@ -27,6 +27,7 @@ from healthsim_state.analytics.omop.vocabulary import (
     write_vocabulary,
 )
 from healthsim_state.analytics.omop.vocabulary import drop_staged as drop_vocabulary
+from healthsim_state.store.audit import Recording, audited_call
 
 #: The concept column whose 0 makes a row "unmapped", per table.
 MAPPED_BY = {
@@ -64,6 +65,15 @@ class OmopSummary:
         }
 
 
+def _recorded(event: Recording, summary: OmopSummary, arguments: dict[str, Any]) -> None:
+    """The audit event of a build: rows per OMOP table, the schema and the scenarios."""
+    event.counts = dict(summary.rows)
+    event.details.update(schema=summary.schema, scenarios=summary.scenarios)
+    if len(summary.scenarios) == 1:
+        event.scenario_name = summary.scenarios[0]
+
+
+@audited_call("omop_build", describe=_recorded)
 def build_omop(
     session: Session,
     scenarios: list[str] | None = None,
@@ -73,7 +83,8 @@ def build_omop(
 ) -> OmopSummary:
     """Export ``scenarios`` (names or ids; None: all) into the OMOP schema ``schema``,
     replacing what they contributed before; ``vocabulary``: an Athena-style folder to
-    map codes with. Runs in the caller's transaction and does not commit.
+    map codes with. Runs in the caller's transaction and does not commit; it is
+    one audited operation (``omop_build``), refused ones included.
 
     Raises :class:`~healthsim_models.errors.ScenarioNotFoundError`,
     :class:`~healthsim_models.errors.VocabularyError` or

@@ -16,6 +16,7 @@ from healthsim_models.errors import InvalidArgumentError
 from healthsim_models.state import Scenario
 from healthsim_state.analytics.star import sql
 from healthsim_state.analytics.star.tables import BUILD_ORDER, DECLARED_SCHEMA, SCENARIO_TABLES, metadata
+from healthsim_state.store.audit import Recording, audited_call
 from healthsim_state.store.dialects import dialect_of
 from healthsim_state.store.repository import ScenarioRepository
 
@@ -71,6 +72,15 @@ def _chosen(session: Session, scenarios: Sequence[str] | None) -> list[tuple[uui
     return list(chosen.items())
 
 
+def _recorded(event: Recording, summary: StarSummary, arguments: dict[str, Any]) -> None:
+    """The audit event of a build: rows per table, the schema and the scenarios."""
+    event.counts = dict(summary.rows)
+    event.details.update(schema=summary.schema, scenarios=list(summary.scenarios), as_of=summary.as_of.isoformat())
+    if len(summary.scenarios) == 1:
+        event.scenario_name = summary.scenarios[0]
+
+
+@audited_call("star_build", describe=_recorded)
 def build_star(
     session: Session,
     scenarios: Sequence[str] | None = None,
@@ -86,7 +96,7 @@ def build_star(
     ``INSERT ... SELECT`` per table, keys the same as before. Other
     scenarios' rows stay. Ages are taken on ``as_of`` (default: today, UTC;
     a person's death date if earlier). Runs in the caller's transaction and
-    never commits.
+    never commits; it is one audited operation (``star_build``), refused ones included.
     """
     check_schema_name(schema)
     as_of = as_of or dt.datetime.now(dt.UTC).date()

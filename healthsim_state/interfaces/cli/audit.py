@@ -12,11 +12,13 @@ import typer
 from rich.table import Table
 from rich.text import Text
 
+from healthsim_models.settings import AUDIT_READS
 from healthsim_state.interfaces.cli.options import DatabaseUrl
 from healthsim_state.interfaces.cli.session import store_session, store_write
 from healthsim_state.interfaces.cli.terminal import console
-from healthsim_state.store.audit import READS_SETTING, AuditRecord, audit_events, set_reads_audited
+from healthsim_state.store.audit import AuditRecord, audit_events
 from healthsim_state.store.query import json_value
+from healthsim_state.store.settings import change_setting
 
 
 class Switch(str, Enum):
@@ -44,15 +46,19 @@ def audit(
     limit: int = typer.Option(50, "--limit", min=1, help="At most this many events."),
     as_json: bool = typer.Option(False, "--json", help="Print a JSON array instead of a table."),
     reads: Switch | None = typer.Option(
-        None, "--reads", help=f"Turn the auditing of reads ({READS_SETTING}) on or off, and print nothing else."
+        None, "--reads", help=f"Turn the auditing of reads ({AUDIT_READS}) on or off, and print nothing else."
     ),
     database_url: str | None = DatabaseUrl,
 ) -> None:
     """List the audit trail's events, newest first: what changed the store, when, by whom, how it ended."""
     if reads is not None:
-        on = reads is Switch.on
-        store_write(database_url, lambda session: set_reads_audited(session, on), what=f"setting {READS_SETTING}")
-        console().print(f"{READS_SETTING}: {reads.value}", highlight=False, markup=False)
+        value = reads.value
+        store_write(
+            database_url,
+            lambda session: change_setting(session, AUDIT_READS, value),
+            what=f"the change of {AUDIT_READS}",
+        )
+        console().print(f"{AUDIT_READS}: {value}", highlight=False, markup=False)
         return
     when = _since(since)
     limit = min(limit, 2**63 - 1)  # beyond what LIMIT takes no store has events

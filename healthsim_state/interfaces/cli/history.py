@@ -7,11 +7,16 @@ import json
 
 import typer
 
+from healthsim_models.errors import InvalidArgumentError
+from healthsim_models.settings import DECLARED
 from healthsim_state.interfaces.cli.options import DatabaseUrl
 from healthsim_state.interfaces.cli.session import store_session, store_write
 from healthsim_state.interfaces.cli.terminal import console
-from healthsim_state.store import history as store_history
+from healthsim_state.store import settings as store_settings
 from healthsim_state.store.repository import ScenarioRepository
+
+#: The settings of the history, declared in healthsim_models.settings.
+HISTORY_SETTINGS = tuple(key for key in DECLARED if key.startswith("history."))
 
 app = typer.Typer(help="Entity history: prune it, and its settings.", no_args_is_help=True)
 
@@ -64,22 +69,22 @@ def prune(
 
 @app.command()
 def setting(
-    key: str = typer.Argument(..., help=f"The setting: {', '.join(store_history.SETTINGS)}."),
+    key: str = typer.Argument(..., help=f"The setting: {', '.join(HISTORY_SETTINGS)}."),
     value: str | None = typer.Argument(None, help="Its new value; without it, print the current one."),
     database_url: str | None = DatabaseUrl,
 ) -> None:
     """Print or change a history setting of the store (shared by everyone using it):
     history.enabled (true/false) and history.keep_days (days, or 'all')."""
-    if key not in store_history.SETTINGS:
-        # Checked here too, so that a mistyped name never opens (or creates) a store.
-        raise store_history.unknown_setting(key)
+    if key not in HISTORY_SETTINGS:
+        # Checked here, so that a mistyped name never opens (or creates) a store.
+        raise InvalidArgumentError(f"unknown history setting {key!r}; they are {', '.join(HISTORY_SETTINGS)}")
     if value is None:
         with store_session(database_url) as session:
-            current = store_history.settings(session)[key]
+            current = store_settings.get_setting(session, key)
     else:
         current = store_write(
             database_url,
-            lambda session: store_history.change_setting(session, key, value),
+            lambda session: store_settings.change_setting(session, key, value),
             what=f"the change of {key}",
         )
     console().print(f"{key} = {current}", highlight=False, markup=False)
