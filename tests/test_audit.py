@@ -387,7 +387,7 @@ def test_settings_live_in_their_table_and_each_change_is_an_event(engine: sa.Eng
     assert _stored_settings(engine) == {"history.keep_days": "30"}
 
 
-def test_revision_0007_moves_audit_reads_into_settings_and_back(store_url: str) -> None:
+def test_revision_0007_moves_audit_reads_into_settings_and_back(blank_store_url: str) -> None:
     def latest_setting() -> AuditRecord:
         return _events(engine, operation="setting", limit=1)[0]
 
@@ -395,7 +395,7 @@ def test_revision_0007_moves_audit_reads_into_settings_and_back(store_url: str) 
         with session_scope(engine) as session:
             return reads_audited(session)
 
-    engine = create_store_engine(store_url, upgrade=False)
+    engine = create_store_engine(blank_store_url, upgrade=False)
     try:
         schema_version.upgrade(engine, "0006")
         with engine.begin() as connection:  # how revision 0006 kept the setting: as an event

@@ -396,9 +396,9 @@ def test_an_older_backup_is_restored_at_its_revision_then_upgraded(blank_store_u
             assert _rows(url, name) == _rows(blank_store_url, name), name
 
 
-def test_a_backup_from_revision_0006_brings_audit_reads_into_the_settings(store_url: str, tmp_path: Path) -> None:
+def test_a_backup_from_revision_0006_brings_audit_reads_into_the_settings(blank_store_url: str, tmp_path: Path) -> None:
     """At 0006 the setting was an event of the trail; the restore's upgrade moves it into settings."""
-    older = create_store_engine(store_url, upgrade=False)
+    older = create_store_engine(blank_store_url, upgrade=False)
     schema_version.upgrade(older, "0006")
     with older.begin() as connection:
         insert_event(connection, "setting", details={"audit.reads": True})
