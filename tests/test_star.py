@@ -530,7 +530,10 @@ def test_builds_side_by_side_take_turns(engine: Engine) -> None:
 
     def build(scenarios: list[str] | None) -> None:
         try:
-            run_in_transaction(engine, lambda session: build_star(session, scenarios, as_of=AS_OF), what="a build")
+            # Five builders on DuckDB collide and retry; a loaded machine can take more than the default six turns.
+            run_in_transaction(
+                engine, lambda session: build_star(session, scenarios, as_of=AS_OF), what="a build", attempts=30
+            )
         except BaseException as exc:  # reported below, from the test's thread
             errors.append(exc)
 
