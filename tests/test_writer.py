@@ -350,3 +350,23 @@ def test_the_next_writer_cleans_up_a_gone_writers_tables(engine: Engine) -> None
         assert set(_staged(engine)) == {w.token}
         w.add({"patient": [_patient("M1")]})
     assert _staged(engine) == {} and _names_in(engine) == ["next"]
+
+
+def test_duckdb_memory_is_capped_while_a_writer_runs_and_restored_after(duckdb_url: str) -> None:
+    from healthsim_state.store.dialects.duckdb import WRITER_MEMORY_LIMIT, _size
+
+    engine = create_store_engine(duckdb_url)
+
+    def limit() -> float:
+        with engine.connect() as connection:
+            return _size(connection.exec_driver_sql("SELECT current_setting('memory_limit')").scalar_one())
+
+    try:
+        before = limit()
+        assert before > WRITER_MEMORY_LIMIT  # the test machine has more than 640 MB of RAM
+        with session_scope(engine) as session, ScenarioRepository(session).writer("w") as w:
+            assert abs(limit() - WRITER_MEMORY_LIMIT) < 2**20
+            w.add({"patient": [_patient("M1")]})
+        assert abs(limit() - before) / before < 0.01
+    finally:
+        engine.dispose()

@@ -232,14 +232,18 @@ class StoreDialect(abc.ABC):
             connection.exec_driver_sql(
                 snapshot_sql(table, versioning, rows, lambda c: f"b.{c.name}", lock=self.row_locks)
             )
+        self._publish_rows(connection, table, rows, names, selects)
+        connection.exec_driver_sql(
+            f"INSERT INTO {LINKS.name} (scenario_id, entity_type, entity_id, position) "
+            f"SELECT CAST('{uuid.UUID(str(scenario_id))}' AS UUID), {literal(entity_type)}, id, position FROM {positions}"
+        )
+
+    def _publish_rows(self, connection: sa.Connection, table: sa.Table, rows: str, names: str, selects: str) -> None:
+        """:meth:`publish_staged`'s upsert: ``selects`` (the staged row ``b``) into ``table``."""
         order = " ORDER BY b.id" if self.row_locks else ""  # the order upserts lock rows in
         connection.exec_driver_sql(
             f"INSERT INTO {table.name} ({names}) SELECT {selects} FROM {rows} b{order} "
             f"ON CONFLICT (id) DO UPDATE SET {update_clause(table)} WHERE {unchanged_guard(table)}"
-        )
-        connection.exec_driver_sql(
-            f"INSERT INTO {LINKS.name} (scenario_id, entity_type, entity_id, position) "
-            f"SELECT CAST('{uuid.UUID(str(scenario_id))}' AS UUID), {literal(entity_type)}, id, position FROM {positions}"
         )
 
     def claim_writer(self, connection: sa.Connection, key: int) -> bool:
@@ -252,6 +256,12 @@ class StoreDialect(abc.ABC):
     def release_writer(self, connection: sa.Connection, key: int) -> None:
         """Undo :meth:`claim_writer` on ``connection``."""
         return None
+
+    @contextmanager
+    def writer_memory(self, connection: sa.Connection) -> Iterator[None]:
+        """While a batch writer runs on ``connection``: the memory the database
+        itself may use bounded, where it is the caller's process."""
+        yield
 
 
 def quote(connection: sa.Connection, name: str) -> str:

@@ -13,6 +13,7 @@ import re
 import time
 import uuid
 from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from functools import cache
 from pathlib import Path
 from typing import Any, ClassVar
@@ -131,6 +132,19 @@ def _python_rows(data: pa.Table | pa.RecordBatch) -> list[dict[str, Any]]:
 _READ_ONLY_CONFIG = {**DUCKDB_CONFIG, "enable_external_access": False}
 
 _PID = re.compile(r"PID \d+")
+
+#: Bytes DuckDB may use while a batch writer runs (docs/scale.md has the measurements).
+WRITER_MEMORY_LIMIT = 512 * 2**20
+_SIZE_UNITS = {"bytes": 1, "KiB": 2**10, "MiB": 2**20, "GiB": 2**30, "TiB": 2**40, "PiB": 2**50}
+
+
+def _size(text: str) -> float:
+    """Bytes of a size as DuckDB shows a setting (``18.8 GiB``); unknown forms count as unbounded."""
+    number, _, unit = text.partition(" ")
+    try:
+        return float(number) * _SIZE_UNITS[unit]
+    except (KeyError, ValueError):
+        return float("inf")
 
 
 class DuckDBDialect(StoreDialect):
@@ -355,6 +369,37 @@ class DuckDBDialect(StoreDialect):
         connection.connection.driver_connection.execute(
             f"INSERT INTO {qualified(connection, table)} ({names}) SELECT {casts} FROM _hs_batch"
         )
+
+    # -- the batch writer's staging tables ---------------------------------------------
+
+    def _publish_rows(self, connection: sa.Connection, table: sa.Table, rows: str, names: str, selects: str) -> None:
+        # ON CONFLICT DO UPDATE holds every row of its statement in memory, unbounded
+        # by memory_limit (a million-row statement fails with a limit in place): only
+        # the staged rows already stored go through it; the new ones are appended,
+        # which DuckDB writes out as it goes.
+        connection.exec_driver_sql(
+            f"INSERT INTO {table.name} ({names}) SELECT {selects} FROM {rows} b SEMI JOIN {table.name} t "
+            f"ON t.id = b.id ON CONFLICT (id) DO UPDATE SET {update_clause(table)} WHERE {unchanged_guard(table)}"
+        )
+        connection.exec_driver_sql(
+            f"INSERT INTO {table.name} ({names}) SELECT {selects} FROM {rows} b ANTI JOIN {table.name} t ON t.id = b.id"
+        )
+
+    @contextmanager
+    def writer_memory(self, connection: sa.Connection) -> Iterator[None]:
+        # DuckDB caches table blocks up to memory_limit (80% of RAM by default), in
+        # this process: a writer's staging tables would grow it with the scenario.
+        # The setting is the database's, so every connection to it shares the cap meanwhile.
+        driver = connection.connection.driver_connection
+        before = driver.execute("SELECT current_setting('memory_limit')").fetchone()[0]
+        lower = _size(before) > WRITER_MEMORY_LIMIT
+        if lower:
+            driver.execute(f"SET memory_limit = '{WRITER_MEMORY_LIMIT // 2**20}MiB'")
+        try:
+            yield
+        finally:
+            if lower:
+                driver.execute(f"SET memory_limit = {literal(before)}")
 
 
 def _connect(path: Path, *, lock: bool, timeout: float) -> Any:
