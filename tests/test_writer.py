@@ -344,7 +344,7 @@ def test_a_killed_writer_leaves_the_store_openable_nothing_visible_and_its_table
 
 def test_the_next_writer_cleans_up_a_gone_writers_tables(engine: Engine) -> None:
     with engine.begin() as connection:  # what a killed writer leaves
-        store_writer._Staging("0badf00d").metadata.create_all(connection)
+        store_writer._Staging("0badf00d", keyed=True).metadata.create_all(connection)
     assert set(_staged(engine)) == {"0badf00d"}
     with session_scope(engine) as session, ScenarioRepository(session).writer("next") as w:
         assert set(_staged(engine)) == {w.token}

@@ -74,7 +74,7 @@ def _key(token: str) -> int:
 class _Staging:
     """A writer's staging tables: per type, its rows and its entities' positions."""
 
-    def __init__(self, token: str) -> None:
+    def __init__(self, token: str, keyed: bool) -> None:
         metadata = sa.MetaData()
         self.rows: dict[str, sa.Table] = {}
         self.positions: dict[str, sa.Table] = {}
@@ -82,14 +82,16 @@ class _Staging:
             table = et.model.__table__
             name = f"{STAGING_PREFIX}{token}_{table.name}"
             # The canonical columns, without the canonical table's indexes and constraints
-            # (their names are the schema's), keyed by id so that latest wins.
+            # (their names are the schema's); keyed by id where the dialect stages by upsert.
             self.rows[table.name] = sa.Table(
-                name, metadata, *(sa.Column(c.name, c.type, primary_key=c.name == "id") for c in table.columns)
+                name,
+                metadata,
+                *(sa.Column(c.name, c.type, primary_key=keyed and c.name == "id") for c in table.columns),
             )
             self.positions[et.name] = sa.Table(
                 f"{name}__pos",
                 metadata,
-                sa.Column("id", sa.Uuid, primary_key=True),
+                sa.Column("id", sa.Uuid, primary_key=keyed),
                 sa.Column("position", sa.BigInteger, nullable=False),
             )
         self.metadata = metadata
@@ -105,7 +107,7 @@ class _StagingDialect:
         self._staging = staging
 
     def upsert(self, session: Session, table: sa.Table, rows: list[dict[str, Any]], *, versioning: Any = None) -> None:
-        self._dialect.upsert(session, self._staging.rows[table.name], rows)
+        self._dialect.stage(session, self._staging.rows[table.name], rows)
 
     def link(self, session: Session, scenario_id: uuid.UUID, links: Links) -> None:
         by_type: dict[str, dict[str, int]] = {}
@@ -113,7 +115,7 @@ class _StagingDialect:
             by_type.setdefault(name, {})[entity_id] = position  # the same entity again: last wins, at its position
         for name, positions in by_type.items():
             rows = [{"id": entity_id, "position": position} for entity_id, position in positions.items()]
-            self._dialect.upsert(session, self._staging.positions[name], rows)
+            self._dialect.stage(session, self._staging.positions[name], rows)
 
 
 class _AddRun(SaveRun):
@@ -208,7 +210,7 @@ class ScenarioWriter:
         self.batch_size = repository.batch_size
         self.summary: SaveSummary | None = None
         self.token = secrets.token_hex(4)
-        self._staging = _Staging(self.token)
+        self._staging = _Staging(self.token, self._dialect.keyed_staging)
         self._positions: dict[str, int] = {}  # per type: the next position
         self._warnings: list[str] = []
         self._now = dt.datetime.now(dt.UTC)

@@ -257,6 +257,14 @@ class StoreDialect(abc.ABC):
         """Undo :meth:`claim_writer` on ``connection``."""
         return None
 
+    #: The batch writer's staging tables are keyed by ``id`` (:meth:`stage` upserts into them).
+    keyed_staging: ClassVar[bool] = True
+
+    def stage(self, session: Session, table: sa.Table, rows: Sequence[dict[str, Any]]) -> None:
+        """Write ``rows`` (as :meth:`upsert` takes them) into the batch writer's
+        staging table ``table``: a row of a staged id replaces it."""
+        self.upsert(session, table, rows)
+
     @contextmanager
     def writer_memory(self, connection: sa.Connection) -> Iterator[None]:
         """While a batch writer runs on ``connection``: the memory the database
