@@ -224,7 +224,7 @@ class ScenarioWriter:
     def __enter__(self) -> ScenarioWriter:
         self._connection = self._engine.connect()
         try:
-            self._memory.enter_context(self._dialect.writer_memory(self._connection))
+            self._lift_memory_cap = self._memory.enter_context(self._dialect.writer_memory(self._connection))
             self._start()
         except BaseException:
             self._close()
@@ -309,6 +309,7 @@ class ScenarioWriter:
             repo._flush_scenario(self.name, self.overwrite, replacing)
             repo._insert_tags(scenario.id, self.tags)
             connection = session.connection()
+            self._lift_memory_cap()
             saved = {}
             for et in ENTITY_TYPES:
                 rows = self._staging.rows[et.model.__table__.name]

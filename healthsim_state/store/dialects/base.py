@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import abc
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, ClassVar
@@ -266,10 +266,12 @@ class StoreDialect(abc.ABC):
         self.upsert(session, table, rows)
 
     @contextmanager
-    def writer_memory(self, connection: sa.Connection) -> Iterator[None]:
+    def writer_memory(self, connection: sa.Connection) -> Iterator[Callable[[], None]]:
         """While a batch writer runs on ``connection``: the memory the database
-        itself may use bounded, where it is the caller's process."""
-        yield
+        itself may use bounded, where it is the caller's process. Yields what
+        lifts the bound again (for the publish, whose transaction holds what
+        the canonical tables' indexes gain)."""
+        yield lambda: None
 
 
 def quote(connection: sa.Connection, name: str) -> str:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 import time
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from functools import cache
 from pathlib import Path
@@ -404,20 +404,26 @@ class DuckDBDialect(StoreDialect):
         raw.execute(f"INSERT INTO {table.name} ({names}) SELECT {selects} FROM _hs_batch")
 
     @contextmanager
-    def writer_memory(self, connection: sa.Connection) -> Iterator[None]:
+    def writer_memory(self, connection: sa.Connection) -> Iterator[Callable[[], None]]:
         # DuckDB caches table blocks up to memory_limit (80% of RAM by default), in
         # this process: a writer's staging tables would grow it with the scenario.
         # The setting is the database's, so every connection to it shares the cap meanwhile.
+        # The publish lifts it: the canonical tables' indexes (ART) hold what its one
+        # transaction adds in memory (a 200,000-patient publish ran out of a 512 MiB cap).
         driver = connection.connection.driver_connection
         before = driver.execute("SELECT current_setting('memory_limit')").fetchone()[0]
         lower = _size(before) > WRITER_MEMORY_LIMIT
         if lower:
             driver.execute(f"SET memory_limit = '{WRITER_MEMORY_LIMIT // 2**20}MiB'")
-        try:
-            yield
-        finally:
+
+        def lift() -> None:
             if lower:
                 driver.execute(f"SET memory_limit = {literal(before)}")
+
+        try:
+            yield lift
+        finally:
+            lift()
 
 
 def _connect(path: Path, *, lock: bool, timeout: float) -> Any:
