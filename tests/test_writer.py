@@ -370,3 +370,36 @@ def test_duckdb_memory_is_capped_while_a_writer_runs_and_restored_after(duckdb_u
         assert abs(limit() - before) / before < 0.01
     finally:
         engine.dispose()
+
+
+def test_a_duckdb_publish_out_of_memory_under_the_cap_runs_once_more_without_it(
+    duckdb_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import duckdb
+
+    from healthsim_state.store.dialects.duckdb import WRITER_MEMORY_LIMIT, DuckDBDialect, _size
+
+    engine = create_store_engine(duckdb_url)
+    real = DuckDBDialect._publish_rows
+    limits: list[float] = []
+
+    def publish_rows(self, connection, *args):  # type: ignore[no-untyped-def]
+        limits.append(_size(connection.exec_driver_sql("SELECT current_setting('memory_limit')").scalar_one()))
+        if len(limits) == 1:
+            raise duckdb.OutOfMemoryException("Out of Memory Error: could not allocate block")
+        return real(self, connection, *args)
+
+    monkeypatch.setattr(DuckDBDialect, "_publish_rows", publish_rows)
+    try:
+        with session_scope(engine) as session, ScenarioRepository(session).writer("w") as w:
+            w.add({"patient": [_patient("M1"), _patient("M2")]})
+        assert w.summary is not None and w.summary.counts == {"patient": 2}
+        assert abs(limits[0] - WRITER_MEMORY_LIMIT) < 2**20 and limits[1] > WRITER_MEMORY_LIMIT
+        assert [p["mrn"] for p in _load(engine, "w")["patient"]] == ["M1", "M2"]
+        with engine.connect() as connection:
+            events = connection.exec_driver_sql(
+                "SELECT operation, outcome FROM audit_log WHERE operation = 'save'"
+            ).all()
+        assert [tuple(e) for e in events] == [("save", "committed")]
+    finally:
+        engine.dispose()

@@ -287,14 +287,27 @@ class ScenarioWriter:
         self._session.commit()
 
     def _publish(self) -> SaveSummary:
+        session = self._session
+        with audited(session, "save", scenario=self.name) as event:
+            try:
+                summary = self._publish_once()
+            except Exception as exc:
+                # The publish's one transaction holds what the canonical tables' indexes
+                # gain (DuckDB, in memory): past the writer's cap, once more without it.
+                if not (self._dialect.out_of_memory(exc) and self._lift_memory_cap()):
+                    raise
+                summary = self._publish_once()
+            event.wrote(summary)
+        session.commit()
+        return summary
+
+    def _publish_once(self) -> SaveSummary:
+        """The publish's writes, in the session's transaction (rolled back when they raise)."""
         from healthsim_state.store.repository import ScenarioRepository
 
         session = self._session
         repo = ScenarioRepository(session)
-        with (
-            audited(session, "save", scenario=self.name) as event,
-            repo._atomic(f"the save of scenario {shown(self.name)}"),
-        ):
+        with repo._atomic(f"the save of scenario {shown(self.name)}"):
             now = dt.datetime.now(dt.UTC)
             versioning = store_history.start_write(session, now)
             scenario, replacing = repo._scenario_to_save(self.name, self.overwrite, self.scenario_id, None, versioning)
@@ -309,7 +322,6 @@ class ScenarioWriter:
             repo._flush_scenario(self.name, self.overwrite, replacing)
             repo._insert_tags(scenario.id, self.tags)
             connection = session.connection()
-            self._lift_memory_cap()
             saved = {}
             for et in ENTITY_TYPES:
                 rows = self._staging.rows[et.model.__table__.name]
@@ -325,9 +337,7 @@ class ScenarioWriter:
             run.saved, run.warnings = saved, self._warnings
             summary = repo._finish(scenario, run, "save")
             self._staging.metadata.drop_all(connection, checkfirst=False)
-            summary = event.wrote(summary)
-        session.commit()
-        return summary
+            return summary
 
     def _discard(self) -> None:
         """Drop the staging tables (the block raised, or the publish did)."""

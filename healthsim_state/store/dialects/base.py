@@ -266,12 +266,16 @@ class StoreDialect(abc.ABC):
         self.upsert(session, table, rows)
 
     @contextmanager
-    def writer_memory(self, connection: sa.Connection) -> Iterator[Callable[[], None]]:
+    def writer_memory(self, connection: sa.Connection) -> Iterator[Callable[[], bool]]:
         """While a batch writer runs on ``connection``: the memory the database
         itself may use bounded, where it is the caller's process. Yields what
         lifts the bound again (for the publish, whose transaction holds what
-        the canonical tables' indexes gain)."""
-        yield lambda: None
+        the canonical tables' indexes gain), and says whether there was one."""
+        yield lambda: False
+
+    def out_of_memory(self, error: BaseException) -> bool:
+        """Whether ``error`` (a driver error, or SQLAlchemy's around it) says the database ran out of memory."""
+        return False
 
 
 def quote(connection: sa.Connection, name: str) -> str:

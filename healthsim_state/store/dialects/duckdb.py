@@ -404,26 +404,34 @@ class DuckDBDialect(StoreDialect):
         raw.execute(f"INSERT INTO {table.name} ({names}) SELECT {selects} FROM _hs_batch")
 
     @contextmanager
-    def writer_memory(self, connection: sa.Connection) -> Iterator[Callable[[], None]]:
+    def writer_memory(self, connection: sa.Connection) -> Iterator[Callable[[], bool]]:
         # DuckDB caches table blocks up to memory_limit (80% of RAM by default), in
         # this process: a writer's staging tables would grow it with the scenario.
         # The setting is the database's, so every connection to it shares the cap meanwhile.
-        # The publish lifts it: the canonical tables' indexes (ART) hold what its one
-        # transaction adds in memory (a 200,000-patient publish ran out of a 512 MiB cap).
+        # A publish that runs out of it runs again without it: the canonical tables' indexes
+        # (ART) hold what its one transaction adds in memory (a 200,000-patient publish ran
+        # out of a 512 MiB cap).
         driver = connection.connection.driver_connection
         before = driver.execute("SELECT current_setting('memory_limit')").fetchone()[0]
         lower = _size(before) > WRITER_MEMORY_LIMIT
         if lower:
             driver.execute(f"SET memory_limit = '{WRITER_MEMORY_LIMIT // 2**20}MiB'")
 
-        def lift() -> None:
-            if lower:
+        def lift() -> bool:
+            nonlocal lower
+            lifted, lower = lower, False
+            if lifted:
                 driver.execute(f"SET memory_limit = {literal(before)}")
+            return lifted
 
         try:
             yield lift
         finally:
             lift()
+
+    def out_of_memory(self, error: BaseException) -> bool:
+        orig = error.orig if isinstance(error, sa.exc.DBAPIError) else error
+        return type(orig).__name__ == "OutOfMemoryException" and type(orig).__module__.startswith(("duckdb", "_duckdb"))
 
 
 def _connect(path: Path, *, lock: bool, timeout: float) -> Any:
