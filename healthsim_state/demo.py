@@ -52,6 +52,9 @@ DEFAULT_PATIENTS = 100
 DEFAULT_SEED = 42
 #: The most patients one demo scenario has: beyond it a typo (an extra digit or ten), not a plan.
 MAX_PATIENTS = 10_000_000
+#: Above this many patients ``healthsim demo`` uses the batch writer, DEFAULT_BATCH patients at a time.
+AUTO_BATCH_ABOVE = 20_000
+DEFAULT_BATCH = 5_000
 #: Written to the scenario's metadata; marks a scenario that ``save_demo`` may replace.
 GENERATOR = "healthsim demo"
 
@@ -1063,8 +1066,11 @@ def save_demo(
     seed: int = DEFAULT_SEED,
     overwrite: bool = False,
     wrap: Callable[[Iterable[Document]], Iterable[Document]] | None = None,
+    batch: int | None = None,
 ) -> SaveSummary:
-    """Generate the demo scenario and save it as ``name`` in one repository save.
+    """Generate the demo scenario and save it as ``name`` in one repository save,
+    or with ``batch``, through the batch writer (:meth:`ScenarioRepository.writer`)
+    ``batch`` patients at a time (the same entities; memory bounded at any size).
 
     A scenario of that name made by an earlier demo under that name is
     replaced; any other scenario of that name (an imported one, too) is refused with :class:`ScenarioExistsError` unless
@@ -1072,6 +1078,10 @@ def save_demo(
     repository (the CLI counts entities for its progress bar with it).
     """
     _check_request(patients, seed)
+    if batch is not None:
+        _check_size(batch, "batch")
+        if batch == 0:
+            raise InvalidArgumentError("batch: expected a whole number >= 1, got 0")
     replace = overwrite
     if not overwrite and repo.exists(name):
         extra = repo.scenario_summary(name).extra or {}
@@ -1084,13 +1094,22 @@ def save_demo(
                 "or choose another --name"
             )
         replace = True
-    streams = scenario(patients, seed)
-    entities = {type_name: wrap(stream) if wrap else stream for type_name, stream in streams.items()}
-    return repo.save(
-        name,
-        entities,
-        description=f"Demo: {patients} patients across PatientSim, MemberSim, RxMemberSim and TrialSim (seed {seed})",
-        tags=["demo"],
-        overwrite=replace,
-        extra={"generator": GENERATOR, "generated_as": name, "patients": patients, "seed": seed},
-    )
+    metadata: dict[str, Any] = {
+        "description": f"Demo: {patients} patients across PatientSim, MemberSim, RxMemberSim and TrialSim (seed {seed})",
+        "tags": ["demo"],
+        "overwrite": replace,
+        "extra": {"generator": GENERATOR, "generated_as": name, "patients": patients, "seed": seed},
+    }
+
+    def wrapped(streams: dict[str, Iterator[Document]]) -> dict[str, Iterable[Document]]:
+        return {type_name: wrap(stream) if wrap else stream for type_name, stream in streams.items()}
+
+    if batch is None:
+        return repo.save(name, wrapped(scenario(patients, seed)), **metadata)
+    # scenario(n, seed, start=k) yields what the whole scenario yields for those
+    # patients, type by type in order: the adds give the one-shot scenario.
+    with repo.writer(name, **metadata) as writer:
+        for start in range(0, patients, batch):
+            writer.add(wrapped(scenario(min(batch, patients - start), seed, start=start)))
+    assert writer.summary is not None, "a writer that ends without an error has published"
+    return writer.summary

@@ -403,3 +403,53 @@ def test_the_readme_example_runs_after_its_quick_start(isolated_home: Path) -> N
     _ok("demo", "--patients", "1")
     for code in re.findall(r"```python\n(.*?)```", readme, re.S):
         exec(compile(code, "README.md", "exec"), {})
+
+
+# -- batches (the batch writer) ---------------------------------------------------------------
+
+
+def test_a_demo_in_batches_is_the_demo_in_one_save(store_url: str) -> None:
+    engine = create_store_engine(store_url)
+    with session_scope(engine) as session:
+        batched = demo.save_demo(ScenarioRepository(session), name="batched", patients=11, seed=3, batch=4)
+    with session_scope(engine) as session:
+        whole = demo.save_demo(ScenarioRepository(session), name="whole", patients=11, seed=3)
+    engine.dispose()
+    assert batched.warnings == whole.warnings == []
+    assert batched.counts == whole.counts == demo.entity_counts(11, 3)
+    loaded, expected = _load(store_url, "batched"), _load(store_url, "whole")
+    for name in TYPES:
+        assert normalise(loaded[name]) == normalise(expected[name]), name
+    # Run again, the batched demo replaces itself.
+    engine = create_store_engine(store_url)
+    with session_scope(engine) as session:
+        again = demo.save_demo(ScenarioRepository(session), name="batched", patients=2, seed=3, batch=1)
+    engine.dispose()
+    assert again.id == batched.id and again.counts == demo.entity_counts(2, 3)
+
+
+def test_a_bad_batch_size_is_refused() -> None:
+    with pytest.raises(InvalidArgumentError, match="batch"):
+        demo.save_demo(None, batch=0)  # type: ignore[arg-type]  (refused before the repository is used)
+
+
+def test_demo_with_batch_prints_the_same_summary(isolated_home: Path) -> None:
+    whole = _table(_ok("demo", "--patients", "7", "--name", "whole"))
+    batched = _table(_ok("demo", "--patients", "7", "--batch", "3", "--name", "batched"))
+    assert batched == whole
+    database = f"duckdb:///{isolated_home / 'healthsim.duckdb'}"
+    assert normalise(_load(database, "batched")) == normalise(_load(database, "whole"))
+    assert run_query(
+        "SELECT count(*) FROM information_schema.tables WHERE table_name LIKE '_hs_w_%'", database_url=database
+    ).rows == [(0,)]
+
+
+def test_demo_on_a_terminal_shows_entities_per_second_and_time_left(
+    duckdb_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    screen = io.StringIO()
+    monkeypatch.setattr(progress_module, "_stderr", Console(file=screen, force_terminal=True, width=160))
+    _ok("demo", "-n", "5", "--batch", "2", "--database-url", duckdb_url)
+    total = sum(demo.entity_counts(5).values())
+    assert f"{total}/{total}" in screen.getvalue()
+    assert " entities/s" in screen.getvalue() and " left " in screen.getvalue()

@@ -19,7 +19,7 @@ import datetime as dt
 import uuid
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
 import sqlalchemy as sa
@@ -46,6 +46,9 @@ from healthsim_state.store.audit import audited, record_read
 from healthsim_state.store.dialects import StoreDialect, dialect_of
 from healthsim_state.store.save import DEFAULT_BATCH_SIZE, SaveRun, input_streams, write_entities
 from healthsim_state.store.transaction import write_conflict
+
+if TYPE_CHECKING:
+    from healthsim_state.store.writer import ScenarioWriter
 
 _LINKS = ScenarioEntity.__table__
 _TAGS = ScenarioTag.__table__
@@ -197,6 +200,24 @@ class ScenarioRepository:
             scenario.updated_at = now
             return event.wrote(self._finish(scenario, run, "add"))
 
+    def writer(
+        self,
+        name: str,
+        *,
+        overwrite: bool = False,
+        description: str | None = None,
+        tags: Iterable[str] | None = None,
+        extra: Mapping[str, Any] | None = None,
+    ) -> ScenarioWriter:
+        """A writer that saves the scenario ``name`` batch by batch, with
+        memory bounded however large it grows: ``with repo.writer(name) as
+        w: w.add(batch)``. Nothing is visible until the block ends, when the
+        scenario is published as :meth:`save` would save it; it commits on a
+        connection of its own (:mod:`healthsim_state.store.writer`)."""
+        from healthsim_state.store.writer import ScenarioWriter
+
+        return ScenarioWriter(self, name, overwrite=overwrite, description=description, tags=tags, extra=extra)
+
     def delete(self, name_or_id: str | uuid.UUID) -> bool:
         """Delete the scenario, its links and tags, and every entity no other
         scenario links. Returns whether the scenario existed."""
@@ -309,13 +330,23 @@ class ScenarioRepository:
     def exists(self, name_or_id: str | uuid.UUID) -> bool:
         return self._find(name_or_id) is not None
 
-    def load(self, name_or_id: str | uuid.UUID, *, as_of: dt.datetime | None = None) -> LoadedScenario:
+    def load(
+        self, name_or_id: str | uuid.UUID, *, as_of: dt.datetime | None = None, stream: bool = False
+    ) -> LoadedScenario:
         """The scenario's metadata and every entity, by type, as saved; with
-        ``as_of`` (naive: UTC), as they were at that time, from the history."""
+        ``as_of`` (naive: UTC), as they were at that time, from the history.
+        With ``stream``, each type's entities are a lazy iterator
+        (:meth:`iter_entities`) instead of a list: read one type to its end
+        before the next, and while the session is open."""
         if as_of is not None:
+            if stream:
+                raise InvalidArgumentError("load(as_of=...) reads the history whole; it cannot stream")
             return self._load_as_of(name_or_id, as_of)
         scenario = self._require(name_or_id)
-        entities = {et.name: self._documents(scenario, et) for et in ENTITY_TYPES}
+        if stream:
+            entities: dict[str, Any] = {et.name: self.iter_entities(scenario.id, et.name) for et in ENTITY_TYPES}
+        else:
+            entities = {et.name: self._documents(scenario, et) for et in ENTITY_TYPES}
         record_read(self.session, "load", scenario=scenario.name, counts=scenario.entity_counts)
         return LoadedScenario(**vars(self._info(scenario, self._tags_of(scenario.id))), entities=entities)
 

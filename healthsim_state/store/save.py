@@ -114,6 +114,12 @@ class SaveRun:
             self.keys[et.name] = keys
         return keys
 
+    def prepare_keys(self, lay: Layout, rows: Rows) -> None:
+        """Called with each encoded batch before its keys are checked and its
+        references resolved: a run that cannot hold a whole scenario's keys
+        (the batch writer, :mod:`.writer`) fills :attr:`keys` here with those
+        the batch needs. A save's run loads them whole in :meth:`key_map`."""
+
     def positions(self, et: EntityType) -> Iterator[int]:
         start = self.next_position.get(et.name)
         if start is None:
@@ -219,6 +225,7 @@ def _write_batch(
     run: SaveRun, lay: Layout, batch: list[Any], positions: Iterator[int], lifted: dict[str, list[Any]]
 ) -> None:
     rows = _encode_batch(run, lay, batch, positions, lifted)
+    run.prepare_keys(lay, rows)
     if lay.entity.business_key:
         _check_business_keys(run, lay, rows)
     _complete_rows(run, lay, rows)

@@ -24,6 +24,14 @@ def demo(
     overwrite: bool = typer.Option(
         False, "--overwrite", help="Replace a scenario of that name even if the demo did not make it."
     ),
+    batch: int | None = typer.Option(
+        None,
+        "--batch",
+        min=1,
+        help=f"Generate and stage this many patients at a time, then publish the scenario whole (memory "
+        f"stays bounded at any size); the default above {demo_data.AUTO_BATCH_ABOVE:,} patients is "
+        f"{demo_data.DEFAULT_BATCH:,}.",
+    ),
     database_url: str | None = DatabaseUrl,
 ) -> None:
     """Generate a demo scenario spanning PatientSim, MemberSim, RxMemberSim and TrialSim, save it, and
@@ -31,11 +39,19 @@ def demo(
 
     Running it again with the same name replaces the earlier demo scenario;
     a scenario of that name that the demo did not make needs --overwrite.
+    With --batch (automatic for large sizes) the patients are generated and
+    staged in batches and the scenario appears whole at the end; an
+    interrupted run leaves nothing visible.
     """
     url = resolve_database_url(database_url)
     engine = get_engine(url)
     total = sum(demo_data.entity_counts(patients, seed).values())
-    with progress(f"saving demo scenario {name!r}", total) as advance, session_scope(engine) as session:
+    if batch is None and patients > demo_data.AUTO_BATCH_ABOVE:
+        batch = demo_data.DEFAULT_BATCH
+    with (
+        progress(f"saving demo scenario {name!r}", total, rate="entities") as advance,
+        session_scope(engine) as session,
+    ):
         summary = demo_data.save_demo(
             ScenarioRepository(session),
             name=name,
@@ -43,6 +59,7 @@ def demo(
             seed=seed,
             overwrite=overwrite,
             wrap=lambda stream: counted(stream, advance),
+            batch=batch,
         )
     out = Console()
     table = Table("type", "count", title=Text(f"scenario: {summary.name}"), title_justify="left")

@@ -13,7 +13,17 @@ from contextlib import contextmanager
 from typing import TypeVar
 
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    ProgressColumn,
+    Task,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
+from rich.text import Text
 
 T = TypeVar("T")
 Advance = Callable[[int], None]
@@ -26,13 +36,33 @@ def console() -> Console:
     return Console(soft_wrap=True)  # text lines stay whole; tables still fit the width
 
 
+class _Rate(ProgressColumn):
+    """Items per second, as the bar has measured them lately."""
+
+    def __init__(self, unit: str) -> None:
+        super().__init__()
+        self.unit = unit
+
+    def render(self, task: Task) -> Text:
+        speed = task.finished_speed or task.speed
+        return Text("" if speed is None else f"{speed:,.0f} {self.unit}/s")
+
+
 @contextmanager
-def progress(description: str, total: int | None = None) -> Iterator[Advance]:
-    """Yield ``advance(n)``; draws a bar on stderr only when it is a terminal."""
+def progress(description: str, total: int | None = None, *, rate: str | None = None) -> Iterator[Advance]:
+    """Yield ``advance(n)``; draws a bar on stderr only when it is a terminal.
+    ``rate``: the unit counted (``entities``), to show items per second and the time left."""
     if not _stderr.is_terminal:
         yield lambda n=1: None
         return
-    columns = [TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn()]
+    columns: list[ProgressColumn] = [
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+    ]
+    if rate is not None:
+        columns += [_Rate(rate), TextColumn("left"), TimeRemainingColumn()]
     with Progress(*columns, console=_stderr, transient=True) as bar:
         task = bar.add_task(description, total=total)
         yield lambda n=1: bar.advance(task, n)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import abc
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, ClassVar
@@ -16,8 +16,8 @@ from sqlalchemy.orm import Session
 
 from healthsim_models.errors import ConfigurationError
 from healthsim_models.location import mask_url
-from healthsim_state.store.batches import Links, Page, ScenarioRef
-from healthsim_state.store.history import Versioning
+from healthsim_state.store.batches import LINKS, Links, Page, ScenarioRef, update_clause
+from healthsim_state.store.history import Versioning, snapshot_sql, unchanged_guard
 from healthsim_state.store.readonly import Cancellation, QueryResult
 
 
@@ -206,6 +206,76 @@ class StoreDialect(abc.ABC):
         """Insert the rows of ``batch`` (columns named as the table's, UUID and
         JSON as text) into ``table`` (``schema.table`` or ``table``), in one bulk
         statement."""
+
+    # -- the batch writer's staging tables (healthsim_state.store.writer) ---------------
+
+    def publish_staged(
+        self,
+        connection: sa.Connection,
+        table: sa.Table,
+        entity_type: str,
+        staged: tuple[str, str],
+        scenario_id: uuid.UUID,
+        versioning: Versioning,
+    ) -> None:
+        """Upsert every row of the staging table ``staged[0]`` (``table``'s
+        columns) into ``table``, ``updated_at`` being the write's time, as
+        :meth:`upsert` does (changed rows to the history first, unchanged rows
+        left alone); then link them to the scenario at the positions of the
+        staging table ``staged[1]`` (``id``, ``position``). Set-based: no row
+        passes through Python."""
+        rows, positions = staged
+        names = ", ".join(c.name for c in table.columns)
+        at = f"CAST('{versioning.at.isoformat()}' AS TIMESTAMPTZ)"
+        selects = ", ".join(at if c.name == "updated_at" else f"b.{c.name}" for c in table.columns)
+        if versioning.keep:
+            connection.exec_driver_sql(
+                snapshot_sql(table, versioning, rows, lambda c: f"b.{c.name}", lock=self.row_locks)
+            )
+        self._publish_rows(connection, table, rows, names, selects)
+        connection.exec_driver_sql(
+            f"INSERT INTO {LINKS.name} (scenario_id, entity_type, entity_id, position) "
+            f"SELECT CAST('{uuid.UUID(str(scenario_id))}' AS UUID), {literal(entity_type)}, id, position FROM {positions}"
+        )
+
+    def _publish_rows(self, connection: sa.Connection, table: sa.Table, rows: str, names: str, selects: str) -> None:
+        """:meth:`publish_staged`'s upsert: ``selects`` (the staged row ``b``) into ``table``."""
+        order = " ORDER BY b.id" if self.row_locks else ""  # the order upserts lock rows in
+        connection.exec_driver_sql(
+            f"INSERT INTO {table.name} ({names}) SELECT {selects} FROM {rows} b{order} "
+            f"ON CONFLICT (id) DO UPDATE SET {update_clause(table)} WHERE {unchanged_guard(table)}"
+        )
+
+    def claim_writer(self, connection: sa.Connection, key: int) -> bool:
+        """Mark the batch writer numbered ``key`` (a 32-bit signed integer) as
+        running for as long as ``connection`` lives; False when another live
+        connection has. Without :attr:`row_locks` the database has one
+        writing process, which knows its own writers: nothing to mark."""
+        return True
+
+    def release_writer(self, connection: sa.Connection, key: int) -> None:
+        """Undo :meth:`claim_writer` on ``connection``."""
+        return None
+
+    #: The batch writer's staging tables are keyed by ``id`` (:meth:`stage` upserts into them).
+    keyed_staging: ClassVar[bool] = True
+
+    def stage(self, session: Session, table: sa.Table, rows: Sequence[dict[str, Any]]) -> None:
+        """Write ``rows`` (as :meth:`upsert` takes them) into the batch writer's
+        staging table ``table``: a row of a staged id replaces it."""
+        self.upsert(session, table, rows)
+
+    @contextmanager
+    def writer_memory(self, connection: sa.Connection) -> Iterator[Callable[[], bool]]:
+        """While a batch writer runs on ``connection``: the memory the database
+        itself may use bounded, where it is the caller's process. Yields what
+        lifts the bound again (for the publish, whose transaction holds what
+        the canonical tables' indexes gain), and says whether there was one."""
+        yield lambda: False
+
+    def out_of_memory(self, error: BaseException) -> bool:
+        """Whether ``error`` (a driver error, or SQLAlchemy's around it) says the database ran out of memory."""
+        return False
 
 
 def quote(connection: sa.Connection, name: str) -> str:

@@ -12,7 +12,8 @@ from __future__ import annotations
 import re
 import time
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from functools import cache
 from pathlib import Path
 from typing import Any, ClassVar
@@ -131,6 +132,19 @@ def _python_rows(data: pa.Table | pa.RecordBatch) -> list[dict[str, Any]]:
 _READ_ONLY_CONFIG = {**DUCKDB_CONFIG, "enable_external_access": False}
 
 _PID = re.compile(r"PID \d+")
+
+#: Bytes DuckDB may use while a batch writer runs (docs/scale.md has the measurements).
+WRITER_MEMORY_LIMIT = 512 * 2**20
+_SIZE_UNITS = {"bytes": 1, "KiB": 2**10, "MiB": 2**20, "GiB": 2**30, "TiB": 2**40, "PiB": 2**50}
+
+
+def _size(text: str) -> float:
+    """Bytes of a size as DuckDB shows a setting (``18.8 GiB``); unknown forms count as unbounded."""
+    number, _, unit = text.partition(" ")
+    try:
+        return float(number) * _SIZE_UNITS[unit]
+    except (KeyError, ValueError):
+        return float("inf")
 
 
 class DuckDBDialect(StoreDialect):
@@ -355,6 +369,69 @@ class DuckDBDialect(StoreDialect):
         connection.connection.driver_connection.execute(
             f"INSERT INTO {qualified(connection, table)} ({names}) SELECT {casts} FROM _hs_batch"
         )
+
+    # -- the batch writer's staging tables ---------------------------------------------
+
+    def _publish_rows(self, connection: sa.Connection, table: sa.Table, rows: str, names: str, selects: str) -> None:
+        # ON CONFLICT DO UPDATE holds every row of its statement in memory, unbounded
+        # by memory_limit (a million-row statement fails with a limit in place): only
+        # the staged rows already stored go through it; the new ones are appended,
+        # which DuckDB writes out as it goes.
+        connection.exec_driver_sql(
+            f"INSERT INTO {table.name} ({names}) SELECT {selects} FROM {rows} b SEMI JOIN {table.name} t "
+            f"ON t.id = b.id ON CONFLICT (id) DO UPDATE SET {update_clause(table)} WHERE {unchanged_guard(table)}"
+        )
+        connection.exec_driver_sql(
+            f"INSERT INTO {table.name} ({names}) SELECT {selects} FROM {rows} b ANTI JOIN {table.name} t ON t.id = b.id"
+        )
+
+    # A DuckDB index (ART) stays in memory once written to, however low memory_limit is
+    # (measured: 420 MB at 10 M keys, then out of memory under a 512 MiB cap): the staging
+    # tables, which grow with the scenario, have none. A batch's ids already staged (a scan
+    # of the id column finds them) are deleted, then the batch appended.
+    keyed_staging: ClassVar[bool] = False
+
+    def stage(self, session: Session, table: sa.Table, rows: Sequence[dict[str, Any]]) -> None:
+        if not rows:
+            return
+        raw = _driver(session)
+        _hs_batch = pa.Table.from_pylist(rows, schema=arrow_schema(table))  # read by name in the SQL below
+        ids = "SELECT CAST(id AS UUID) FROM _hs_batch"
+        if raw.execute(f"SELECT 1 FROM {table.name} WHERE id IN ({ids}) LIMIT 1").fetchone() is not None:
+            raw.execute(f"DELETE FROM {table.name} WHERE id IN ({ids})")
+        names = ", ".join(c.name for c in table.columns)
+        selects = ", ".join(_select_expression(c) for c in table.columns)
+        raw.execute(f"INSERT INTO {table.name} ({names}) SELECT {selects} FROM _hs_batch")
+
+    @contextmanager
+    def writer_memory(self, connection: sa.Connection) -> Iterator[Callable[[], bool]]:
+        # DuckDB caches table blocks up to memory_limit (80% of RAM by default), in
+        # this process: a writer's staging tables would grow it with the scenario.
+        # The setting is the database's, so every connection to it shares the cap meanwhile.
+        # A publish that runs out of it runs again without it: the canonical tables' indexes
+        # (ART) hold what its one transaction adds in memory (a 200,000-patient publish ran
+        # out of a 512 MiB cap).
+        driver = connection.connection.driver_connection
+        before = driver.execute("SELECT current_setting('memory_limit')").fetchone()[0]
+        lower = _size(before) > WRITER_MEMORY_LIMIT
+        if lower:
+            driver.execute(f"SET memory_limit = '{WRITER_MEMORY_LIMIT // 2**20}MiB'")
+
+        def lift() -> bool:
+            nonlocal lower
+            lifted, lower = lower, False
+            if lifted:
+                driver.execute(f"SET memory_limit = {literal(before)}")
+            return lifted
+
+        try:
+            yield lift
+        finally:
+            lift()
+
+    def out_of_memory(self, error: BaseException) -> bool:
+        orig = error.orig if isinstance(error, sa.exc.DBAPIError) else error
+        return type(orig).__name__ == "OutOfMemoryException" and type(orig).__module__.startswith(("duckdb", "_duckdb"))
 
 
 def _connect(path: Path, *, lock: bool, timeout: float) -> Any:

@@ -51,6 +51,7 @@ from healthsim_state.store.readonly import (
 #: First key of the advisory locks on scenario names and ids (the two-key
 #: form, apart from the migration lock's one-key form).
 _SCENARIO_LOCK_SPACE = 0x48535343  # "HSSC"
+_WRITER_LOCK_SPACE = 0x48535752  # "HSWR": batch writers running (healthsim_state.store.writer)
 
 _SQLSTATES = {"40P01": "deadlock detected", "40001": "serialization failure"}
 
@@ -373,6 +374,22 @@ class PostgreSQLDialect(StoreDialect):
         cursor = connection.connection.driver_connection.cursor()
         with cursor, cursor.copy(f"COPY {qualified(connection, table)} ({names}) FROM STDIN (FORMAT csv)") as copy:
             copy.write(sink.getbuffer())
+
+    # -- the batch writer's staging tables ---------------------------------------------
+
+    def claim_writer(self, connection: sa.Connection, key: int) -> bool:
+        # A session-level advisory lock: it outlives the writer's transactions and
+        # ends with its connection, also when the process is killed.
+        return bool(
+            connection.execute(
+                sa.text("SELECT pg_try_advisory_lock(:space, :key)"), {"space": _WRITER_LOCK_SPACE, "key": key}
+            ).scalar_one()
+        )
+
+    def release_writer(self, connection: sa.Connection, key: int) -> None:
+        connection.execute(
+            sa.text("SELECT pg_advisory_unlock(:space, :key)"), {"space": _WRITER_LOCK_SPACE, "key": key}
+        )
 
 
 def _query_error(exc: Exception, stopped: str | None, timeout: float) -> QueryError:

@@ -1,0 +1,410 @@
+"""The batch writer: one scenario written add by add, published whole.
+
+``with repository.writer(name) as w: w.add(batch)`` takes a scenario too
+large for one save. Each add goes through the save pipeline
+(:mod:`.save`: the same checks and errors, the same UUIDs) into staging
+tables private to the writer, named ``_hs_w_<token>_<table>`` (rows) and
+``_hs_w_<token>_<table>__pos`` (each entity's position), and is committed
+there on the writer's own connection, so no transaction grows with the
+scenario. Business keys and references are looked up per batch, for the
+batch's own keys only, in what the writer staged: Python keeps nothing
+per entity from one add to the next.
+
+When the block ends without an error, one transaction publishes the
+scenario as :meth:`ScenarioRepository.save` would (history, links, tags,
+counts, the audit event), upserting each type from its staging table with
+one ``INSERT ... SELECT`` (:meth:`StoreDialect.publish_staged`), and drops
+the staging tables. Until then nothing of the writer is visible; when the
+block raises, the staging tables are dropped and the error propagates.
+
+A killed writer leaves its staging tables behind, nothing else:
+:func:`clean_up_writers` drops those whose writer is gone, and every
+writer calls it when it starts. On PostgreSQL a running writer holds an
+advisory lock (:meth:`StoreDialect.claim_writer`) for as long as its
+connection lives; a DuckDB file has one writing process, whose running
+writers are in :data:`_RUNNING`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import secrets
+import uuid
+from collections.abc import Iterable, Mapping
+from typing import TYPE_CHECKING, Any
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Session
+
+from healthsim_models.errors import InvalidArgumentError, ScenarioExistsError, ValidationError, WriteConflictError
+from healthsim_models.registry import ENTITY_TYPES, EntityType, entity_type
+from healthsim_state.codec.checks import scenario_problems
+from healthsim_state.codec.identity import business_key
+from healthsim_state.codec.layout import Layout, layout
+from healthsim_state.codec.values import shown
+from healthsim_state.store import history as store_history
+from healthsim_state.store.audit import audited
+from healthsim_state.store.batches import Links
+from healthsim_state.store.dialects import StoreDialect, dialect_of
+from healthsim_state.store.save import Rows, SaveRun, input_streams, write_entities
+
+if TYPE_CHECKING:
+    from healthsim_state.store.repository import SaveSummary, ScenarioRepository
+
+#: Every staging table's name starts so; then the writer's token and ``_``.
+STAGING_PREFIX = "_hs_w_"
+#: Keys looked up per statement.
+LOOKUP_CHUNK = 20_000
+
+#: Tokens of the writers running in this process.
+_RUNNING: set[str] = set()
+
+
+def _text(value: Any) -> str:
+    """A key's value as the lookup compares it (references resolve by their text, as in a save)."""
+    return value if value.__class__ is str else str(value)
+
+
+def _key(token: str) -> int:
+    """The writer's number for :meth:`StoreDialect.claim_writer`: its token as a signed 32-bit integer."""
+    return int(token, 16) - 2**31
+
+
+class _Staging:
+    """A writer's staging tables: per type, its rows and its entities' positions."""
+
+    def __init__(self, token: str, keyed: bool) -> None:
+        metadata = sa.MetaData()
+        self.rows: dict[str, sa.Table] = {}
+        self.positions: dict[str, sa.Table] = {}
+        for et in ENTITY_TYPES:
+            table = et.model.__table__
+            name = f"{STAGING_PREFIX}{token}_{table.name}"
+            # The canonical columns, without the canonical table's indexes and constraints
+            # (their names are the schema's); keyed by id where the dialect stages by upsert.
+            self.rows[table.name] = sa.Table(
+                name,
+                metadata,
+                *(sa.Column(c.name, c.type, primary_key=keyed and c.name == "id") for c in table.columns),
+            )
+            self.positions[et.name] = sa.Table(
+                f"{name}__pos",
+                metadata,
+                sa.Column("id", sa.Uuid, primary_key=keyed),
+                sa.Column("position", sa.BigInteger, nullable=False),
+            )
+        self.metadata = metadata
+
+
+class _StagingDialect:
+    """What an add's :class:`SaveRun` writes through: the upserts and links of
+    the save pipeline, sent to the writer's staging tables. Nothing else of
+    the dialect is offered, so a pipeline step that would write elsewhere fails."""
+
+    def __init__(self, dialect: StoreDialect, staging: _Staging) -> None:
+        self._dialect = dialect
+        self._staging = staging
+
+    def upsert(self, session: Session, table: sa.Table, rows: list[dict[str, Any]], *, versioning: Any = None) -> None:
+        self._dialect.stage(session, self._staging.rows[table.name], rows)
+
+    def link(self, session: Session, scenario_id: uuid.UUID, links: Links) -> None:
+        by_type: dict[str, dict[str, int]] = {}
+        for name, entity_id, position in zip(links.entity_types, links.entity_ids, links.positions, strict=True):
+            by_type.setdefault(name, {})[entity_id] = position  # the same entity again: last wins, at its position
+        for name, positions in by_type.items():
+            rows = [{"id": entity_id, "position": position} for entity_id, position in positions.items()]
+            self._dialect.stage(session, self._staging.positions[name], rows)
+
+
+class _AddRun(SaveRun):
+    """One add's run of the save pipeline: keys looked up per batch in the staging tables."""
+
+    def __init__(self, writer: ScenarioWriter, now: dt.datetime) -> None:
+        super().__init__(writer._session, writer.scenario_id, existing=False, now=now)
+        self.dialect = _StagingDialect(writer._dialect, writer._staging)  # type: ignore[assignment]
+        self.next_position = writer._positions  # positions go on from the adds before
+        self._staging = writer._staging
+
+    def key_map(self, et: EntityType) -> dict[tuple[str, ...], str]:
+        return self.keys.setdefault(et.name, {})  # prepare_keys filled it for the batch
+
+    def prepare_keys(self, lay: Layout, rows: Rows) -> None:
+        et = lay.entity
+        wanted: dict[str, set[str]] = {}  # type -> values of its business key's first column
+        if et.business_key:
+            first = et.business_key[0]
+            wanted[et.name] = {_text(row[first]) for _, row in rows.values() if row[first] is not None}
+        for ref in et.references:
+            values = wanted.setdefault(ref.parent, set())
+            for _, row in rows.values():
+                value = row[ref.field]
+                if value is not None:
+                    values.add(_text(value))
+        # The last batch's keys are done with: only this batch's stay.
+        self.keys = {name: self._lookup(entity_type(name), values) for name, values in wanted.items()}
+
+    def _lookup(self, et: EntityType, values: set[str]) -> dict[tuple[str, ...], str]:
+        """Business key -> UUID (hex) of the staged entities of ``et`` whose key's first column is in ``values``."""
+        table = self._staging.rows[et.model.__table__.name]
+        lay = layout(et.name)
+        found: dict[tuple[str, ...], str] = {}
+        if not values:
+            return found
+        ordered = sorted(values)
+        first = table.c[et.business_key[0]]
+        for i in range(0, len(ordered), LOOKUP_CHUNK):
+            # One array parameter, unnested: a list of scalar parameters costs 5x more on DuckDB.
+            chunk = sa.text("SELECT unnest(CAST(:keys AS VARCHAR[]))").bindparams(keys=ordered[i : i + LOOKUP_CHUNK])
+            query = sa.select(*(table.c[k] for k in et.business_key), table.c.id).where(
+                first.in_(chunk.columns(sa.column("key", sa.String)))
+            )
+            for row in self.session.execute(query).mappings():
+                key = business_key(lay, row)
+                if key is not None:
+                    found[key] = row["id"].hex
+        return found
+
+
+class ScenarioWriter:
+    """A scenario written batch by batch (:meth:`add`) and published whole when
+    the ``with`` block ends; see the module docstring. Made by
+    :meth:`ScenarioRepository.writer`."""
+
+    def __init__(
+        self,
+        repository: ScenarioRepository,
+        name: str,
+        *,
+        overwrite: bool = False,
+        description: str | None = None,
+        tags: Iterable[str] | None = None,
+        extra: Mapping[str, Any] | None = None,
+    ) -> None:
+        from healthsim_state.store.repository import _clean_tags
+
+        problems = scenario_problems(name, description, extra)
+        if problems:
+            raise ValidationError(problems)
+        session = repository.session
+        if session.new or session.dirty or session.deleted:
+            raise InvalidArgumentError(
+                "the repository's session has changes not flushed or committed; the writer commits on a "
+                "connection of its own and would not see them: commit (or roll back) first"
+            )
+        self._engine = session.get_bind()
+        if isinstance(self._engine, sa.Connection):
+            self._engine = self._engine.engine
+        self._dialect = dialect_of(self._engine)
+        if self._dialect.in_memory(self._engine.url):
+            raise InvalidArgumentError(
+                "the batch writer needs a store that a second connection can open (a DuckDB file or "
+                "PostgreSQL); an in-memory store has one connection: use save()"
+            )
+        self.name = name
+        self.overwrite = overwrite
+        self.description = description
+        self.tags = _clean_tags(tags)
+        self.extra = dict(extra) if extra else None
+        self.batch_size = repository.batch_size
+        self.summary: SaveSummary | None = None
+        self.token = secrets.token_hex(4)
+        self._staging = _Staging(self.token, self._dialect.keyed_staging)
+        self._positions: dict[str, int] = {}  # per type: the next position
+        self._warnings: list[str] = []
+        self._now = dt.datetime.now(dt.UTC)
+        self._connection: sa.Connection | None = None
+        self._memory = contextlib.ExitStack()
+        self._session: Session
+        self.scenario_id: uuid.UUID
+
+    # -- the block ------------------------------------------------------------------
+
+    def __enter__(self) -> ScenarioWriter:
+        self._connection = self._engine.connect()
+        try:
+            self._lift_memory_cap = self._memory.enter_context(self._dialect.writer_memory(self._connection))
+            self._start()
+        except BaseException:
+            self._close()
+            raise
+        return self
+
+    def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
+        try:
+            if exc_type is None:
+                self.summary = self._publish()
+        finally:
+            try:
+                if self.summary is None:
+                    self._discard()
+            finally:
+                self._close()
+
+    def add(self, entities: Mapping[str, Any]) -> dict[str, int]:
+        """Stage ``entities`` (type -> iterable of documents, as :meth:`save`
+        takes them); returns the entities staged per type. References resolve
+        against this add's entities and every earlier add's; the same entity
+        again replaces it (latest wins). Bad input raises what :meth:`save`
+        raises, having staged nothing of this add (earlier adds stay staged)."""
+        if self._connection is None or self.summary is not None:
+            raise InvalidArgumentError("the writer is not open: add() inside its 'with' block")
+        streams = input_streams(entities)
+        before = dict(self._positions)
+        run = _AddRun(self, self._now)
+        try:
+            write_entities(run, streams, self.batch_size)
+            self._session.commit()
+        except BaseException:
+            self._session.rollback()
+            self._positions.clear()
+            self._positions.update(before)  # the refused add took no positions
+            raise
+        self._warnings += run.warnings
+        return dict(run.saved)
+
+    # -- internals ------------------------------------------------------------------
+
+    def _start(self) -> None:
+        assert self._connection is not None
+        if not self._dialect.claim_writer(self._connection, _key(self.token)):
+            raise WriteConflictError("a batch writer with the same token is running; start the writer again")
+        self._connection.commit()
+        clean_up_writers(self._connection)
+        self._session = Session(bind=self._connection, expire_on_commit=False)
+        from healthsim_state.store.repository import ScenarioRepository
+
+        existing = ScenarioRepository(self._session)._find(self.name, by_id=False)
+        if existing is not None and not self.overwrite:
+            raise ScenarioExistsError(
+                f"a scenario named {self.name!r} exists; pass overwrite=True to replace it, or choose another name"
+            )
+        # Derived entity UUIDs name the scenario: the one to be replaced keeps its id.
+        self.scenario_id = existing.id if existing is not None else uuid.uuid4()
+        _RUNNING.add(self.token)
+        self._staging.metadata.create_all(self._connection, checkfirst=False)
+        self._session.commit()
+
+    def _publish(self) -> SaveSummary:
+        session = self._session
+        with audited(session, "save", scenario=self.name) as event:
+            try:
+                summary = self._publish_once()
+            except Exception as exc:
+                # The publish's one transaction holds what the canonical tables' indexes
+                # gain (DuckDB, in memory): past the writer's cap, once more without it.
+                if not (self._dialect.out_of_memory(exc) and self._lift_memory_cap()):
+                    raise
+                summary = self._publish_once()
+            event.wrote(summary)
+        session.commit()
+        return summary
+
+    def _publish_once(self) -> SaveSummary:
+        """The publish's writes, in the session's transaction (rolled back when they raise)."""
+        from healthsim_state.store.repository import ScenarioRepository
+
+        session = self._session
+        repo = ScenarioRepository(session)
+        with repo._atomic(f"the save of scenario {shown(self.name)}"):
+            now = dt.datetime.now(dt.UTC)
+            versioning = store_history.start_write(session, now)
+            scenario, replacing = repo._scenario_to_save(self.name, self.overwrite, self.scenario_id, None, versioning)
+            if scenario.id != self.scenario_id:
+                raise WriteConflictError(
+                    f"the scenario {self.name!r} was deleted and made again by another writer while this "
+                    "writer ran; nothing was written; run the writer again"
+                )
+            scenario.description = self.description
+            scenario.extra = self.extra
+            scenario.updated_at = now
+            repo._flush_scenario(self.name, self.overwrite, replacing)
+            repo._insert_tags(scenario.id, self.tags)
+            connection = session.connection()
+            saved = {}
+            for et in ENTITY_TYPES:
+                rows = self._staging.rows[et.model.__table__.name]
+                count = session.execute(sa.select(sa.func.count()).select_from(rows)).scalar_one()
+                if not count:
+                    continue
+                saved[et.name] = count
+                names = (rows.name, self._staging.positions[et.name].name)
+                self._dialect.publish_staged(connection, et.model.__table__, et.name, names, scenario.id, versioning)
+            if replacing:
+                repo._delete_detached_orphans(scenario.id, versioning)
+            run = SaveRun(session, scenario.id, existing=False, now=now, versioning=versioning)
+            run.saved, run.warnings = saved, self._warnings
+            summary = repo._finish(scenario, run, "save")
+            self._staging.metadata.drop_all(connection, checkfirst=False)
+            return summary
+
+    def _discard(self) -> None:
+        """Drop the staging tables (the block raised, or the publish did)."""
+        if self._connection is None or self.token not in _RUNNING:
+            return
+        self._session.rollback()
+        self._staging.metadata.drop_all(self._connection, checkfirst=True)
+        self._session.commit()
+
+    def _close(self) -> None:
+        connection, self._connection = self._connection, None
+        _RUNNING.discard(self.token)
+        if connection is None:
+            return
+        try:
+            if hasattr(self, "_session"):
+                self._session.close()
+            self._memory.close()
+            self._dialect.release_writer(connection, _key(self.token))
+            connection.commit()
+        finally:
+            connection.close()
+
+
+def staging_tables(connection: sa.Connection) -> dict[str, list[str]]:
+    """The batch writers' staging tables in the store's schema, by writer token."""
+    rows = connection.execute(
+        sa.text(
+            "SELECT table_name FROM information_schema.tables "
+            "WHERE table_schema = current_schema() AND table_catalog = current_database()"
+        )
+    ).scalars()
+    found: dict[str, list[str]] = {}
+    for name in rows:
+        if name.startswith(STAGING_PREFIX):
+            token = name[len(STAGING_PREFIX) :].split("_", 1)[0]
+            found.setdefault(token, []).append(name)
+    return found
+
+
+def clean_up_writers(connection: sa.Connection) -> list[str]:
+    """Drop the staging tables of batch writers that are gone (killed, or
+    their process ended without finishing); returns the tables dropped.
+    Writers still running, in this process or (PostgreSQL) any other, are
+    left alone. Commits on ``connection``."""
+    dialect = dialect_of(connection)
+    dropped: list[str] = []
+    for token, names in sorted(staging_tables(connection).items()):
+        if token in _RUNNING or len(token) != 8:
+            continue
+        try:
+            key = _key(token)
+        except ValueError:
+            continue  # not a writer's token: a table someone else named so
+        if not dialect.claim_writer(connection, key):
+            continue  # its writer's connection is alive
+        try:
+            for name in sorted(names):
+                connection.exec_driver_sql(f"DROP TABLE IF EXISTS {dialect_quote(connection, name)}")
+            connection.commit()
+            dropped += names
+        finally:
+            dialect.release_writer(connection, key)
+            connection.commit()
+    connection.commit()
+    return sorted(dropped)
+
+
+def dialect_quote(connection: sa.Connection, name: str) -> str:
+    return connection.dialect.identifier_preparer.quote(name)

@@ -1,0 +1,405 @@
+"""The batch writer (``repository.writer``), on both backends: it gives what
+save() gives, shows nothing until it publishes, keeps nothing of a failed
+or killed run, and cleans up what a killed run leaves."""
+
+from __future__ import annotations
+
+import itertools
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from sqlalchemy.engine import Engine
+
+from healthsim_models import ENTITY_TYPES, ValidationError, create_store_engine, session_scope
+from healthsim_models.errors import InvalidArgumentError, ScenarioExistsError
+from healthsim_models.state import ScenarioEntity
+from healthsim_state import ScenarioRepository
+from healthsim_state.store import writer as store_writer
+from tests.helpers import normalise
+from tests.strategies import scenario_entities
+
+_names = itertools.count()
+_LINKS = ScenarioEntity.__table__
+PATIENT_ID = "0b3d3c2e-7f43-4b7e-9d8c-5a7e0c1f2a3b"  # a UUID id: the entity is global
+
+
+def _patient(mrn: str, **more: Any) -> dict[str, Any]:
+    doc = {"id": f"P-{mrn}", "mrn": mrn, "given_name": "Ann", "family_name": "Lee", "birth_date": "1980-01-02"}
+    return {**doc, "gender": "F", **more}
+
+
+def _encounter(encounter_id: str, mrn: str) -> dict[str, Any]:
+    return {
+        "encounter_id": encounter_id,
+        "patient_mrn": mrn,
+        "class_code": "O",
+        "status": "finished",
+        "admission_time": "2024-01-02T10:00:00Z",
+    }
+
+
+def _links(engine: Engine, name: str) -> set[tuple[str, str, int]]:
+    with session_scope(engine) as session:
+        sid = ScenarioRepository(session).scenario_summary(name).id
+        rows = session.execute(
+            sa.select(_LINKS.c.entity_type, _LINKS.c.entity_id, _LINKS.c.position).where(_LINKS.c.scenario_id == sid)
+        ).all()
+    return {(t, str(i), p) for t, i, p in rows}
+
+
+def _load(engine: Engine, name: str) -> dict[str, list[dict[str, Any]]]:
+    with session_scope(engine) as session:
+        return ScenarioRepository(session).load(name).entities
+
+
+def _names_in(engine: Engine) -> list[str]:
+    with session_scope(engine) as session:
+        return [s.name for s in ScenarioRepository(session).list()]
+
+
+def _staged(engine: Engine) -> dict[str, list[str]]:
+    with engine.connect() as connection:
+        return store_writer.staging_tables(connection)
+
+
+# -- equivalence with save() ---------------------------------------------------------------
+
+
+@st.composite
+def _split(draw: st.DrawFn) -> tuple[dict[str, list[dict[str, Any]]], list[dict[str, list[dict[str, Any]]]]]:
+    """A scenario and the adds it is fed in: each type's first entity (the one
+    others refer to) in the first add, the rest anywhere, in order per add."""
+    entities = draw(scenario_entities())
+    count = draw(st.integers(1, 3))
+    adds: list[dict[str, list[dict[str, Any]]]] = [{} for _ in range(count)]
+    for type_name, docs in entities.items():
+        for i, doc in enumerate(docs):
+            at = 0 if i == 0 else draw(st.integers(0, count - 1))
+            adds[at].setdefault(type_name, []).append(doc)
+    # save() is given each type in the order the adds give it.
+    ordered = {t: [d for add in adds for d in add.get(t, [])] for t in entities}
+    return ordered, adds
+
+
+@pytest.mark.parametrize("backend", ["duckdb", "postgresql"])
+def test_a_writer_fed_in_adds_gives_what_save_gives(backend: str, request: pytest.FixtureRequest) -> None:
+    engine = create_store_engine(request.getfixturevalue(f"{backend}_url"))
+
+    @settings(deadline=None, max_examples=10, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+    @given(split=_split())
+    def same(split) -> None:  # type: ignore[no-untyped-def]
+        ordered, adds = split
+        name = f"w-{next(_names)}"
+        with session_scope(engine) as session, ScenarioRepository(session).writer(name, tags=["t"]) as w:
+            for add in adds:
+                w.add(add)
+        written = w.summary
+        assert written is not None
+        links, loaded = _links(engine, name), _load(engine, name)
+        # The same entities saved over it: same scenario id, so same UUIDs; nothing may change.
+        with session_scope(engine) as session:
+            saved = ScenarioRepository(session).save(name, ordered, tags=["t"], overwrite=True)
+        assert saved.id == written.id
+        assert (written.counts, written.saved) == (saved.counts, saved.saved)
+        assert sorted(written.warnings) == sorted(saved.warnings)
+        assert _links(engine, name) == links
+        again = _load(engine, name)
+        for et in ENTITY_TYPES:
+            assert normalise(loaded[et.name]) == normalise(again[et.name]), et.name
+
+    try:
+        same()
+        assert _staged(engine) == {}
+    finally:
+        engine.dispose()
+
+
+# -- examples -------------------------------------------------------------------------------
+
+
+def test_references_resolve_across_adds_and_the_last_of_an_entity_wins(engine: Engine) -> None:
+    with session_scope(engine) as session, ScenarioRepository(session).writer("w", description="d") as w:
+        assert w.add({"patient": [_patient("M1", id="P1", given_name="Old")]}) == {"patient": 1}
+        w.add({"encounter": [_encounter("E1", "M1")], "patient": [_patient("M2", id="P2")]})
+        w.add({"patient": [_patient("M1", id="P1", given_name="New")]})
+    assert w.summary is not None
+    assert w.summary.counts == {"patient": 2, "encounter": 1}
+    loaded = _load(engine, "w")
+    # The last P1 wins at its own (last) position, as in one save of the three adds' patients.
+    assert [(p["id"], p["name"]["given_name"]) for p in loaded["patient"]] == [("P2", "Ann"), ("P1", "New")]
+    assert loaded["encounter"][0]["patient_mrn"] == "M1"
+    with session_scope(engine) as session:
+        info = ScenarioRepository(session).scenario_summary("w")
+        assert info.description == "d"
+        encounter = session.execute(sa.text("SELECT patient_uuid FROM encounters")).scalar_one()
+        patient = session.execute(sa.text("SELECT id FROM patients WHERE mrn = 'M1'")).scalar_one()
+    assert str(encounter) == str(patient)
+    assert _staged(engine) == {}
+
+
+def test_a_business_key_taken_in_an_earlier_add_is_refused_naming_entity_and_field(engine: Engine) -> None:
+    with session_scope(engine) as session, ScenarioRepository(session).writer("w") as w:
+        w.add({"patient": [_patient("M1", id="P1")]})
+        with pytest.raises(ValidationError) as refused:
+            w.add({"patient": [_patient("M1", id="P2")]})
+        problem = refused.value.problems[0]
+        assert (problem.entity_type, problem.position, problem.entity_id, problem.field) == ("patient", 1, "P2", "mrn")
+        assert "already used by another patient" in problem.reason
+        # The refused add took nothing, its position neither.
+        w.add({"patient": [_patient("M3", id="P3")]})
+    assert [(p["id"]) for p in _load(engine, "w")["patient"]] == ["P1", "P3"]
+
+
+def test_a_bad_add_raises_earlier_adds_stay_and_leaving_by_it_publishes_nothing(engine: Engine) -> None:
+    with (
+        pytest.raises(ValidationError, match="matches no patient"),
+        session_scope(engine) as session,
+        ScenarioRepository(session).writer("w") as w,
+    ):
+        w.add({"patient": [_patient("M1")]})
+        assert set(_staged(engine)) == {w.token}
+        w.add({"encounter": [_encounter("E1", "nobody")]})
+    assert _names_in(engine) == []
+    assert _staged(engine) == {}
+    with session_scope(engine) as session:
+        assert ScenarioRepository(session).count_entities_by_type() == {}
+
+
+def test_a_block_that_raises_publishes_nothing(engine: Engine) -> None:
+    with (
+        pytest.raises(RuntimeError, match="stop"),
+        session_scope(engine) as session,
+        ScenarioRepository(session).writer("w") as w,
+    ):
+        w.add({"patient": [_patient("M1")]})
+        raise RuntimeError("stop")
+    assert _names_in(engine) == [] and _staged(engine) == {}
+
+
+def test_nothing_shows_until_the_writer_publishes_and_an_overwritten_scenario_stays_until_then(
+    engine: Engine,
+) -> None:
+    with session_scope(engine) as session:
+        repo = ScenarioRepository(session)
+        repo.save("old", {"patient": [_patient("M0", id=PATIENT_ID, given_name="Shared")]})
+        repo.save("w", {"patient": [_patient("M9", id="P9")]}, tags=["before"])
+    before = _load(engine, "w")
+    with session_scope(engine) as session, ScenarioRepository(session).writer("w", overwrite=True, tags=["x"]) as w:
+        w.add({"patient": [_patient("M1", id="P1"), _patient("M0", id=PATIENT_ID, given_name="Changed")]})
+        # Everything a reader sees is as before: the scenario, its entities, the global entity.
+        assert _load(engine, "w") == before
+        assert _load(engine, "old")["patient"][0]["name"]["given_name"] == "Shared"
+        with session_scope(engine) as other:
+            assert ScenarioRepository(other).count_entities_by_type() == {"patient": 2}
+            assert ScenarioRepository(other).scenario_summary("w").tags == ["before"]
+    with session_scope(engine) as session:
+        repo = ScenarioRepository(session)
+        assert repo.scenario_summary("w").tags == ["x"]
+        assert [p["mrn"] for p in repo.documents("w", "patient")] == ["M1", "M0"]
+        # The replaced member only this scenario held is gone, kept in the history.
+        assert repo.find_entity("patient", "P9") is None
+        assert [v.ended_by for v in repo.history("patient", PATIENT_ID)] == ["update", None]
+        assert repo.documents("old", "patient")[0]["name"]["given_name"] == "Changed"
+    assert w.summary is not None and w.summary.counts == {"patient": 2}
+
+
+def test_a_writer_refuses_an_existing_name_without_overwrite_before_anything(engine: Engine) -> None:
+    with session_scope(engine) as session:
+        ScenarioRepository(session).save("w", {"patient": [_patient("M1")]})
+    with (
+        pytest.raises(ScenarioExistsError, match="overwrite=True"),
+        session_scope(engine) as session,
+        ScenarioRepository(session).writer("w"),
+    ):
+        pass
+    assert _staged(engine) == {}
+
+
+def test_a_writer_refuses_a_session_with_pending_changes_and_a_bad_name(engine: Engine) -> None:
+    from healthsim_models.state import Scenario
+
+    with session_scope(engine) as session:
+        repo = ScenarioRepository(session)
+        with pytest.raises(ValidationError, match="name"):
+            repo.writer(" ")
+        session.add(Scenario(name="pending", entity_counts={}))
+        with pytest.raises(InvalidArgumentError, match="commit"):
+            repo.writer("w")
+        session.rollback()
+
+
+def test_an_in_memory_store_is_refused() -> None:
+    engine = create_store_engine("duckdb:///:memory:")
+    with session_scope(engine) as session, pytest.raises(InvalidArgumentError, match="in-memory"):
+        ScenarioRepository(session).writer("w")
+    engine.dispose()
+
+
+def test_load_can_stream_each_type(engine: Engine) -> None:
+    with session_scope(engine) as session:
+        repo = ScenarioRepository(session, batch_size=2)
+        repo.save("s", {"patient": [_patient(f"M{i}") for i in range(5)], "encounter": [_encounter("E1", "M3")]})
+        whole = repo.load("s")
+        streamed = repo.load("s", stream=True)
+        assert streamed.entity_counts == whole.entity_counts
+        for et in ENTITY_TYPES:
+            assert not isinstance(streamed.entities[et.name], list)
+            assert list(streamed.entities[et.name]) == whole.entities[et.name]
+        with pytest.raises(InvalidArgumentError, match="cannot stream"):
+            repo.load("s", stream=True, as_of=whole.updated_at)
+
+
+# -- leftovers --------------------------------------------------------------------------------
+
+
+def test_a_live_writers_tables_are_left_alone_and_a_gone_ones_dropped(engine: Engine) -> None:
+    with session_scope(engine) as session, ScenarioRepository(session).writer("w") as w:
+        w.add({"patient": [_patient("M1")]})
+        # Seen from another connection as a leftover would be, it is still running:
+        # on PostgreSQL its advisory lock says so, on DuckDB this process's registry.
+        if engine.dialect.name == "postgresql":
+            store_writer._RUNNING.discard(w.token)
+        with engine.connect() as connection:
+            assert store_writer.clean_up_writers(connection) == []
+        store_writer._RUNNING.add(w.token)
+    assert [p["mrn"] for p in _load(engine, "w")["patient"]] == ["M1"]
+
+
+_KILLED = textwrap.dedent(
+    """
+    import sys, time
+    from healthsim_models import create_store_engine, session_scope
+    from healthsim_state import ScenarioRepository
+
+    engine = create_store_engine(sys.argv[1])
+    with session_scope(engine) as session, ScenarioRepository(session).writer("killed") as w:
+        for i in range(1000):
+            w.add({"patient": [{"id": f"P{i}", "mrn": f"M{i}", "given_name": "A", "family_name": "B",
+                                "birth_date": "1980-01-02", "gender": "F"}]})
+            if i == 3:
+                print("staged", flush=True)
+                time.sleep(60)
+    """
+)
+
+
+@pytest.mark.parametrize("backend", ["duckdb", "postgresql"])
+def test_a_killed_writer_leaves_the_store_openable_nothing_visible_and_its_tables_are_cleaned(
+    backend: str, request: pytest.FixtureRequest, tmp_path: Path
+) -> None:
+    url = request.getfixturevalue(f"{backend}_url")
+    create_store_engine(url).dispose()
+    child = subprocess.Popen(
+        [sys.executable, "-c", _KILLED, url],
+        stdout=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "HEALTHSIM_HOME": str(tmp_path / "home")},
+    )
+    try:
+        assert child.stdout is not None and child.stdout.readline().strip() == "staged"
+        if backend == "postgresql":
+            # While it runs, its tables are its own.
+            engine = create_store_engine(url)
+            with engine.connect() as connection:
+                assert store_writer.clean_up_writers(connection) == []
+            engine.dispose()
+    finally:
+        child.send_signal(signal.SIGKILL)
+        child.wait(timeout=60)
+    engine = create_store_engine(url)
+    try:
+        deadline = time.monotonic() + 30
+        while backend == "postgresql" and _staged(engine) and time.monotonic() < deadline:
+            # PostgreSQL ends the killed client's session (and its lock) once it notices.
+            with engine.connect() as connection:
+                if store_writer.clean_up_writers(connection):
+                    break
+            time.sleep(0.2)
+        assert _names_in(engine) == []
+        with session_scope(engine) as session:
+            assert ScenarioRepository(session).count_entities_by_type() == {}
+        if backend == "duckdb":
+            (token,) = _staged(engine)  # what a killed run leaves: its staging tables
+            with engine.connect() as connection:
+                dropped = store_writer.clean_up_writers(connection)
+            assert dropped and all(name.startswith(f"_hs_w_{token}_") for name in dropped)
+        assert _staged(engine) == {}
+        # And the next writer runs as usual.
+        with session_scope(engine) as session, ScenarioRepository(session).writer("next") as w:
+            w.add({"patient": [_patient("M1")]})
+        assert _names_in(engine) == ["next"]
+    finally:
+        engine.dispose()
+
+
+def test_the_next_writer_cleans_up_a_gone_writers_tables(engine: Engine) -> None:
+    with engine.begin() as connection:  # what a killed writer leaves
+        store_writer._Staging("0badf00d", keyed=True).metadata.create_all(connection)
+    assert set(_staged(engine)) == {"0badf00d"}
+    with session_scope(engine) as session, ScenarioRepository(session).writer("next") as w:
+        assert set(_staged(engine)) == {w.token}
+        w.add({"patient": [_patient("M1")]})
+    assert _staged(engine) == {} and _names_in(engine) == ["next"]
+
+
+def test_duckdb_memory_is_capped_while_a_writer_runs_and_restored_after(duckdb_url: str) -> None:
+    from healthsim_state.store.dialects.duckdb import WRITER_MEMORY_LIMIT, _size
+
+    engine = create_store_engine(duckdb_url)
+
+    def limit() -> float:
+        with engine.connect() as connection:
+            return _size(connection.exec_driver_sql("SELECT current_setting('memory_limit')").scalar_one())
+
+    try:
+        before = limit()
+        assert before > WRITER_MEMORY_LIMIT  # the test machine has more than 640 MB of RAM
+        with session_scope(engine) as session, ScenarioRepository(session).writer("w") as w:
+            assert abs(limit() - WRITER_MEMORY_LIMIT) < 2**20
+            w.add({"patient": [_patient("M1")]})
+        assert abs(limit() - before) / before < 0.01
+    finally:
+        engine.dispose()
+
+
+def test_a_duckdb_publish_out_of_memory_under_the_cap_runs_once_more_without_it(
+    duckdb_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import duckdb
+
+    from healthsim_state.store.dialects.duckdb import WRITER_MEMORY_LIMIT, DuckDBDialect, _size
+
+    engine = create_store_engine(duckdb_url)
+    real = DuckDBDialect._publish_rows
+    limits: list[float] = []
+
+    def publish_rows(self, connection, *args):  # type: ignore[no-untyped-def]
+        limits.append(_size(connection.exec_driver_sql("SELECT current_setting('memory_limit')").scalar_one()))
+        if len(limits) == 1:
+            raise duckdb.OutOfMemoryException("Out of Memory Error: could not allocate block")
+        return real(self, connection, *args)
+
+    monkeypatch.setattr(DuckDBDialect, "_publish_rows", publish_rows)
+    try:
+        with session_scope(engine) as session, ScenarioRepository(session).writer("w") as w:
+            w.add({"patient": [_patient("M1"), _patient("M2")]})
+        assert w.summary is not None and w.summary.counts == {"patient": 2}
+        assert abs(limits[0] - WRITER_MEMORY_LIMIT) < 2**20 and limits[1] > WRITER_MEMORY_LIMIT
+        assert [p["mrn"] for p in _load(engine, "w")["patient"]] == ["M1", "M2"]
+        with engine.connect() as connection:
+            events = connection.exec_driver_sql(
+                "SELECT operation, outcome FROM audit_log WHERE operation = 'save'"
+            ).all()
+        assert [tuple(e) for e in events] == [("save", "committed")]
+    finally:
+        engine.dispose()
