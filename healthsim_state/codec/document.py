@@ -353,16 +353,55 @@ _EMPTY: frozenset[str] = frozenset()
 _NO_META: dict[str, Any] = {}
 
 
+# Stored extensions texts that hold only the store's bookkeeping (most rows:
+# the same provenance block, often the same nulls), parsed once per process:
+# text -> (meta, nulls, defaulted, verbatim). Only texts whose parsed parts
+# decode reads without handing them out are kept (no unknown fields, no
+# provenance "extra"), so no document shares a mutable object with another.
+_STORE_ONLY: dict[str, tuple[dict[str, Any], frozenset[str], frozenset[str], dict[str, str]]] = {}
+_STORE_ONLY_SIZE = 65_536
+
+
+def _store_only(text: str, parsed: Any) -> tuple[Any, ...] | None:
+    """The cache entry for ``text`` (added to the cache), or None when it holds
+    more than the store's bookkeeping."""
+    if parsed.__class__ is not dict or len(parsed) != 1 or STORE_KEY not in parsed:
+        return None
+    meta = parsed[STORE_KEY]
+    if meta.__class__ is not dict or "extra" in (meta.get("provenance") or _NO_META):
+        return None
+    entry = (
+        meta,
+        frozenset(meta.get("nulls", ())),
+        frozenset(meta.get("defaulted", ())),
+        meta.get("verbatim") or _NO_META,
+    )
+    if len(_STORE_ONLY) >= _STORE_ONLY_SIZE:
+        _STORE_ONLY.clear()
+    _STORE_ONLY[text] = entry
+    return entry
+
+
 def decode(lay: Layout, row: Mapping[str, Any]) -> dict[str, Any]:
     """The document that :func:`encode` was given for ``row``."""
     extensions = row["extensions"]
-    if isinstance(extensions, str):
-        extensions = json.loads(extensions)
-    extensions = dict(extensions) if extensions else {}
-    meta = extensions.pop(STORE_KEY, None) or _NO_META
-    nulls = set(meta["nulls"]) if "nulls" in meta else _EMPTY
-    defaulted = set(meta["defaulted"]) if "defaulted" in meta else _EMPTY
-    verbatim = meta.get("verbatim") or _NO_META
+    parsed = _STORE_ONLY.get(extensions) if extensions.__class__ is str else None
+    if parsed is not None:
+        extensions = {}
+        meta, nulls, defaulted, verbatim = parsed
+    else:
+        if isinstance(extensions, str):
+            text = extensions
+            extensions = json.loads(text)
+            parsed = _store_only(text, extensions)
+        extensions = dict(extensions) if extensions else {}
+        meta = extensions.pop(STORE_KEY, None) or _NO_META
+        if parsed is not None:
+            meta, nulls, defaulted, verbatim = parsed
+        else:
+            nulls = set(meta["nulls"]) if "nulls" in meta else _EMPTY
+            defaulted = set(meta["defaulted"]) if "defaulted" in meta else _EMPTY
+            verbatim = meta.get("verbatim") or _NO_META
 
     doc: dict[str, Any] = {}
     if row["external_id"] is not None:
