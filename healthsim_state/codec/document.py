@@ -79,6 +79,22 @@ def _provenance(
     # Generators stamp the same few provenance blocks on every entity: parse
     # each distinct one once. Blocks with other than plain scalar values
     # (generation_params) are parsed every time: a tuple (True,) equals (1,).
+    values, prov_meta, nulls, verbatim, found, meta_text = provenance_parsed(prov, lay)
+    row.update(values)
+    if row.get("created_at") is None:
+        row["created_at"] = now
+    meta["provenance"] = prov_meta
+    if nulls:
+        meta.setdefault("nulls", []).extend(nulls)
+    if verbatim:
+        meta.setdefault("verbatim", {}).update(verbatim)
+    problems.extend(found)
+    return meta_text
+
+
+def provenance_parsed(prov: Mapping[str, Any], lay: Layout) -> tuple[Any, ...]:
+    """:func:`_parse_provenance` of ``prov``, each distinct block of plain
+    scalars parsed once per process; nothing returned may be mutated."""
     key: tuple[Any, ...] | None = None
     parsed = None
     if all(v.__class__ in _SCALARS for v in prov.values()):
@@ -90,17 +106,7 @@ def _provenance(
         parsed = _parse_provenance(prov, lay)
         if key is not None and len(_PROV_CACHE) < _PROV_CACHE_SIZE:
             _PROV_CACHE[key] = parsed
-    values, prov_meta, nulls, verbatim, found, meta_text = parsed
-    row.update(values)
-    if row.get("created_at") is None:
-        row["created_at"] = now
-    meta["provenance"] = prov_meta
-    if nulls:
-        meta.setdefault("nulls", []).extend(nulls)
-    if verbatim:
-        meta.setdefault("verbatim", {}).update(verbatim)
-    problems.extend(found)
-    return meta_text
+    return parsed
 
 
 _PROV_CACHE: dict[tuple[Any, ...], tuple[Any, ...]] = {}
@@ -311,21 +317,52 @@ def encode(lay: Layout, doc: Mapping[str, Any], now: dt.datetime) -> tuple[dict[
     for column, derive in lay.derived:
         row[column] = derive(doc)
     meta_text = _provenance(doc, lay, now, row, meta, problems)
-    if meta_text is not None and not unknown and len(meta) == 1:
-        row["extensions"] = meta_text
-    elif meta_text is not None and not unknown and len(meta) == 2 and "verbatim" in meta:
-        row["extensions"] = _with_verbatim(meta_text, meta["verbatim"])
-    elif meta or unknown:
-        if meta:
-            unknown[STORE_KEY] = meta
-        try:
-            row["extensions"] = json_text(unknown)
-        except Invalid as exc:
-            problems.append(("extensions", str(exc)))
-            row["extensions"] = None
-    else:
+    try:
+        row["extensions"] = extensions_text(meta, unknown, meta_text)
+    except Invalid as exc:
+        problems.append(("extensions", str(exc)))
         row["extensions"] = None
     return row, problems
+
+
+def extensions_text(meta: dict[str, Any], unknown: dict[str, Any], meta_text: str | None) -> str | None:
+    """The ``extensions`` column of a row: its unknown fields and ``meta`` under
+    :data:`STORE_KEY`, as JSON text (None when both are empty). ``meta_text``:
+    the text of ``meta["provenance"]`` alone, when :func:`provenance_parsed`
+    has it. Raises :class:`Invalid` (adding ``meta`` to ``unknown``)."""
+    if meta_text is not None and not unknown:
+        if len(meta) == 1:
+            return meta_text
+        if len(meta) == 2 and "verbatim" in meta:
+            return _with_verbatim(meta_text, meta["verbatim"])
+        if _PLAIN_META.issuperset(meta):
+            return _store_text(meta, meta_text)
+    if meta or unknown:
+        if meta:
+            unknown[STORE_KEY] = meta
+        return json_text(unknown)
+    return None
+
+
+_PLAIN_META = frozenset({"nulls", "defaulted", "verbatim", "provenance"})
+_STORE_OPEN = '{"' + STORE_KEY + '":{'
+
+
+def _store_text(meta: dict[str, Any], meta_text: str) -> str:
+    """``{"$store": meta}`` as JSON text, without the JSON encoder, for a
+    ``meta`` of field names (``nulls``, ``defaulted``), verbatim texts (see
+    :func:`_with_verbatim`) and the provenance whose text is ``meta_text``:
+    nothing in them needs escaping (names of the layout's fields, groups and
+    provenance keys)."""
+    parts = []
+    for key, value in meta.items():
+        if key == "provenance":
+            parts.append(meta_text[len(_STORE_OPEN) : -2])
+        elif key == "verbatim":
+            parts.append('"verbatim":{' + ",".join(f'"{name}":"{text}"' for name, text in value.items()) + "}")
+        else:
+            parts.append(f'"{key}":[' + ",".join(f'"{name}"' for name in value) + "]")
+    return _STORE_OPEN + ",".join(parts) + "}}"
 
 
 def _with_verbatim(meta_text: str, verbatim: dict[str, str]) -> str:

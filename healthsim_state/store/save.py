@@ -37,11 +37,19 @@ from sqlalchemy.orm import Session
 from healthsim_models.errors import Problem, ValidationError
 from healthsim_models.registry import ENTITY_TYPES, EntityType, RefStrength, entity_type
 from healthsim_state.codec.checks import check_row
+from healthsim_state.codec.columns import Encoded, encode_columns
 from healthsim_state.codec.document import encode, nest_flat
-from healthsim_state.codec.identity import business_key, entity_uuid, identity_prefix
+from healthsim_state.codec.identity import (
+    business_key,
+    content_digest,
+    derived_uuid,
+    entity_uuid,
+    identity_prefix,
+    is_uuid_text,
+)
 from healthsim_state.codec.layout import Layout, layout
 from healthsim_state.codec.values import Invalid, json_text, shown
-from healthsim_state.store.batches import LINKS, Links
+from healthsim_state.store.batches import LINKS, Links, arrow_schema
 from healthsim_state.store.dialects import StoreDialect, dialect_of
 from healthsim_state.store.history import Versioning
 from healthsim_state.store.tuning import fewer_collections
@@ -157,7 +165,7 @@ def input_streams(entities: Mapping[str, Any]) -> dict[str, list[Iterable[Any]]]
     for key, value in entities.items():
         et = entity_type(key)
         if isinstance(value, pa.Table):
-            value = _arrow_rows(value)
+            value = ArrowInput(value)
         elif isinstance(value, Mapping | str | bytes) or not isinstance(value, Iterable):
             problems.append(
                 Problem(et.name, None, None, "(entities)", f"expected a list of objects, got {type(value).__name__}")
@@ -169,9 +177,22 @@ def input_streams(entities: Mapping[str, Any]) -> dict[str, list[Iterable[Any]]]
     return streams
 
 
-def _arrow_rows(table: pa.Table) -> Iterator[dict[str, Any]]:
-    for batch in table.to_batches(max_chunksize=DEFAULT_BATCH_SIZE):
-        yield from batch.to_pylist()
+class ArrowInput:
+    """A ``pyarrow.Table`` of documents given to a save: encoded column by
+    column when it is a type's only input (:func:`_write_arrow_batch`), else
+    read as the dicts of its rows."""
+
+    def __init__(self, table: pa.Table) -> None:
+        self.table = table
+
+    def __iter__(self) -> Iterator[dict[str, Any]]:
+        for batch in self.table.to_batches(max_chunksize=DEFAULT_BATCH_SIZE):
+            yield from batch.to_pylist()
+
+    def slices(self, size: int) -> Iterator[pa.Table]:
+        """The table in slices of ``size`` rows: the batches dict input would make."""
+        for start in range(0, self.table.num_rows, size):
+            yield self.table.slice(start, size)
 
 
 def _batches(items: Iterable[Any], size: int) -> Iterator[list[Any]]:
@@ -206,6 +227,12 @@ def _write_types(run: SaveRun, streams: dict[str, list[Iterable[Any]]], batch_si
             continue
         lay = layout(et.name)
         positions = run.positions(et)
+        if len(sources) == 1 and isinstance(sources[0], ArrowInput):
+            for part in sources[0].slices(batch_size):
+                _write_arrow_batch(run, lay, part, positions, lifted)
+                if run.full:
+                    break
+            continue
         for batch in _batches(itertools.chain.from_iterable(sources), batch_size):
             _write_batch(run, lay, batch, positions, lifted)
             if run.full:
@@ -225,6 +252,102 @@ def _write_batch(
     if run.problems:
         return  # keep validating later batches, write nothing
     _write_rows(run, lay.entity, rows)
+
+
+def _write_arrow_batch(
+    run: SaveRun, lay: Layout, part: pa.Table, positions: Iterator[int], lifted: dict[str, list[Any]]
+) -> None:
+    """Stages 1-4 for a slice of an Arrow table, column by column
+    (:func:`~healthsim_state.codec.columns.encode_columns`). A slice that
+    does not pass every check that way goes row by row through
+    :func:`_write_batch`, which words its problems as for dict input; so does
+    every slice once the save has a problem (nothing more is written)."""
+    encoded = None if run.problems else encode_columns(lay, part, run.now)
+    ready = None if encoded is None else _identify(run, lay, encoded, part)
+    if encoded is None or ready is None:
+        _write_batch(run, lay, part.to_pylist(), positions, lifted)
+        return
+    ids, keys, references = ready
+    et = lay.entity
+    at = list(itertools.islice(positions, encoded.rows))
+    if keys is not None:
+        run.key_map(et).update((k, i) for k, i in zip(keys, ids, strict=True) if k is not None)
+    unresolved = [ref for ref, values, targets in references if None in targets and any(v is not None for v in values)]
+    if unresolved:  # soft references only (hard ones went row by row); warned in row order as _complete_rows does
+        for i in range(encoded.rows):
+            for ref, values, targets in references:
+                if targets[i] is None and values[i] is not None:
+                    _unresolved(run, lay, ref, at[i], {ref.field: values[i], "external_id": encoded.external_ids[i]})
+    columns = encoded.columns
+    columns["id"] = pa.array(ids, type=pa.string())
+    for ref, _, targets in references:
+        columns[ref.uuid_column] = pa.array(targets, type=pa.string())
+    schema = arrow_schema(et.model.__table__)
+    columns["updated_at"] = pa.repeat(pa.scalar(run.now, type=schema.field("updated_at").type), encoded.rows)
+    try:
+        data = pa.Table.from_arrays([columns[f.name].cast(f.type) for f in schema], schema=schema)
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+        _write_batch(run, lay, part.to_pylist(), positions, lifted)  # positions not taken: nothing was written
+        return
+    run.dialect.upsert_arrow(run.session, et.model.__table__, data, versioning=run.versioning)
+    run.links.add(et.name, ids, at)
+    if len(run.links) >= LINK_BATCH_SIZE:
+        _write_links(run)
+    run.saved[et.name] = run.saved.get(et.name, 0) + encoded.rows
+
+
+def _identify(
+    run: SaveRun, lay: Layout, encoded: Encoded, part: pa.Table
+) -> tuple[list[str], list[tuple[str, ...]] | None, list[tuple[Any, list[Any], list[str | None]]]] | None:
+    """Stages 1 (identity), 2 and 3 of an encoded slice, changing nothing:
+    (UUIDs, business keys or None, per reference its values and parents'
+    UUIDs); None when a row needs the row-by-row path (the same identity
+    twice, a business key another entity holds, a hard reference that
+    matches no parent)."""
+    et = lay.entity
+    prefix = identity_prefix(run.scenario_id, lay)
+    key_columns = et.business_key
+    key_values = [encoded.values(c) for c in key_columns]
+    keys: list[tuple[str, ...] | None] | None = None
+    if key_columns:
+        keys = [
+            business_key(lay, dict(zip(key_columns, values, strict=True))) for values in zip(*key_values, strict=True)
+        ]
+    ids = []
+    docs = None
+    for i, external_id in enumerate(encoded.external_ids):
+        if external_id is None:
+            key = None if keys is None else keys[i]
+            if key is not None:
+                ids.append(derived_uuid(prefix + "key:" + "\x1f".join(key)))
+                continue
+            if docs is None:  # identity from the content: the documents are needed
+                docs = part.to_pylist()
+            ids.append(derived_uuid(f"{prefix}content:{content_digest(nest_flat(lay, docs[i]))}"))
+        elif is_uuid_text(external_id):
+            ids.append(external_id.replace("-", "").lower())
+        else:
+            ids.append(derived_uuid(f"{prefix}id:{external_id}"))
+    if len(set(ids)) != len(ids):
+        return None
+    if keys is not None:
+        stored = run.key_map(et)
+        given = [(k, i) for k, i in zip(keys, ids, strict=True) if k is not None]
+        if len({k for k, _ in given}) != len(given) or any(stored.get(k, i) != i for k, i in given):
+            return None
+    references = []
+    for ref in et.references:
+        parent_keys = run.key_map(entity_type(ref.parent))
+        if ref.parent == et.name and keys is not None:  # as _complete_rows sees them: the batch's keys taken
+            parent_keys = {**parent_keys, **{k: i for k, i in zip(keys, ids, strict=True) if k is not None}}
+        values = encoded.values(ref.field)
+        targets = [None if v is None else parent_keys.get((v if v.__class__ is str else str(v),)) for v in values]
+        if ref.strength is not RefStrength.SOFT and any(
+            t is None and v is not None for v, t in zip(values, targets, strict=True)
+        ):
+            return None
+        references.append((ref, values, targets))
+    return ids, keys, references  # type: ignore[return-value]
 
 
 def _encode_batch(

@@ -207,6 +207,13 @@ class StoreDialect(abc.ABC):
         JSON as text) into ``table`` (``schema.table`` or ``table``), in one bulk
         statement."""
 
+    def upsert_arrow(
+        self, session: Session, table: sa.Table, data: pa.Table, *, versioning: Versioning | None = None
+    ) -> None:
+        """:meth:`upsert` of rows given as an Arrow table of the table's
+        :func:`~healthsim_state.store.batches.arrow_schema`."""
+        self.upsert(session, table, data.to_pylist(), versioning=versioning)
+
 
 def quote(connection: sa.Connection, name: str) -> str:
     """``name`` as an identifier in the connection's SQL."""

@@ -146,17 +146,11 @@ class DuckDBDialect(StoreDialect):
     def upsert(
         self, session: Session, table: sa.Table, rows: Sequence[dict[str, Any]], *, versioning: Versioning | None = None
     ) -> None:
-        if not rows:
-            return
-        raw = _driver(session)
-        # UUID columns arrive as 32-hex text from the repository; DuckDB casts it.
-        _hs_batch = pa.Table.from_pylist(rows, schema=arrow_schema(table))  # read by name in the SQL below
-        stored = raw.execute(
-            f"SELECT 1 FROM {table.name} WHERE id IN (SELECT CAST(id AS UUID) FROM _hs_batch) LIMIT 1"
-        ).fetchone()
-        if stored is not None and versioning is not None and versioning.keep:
-            raw.execute(snapshot_sql(table, versioning, "_hs_batch", _batch_value, lock=False, stored=_stored_value))
-        raw.execute(_insert(table, upsert=stored is not None))
+        if rows:
+            # UUID columns arrive as 32-hex text from the repository; DuckDB casts it.
+            self.upsert_arrow(
+                session, table, pa.Table.from_pylist(rows, schema=arrow_schema(table)), versioning=versioning
+            )
 
     def link(self, session: Session, scenario_id: uuid.UUID, links: Links) -> None:
         if not links:
@@ -355,6 +349,20 @@ class DuckDBDialect(StoreDialect):
         connection.connection.driver_connection.execute(
             f"INSERT INTO {qualified(connection, table)} ({names}) SELECT {casts} FROM _hs_batch"
         )
+
+    def upsert_arrow(
+        self, session: Session, table: sa.Table, data: pa.Table, *, versioning: Versioning | None = None
+    ) -> None:
+        if not data.num_rows:
+            return
+        raw = _driver(session)
+        _hs_batch = data  # read by name in the SQL below
+        stored = raw.execute(
+            f"SELECT 1 FROM {table.name} WHERE id IN (SELECT CAST(id AS UUID) FROM _hs_batch) LIMIT 1"
+        ).fetchone()
+        if stored is not None and versioning is not None and versioning.keep:
+            raw.execute(snapshot_sql(table, versioning, "_hs_batch", _batch_value, lock=False, stored=_stored_value))
+        raw.execute(_insert(table, upsert=stored is not None))
 
 
 def _connect(path: Path, *, lock: bool, timeout: float) -> Any:

@@ -13,7 +13,7 @@ import hashlib
 import io
 import json
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -95,17 +95,22 @@ class PostgreSQLDialect(StoreDialect):
     def upsert(
         self, session: Session, table: sa.Table, rows: Sequence[dict[str, Any]], *, versioning: Versioning | None = None
     ) -> None:
-        if not rows:
-            return
+        if rows:
+            names = [c.name for c in table.columns]
+            self._copy_upsert(session, table, ([row[n] for n in names] for row in rows), versioning)
+
+    def _copy_upsert(
+        self, session: Session, table: sa.Table, rows: Iterable[Sequence[Any]], versioning: Versioning | None
+    ) -> None:
+        """The upsert of ``rows`` (values in the table's column order) through a staging table."""
         raw = _driver(session)
         stage = f"_hs_stage_{table.name}"
-        names = [c.name for c in table.columns]
-        column_list = ", ".join(names)
+        column_list = ", ".join(c.name for c in table.columns)
         with raw.cursor() as cursor:
             cursor.execute(f"CREATE TEMP TABLE IF NOT EXISTS {stage} (LIKE {table.name}) ON COMMIT DROP")
             with cursor.copy(f"COPY {stage} ({column_list}) FROM STDIN") as copy:
                 for row in rows:
-                    copy.write_row([row[n] for n in names])
+                    copy.write_row(row)
             if versioning is not None and versioning.keep:
                 cursor.execute(snapshot_sql(table, versioning, stage, lambda c: f"b.{c.name}", lock=True))
             # A row stored unchanged is not rewritten (healthsim_state.store.history).
@@ -373,6 +378,13 @@ class PostgreSQLDialect(StoreDialect):
         cursor = connection.connection.driver_connection.cursor()
         with cursor, cursor.copy(f"COPY {qualified(connection, table)} ({names}) FROM STDIN (FORMAT csv)") as copy:
             copy.write(sink.getbuffer())
+
+    def upsert_arrow(
+        self, session: Session, table: sa.Table, data: pa.Table, *, versioning: Versioning | None = None
+    ) -> None:
+        if data.num_rows:
+            columns = [data.column(c.name).to_pylist() for c in table.columns]
+            self._copy_upsert(session, table, zip(*columns, strict=True), versioning)
 
 
 def _query_error(exc: Exception, stopped: str | None, timeout: float) -> QueryError:
