@@ -43,6 +43,8 @@ import sys
 import tempfile
 import time
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 BATCH = 20_000
@@ -103,11 +105,15 @@ def measure_generation(patients: int) -> dict[str, Any]:
 
 
 def measure_repository(patients: int, path: str) -> dict[str, Any]:
+    return _measure_repository(patients, f"duckdb:///{path}")
+
+
+def _measure_repository(patients: int, url: str) -> dict[str, Any]:
     from healthsim_models import create_store_engine, session_scope
     from healthsim_state import ScenarioRepository
     from healthsim_state.demo import scenario
 
-    engine = create_store_engine(f"duckdb:///{path}")
+    engine = create_store_engine(url)
     inputs = InputClock()
     start = time.perf_counter()
     with session_scope(engine) as session:
@@ -187,19 +193,34 @@ def _frames(session, repo, scenario_id: str) -> tuple[float, float, int, int]:  
     """Fastest times of entities_frame("lab_result") and of the same rows fetched
     by hand-written SQL on the session's own DuckDB connection, taken in turns
     (so a slow spell of this shared machine hits both), and their row counts."""
+    import pyarrow as pa
+
     from healthsim_models import LabResult
 
     columns = ", ".join(f"t.{c.name}" for c in LabResult.__table__.columns)
     sql = (
         f"SELECT {columns} FROM scenario_entities se JOIN lab_results t ON t.id = se.entity_id "
-        "WHERE se.scenario_id = CAST(? AS UUID) AND se.entity_type = 'lab_result' ORDER BY se.position"
+        "WHERE se.scenario_id = CAST({marker} AS UUID) AND se.entity_type = 'lab_result' ORDER BY se.position"
     )
     raw = session.connection().connection.driver_connection
+    if session.bind.dialect.name == "duckdb":
+
+        def fetch() -> Any:
+            return raw.sql(sql.format(marker="?"), params=[scenario_id]).to_arrow_table()
+    else:  # PostgreSQL: the rows by the driver's cursor, made a table
+
+        def fetch() -> Any:
+            with raw.cursor() as cursor:
+                cursor.execute(sql.format(marker="%s"), (scenario_id,))
+                names = [d.name for d in cursor.description]
+                rows = cursor.fetchall()
+            return pa.table({name: pa.array([r[i] for r in rows]) for i, name in enumerate(names)})
+
     frame_s = raw_s = float("inf")
     for _ in range(FRAME_TRIES):
         seconds, frame = _timed(lambda: repo.entities_frame("bench", "lab_result"))
         frame_s = min(frame_s, seconds)
-        seconds, table = _timed(lambda: raw.sql(sql, params=[scenario_id]).to_arrow_table())
+        seconds, table = _timed(fetch)
         raw_s = min(raw_s, seconds)
     return frame_s, raw_s, frame.num_rows, table.num_rows
 
@@ -289,6 +310,10 @@ def _documents(patients: int) -> dict[str, list[dict[str, Any]]]:
 
 
 def measure_arrow(patients: int, path: str) -> dict[str, Any]:
+    return _measure_arrow(patients, f"duckdb:///{path}")
+
+
+def _measure_arrow(patients: int, url: str) -> dict[str, Any]:
     """The repository saving the scenario given as Arrow tables (one per
     type, ``Table.from_pylist`` of the documents, made before the timing)."""
     import pyarrow as pa
@@ -297,7 +322,7 @@ def measure_arrow(patients: int, path: str) -> dict[str, Any]:
     from healthsim_state import ScenarioRepository
 
     tables = {name: pa.Table.from_pylist(docs) for name, docs in _documents(patients).items()}
-    engine = create_store_engine(f"duckdb:///{path}")
+    engine = create_store_engine(url)
     start = time.perf_counter()
     with session_scope(engine) as session:
         summary = ScenarioRepository(session).save("bench", tables)
@@ -356,6 +381,145 @@ def _insert_ready(con, table, columns, batch) -> int:  # type: ignore[no-untyped
     return batch.num_rows
 
 
+# -- PostgreSQL (with --postgres SERVER_URL): each measurement in a database of its own
+
+
+@contextmanager
+def _postgresql_database() -> Iterator[str]:
+    """The URL of a fresh database on the --postgres server, dropped afterwards."""
+    import psycopg
+    from sqlalchemy.engine import make_url
+
+    server = make_url(os.environ[POSTGRES_ENV])
+    name = f"hs_bench_{uuid.uuid4().hex[:12]}"
+    options = {"host": server.host, "port": server.port, "user": server.username, "password": server.password}
+    with psycopg.connect(**options, dbname=server.database or "postgres", autocommit=True) as admin:
+        admin.execute(f'CREATE DATABASE "{name}"')
+    try:
+        yield server.set(database=name).render_as_string(hide_password=False)
+    finally:
+        from healthsim_models.engine import dispose_engines
+
+        dispose_engines()
+        with psycopg.connect(**options, dbname=server.database or "postgres", autocommit=True) as admin:
+            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def measure_pg_repository(patients: int, path: str) -> dict[str, Any]:
+    with _postgresql_database() as url:
+        return _measure_repository(patients, url)
+
+
+def measure_pg_arrow(patients: int, path: str) -> dict[str, Any]:
+    with _postgresql_database() as url:
+        return _measure_arrow(patients, url)
+
+
+def _flat_rows(patients: int, documents: Any) -> Iterator[tuple[Any, list[str], list[tuple[Any, ...]]]]:
+    """Baseline (a)'s flattened rows, per type in batches: (table, columns, rows as tuples)."""
+    from healthsim_models import ENTITY_TYPES
+
+    tables = {et.name: et.model.__table__ for et in ENTITY_TYPES}
+    for type_name, stream in documents.items():
+        table = tables[type_name]
+        known = set(table.columns.keys())
+        hard_links = [c.name for c in table.columns if c.name.endswith("_uuid") and not c.nullable]
+        columns: list[str] | None = None
+        batch: list[tuple[Any, ...]] = []
+        for doc in stream:
+            row = _flat(doc)
+            row["id"] = str(uuid.uuid4())
+            for column in hard_links:
+                row[column] = row["id"]
+            if columns is None:
+                columns = [c for c in row if c in known]
+            batch.append(tuple(row.get(c) for c in columns))
+            if len(batch) == BATCH:
+                yield table, columns, batch
+                batch = []
+        if batch and columns is not None:
+            yield table, columns, batch
+
+
+def _copy(connection: Any, table: Any, columns: list[str], rows: list[tuple[Any, ...]]) -> int:
+    with connection.cursor() as cursor, cursor.copy(f"COPY {table.name} ({', '.join(columns)}) FROM STDIN") as copy:
+        for row in rows:
+            copy.write_row(row)
+    return len(rows)
+
+
+def measure_pg_baseline(patients: int, path: str) -> dict[str, Any]:
+    """Baseline (a) on PostgreSQL: flattened rows COPYed into the same tables
+    (one transaction, generation included); reads: every table's rows as
+    dicts, and lab_results as an Arrow table."""
+    import psycopg
+    import pyarrow as pa
+    from psycopg.rows import dict_row
+    from sqlalchemy.engine import make_url
+
+    from healthsim_models import ENTITY_TYPES, create_store_engine
+    from healthsim_state.demo import scenario
+
+    with _postgresql_database() as url:
+        create_store_engine(url).dispose()
+        target = make_url(url)
+        options = {"host": target.host, "port": target.port, "user": target.username, "password": target.password}
+        inputs = InputClock()
+        start = time.perf_counter()
+        count = 0
+        with psycopg.connect(**options, dbname=target.database) as connection:
+            for table, columns, rows in _flat_rows(patients, inputs.streams(scenario(patients))):
+                count += _copy(connection, table, columns, rows)
+            connection.commit()
+        save_s = time.perf_counter() - start
+        save_peak_mb = _peak_mb()
+        start = time.perf_counter()
+        loaded = 0
+        with psycopg.connect(**options, dbname=target.database, row_factory=dict_row) as connection:
+            for et in ENTITY_TYPES:
+                loaded += len(connection.execute(f"SELECT * FROM {et.model.__table__.name}").fetchall())
+            load_s = time.perf_counter() - start
+
+            def frame() -> Any:
+                rows = connection.execute("SELECT * FROM lab_results").fetchall()
+                return pa.Table.from_pylist(rows)
+
+            frame_s, table = _best_of(FRAME_TRIES, frame)
+    return {
+        "entities": count,
+        "save_s": save_s,
+        "input_s": inputs.seconds,
+        "load_s": load_s,
+        "frame_s": frame_s,
+        "frame_rows": table.num_rows,
+        "save_peak_mb": save_peak_mb,
+    }
+
+
+def measure_pg_raw_arrow(patients: int, path: str) -> dict[str, Any]:
+    """The PostgreSQL counterpart of raw_arrow: baseline (a)'s rows made
+    ready before the timing, then COPYed in one transaction."""
+    import psycopg
+    from sqlalchemy.engine import make_url
+
+    from healthsim_models import create_store_engine
+
+    with _postgresql_database() as url:
+        create_store_engine(url).dispose()
+        target = make_url(url)
+        batches = list(_flat_rows(patients, _documents(patients)))
+        start = time.perf_counter()
+        count = 0
+        with psycopg.connect(
+            host=target.host, port=target.port, user=target.username, password=target.password, dbname=target.database
+        ) as connection:
+            for table, columns, rows in batches:
+                count += _copy(connection, table, columns, rows)
+            connection.commit()
+        save_s = time.perf_counter() - start
+    return {"entities": count, "save_s": save_s, "input_s": 0.0, "save_peak_mb": _peak_mb()}
+
+
 def measure_orm(patients: int, path: str) -> dict[str, Any]:
     import datetime as dt
     from decimal import Decimal
@@ -403,7 +567,13 @@ MEASURES = {
     "chunked": measure_chunked,
     "arrow": measure_arrow,
     "raw_arrow": measure_raw_arrow,
+    "pg_repository": measure_pg_repository,
+    "pg_baseline": measure_pg_baseline,
+    "pg_arrow": measure_pg_arrow,
+    "pg_raw_arrow": measure_pg_raw_arrow,
 }
+POSTGRES_ENV = "BENCH_POSTGRES_URL"  # the --postgres server, for the measuring subprocesses
+PG_METHODS = ("pg_repository", "pg_baseline", "pg_arrow", "pg_raw_arrow")
 
 
 def _child(method: str, patients: int, *extra: int) -> dict[str, Any]:
@@ -455,10 +625,11 @@ def _ratio(values: list[float], digits: int = 2) -> str:
     return text if len(values) == 1 else f"{text} (rounds {min(values):.{digits}f}-{max(values):.{digits}f})"
 
 
-def measure_size(patients: int, repeat: int, orm: bool, chunk: int | None) -> dict[str, Any]:
+def measure_size(patients: int, repeat: int, orm: bool, chunk: int | None, postgres: bool = False) -> dict[str, Any]:
     """Every method at one size: ``repeat`` rounds of generation, repository,
-    baseline and (with ``orm``) the ORM baseline, the chunked save last."""
-    methods = ROUND_METHODS + (("orm",) if orm else ())
+    baseline, the Arrow input and its raw insert, (with ``orm``) the ORM
+    baseline and (with ``postgres``) the PostgreSQL methods; the chunked save last."""
+    methods = ROUND_METHODS + (("orm",) if orm else ()) + (PG_METHODS if postgres else ())
     rounds: list[dict[str, dict[str, Any]]] = []
     for round_number in range(repeat):
         # Rotate the order, so that whatever running first or last does to a
@@ -510,6 +681,24 @@ def report(patients: int, results: dict[str, Any]) -> None:
         f"  frame entities_frame / whole-table Arrow scan (no scenario filter): "
         f"{_ratio(per_round(lambda r, b: b['frame_s'] / r['frame_s']))}"
     )
+    if "pg_repository" in results:
+        pg = [(r["pg_repository"], r["pg_baseline"], r["pg_arrow"], r["pg_raw_arrow"]) for r in rounds]
+        print(
+            f"  PostgreSQL save  repository / COPY baseline: {_ratio([b['save_s'] / r['save_s'] for r, b, _, _ in pg])} "
+            f"(target >= 1.0); save paths alone: {_ratio([_own(b) / _own(r) for r, b, _, _ in pg])}"
+        )
+        print(
+            "  PostgreSQL save  Arrow input: repository / COPY of ready rows: "
+            f"{_ratio([c['save_s'] / a['save_s'] for _, _, a, c in pg])} (target >= 0.5)"
+        )
+        print(
+            "  PostgreSQL load  repository / baseline rows as dicts: "
+            f"{_ratio([b['load_s'] / r['load_s'] for r, b, _, _ in pg])} (target >= 0.9)"
+        )
+        print(
+            "  PostgreSQL frame entities_frame / raw fetch of the same rows made a table: "
+            f"{_ratio([r['raw_frame_s'] / r['frame_s'] for r, _, _, _ in pg])} (target >= 0.9)"
+        )
     print(
         f"  generation alone: {results['generation']['save_s']:.2f}s; inside the saves: repository "
         f"{repo['input_s']:.2f}s, baseline {base['input_s']:.2f}s (included in every save time; "
@@ -540,6 +729,12 @@ def main() -> None:
         metavar="N",
         help="rounds of every method but the chunked save, per size (default 3); medians are reported",
     )
+    parser.add_argument(
+        "--postgres",
+        metavar="URL",
+        help="also measure on PostgreSQL: a server URL whose user may create databases "
+        "(each measurement creates one and drops it)",
+    )
     parser.add_argument("--child", nargs="+", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
@@ -547,6 +742,8 @@ def main() -> None:
         return
     if args.repeat < 1:
         parser.error("--repeat: at least 1")
+    if args.postgres:
+        os.environ[POSTGRES_ENV] = args.postgres  # read by the measuring subprocesses
 
     print(
         f"{'patients':>9} {'method':<11} {'entities':>9} {'save/s':>9} {'load/s':>9} {'frame s':>8} "
@@ -555,7 +752,7 @@ def main() -> None:
     measured = {}
     for patients in args.patients:
         orm = patients <= 1000 and not args.skip_orm
-        measured[patients] = measure_size(patients, args.repeat, orm, args.chunk)
+        measured[patients] = measure_size(patients, args.repeat, orm, args.chunk, postgres=bool(args.postgres))
         report(patients, measured[patients])
     linearity(measured)
 
@@ -568,6 +765,9 @@ GROWTH = (
     ("entities_frame", "repository", "frame_s"),
     ("baseline (a) save", "baseline", "save_s"),
     ("raw Arrow insert", "raw_arrow", "save_s"),
+    ("PostgreSQL save, dicts", "pg_repository", "save_s"),
+    ("PostgreSQL save, Arrow input", "pg_arrow", "save_s"),
+    ("PostgreSQL load", "pg_repository", "load_s"),
 )
 
 

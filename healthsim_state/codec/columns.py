@@ -446,13 +446,13 @@ def _provenance_and_extensions(
             if prov_verbatim:
                 meta.setdefault("verbatim", {}).update(prov_verbatim)
         unknown: dict[str, Any] = {}
-        for name, _, values in extras:
-            if json_problem(values[i], path_key(name)) is not None:
+        for name, _, cells in extras:
+            if json_problem(cells[i], path_key(name)) is not None:
                 raise Refused
-            unknown[name] = values[i]
+            unknown[name] = cells[i]
         for name, missing, others in group_extras:
             if missing is None or not missing[i]:
-                extra = {key: values[i] for key, values in others}
+                extra = {key: cells[i] for key, cells in others}
                 if json_problem(extra, name) is not None:
                     raise Refused
                 unknown[name] = extra

@@ -1,0 +1,189 @@
+"""Arrow tables as save input, on both backends: a table and the dicts of its
+rows (``table.to_pylist()``) store the same rows and are refused with the
+same problems, for every entity type; the column-by-column path is the one
+taken for valid input. And loads do not hand out shared objects."""
+
+from __future__ import annotations
+
+import itertools
+import uuid
+from decimal import Decimal
+from typing import Any
+
+import pyarrow as pa
+import pytest
+import sqlalchemy as sa
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+import healthsim_state.store.save as save_module
+from healthsim_models import ENTITY_TYPES, ValidationError, create_store_engine, session_scope
+from healthsim_state import ScenarioRepository
+from healthsim_state.codec.layout import layout
+from healthsim_state.demo import scenario
+from healthsim_state.store.batches import LINKS
+from tests.strategies import scenario_entities
+
+_names = itertools.count()
+
+
+def _tables(entities: dict[str, list[dict[str, Any]]]) -> dict[str, pa.Table]:
+    """One Arrow table per type; a type whose documents Arrow cannot put in
+    one table (a key holding a text in one and a number in another) keeps its first."""
+    tables = {}
+    for name, docs in entities.items():
+        if not docs:
+            continue
+        try:
+            tables[name] = pa.Table.from_pylist(docs)
+        except (pa.ArrowInvalid, pa.ArrowTypeError, TypeError, ValueError, OverflowError):
+            tables[name] = pa.Table.from_pylist(docs[:1])
+    return tables
+
+
+def _stored(engine: sa.Engine, name: str) -> dict[str, list[tuple[Any, ...]]]:
+    """Every row of the scenario, per table in saved order, as comparable
+    across scenarios: UUIDs (which derive from the scenario) as whether set,
+    a created_at that is the save's time (its updated_at) as "now"."""
+    found = {}
+    with session_scope(engine) as session:
+        scenario_id = ScenarioRepository(session).scenario_summary(name).id
+        for et in ENTITY_TYPES:
+            table = et.model.__table__
+            query = (
+                sa.select(table)
+                .join(LINKS, LINKS.c.entity_id == table.c.id)
+                .where(LINKS.c.scenario_id == scenario_id, LINKS.c.entity_type == et.name)
+                .order_by(LINKS.c.position)
+            )
+            rows = []
+            for row in session.execute(query).mappings():
+                rows.append(
+                    tuple(
+                        (value is not None)
+                        if isinstance(table.c[column].type, sa.Uuid)
+                        else ("now" if column == "created_at" and value == row["updated_at"] else value)
+                        for column, value in row.items()
+                        if column != "updated_at"
+                    )
+                )
+            found[et.name] = rows
+    return found
+
+
+def _problems(engine: sa.Engine, entities: dict[str, Any]) -> list[tuple[Any, ...]] | None:
+    """The problems a save of ``entities`` is refused with (None: saved)."""
+    try:
+        with session_scope(engine) as session:
+            ScenarioRepository(session).save(f"refused-{next(_names)}", entities)
+    except ValidationError as exc:
+        return [(p.entity_type, p.position, p.entity_id, p.field, p.reason) for p in exc.problems]
+    return None
+
+
+@pytest.fixture
+def store(store_url: str):  # type: ignore[no-untyped-def]
+    engine = create_store_engine(store_url)
+    yield engine
+    engine.dispose()
+
+
+def test_valid_tables_store_what_their_rows_store(store: sa.Engine) -> None:
+    @settings(deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+    @given(entities=scenario_entities())
+    def same_rows(entities) -> None:  # type: ignore[no-untyped-def]
+        tables = _tables(entities)
+        as_dicts = {name: table.to_pylist() for name, table in tables.items()}
+        arrow_name, dict_name = f"arrow-{next(_names)}", f"dicts-{next(_names)}"
+        with session_scope(store) as session:
+            ScenarioRepository(session).save(arrow_name, tables)
+        with session_scope(store) as session:
+            ScenarioRepository(session).save(dict_name, as_dicts)
+        assert _stored(store, arrow_name) == _stored(store, dict_name)
+
+    same_rows()
+
+
+def _invalid_values(field_kind: str) -> st.SearchStrategy[Any]:
+    """Values a field of that kind may refuse, that Arrow can hold."""
+    common = st.sampled_from(["", "   ", "a\x00b", "x" * 600, "not-a-code", "2024-13-45", "2024-02-30T10:00:00Z"])
+    numbers = st.sampled_from([2**40, -(2**40), -1, 10**12, 1.23456789, 1e20, float("nan"), True])
+    return common | numbers | st.sampled_from([["a", 1], {"k": 1}, Decimal("123456789012345.678"), None])
+
+
+@st.composite
+def _broken(draw: st.DrawFn) -> dict[str, list[dict[str, Any]]]:
+    """A valid scenario with one value of one document replaced by a bad one."""
+    entities = draw(scenario_entities())
+    name = draw(st.sampled_from(sorted(n for n, docs in entities.items() if docs)))
+    docs = entities[name]
+    doc = docs[draw(st.integers(0, len(docs) - 1))]
+    field = draw(st.sampled_from(layout(name).fields))
+    value = draw(_invalid_values(field.kind))
+    if len(field.path) == 1:
+        doc[field.path[0]] = value
+    elif isinstance(doc.get(field.path[0]), dict):
+        doc[field.path[0]][field.path[1]] = value
+    else:
+        doc[field.path[0]] = {field.path[1]: value}
+    return entities
+
+
+def test_invalid_tables_are_refused_as_their_rows_are(store: sa.Engine) -> None:
+    @settings(deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+    @given(entities=_broken())
+    def same_problems(entities) -> None:  # type: ignore[no-untyped-def]
+        tables = _tables(entities)
+        as_dicts = {name: table.to_pylist() for name, table in tables.items()}
+        assert _problems(store, tables) == _problems(store, as_dicts)
+
+    same_problems()
+
+
+def test_demo_tables_of_every_type_go_column_by_column(store: sa.Engine, monkeypatch: pytest.MonkeyPatch) -> None:
+    entities = {name: list(docs) for name, docs in scenario(12).items()}
+    assert set(entities) == {et.name for et in ENTITY_TYPES}  # every type is exercised
+    tables = {name: pa.Table.from_pylist(docs) for name, docs in entities.items()}
+
+    def row_by_row(*args: Any) -> None:
+        raise AssertionError(f"{args[1].entity.name} went row by row")
+
+    scenario_id = uuid.uuid4()
+    with monkeypatch.context() as patch:
+        patch.setattr(save_module, "_write_batch", row_by_row)
+        with session_scope(store) as session:
+            ScenarioRepository(session).save("arrow", tables, scenario_id=scenario_id)
+    with session_scope(store) as session:
+        ScenarioRepository(session).save("dicts", {n: t.to_pylist() for n, t in tables.items()})
+    assert _stored(store, "arrow") == _stored(store, "dicts")
+
+
+def test_a_refused_table_names_entity_position_and_field(store: sa.Engine) -> None:
+    docs = [{"id": "PAT-1", "mrn": "M1", "birth_date": "1980-01-01", "gender": "F", "name": {"family_name": "A"}}]
+    docs.append({**docs[0], "id": "PAT-2", "mrn": "M2", "gender": "Q"})
+    problems = _problems(store, {"patient": pa.Table.from_pylist(docs)})
+    assert problems == _problems(store, {"patient": docs})
+    assert problems is not None and [p[:4] for p in problems] == [("patient", 1, "PAT-2", "gender")]
+
+
+def test_loaded_documents_share_no_objects(store: sa.Engine) -> None:
+    plain = {"source_type": "generated", "source_system": "patientsim"}
+    params = {"source_type": "generated", "generation_params": {"seed": 1}}
+    docs = [{"id": f"PAT-{i}", "mrn": f"M{i}", "birth_date": "1980-01-01", "gender": "F"} for i in range(6)]
+    for doc in docs[:3]:  # extensions of the store's bookkeeping alone: parsed once
+        doc["_provenance"] = dict(plain)
+    for doc in docs[3:]:  # and with values of their own
+        doc["_provenance"] = {**params, "generation_params": {"seed": 1}}
+        doc["x_list"] = [1, 2]
+    with session_scope(store) as session:
+        ScenarioRepository(session).save("shared", {"patient": docs})
+    for _ in range(2):  # the second load reads what the first parsed
+        with session_scope(store) as session:
+            loaded = ScenarioRepository(session).load("shared").entities["patient"]
+        assert [d["_provenance"] for d in loaded] == [plain] * 3 + [params] * 3
+        assert [d.get("x_list") for d in loaded] == [None] * 3 + [[1, 2]] * 3
+        loaded[0]["_provenance"]["source_type"] = "changed"
+        loaded[3]["_provenance"]["generation_params"]["seed"] = 99
+        loaded[3]["x_list"].append(3)
+        assert loaded[1]["_provenance"] == plain
+        assert loaded[4]["_provenance"] == params and loaded[4]["x_list"] == [1, 2]
