@@ -92,16 +92,67 @@ class _Rows(Mapping[str, Any]):
         return len(self.encoded.columns)
 
 
-def encode_columns(lay: Layout, table: pa.Table, now: dt.datetime) -> Encoded | None:
+def encode_columns(lay: Layout, table: pa.Table, now: dt.datetime, *, documents: bool = False) -> Encoded | None:
     """``table`` (a slice of documents) encoded column by column, or None
-    when it must be encoded row by row (see the module's docstring)."""
+    when it must be encoded row by row (see the module's docstring).
+    ``documents``: the table is :func:`documents_table` of dicts, whose
+    typed temporal values Arrow may have converted (a datetime among dates
+    becomes a date), so only their texts are read column by column."""
     try:
-        return _encode(lay, table, now)
+        return _encode(lay, table, now, documents)
     except Refused:
         return None
 
 
-def _encode(lay: Layout, table: pa.Table, now: dt.datetime) -> Encoded:
+def documents_table(lay: Layout, docs: list[Any]) -> pa.Table | None:
+    """``docs`` (dicts) as an Arrow table whose rows are exactly those dicts,
+    or None when Arrow could not hold them so: a table has one set of keys
+    for all rows (and one per nested object), one type per column, and
+    turns ints among floats into floats. So only documents with the same
+    keys in the same order are taken, nested objects with the same keys,
+    no unknown field (its values could be of any type) and no array of
+    objects; typed values Arrow converts are left to :func:`encode_columns`."""
+    first = docs[0] if docs else None
+    if first.__class__ is not dict:
+        return None
+    keys = tuple(first)
+    if not lay.document_keys.issuperset(keys) or not lay.object_arrays.isdisjoint(keys):
+        return None
+    nested = [k for k in keys if k in lay.groups or k == PROVENANCE]
+    shapes: dict[str, tuple[str, ...] | None] = dict.fromkeys(nested)
+    for doc in docs:
+        if doc.__class__ is not dict or tuple(doc) != keys:
+            return None
+        for key in nested:
+            value = doc[key]
+            if value is None:
+                continue
+            if value.__class__ is not dict:
+                return None
+            inner = tuple(value)
+            shape = shapes[key]
+            if shape is None:
+                shapes[key] = inner
+            elif inner != shape:
+                return None
+    for key, shape in shapes.items():
+        known = PROVENANCE_COLUMNS if key == PROVENANCE else lay.group_keys[key]
+        if shape is not None and not set(shape).issubset(known):
+            return None  # unknown keys inside: values of any type
+    try:
+        return pa.Table.from_pylist(docs)
+    except (pa.ArrowException, TypeError, ValueError, OverflowError):
+        return None  # values Arrow cannot hold (mixed types, lone surrogates, huge integers)
+
+
+# Integer digits a decimal column may have for floats read from dicts: a
+# float holds every integer up to 2**53 exactly (an int among floats
+# becomes one).
+_EXACT_DIGITS = 15
+_CREATED = Field(("created_at",), "created_at", "datetime", False, None)  # _provenance.created_at
+
+
+def _encode(lay: Layout, table: pa.Table, now: dt.datetime, documents: bool) -> Encoded:
     n = table.num_rows
     given, unknown = _given(lay, table)
     columns: dict[str, pa.Array] = {}
@@ -141,6 +192,8 @@ def _encode(lay: Layout, table: pa.Table, now: dt.datetime) -> Encoded:
             continue
         if field.required and (source.null_count or group_missing is not None):
             raise Refused
+        if documents and not _exact(field, source.type):
+            raise Refused
         values, verbatim = _convert(field, source)
         nulls = None
         if source.null_count:
@@ -171,6 +224,11 @@ def _encode(lay: Layout, table: pa.Table, now: dt.datetime) -> Encoded:
         docs = [nest_flat(lay, doc) for doc in table.to_pylist()]
         for column, derive in lay.derived:
             columns[column] = pa.array([derive(doc) for doc in docs])
+    if documents and PROVENANCE in given:
+        kind = table.schema.field(PROVENANCE).type
+        created = kind.get_field_index("created_at") if pa.types.is_struct(kind) else -1
+        if created >= 0 and not _exact(_CREATED, kind.field(created).type):
+            raise Refused
     _provenance_and_extensions(lay, table, now, n, columns, group_nulls, events, extras, group_extras)
     columns["external_id"] = pa.array(external_ids, type=pa.string())
     return encoded
@@ -264,6 +322,15 @@ def _check_texts(column: pa.Array, *, required: bool) -> None:
     for text in odd.to_pylist():
         if text_problem(text) is not None or (required and not text.strip()):
             raise Refused
+
+
+def _exact(field: Field, kind: pa.DataType) -> bool:
+    """Whether a column Arrow made of dicts' values holds them as given."""
+    if field.kind in ("date", "datetime"):
+        return pa.types.is_null(kind) or any(test(kind) for test in _TEXT)
+    if field.kind == "decimal" and pa.types.is_floating(kind):
+        return (field.precision or 0) - (field.scale or 0) <= _EXACT_DIGITS
+    return True
 
 
 def _convert(field: Field, source: pa.Array) -> tuple[pa.Array, list[str | None] | None]:

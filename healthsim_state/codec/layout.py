@@ -104,6 +104,16 @@ class Layout:
         return self.top_fields | {"id", "_provenance"}
 
     @cached_property
+    def document_keys(self) -> frozenset[str]:
+        """Document keys that are fields (top-level, groups, flat names of nested ones), ``id`` or ``_provenance``."""
+        return self.plain_keys | self.groups | frozenset(self.flat_keys)
+
+    @cached_property
+    def object_arrays(self) -> frozenset[str]:
+        """Array fields whose items are objects."""
+        return frozenset(f.column for f in self.fields if f.kind == "array" and f.items == "object")
+
+    @cached_property
     def decode_plan(self) -> tuple[tuple[str, str, str, str, str | None], ...]:
         """Per field: (dotted name, column, kind, top-level key, key inside the
         group or None). What ``document.decode`` walks for every row."""

@@ -37,7 +37,7 @@ from sqlalchemy.orm import Session
 from healthsim_models.errors import Problem, ValidationError
 from healthsim_models.registry import ENTITY_TYPES, EntityType, RefStrength, entity_type
 from healthsim_state.codec.checks import check_row
-from healthsim_state.codec.columns import Encoded, encode_columns
+from healthsim_state.codec.columns import Encoded, documents_table, encode_columns
 from healthsim_state.codec.document import encode, nest_flat
 from healthsim_state.codec.identity import (
     business_key,
@@ -234,7 +234,11 @@ def _write_types(run: SaveRun, streams: dict[str, list[Iterable[Any]]], batch_si
                     break
             continue
         for batch in _batches(itertools.chain.from_iterable(sources), batch_size):
-            _write_batch(run, lay, batch, positions, lifted)
+            table = None if run.problems else documents_table(lay, batch)
+            if table is None:
+                _write_batch(run, lay, batch, positions, lifted)
+            else:
+                _write_arrow_batch(run, lay, table, positions, lifted, batch)
             if run.full:
                 break
     if run.problems:
@@ -255,20 +259,28 @@ def _write_batch(
 
 
 def _write_arrow_batch(
-    run: SaveRun, lay: Layout, part: pa.Table, positions: Iterator[int], lifted: dict[str, list[Any]]
+    run: SaveRun,
+    lay: Layout,
+    part: pa.Table,
+    positions: Iterator[int],
+    lifted: dict[str, list[Any]],
+    documents: list[Any] | None = None,
 ) -> None:
-    """Stages 1-4 for a slice of an Arrow table, column by column
-    (:func:`~healthsim_state.codec.columns.encode_columns`). A slice that
-    does not pass every check that way goes row by row through
+    """Stages 1-4 for a slice of an Arrow table, or for ``documents`` made
+    one (:func:`~healthsim_state.codec.columns.documents_table`), column by
+    column (:func:`~healthsim_state.codec.columns.encode_columns`). A slice
+    that does not pass every check that way goes row by row through
     :func:`_write_batch`, which words its problems as for dict input; so does
     every slice once the save has a problem (nothing more is written)."""
-    encoded = None if run.problems else encode_columns(lay, part, run.now)
-    ready = None if encoded is None else _identify(run, lay, encoded, part)
-    if encoded is None or ready is None:
-        _write_batch(run, lay, part.to_pylist(), positions, lifted)
-        return
-    ids, keys, references = ready
     et = lay.entity
+    encoded = None if run.problems else encode_columns(lay, part, run.now, documents=documents is not None)
+    ready = None if encoded is None else _identify(run, lay, encoded, part)
+    data = None if ready is None else _batch_table(run, et, encoded, ready)  # type: ignore[arg-type]
+    if encoded is None or ready is None or data is None:
+        _write_batch(run, lay, part.to_pylist() if documents is None else documents, positions, lifted)
+        return
+    # Checked and ready: only now is anything of the run's state changed.
+    ids, keys, references = ready
     at = list(itertools.islice(positions, encoded.rows))
     if keys is not None:
         run.key_map(et).update((k, i) for k, i in zip(keys, ids, strict=True) if k is not None)
@@ -278,22 +290,26 @@ def _write_arrow_batch(
             for ref, values, targets in references:
                 if targets[i] is None and values[i] is not None:
                     _unresolved(run, lay, ref, at[i], {ref.field: values[i], "external_id": encoded.external_ids[i]})
-    columns = encoded.columns
+    run.dialect.upsert_arrow(run.session, et.model.__table__, data, versioning=run.versioning)
+    run.links.add(et.name, ids, at)
+    if len(run.links) >= LINK_BATCH_SIZE:
+        _write_links(run)
+    run.saved[et.name] = run.saved.get(et.name, 0) + encoded.rows
+
+
+def _batch_table(run: SaveRun, et: EntityType, encoded: Encoded, ready: tuple[Any, ...]) -> pa.Table | None:
+    """The rows to write, in the table's Arrow schema (None if a column will not cast)."""
+    ids, _, references = ready
+    columns = dict(encoded.columns)
     columns["id"] = pa.array(ids, type=pa.string())
     for ref, _, targets in references:
         columns[ref.uuid_column] = pa.array(targets, type=pa.string())
     schema = arrow_schema(et.model.__table__)
     columns["updated_at"] = pa.repeat(pa.scalar(run.now, type=schema.field("updated_at").type), encoded.rows)
     try:
-        data = pa.Table.from_arrays([columns[f.name].cast(f.type) for f in schema], schema=schema)
+        return pa.Table.from_arrays([columns[f.name].cast(f.type) for f in schema], schema=schema)
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
-        _write_batch(run, lay, part.to_pylist(), positions, lifted)  # positions not taken: nothing was written
-        return
-    run.dialect.upsert_arrow(run.session, et.model.__table__, data, versioning=run.versioning)
-    run.links.add(et.name, ids, at)
-    if len(run.links) >= LINK_BATCH_SIZE:
-        _write_links(run)
-    run.saved[et.name] = run.saved.get(et.name, 0) + encoded.rows
+        return None
 
 
 def _identify(

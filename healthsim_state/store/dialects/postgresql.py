@@ -162,8 +162,17 @@ class PostgreSQLDialect(StoreDialect):
     def scenario_rows(
         self, session: Session, table: sa.Table, scenario: ScenarioRef, entity_type: str
     ) -> list[dict[str, Any]]:
-        result = self._result(session, table, scenario, entity_type)
-        return [dict(row) for row in result.mappings()]
+        from psycopg.rows import dict_row
+        from psycopg.types.string import TextLoader
+
+        # By the driver's cursor, JSON as the text PostgreSQL sends: most
+        # extensions texts repeat, and decode parses each distinct one once.
+        sql = scenario_query(table).format(sid=scenario_id_sql(scenario, "%(sid)s"), etype="%(etype)s")
+        with _driver(session).cursor(row_factory=dict_row) as cursor:
+            for name in ("json", "jsonb"):
+                cursor.adapters.register_loader(name, TextLoader)
+            cursor.execute(sql, {"sid": str(scenario), "etype": entity_type})
+            return cursor.fetchall()
 
     def iter_scenario_rows(
         self,
@@ -179,7 +188,7 @@ class PostgreSQLDialect(StoreDialect):
             yield [dict(row) for row in partition]
 
     def scenario_arrow(self, session: Session, table: sa.Table, scenario: ScenarioRef, entity_type: str) -> pa.Table:
-        rows = self.scenario_rows(session, table, scenario, entity_type)
+        rows = [dict(row) for row in self._result(session, table, scenario, entity_type).mappings()]
         return pa.table(
             {c.name: pa.array([_arrow_value(c, r[c.name]) for r in rows], type=arrow_type(c)) for c in table.columns}
         )
