@@ -19,6 +19,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
+from decimal import Decimal
 from typing import Any
 
 import pyarrow as pa
@@ -92,57 +93,104 @@ class _Rows(Mapping[str, Any]):
         return len(self.encoded.columns)
 
 
-def encode_columns(lay: Layout, table: pa.Table, now: dt.datetime, *, documents: bool = False) -> Encoded | None:
+def encode_columns(
+    lay: Layout, table: pa.Table, now: dt.datetime, *, absent: dict[str, list[bool]] | None = None
+) -> Encoded | None:
     """``table`` (a slice of documents) encoded column by column, or None
     when it must be encoded row by row (see the module's docstring).
-    ``documents``: the table is :func:`documents_table` of dicts, whose
-    typed temporal values Arrow may have converted (a datetime among dates
-    becomes a date), so only their texts are read column by column."""
+    ``absent``: the table is :attr:`Documents.table` of dicts, and these
+    their absent keys; Arrow may have converted their typed temporal values
+    (a datetime among dates becomes a date), so only texts are read."""
     try:
-        return _encode(lay, table, now, documents)
+        return _encode(lay, table, now, absent)
     except Refused:
         return None
 
 
-def documents_table(lay: Layout, docs: list[Any]) -> pa.Table | None:
-    """``docs`` (dicts) as an Arrow table whose rows are exactly those dicts,
-    or None when Arrow could not hold them so: a table has one set of keys
-    for all rows (and one per nested object), one type per column, and
-    turns ints among floats into floats. So only documents with the same
-    keys in the same order are taken, nested objects with the same keys,
-    no unknown field (its values could be of any type) and no array of
-    objects; typed values Arrow converts are left to :func:`encode_columns`."""
-    first = docs[0] if docs else None
-    if first.__class__ is not dict:
-        return None
-    keys = tuple(first)
+@dataclass
+class Documents:
+    """Dicts as an Arrow table (:func:`documents_table`): ``absent`` lists, per
+    key (``key`` or ``group.key``) some document lacks, the rows lacking it
+    (True), which the table cannot tell from a null."""
+
+    table: pa.Table
+    absent: dict[str, list[bool]]
+
+
+def documents_table(lay: Layout, docs: list[Any]) -> Documents | None:
+    """``docs`` (dicts) as an Arrow table with what it cannot say (which
+    keys were absent), or None when Arrow could not hold them exactly: one
+    type per column (ints among floats become floats, a datetime among dates
+    a date). So documents with an unknown field (its values could be of any
+    type) or an array of objects are not taken, nor groups whose order
+    differs between documents (it orders their nulls); typed values Arrow
+    converts are left to :func:`encode_columns` (``documents=True``)."""
+    signatures: dict[tuple[str, ...], None] = {}
+    for doc in docs:
+        if doc.__class__ is not dict:
+            return None
+        signatures[tuple(doc)] = None
+    if len(signatures) == 1:
+        keys: dict[str, None] = dict.fromkeys(next(iter(signatures)))
+        absent: dict[str, list[bool]] = {}
+    else:
+        keys = dict.fromkeys(k for signature in signatures for k in signature)
+        order = {k: i for i, k in enumerate(k for k in keys if k in lay.groups)}
+        for signature in signatures:
+            ranks = [order[k] for k in signature if k in order]
+            if ranks != sorted(ranks):
+                return None
+        absent = {
+            k: [k not in doc for doc in docs] for k in keys if not all(k in signature for signature in signatures)
+        }
     if not lay.document_keys.issuperset(keys) or not lay.object_arrays.isdisjoint(keys):
         return None
-    nested = [k for k in keys if k in lay.groups or k == PROVENANCE]
-    shapes: dict[str, tuple[str, ...] | None] = dict.fromkeys(nested)
-    for doc in docs:
-        if doc.__class__ is not dict or tuple(doc) != keys:
-            return None
-        for key in nested:
-            value = doc[key]
+    for key in [k for k in keys if k in lay.groups or k == PROVENANCE]:
+        inner: dict[tuple[str, ...], None] = {}
+        for doc in docs:
+            value = doc.get(key)
             if value is None:
                 continue
             if value.__class__ is not dict:
                 return None
-            inner = tuple(value)
-            shape = shapes[key]
-            if shape is None:
-                shapes[key] = inner
-            elif inner != shape:
-                return None
-    for key, shape in shapes.items():
+            inner[tuple(value)] = None
         known = PROVENANCE_COLUMNS if key == PROVENANCE else lay.group_keys[key]
-        if shape is not None and not set(shape).issubset(known):
+        union = dict.fromkeys(k for signature in inner for k in signature)
+        if not set(union).issubset(known):
             return None  # unknown keys inside: values of any type
+        if len(inner) > 1:
+            for k in union:
+                if not all(k in signature for signature in inner):
+                    absent[f"{key}.{k}"] = [(doc.get(key) or _NO_KEYS).get(k, _GONE) is _GONE for doc in docs]
+    # Column by column (Table.from_pylist takes the first row's keys only),
+    # each of plain values: Arrow's conversion of a deeply nested value
+    # overflows the C stack, and an unknown type is encode()'s to word.
+    columns = {}
+    for key in keys:
+        values = [doc.get(key) for doc in docs]
+        kinds = set(map(type, values))
+        if key in lay.groups or key == PROVENANCE:
+            if not kinds <= _OBJECTS or not {type(v) for d in values if d for v in d.values()} <= _SCALARS:
+                return None
+        elif key in lay.arrays:
+            if not kinds <= _LISTS or not {type(v) for items in values if items for v in items} <= _SCALARS:
+                return None
+        elif not kinds <= _SCALARS:
+            return None
+        columns[key] = values
     try:
-        return pa.Table.from_pylist(docs)
+        return Documents(pa.table(columns), absent)
     except (pa.ArrowException, TypeError, ValueError, OverflowError):
         return None  # values Arrow cannot hold (mixed types, lone surrogates, huge integers)
+
+
+_SCALARS = frozenset({str, int, float, bool, type(None), Decimal, dt.date, dt.datetime})
+_OBJECTS = frozenset({dict, type(None)})
+_LISTS = frozenset({list, type(None)})
+
+
+_NO_KEYS: dict[str, Any] = {}
+_GONE = object()  # a key a document lacks
 
 
 # Integer digits a decimal column may have for floats read from dicts: a
@@ -152,7 +200,9 @@ _EXACT_DIGITS = 15
 _CREATED = Field(("created_at",), "created_at", "datetime", False, None)  # _provenance.created_at
 
 
-def _encode(lay: Layout, table: pa.Table, now: dt.datetime, documents: bool) -> Encoded:
+def _encode(lay: Layout, table: pa.Table, now: dt.datetime, absent: dict[str, list[bool]] | None) -> Encoded:
+    documents = absent is not None
+    absent = absent or {}
     n = table.num_rows
     given, unknown = _given(lay, table)
     columns: dict[str, pa.Array] = {}
@@ -171,18 +221,24 @@ def _encode(lay: Layout, table: pa.Table, now: dt.datetime, documents: bool) -> 
             struct = table.column(name).combine_chunks()
             missing = struct.is_null().to_pylist() if struct.null_count else None
             groups[name] = (struct, missing)
-            if missing is not None:
-                group_nulls.append((name, missing))
+            gone = absent.get(name)  # an absent group is no null: encode() never sees it
+            nulls = (
+                missing
+                if gone is None or missing is None
+                else [m and not g for m, g in zip(missing, gone, strict=True)]
+            )
+            if nulls is not None and any(nulls):
+                group_nulls.append((name, nulls))
             known = lay.group_keys[name]
             others = [(f.name, struct.field(f.name).to_pylist()) for f in struct.type if f.name not in known]
             if others:
                 group_extras.append((name, missing, others))
     extras = [(name, None, table.column(name).to_pylist()) for name in unknown]
 
-    external_ids = _external_ids(lay, table, n, events)
+    external_ids = _external_ids(lay, table, n, events, absent.get("id"))
 
     for field in lay.fields:
-        source, group_missing = _source(field, table, given, groups)
+        source, group_missing = _source(field, table, given, groups, absent)
         if source is None:  # never given: the default, or a problem
             if field.required:
                 raise Refused
@@ -229,7 +285,7 @@ def _encode(lay: Layout, table: pa.Table, now: dt.datetime, documents: bool) -> 
         created = kind.get_field_index("created_at") if pa.types.is_struct(kind) else -1
         if created >= 0 and not _exact(_CREATED, kind.field(created).type):
             raise Refused
-    _provenance_and_extensions(lay, table, now, n, columns, group_nulls, events, extras, group_extras)
+    _provenance_and_extensions(lay, table, now, n, columns, group_nulls, events, extras, group_extras, absent)
     columns["external_id"] = pa.array(external_ids, type=pa.string())
     return encoded
 
@@ -265,30 +321,36 @@ def _given(lay: Layout, table: pa.Table) -> tuple[set[str], list[str]]:
 
 
 def _source(
-    field: Field, table: pa.Table, given: set[str], groups: dict[str, tuple[pa.StructArray | None, list[bool] | None]]
+    field: Field,
+    table: pa.Table,
+    given: set[str],
+    groups: dict[str, tuple[pa.StructArray | None, list[bool] | None]],
+    absent: dict[str, list[bool]],
 ) -> tuple[pa.Array | None, list[bool] | None]:
-    """The column holding ``field`` (or None) and the rows where its group is null."""
-    if len(field.path) == 1:
-        return (table.column(field.column).combine_chunks() if field.column in given else None), None
-    outer, inner = field.path
-    if outer in groups:
-        struct, missing = groups[outer]
-        if struct is None or struct.type.get_field_index(inner) < 0:
+    """The column holding ``field`` (or None) and the rows where it is missing
+    (absent, or its group null or absent), or None when none is."""
+    if len(field.path) == 1 or field.path[0] not in groups:
+        if field.column not in given:
             return None, None
-        child = struct.field(inner)
-        if missing is not None:  # the child's own values under a null group are not given
-            child = pc.if_else(_mask(missing), pa.nulls(len(child), child.type), child)
-        return child, missing
-    if field.column in given:
-        return table.column(field.column).combine_chunks(), None
-    return None, None
+        return table.column(field.column).combine_chunks(), absent.get(field.column)
+    outer, inner = field.path
+    struct, missing = groups[outer]
+    if struct is None or struct.type.get_field_index(inner) < 0:
+        return None, None
+    child = struct.field(inner)
+    if missing is not None:  # the child's own values under a null group are not given
+        child = pc.if_else(_mask(missing), pa.nulls(len(child), child.type), child)
+    gone = absent.get(field.name)
+    if gone is not None:
+        missing = gone if missing is None else [m or g for m, g in zip(missing, gone, strict=True)]
+    return child, missing
 
 
 def _mask(flags: list[bool]) -> pa.Array:
     return pa.array(flags, type=pa.bool_())
 
 
-def _external_ids(lay: Layout, table: pa.Table, n: int, events: list[Any]) -> list[str | None]:
+def _external_ids(lay: Layout, table: pa.Table, n: int, events: list[Any], gone: list[bool] | None) -> list[str | None]:
     if "id" not in table.column_names:
         if lay.entity.person:
             raise Refused
@@ -301,7 +363,10 @@ def _external_ids(lay: Layout, table: pa.Table, n: int, events: list[Any]) -> li
     if column.null_count:
         if lay.entity.person:
             raise Refused
-        events.append(("id", column.is_null().to_pylist(), None, None))
+        nulls = column.is_null().to_pylist()
+        if gone is not None:  # an absent id is no null
+            nulls = [m and not g for m, g in zip(nulls, gone, strict=True)]
+        events.append(("id", nulls, None, None))
     if pc.any(pc.equal(pc.utf8_length(column), 0)).as_py():
         raise Refused  # an id is a non-empty text
     _check_texts(column, required=False)
@@ -475,10 +540,12 @@ def _provenance_and_extensions(
     events: list[tuple[str, list[bool] | None, list[bool] | None, list[str | None] | None]],
     extras: list[tuple[str, None, list[Any]]],
     group_extras: list[tuple[str, list[bool] | None, list[tuple[str, list[Any]]]]],
+    absent: dict[str, list[bool]],
 ) -> None:
     """The provenance columns and ``extensions``, row by row from what the
     columns noted (most rows: one shared text)."""
-    blocks = _provenance_blocks(lay, table, n)
+    blocks = _provenance_blocks(lay, table, n, absent)
+    gone = absent.get(PROVENANCE)  # rows without _provenance: as without the column
     values: dict[str, list[Any]] = {k: [] for k in PROVENANCE_COLUMNS}
     extensions: list[str | None] = []
     for i in range(n):
@@ -499,7 +566,7 @@ def _provenance_and_extensions(
             for key, value in _NO_PROVENANCE.items():
                 values[key].append(value)
             values["created_at"].append(now)
-            if blocks is not None:
+            if blocks is not None and (gone is None or not gone[i]):
                 meta.setdefault("nulls", []).append(PROVENANCE)
         else:
             parsed, prov_nulls, prov_verbatim, meta_text = block
@@ -539,7 +606,7 @@ _NO_PROVENANCE = {"source_type": "loaded", "source_system": "import", "skill_use
 _PROV_META = "$provenance"  # where a parsed block keeps meta["provenance"], beside the column values
 
 
-def _provenance_blocks(lay: Layout, table: pa.Table, n: int) -> list[Any] | None:
+def _provenance_blocks(lay: Layout, table: pa.Table, n: int, absent: dict[str, list[bool]]) -> list[Any] | None:
     """Per row: None (null) or (column values, nulls, verbatim, meta text) of its
     ``_provenance``, each distinct block parsed once (provenance_parsed); None
     when the table has no ``_provenance`` column."""
@@ -554,6 +621,9 @@ def _provenance_blocks(lay: Layout, table: pa.Table, n: int) -> list[Any] | None
     if len(set(names)) != len(names) or STORE_KEY in names:
         raise Refused
     children = [child.to_pylist() for child in struct.flatten()]
+    for j, name in enumerate(names):  # keys some blocks lack: left out of those
+        if (gone := absent.get(f"{PROVENANCE}.{name}")) is not None:
+            children[j] = [_GONE if g else v for v, g in zip(children[j], gone, strict=True)]
     valid = struct.is_valid().to_pylist() if struct.null_count else None
     seen: dict[tuple[Any, ...], Any] = {}
     blocks: list[Any] = []
@@ -564,15 +634,16 @@ def _provenance_blocks(lay: Layout, table: pa.Table, n: int) -> list[Any] | None
         try:
             block = seen.get(values)
         except TypeError:  # an object or a list inside (generation_params): parsed each time
-            blocks.append(_block(lay, dict(zip(names, values, strict=True))))
+            blocks.append(_block(lay, names, values))
             continue
         if block is None:
-            block = seen[values] = _block(lay, dict(zip(names, values, strict=True)))
+            block = seen[values] = _block(lay, names, values)
         blocks.append(block)
     return blocks
 
 
-def _block(lay: Layout, prov: dict[str, Any]) -> tuple[Any, ...]:
+def _block(lay: Layout, names: list[str], values: tuple[Any, ...]) -> tuple[Any, ...]:
+    prov = {name: value for name, value in zip(names, values, strict=True) if value is not _GONE}
     try:
         parsed = provenance_parsed(prov, lay)
     except (TypeError, ValueError):

@@ -111,7 +111,12 @@ class Layout:
     @cached_property
     def object_arrays(self) -> frozenset[str]:
         """Array fields whose items are objects."""
-        return frozenset(f.column for f in self.fields if f.kind == "array" and f.items == "object")
+        return frozenset(f.name for f in self.fields if f.kind == "array" and f.items == "object")
+
+    @cached_property
+    def arrays(self) -> frozenset[str]:
+        """Document keys of the top-level array fields."""
+        return frozenset(f.name for f in self.fields if f.kind == "array" and len(f.path) == 1)
 
     @cached_property
     def decode_plan(self) -> tuple[tuple[str, str, str, str, str | None], ...]:

@@ -234,11 +234,11 @@ def _write_types(run: SaveRun, streams: dict[str, list[Iterable[Any]]], batch_si
                     break
             continue
         for batch in _batches(itertools.chain.from_iterable(sources), batch_size):
-            table = None if run.problems else documents_table(lay, batch)
-            if table is None:
+            documents = None if run.problems else documents_table(lay, batch)
+            if documents is None:
                 _write_batch(run, lay, batch, positions, lifted)
             else:
-                _write_arrow_batch(run, lay, table, positions, lifted, batch)
+                _write_arrow_batch(run, lay, documents.table, positions, lifted, batch, documents.absent)
             if run.full:
                 break
     if run.problems:
@@ -265,15 +265,17 @@ def _write_arrow_batch(
     positions: Iterator[int],
     lifted: dict[str, list[Any]],
     documents: list[Any] | None = None,
+    absent: dict[str, list[bool]] | None = None,
 ) -> None:
     """Stages 1-4 for a slice of an Arrow table, or for ``documents`` made
-    one (:func:`~healthsim_state.codec.columns.documents_table`), column by
+    one (:func:`~healthsim_state.codec.columns.documents_table`, with the
+    keys ``absent`` from them), column by
     column (:func:`~healthsim_state.codec.columns.encode_columns`). A slice
     that does not pass every check that way goes row by row through
     :func:`_write_batch`, which words its problems as for dict input; so does
     every slice once the save has a problem (nothing more is written)."""
     et = lay.entity
-    encoded = None if run.problems else encode_columns(lay, part, run.now, documents=documents is not None)
+    encoded = None if run.problems else encode_columns(lay, part, run.now, absent=absent)
     ready = None if encoded is None else _identify(run, lay, encoded, part)
     data = None if ready is None else _batch_table(run, et, encoded, ready)  # type: ignore[arg-type]
     if encoded is None or ready is None or data is None:
