@@ -51,14 +51,16 @@ def _tables(entities: dict[str, list[dict[str, Any]]]) -> dict[str, pa.Table]:
 def _stored(engine: sa.Engine, name: str) -> dict[str, list[tuple[Any, ...]]]:
     """Every row of the scenario, per table in saved order, as comparable
     across scenarios: UUIDs (which derive from the scenario) as whether set,
-    a created_at that is the save's time (its updated_at) as "now"."""
+    a created_at that is the save's time (its updated_at) as "now", JSON as text."""
     found = {}
     with session_scope(engine) as session:
         scenario_id = ScenarioRepository(session).scenario_summary(name).id
         for et in ENTITY_TYPES:
             table = et.model.__table__
+            # JSON columns as the text stored (DuckDB keeps it as written), not parsed.
+            selected = [sa.cast(c, sa.String).label(c.name) if isinstance(c.type, sa.JSON) else c for c in table.c]
             query = (
-                sa.select(table)
+                sa.select(*selected)
                 .join(LINKS, LINKS.c.entity_id == table.c.id)
                 .where(LINKS.c.scenario_id == scenario_id, LINKS.c.entity_type == et.name)
                 .order_by(LINKS.c.position)

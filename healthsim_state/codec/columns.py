@@ -1,4 +1,4 @@
-"""Arrow input encoded column by column, into the Arrow columns a table is written from.
+"""Documents encoded column by column, into the Arrow columns a table is written from.
 
 :func:`encode_columns` gives, for a slice of a ``pyarrow.Table`` of documents
 (one column per top-level key, nested objects as structs or as their flat
@@ -10,8 +10,11 @@ the layout tested on whole columns. It answers only for input it can judge
 completely and that passes every check; otherwise None, and the caller
 encodes the rows one by one, which words each problem (same entity,
 position, field and reason as for dict input). A column it does not know
-(an unknown field, an inline child array) makes None too: those go to
-``extensions`` or to another type, row by row.
+as a field goes to ``extensions`` as encode() would put it; an inline child
+array (claim lines in a claim) makes None, as do values of types it does
+not read. :func:`documents_table` makes dicts such a table when Arrow can
+hold them exactly (with the keys they lack noted beside it), so dict input
+takes the same path.
 """
 
 from __future__ import annotations

@@ -19,7 +19,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from healthsim_models import vocab
-from healthsim_state.codec.layout import Field, Layout
+from healthsim_state.codec.layout import RENDERED_KINDS, Field, Layout
 from healthsim_state.codec.values import (
     DATETIME_CACHE,
     DECIMAL_CACHE,
@@ -385,7 +385,7 @@ def _render(kind: str, value: Any) -> Any:
     return value
 
 
-_RENDERED = frozenset({"date", "datetime", "array"})  # kinds whose column value is not the document's
+_RENDERED = RENDERED_KINDS
 _EMPTY: frozenset[str] = frozenset()
 _NO_META: dict[str, Any] = {}
 
@@ -445,23 +445,38 @@ def decode(lay: Layout, row: Mapping[str, Any]) -> dict[str, Any]:
         doc["id"] = row["external_id"]
     elif "id" in nulls:
         doc["id"] = None
-    for name, column, kind, outer, inner in lay.decode_plan:
-        if name in nulls:
-            value: Any = None
-        else:
+    if nulls or defaulted:
+        for name, column, kind, outer, inner in lay.decode_plan:
+            if name in nulls:
+                value: Any = None
+            else:
+                value = row[column]
+                if value is None or name in defaulted:
+                    continue
+                if kind in _RENDERED:
+                    # Only date-times keep verbatim text (encode's parsers say so).
+                    value = verbatim.get(name) or _render(kind, value)
+            if inner is None:
+                doc[outer] = value
+            else:
+                group = doc.get(outer)
+                if group is None:
+                    group = doc[outer] = {}
+                group[inner] = value
+    else:  # most rows: the same walk without the look-ups that cannot hit
+        for name, column, rendered, outer, inner in lay.decode_steps:
             value = row[column]
-            if value is None or name in defaulted:
+            if value is None:
                 continue
-            if kind in _RENDERED:
-                # Only date-times keep verbatim text (encode's parsers say so).
-                value = verbatim.get(name) or _render(kind, value)
-        if inner is None:
-            doc[outer] = value
-        else:
-            group = doc.get(outer)
-            if group is None:
-                group = doc[outer] = {}
-            group[inner] = value
+            if rendered is not None:
+                value = verbatim.get(name) or _render(rendered, value)
+            if inner is None:
+                doc[outer] = value
+            else:
+                group = doc.get(outer)
+                if group is None:
+                    group = doc[outer] = {}
+                group[inner] = value
     for key, value in extensions.items():
         if key in lay.groups and isinstance(value, dict):
             doc.setdefault(key, {}).update(value)

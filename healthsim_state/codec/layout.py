@@ -42,6 +42,10 @@ FRAME_COLUMNS = frozenset(
 )
 
 
+#: Kinds whose column value is not the document's: decode renders it.
+RENDERED_KINDS = frozenset({"date", "datetime", "array"})
+
+
 @dataclass(frozen=True)
 class Field:
     """One document field with a column: where it is, its kind and its rules.
@@ -123,6 +127,15 @@ class Layout:
         """Per field: (dotted name, column, kind, top-level key, key inside the
         group or None). What ``document.decode`` walks for every row."""
         return tuple((f.name, f.column, f.kind, f.path[0], f.path[1] if len(f.path) > 1 else None) for f in self.fields)
+
+    @cached_property
+    def decode_steps(self) -> tuple[tuple[str, str, str | None, str, str | None], ...]:
+        """:attr:`decode_plan` with the kind only where decode renders the
+        value (date, date-time, array), else None."""
+        return tuple(
+            (name, column, kind if kind in RENDERED_KINDS else None, outer, inner)
+            for name, column, kind, outer, inner in self.decode_plan
+        )
 
     @cached_property
     def limited(self) -> tuple[tuple[str, str, int], ...]:

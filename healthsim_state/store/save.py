@@ -17,6 +17,12 @@ batches of :data:`DEFAULT_BATCH_SIZE` documents, through these stages:
    rows stored unchanged as they are; the rows' scenario links are collected and written every
    :data:`LINK_BATCH_SIZE` links and at the end (:func:`_write_links`).
 
+Stages 1-3 run column by column (:mod:`healthsim_state.codec.columns`) for a
+batch given as a ``pyarrow.Table`` (a type's only input), or of dicts that
+Arrow can hold exactly: :func:`_write_arrow_batch`. A batch that fails any
+check there, or that the columns cannot judge, takes the stages above row
+by row, which words its problems; the two give the same rows and problems.
+
 Problems are collected (up to :data:`MAX_PROBLEMS`) across batches, and once
 there is one nothing more is written: the save ends in ``ValidationError``
 and the caller's rollback. Everything runs in the session's transaction.
