@@ -127,7 +127,9 @@ def documents_table(lay: Layout, docs: list[Any]) -> Documents | None:
     a date). So documents with an unknown field (its values could be of any
     type) or an array of objects are not taken, nor groups whose order
     differs between documents (it orders their nulls); typed values Arrow
-    converts are left to :func:`encode_columns` (``documents=True``)."""
+    converts are left to :func:`encode_columns` (given ``absent``)."""
+    if not docs:
+        return None
     signatures: dict[tuple[str, ...], None] = {}
     for doc in docs:
         if doc.__class__ is not dict:
@@ -157,6 +159,8 @@ def documents_table(lay: Layout, docs: list[Any]) -> Documents | None:
             if value.__class__ is not dict:
                 return None
             inner[tuple(value)] = None
+        if () in inner:
+            return None  # an empty object: encode() keeps it in extensions, a table cannot say it
         known = PROVENANCE_COLUMNS if key == PROVENANCE else lay.group_keys[key]
         union = dict.fromkeys(k for signature in inner for k in signature)
         if not set(union).issubset(known):
