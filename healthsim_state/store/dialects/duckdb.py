@@ -109,6 +109,20 @@ def _insert(table: sa.Table, *, upsert: bool) -> str:
     )
 
 
+def _write_batch(session: Session, table: sa.Table, data: pa.Table, versioning: Versioning | None) -> None:
+    """The upsert of ``data`` (the table's Arrow schema): a probe, the history
+    snapshot when kept, then INSERT, with ON CONFLICT only when the probe
+    found a stored id."""
+    raw = _driver(session)
+    _hs_batch = data  # read by name in the SQL below
+    stored = raw.execute(
+        f"SELECT 1 FROM {table.name} WHERE id IN (SELECT CAST(id AS UUID) FROM _hs_batch) LIMIT 1"
+    ).fetchone()
+    if stored is not None and versioning is not None and versioning.keep:
+        raw.execute(snapshot_sql(table, versioning, "_hs_batch", _batch_value, lock=False, stored=_stored_value))
+    raw.execute(_insert(table, upsert=stored is not None))
+
+
 def _python_rows(data: pa.Table | pa.RecordBatch) -> list[dict[str, Any]]:
     """``data`` as dicts, with time-zone-aware timestamps made naive UTC first:
     pyarrow builds a naive datetime several times faster than one with a
@@ -148,9 +162,7 @@ class DuckDBDialect(StoreDialect):
     ) -> None:
         if rows:
             # UUID columns arrive as 32-hex text from the repository; DuckDB casts it.
-            self.upsert_arrow(
-                session, table, pa.Table.from_pylist(rows, schema=arrow_schema(table)), versioning=versioning
-            )
+            _write_batch(session, table, pa.Table.from_pylist(rows, schema=arrow_schema(table)), versioning)
 
     def link(self, session: Session, scenario_id: uuid.UUID, links: Links) -> None:
         if not links:
@@ -353,16 +365,8 @@ class DuckDBDialect(StoreDialect):
     def upsert_arrow(
         self, session: Session, table: sa.Table, data: pa.Table, *, versioning: Versioning | None = None
     ) -> None:
-        if not data.num_rows:
-            return
-        raw = _driver(session)
-        _hs_batch = data  # read by name in the SQL below
-        stored = raw.execute(
-            f"SELECT 1 FROM {table.name} WHERE id IN (SELECT CAST(id AS UUID) FROM _hs_batch) LIMIT 1"
-        ).fetchone()
-        if stored is not None and versioning is not None and versioning.keep:
-            raw.execute(snapshot_sql(table, versioning, "_hs_batch", _batch_value, lock=False, stored=_stored_value))
-        raw.execute(_insert(table, upsert=stored is not None))
+        if data.num_rows:
+            _write_batch(session, table, data, versioning)
 
 
 def _connect(path: Path, *, lock: bool, timeout: float) -> Any:
