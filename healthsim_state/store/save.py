@@ -282,7 +282,7 @@ def _write_arrow_batch(
     every slice once the save has a problem (nothing more is written)."""
     et = lay.entity
     encoded = None if run.problems else encode_columns(lay, part, run.now, absent=absent)
-    ready = None if encoded is None else _identify(run, lay, encoded, part)
+    ready = None if encoded is None else _identify(run, lay, encoded, part, documents)
     data = None if ready is None else _batch_table(run, et, encoded, ready)  # type: ignore[arg-type]
     if encoded is None or ready is None or data is None:
         _write_batch(run, lay, part.to_pylist() if documents is None else documents, positions, lifted)
@@ -321,7 +321,7 @@ def _batch_table(run: SaveRun, et: EntityType, encoded: Encoded, ready: tuple[An
 
 
 def _identify(
-    run: SaveRun, lay: Layout, encoded: Encoded, part: pa.Table
+    run: SaveRun, lay: Layout, encoded: Encoded, part: pa.Table, documents: list[Any] | None
 ) -> tuple[list[str], list[tuple[str, ...]] | None, list[tuple[Any, list[Any], list[str | None]]]] | None:
     """Stages 1 (identity), 2 and 3 of an encoded slice, changing nothing:
     (UUIDs, business keys or None, per reference its values and parents'
@@ -333,7 +333,9 @@ def _identify(
     key_columns = et.business_key
     key_values = [encoded.values(c) for c in key_columns]
     keys: list[tuple[str, ...] | None] | None = None
-    if key_columns:
+    if len(key_columns) == 1 and all(v.__class__ is str or v is None for v in key_values[0]):
+        keys = [None if v is None else (v,) for v in key_values[0]]  # most keys: one text (business_key's result)
+    elif key_columns:
         keys = [
             business_key(lay, dict(zip(key_columns, values, strict=True))) for values in zip(*key_values, strict=True)
         ]
@@ -346,7 +348,7 @@ def _identify(
                 ids.append(derived_uuid(prefix + "key:" + "\x1f".join(key)))
                 continue
             if docs is None:  # identity from the content: the documents are needed
-                docs = part.to_pylist()
+                docs = part.to_pylist() if documents is None else documents
             ids.append(derived_uuid(f"{prefix}content:{content_digest(nest_flat(lay, docs[i]))}"))
         elif is_uuid_text(external_id):
             ids.append(external_id.replace("-", "").lower())
