@@ -283,7 +283,7 @@ def _write_arrow_batch(
     et = lay.entity
     encoded = None if run.problems else encode_columns(lay, part, run.now, absent=absent)
     ready = None if encoded is None else _identify(run, lay, encoded, part, documents)
-    data = None if ready is None else _batch_table(run, et, encoded, ready)  # type: ignore[arg-type]
+    data = None if encoded is None or ready is None else _batch_table(run, et, encoded, ready)
     if encoded is None or ready is None or data is None:
         _write_batch(run, lay, part.to_pylist() if documents is None else documents, positions, lifted)
         return
@@ -322,7 +322,7 @@ def _batch_table(run: SaveRun, et: EntityType, encoded: Encoded, ready: tuple[An
 
 def _identify(
     run: SaveRun, lay: Layout, encoded: Encoded, part: pa.Table, documents: list[Any] | None
-) -> tuple[list[str], list[tuple[str, ...]] | None, list[tuple[Any, list[Any], list[str | None]]]] | None:
+) -> tuple[list[str], list[tuple[str, ...] | None] | None, list[tuple[Any, list[Any], list[str | None]]]] | None:
     """Stages 1 (identity), 2 and 3 of an encoded slice, changing nothing:
     (UUIDs, business keys or None, per reference its values and parents'
     UUIDs); None when a row needs the row-by-row path (the same identity
@@ -373,7 +373,7 @@ def _identify(
         ):
             return None
         references.append((ref, values, targets))
-    return ids, keys, references  # type: ignore[return-value]
+    return ids, keys, references
 
 
 def _encode_batch(
