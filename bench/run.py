@@ -43,6 +43,8 @@ import sys
 import tempfile
 import time
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 BATCH = 20_000
@@ -103,11 +105,15 @@ def measure_generation(patients: int) -> dict[str, Any]:
 
 
 def measure_repository(patients: int, path: str) -> dict[str, Any]:
+    return _measure_repository(patients, f"duckdb:///{path}")
+
+
+def _measure_repository(patients: int, url: str) -> dict[str, Any]:
     from healthsim_models import create_store_engine, session_scope
     from healthsim_state import ScenarioRepository
     from healthsim_state.demo import scenario
 
-    engine = create_store_engine(f"duckdb:///{path}")
+    engine = create_store_engine(url)
     inputs = InputClock()
     start = time.perf_counter()
     with session_scope(engine) as session:
@@ -187,19 +193,34 @@ def _frames(session, repo, scenario_id: str) -> tuple[float, float, int, int]:  
     """Fastest times of entities_frame("lab_result") and of the same rows fetched
     by hand-written SQL on the session's own DuckDB connection, taken in turns
     (so a slow spell of this shared machine hits both), and their row counts."""
+    import pyarrow as pa
+
     from healthsim_models import LabResult
 
     columns = ", ".join(f"t.{c.name}" for c in LabResult.__table__.columns)
     sql = (
         f"SELECT {columns} FROM scenario_entities se JOIN lab_results t ON t.id = se.entity_id "
-        "WHERE se.scenario_id = CAST(? AS UUID) AND se.entity_type = 'lab_result' ORDER BY se.position"
+        "WHERE se.scenario_id = CAST({marker} AS UUID) AND se.entity_type = 'lab_result' ORDER BY se.position"
     )
     raw = session.connection().connection.driver_connection
+    if session.bind.dialect.name == "duckdb":
+
+        def fetch() -> Any:
+            return raw.sql(sql.format(marker="?"), params=[scenario_id]).to_arrow_table()
+    else:  # PostgreSQL: the rows by the driver's cursor, made a table
+
+        def fetch() -> Any:
+            with raw.cursor() as cursor:
+                cursor.execute(sql.format(marker="%s"), (scenario_id,))
+                names = [d.name for d in cursor.description]
+                rows = cursor.fetchall()
+            return pa.table({name: pa.array([r[i] for r in rows]) for i, name in enumerate(names)})
+
     frame_s = raw_s = float("inf")
     for _ in range(FRAME_TRIES):
         seconds, frame = _timed(lambda: repo.entities_frame("bench", "lab_result"))
         frame_s = min(frame_s, seconds)
-        seconds, table = _timed(lambda: raw.sql(sql, params=[scenario_id]).to_arrow_table())
+        seconds, table = _timed(fetch)
         raw_s = min(raw_s, seconds)
     return frame_s, raw_s, frame.num_rows, table.num_rows
 
@@ -282,6 +303,227 @@ def _baseline_upsert(con, pa, table, rows) -> int:  # type: ignore[no-untyped-de
     return len(rows)
 
 
+def _documents(patients: int) -> dict[str, list[dict[str, Any]]]:
+    from healthsim_state.demo import scenario
+
+    return {name: list(stream) for name, stream in scenario(patients).items()}
+
+
+def measure_arrow(patients: int, path: str) -> dict[str, Any]:
+    return _measure_arrow(patients, f"duckdb:///{path}")
+
+
+def _measure_arrow(patients: int, url: str) -> dict[str, Any]:
+    """The repository saving the scenario given as Arrow tables (one per
+    type, a column per document key, made before the timing)."""
+    import pyarrow as pa
+
+    from healthsim_models import create_store_engine, session_scope
+    from healthsim_state import ScenarioRepository
+
+    # Column by column over every key: Table.from_pylist takes the first document's keys only.
+    tables = {
+        name: pa.table({k: [doc.get(k) for doc in docs] for k in dict.fromkeys(k for doc in docs for k in doc)})
+        for name, docs in _documents(patients).items()
+    }
+    engine = create_store_engine(url)
+    start = time.perf_counter()
+    with session_scope(engine) as session:
+        summary = ScenarioRepository(session).save("bench", tables)
+    save_s = time.perf_counter() - start
+    engine.dispose()
+    return {"entities": sum(summary.counts.values()), "save_s": save_s, "input_s": 0.0, "save_peak_mb": _peak_mb()}
+
+
+def measure_raw_arrow(patients: int, path: str) -> dict[str, Any]:
+    """Baseline (a)'s statements given its Arrow batches ready (flattened
+    rows, ``from_pylist`` per batch, made before the timing): the insert
+    alone, in one transaction, commit and close."""
+    import duckdb
+    import pyarrow as pa
+
+    from healthsim_models import ENTITY_TYPES, create_store_engine
+
+    create_store_engine(f"duckdb:///{path}").dispose()
+    tables = {et.name: et.model.__table__ for et in ENTITY_TYPES}
+    batches = []
+    for type_name, docs in _documents(patients).items():
+        table = tables[type_name]
+        known = set(table.columns.keys())
+        hard_links = [c.name for c in table.columns if c.name.endswith("_uuid") and not c.nullable]
+        rows = []
+        for doc in docs:
+            row = _flat(doc)
+            row["id"] = str(uuid.uuid4())
+            for column in hard_links:
+                row[column] = row["id"]
+            rows.append(row)
+        columns = [c for c in rows[0] if c in known]
+        for first in range(0, len(rows), BATCH):
+            part = [{c: r.get(c) for c in columns} for r in rows[first : first + BATCH]]
+            batches.append((table, columns, pa.Table.from_pylist(part)))
+    start = time.perf_counter()
+    con = duckdb.connect(path)
+    con.begin()
+    count = 0
+    for table, columns, batch in batches:
+        count += _insert_ready(con, table, columns, batch)
+    con.commit()
+    con.close()
+    save_s = time.perf_counter() - start
+    return {"entities": count, "save_s": save_s, "input_s": 0.0, "save_peak_mb": _peak_mb()}
+
+
+def _insert_ready(con, table, columns, batch) -> int:  # type: ignore[no-untyped-def]
+    con.register("batch", batch)
+    updates = ", ".join(f"{c} = excluded.{c}" for c in columns if c != "id")
+    con.execute(
+        f"INSERT INTO {table.name} ({', '.join(columns)}) SELECT {', '.join(columns)} FROM batch "
+        f"ON CONFLICT (id) DO UPDATE SET {updates}"
+    )
+    con.unregister("batch")
+    return batch.num_rows
+
+
+# -- PostgreSQL (with --postgres SERVER_URL): each measurement in a database of its own
+
+
+@contextmanager
+def _postgresql_database() -> Iterator[str]:
+    """The URL of a fresh database on the --postgres server, dropped afterwards."""
+    import psycopg
+    from sqlalchemy.engine import make_url
+
+    server = make_url(os.environ[POSTGRES_ENV])
+    name = f"hs_bench_{uuid.uuid4().hex[:12]}"
+    options = {"host": server.host, "port": server.port, "user": server.username, "password": server.password}
+    with psycopg.connect(**options, dbname=server.database or "postgres", autocommit=True) as admin:
+        admin.execute(f'CREATE DATABASE "{name}"')
+    try:
+        yield server.set(database=name).render_as_string(hide_password=False)
+    finally:
+        from healthsim_models.engine import dispose_engines
+
+        dispose_engines()
+        with psycopg.connect(**options, dbname=server.database or "postgres", autocommit=True) as admin:
+            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def measure_pg_repository(patients: int, path: str) -> dict[str, Any]:
+    with _postgresql_database() as url:
+        return _measure_repository(patients, url)
+
+
+def measure_pg_arrow(patients: int, path: str) -> dict[str, Any]:
+    with _postgresql_database() as url:
+        return _measure_arrow(patients, url)
+
+
+def _flat_rows(patients: int, documents: Any) -> Iterator[tuple[Any, list[str], list[tuple[Any, ...]]]]:
+    """Baseline (a)'s flattened rows, per type in batches: (table, columns, rows as tuples)."""
+    from healthsim_models import ENTITY_TYPES
+
+    tables = {et.name: et.model.__table__ for et in ENTITY_TYPES}
+    for type_name, stream in documents.items():
+        table = tables[type_name]
+        known = set(table.columns.keys())
+        hard_links = [c.name for c in table.columns if c.name.endswith("_uuid") and not c.nullable]
+        columns: list[str] | None = None
+        batch: list[tuple[Any, ...]] = []
+        for doc in stream:
+            row = _flat(doc)
+            row["id"] = str(uuid.uuid4())
+            for column in hard_links:
+                row[column] = row["id"]
+            if columns is None:
+                columns = [c for c in row if c in known]
+            batch.append(tuple(row.get(c) for c in columns))
+            if len(batch) == BATCH:
+                yield table, columns, batch
+                batch = []
+        if batch and columns is not None:
+            yield table, columns, batch
+
+
+def _copy(connection: Any, table: Any, columns: list[str], rows: list[tuple[Any, ...]]) -> int:
+    with connection.cursor() as cursor, cursor.copy(f"COPY {table.name} ({', '.join(columns)}) FROM STDIN") as copy:
+        for row in rows:
+            copy.write_row(row)
+    return len(rows)
+
+
+def measure_pg_baseline(patients: int, path: str) -> dict[str, Any]:
+    """Baseline (a) on PostgreSQL: flattened rows COPYed into the same tables
+    (one transaction, generation included); reads: every table's rows as
+    dicts, and lab_results as an Arrow table."""
+    import psycopg
+    import pyarrow as pa
+    from psycopg.rows import dict_row
+    from sqlalchemy.engine import make_url
+
+    from healthsim_models import ENTITY_TYPES, create_store_engine
+    from healthsim_state.demo import scenario
+
+    with _postgresql_database() as url:
+        create_store_engine(url).dispose()
+        target = make_url(url)
+        options = {"host": target.host, "port": target.port, "user": target.username, "password": target.password}
+        inputs = InputClock()
+        start = time.perf_counter()
+        count = 0
+        with psycopg.connect(**options, dbname=target.database) as connection:
+            for table, columns, rows in _flat_rows(patients, inputs.streams(scenario(patients))):
+                count += _copy(connection, table, columns, rows)
+            connection.commit()
+        save_s = time.perf_counter() - start
+        save_peak_mb = _peak_mb()
+        start = time.perf_counter()
+        loaded = 0
+        with psycopg.connect(**options, dbname=target.database, row_factory=dict_row) as connection:
+            for et in ENTITY_TYPES:
+                loaded += len(connection.execute(f"SELECT * FROM {et.model.__table__.name}").fetchall())
+            load_s = time.perf_counter() - start
+
+            def frame() -> Any:
+                rows = connection.execute("SELECT * FROM lab_results").fetchall()
+                return pa.Table.from_pylist(rows)
+
+            frame_s, table = _best_of(FRAME_TRIES, frame)
+    return {
+        "entities": count,
+        "save_s": save_s,
+        "input_s": inputs.seconds,
+        "load_s": load_s,
+        "frame_s": frame_s,
+        "frame_rows": table.num_rows,
+        "save_peak_mb": save_peak_mb,
+    }
+
+
+def measure_pg_raw_arrow(patients: int, path: str) -> dict[str, Any]:
+    """The PostgreSQL counterpart of raw_arrow: baseline (a)'s rows made
+    ready before the timing, then COPYed in one transaction."""
+    import psycopg
+    from sqlalchemy.engine import make_url
+
+    from healthsim_models import create_store_engine
+
+    with _postgresql_database() as url:
+        create_store_engine(url).dispose()
+        target = make_url(url)
+        batches = list(_flat_rows(patients, _documents(patients)))
+        start = time.perf_counter()
+        count = 0
+        with psycopg.connect(
+            host=target.host, port=target.port, user=target.username, password=target.password, dbname=target.database
+        ) as connection:
+            for table, columns, rows in batches:
+                count += _copy(connection, table, columns, rows)
+            connection.commit()
+        save_s = time.perf_counter() - start
+    return {"entities": count, "save_s": save_s, "input_s": 0.0, "save_peak_mb": _peak_mb()}
+
+
 def measure_orm(patients: int, path: str) -> dict[str, Any]:
     import datetime as dt
     from decimal import Decimal
@@ -327,7 +569,15 @@ MEASURES = {
     "baseline": measure_baseline,
     "orm": measure_orm,
     "chunked": measure_chunked,
+    "arrow": measure_arrow,
+    "raw_arrow": measure_raw_arrow,
+    "pg_repository": measure_pg_repository,
+    "pg_baseline": measure_pg_baseline,
+    "pg_arrow": measure_pg_arrow,
+    "pg_raw_arrow": measure_pg_raw_arrow,
 }
+POSTGRES_ENV = "BENCH_POSTGRES_URL"  # the --postgres server, for the measuring subprocesses
+PG_METHODS = ("pg_repository", "pg_baseline", "pg_arrow", "pg_raw_arrow")
 
 
 def _child(method: str, patients: int, *extra: int) -> dict[str, Any]:
@@ -356,7 +606,7 @@ def run_child(method: str, patients: int, *extra: int) -> dict[str, Any]:
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
-ROUND_METHODS = ("generation", "repository", "baseline")
+ROUND_METHODS = ("generation", "repository", "baseline", "arrow", "raw_arrow")
 
 
 def _median_result(runs: list[dict[str, Any]]) -> dict[str, Any]:
@@ -379,10 +629,11 @@ def _ratio(values: list[float], digits: int = 2) -> str:
     return text if len(values) == 1 else f"{text} (rounds {min(values):.{digits}f}-{max(values):.{digits}f})"
 
 
-def measure_size(patients: int, repeat: int, orm: bool, chunk: int | None) -> dict[str, Any]:
+def measure_size(patients: int, repeat: int, orm: bool, chunk: int | None, postgres: bool = False) -> dict[str, Any]:
     """Every method at one size: ``repeat`` rounds of generation, repository,
-    baseline and (with ``orm``) the ORM baseline, the chunked save last."""
-    methods = ROUND_METHODS + (("orm",) if orm else ())
+    baseline, the Arrow input and its raw insert, (with ``orm``) the ORM
+    baseline and (with ``postgres``) the PostgreSQL methods; the chunked save last."""
+    methods = ROUND_METHODS + (("orm",) if orm else ()) + (PG_METHODS if postgres else ())
     rounds: list[dict[str, dict[str, Any]]] = []
     for round_number in range(repeat):
         # Rotate the order, so that whatever running first or last does to a
@@ -413,7 +664,7 @@ def report(patients: int, results: dict[str, Any]) -> None:
 
     print(
         f"  save  repository / baseline(a): {_ratio(per_round(lambda r, b: b['save_s'] / r['save_s']))} "
-        f"(target >= 0.5); save paths alone: {_ratio(per_round(lambda r, b: _own(b) / _own(r)))}"
+        f"(target >= 1.0); save paths alone: {_ratio(per_round(lambda r, b: _own(b) / _own(r)))}"
     )
     if "orm" in results:
         each = [r["orm"]["save_s"] / r["repository"]["save_s"] for r in rounds]
@@ -421,17 +672,37 @@ def report(patients: int, results: dict[str, Any]) -> None:
         print(
             f"  save  repository / ORM merge(b): {_ratio(each, 0)} (target >= 100); save paths alone: {_ratio(own, 0)}"
         )
+    arrow = [r["raw_arrow"]["save_s"] / r["arrow"]["save_s"] for r in rounds]
+    print(f"  save  Arrow input: repository / raw insert of ready Arrow tables: {_ratio(arrow)} (target >= 0.5)")
     print(
-        f"  load  repository / baseline(a): {_ratio(per_round(lambda r, b: b['load_s'] / r['load_s']))} (target >= 0.5)"
+        f"  load  repository / baseline(a): {_ratio(per_round(lambda r, b: b['load_s'] / r['load_s']))} (target >= 0.9)"
     )
     print(
         f"  frame entities_frame / raw Arrow fetch of the same rows: "
-        f"{_ratio(per_round(lambda r, b: r['raw_frame_s'] / r['frame_s']))} (target >= 0.8)"
+        f"{_ratio(per_round(lambda r, b: r['raw_frame_s'] / r['frame_s']))} (target >= 0.9)"
     )
     print(
         f"  frame entities_frame / whole-table Arrow scan (no scenario filter): "
         f"{_ratio(per_round(lambda r, b: b['frame_s'] / r['frame_s']))}"
     )
+    if "pg_repository" in results:
+        pg = [(r["pg_repository"], r["pg_baseline"], r["pg_arrow"], r["pg_raw_arrow"]) for r in rounds]
+        print(
+            f"  PostgreSQL save  repository / COPY baseline: {_ratio([b['save_s'] / r['save_s'] for r, b, _, _ in pg])} "
+            f"(target >= 1.0); save paths alone: {_ratio([_own(b) / _own(r) for r, b, _, _ in pg])}"
+        )
+        print(
+            "  PostgreSQL save  Arrow input: repository / COPY of ready rows: "
+            f"{_ratio([c['save_s'] / a['save_s'] for _, _, a, c in pg])} (target >= 0.5)"
+        )
+        print(
+            "  PostgreSQL load  repository / baseline rows as dicts: "
+            f"{_ratio([b['load_s'] / r['load_s'] for r, b, _, _ in pg])} (target >= 0.9)"
+        )
+        print(
+            "  PostgreSQL frame entities_frame / raw fetch of the same rows made a table: "
+            f"{_ratio([r['raw_frame_s'] / r['frame_s'] for r, _, _, _ in pg])} (target >= 0.9)"
+        )
     print(
         f"  generation alone: {results['generation']['save_s']:.2f}s; inside the saves: repository "
         f"{repo['input_s']:.2f}s, baseline {base['input_s']:.2f}s (included in every save time; "
@@ -462,6 +733,12 @@ def main() -> None:
         metavar="N",
         help="rounds of every method but the chunked save, per size (default 3); medians are reported",
     )
+    parser.add_argument(
+        "--postgres",
+        metavar="URL",
+        help="also measure on PostgreSQL: a server URL whose user may create databases "
+        "(each measurement creates one and drops it)",
+    )
     parser.add_argument("--child", nargs="+", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
@@ -469,14 +746,55 @@ def main() -> None:
         return
     if args.repeat < 1:
         parser.error("--repeat: at least 1")
+    if args.postgres:
+        os.environ[POSTGRES_ENV] = args.postgres  # read by the measuring subprocesses
 
     print(
         f"{'patients':>9} {'method':<11} {'entities':>9} {'save/s':>9} {'load/s':>9} {'frame s':>8} "
         f"{'save MB':>8} {'peak MB':>8}"
     )
+    measured = {}
     for patients in args.patients:
         orm = patients <= 1000 and not args.skip_orm
-        report(patients, measure_size(patients, args.repeat, orm, args.chunk))
+        measured[patients] = measure_size(patients, args.repeat, orm, args.chunk, postgres=bool(args.postgres))
+        report(patients, measured[patients])
+    linearity(measured)
+
+
+#: (label, method, timing) of the costs whose growth with the data is checked.
+GROWTH = (
+    ("save, dicts", "repository", "save_s"),
+    ("save, Arrow input", "arrow", "save_s"),
+    ("load", "repository", "load_s"),
+    ("entities_frame", "repository", "frame_s"),
+    ("baseline (a) save", "baseline", "save_s"),
+    ("raw Arrow insert", "raw_arrow", "save_s"),
+    ("PostgreSQL save, dicts", "pg_repository", "save_s"),
+    ("PostgreSQL save, Arrow input", "pg_arrow", "save_s"),
+    ("PostgreSQL load", "pg_repository", "load_s"),
+)
+
+
+def linearity(measured: dict[int, dict[str, Any]]) -> None:
+    """Per cost, from the smallest size to each larger one: the time's growth
+    over the data's (1.0: linear; the target is at most 1.1)."""
+    sizes = sorted(measured)
+    if len(sizes) < 2:
+        return
+    small = measured[sizes[0]]
+    for size in sizes[1:]:
+        large = measured[size]
+        data = large["repository"]["entities"] / small["repository"]["entities"]
+        parts = [
+            f"{label} {large[method][timing] / small[method][timing] / data:.2f}"
+            for label, method, timing in GROWTH
+            if method in large and method in small
+        ]
+        print(
+            f"  growth {sizes[0]} -> {size} patients ({data:.1f}x the entities), time growth / data growth: "
+            + ", ".join(parts)
+            + " (target <= 1.1)"
+        )
 
 
 if __name__ == "__main__":

@@ -350,13 +350,18 @@ def test_nested_claim_lines_are_lifted(engine) -> None:
 def test_generators_are_consumed_in_bounded_batches(engine, monkeypatch: pytest.MonkeyPatch) -> None:
     calls: list[int] = []
     dialect = dialect_of(engine)
-    real_upsert = dialect.upsert
+    real_upsert, real_upsert_arrow = dialect.upsert, dialect.upsert_arrow
 
     def counting_upsert(session, table, rows, *args, **kwargs):  # type: ignore[no-untyped-def]
         calls.append(len(rows))
         return real_upsert(session, table, rows, *args, **kwargs)
 
+    def counting_upsert_arrow(session, table, data, *args, **kwargs):  # type: ignore[no-untyped-def]
+        calls.append(data.num_rows)  # batches encoded column by column
+        return real_upsert_arrow(session, table, data, *args, **kwargs)
+
     monkeypatch.setattr(dialect, "upsert", counting_upsert)
+    monkeypatch.setattr(dialect, "upsert_arrow", counting_upsert_arrow)
     pulled = []
 
     def patients():

@@ -19,7 +19,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from healthsim_models import vocab
-from healthsim_state.codec.layout import Field, Layout
+from healthsim_state.codec.layout import RENDERED_KINDS, Field, Layout
 from healthsim_state.codec.values import (
     DATETIME_CACHE,
     DECIMAL_CACHE,
@@ -79,6 +79,22 @@ def _provenance(
     # Generators stamp the same few provenance blocks on every entity: parse
     # each distinct one once. Blocks with other than plain scalar values
     # (generation_params) are parsed every time: a tuple (True,) equals (1,).
+    values, prov_meta, nulls, verbatim, found, meta_text = provenance_parsed(prov, lay)
+    row.update(values)
+    if row.get("created_at") is None:
+        row["created_at"] = now
+    meta["provenance"] = prov_meta
+    if nulls:
+        meta.setdefault("nulls", []).extend(nulls)
+    if verbatim:
+        meta.setdefault("verbatim", {}).update(verbatim)
+    problems.extend(found)
+    return meta_text
+
+
+def provenance_parsed(prov: Mapping[str, Any], lay: Layout) -> tuple[Any, ...]:
+    """:func:`_parse_provenance` of ``prov``, each distinct block of plain
+    scalars parsed once per process; nothing returned may be mutated."""
     key: tuple[Any, ...] | None = None
     parsed = None
     if all(v.__class__ in _SCALARS for v in prov.values()):
@@ -90,17 +106,7 @@ def _provenance(
         parsed = _parse_provenance(prov, lay)
         if key is not None and len(_PROV_CACHE) < _PROV_CACHE_SIZE:
             _PROV_CACHE[key] = parsed
-    values, prov_meta, nulls, verbatim, found, meta_text = parsed
-    row.update(values)
-    if row.get("created_at") is None:
-        row["created_at"] = now
-    meta["provenance"] = prov_meta
-    if nulls:
-        meta.setdefault("nulls", []).extend(nulls)
-    if verbatim:
-        meta.setdefault("verbatim", {}).update(verbatim)
-    problems.extend(found)
-    return meta_text
+    return parsed
 
 
 _PROV_CACHE: dict[tuple[Any, ...], tuple[Any, ...]] = {}
@@ -311,21 +317,52 @@ def encode(lay: Layout, doc: Mapping[str, Any], now: dt.datetime) -> tuple[dict[
     for column, derive in lay.derived:
         row[column] = derive(doc)
     meta_text = _provenance(doc, lay, now, row, meta, problems)
-    if meta_text is not None and not unknown and len(meta) == 1:
-        row["extensions"] = meta_text
-    elif meta_text is not None and not unknown and len(meta) == 2 and "verbatim" in meta:
-        row["extensions"] = _with_verbatim(meta_text, meta["verbatim"])
-    elif meta or unknown:
-        if meta:
-            unknown[STORE_KEY] = meta
-        try:
-            row["extensions"] = json_text(unknown)
-        except Invalid as exc:
-            problems.append(("extensions", str(exc)))
-            row["extensions"] = None
-    else:
+    try:
+        row["extensions"] = extensions_text(meta, unknown, meta_text)
+    except Invalid as exc:
+        problems.append(("extensions", str(exc)))
         row["extensions"] = None
     return row, problems
+
+
+def extensions_text(meta: dict[str, Any], unknown: dict[str, Any], meta_text: str | None) -> str | None:
+    """The ``extensions`` column of a row: its unknown fields and ``meta`` under
+    :data:`STORE_KEY`, as JSON text (None when both are empty). ``meta_text``:
+    the text of ``meta["provenance"]`` alone, when :func:`provenance_parsed`
+    has it. Raises :class:`Invalid` (adding ``meta`` to ``unknown``)."""
+    if meta_text is not None and not unknown:
+        if len(meta) == 1:
+            return meta_text
+        if len(meta) == 2 and "verbatim" in meta:
+            return _with_verbatim(meta_text, meta["verbatim"])
+        if _PLAIN_META.issuperset(meta):
+            return _store_text(meta, meta_text)
+    if meta or unknown:
+        if meta:
+            unknown[STORE_KEY] = meta
+        return json_text(unknown)
+    return None
+
+
+_PLAIN_META = frozenset({"nulls", "defaulted", "verbatim", "provenance"})
+_STORE_OPEN = '{"' + STORE_KEY + '":{'
+
+
+def _store_text(meta: dict[str, Any], meta_text: str) -> str:
+    """``{"$store": meta}`` as JSON text, without the JSON encoder, for a
+    ``meta`` of field names (``nulls``, ``defaulted``), verbatim texts (see
+    :func:`_with_verbatim`) and the provenance whose text is ``meta_text``:
+    nothing in them needs escaping (names of the layout's fields, groups and
+    provenance keys)."""
+    parts = []
+    for key, value in meta.items():
+        if key == "provenance":
+            parts.append(meta_text[len(_STORE_OPEN) : -2])
+        elif key == "verbatim":
+            parts.append('"verbatim":{' + ",".join(f'"{name}":"{text}"' for name, text in value.items()) + "}")
+        else:
+            parts.append(f'"{key}":[' + ",".join(f'"{name}"' for name in value) + "]")
+    return _STORE_OPEN + ",".join(parts) + "}}"
 
 
 def _with_verbatim(meta_text: str, verbatim: dict[str, str]) -> str:
@@ -348,44 +385,98 @@ def _render(kind: str, value: Any) -> Any:
     return value
 
 
-_RENDERED = frozenset({"date", "datetime", "array"})  # kinds whose column value is not the document's
+_RENDERED = RENDERED_KINDS
 _EMPTY: frozenset[str] = frozenset()
 _NO_META: dict[str, Any] = {}
+
+
+# Stored extensions texts that hold only the store's bookkeeping (most rows:
+# the same provenance block, often the same nulls), parsed once per process:
+# text -> (meta, nulls, defaulted, verbatim). Only texts whose parsed parts
+# decode reads without handing them out are kept (no unknown fields, no
+# provenance "extra"), so no document shares a mutable object with another.
+_STORE_ONLY: dict[str, tuple[dict[str, Any], frozenset[str], frozenset[str], dict[str, str]]] = {}
+_STORE_ONLY_SIZE = 65_536
+
+
+def _store_only(text: str, parsed: Any) -> tuple[Any, ...] | None:
+    """The cache entry for ``text`` (added to the cache), or None when it holds
+    more than the store's bookkeeping."""
+    if parsed.__class__ is not dict or len(parsed) != 1 or STORE_KEY not in parsed:
+        return None
+    meta = parsed[STORE_KEY]
+    if meta.__class__ is not dict or "extra" in (meta.get("provenance") or _NO_META):
+        return None
+    entry = (
+        meta,
+        frozenset(meta.get("nulls", ())),
+        frozenset(meta.get("defaulted", ())),
+        meta.get("verbatim") or _NO_META,
+    )
+    if len(_STORE_ONLY) >= _STORE_ONLY_SIZE:
+        _STORE_ONLY.clear()
+    _STORE_ONLY[text] = entry
+    return entry
 
 
 def decode(lay: Layout, row: Mapping[str, Any]) -> dict[str, Any]:
     """The document that :func:`encode` was given for ``row``."""
     extensions = row["extensions"]
-    if isinstance(extensions, str):
-        extensions = json.loads(extensions)
-    extensions = dict(extensions) if extensions else {}
-    meta = extensions.pop(STORE_KEY, None) or _NO_META
-    nulls = set(meta["nulls"]) if "nulls" in meta else _EMPTY
-    defaulted = set(meta["defaulted"]) if "defaulted" in meta else _EMPTY
-    verbatim = meta.get("verbatim") or _NO_META
+    parsed = _STORE_ONLY.get(extensions) if extensions.__class__ is str else None
+    if parsed is not None:
+        extensions = {}
+        meta, nulls, defaulted, verbatim = parsed
+    else:
+        if isinstance(extensions, str):
+            text = extensions
+            extensions = json.loads(text)
+            parsed = _store_only(text, extensions)
+        extensions = dict(extensions) if extensions else {}
+        meta = extensions.pop(STORE_KEY, None) or _NO_META
+        if parsed is not None:
+            meta, nulls, defaulted, verbatim = parsed
+        else:
+            nulls = set(meta["nulls"]) if "nulls" in meta else _EMPTY
+            defaulted = set(meta["defaulted"]) if "defaulted" in meta else _EMPTY
+            verbatim = meta.get("verbatim") or _NO_META
 
     doc: dict[str, Any] = {}
     if row["external_id"] is not None:
         doc["id"] = row["external_id"]
     elif "id" in nulls:
         doc["id"] = None
-    for name, column, kind, outer, inner in lay.decode_plan:
-        if name in nulls:
-            value: Any = None
-        else:
+    if nulls or defaulted:
+        for name, column, kind, outer, inner in lay.decode_plan:
+            if name in nulls:
+                value: Any = None
+            else:
+                value = row[column]
+                if value is None or name in defaulted:
+                    continue
+                if kind in _RENDERED:
+                    # Only date-times keep verbatim text (encode's parsers say so).
+                    value = verbatim.get(name) or _render(kind, value)
+            if inner is None:
+                doc[outer] = value
+            else:
+                group = doc.get(outer)
+                if group is None:
+                    group = doc[outer] = {}
+                group[inner] = value
+    else:  # most rows: the same walk without the look-ups that cannot hit
+        for name, column, rendered, outer, inner in lay.decode_steps:
             value = row[column]
-            if value is None or name in defaulted:
+            if value is None:
                 continue
-            if kind in _RENDERED:
-                # Only date-times keep verbatim text (encode's parsers say so).
-                value = verbatim.get(name) or _render(kind, value)
-        if inner is None:
-            doc[outer] = value
-        else:
-            group = doc.get(outer)
-            if group is None:
-                group = doc[outer] = {}
-            group[inner] = value
+            if rendered is not None:
+                value = verbatim.get(name) or _render(rendered, value)
+            if inner is None:
+                doc[outer] = value
+            else:
+                group = doc.get(outer)
+                if group is None:
+                    group = doc[outer] = {}
+                group[inner] = value
     for key, value in extensions.items():
         if key in lay.groups and isinstance(value, dict):
             doc.setdefault(key, {}).update(value)

@@ -81,7 +81,11 @@ def entity_uuid(prefix: str, lay: Layout, doc: Mapping[str, Any], row: Mapping[s
     else:
         key = business_key(lay, row)
         identity = "key:" + "\x1f".join(key) if key else f"content:{content_digest(doc)}"
-    name = prefix + identity
+    return derived_uuid(prefix + identity)
+
+
+def derived_uuid(name: str) -> str:
+    """The UUID (32 hex digits) derived from ``name`` (scenario, type and identity) in the namespace."""
     # uuid.uuid5, without building a UUID object: SHA-1, version 5, RFC 4122 variant.
     # surrogatepass: a refused document's key may hold a lone surrogate; valid text is plain UTF-8.
     digest = bytearray(hashlib.sha1(_NAMESPACE_BYTES + name.encode("utf-8", "surrogatepass")).digest()[:16])

@@ -42,6 +42,10 @@ FRAME_COLUMNS = frozenset(
 )
 
 
+#: Kinds whose column value is not the document's: decode renders it.
+RENDERED_KINDS = frozenset({"date", "datetime", "array"})
+
+
 @dataclass(frozen=True)
 class Field:
     """One document field with a column: where it is, its kind and its rules.
@@ -104,10 +108,34 @@ class Layout:
         return self.top_fields | {"id", "_provenance"}
 
     @cached_property
+    def document_keys(self) -> frozenset[str]:
+        """Document keys that are fields (top-level, groups, flat names of nested ones), ``id`` or ``_provenance``."""
+        return self.plain_keys | self.groups | frozenset(self.flat_keys)
+
+    @cached_property
+    def object_arrays(self) -> frozenset[str]:
+        """Array fields whose items are objects."""
+        return frozenset(f.name for f in self.fields if f.kind == "array" and f.items == "object")
+
+    @cached_property
+    def arrays(self) -> frozenset[str]:
+        """Document keys of the top-level array fields."""
+        return frozenset(f.name for f in self.fields if f.kind == "array" and len(f.path) == 1)
+
+    @cached_property
     def decode_plan(self) -> tuple[tuple[str, str, str, str, str | None], ...]:
         """Per field: (dotted name, column, kind, top-level key, key inside the
         group or None). What ``document.decode`` walks for every row."""
         return tuple((f.name, f.column, f.kind, f.path[0], f.path[1] if len(f.path) > 1 else None) for f in self.fields)
+
+    @cached_property
+    def decode_steps(self) -> tuple[tuple[str, str, str | None, str, str | None], ...]:
+        """:attr:`decode_plan` with the kind only where decode renders the
+        value (date, date-time, array), else None."""
+        return tuple(
+            (name, column, kind if kind in RENDERED_KINDS else None, outer, inner)
+            for name, column, kind, outer, inner in self.decode_plan
+        )
 
     @cached_property
     def limited(self) -> tuple[tuple[str, str, int], ...]:

@@ -46,6 +46,7 @@ from healthsim_state.store.audit import audited, record_read
 from healthsim_state.store.dialects import StoreDialect, dialect_of
 from healthsim_state.store.save import DEFAULT_BATCH_SIZE, SaveRun, input_streams, write_entities
 from healthsim_state.store.transaction import write_conflict
+from healthsim_state.store.tuning import fewer_collections
 
 if TYPE_CHECKING:
     from healthsim_state.store.writer import ScenarioWriter
@@ -469,8 +470,9 @@ class ScenarioRepository:
         for rows in self._dialect.iter_scenario_rows(
             self.session, et.model.__table__, scenario.id, et.name, batch_size or self.batch_size, page
         ):
-            for row in rows:
-                yield decode(lay, row)
+            with fewer_collections():
+                documents = [decode(lay, row) for row in rows]
+            yield from documents
 
     def documents(self, name_or_id: str | uuid.UUID, type_name: str) -> list[dict[str, Any]]:
         """The scenario's documents of one type, in saved order."""
@@ -595,8 +597,10 @@ class ScenarioRepository:
         if not scenario.entity_counts.get(et.name):
             return []
         lay = layout(et.name)
-        rows = self._dialect.scenario_rows(self.session, et.model.__table__, scenario.id, et.name)
-        return [decode(lay, row) for row in rows]
+        # Like a save, a load allocates a row and a document per entity, none in a cycle.
+        with fewer_collections():
+            rows = self._dialect.scenario_rows(self.session, et.model.__table__, scenario.id, et.name)
+            return [decode(lay, row) for row in rows]
 
     def _atomic(self, what: str) -> _Atomic:
         return _Atomic(self.session, what)

@@ -17,6 +17,12 @@ batches of :data:`DEFAULT_BATCH_SIZE` documents, through these stages:
    rows stored unchanged as they are; the rows' scenario links are collected and written every
    :data:`LINK_BATCH_SIZE` links and at the end (:func:`_write_links`).
 
+Stages 1-3 run column by column (:mod:`healthsim_state.codec.columns`) for a
+batch given as a ``pyarrow.Table`` (a type's only input), or of dicts that
+Arrow can hold exactly: :func:`_write_arrow_batch`. A batch that fails any
+check there, or that the columns cannot judge, takes the stages above row
+by row, which words its problems; the two give the same rows and problems.
+
 Problems are collected (up to :data:`MAX_PROBLEMS`) across batches, and once
 there is one nothing more is written: the save ends in ``ValidationError``
 and the caller's rollback. Everything runs in the session's transaction.
@@ -27,7 +33,7 @@ from __future__ import annotations
 import datetime as dt
 import itertools
 import uuid
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any
 
 import pyarrow as pa
@@ -37,11 +43,19 @@ from sqlalchemy.orm import Session
 from healthsim_models.errors import Problem, ValidationError
 from healthsim_models.registry import ENTITY_TYPES, EntityType, RefStrength, entity_type
 from healthsim_state.codec.checks import check_row
+from healthsim_state.codec.columns import Encoded, documents_table, encode_columns
 from healthsim_state.codec.document import encode, nest_flat
-from healthsim_state.codec.identity import business_key, entity_uuid, identity_prefix
+from healthsim_state.codec.identity import (
+    business_key,
+    content_digest,
+    derived_uuid,
+    entity_uuid,
+    identity_prefix,
+    is_uuid_text,
+)
 from healthsim_state.codec.layout import Layout, layout
 from healthsim_state.codec.values import Invalid, json_text, shown
-from healthsim_state.store.batches import LINKS, Links
+from healthsim_state.store.batches import LINKS, Links, arrow_schema
 from healthsim_state.store.dialects import StoreDialect, dialect_of
 from healthsim_state.store.history import Versioning
 from healthsim_state.store.tuning import fewer_collections
@@ -114,11 +128,13 @@ class SaveRun:
             self.keys[et.name] = keys
         return keys
 
-    def prepare_keys(self, lay: Layout, rows: Rows) -> None:
-        """Called with each encoded batch before its keys are checked and its
-        references resolved: a run that cannot hold a whole scenario's keys
-        (the batch writer, :mod:`.writer`) fills :attr:`keys` here with those
-        the batch needs. A save's run loads them whole in :meth:`key_map`."""
+    def prepare_keys(self, lay: Layout, values: Callable[[str], Iterable[Any]]) -> None:
+        """Called with each encoded batch (``values(field)``: the batch's values
+        of a field) before its keys are checked and its references resolved,
+        on the row and the column path alike: a run that cannot hold a whole
+        scenario's keys (the batch writer, :mod:`.writer`) fills :attr:`keys`
+        here with those the batch needs. A save's run loads them whole in
+        :meth:`key_map`."""
 
     def positions(self, et: EntityType) -> Iterator[int]:
         start = self.next_position.get(et.name)
@@ -163,7 +179,7 @@ def input_streams(entities: Mapping[str, Any]) -> dict[str, list[Iterable[Any]]]
     for key, value in entities.items():
         et = entity_type(key)
         if isinstance(value, pa.Table):
-            value = _arrow_rows(value)
+            value = ArrowInput(value)
         elif isinstance(value, Mapping | str | bytes) or not isinstance(value, Iterable):
             problems.append(
                 Problem(et.name, None, None, "(entities)", f"expected a list of objects, got {type(value).__name__}")
@@ -175,9 +191,22 @@ def input_streams(entities: Mapping[str, Any]) -> dict[str, list[Iterable[Any]]]
     return streams
 
 
-def _arrow_rows(table: pa.Table) -> Iterator[dict[str, Any]]:
-    for batch in table.to_batches(max_chunksize=DEFAULT_BATCH_SIZE):
-        yield from batch.to_pylist()
+class ArrowInput:
+    """A ``pyarrow.Table`` of documents given to a save: encoded column by
+    column when it is a type's only input (:func:`_write_arrow_batch`), else
+    read as the dicts of its rows."""
+
+    def __init__(self, table: pa.Table) -> None:
+        self.table = table
+
+    def __iter__(self) -> Iterator[dict[str, Any]]:
+        for batch in self.table.to_batches(max_chunksize=DEFAULT_BATCH_SIZE):
+            yield from batch.to_pylist()
+
+    def slices(self, size: int) -> Iterator[pa.Table]:
+        """The table in slices of ``size`` rows: the batches dict input would make."""
+        for start in range(0, self.table.num_rows, size):
+            yield self.table.slice(start, size)
 
 
 def _batches(items: Iterable[Any], size: int) -> Iterator[list[Any]]:
@@ -212,8 +241,18 @@ def _write_types(run: SaveRun, streams: dict[str, list[Iterable[Any]]], batch_si
             continue
         lay = layout(et.name)
         positions = run.positions(et)
+        if len(sources) == 1 and isinstance(sources[0], ArrowInput):
+            for part in sources[0].slices(batch_size):
+                _write_arrow_batch(run, lay, part, positions, lifted)
+                if run.full:
+                    break
+            continue
         for batch in _batches(itertools.chain.from_iterable(sources), batch_size):
-            _write_batch(run, lay, batch, positions, lifted)
+            documents = None if run.problems else documents_table(lay, batch)
+            if documents is None:
+                _write_batch(run, lay, batch, positions, lifted)
+            else:
+                _write_arrow_batch(run, lay, documents.table, positions, lifted, batch, documents.absent)
             if run.full:
                 break
     if run.problems:
@@ -225,13 +264,126 @@ def _write_batch(
     run: SaveRun, lay: Layout, batch: list[Any], positions: Iterator[int], lifted: dict[str, list[Any]]
 ) -> None:
     rows = _encode_batch(run, lay, batch, positions, lifted)
-    run.prepare_keys(lay, rows)
+    run.prepare_keys(lay, lambda field: (row[field] for _, row in rows.values()))
     if lay.entity.business_key:
         _check_business_keys(run, lay, rows)
     _complete_rows(run, lay, rows)
     if run.problems:
         return  # keep validating later batches, write nothing
     _write_rows(run, lay.entity, rows)
+
+
+def _write_arrow_batch(
+    run: SaveRun,
+    lay: Layout,
+    part: pa.Table,
+    positions: Iterator[int],
+    lifted: dict[str, list[Any]],
+    documents: list[Any] | None = None,
+    absent: dict[str, list[bool]] | None = None,
+) -> None:
+    """Stages 1-4 for a slice of an Arrow table, or for ``documents`` made
+    one (:func:`~healthsim_state.codec.columns.documents_table`, with the
+    keys ``absent`` from them), column by
+    column (:func:`~healthsim_state.codec.columns.encode_columns`). A slice
+    that does not pass every check that way goes row by row through
+    :func:`_write_batch`, which words its problems as for dict input; so does
+    every slice once the save has a problem (nothing more is written)."""
+    et = lay.entity
+    encoded = None if run.problems else encode_columns(lay, part, run.now, absent=absent)
+    ready = None if encoded is None else _identify(run, lay, encoded, part, documents)
+    data = None if encoded is None or ready is None else _batch_table(run, et, encoded, ready)
+    if encoded is None or ready is None or data is None:
+        _write_batch(run, lay, part.to_pylist() if documents is None else documents, positions, lifted)
+        return
+    # Checked and ready: only now is anything of the run's state changed.
+    ids, keys, references = ready
+    at = list(itertools.islice(positions, encoded.rows))
+    if keys is not None:
+        run.key_map(et).update((k, i) for k, i in zip(keys, ids, strict=True) if k is not None)
+    unresolved = [ref for ref, values, targets in references if None in targets and any(v is not None for v in values)]
+    if unresolved:  # soft references only (hard ones went row by row); warned in row order as _complete_rows does
+        for i in range(encoded.rows):
+            for ref, values, targets in references:
+                if targets[i] is None and values[i] is not None:
+                    _unresolved(run, lay, ref, at[i], {ref.field: values[i], "external_id": encoded.external_ids[i]})
+    run.dialect.upsert_arrow(run.session, et.model.__table__, data, versioning=run.versioning)
+    run.links.add(et.name, ids, at)
+    if len(run.links) >= LINK_BATCH_SIZE:
+        _write_links(run)
+    run.saved[et.name] = run.saved.get(et.name, 0) + encoded.rows
+
+
+def _batch_table(run: SaveRun, et: EntityType, encoded: Encoded, ready: tuple[Any, ...]) -> pa.Table | None:
+    """The rows to write, in the table's Arrow schema (None if a column will not cast)."""
+    ids, _, references = ready
+    columns = dict(encoded.columns)
+    columns["id"] = pa.array(ids, type=pa.string())
+    for ref, _, targets in references:
+        columns[ref.uuid_column] = pa.array(targets, type=pa.string())
+    schema = arrow_schema(et.model.__table__)
+    columns["updated_at"] = pa.repeat(pa.scalar(run.now, type=schema.field("updated_at").type), encoded.rows)
+    try:
+        return pa.Table.from_arrays([columns[f.name].cast(f.type) for f in schema], schema=schema)
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+        return None
+
+
+def _identify(
+    run: SaveRun, lay: Layout, encoded: Encoded, part: pa.Table, documents: list[Any] | None
+) -> tuple[list[str], list[tuple[str, ...] | None] | None, list[tuple[Any, list[Any], list[str | None]]]] | None:
+    """Stages 1 (identity), 2 and 3 of an encoded slice, changing nothing:
+    (UUIDs, business keys or None, per reference its values and parents'
+    UUIDs); None when a row needs the row-by-row path (the same identity
+    twice, a business key another entity holds, a hard reference that
+    matches no parent)."""
+    et = lay.entity
+    run.prepare_keys(lay, encoded.values)
+    prefix = identity_prefix(run.scenario_id, lay)
+    key_columns = et.business_key
+    key_values = [encoded.values(c) for c in key_columns]
+    keys: list[tuple[str, ...] | None] | None = None
+    if len(key_columns) == 1 and all(v.__class__ is str or v is None for v in key_values[0]):
+        keys = [None if v is None else (v,) for v in key_values[0]]  # most keys: one text (business_key's result)
+    elif key_columns:
+        keys = [
+            business_key(lay, dict(zip(key_columns, values, strict=True))) for values in zip(*key_values, strict=True)
+        ]
+    ids = []
+    docs = None
+    for i, external_id in enumerate(encoded.external_ids):
+        if external_id is None:
+            key = None if keys is None else keys[i]
+            if key is not None:
+                ids.append(derived_uuid(prefix + "key:" + "\x1f".join(key)))
+                continue
+            if docs is None:  # identity from the content: the documents are needed
+                docs = part.to_pylist() if documents is None else documents
+            ids.append(derived_uuid(f"{prefix}content:{content_digest(nest_flat(lay, docs[i]))}"))
+        elif is_uuid_text(external_id):
+            ids.append(external_id.replace("-", "").lower())
+        else:
+            ids.append(derived_uuid(f"{prefix}id:{external_id}"))
+    if len(set(ids)) != len(ids):
+        return None
+    if keys is not None:
+        stored = run.key_map(et)
+        given = [(k, i) for k, i in zip(keys, ids, strict=True) if k is not None]
+        if len({k for k, _ in given}) != len(given) or any(stored.get(k, i) != i for k, i in given):
+            return None
+    references = []
+    for ref in et.references:
+        parent_keys = run.key_map(entity_type(ref.parent))
+        if ref.parent == et.name and keys is not None:  # as _complete_rows sees them: the batch's keys taken
+            parent_keys = {**parent_keys, **{k: i for k, i in zip(keys, ids, strict=True) if k is not None}}
+        values = encoded.values(ref.field)
+        targets = [None if v is None else parent_keys.get((v if v.__class__ is str else str(v),)) for v in values]
+        if ref.strength is not RefStrength.SOFT and any(
+            t is None and v is not None for v, t in zip(values, targets, strict=True)
+        ):
+            return None
+        references.append((ref, values, targets))
+    return ids, keys, references
 
 
 def _encode_batch(

@@ -31,9 +31,10 @@ import contextlib
 import datetime as dt
 import secrets
 import uuid
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
+import pyarrow as pa
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
@@ -47,7 +48,7 @@ from healthsim_state.store import history as store_history
 from healthsim_state.store.audit import audited
 from healthsim_state.store.batches import Links
 from healthsim_state.store.dialects import StoreDialect, dialect_of
-from healthsim_state.store.save import Rows, SaveRun, input_streams, write_entities
+from healthsim_state.store.save import SaveRun, input_streams, write_entities
 
 if TYPE_CHECKING:
     from healthsim_state.store.repository import SaveSummary, ScenarioRepository
@@ -109,6 +110,9 @@ class _StagingDialect:
     def upsert(self, session: Session, table: sa.Table, rows: list[dict[str, Any]], *, versioning: Any = None) -> None:
         self._dialect.stage(session, self._staging.rows[table.name], rows)
 
+    def upsert_arrow(self, session: Session, table: sa.Table, data: pa.Table, *, versioning: Any = None) -> None:
+        self._dialect.stage(session, self._staging.rows[table.name], data)
+
     def link(self, session: Session, scenario_id: uuid.UUID, links: Links) -> None:
         by_type: dict[str, dict[str, int]] = {}
         for name, entity_id, position in zip(links.entity_types, links.entity_ids, links.positions, strict=True):
@@ -130,18 +134,13 @@ class _AddRun(SaveRun):
     def key_map(self, et: EntityType) -> dict[tuple[str, ...], str]:
         return self.keys.setdefault(et.name, {})  # prepare_keys filled it for the batch
 
-    def prepare_keys(self, lay: Layout, rows: Rows) -> None:
+    def prepare_keys(self, lay: Layout, values: Callable[[str], Iterable[Any]]) -> None:
         et = lay.entity
         wanted: dict[str, set[str]] = {}  # type -> values of its business key's first column
         if et.business_key:
-            first = et.business_key[0]
-            wanted[et.name] = {_text(row[first]) for _, row in rows.values() if row[first] is not None}
+            wanted[et.name] = {_text(v) for v in values(et.business_key[0]) if v is not None}
         for ref in et.references:
-            values = wanted.setdefault(ref.parent, set())
-            for _, row in rows.values():
-                value = row[ref.field]
-                if value is not None:
-                    values.add(_text(value))
+            wanted.setdefault(ref.parent, set()).update(_text(v) for v in values(ref.field) if v is not None)
         # The last batch's keys are done with: only this batch's stay.
         self.keys = {name: self._lookup(entity_type(name), values) for name, values in wanted.items()}
 

@@ -260,10 +260,13 @@ class StoreDialect(abc.ABC):
     #: The batch writer's staging tables are keyed by ``id`` (:meth:`stage` upserts into them).
     keyed_staging: ClassVar[bool] = True
 
-    def stage(self, session: Session, table: sa.Table, rows: Sequence[dict[str, Any]]) -> None:
-        """Write ``rows`` (as :meth:`upsert` takes them) into the batch writer's
-        staging table ``table``: a row of a staged id replaces it."""
-        self.upsert(session, table, rows)
+    def stage(self, session: Session, table: sa.Table, rows: Sequence[dict[str, Any]] | pa.Table) -> None:
+        """Write ``rows`` (as :meth:`upsert` or :meth:`upsert_arrow` takes them)
+        into the batch writer's staging table ``table``: a row of a staged id replaces it."""
+        if isinstance(rows, pa.Table):
+            self.upsert_arrow(session, table, rows)
+        else:
+            self.upsert(session, table, rows)
 
     @contextmanager
     def writer_memory(self, connection: sa.Connection) -> Iterator[Callable[[], bool]]:
@@ -276,6 +279,13 @@ class StoreDialect(abc.ABC):
     def out_of_memory(self, error: BaseException) -> bool:
         """Whether ``error`` (a driver error, or SQLAlchemy's around it) says the database ran out of memory."""
         return False
+
+    def upsert_arrow(
+        self, session: Session, table: sa.Table, data: pa.Table, *, versioning: Versioning | None = None
+    ) -> None:
+        """:meth:`upsert` of rows given as an Arrow table of the table's
+        :func:`~healthsim_state.store.batches.arrow_schema`."""
+        self.upsert(session, table, data.to_pylist(), versioning=versioning)
 
 
 def quote(connection: sa.Connection, name: str) -> str:

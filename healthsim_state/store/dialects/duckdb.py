@@ -110,6 +110,20 @@ def _insert(table: sa.Table, *, upsert: bool) -> str:
     )
 
 
+def _write_batch(session: Session, table: sa.Table, data: pa.Table, versioning: Versioning | None) -> None:
+    """The upsert of ``data`` (the table's Arrow schema): a probe, the history
+    snapshot when kept, then INSERT, with ON CONFLICT only when the probe
+    found a stored id."""
+    raw = _driver(session)
+    _hs_batch = data  # read by name in the SQL below
+    stored = raw.execute(
+        f"SELECT 1 FROM {table.name} WHERE id IN (SELECT CAST(id AS UUID) FROM _hs_batch) LIMIT 1"
+    ).fetchone()
+    if stored is not None and versioning is not None and versioning.keep:
+        raw.execute(snapshot_sql(table, versioning, "_hs_batch", _batch_value, lock=False, stored=_stored_value))
+    raw.execute(_insert(table, upsert=stored is not None))
+
+
 def _python_rows(data: pa.Table | pa.RecordBatch) -> list[dict[str, Any]]:
     """``data`` as dicts, with time-zone-aware timestamps made naive UTC first:
     pyarrow builds a naive datetime several times faster than one with a
@@ -160,17 +174,9 @@ class DuckDBDialect(StoreDialect):
     def upsert(
         self, session: Session, table: sa.Table, rows: Sequence[dict[str, Any]], *, versioning: Versioning | None = None
     ) -> None:
-        if not rows:
-            return
-        raw = _driver(session)
-        # UUID columns arrive as 32-hex text from the repository; DuckDB casts it.
-        _hs_batch = pa.Table.from_pylist(rows, schema=arrow_schema(table))  # read by name in the SQL below
-        stored = raw.execute(
-            f"SELECT 1 FROM {table.name} WHERE id IN (SELECT CAST(id AS UUID) FROM _hs_batch) LIMIT 1"
-        ).fetchone()
-        if stored is not None and versioning is not None and versioning.keep:
-            raw.execute(snapshot_sql(table, versioning, "_hs_batch", _batch_value, lock=False, stored=_stored_value))
-        raw.execute(_insert(table, upsert=stored is not None))
+        if rows:
+            # UUID columns arrive as 32-hex text from the repository; DuckDB casts it.
+            _write_batch(session, table, pa.Table.from_pylist(rows, schema=arrow_schema(table)), versioning)
 
     def link(self, session: Session, scenario_id: uuid.UUID, links: Links) -> None:
         if not links:
@@ -391,11 +397,12 @@ class DuckDBDialect(StoreDialect):
     # of the id column finds them) are deleted, then the batch appended.
     keyed_staging: ClassVar[bool] = False
 
-    def stage(self, session: Session, table: sa.Table, rows: Sequence[dict[str, Any]]) -> None:
-        if not rows:
+    def stage(self, session: Session, table: sa.Table, rows: Sequence[dict[str, Any]] | pa.Table) -> None:
+        if not len(rows):
             return
         raw = _driver(session)
-        _hs_batch = pa.Table.from_pylist(rows, schema=arrow_schema(table))  # read by name in the SQL below
+        # Read by name in the SQL below.
+        _hs_batch = rows if isinstance(rows, pa.Table) else pa.Table.from_pylist(rows, schema=arrow_schema(table))
         ids = "SELECT CAST(id AS UUID) FROM _hs_batch"
         if raw.execute(f"SELECT 1 FROM {table.name} WHERE id IN ({ids}) LIMIT 1").fetchone() is not None:
             raw.execute(f"DELETE FROM {table.name} WHERE id IN ({ids})")
@@ -432,6 +439,12 @@ class DuckDBDialect(StoreDialect):
     def out_of_memory(self, error: BaseException) -> bool:
         orig = error.orig if isinstance(error, sa.exc.DBAPIError) else error
         return type(orig).__name__ == "OutOfMemoryException" and type(orig).__module__.startswith(("duckdb", "_duckdb"))
+
+    def upsert_arrow(
+        self, session: Session, table: sa.Table, data: pa.Table, *, versioning: Versioning | None = None
+    ) -> None:
+        if data.num_rows:
+            _write_batch(session, table, data, versioning)
 
 
 def _connect(path: Path, *, lock: bool, timeout: float) -> Any:

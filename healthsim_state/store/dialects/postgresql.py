@@ -13,7 +13,7 @@ import hashlib
 import io
 import json
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -96,17 +96,22 @@ class PostgreSQLDialect(StoreDialect):
     def upsert(
         self, session: Session, table: sa.Table, rows: Sequence[dict[str, Any]], *, versioning: Versioning | None = None
     ) -> None:
-        if not rows:
-            return
+        if rows:
+            names = [c.name for c in table.columns]
+            self._copy_upsert(session, table, ([row[n] for n in names] for row in rows), versioning)
+
+    def _copy_upsert(
+        self, session: Session, table: sa.Table, rows: Iterable[Sequence[Any]], versioning: Versioning | None
+    ) -> None:
+        """The upsert of ``rows`` (values in the table's column order) through a staging table."""
         raw = _driver(session)
         stage = f"_hs_stage_{table.name}"
-        names = [c.name for c in table.columns]
-        column_list = ", ".join(names)
+        column_list = ", ".join(c.name for c in table.columns)
         with raw.cursor() as cursor:
             cursor.execute(f"CREATE TEMP TABLE IF NOT EXISTS {stage} (LIKE {table.name}) ON COMMIT DROP")
             with cursor.copy(f"COPY {stage} ({column_list}) FROM STDIN") as copy:
                 for row in rows:
-                    copy.write_row([row[n] for n in names])
+                    copy.write_row(row)
             if versioning is not None and versioning.keep:
                 cursor.execute(snapshot_sql(table, versioning, stage, lambda c: f"b.{c.name}", lock=True))
             # A row stored unchanged is not rewritten (healthsim_state.store.history).
@@ -158,8 +163,17 @@ class PostgreSQLDialect(StoreDialect):
     def scenario_rows(
         self, session: Session, table: sa.Table, scenario: ScenarioRef, entity_type: str
     ) -> list[dict[str, Any]]:
-        result = self._result(session, table, scenario, entity_type)
-        return [dict(row) for row in result.mappings()]
+        from psycopg.rows import dict_row
+        from psycopg.types.string import TextLoader
+
+        # By the driver's cursor, JSON as the text PostgreSQL sends: most
+        # extensions texts repeat, and decode parses each distinct one once.
+        sql = scenario_query(table).format(sid=scenario_id_sql(scenario, "%(sid)s"), etype="%(etype)s")
+        with _driver(session).cursor(row_factory=dict_row) as cursor:
+            for name in ("json", "jsonb"):
+                cursor.adapters.register_loader(name, TextLoader)
+            cursor.execute(sql, {"sid": str(scenario), "etype": entity_type})
+            return cursor.fetchall()
 
     def iter_scenario_rows(
         self,
@@ -175,7 +189,7 @@ class PostgreSQLDialect(StoreDialect):
             yield [dict(row) for row in partition]
 
     def scenario_arrow(self, session: Session, table: sa.Table, scenario: ScenarioRef, entity_type: str) -> pa.Table:
-        rows = self.scenario_rows(session, table, scenario, entity_type)
+        rows = [dict(row) for row in self._result(session, table, scenario, entity_type).mappings()]
         return pa.table(
             {c.name: pa.array([_arrow_value(c, r[c.name]) for r in rows], type=arrow_type(c)) for c in table.columns}
         )
@@ -390,6 +404,15 @@ class PostgreSQLDialect(StoreDialect):
         connection.execute(
             sa.text("SELECT pg_advisory_unlock(:space, :key)"), {"space": _WRITER_LOCK_SPACE, "key": key}
         )
+
+    def upsert_arrow(
+        self, session: Session, table: sa.Table, data: pa.Table, *, versioning: Versioning | None = None
+    ) -> None:
+        if data.num_rows:
+            # As text, which Arrow writes and PostgreSQL's COPY reads faster
+            # than Python's datetimes and decimals between them.
+            columns = [data.column(c.name).cast(pa.string()).to_pylist() for c in table.columns]
+            self._copy_upsert(session, table, zip(*columns, strict=True), versioning)
 
 
 def _query_error(exc: Exception, stopped: str | None, timeout: float) -> QueryError:

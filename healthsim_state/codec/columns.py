@@ -1,0 +1,684 @@
+"""Documents encoded column by column, into the Arrow columns a table is written from.
+
+:func:`encode_columns` gives, for a slice of a ``pyarrow.Table`` of documents
+(one column per top-level key, nested objects as structs or as their flat
+column names), what :func:`~healthsim_state.codec.document.encode` and
+:func:`~healthsim_state.codec.checks.check_row` would give for each of its
+rows (``table.to_pylist()``), but a column at a time: typed columns are cast,
+texts parsed once per distinct value by the same parsers, and each rule of
+the layout tested on whole columns. It answers only for input it can judge
+completely and that passes every check; otherwise None, and the caller
+encodes the rows one by one, which words each problem (same entity,
+position, field and reason as for dict input). A column it does not know
+as a field goes to ``extensions`` as encode() would put it; an inline child
+array (claim lines in a claim) makes None, as do values of types it does
+not read. :func:`documents_table` makes dicts such a table when Arrow can
+hold them exactly (with the keys they lack noted beside it), so dict input
+takes the same path.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from healthsim_state.codec.document import (
+    PROVENANCE,
+    PROVENANCE_COLUMNS,
+    STORE_KEY,
+    extensions_text,
+    nest_flat,
+    provenance_parsed,
+)
+from healthsim_state.codec.layout import Field, Layout
+from healthsim_state.codec.values import (
+    PARSERS,
+    UTC,
+    Invalid,
+    json_problem,
+    json_text,
+    path_key,
+    text_problem,
+)
+
+_TEXT = (pa.types.is_string, pa.types.is_large_string)
+_UTC_US = pa.timestamp("us", tz="UTC")
+# A text starting with a printable ASCII character other than a space is not
+# blank to str.strip(); the others are looked at in Python.
+_NOT_BLANK = r"^[\x21-\x7e]"
+
+
+class Refused(Exception):
+    """The slice cannot be encoded column by column (a problem, or input this
+    module does not judge): encode its rows one by one."""
+
+
+@dataclass
+class Encoded:
+    """One slice encoded: the table's columns (without ``id``, the ``*_uuid``
+    columns and ``updated_at``) and the Python values some stages read."""
+
+    rows: int
+    columns: dict[str, pa.Array]
+    external_ids: list[str | None]
+
+    def values(self, column: str) -> list[Any]:
+        """The column's values as Python objects (converted once)."""
+        cached = self._values.get(column)
+        if cached is None:
+            cached = self._values[column] = self.columns[column].to_pylist()
+        return cached
+
+    def __post_init__(self) -> None:
+        self._values: dict[str, list[Any]] = {}
+
+
+class _Rows(Mapping[str, Any]):
+    """Row ``i`` of an :class:`Encoded`, for the entity types' row checks."""
+
+    def __init__(self, encoded: Encoded) -> None:
+        self.encoded = encoded
+        self.i = 0
+
+    def __getitem__(self, key: str) -> Any:
+        return self.encoded.values(key)[self.i]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.encoded.columns)
+
+    def __len__(self) -> int:
+        return len(self.encoded.columns)
+
+
+def encode_columns(
+    lay: Layout, table: pa.Table, now: dt.datetime, *, absent: dict[str, list[bool]] | None = None
+) -> Encoded | None:
+    """``table`` (a slice of documents) encoded column by column, or None
+    when it must be encoded row by row (see the module's docstring).
+    ``absent``: the table is :attr:`Documents.table` of dicts, and these
+    their absent keys; Arrow may have converted their typed temporal values
+    (a datetime among dates becomes a date), so only texts are read."""
+    try:
+        return _encode(lay, table, now, absent)
+    except Refused:
+        return None
+
+
+@dataclass
+class Documents:
+    """Dicts as an Arrow table (:func:`documents_table`): ``absent`` lists, per
+    key (``key`` or ``group.key``) some document lacks, the rows lacking it
+    (True), which the table cannot tell from a null."""
+
+    table: pa.Table
+    absent: dict[str, list[bool]]
+
+
+def documents_table(lay: Layout, docs: list[Any]) -> Documents | None:
+    """``docs`` (dicts) as an Arrow table with what it cannot say (which
+    keys were absent), or None when Arrow could not hold them exactly: one
+    type per column (ints among floats become floats, a datetime among dates
+    a date). So documents with an unknown field (its values could be of any
+    type) or an array of objects are not taken, nor groups whose order
+    differs between documents (it orders their nulls); typed values Arrow
+    converts are left to :func:`encode_columns` (given ``absent``)."""
+    if not docs:
+        return None
+    signatures: dict[tuple[str, ...], None] = {}
+    for doc in docs:
+        if doc.__class__ is not dict:
+            return None
+        signatures[tuple(doc)] = None
+    if len(signatures) == 1:
+        keys: dict[str, None] = dict.fromkeys(next(iter(signatures)))
+        absent: dict[str, list[bool]] = {}
+    else:
+        keys = dict.fromkeys(k for signature in signatures for k in signature)
+        order = {k: i for i, k in enumerate(k for k in keys if k in lay.groups)}
+        for signature in signatures:
+            ranks = [order[k] for k in signature if k in order]
+            if ranks != sorted(ranks):
+                return None
+        absent = {
+            k: [k not in doc for doc in docs] for k in keys if not all(k in signature for signature in signatures)
+        }
+    if not lay.document_keys.issuperset(keys) or not lay.object_arrays.isdisjoint(keys):
+        return None
+    for key in [k for k in keys if k in lay.groups or k == PROVENANCE]:
+        inner: dict[tuple[str, ...], None] = {}
+        for doc in docs:
+            value = doc.get(key)
+            if value is None:
+                continue
+            if value.__class__ is not dict:
+                return None
+            inner[tuple(value)] = None
+        if () in inner:
+            return None  # an empty object: encode() keeps it in extensions, a table cannot say it
+        known = PROVENANCE_COLUMNS if key == PROVENANCE else lay.group_keys[key]
+        union = dict.fromkeys(k for signature in inner for k in signature)
+        if not set(union).issubset(known):
+            return None  # unknown keys inside: values of any type
+        if len(inner) > 1:
+            for k in union:
+                if not all(k in signature for signature in inner):
+                    absent[f"{key}.{k}"] = [(doc.get(key) or _NO_KEYS).get(k, _GONE) is _GONE for doc in docs]
+    # Column by column (Table.from_pylist takes the first row's keys only),
+    # each of plain values: Arrow's conversion of a deeply nested value
+    # overflows the C stack, and an unknown type is encode()'s to word.
+    columns = {}
+    for key in keys:
+        values = [doc.get(key) for doc in docs]
+        kinds = set(map(type, values))
+        if key in lay.groups or key == PROVENANCE:
+            if not kinds <= _OBJECTS or not {type(v) for d in values if d for v in d.values()} <= _SCALARS:
+                return None
+        elif key in lay.arrays:
+            if not kinds <= _LISTS or not {type(v) for items in values if items for v in items} <= _SCALARS:
+                return None
+        elif not kinds <= _SCALARS:
+            return None
+        columns[key] = values
+    try:
+        return Documents(pa.table(columns), absent)
+    except (pa.ArrowException, TypeError, ValueError, OverflowError):
+        return None  # values Arrow cannot hold (mixed types, lone surrogates, huge integers)
+
+
+_SCALARS = frozenset({str, int, float, bool, type(None), Decimal, dt.date, dt.datetime})
+_OBJECTS = frozenset({dict, type(None)})
+_LISTS = frozenset({list, type(None)})
+
+
+_NO_KEYS: dict[str, Any] = {}
+_GONE = object()  # a key a document lacks
+
+
+# Integer digits a decimal column may have for floats read from dicts: a
+# float holds every integer up to 2**53 exactly (an int among floats
+# becomes one).
+_EXACT_DIGITS = 15
+_CREATED = Field(("created_at",), "created_at", "datetime", False, None)  # _provenance.created_at
+
+
+def _encode(lay: Layout, table: pa.Table, now: dt.datetime, absent: dict[str, list[bool]] | None) -> Encoded:
+    documents = absent is not None
+    absent = absent or {}
+    n = table.num_rows
+    given, unknown = _given(lay, table)
+    columns: dict[str, pa.Array] = {}
+    # Per row, in the order encode() notes them: a null group, a null id,
+    # then per field (layout order) a null, a default or a verbatim text.
+    group_nulls: list[tuple[str, list[bool]]] = []
+    events: list[tuple[str, list[bool] | None, list[bool] | None, list[str | None] | None]] = []
+
+    groups: dict[str, tuple[pa.StructArray | None, list[bool] | None]] = {}
+    # What encode() keeps in extensions, in its order: the unknown columns,
+    # then the unknown keys of each group given (name, rows where the group
+    # is null, per key its values).
+    group_extras: list[tuple[str, list[bool] | None, list[tuple[str, list[Any]]]]] = []
+    for name in table.column_names:
+        if name in lay.groups:
+            struct = table.column(name).combine_chunks()
+            missing = struct.is_null().to_pylist() if struct.null_count else None
+            groups[name] = (struct, missing)
+            gone = absent.get(name)  # an absent group is no null: encode() never sees it
+            nulls = (
+                missing
+                if gone is None or missing is None
+                else [m and not g for m, g in zip(missing, gone, strict=True)]
+            )
+            if nulls is not None and any(nulls):
+                group_nulls.append((name, nulls))
+            known = lay.group_keys[name]
+            others = [(f.name, struct.field(f.name).to_pylist()) for f in struct.type if f.name not in known]
+            if others:
+                group_extras.append((name, missing, others))
+    extras = [(name, None, table.column(name).to_pylist()) for name in unknown]
+
+    external_ids = _external_ids(lay, table, n, events, absent.get("id"))
+
+    for field in lay.fields:
+        source, group_missing = _source(field, table, given, groups, absent)
+        if source is None:  # never given: the default, or a problem
+            if field.required:
+                raise Refused
+            columns[field.column] = _repeat(field.default, field, n)
+            if field.default is not None:
+                events.append((field.name, None, [True] * n, None))
+            continue
+        if field.required and (source.null_count or group_missing is not None):
+            raise Refused
+        if documents and not _exact(field, source.type):
+            raise Refused
+        values, verbatim = _convert(field, source)
+        nulls = None
+        if source.null_count:
+            is_null = source.is_null()
+            if group_missing is not None:  # under a null group: missing, not null
+                is_null = pc.and_(is_null, pc.invert(_mask(group_missing)))
+            nulls = is_null.to_pylist() if pc.any(is_null).as_py() else None
+        defaulted = group_missing if field.default is not None else None
+        if field.default is not None and values.null_count:
+            values = values.fill_null(_scalar(field.default, field))
+        columns[field.column] = values
+        if nulls is not None or defaulted is not None or verbatim is not None:
+            events.append((field.name, nulls, defaulted, verbatim))
+
+    _check_rules(lay, columns)
+    encoded = Encoded(n, columns, external_ids)
+    if lay.entity.checks:
+        row = _Rows(encoded)
+        try:
+            for i in range(n):
+                row.i = i
+                for check in lay.entity.checks:
+                    if check(row):
+                        raise Refused
+        except (KeyError, TypeError):
+            raise Refused from None
+    if lay.derived:
+        docs = [nest_flat(lay, doc) for doc in table.to_pylist()]
+        for column, derive in lay.derived:
+            columns[column] = pa.array([derive(doc) for doc in docs])
+    if documents and PROVENANCE in given:
+        kind = table.schema.field(PROVENANCE).type
+        created = kind.get_field_index("created_at") if pa.types.is_struct(kind) else -1
+        if created >= 0 and not _exact(_CREATED, kind.field(created).type):
+            raise Refused
+    _provenance_and_extensions(lay, table, now, n, columns, group_nulls, events, extras, group_extras, absent)
+    columns["external_id"] = pa.array(external_ids, type=pa.string())
+    return encoded
+
+
+def _given(lay: Layout, table: pa.Table) -> tuple[set[str], list[str]]:
+    """The table's column names, and those of them that are no field (kept
+    in ``extensions``); a column encode() would refuse, or that is an inline
+    child array, refuses the slice."""
+    names = table.column_names
+    if len(set(names)) != len(names):
+        raise Refused
+    flat = lay.flat_keys
+    lifted = {nested.field for nested in lay.entity.nested}
+    unknown = []
+    for name in names:
+        kind = table.schema.field(name).type
+        if name in lay.top_fields or name == "id" or name == PROVENANCE:
+            continue
+        if name in lay.groups:
+            if not pa.types.is_struct(kind) or len({f.name for f in kind}) != kind.num_fields:
+                raise Refused  # not an object (or one of repeated keys)
+            if not any(f.name in lay.group_keys[name] for f in kind):
+                raise Refused  # no known field: encode() keeps the group in extensions
+            continue
+        if name in flat:
+            if flat[name][0] in names:
+                raise Refused  # flat fields beside their group: nest_flat merges them
+            continue
+        if name == STORE_KEY or name in lifted or text_problem(name) is not None:
+            raise Refused
+        unknown.append(name)
+    return set(names), unknown
+
+
+def _source(
+    field: Field,
+    table: pa.Table,
+    given: set[str],
+    groups: dict[str, tuple[pa.StructArray | None, list[bool] | None]],
+    absent: dict[str, list[bool]],
+) -> tuple[pa.Array | None, list[bool] | None]:
+    """The column holding ``field`` (or None) and the rows where it is missing
+    (absent, or its group null or absent), or None when none is."""
+    if len(field.path) == 1 or field.path[0] not in groups:
+        if field.column not in given:
+            return None, None
+        return table.column(field.column).combine_chunks(), absent.get(field.column)
+    outer, inner = field.path
+    struct, missing = groups[outer]
+    if struct is None or struct.type.get_field_index(inner) < 0:
+        return None, None
+    child = struct.field(inner)
+    if missing is not None:  # the child's own values under a null group are not given
+        child = pc.if_else(_mask(missing), pa.nulls(len(child), child.type), child)
+    gone = absent.get(field.name)
+    if gone is not None:
+        missing = gone if missing is None else [m or g for m, g in zip(missing, gone, strict=True)]
+    return child, missing
+
+
+def _mask(flags: list[bool]) -> pa.Array:
+    return pa.array(flags, type=pa.bool_())
+
+
+def _external_ids(lay: Layout, table: pa.Table, n: int, events: list[Any], gone: list[bool] | None) -> list[str | None]:
+    if "id" not in table.column_names:
+        if lay.entity.person:
+            raise Refused
+        return [None] * n
+    column = table.column("id").combine_chunks()
+    if pa.types.is_null(column.type):
+        column = pa.nulls(n, pa.string())
+    if not any(test(column.type) for test in _TEXT):
+        raise Refused
+    if column.null_count:
+        if lay.entity.person:
+            raise Refused
+        nulls = column.is_null().to_pylist()
+        if gone is not None:  # an absent id is no null
+            nulls = [m and not g for m, g in zip(nulls, gone, strict=True)]
+        events.append(("id", nulls, None, None))
+    if pc.any(pc.equal(pc.utf8_length(column), 0)).as_py():
+        raise Refused  # an id is a non-empty text
+    _check_texts(column, required=False)
+    return column.cast(pa.string()).to_pylist()
+
+
+def _check_texts(column: pa.Array, *, required: bool) -> None:
+    """What parse_str refuses in a text column: NUL, a lone surrogate, and
+    (``required``) blank text."""
+    if not len(column) - column.null_count:
+        return
+    if pc.any(pc.match_substring(column, "\x00")).as_py():
+        raise Refused
+    unusual = pc.invert(pc.string_is_ascii(column))
+    if required:
+        unusual = pc.or_(unusual, pc.invert(pc.match_substring_regex(column, _NOT_BLANK)))
+    odd = column.filter(unusual)
+    for text in odd.to_pylist():
+        if text_problem(text) is not None or (required and not text.strip()):
+            raise Refused
+
+
+def _exact(field: Field, kind: pa.DataType) -> bool:
+    """Whether a column Arrow made of dicts' values holds them as given."""
+    if field.kind in ("date", "datetime"):
+        return pa.types.is_null(kind) or any(test(kind) for test in _TEXT)
+    if field.kind == "decimal" and pa.types.is_floating(kind):
+        return (field.precision or 0) - (field.scale or 0) <= _EXACT_DIGITS
+    return True
+
+
+def _convert(field: Field, source: pa.Array) -> tuple[pa.Array, list[str | None] | None]:
+    """The column's values as the table stores them, and per row the text to
+    keep verbatim (date-times given as text with an offset), or None."""
+    kind = field.kind
+    t = source.type
+    if pa.types.is_null(t):
+        return pa.nulls(len(source), _ARROW_TYPES[kind](field)), None
+    if kind == "str":
+        if not any(test(t) for test in _TEXT):
+            raise Refused
+        _check_texts(source, required=field.required)
+        return source.cast(pa.string()), None
+    if kind == "date":
+        if pa.types.is_date(t):
+            return source.cast(pa.date32()), None
+        if any(test(t) for test in _TEXT):
+            return _parsed_texts(field, source, pa.date32())
+        raise Refused
+    if kind == "datetime":
+        if pa.types.is_timestamp(t):
+            # Arrow keeps instants as UTC: a zone is a label, and a naive
+            # value is UTC (canonical-models §0), as parse_datetime reads them.
+            return _cast(source.cast(pa.timestamp(t.unit, tz="UTC")), _UTC_US), None
+        if any(test(t) for test in _TEXT):
+            return _parsed_texts(field, source, _UTC_US)
+        raise Refused
+    if kind == "int":
+        if not pa.types.is_integer(t):
+            raise Refused
+        return _cast(source, pa.int32()), None
+    if kind == "decimal":
+        target = pa.decimal128(field.precision, field.scale)
+        if pa.types.is_decimal(t):
+            return _cast(source, target), None
+        if pa.types.is_floating(t) or pa.types.is_integer(t):
+            values, _ = _parsed_texts(field, source, target)
+            return values, None
+        raise Refused
+    if kind == "bool":
+        if not pa.types.is_boolean(t):
+            raise Refused
+        return source, None
+    if kind == "array":
+        return _arrays(field, source), None
+    raise Refused
+
+
+def _cast(source: pa.Array, target: pa.DataType) -> pa.Array:
+    """A safe cast: a value out of range or losing digits refuses the slice."""
+    try:
+        return source.cast(target)
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+        raise Refused from None
+
+
+def _parsed_texts(field: Field, source: pa.Array, target: pa.DataType) -> tuple[pa.Array, list[str | None] | None]:
+    """``source`` parsed by the field's parser once per distinct value."""
+    parse = PARSERS[field.kind]
+    encoded = source.dictionary_encode()
+    results: list[Any] = []
+    texts: list[str | None] = []
+    for value in encoded.dictionary.to_pylist():
+        try:
+            parsed, text = parse(field, value)
+        except Invalid:
+            raise Refused from None
+        results.append(parsed)
+        texts.append(text)
+    try:
+        values = pa.array(results, type=target).take(encoded.indices)
+    except (pa.ArrowInvalid, pa.ArrowTypeError):
+        raise Refused from None
+    if not any(t is not None for t in texts):
+        return values, None
+    verbatim = pa.array(texts, type=pa.string()).take(encoded.indices).to_pylist()
+    return values, verbatim
+
+
+def _arrays(field: Field, source: pa.Array) -> pa.Array:
+    """An array column as JSON text, each value parsed as encode() does."""
+    if not (pa.types.is_list(source.type) or pa.types.is_large_list(source.type)):
+        raise Refused
+    parse = PARSERS["array"]
+    allowed = field.item_enum
+    texts: list[str | None] = []
+    for value in source.to_pylist():
+        if value is None:
+            texts.append(None)
+            continue
+        try:
+            parse(field, value)
+            if allowed is not None and any(item not in allowed for item in value):
+                raise Refused
+            texts.append(json_text(value))
+        except Invalid:
+            raise Refused from None
+    return pa.array(texts, type=pa.string())
+
+
+def _check_rules(lay: Layout, columns: dict[str, pa.Array]) -> None:
+    """The layout's value rules (checks.check_row) on whole columns."""
+    for _, column, limit in lay.limited:
+        values = columns[column]
+        if len(values) - values.null_count and pc.max(pc.utf8_length(values)).as_py() > limit:
+            raise Refused
+    for _, column, allowed, _ in lay.enums:
+        values = columns[column]
+        if values.null_count < len(values):
+            found = pc.is_in(values.drop_null(), value_set=pa.array(sorted(allowed), type=pa.string()))
+            if not pc.all(found).as_py():
+                raise Refused
+    for _, column, pattern in lay.patterns:
+        for value in pc.unique(columns[column].drop_null()).to_pylist():
+            if not pattern.fullmatch(value):
+                raise Refused
+    for _, column, low, high in lay.ranges:
+        values = columns[column]
+        if values.null_count == len(values):
+            continue
+        extremes = pc.min_max(values)
+        least, most = extremes["min"].as_py(), extremes["max"].as_py()
+        if (low is not None and least < low) or (high is not None and most > high):
+            raise Refused
+    for _, column, _, start_column in lay.orderings:
+        try:
+            before = pc.less(columns[column], columns[start_column])
+        except (pa.ArrowNotImplementedError, pa.ArrowInvalid, pa.ArrowTypeError):
+            raise Refused from None
+        if pc.any(before).as_py():
+            raise Refused
+
+
+def _provenance_and_extensions(
+    lay: Layout,
+    table: pa.Table,
+    now: dt.datetime,
+    n: int,
+    columns: dict[str, pa.Array],
+    group_nulls: list[tuple[str, list[bool]]],
+    events: list[tuple[str, list[bool] | None, list[bool] | None, list[str | None] | None]],
+    extras: list[tuple[str, None, list[Any]]],
+    group_extras: list[tuple[str, list[bool] | None, list[tuple[str, list[Any]]]]],
+    absent: dict[str, list[bool]],
+) -> None:
+    """The provenance columns and ``extensions``, row by row from what the
+    columns noted (most rows: one shared text)."""
+    blocks = _provenance_blocks(lay, table, n, absent)
+    gone = absent.get(PROVENANCE)  # rows without _provenance: as without the column
+    values: dict[str, list[Any]] = {k: [] for k in PROVENANCE_COLUMNS}
+    extensions: list[str | None] = []
+    for i in range(n):
+        meta: dict[str, Any] = {}
+        for name, missing in group_nulls:
+            if missing[i]:
+                meta.setdefault("nulls", []).append(name)
+        for name, nulls, defaulted, verbatim in events:
+            if nulls is not None and nulls[i]:
+                meta.setdefault("nulls", []).append(name)
+            elif defaulted is not None and defaulted[i]:
+                meta.setdefault("defaulted", []).append(name)
+            elif verbatim is not None and (text := verbatim[i]) is not None:
+                meta.setdefault("verbatim", {})[name] = text
+        block = None if blocks is None else blocks[i]
+        meta_text = None
+        if block is None:  # no _provenance given, or null
+            for key, value in _NO_PROVENANCE.items():
+                values[key].append(value)
+            values["created_at"].append(now)
+            if blocks is not None and (gone is None or not gone[i]):
+                meta.setdefault("nulls", []).append(PROVENANCE)
+        else:
+            parsed, prov_nulls, prov_verbatim, meta_text = block
+            for key in PROVENANCE_COLUMNS:
+                values[key].append(parsed[key])
+            if parsed["created_at"] is None:
+                values["created_at"][-1] = now
+            meta["provenance"] = parsed[_PROV_META]
+            if prov_nulls:
+                meta.setdefault("nulls", []).extend(prov_nulls)
+            if prov_verbatim:
+                meta.setdefault("verbatim", {}).update(prov_verbatim)
+        unknown: dict[str, Any] = {}
+        for name, _, cells in extras:
+            if json_problem(cells[i], path_key(name)) is not None:
+                raise Refused
+            unknown[name] = cells[i]
+        for name, missing, others in group_extras:
+            if missing is None or not missing[i]:
+                extra = {key: cells[i] for key, cells in others}
+                if json_problem(extra, name) is not None:
+                    raise Refused
+                unknown[name] = extra
+        try:
+            extensions.append(extensions_text(meta, unknown, meta_text))
+        except Invalid:
+            raise Refused from None
+    columns["source_type"] = pa.array(values["source_type"], type=pa.string())
+    columns["source_system"] = pa.array(values["source_system"], type=pa.string())
+    columns["skill_used"] = pa.array(values["skill_used"], type=pa.string())
+    columns["generation_seed"] = pa.array(values["generation_seed"], type=pa.int64())
+    columns["created_at"] = pa.array(values["created_at"], type=_UTC_US)
+    columns["extensions"] = pa.array(extensions, type=pa.string())
+
+
+_NO_PROVENANCE = {"source_type": "loaded", "source_system": "import", "skill_used": None, "generation_seed": None}
+_PROV_META = "$provenance"  # where a parsed block keeps meta["provenance"], beside the column values
+
+
+def _provenance_blocks(lay: Layout, table: pa.Table, n: int, absent: dict[str, list[bool]]) -> list[Any] | None:
+    """Per row: None (null) or (column values, nulls, verbatim, meta text) of its
+    ``_provenance``, each distinct block parsed once (provenance_parsed); None
+    when the table has no ``_provenance`` column."""
+    if PROVENANCE not in table.column_names:
+        return None
+    struct = table.column(PROVENANCE).combine_chunks()
+    if pa.types.is_null(struct.type):
+        return [None] * n
+    if not pa.types.is_struct(struct.type):
+        raise Refused
+    names = [f.name for f in struct.type]
+    if len(set(names)) != len(names) or STORE_KEY in names:
+        raise Refused
+    children = [child.to_pylist() for child in struct.flatten()]
+    for j, name in enumerate(names):  # keys some blocks lack: left out of those
+        if (gone := absent.get(f"{PROVENANCE}.{name}")) is not None:
+            children[j] = [_GONE if g else v for v, g in zip(children[j], gone, strict=True)]
+    valid = struct.is_valid().to_pylist() if struct.null_count else None
+    seen: dict[tuple[Any, ...], Any] = {}
+    blocks: list[Any] = []
+    for i, values in enumerate(zip(*children, strict=True) if children else [()] * n):
+        if valid is not None and not valid[i]:
+            blocks.append(None)
+            continue
+        try:
+            block = seen.get(values)
+        except TypeError:  # an object or a list inside (generation_params): parsed each time
+            blocks.append(_block(lay, names, values))
+            continue
+        if block is None:
+            block = seen[values] = _block(lay, names, values)
+        blocks.append(block)
+    return blocks
+
+
+def _block(lay: Layout, names: list[str], values: tuple[Any, ...]) -> tuple[Any, ...]:
+    prov = {name: value for name, value in zip(names, values, strict=True) if value is not _GONE}
+    try:
+        parsed = provenance_parsed(prov, lay)
+    except (TypeError, ValueError):
+        raise Refused from None
+    values, prov_meta, nulls, verbatim, found, meta_text = parsed
+    if found:
+        raise Refused
+    return ({**values, _PROV_META: prov_meta}, nulls, verbatim, meta_text)
+
+
+_ARROW_TYPES: dict[str, Callable[[Field], pa.DataType]] = {
+    "str": lambda f: pa.string(),
+    "date": lambda f: pa.date32(),
+    "datetime": lambda f: _UTC_US,
+    "int": lambda f: pa.int32(),
+    "decimal": lambda f: pa.decimal128(f.precision, f.scale),
+    "bool": lambda f: pa.bool_(),
+    "array": lambda f: pa.string(),
+}
+
+
+def _scalar(value: Any, field: Field) -> pa.Scalar:
+    if field.kind == "datetime" and isinstance(value, dt.datetime) and value.tzinfo is None:
+        value = value.replace(tzinfo=UTC)
+    return pa.scalar(value, type=_ARROW_TYPES[field.kind](field))
+
+
+def _repeat(value: Any, field: Field, n: int) -> pa.Array:
+    if value is None:
+        return pa.nulls(n, _ARROW_TYPES[field.kind](field))
+    return pa.repeat(_scalar(value, field), n)
