@@ -49,9 +49,10 @@ OPERATIONS: dict[str, str] = {
     "query": "read: a read-only SQL query run",
     "mcp_read": "read: an MCP read tool called (details: the tool)",
     "lake_export": "read: scenarios exported to a lake (details: target, format; counts: rows per dataset)",
+    "store_backup": "read: the whole store backed up (details: the backup folder; counts: rows per table)",
 }
 #: Operations that only read; recorded when reads are audited.
-READ_OPERATIONS = frozenset({"load", "export", "query", "mcp_read", "lake_export"})
+READ_OPERATIONS = frozenset({"load", "export", "query", "mcp_read", "lake_export", "store_backup"})
 #: Where a call came from.
 INTERFACES = ("python", "cli", "mcp")
 COMMITTED = "committed"

@@ -13,10 +13,12 @@ from pathlib import Path
 from typing import Any
 
 import mcp.types as types
+import pyarrow.parquet as pq
 import pytest
 import sqlalchemy as sa
 from mcp import ClientSession
 from mcp.shared.memory import create_client_server_memory_streams
+from sqlalchemy.orm import Session
 
 from healthsim_models import ValidationError, create_store_engine, schema_version, session_scope
 from healthsim_models.audit import OPERATIONS, acting_as, insert_event, os_user
@@ -35,6 +37,7 @@ from healthsim_state.lake.export import export_lake
 from healthsim_state.reference.loader import load_dataset
 from healthsim_state.store import audit as audit_api
 from healthsim_state.store.audit import AuditRecord, audit_events, audited, reads_audited
+from healthsim_state.store.backup import backup_store
 from healthsim_state.store.query import run_query
 from healthsim_state.store.settings import change_setting, settings
 from tests.catalog import database_shapes
@@ -495,3 +498,26 @@ def test_a_lake_export_is_a_read(engine: sa.Engine, tmp_path: Path) -> None:
     assert event.counts["patients"] == 2
     assert event.counts == {path: sum(rows.values()) for path, rows in summary.rows.items() if sum(rows.values())}
     assert event.details == {"target": summary.target, "format": "parquet", "scenarios": ["a"], "include": []}
+
+
+def test_a_backup_is_a_read(engine: sa.Engine, tmp_path: Path) -> None:
+    with session_scope(engine) as session:
+        ScenarioRepository(session).save("a", scenario(2))
+    backup_store(engine, tmp_path / "backup-1")
+    assert [e.operation for e in _data_events(engine)] == ["save"]  # reads are not audited
+    with session_scope(engine) as session:
+        change_setting(session, "audit.reads", "on")
+    manifest = backup_store(engine, tmp_path / "backup-2")
+    event = _data_events(engine)[0]
+    assert (event.operation, event.outcome) == ("store_backup", "committed")
+    assert event.counts == {t.name: t.rows for t in manifest.tables if t.rows}
+    assert event.counts["patients"] == 2
+    assert event.details == {"path": str(tmp_path / "backup-2")}
+    # The event follows the backup: the backup's own trail does not hold it.
+    audit_entry = next(t for t in manifest.tables if t.name == "audit_log")
+    backed_up = pq.read_table(tmp_path / "backup-2" / audit_entry.file).column("operation").to_pylist()
+    assert "store_backup" not in backed_up and "setting" in backed_up
+    with Session(engine) as session:
+        backup_store(session, tmp_path / "backup-3")
+        session.commit()
+    assert [e.operation for e in _data_events(engine)[:2]] == ["store_backup", "store_backup"]

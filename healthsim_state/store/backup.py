@@ -27,6 +27,7 @@ from sqlalchemy.orm import Session
 
 from healthsim_models.errors import BackupError
 from healthsim_models.location import mask_url
+from healthsim_state.store.audit import record_read, record_read_apart
 from healthsim_state.store.checksum import Column, TableChecksum
 from healthsim_state.store.portable import TableSpec, arrow_type, read_table, reading, store_revision, store_tables
 
@@ -181,4 +182,10 @@ def backup_store(source: Engine | Session, path: str | os.PathLike[str]) -> Back
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
+    # After the snapshot, so the event is not part of the backup it describes.
+    fields = {"counts": {t.name: t.rows for t in tables}, "details": {"path": str(path)}}
+    if isinstance(source, Session):
+        record_read(source, "store_backup", **fields)
+    else:
+        record_read_apart(source, "store_backup", **fields)
     return manifest
