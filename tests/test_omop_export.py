@@ -704,3 +704,27 @@ def test_the_official_ddl_is_package_data() -> None:
     shipped = [p.relative_to(package).as_posix() for p in (package / "ddl").rglob("*") if p.is_file()]
     assert len(shipped) == 8
     assert all(any(fnmatch.fnmatch(name, pattern) for pattern in patterns) for name in shipped)
+
+
+def test_records_with_the_same_dates_fall_in_one_era() -> None:
+    """Ties in the dates are ordered once for both windows of the era query: a parallel sort
+    ordering them differently in each once gave two eras starting on one day (one id, twice)."""
+    import duckdb
+
+    from healthsim_state.analytics.omop.eras import _eras
+
+    con = duckdb.connect(config={"threads": 4})
+    con.execute("CREATE SCHEMA s")
+    # 2,000 people x 3 drugs, 50 records each, ten on each of five dates, 30 days after the last end.
+    con.execute(
+        "CREATE TABLE s.drug_exposure AS SELECT i % 2000 AS person_id, 1 + i % 3 AS drug_concept_id, "
+        "DATE '2020-01-01' + CAST(i // 60000 * 40 AS INTEGER) AS drug_exposure_start_date, "
+        "DATE '2020-01-01' + CAST(i // 60000 * 40 + 10 AS INTEGER) AS drug_exposure_end_date FROM range(300000) t(i)"
+    )
+    eras = _eras("s", "drug_exposure", "drug_concept_id", "drug_exposure_start_date", "drug_exposure_end_date")
+    for _ in range(16):
+        per_start = con.execute(
+            f"SELECT count(*), count(DISTINCT (person_id, concept_id, era_start)), sum(records) FROM ({eras}) e"
+        ).fetchone()
+        assert per_start == (6000, 6000, 300000)  # one era per person and drug: 30 days apart at most
+    con.close()

@@ -94,13 +94,20 @@ def _eras(schema: str, table: str, concept: str, start: str, end: str, *, ingred
             "SELECT r.person_id, coalesce(g.ingredient, r.concept_id) AS concept_id, r.first_day, r.last_day "
             f"FROM ({records}) r LEFT JOIN ({ingredient}) g ON g.drug = r.concept_id"
         )
+    # Records with the same dates are ordered once (seq) and both windows follow that order:
+    # ordered by dates alone, ties could come in another order in each window (a parallel
+    # sort), so that two eras started on one day and took one id.
+    sequenced = (
+        "SELECT r.*, row_number() OVER (PARTITION BY person_id, concept_id ORDER BY first_day, last_day) AS seq "
+        f"FROM ({records}) r"
+    )
     before = (
-        "max(last_day) OVER (PARTITION BY person_id, concept_id ORDER BY first_day, last_day "
+        "max(last_day) OVER (PARTITION BY person_id, concept_id ORDER BY seq "
         "ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING)"
     )
-    marked = f"SELECT r.*, CASE WHEN {before} IS NULL OR first_day > {before} + {ERA_GAP_DAYS} THEN 1 ELSE 0 END AS new_era FROM ({records}) r"
+    marked = f"SELECT r.*, CASE WHEN {before} IS NULL OR first_day > {before} + {ERA_GAP_DAYS} THEN 1 ELSE 0 END AS new_era FROM ({sequenced}) r"
     numbered = (
-        "SELECT m.*, sum(new_era) OVER (PARTITION BY person_id, concept_id ORDER BY first_day, last_day "
+        "SELECT m.*, sum(new_era) OVER (PARTITION BY person_id, concept_id ORDER BY seq "
         f"ROWS UNBOUNDED PRECEDING) AS era FROM ({marked}) m"
     )
     return (
