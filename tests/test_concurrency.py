@@ -273,18 +273,20 @@ def _raise(exc: BaseException) -> None:
 
 
 def _deadlock_once(monkeypatch: pytest.MonkeyPatch, store_url: str) -> list[int]:
-    """Make the first upsert on the store's backend fail as a deadlock would; returns the calls."""
+    """Make the first upsert (of rows or, on the column path, of an Arrow batch) on the store's
+    backend fail as a deadlock would; returns the calls."""
     calls: list[int] = []
     dialect = dialect_of(make_url(store_url))
-    upsert = dialect.upsert
+    for method in ("upsert", "upsert_arrow"):
+        write = getattr(dialect, method)
 
-    def failing_once(session: Session, table: sa.Table, rows: Any, **options: Any) -> None:
-        calls.append(1)
-        if len(calls) == 1:
-            raise psycopg.errors.DeadlockDetected("deadlock detected")
-        upsert(session, table, rows, **options)
+        def failing_once(session: Session, table: sa.Table, rows: Any, *, _write: Any = write, **options: Any) -> None:
+            calls.append(1)
+            if len(calls) == 1:
+                raise psycopg.errors.DeadlockDetected("deadlock detected")
+            _write(session, table, rows, **options)
 
-    monkeypatch.setattr(dialect, "upsert", failing_once)
+        monkeypatch.setattr(dialect, method, failing_once)
     return calls
 
 

@@ -58,6 +58,10 @@ class _RecordingDuckDB(DuckDBDialect):
         self.calls.append(f"upsert {table.name}")
         super().upsert(session, table, rows, versioning=versioning)
 
+    def upsert_arrow(self, session: Session, table: sa.Table, data: Any, *, versioning: Any = None) -> None:
+        self.calls.append(f"upsert {table.name}")  # the column path's upsert
+        super().upsert_arrow(session, table, data, versioning=versioning)
+
     def link(self, session: Session, scenario_id: Any, links: Any) -> None:
         self.calls.append("link")
         super().link(session, scenario_id, links)

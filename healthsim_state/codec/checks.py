@@ -12,10 +12,10 @@ scenario's own fields (name, description, tags, ``extra``) the same way.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 
-from healthsim_models.errors import Problem
+from healthsim_models.errors import Problem, ValidationError
 from healthsim_models.vocab import INDEXED_TEXT_MAX_CHARS
 from healthsim_state.codec.layout import Layout
 from healthsim_state.codec.values import json_problem, shown, text_problem
@@ -105,3 +105,23 @@ def tag_problem(tag: Any) -> str | None:
         return f"a tag must be a non-empty string, got {shown(tag)}"
     reason = text_problem(tag) or too_long(tag)
     return None if reason is None else f"the tag {shown(tag)} {reason}"
+
+
+def clean_tags(tags: Iterable[str] | None) -> list[str]:
+    """A scenario's tags as a list, each once, in the order given; a bad tag is a ``ValidationError``."""
+    if tags is None:
+        return []
+    if isinstance(tags, str):
+        tags = [tags]
+    if isinstance(tags, Mapping | bytes) or not isinstance(tags, Iterable):
+        raise ValidationError(
+            [Problem("scenario", None, None, "tags", f"expected a list of strings, got {type(tags).__name__}")]
+        )
+    cleaned: list[str] = []
+    for tag in tags:
+        reason = tag_problem(tag)
+        if reason is not None:
+            raise ValidationError([Problem("scenario", None, None, "tags", reason)])
+        if tag not in cleaned:
+            cleaned.append(tag)
+    return cleaned

@@ -28,7 +28,6 @@ from sqlalchemy.orm import Session
 from healthsim_models.errors import (
     AmbiguousEntityError,
     InvalidArgumentError,
-    Problem,
     ScenarioExistsError,
     ScenarioNotFoundError,
     ValidationError,
@@ -37,7 +36,7 @@ from healthsim_models.errors import (
 from healthsim_models.history import DELETE, UPDATE
 from healthsim_models.registry import ENTITY_TYPES, EntityType, entity_type
 from healthsim_models.state import Scenario, ScenarioEntity, ScenarioTag
-from healthsim_state.codec.checks import scenario_problems, tag_problem
+from healthsim_state.codec.checks import clean_tags, scenario_problems
 from healthsim_state.codec.document import decode
 from healthsim_state.codec.layout import layout
 from healthsim_state.codec.values import shown, text_problem
@@ -164,7 +163,7 @@ class ScenarioRepository:
             problems = scenario_problems(name, description, extra)
             if problems:
                 raise ValidationError(problems)
-            tag_list = _clean_tags(tags)
+            tag_list = clean_tags(tags)
             streams = input_streams(entities)
             now = dt.datetime.now(dt.UTC)
             self._dialect  # noqa: B018  (a backend without a dialect is refused before anything is read)
@@ -265,7 +264,7 @@ class ScenarioRepository:
         ):
             scenario = self._require(name_or_id, lock=True)
             event.scenario_id, event.scenario_name = scenario.id, scenario.name
-            event.details["tags"] = wanted = _clean_tags(tags)
+            event.details["tags"] = wanted = clean_tags(tags)
             versioning = self._tag_write(scenario, "tag")
             event.write_id = versioning.write_id
             current = set(self._tags_of(scenario.id))
@@ -282,7 +281,7 @@ class ScenarioRepository:
         ):
             scenario = self._require(name_or_id, lock=True)
             event.scenario_id, event.scenario_name = scenario.id, scenario.name
-            event.details["tags"] = wanted = _clean_tags(tags)
+            event.details["tags"] = wanted = clean_tags(tags)
             versioning = self._tag_write(scenario, "untag")
             event.write_id = versioning.write_id
             self.session.execute(sa.delete(_TAGS).where(_TAGS.c.scenario_id == scenario.id, _TAGS.c.tag.in_(wanted)))
@@ -396,7 +395,7 @@ class ScenarioRepository:
         ``search``: a case-insensitive substring of the name or description.
         """
         _check_page(offset, limit)
-        wanted = [tag] if isinstance(tag, str) else _clean_tags(tag)
+        wanted = [tag] if isinstance(tag, str) else clean_tags(tag)
         if any(_unstorable(t) for t in wanted) or _unstorable(search):
             return []  # no scenario holds such text; PostgreSQL would refuse it as a parameter
         tag_lists = (
@@ -839,22 +838,3 @@ def _check_page(offset: Any, limit: Any) -> None:
 def _unstorable(text: Any) -> bool:
     """Whether ``text`` is a string no backend stores (a NUL, a lone surrogate), so nothing stored matches it."""
     return isinstance(text, str) and text_problem(text) is not None
-
-
-def _clean_tags(tags: Iterable[str] | None) -> list[str]:
-    if tags is None:
-        return []
-    if isinstance(tags, str):
-        tags = [tags]
-    if isinstance(tags, Mapping | bytes) or not isinstance(tags, Iterable):
-        raise ValidationError(
-            [Problem("scenario", None, None, "tags", f"expected a list of strings, got {type(tags).__name__}")]
-        )
-    cleaned: list[str] = []
-    for tag in tags:
-        reason = tag_problem(tag)
-        if reason is not None:
-            raise ValidationError([Problem("scenario", None, None, "tags", reason)])
-        if tag not in cleaned:
-            cleaned.append(tag)
-    return cleaned

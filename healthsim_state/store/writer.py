@@ -40,7 +40,7 @@ from sqlalchemy.orm import Session
 
 from healthsim_models.errors import InvalidArgumentError, ScenarioExistsError, ValidationError, WriteConflictError
 from healthsim_models.registry import ENTITY_TYPES, EntityType, entity_type
-from healthsim_state.codec.checks import scenario_problems
+from healthsim_state.codec.checks import clean_tags, scenario_problems
 from healthsim_state.codec.identity import business_key
 from healthsim_state.codec.layout import Layout, layout
 from healthsim_state.codec.values import shown
@@ -181,12 +181,12 @@ class ScenarioWriter:
         tags: Iterable[str] | None = None,
         extra: Mapping[str, Any] | None = None,
     ) -> None:
-        from healthsim_state.store.repository import _clean_tags
-
         problems = scenario_problems(name, description, extra)
         if problems:
             raise ValidationError(problems)
         session = repository.session
+        # The repository's class, for repositories on the writer's own session (no import: a cycle).
+        self._repository_type = type(repository)
         if session.new or session.dirty or session.deleted:
             raise InvalidArgumentError(
                 "the repository's session has changes not flushed or committed; the writer commits on a "
@@ -204,7 +204,7 @@ class ScenarioWriter:
         self.name = name
         self.overwrite = overwrite
         self.description = description
-        self.tags = _clean_tags(tags)
+        self.tags = clean_tags(tags)
         self.extra = dict(extra) if extra else None
         self.batch_size = repository.batch_size
         self.summary: SaveSummary | None = None
@@ -272,9 +272,7 @@ class ScenarioWriter:
         self._connection.commit()
         clean_up_writers(self._connection)
         self._session = Session(bind=self._connection, expire_on_commit=False)
-        from healthsim_state.store.repository import ScenarioRepository
-
-        existing = ScenarioRepository(self._session)._find(self.name, by_id=False)
+        existing = self._repository_type(self._session)._find(self.name, by_id=False)
         if existing is not None and not self.overwrite:
             raise ScenarioExistsError(
                 f"a scenario named {self.name!r} exists; pass overwrite=True to replace it, or choose another name"
@@ -302,10 +300,8 @@ class ScenarioWriter:
 
     def _publish_once(self) -> SaveSummary:
         """The publish's writes, in the session's transaction (rolled back when they raise)."""
-        from healthsim_state.store.repository import ScenarioRepository
-
         session = self._session
-        repo = ScenarioRepository(session)
+        repo = self._repository_type(session)
         with repo._atomic(f"the save of scenario {shown(self.name)}"):
             now = dt.datetime.now(dt.UTC)
             versioning = store_history.start_write(session, now)
