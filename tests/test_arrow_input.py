@@ -291,3 +291,68 @@ def test_dicts_arrow_cannot_hold_exactly_store_the_same(
 ) -> None:
     as_given, row_by_row = _rows_either_way(store, {"patient": docs}, monkeypatch)
     assert as_given == row_by_row
+
+
+def _given_only(name: str, docs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """What a CSV-like source means by ``docs``: a null is a key not given, and an
+    object (a group, ``_provenance``) left with no key is not given either."""
+    objects = layout(name).groups | {"_provenance"}
+    kept = []
+    for doc in docs:
+        out = {}
+        for key, value in doc.items():
+            if key in objects and isinstance(value, dict):
+                value = {k: v for k, v in value.items() if v is not None} or None
+            if value is not None:
+                out[key] = value
+        kept.append(out)
+    return kept
+
+
+def test_nulls_read_as_absent_store_and_refuse_as_dicts_without_them(store: sa.Engine) -> None:
+    """Arrow input whose nulls mean "not given" (an importer's empty cells)
+    stores, and is refused, as the dicts without those keys are."""
+
+    @settings(deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+    @given(entities=scenario_entities() | _broken())
+    def same(entities) -> None:  # type: ignore[no-untyped-def]
+        tables = _tables(entities)
+        absent = {name: save_module.ArrowInput(table.to_batches(), nulls_absent=True) for name, table in tables.items()}
+        dicts = {name: _given_only(name, table.to_pylist()) for name, table in tables.items()}
+        arrow_name, dict_name = f"absent-{next(_names)}", f"given-{next(_names)}"
+        problems = _problems_as(store, arrow_name, absent)
+        assert problems == _problems_as(store, dict_name, dicts)
+        if problems is None:
+            assert _stored(store, arrow_name) == _stored(store, dict_name)
+
+    same()
+
+
+def _problems_as(engine: sa.Engine, name: str, entities: dict[str, Any]) -> list[tuple[Any, ...]] | None:
+    try:
+        with session_scope(engine) as session:
+            ScenarioRepository(session).save(name, entities)
+    except ValidationError as exc:
+        return [(p.entity_type, p.position, p.entity_id, p.field, p.reason) for p in exc.problems]
+    return None
+
+
+def test_nulls_read_as_absent_go_column_by_column(store: sa.Engine, monkeypatch: pytest.MonkeyPatch) -> None:
+    docs = [_patient(1, race=None, address={"city": "X", "state": None}), _patient(2, address={"city": None})]
+    docs.append(_patient(3, x_source={"COLUMN": None, "OTHER": "v"}))
+    table = _table(docs)
+
+    def row_by_row(*args: Any) -> None:
+        raise AssertionError("went row by row")
+
+    with monkeypatch.context() as patch:
+        patch.setattr(save_module, "_write_batch", row_by_row)
+        with session_scope(store) as session:
+            ScenarioRepository(session).save("absent", {"patient": save_module.ArrowInput(table, nulls_absent=True)})
+    with session_scope(store) as session:
+        ScenarioRepository(session).save("given", {"patient": _given_only("patient", docs)})
+    assert _stored(store, "absent") == _stored(store, "given")
+    with session_scope(store) as session:
+        loaded = ScenarioRepository(session).load("absent").entities["patient"]
+    assert "race" not in loaded[0] and loaded[0]["address"] == {"city": "X"} and "address" not in loaded[1]
+    assert loaded[2]["x_source"] == {"COLUMN": None, "OTHER": "v"}  # an object that is no group keeps its nulls

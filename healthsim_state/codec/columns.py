@@ -97,17 +97,76 @@ class _Rows(Mapping[str, Any]):
 
 
 def encode_columns(
-    lay: Layout, table: pa.Table, now: dt.datetime, *, absent: dict[str, list[bool]] | None = None
+    lay: Layout,
+    table: pa.Table,
+    now: dt.datetime,
+    *,
+    absent: dict[str, list[bool]] | None = None,
+    from_dicts: bool = False,
 ) -> Encoded | None:
     """``table`` (a slice of documents) encoded column by column, or None
     when it must be encoded row by row (see the module's docstring).
-    ``absent``: the table is :attr:`Documents.table` of dicts, and these
-    their absent keys; Arrow may have converted their typed temporal values
-    (a datetime among dates becomes a date), so only texts are read."""
+    ``absent``: per key (``key`` or ``group.key``) the rows that lack it
+    (:attr:`Documents.absent`, :func:`absent_nulls`). ``from_dicts``: the
+    table is :attr:`Documents.table`; Arrow may have converted the dicts'
+    typed temporal values (a datetime among dates becomes a date), so only
+    texts are read."""
     try:
-        return _encode(lay, table, now, absent)
+        return _encode(lay, table, now, absent or {}, from_dicts)
     except Refused:
         return None
+
+
+def absent_nulls(lay: Layout, table: pa.Table) -> tuple[pa.Table, dict[str, list[bool]]]:
+    """``table`` read as input where a null means "not given", as a CSV's
+    empty cell does: the table with each group (or ``_provenance``) whose
+    every key is null made null, and per key (``key``, ``group.key``) the
+    rows that lack it, for :func:`encode_columns` and :func:`present_documents`.
+    Objects that are no group (kept in ``extensions``) keep their null keys."""
+    absent: dict[str, list[bool]] = {}
+    columns = []
+    for name in table.column_names:
+        column = table.column(name).combine_chunks()
+        kind = column.type
+        if (name in lay.groups or name == PROVENANCE) and pa.types.is_struct(kind) and kind.num_fields:
+            children = column.flatten()
+            empty = _all_null(children)
+            if pc.any(empty).as_py():
+                empty = pc.or_(empty, column.is_null())
+                column = pa.StructArray.from_arrays(children, fields=list(kind), mask=empty)
+            for field, child in zip(kind, children, strict=True):
+                if child.null_count:
+                    absent[f"{name}.{field.name}"] = child.is_null().to_pylist()
+        if column.null_count:
+            absent[name] = column.is_null().to_pylist()
+        columns.append(column)
+    return pa.Table.from_arrays(columns, names=table.column_names), absent
+
+
+def _all_null(children: list[pa.Array]) -> pa.Array:
+    empty = children[0].is_null()
+    for child in children[1:]:
+        empty = pc.and_(empty, child.is_null())
+    return empty
+
+
+def present_documents(table: pa.Table, absent: dict[str, list[bool]]) -> list[dict[str, Any]]:
+    """The rows of ``table`` as documents without the keys ``absent`` says
+    they lack: what the row-by-row path reads for a slice encode_columns
+    would not take."""
+    docs = table.to_pylist()
+    if not absent:
+        return docs
+    top = [(k, gone) for k, gone in absent.items() if "." not in k]
+    inner = [(*k.split(".", 1), gone) for k, gone in absent.items() if "." in k]
+    for i, doc in enumerate(docs):
+        for outer, key, gone in inner:
+            if gone[i] and (value := doc.get(outer)) is not None:
+                del value[key]
+        for key, gone in top:
+            if gone[i]:
+                del doc[key]
+    return docs
 
 
 @dataclass
@@ -207,9 +266,7 @@ _EXACT_DIGITS = 15
 _CREATED = Field(("created_at",), "created_at", "datetime", False, None)  # _provenance.created_at
 
 
-def _encode(lay: Layout, table: pa.Table, now: dt.datetime, absent: dict[str, list[bool]] | None) -> Encoded:
-    documents = absent is not None
-    absent = absent or {}
+def _encode(lay: Layout, table: pa.Table, now: dt.datetime, absent: dict[str, list[bool]], documents: bool) -> Encoded:
     n = table.num_rows
     given, unknown = _given(lay, table)
     columns: dict[str, pa.Array] = {}
@@ -222,7 +279,7 @@ def _encode(lay: Layout, table: pa.Table, now: dt.datetime, absent: dict[str, li
     # What encode() keeps in extensions, in its order: the unknown columns,
     # then the unknown keys of each group given (name, rows where the group
     # is null, per key its values).
-    group_extras: list[tuple[str, list[bool] | None, list[tuple[str, list[Any]]]]] = []
+    group_extras: list[tuple[str, list[bool] | None, list[tuple[str, list[Any], list[bool] | None]]]] = []
     for name in table.column_names:
         if name in lay.groups:
             struct = table.column(name).combine_chunks()
@@ -237,10 +294,14 @@ def _encode(lay: Layout, table: pa.Table, now: dt.datetime, absent: dict[str, li
             if nulls is not None and any(nulls):
                 group_nulls.append((name, nulls))
             known = lay.group_keys[name]
-            others = [(f.name, struct.field(f.name).to_pylist()) for f in struct.type if f.name not in known]
+            others = [
+                (f.name, struct.field(f.name).to_pylist(), absent.get(f"{name}.{f.name}"))
+                for f in struct.type
+                if f.name not in known
+            ]
             if others:
                 group_extras.append((name, missing, others))
-    extras = [(name, None, table.column(name).to_pylist()) for name in unknown]
+    extras = [(name, absent.get(name), table.column(name).to_pylist()) for name in unknown]
 
     external_ids = _external_ids(lay, table, n, events, absent.get("id"))
 
@@ -284,7 +345,7 @@ def _encode(lay: Layout, table: pa.Table, now: dt.datetime, absent: dict[str, li
         except (KeyError, TypeError):
             raise Refused from None
     if lay.derived:
-        docs = [nest_flat(lay, doc) for doc in table.to_pylist()]
+        docs = [nest_flat(lay, doc) for doc in present_documents(table, absent)]
         for column, derive in lay.derived:
             columns[column] = pa.array([derive(doc) for doc in docs])
     if documents and PROVENANCE in given:
@@ -545,8 +606,8 @@ def _provenance_and_extensions(
     columns: dict[str, pa.Array],
     group_nulls: list[tuple[str, list[bool]]],
     events: list[tuple[str, list[bool] | None, list[bool] | None, list[str | None] | None]],
-    extras: list[tuple[str, None, list[Any]]],
-    group_extras: list[tuple[str, list[bool] | None, list[tuple[str, list[Any]]]]],
+    extras: list[tuple[str, list[bool] | None, list[Any]]],
+    group_extras: list[tuple[str, list[bool] | None, list[tuple[str, list[Any], list[bool] | None]]]],
     absent: dict[str, list[bool]],
 ) -> None:
     """The provenance columns and ``extensions``, row by row from what the
@@ -587,13 +648,17 @@ def _provenance_and_extensions(
             if prov_verbatim:
                 meta.setdefault("verbatim", {}).update(prov_verbatim)
         unknown: dict[str, Any] = {}
-        for name, _, cells in extras:
+        for name, gone_rows, cells in extras:
+            if gone_rows is not None and gone_rows[i]:
+                continue
             if json_problem(cells[i], path_key(name)) is not None:
                 raise Refused
             unknown[name] = cells[i]
         for name, missing, others in group_extras:
             if missing is None or not missing[i]:
-                extra = {key: cells[i] for key, cells in others}
+                extra = {key: cells[i] for key, cells, gone_rows in others if gone_rows is None or not gone_rows[i]}
+                if not extra:  # its unknown keys all absent from this row
+                    continue
                 if json_problem(extra, name) is not None:
                     raise Refused
                 unknown[name] = extra

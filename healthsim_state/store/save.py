@@ -43,7 +43,7 @@ from sqlalchemy.orm import Session
 from healthsim_models.errors import Problem, ValidationError
 from healthsim_models.registry import ENTITY_TYPES, EntityType, RefStrength, entity_type
 from healthsim_state.codec.checks import check_row
-from healthsim_state.codec.columns import Encoded, documents_table, encode_columns
+from healthsim_state.codec.columns import Encoded, absent_nulls, documents_table, encode_columns, present_documents
 from healthsim_state.codec.document import encode, nest_flat
 from healthsim_state.codec.identity import (
     business_key,
@@ -180,7 +180,9 @@ def input_streams(entities: Mapping[str, Any]) -> dict[str, list[Iterable[Any]]]
         et = entity_type(key)
         if isinstance(value, pa.Table):
             value = ArrowInput(value)
-        elif isinstance(value, Mapping | str | bytes) or not isinstance(value, Iterable):
+        elif not isinstance(value, ArrowInput) and (
+            isinstance(value, Mapping | str | bytes) or not isinstance(value, Iterable)
+        ):
             problems.append(
                 Problem(et.name, None, None, "(entities)", f"expected a list of objects, got {type(value).__name__}")
             )
@@ -192,21 +194,37 @@ def input_streams(entities: Mapping[str, Any]) -> dict[str, list[Iterable[Any]]]
 
 
 class ArrowInput:
-    """A ``pyarrow.Table`` of documents given to a save: encoded column by
-    column when it is a type's only input (:func:`_write_arrow_batch`), else
-    read as the dicts of its rows."""
+    """Documents given to a save as Arrow: a ``pyarrow.Table``, or (from an
+    importer) an iterable of tables or record batches read once. Encoded
+    column by column when a type's input is only Arrow
+    (:func:`_write_arrow_batch`), else read as the dicts of its rows.
 
-    def __init__(self, table: pa.Table) -> None:
-        self.table = table
+    ``nulls_absent``: a null means the key is not given, as a CSV's empty
+    cell does (:func:`~healthsim_state.codec.columns.absent_nulls`), rather
+    than a null given on purpose, which the store keeps as such."""
 
-    def __iter__(self) -> Iterator[dict[str, Any]]:
-        for batch in self.table.to_batches(max_chunksize=DEFAULT_BATCH_SIZE):
-            yield from batch.to_pylist()
+    def __init__(self, source: pa.Table | Iterable[pa.Table | pa.RecordBatch], *, nulls_absent: bool = False) -> None:
+        self.source = source
+        self.nulls_absent = nulls_absent
+
+    def documents(self, lay: Layout) -> Iterator[dict[str, Any]]:
+        for part in self.slices(DEFAULT_BATCH_SIZE):
+            yield from self.read(lay, part)[1]()
+
+    def read(self, lay: Layout, part: pa.Table) -> tuple[pa.Table, Callable[[], list[Any]], dict[str, list[bool]]]:
+        """A slice as encode_columns takes it: the table, its rows as documents (made when asked), absent keys."""
+        if not self.nulls_absent:
+            return part, part.to_pylist, {}
+        part, absent = absent_nulls(lay, part)
+        return part, lambda: present_documents(part, absent), absent
 
     def slices(self, size: int) -> Iterator[pa.Table]:
-        """The table in slices of ``size`` rows: the batches dict input would make."""
-        for start in range(0, self.table.num_rows, size):
-            yield self.table.slice(start, size)
+        """The input in slices of at most ``size`` rows: the batches dict input would make."""
+        parts = [self.source] if isinstance(self.source, pa.Table) else self.source
+        for part in parts:
+            table = pa.Table.from_batches([part]) if isinstance(part, pa.RecordBatch) else part
+            for start in range(0, table.num_rows, size):
+                yield table.slice(start, size)
 
 
 def _batches(items: Iterable[Any], size: int) -> Iterator[list[Any]]:
@@ -241,18 +259,25 @@ def _write_types(run: SaveRun, streams: dict[str, list[Iterable[Any]]], batch_si
             continue
         lay = layout(et.name)
         positions = run.positions(et)
-        if len(sources) == 1 and isinstance(sources[0], ArrowInput):
-            for part in sources[0].slices(batch_size):
-                _write_arrow_batch(run, lay, part, positions, lifted)
+        if all(isinstance(source, ArrowInput) for source in sources):
+            for source in sources:
+                for part in source.slices(batch_size):
+                    table, documents, absent = source.read(lay, part)
+                    _write_arrow_batch(run, lay, table, positions, lifted, documents, absent)
+                    if run.full:
+                        break
                 if run.full:
                     break
             continue
-        for batch in _batches(itertools.chain.from_iterable(sources), batch_size):
-            documents = None if run.problems else documents_table(lay, batch)
-            if documents is None:
+        dicts = (s.documents(lay) if isinstance(s, ArrowInput) else s for s in sources)
+        for batch in _batches(itertools.chain.from_iterable(dicts), batch_size):
+            given = None if run.problems else documents_table(lay, batch)
+            if given is None:
                 _write_batch(run, lay, batch, positions, lifted)
             else:
-                _write_arrow_batch(run, lay, documents.table, positions, lifted, batch, documents.absent)
+                _write_arrow_batch(
+                    run, lay, given.table, positions, lifted, lambda b=batch: b, given.absent, from_dicts=True
+                )
             if run.full:
                 break
     if run.problems:
@@ -279,22 +304,24 @@ def _write_arrow_batch(
     part: pa.Table,
     positions: Iterator[int],
     lifted: dict[str, list[Any]],
-    documents: list[Any] | None = None,
-    absent: dict[str, list[bool]] | None = None,
+    documents: Callable[[], list[Any]],
+    absent: dict[str, list[bool]],
+    *,
+    from_dicts: bool = False,
 ) -> None:
-    """Stages 1-4 for a slice of an Arrow table, or for ``documents`` made
-    one (:func:`~healthsim_state.codec.columns.documents_table`, with the
-    keys ``absent`` from them), column by
-    column (:func:`~healthsim_state.codec.columns.encode_columns`). A slice
-    that does not pass every check that way goes row by row through
-    :func:`_write_batch`, which words its problems as for dict input; so does
-    every slice once the save has a problem (nothing more is written)."""
+    """Stages 1-4 for a slice of Arrow input, or of dicts made one
+    (:func:`~healthsim_state.codec.columns.documents_table`, ``from_dicts``),
+    column by column (:func:`~healthsim_state.codec.columns.encode_columns`);
+    ``documents()`` gives the slice's documents, ``absent`` the keys they
+    lack. A slice that does not pass every check that way goes row by row
+    through :func:`_write_batch`, which words its problems as for dict input;
+    so does every slice once the save has a problem (nothing more is written)."""
     et = lay.entity
-    encoded = None if run.problems else encode_columns(lay, part, run.now, absent=absent)
-    ready = None if encoded is None else _identify(run, lay, encoded, part, documents)
+    encoded = None if run.problems else encode_columns(lay, part, run.now, absent=absent, from_dicts=from_dicts)
+    ready = None if encoded is None else _identify(run, lay, encoded, documents)
     data = None if encoded is None or ready is None else _batch_table(run, et, encoded, ready)
     if encoded is None or ready is None or data is None:
-        _write_batch(run, lay, part.to_pylist() if documents is None else documents, positions, lifted)
+        _write_batch(run, lay, documents(), positions, lifted)
         return
     # Checked and ready: only now is anything of the run's state changed.
     ids, keys, references = ready
@@ -330,7 +357,7 @@ def _batch_table(run: SaveRun, et: EntityType, encoded: Encoded, ready: tuple[An
 
 
 def _identify(
-    run: SaveRun, lay: Layout, encoded: Encoded, part: pa.Table, documents: list[Any] | None
+    run: SaveRun, lay: Layout, encoded: Encoded, documents: Callable[[], list[Any]]
 ) -> tuple[list[str], list[tuple[str, ...] | None] | None, list[tuple[Any, list[Any], list[str | None]]]] | None:
     """Stages 1 (identity), 2 and 3 of an encoded slice, changing nothing:
     (UUIDs, business keys or None, per reference its values and parents'
@@ -358,7 +385,7 @@ def _identify(
                 ids.append(derived_uuid(prefix + "key:" + "\x1f".join(key)))
                 continue
             if docs is None:  # identity from the content: the documents are needed
-                docs = part.to_pylist() if documents is None else documents
+                docs = documents()
             ids.append(derived_uuid(f"{prefix}content:{content_digest(nest_flat(lay, docs[i]))}"))
         elif is_uuid_text(external_id):
             ids.append(external_id.replace("-", "").lower())

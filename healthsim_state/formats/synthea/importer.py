@@ -3,8 +3,8 @@
 :func:`import_synthea` loads and checks the folder in a private in-memory
 DuckDB database (:mod:`.reader`), runs every target whose files are present
 (:mod:`.clinical`, :mod:`.administrative`) and streams each target's result
-in Arrow record batches into one ``ScenarioRepository.save``, which
-validates and writes everything in the caller's transaction (parents
+in Arrow record batches into one ``ScenarioRepository.save`` (an empty
+cell is a field not given), which validates, column by column, and writes everything in the caller's transaction (parents
 first, so references resolve within the save). A folder that is refused
 leaves the database untouched. It never commits.
 """
@@ -16,6 +16,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
+import pyarrow as pa
 from sqlalchemy.orm import Session
 
 from healthsim_models.errors import ScenarioExistsError, ValidationError
@@ -24,9 +25,10 @@ from healthsim_state.formats.common import ProgressFactory, no_progress
 from healthsim_state.formats.synthea import administrative, clinical
 from healthsim_state.formats.synthea.reader import LINE, Loaded, read_folder, refuse_cell
 from healthsim_state.formats.synthea.sql import ident
-from healthsim_state.formats.synthea.targets import EXTENSION_KEY, PART, Exclusion, Stage, Target, select_sql
+from healthsim_state.formats.synthea.targets import PART, Exclusion, Stage, Target, select_sql
 from healthsim_state.store.audit import audited_call, from_synthea, source_details
 from healthsim_state.store.repository import SaveSummary, ScenarioRepository
+from healthsim_state.store.save import ArrowInput
 
 #: Rows per Arrow record batch handed to the save.
 BATCH_ROWS = 20_000
@@ -125,7 +127,7 @@ def import_synthea(
             unknown_columns={lf.name: list(lf.unknown) for lf in loaded.files.values() if lf.unknown},
             ignored_files=list(loaded.ignored),
         )
-        streams: dict[str, list[Iterable[Any]]] = {}
+        streams: dict[str, ArrowInput] = {}
         for target in targets():
             if target.file not in loaded.files:
                 continue
@@ -142,10 +144,10 @@ def import_synthea(
             for exclusion in target.excluded:
                 _exclude(summary, target, loaded, exclusion)
             stream = _entities(loaded, target, source, dedupe=total != distinct, total=total, report=report)
-            streams.setdefault(target.entity_type, []).append(stream)
+            streams[target.entity_type] = ArrowInput(stream, nulls_absent=True)  # one target per type
         saved = repo.save(
             scenario,
-            {name: _chain(parts) for name, parts in streams.items()},
+            streams,
             description=description,
             tags=list(tags),
             overwrite=overwrite,
@@ -156,11 +158,6 @@ def import_synthea(
 def _named(repo: ScenarioRepository, name: str) -> bool:
     """Whether a scenario is called exactly ``name`` (not one whose id merely reads like it)."""
     return repo.exists(name) and repo.scenario_summary(name).name == name
-
-
-def _chain(parts: list[Iterable[Any]]) -> Iterator[Any]:
-    for part in parts:
-        yield from part
 
 
 def _from(target: Target) -> str:
@@ -248,7 +245,7 @@ def _exclude(summary: SyntheaSummary, target: Target, loaded: Loaded, exclusion:
 
 def _entities(
     loaded: Loaded, target: Target, sql: str, *, dedupe: bool, total: int, report: ProgressFactory
-) -> Iterator[Any]:
+) -> Iterator[pa.RecordBatch]:
     """The target's documents (from ``sql``, its source), read batch by batch when the save gets to them."""
     if dedupe:
         # The last row (in file order) of each id wins, as canonical-models §2.5 has it.
@@ -261,22 +258,9 @@ def _entities(
         with report(label, total) as advance:
             for batch in cursor.sql(sql).to_arrow_reader(BATCH_ROWS):
                 advance(batch.num_rows)
-                yield from map(_present, batch.to_pylist())
+                yield batch
     finally:
         cursor.close()
-
-
-def _present(doc: dict[str, Any]) -> dict[str, Any]:
-    """``doc`` without the fields an empty cell left NULL: a CSV cell is empty or not, it has no
-    explicit null, and the codec would keep each one as a null given on purpose. The cells kept
-    verbatim under ``extensions.synthea`` stay, NULL or not, so that every column is named."""
-    return {
-        key: {k: v for k, v in value.items() if v is not None}
-        if value.__class__ is dict and key != EXTENSION_KEY
-        else value
-        for key, value in doc.items()
-        if value is not None
-    }
 
 
 def _finish(summary: SyntheaSummary, saved: SaveSummary) -> SyntheaSummary:
