@@ -147,6 +147,23 @@ def test_a_refused_write_of_a_caller_raises_the_callers_error_unchanged(engine: 
         assert not ScenarioRepository(session).exists("x")
 
 
+def test_a_synthea_import_commits_with_its_event(engine: sa.Engine) -> None:
+    """The import writes through the batch writer, which commits on its own
+    connection: its event commits in the same transaction as the scenario,
+    whatever the caller's session does afterwards."""
+    session = Session(engine)
+    try:
+        summary = import_synthea(session, FIXTURES / "synthea-27", scenario="synthea")
+        session.rollback()
+    finally:
+        session.close()
+    (event,) = _data_events(engine)
+    assert (event.operation, event.outcome, event.scenario_name) == ("import_synthea", "committed", "synthea")
+    assert event.counts == summary.entities and str(event.scenario_id) == summary.scenario_id
+    with session_scope(engine) as session:
+        assert ScenarioRepository(session).scenario_summary("synthea").entity_counts == summary.entities
+
+
 def test_imports_and_migrations_are_one_event_each(engine: sa.Engine, tmp_path: Path, isolated_home: Path) -> None:
     with session_scope(engine) as session:
         ScenarioRepository(session).save("original", scenario(2))

@@ -33,6 +33,7 @@ import os
 import uuid
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Any, ParamSpec, TypeVar
 
@@ -78,6 +79,7 @@ class Recording:
     details: dict[str, Any] = field(default_factory=dict)
     write_id: uuid.UUID | None = None
     skip: bool = False
+    recorded: bool = False
 
     def wrote(self, summary: Any) -> Any:
         """Take scenario, per-type counts and write id from a save's summary; returns the summary."""
@@ -86,6 +88,7 @@ class Recording:
         return summary
 
     def record(self, connection: Connection, outcome: str, error: str | None = None) -> None:
+        self.recorded = True
         if has_audit_log(connection):  # a store kept below revision 0006 has no trail
             insert_event(
                 connection,
@@ -98,6 +101,10 @@ class Recording:
                 error=error,
                 write_id=self.write_id,
             )
+
+
+#: The event of the audited operation running in this context (the outermost).
+_RUNNING: ContextVar[Recording | None] = ContextVar("healthsim_running_event", default=None)
 
 
 @contextmanager
@@ -120,14 +127,35 @@ def audited(
     if in_event():  # part of an operation that records itself
         yield event
         return
+    running = _RUNNING.set(event)
     try:
         with event_scope():
             yield event
     except Exception as exc:
-        _record_refusal(session, event, exc)
+        if not event.recorded:
+            _record_refusal(session, event, exc)
         raise
-    if not event.skip:
+    finally:
+        _RUNNING.reset(running)
+    if not event.skip and not event.recorded:
         event.record(session.connection(), COMMITTED)
+
+
+def record_running(connection: Connection, summary: Any) -> Recording | None:
+    """Record the running operation's event now, in ``connection``'s
+    transaction, filled from the save ``summary`` of the write it is about
+    to commit there: for a write that commits on a connection of its own
+    (the batch writer's publish), so that the event commits with it, also
+    when the write is part of an operation (an import) that would record it
+    later in its caller's session. Returns the event recorded (None: none is
+    running, or it is recorded already); should that transaction not commit,
+    set its ``recorded`` back to False, so a refusal is recorded instead."""
+    event = _RUNNING.get()
+    if event is None or event.recorded:
+        return None
+    event.wrote(summary)
+    event.record(connection, COMMITTED)
+    return event
 
 
 def audited_call(

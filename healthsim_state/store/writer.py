@@ -45,7 +45,7 @@ from healthsim_state.codec.identity import business_key
 from healthsim_state.codec.layout import Layout, layout
 from healthsim_state.codec.values import shown
 from healthsim_state.store import history as store_history
-from healthsim_state.store.audit import audited
+from healthsim_state.store.audit import audited, record_running
 from healthsim_state.store.batches import Links
 from healthsim_state.store.dialects import StoreDialect, dialect_of
 from healthsim_state.store.save import SaveRun, input_streams, write_entities
@@ -295,7 +295,14 @@ class ScenarioWriter:
                     raise
                 summary = self._publish_once()
             event.wrote(summary)
-        session.commit()
+            # With the publish: also the event of an operation this writer is part of (an import).
+            running = record_running(session.connection(), summary)
+        try:
+            session.commit()
+        except BaseException:
+            if running is not None:
+                running.recorded = False  # it went with the publish: a refusal is recorded instead
+            raise
         return summary
 
     def _publish_once(self) -> SaveSummary:

@@ -17,9 +17,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import pyarrow as pa
+import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from healthsim_models.errors import ScenarioExistsError, ValidationError
+from healthsim_models.registry import ENTITY_TYPES
 from healthsim_state.codec.checks import scenario_problems
 from healthsim_state.formats.common import ProgressFactory, no_progress
 from healthsim_state.formats.synthea import administrative, clinical
@@ -27,6 +29,7 @@ from healthsim_state.formats.synthea.reader import LINE, Loaded, read_folder, re
 from healthsim_state.formats.synthea.sql import ident
 from healthsim_state.formats.synthea.targets import PART, Exclusion, Stage, Target, select_sql
 from healthsim_state.store.audit import audited_call, from_synthea, source_details
+from healthsim_state.store.dialects import dialect_of
 from healthsim_state.store.repository import SaveSummary, ScenarioRepository
 from healthsim_state.store.save import ArrowInput
 
@@ -127,7 +130,7 @@ def import_synthea(
             unknown_columns={lf.name: list(lf.unknown) for lf in loaded.files.values() if lf.unknown},
             ignored_files=list(loaded.ignored),
         )
-        streams: dict[str, ArrowInput] = {}
+        streams: dict[str, Iterator[pa.RecordBatch]] = {}
         for target in targets():
             if target.file not in loaded.files:
                 continue
@@ -143,16 +146,35 @@ def import_synthea(
                 ] += total - distinct
             for exclusion in target.excluded:
                 _exclude(summary, target, loaded, exclusion)
-            stream = _entities(loaded, target, source, dedupe=total != distinct, total=total, report=report)
-            streams[target.entity_type] = ArrowInput(stream, nulls_absent=True)  # one target per type
-        saved = repo.save(
-            scenario,
-            streams,
-            description=description,
-            tags=list(tags),
-            overwrite=overwrite,
-        )
+            # One target per type, read when its turn comes.
+            streams[target.entity_type] = _entities(
+                loaded, target, source, dedupe=total != distinct, total=total, report=report
+            )
+        saved = _write(repo, scenario, streams, overwrite=overwrite, tags=list(tags), description=description)
     return _finish(summary, saved)
+
+
+def _write(
+    repo: ScenarioRepository,
+    scenario: str,
+    streams: dict[str, Iterator[pa.RecordBatch]],
+    **options: Any,
+) -> SaveSummary:
+    """Save the streams as the scenario: through the batch writer, one add per
+    record batch in catalogue order (parents before their children), so no
+    transaction grows with the folder; in one save where the writer cannot
+    open the store a second time (an in-memory DuckDB)."""
+    order = [et.name for et in ENTITY_TYPES if et.name in streams]
+    dialect = dialect_of(repo.session)
+    bind = repo.session.get_bind()
+    if dialect.in_memory(bind.engine.url if isinstance(bind, sa.Connection) else bind.url):
+        return repo.save(scenario, {name: ArrowInput(streams[name], nulls_absent=True) for name in order}, **options)
+    with repo.writer(scenario, **options) as writer:
+        for name in order:
+            for batch in streams[name]:
+                writer.add({name: ArrowInput([batch], nulls_absent=True)})
+    assert writer.summary is not None  # the block ended without an error: published
+    return writer.summary
 
 
 def _named(repo: ScenarioRepository, name: str) -> bool:
