@@ -36,6 +36,7 @@ from healthsim_state.codec.document import (
     nest_flat,
     provenance_parsed,
 )
+from healthsim_state.codec.json_columns import json_texts
 from healthsim_state.codec.layout import Field, Layout
 from healthsim_state.codec.values import (
     PARSERS,
@@ -301,7 +302,7 @@ def _encode(lay: Layout, table: pa.Table, now: dt.datetime, absent: dict[str, li
             ]
             if others:
                 group_extras.append((name, missing, others))
-    extras = [(name, absent.get(name), table.column(name).to_pylist()) for name in unknown]
+    extras = [(name, absent.get(name), table.column(name)) for name in unknown]
 
     external_ids = _external_ids(lay, table, n, events, absent.get("id"))
 
@@ -606,12 +607,16 @@ def _provenance_and_extensions(
     columns: dict[str, pa.Array],
     group_nulls: list[tuple[str, list[bool]]],
     events: list[tuple[str, list[bool] | None, list[bool] | None, list[str | None] | None]],
-    extras: list[tuple[str, list[bool] | None, list[Any]]],
+    extras: list[tuple[str, list[bool] | None, pa.ChunkedArray]],
     group_extras: list[tuple[str, list[bool] | None, list[tuple[str, list[Any], list[bool] | None]]]],
     absent: dict[str, list[bool]],
 ) -> None:
     """The provenance columns and ``extensions``, row by row from what the
     columns noted (most rows: one shared text)."""
+    # The unknown columns' JSON, written column by column where they allow
+    # (most importers' verbatim cells), else their values read per row.
+    written = _extra_texts(extras) if extras and not group_extras else None
+    cells = None if written is not None else [column.to_pylist() for _, _, column in extras]
     blocks = _provenance_blocks(lay, table, n, absent)
     gone = absent.get(PROVENANCE)  # rows without _provenance: as without the column
     values: dict[str, list[Any]] = {k: [] for k in PROVENANCE_COLUMNS}
@@ -647,13 +652,26 @@ def _provenance_and_extensions(
                 meta.setdefault("nulls", []).extend(prov_nulls)
             if prov_verbatim:
                 meta.setdefault("verbatim", {}).update(prov_verbatim)
+        if written is not None:
+            parts = [
+                texts[i]
+                for (_, gone_rows, _), texts in zip(extras, written, strict=True)
+                if not gone_rows or not gone_rows[i]
+            ]
+            if parts:
+                try:
+                    store = f",{_STORE_NAME}:{json_text(meta)}" if meta else ""
+                except Invalid:
+                    raise Refused from None
+                extensions.append("{" + ",".join(parts) + store + "}")
+                continue
         unknown: dict[str, Any] = {}
-        for name, gone_rows, cells in extras:
+        for (name, gone_rows, _), values in zip(extras, cells or (), strict=True):
             if gone_rows is not None and gone_rows[i]:
                 continue
-            if json_problem(cells[i], path_key(name)) is not None:
+            if json_problem(values[i], path_key(name)) is not None:
                 raise Refused
-            unknown[name] = cells[i]
+            unknown[name] = values[i]
         for name, missing, others in group_extras:
             if missing is None or not missing[i]:
                 extra = {key: cells[i] for key, cells, gone_rows in others if gone_rows is None or not gone_rows[i]}
@@ -672,6 +690,27 @@ def _provenance_and_extensions(
     columns["generation_seed"] = pa.array(values["generation_seed"], type=pa.int64())
     columns["created_at"] = pa.array(values["created_at"], type=_UTC_US)
     columns["extensions"] = pa.array(extensions, type=pa.string())
+
+
+_STORE_NAME = json_text(STORE_KEY)
+
+
+def _extra_texts(extras: list[tuple[str, list[bool] | None, pa.ChunkedArray]]) -> list[list[str]] | None:
+    """Per unknown column, per row, its ``"name":value`` JSON text (as
+    ``json_text`` writes the member of an object); None when a column holds
+    values :func:`~healthsim_state.codec.json_columns.json_texts` does not write."""
+    written = []
+    for name, _, column in extras:
+        texts = json_texts(column.combine_chunks(), _any_text)
+        if texts is None:
+            return None
+        key = json_text(name) + ":"
+        written.append(pc.binary_join_element_wise(key, texts, "").to_pylist())
+    return written
+
+
+def _any_text(column: pa.Array) -> None:
+    _check_texts(column, required=False)
 
 
 _NO_PROVENANCE = {"source_type": "loaded", "source_system": "import", "skill_used": None, "generation_seed": None}

@@ -1,12 +1,13 @@
 """Import: a Synthea CSV folder saved as a scenario.
 
-:func:`import_synthea` loads and checks the folder in a private in-memory
-DuckDB database (:mod:`.reader`), runs every target whose files are present
-(:mod:`.clinical`, :mod:`.administrative`) and streams each target's result
-in Arrow record batches into one ``ScenarioRepository.save`` (an empty
-cell is a field not given), which validates, column by column, and writes everything in the caller's transaction (parents
-first, so references resolve within the save). A folder that is refused
-leaves the database untouched. It never commits.
+:func:`import_synthea` loads and checks the folder in a private DuckDB
+database (:mod:`.reader`), runs every target whose files are present
+(:mod:`.clinical`, :mod:`.administrative`) and hands each target's result,
+in Arrow record batches read with an empty cell as a field not given, to
+the store's batch writer (:mod:`healthsim_state.store.writer`): each batch
+is validated and staged, column by column, parents' types first so that
+references resolve, and the scenario is published in one transaction with
+the import's audit event. A folder that is refused leaves the store as it was.
 """
 
 from __future__ import annotations
@@ -107,7 +108,9 @@ def import_synthea(
     :class:`~healthsim_models.errors.SyntheaError` naming file, line and
     column; entities that break the canonical rules raise
     :class:`~healthsim_models.errors.ValidationError`; either way nothing
-    is written. Runs in the caller's session and never commits.
+    is written. Commits on a connection of its own (the batch writer's), so
+    the session must have no pending changes; into an in-memory DuckDB
+    store, it saves in the session's transaction and does not commit.
     """
     if problems := scenario_problems(scenario, description, None):
         raise ValidationError(problems)

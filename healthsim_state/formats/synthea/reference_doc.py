@@ -25,11 +25,21 @@ directory, scenario=...)`, which returns a summary: rows read per file,
 entities saved per type, rows excluded per file with the reason, duplicate
 identities per file, columns no Synthea release has, and the layout found.
 
-**How it reads.** DuckDB's own CSV reader loads every file into a private
-in-memory database (whatever the store's backend), where each row is mapped
-in SQL; the entities are streamed in Arrow batches into one save, validated
-like any other save and written in one transaction. Only `patients.csv` is
-required; every other file is optional, and columns may come in any order.
+**How it reads and writes.** DuckDB's own CSV reader loads every file into
+a private DuckDB database in a scratch folder (whatever the store's backend;
+it spills to disk past 768 MB), where each row is mapped in SQL. The
+entities go in Arrow batches of 20,000, an empty cell being a field not
+given, through the store's batch writer (`repository.writer`): each batch
+is validated like any other save (column by column) and staged in a
+committed table private to the import, and when every file is done the
+scenario is published in one transaction, together with the import's audit
+event. So memory does not grow with the folder, nothing is visible before
+the publish, and a refused or killed import leaves no scenario behind (its
+staging tables are dropped, or cleaned by the next writer). The import
+commits on a connection of its own; into an in-memory DuckDB store, which a
+second connection cannot open, it is one save in the caller's transaction.
+Only `patients.csv` is required; every other file is optional, and columns
+may come in any order.
 
 **Refused input.** A folder without `patients.csv`, or a file that is empty,
 lacks a required column, has a row with too few or too many cells, an
