@@ -13,7 +13,7 @@ import hashlib
 import io
 import json
 import uuid
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -28,7 +28,7 @@ from healthsim_state.store.batches import (
     Links,
     Page,
     ScenarioRef,
-    arrow_type,
+    arrow_schema,
     scenario_id_sql,
     scenario_query,
     update_clause,
@@ -67,15 +67,6 @@ def _driver(session: Session) -> Any:
     return session.connection().connection.driver_connection
 
 
-def _arrow_value(column: sa.Column, value: Any) -> Any:
-    """A PostgreSQL value as DuckDB's Arrow export gives it: UUID and JSON as text."""
-    if value is None or not isinstance(column.type, sa.Uuid | sa.JSON):
-        return value
-    if isinstance(column.type, sa.Uuid):
-        return str(value)
-    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
-
-
 # PostgreSQL locks each row an upsert inserts or updates, in the order the
 # statement reaches it, until the transaction ends. Writers saving entities
 # they share therefore insert in one order, by key: two writers' saves of
@@ -104,14 +95,26 @@ class PostgreSQLDialect(StoreDialect):
         self, session: Session, table: sa.Table, rows: Iterable[Sequence[Any]], versioning: Versioning | None
     ) -> None:
         """The upsert of ``rows`` (values in the table's column order) through a staging table."""
+
+        def write(copy: Any) -> None:
+            for row in rows:
+                copy.write_row(row)
+
+        self._stage_upsert(session, table, versioning, "", write)
+
+    @staticmethod
+    def _stage_upsert(
+        session: Session, table: sa.Table, versioning: Versioning | None, options: str, write: Callable[[Any], None]
+    ) -> None:
+        """The upsert of the rows ``write`` sends to a ``COPY ... FROM STDIN`` (with ``options``)
+        of every column, in the table's order, through a staging table."""
         raw = _driver(session)
         stage = f"_hs_stage_{table.name}"
         column_list = ", ".join(c.name for c in table.columns)
         with raw.cursor() as cursor:
             cursor.execute(f"CREATE TEMP TABLE IF NOT EXISTS {stage} (LIKE {table.name}) ON COMMIT DROP")
-            with cursor.copy(f"COPY {stage} ({column_list}) FROM STDIN") as copy:
-                for row in rows:
-                    copy.write_row(row)
+            with cursor.copy(f"COPY {stage} ({column_list}) FROM STDIN {options}") as copy:
+                write(copy)
             if versioning is not None and versioning.keep:
                 cursor.execute(snapshot_sql(table, versioning, stage, lambda c: f"b.{c.name}", lock=True))
             # A row stored unchanged is not rewritten (healthsim_state.store.history).
@@ -163,17 +166,9 @@ class PostgreSQLDialect(StoreDialect):
     def scenario_rows(
         self, session: Session, table: sa.Table, scenario: ScenarioRef, entity_type: str
     ) -> list[dict[str, Any]]:
-        from psycopg.rows import dict_row
-        from psycopg.types.string import TextLoader
-
-        # By the driver's cursor, JSON as the text PostgreSQL sends: most
-        # extensions texts repeat, and decode parses each distinct one once.
-        sql = scenario_query(table).format(sid=scenario_id_sql(scenario, "%(sid)s"), etype="%(etype)s")
-        with _driver(session).cursor(row_factory=dict_row) as cursor:
-            for name in ("json", "jsonb"):
-                cursor.adapters.register_loader(name, TextLoader)
-            cursor.execute(sql, {"sid": str(scenario), "etype": entity_type})
-            return cursor.fetchall()
+        # Through Arrow, as on DuckDB: JSON as the text PostgreSQL sends (most
+        # extensions texts repeat, and decode parses each distinct one once).
+        return _python_rows(self._scenario_table(session, table, scenario, entity_type))
 
     def iter_scenario_rows(
         self,
@@ -189,10 +184,40 @@ class PostgreSQLDialect(StoreDialect):
             yield [dict(row) for row in partition]
 
     def scenario_arrow(self, session: Session, table: sa.Table, scenario: ScenarioRef, entity_type: str) -> pa.Table:
-        rows = [dict(row) for row in self._result(session, table, scenario, entity_type).mappings()]
-        return pa.table(
-            {c.name: pa.array([_arrow_value(c, r[c.name]) for r in rows], type=arrow_type(c)) for c in table.columns}
-        )
+        data = self._scenario_table(session, table, scenario, entity_type)
+        for position, column in enumerate(table.columns):
+            if isinstance(column.type, sa.JSON) and data.num_rows:
+                data = data.set_column(position, column.name, _compact_json(data.column(position)))
+        return data
+
+    @staticmethod
+    def _scenario_table(session: Session, table: sa.Table, scenario: ScenarioRef, entity_type: str) -> pa.Table:
+        """The scenario's rows of ``table`` in its Arrow schema, JSON as PostgreSQL's text.
+
+        The rows travel as CSV through ``COPY ... TO STDOUT``, parsed by
+        pyarrow's CSV reader: no Python per value. Time zone and date style are
+        fixed for the COPY and given back to the transaction afterwards.
+        """
+        from pyarrow import csv
+
+        schema = arrow_schema(table)
+        sql = scenario_query(table).format(sid=scenario_id_sql(scenario, "%(sid)s"), etype="%(etype)s")
+        with _driver(session).cursor() as cursor:
+            cursor.execute(_FIX_TEXT_SETTINGS)
+            previous = cursor.fetchone()
+            with cursor.copy(
+                f"COPY ({sql}) TO STDOUT (FORMAT csv)", {"sid": str(scenario), "etype": entity_type}
+            ) as copy:
+                data = _CopyStream(copy).read_all()
+            cursor.execute(_RESTORE_TEXT_SETTINGS, previous[:2])
+        if not data:
+            return schema.empty_table()
+        return csv.read_csv(
+            pa.py_buffer(data),
+            read_options=csv.ReadOptions(column_names=schema.names, block_size=_block_size(len(data) >> 9)),
+            parse_options=csv.ParseOptions(newlines_in_values=True),
+            convert_options=_csv_convert(schema),
+        ).cast(schema)
 
     # -- locks and errors -----------------------------------------------------------
 
@@ -362,14 +387,7 @@ class PostgreSQLDialect(StoreDialect):
                         column_names=schema.names, use_threads=False, block_size=_block_size(batch_rows)
                     ),
                     parse_options=csv.ParseOptions(newlines_in_values=True),
-                    convert_options=csv.ConvertOptions(
-                        column_types=schema,
-                        null_values=[""],  # not pyarrow's default list: "null" and "NA" are text here
-                        strings_can_be_null=True,
-                        quoted_strings_can_be_null=False,
-                        true_values=["t"],
-                        false_values=["f"],
-                    ),
+                    convert_options=_csv_convert(schema),
                 )
                 for batch in reader:
                     yield batch.cast(schema)
@@ -409,10 +427,14 @@ class PostgreSQLDialect(StoreDialect):
         self, session: Session, table: sa.Table, data: pa.Table, *, versioning: Versioning | None = None
     ) -> None:
         if data.num_rows:
-            # As text, which Arrow writes and PostgreSQL's COPY reads faster
-            # than Python's datetimes and decimals between them.
-            columns = [data.column(c.name).cast(pa.string()).to_pylist() for c in table.columns]
-            self._copy_upsert(session, table, zip(*columns, strict=True), versioning)
+            # As CSV written by Arrow, column by column: no Python per value.
+            # An unquoted empty field is NULL, a quoted one ("") the empty string.
+            from pyarrow import csv
+
+            sink = io.BytesIO()
+            names = [c.name for c in table.columns]
+            csv.write_csv(data.select(names), sink, write_options=csv.WriteOptions(include_header=False))
+            self._stage_upsert(session, table, versioning, "(FORMAT csv)", lambda copy: copy.write(sink.getbuffer()))
 
 
 def _query_error(exc: Exception, stopped: str | None, timeout: float) -> QueryError:
@@ -488,6 +510,52 @@ def _portable_kind(column: str, data_type: str, precision: int | None, scale: in
     raise BackupError(f"the column {column} is of type {data_type}, which backups and copies do not carry")
 
 
+def _csv_convert(schema: pa.Schema) -> Any:
+    """How pyarrow reads PostgreSQL's CSV of ``schema``'s columns: an unquoted empty field is NULL,
+    a quoted one ("") the empty string."""
+    from pyarrow import csv
+
+    return csv.ConvertOptions(
+        column_types=schema,
+        null_values=[""],  # not pyarrow's default list: "null" and "NA" are text here
+        strings_can_be_null=True,
+        quoted_strings_can_be_null=False,
+        true_values=["t"],
+        false_values=["f"],
+    )
+
+
+#: The settings a COPY of values as text needs (UTC, ISO dates), taken for this transaction;
+#: returns the ones they replace, for :data:`_RESTORE_TEXT_SETTINGS`. The CTE reads them first.
+_FIX_TEXT_SETTINGS = (
+    "WITH old AS MATERIALIZED (SELECT current_setting('TimeZone') AS tz, current_setting('DateStyle') AS ds) "
+    "SELECT tz, ds, set_config('TimeZone', 'UTC', true), set_config('DateStyle', 'ISO, YMD', true) FROM old"
+)
+_RESTORE_TEXT_SETTINGS = "SELECT set_config('TimeZone', %s, true), set_config('DateStyle', %s, true)"
+
+
+def _compact_json(texts: pa.ChunkedArray) -> pa.ChunkedArray:
+    """JSON texts as PostgreSQL's jsonb prints them, written compactly (as DuckDB keeps them).
+    Each distinct text is parsed once: most repeat."""
+    encoded = texts.combine_chunks().dictionary_encode()
+    compact = [
+        None if text is None else json.dumps(json.loads(text), separators=(",", ":"), ensure_ascii=False)
+        for text in encoded.dictionary.to_pylist()
+    ]
+    return pa.chunked_array([pa.array(compact, pa.string()).take(encoded.indices)])
+
+
+def _python_rows(data: pa.Table) -> list[dict[str, Any]]:
+    """``data`` as dicts, time-zone-aware timestamps made naive UTC first: pyarrow
+    builds a naive datetime several times faster than one with a zone, and every
+    reader of these rows treats a naive one as UTC."""
+    columns = [
+        column.cast(pa.timestamp(column.type.unit)) if pa.types.is_timestamp(column.type) else column
+        for column in data.columns
+    ]
+    return pa.Table.from_arrays(columns, names=data.column_names).to_pylist()
+
+
 def _text_settings(connection: sa.Connection) -> None:
     """Values as text in the forms pyarrow reads and writes, for the rest of the transaction."""
     for setting in ("TIME ZONE 'UTC'", "DateStyle = 'ISO, YMD'", "extra_float_digits = 1"):
@@ -518,6 +586,14 @@ class _CopyStream(io.RawIOBase):
 
     def readable(self) -> bool:
         return True
+
+    def read_all(self) -> bytes:
+        """All the data left, at once."""
+        parts = [bytes(self._pending)]
+        while part := self._copy.read():
+            parts.append(bytes(part))
+        self._pending = memoryview(b"")
+        return b"".join(parts)
 
     def readinto(self, buffer: Any) -> int:
         target = memoryview(buffer).cast("B")
