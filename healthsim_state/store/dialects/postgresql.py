@@ -134,9 +134,15 @@ class PostgreSQLDialect(StoreDialect):
                 f"CREATE TEMP TABLE IF NOT EXISTS {stage} "
                 "(entity_type text, entity_id uuid, position bigint) ON COMMIT DROP"
             )
-            with cursor.copy(f"COPY {stage} (entity_type, entity_id, position) FROM STDIN") as copy:
-                for row in zip(links.entity_types, links.entity_ids, links.positions, strict=True):
-                    copy.write_row(row)
+            rows = pa.table(
+                {
+                    "entity_type": pa.array(links.entity_types, type=pa.string()),
+                    "entity_id": pa.array(links.entity_ids, type=pa.string()),
+                    "position": pa.array(links.positions, type=pa.int64()),
+                }
+            )
+            with cursor.copy(f"COPY {stage} (entity_type, entity_id, position) FROM STDIN (FORMAT csv)") as copy:
+                copy.write(_csv(rows))
             cursor.execute(
                 f"INSERT INTO {LINKS.name} (scenario_id, entity_type, entity_id, position) "
                 f"SELECT %s, entity_type, entity_id, position FROM {stage} "
@@ -426,15 +432,38 @@ class PostgreSQLDialect(StoreDialect):
     def upsert_arrow(
         self, session: Session, table: sa.Table, data: pa.Table, *, versioning: Versioning | None = None
     ) -> None:
-        if data.num_rows:
-            # As CSV written by Arrow, column by column: no Python per value.
-            # An unquoted empty field is NULL, a quoted one ("") the empty string.
-            from pyarrow import csv
+        import psycopg
+        import pyarrow.compute as pc
 
-            sink = io.BytesIO()
-            names = [c.name for c in table.columns]
-            csv.write_csv(data.select(names), sink, write_options=csv.WriteOptions(include_header=False))
-            self._stage_upsert(session, table, versioning, "(FORMAT csv)", lambda copy: copy.write(sink.getbuffer()))
+        if not data.num_rows:
+            return
+        # As CSV written by Arrow, column by column: no Python per value. In
+        # key order, the order the upsert through the staging table locks rows in.
+        ids = data.column("id")
+        key = pc.utf8_lower(pc.replace_substring(ids, "-", ""))
+        data = data.select([c.name for c in table.columns]).take(pc.sort_indices(key))
+        text = _csv(data)
+        with _driver(session).cursor() as cursor:
+            # Rows none of which is stored yet (a new scenario's, the usual case) go
+            # straight into the table: a row is written once, not also into a
+            # staging table. Nothing stored to keep in the history, nothing to compare.
+            cursor.execute(f"SELECT EXISTS (SELECT FROM {table.name} WHERE id = ANY(%s::uuid[]))", (ids.to_pylist(),))
+            if not cursor.fetchone()[0]:
+                cursor.execute("SAVEPOINT _hs_copy")
+                try:
+                    with cursor.copy(
+                        f"COPY {table.name} ({', '.join(data.column_names)}) FROM STDIN (FORMAT csv)"
+                    ) as copy:
+                        copy.write(text)
+                except psycopg.errors.UniqueViolation:
+                    # Another writer stored one of the ids meanwhile (or the batch holds an id
+                    # twice, or breaks another unique constraint): the upsert below decides,
+                    # and raises what it cannot resolve.
+                    cursor.execute("ROLLBACK TO SAVEPOINT _hs_copy")
+                else:
+                    cursor.execute("RELEASE SAVEPOINT _hs_copy")
+                    return
+        self._stage_upsert(session, table, versioning, "(FORMAT csv)", lambda copy: copy.write(text))
 
 
 def _query_error(exc: Exception, stopped: str | None, timeout: float) -> QueryError:
@@ -508,6 +537,16 @@ def _portable_kind(column: str, data_type: str, precision: int | None, scale: in
     if data_type == "numeric" and precision is not None:
         return f"decimal({precision},{scale or 0})"
     raise BackupError(f"the column {column} is of type {data_type}, which backups and copies do not carry")
+
+
+def _csv(data: pa.Table) -> memoryview:
+    """``data`` as CSV for ``COPY ... FROM STDIN (FORMAT csv)``: a NULL as an unquoted empty
+    field, every text quoted (the empty one as "")."""
+    from pyarrow import csv
+
+    sink = io.BytesIO()
+    csv.write_csv(data, sink, write_options=csv.WriteOptions(include_header=False))
+    return sink.getbuffer()
 
 
 def _csv_convert(schema: pa.Schema) -> Any:
