@@ -439,16 +439,18 @@ class PostgreSQLDialect(StoreDialect):
             return
         # As CSV written by Arrow, column by column: no Python per value. In
         # key order, the order the upsert through the staging table locks rows in.
-        ids = data.column("id")
-        key = pc.utf8_lower(pc.replace_substring(ids, "-", ""))
+        key = pc.utf8_lower(pc.replace_substring(data.column("id"), "-", ""))
         data = data.select([c.name for c in table.columns]).take(pc.sort_indices(key))
         text = _csv(data)
-        with _driver(session).cursor() as cursor:
-            # Rows none of which is stored yet (a new scenario's, the usual case) go
-            # straight into the table: a row is written once, not also into a
-            # staging table. Nothing stored to keep in the history, nothing to compare.
-            cursor.execute(f"SELECT EXISTS (SELECT FROM {table.name} WHERE id = ANY(%s::uuid[]))", (ids.to_pylist(),))
-            if not cursor.fetchone()[0]:
+        # Rows none of which is stored yet (a new scenario's, the usual case) go
+        # straight into the table: each row is written once, not also into a
+        # staging table, and there is nothing to keep in the history or compare.
+        # A batch meeting a stored id (an overwrite's; another writer's meanwhile)
+        # is upserted through the staging table, and so are the table's later
+        # batches in this session.
+        stored = session.info.setdefault("_hs_pg_stored", set())
+        if table.name not in stored:
+            with _driver(session).cursor() as cursor:
                 cursor.execute("SAVEPOINT _hs_copy")
                 try:
                     with cursor.copy(
@@ -456,10 +458,10 @@ class PostgreSQLDialect(StoreDialect):
                     ) as copy:
                         copy.write(text)
                 except psycopg.errors.UniqueViolation:
-                    # Another writer stored one of the ids meanwhile (or the batch holds an id
-                    # twice, or breaks another unique constraint): the upsert below decides,
-                    # and raises what it cannot resolve.
+                    # The upsert below decides, and raises what it cannot resolve
+                    # (an id twice in the batch, another unique constraint broken).
                     cursor.execute("ROLLBACK TO SAVEPOINT _hs_copy")
+                    stored.add(table.name)
                 else:
                     cursor.execute("RELEASE SAVEPOINT _hs_copy")
                     return
@@ -542,10 +544,23 @@ def _portable_kind(column: str, data_type: str, precision: int | None, scale: in
 def _csv(data: pa.Table) -> memoryview:
     """``data`` as CSV for ``COPY ... FROM STDIN (FORMAT csv)``: a NULL as an unquoted empty
     field, every text quoted (the empty one as "")."""
+    import pyarrow.compute as pc
     from pyarrow import csv
 
+    # Arrow writes a time-zone-aware timestamp 30 times slower than a naive one
+    # (it converts each to the zone): the UTC ones go as naive text marked Z.
+    columns = [
+        pc.binary_join_element_wise(column.cast(pa.timestamp(column.type.unit)).cast(pa.string()), "Z", "")
+        if pa.types.is_timestamp(column.type) and column.type.tz is not None
+        else column
+        for column in data.columns
+    ]
     sink = io.BytesIO()
-    csv.write_csv(data, sink, write_options=csv.WriteOptions(include_header=False))
+    csv.write_csv(
+        pa.Table.from_arrays(columns, names=data.column_names),
+        sink,
+        write_options=csv.WriteOptions(include_header=False),
+    )
     return sink.getbuffer()
 
 
