@@ -13,7 +13,7 @@ import hashlib
 import io
 import json
 import uuid
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -57,6 +57,9 @@ _SQLSTATES = {"40P01": "deadlock detected", "40001": "serialization failure"}
 
 _COPY_CHUNK = 1 << 20
 
+#: The options of a COPY of CSV written by :func:`_csv`.
+_CSV = "(FORMAT csv)"
+
 _MAY_DROP_PRIVILEGES = (
     "SELECT to_regrole('pg_read_all_data') IS NOT NULL AND pg_has_role(current_user, 'pg_read_all_data', 'MEMBER')"
 )
@@ -87,20 +90,18 @@ class PostgreSQLDialect(StoreDialect):
     def upsert(
         self, session: Session, table: sa.Table, rows: Sequence[dict[str, Any]], *, versioning: Versioning | None = None
     ) -> None:
-        if rows:
-            names = [c.name for c in table.columns]
-            self._copy_upsert(session, table, ([row[n] for n in names] for row in rows), versioning)
-
-    def _copy_upsert(
-        self, session: Session, table: sa.Table, rows: Iterable[Sequence[Any]], versioning: Versioning | None
-    ) -> None:
-        """The upsert of ``rows`` (values in the table's column order) through a staging table."""
+        if not rows:
+            return
+        names = [c.name for c in table.columns]
+        # In key order, the order the upsert through the staging table locks rows in.
+        ordered = sorted(rows, key=lambda row: str(row["id"]).replace("-", "").lower())
 
         def write(copy: Any) -> None:
-            for row in rows:
-                copy.write_row(row)
+            for row in ordered:
+                copy.write_row([row[n] for n in names])
 
-        self._stage_upsert(session, table, versioning, "", write)
+        if not _copy_straight(session, table.name, names, write, ""):
+            self._stage_upsert(session, table, versioning, "", write)
 
     @staticmethod
     def _stage_upsert(
@@ -125,29 +126,39 @@ class PostgreSQLDialect(StoreDialect):
             cursor.execute(f"TRUNCATE {stage}")
 
     def link(self, session: Session, scenario_id: uuid.UUID, links: Links) -> None:
+        import pyarrow.compute as pc
+
         if not links:
             return
-        raw = _driver(session)
+        rows = pa.table(
+            {
+                "scenario_id": pa.repeat(pa.scalar(str(scenario_id)), len(links)),
+                "entity_type": pa.array(links.entity_types, type=pa.string()),
+                "entity_id": pa.array(links.entity_ids, type=pa.string()),
+                "position": pa.array(links.positions, type=pa.int64()),
+            }
+        )
+        # In key order, the order the insert through the staging table locks rows in.
+        key = pc.utf8_lower(pc.replace_substring(rows.column("entity_id"), "-", ""))
+        order = pc.sort_indices(
+            pa.table({"t": rows.column("entity_type"), "k": key}), [("t", "ascending"), ("k", "ascending")]
+        )
+        text = _csv(rows.take(order))
+
+        def write(copy: Any) -> None:
+            copy.write(text)
+
+        if _copy_straight(session, LINKS.name, rows.column_names, write, _CSV):
+            return
         stage = "_hs_stage_links"
-        with raw.cursor() as cursor:
-            cursor.execute(
-                f"CREATE TEMP TABLE IF NOT EXISTS {stage} "
-                "(entity_type text, entity_id uuid, position bigint) ON COMMIT DROP"
-            )
-            rows = pa.table(
-                {
-                    "entity_type": pa.array(links.entity_types, type=pa.string()),
-                    "entity_id": pa.array(links.entity_ids, type=pa.string()),
-                    "position": pa.array(links.positions, type=pa.int64()),
-                }
-            )
-            with cursor.copy(f"COPY {stage} (entity_type, entity_id, position) FROM STDIN (FORMAT csv)") as copy:
-                copy.write(_csv(rows))
+        with _driver(session).cursor() as cursor:
+            cursor.execute(f"CREATE TEMP TABLE IF NOT EXISTS {stage} (LIKE {LINKS.name}) ON COMMIT DROP")
+            with cursor.copy(f"COPY {stage} ({', '.join(rows.column_names)}) FROM STDIN {_CSV}") as copy:
+                write(copy)
             cursor.execute(
                 f"INSERT INTO {LINKS.name} (scenario_id, entity_type, entity_id, position) "
-                f"SELECT %s, entity_type, entity_id, position FROM {stage} "
-                "ORDER BY entity_type, entity_id ON CONFLICT DO NOTHING",
-                (scenario_id,),
+                f"SELECT scenario_id, entity_type, entity_id, position FROM {stage} "
+                "ORDER BY entity_type, entity_id ON CONFLICT DO NOTHING"
             )
             cursor.execute(f"TRUNCATE {stage}")
 
@@ -432,7 +443,6 @@ class PostgreSQLDialect(StoreDialect):
     def upsert_arrow(
         self, session: Session, table: sa.Table, data: pa.Table, *, versioning: Versioning | None = None
     ) -> None:
-        import psycopg
         import pyarrow.compute as pc
 
         if not data.num_rows:
@@ -442,30 +452,45 @@ class PostgreSQLDialect(StoreDialect):
         key = pc.utf8_lower(pc.replace_substring(data.column("id"), "-", ""))
         data = data.select([c.name for c in table.columns]).take(pc.sort_indices(key))
         text = _csv(data)
-        # Rows none of which is stored yet (a new scenario's, the usual case) go
-        # straight into the table: each row is written once, not also into a
-        # staging table, and there is nothing to keep in the history or compare.
-        # A batch meeting a stored id (an overwrite's; another writer's meanwhile)
-        # is upserted through the staging table, and so are the table's later
-        # batches in this session.
-        stored = session.info.setdefault("_hs_pg_stored", set())
-        if table.name not in stored:
-            with _driver(session).cursor() as cursor:
-                cursor.execute("SAVEPOINT _hs_copy")
-                try:
-                    with cursor.copy(
-                        f"COPY {table.name} ({', '.join(data.column_names)}) FROM STDIN (FORMAT csv)"
-                    ) as copy:
-                        copy.write(text)
-                except psycopg.errors.UniqueViolation:
-                    # The upsert below decides, and raises what it cannot resolve
-                    # (an id twice in the batch, another unique constraint broken).
-                    cursor.execute("ROLLBACK TO SAVEPOINT _hs_copy")
-                    stored.add(table.name)
-                else:
-                    cursor.execute("RELEASE SAVEPOINT _hs_copy")
-                    return
-        self._stage_upsert(session, table, versioning, "(FORMAT csv)", lambda copy: copy.write(text))
+
+        def write(copy: Any) -> None:
+            copy.write(text)
+
+        if not _copy_straight(session, table.name, data.column_names, write, _CSV):
+            self._stage_upsert(session, table, versioning, _CSV, write)
+
+
+def _copy_straight(
+    session: Session, table: str, names: Sequence[str], write: Callable[[Any], None], options: str
+) -> bool:
+    """Whether the rows ``write`` sends to a ``COPY ... FROM STDIN`` (with
+    ``options``) of the columns ``names`` went straight into ``table``: not
+    when one of their keys is stored.
+
+    Rows none of which is stored yet (a new scenario's, the usual case) are
+    written once, not also into a staging table, and there is nothing to keep
+    in the history or compare. After a batch met a stored key (an overwrite's;
+    another writer's meanwhile), the table's batches of this session go
+    through the staging table without trying.
+    """
+    import psycopg
+
+    stored = session.info.setdefault("_hs_pg_stored", set())
+    if table in stored:
+        return False
+    with _driver(session).cursor() as cursor:
+        cursor.execute("SAVEPOINT _hs_copy")
+        try:
+            with cursor.copy(f"COPY {table} ({', '.join(names)}) FROM STDIN {options}") as copy:
+                write(copy)
+        except psycopg.errors.UniqueViolation:
+            # The staging path decides, and raises what it cannot resolve (a key
+            # twice in the batch, another unique constraint broken).
+            cursor.execute("ROLLBACK TO SAVEPOINT _hs_copy")
+            stored.add(table)
+            return False
+        cursor.execute("RELEASE SAVEPOINT _hs_copy")
+        return True
 
 
 def _query_error(exc: Exception, stopped: str | None, timeout: float) -> QueryError:
