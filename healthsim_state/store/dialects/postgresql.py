@@ -1,10 +1,12 @@
 """PostgreSQL: writers side by side, so rows and scenario keys are locked in
-one order; batches COPY'd through staging tables; read-only transactions
-for queries.
+one order; batches COPY'd, as CSV both ways; read-only transactions for
+queries.
 
-Writes happen inside the session's transaction: a batch is COPY'd into a
-temporary staging table, then one ``INSERT ... SELECT ... ON CONFLICT``, in
-key order (see below). Never a statement per row.
+Writes happen inside the session's transaction, in key order (see below):
+a batch none of whose keys is stored is COPY'd straight into its table;
+otherwise into a temporary staging table, then one ``INSERT ... SELECT ...
+ON CONFLICT``. Never a statement per row. A scenario's rows are read by
+``COPY ... TO STDOUT`` into Arrow.
 """
 
 from __future__ import annotations
@@ -487,6 +489,7 @@ def _copy_straight(
             # The staging path decides, and raises what it cannot resolve (a key
             # twice in the batch, another unique constraint broken).
             cursor.execute("ROLLBACK TO SAVEPOINT _hs_copy")
+            cursor.execute("RELEASE SAVEPOINT _hs_copy")
             stored.add(table)
             return False
         cursor.execute("RELEASE SAVEPOINT _hs_copy")
@@ -617,10 +620,9 @@ def _compact_json(texts: pa.ChunkedArray) -> pa.ChunkedArray:
     """JSON texts as PostgreSQL's jsonb prints them, written compactly (as DuckDB keeps them).
     Each distinct text is parsed once: most repeat."""
     encoded = texts.combine_chunks().dictionary_encode()
-    compact = [
-        None if text is None else json.dumps(json.loads(text), separators=(",", ":"), ensure_ascii=False)
-        for text in encoded.dictionary.to_pylist()
-    ]
+    parsed = [None if text is None else json.loads(text) for text in encoded.dictionary.to_pylist()]
+    # A JSON null as a NULL, as the driver's rows gave it before.
+    compact = [None if v is None else json.dumps(v, separators=(",", ":"), ensure_ascii=False) for v in parsed]
     return pa.chunked_array([pa.array(compact, pa.string()).take(encoded.indices)])
 
 
