@@ -629,12 +629,14 @@ def _compact_json(texts: pa.ChunkedArray) -> pa.ChunkedArray:
 def _python_rows(data: pa.Table) -> list[dict[str, Any]]:
     """``data`` as dicts, time-zone-aware timestamps made naive UTC first: pyarrow
     builds a naive datetime several times faster than one with a zone, and every
-    reader of these rows treats a naive one as UTC."""
+    reader of these rows treats a naive one as UTC. Column by column, then zipped:
+    faster than ``Table.to_pylist``, which looks up each value by column name and row."""
     columns = [
-        column.cast(pa.timestamp(column.type.unit)) if pa.types.is_timestamp(column.type) else column
+        (column.cast(pa.timestamp(column.type.unit)) if pa.types.is_timestamp(column.type) else column).to_pylist()
         for column in data.columns
     ]
-    return pa.Table.from_arrays(columns, names=data.column_names).to_pylist()
+    names = data.column_names
+    return [dict(zip(names, row, strict=True)) for row in zip(*columns, strict=True)]
 
 
 def _text_settings(connection: sa.Connection) -> None:
