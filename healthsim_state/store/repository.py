@@ -346,7 +346,10 @@ class ScenarioRepository:
         if stream:
             entities: dict[str, Any] = {et.name: self.iter_entities(scenario.id, et.name) for et in ENTITY_TYPES}
         else:
-            entities = {et.name: self._documents(scenario, et) for et in ENTITY_TYPES}
+            # One stretch of fewer collections for every type: the documents pile up, and a
+            # full collection between two types would walk all those loaded so far.
+            with fewer_collections():
+                entities = {et.name: self._documents(scenario, et) for et in ENTITY_TYPES}
         record_read(self.session, "load", scenario=scenario.name, counts=scenario.entity_counts)
         return LoadedScenario(**vars(self._info(scenario, self._tags_of(scenario.id))), entities=entities)
 

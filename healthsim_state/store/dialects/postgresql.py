@@ -1,10 +1,12 @@
 """PostgreSQL: writers side by side, so rows and scenario keys are locked in
-one order; batches COPY'd through staging tables; read-only transactions
-for queries.
+one order; batches COPY'd, as CSV both ways; read-only transactions for
+queries.
 
-Writes happen inside the session's transaction: a batch is COPY'd into a
-temporary staging table, then one ``INSERT ... SELECT ... ON CONFLICT``, in
-key order (see below). Never a statement per row.
+Writes happen inside the session's transaction, in key order (see below):
+a batch none of whose keys is stored is COPY'd straight into its table;
+otherwise into a temporary staging table, then one ``INSERT ... SELECT ...
+ON CONFLICT``. Never a statement per row. A scenario's rows are read by
+``COPY ... TO STDOUT`` into Arrow.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ import hashlib
 import io
 import json
 import uuid
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -28,7 +30,7 @@ from healthsim_state.store.batches import (
     Links,
     Page,
     ScenarioRef,
-    arrow_type,
+    arrow_schema,
     scenario_id_sql,
     scenario_query,
     update_clause,
@@ -57,6 +59,9 @@ _SQLSTATES = {"40P01": "deadlock detected", "40001": "serialization failure"}
 
 _COPY_CHUNK = 1 << 20
 
+#: The options of a COPY of CSV written by :func:`_csv`.
+_CSV = "(FORMAT csv)"
+
 _MAY_DROP_PRIVILEGES = (
     "SELECT to_regrole('pg_read_all_data') IS NOT NULL AND pg_has_role(current_user, 'pg_read_all_data', 'MEMBER')"
 )
@@ -65,15 +70,6 @@ _MAY_DROP_PRIVILEGES = (
 def _driver(session: Session) -> Any:
     """The psycopg connection under the session's transaction."""
     return session.connection().connection.driver_connection
-
-
-def _arrow_value(column: sa.Column, value: Any) -> Any:
-    """A PostgreSQL value as DuckDB's Arrow export gives it: UUID and JSON as text."""
-    if value is None or not isinstance(column.type, sa.Uuid | sa.JSON):
-        return value
-    if isinstance(column.type, sa.Uuid):
-        return str(value)
-    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
 
 
 # PostgreSQL locks each row an upsert inserts or updates, in the order the
@@ -96,22 +92,32 @@ class PostgreSQLDialect(StoreDialect):
     def upsert(
         self, session: Session, table: sa.Table, rows: Sequence[dict[str, Any]], *, versioning: Versioning | None = None
     ) -> None:
-        if rows:
-            names = [c.name for c in table.columns]
-            self._copy_upsert(session, table, ([row[n] for n in names] for row in rows), versioning)
+        if not rows:
+            return
+        names = [c.name for c in table.columns]
+        # In key order, the order the upsert through the staging table locks rows in.
+        ordered = sorted(rows, key=lambda row: str(row["id"]).replace("-", "").lower())
 
-    def _copy_upsert(
-        self, session: Session, table: sa.Table, rows: Iterable[Sequence[Any]], versioning: Versioning | None
+        def write(copy: Any) -> None:
+            for row in ordered:
+                copy.write_row([row[n] for n in names])
+
+        if not _copy_straight(session, table.name, names, write, ""):
+            self._stage_upsert(session, table, versioning, "", write)
+
+    @staticmethod
+    def _stage_upsert(
+        session: Session, table: sa.Table, versioning: Versioning | None, options: str, write: Callable[[Any], None]
     ) -> None:
-        """The upsert of ``rows`` (values in the table's column order) through a staging table."""
+        """The upsert of the rows ``write`` sends to a ``COPY ... FROM STDIN`` (with ``options``)
+        of every column, in the table's order, through a staging table."""
         raw = _driver(session)
         stage = f"_hs_stage_{table.name}"
         column_list = ", ".join(c.name for c in table.columns)
         with raw.cursor() as cursor:
             cursor.execute(f"CREATE TEMP TABLE IF NOT EXISTS {stage} (LIKE {table.name}) ON COMMIT DROP")
-            with cursor.copy(f"COPY {stage} ({column_list}) FROM STDIN") as copy:
-                for row in rows:
-                    copy.write_row(row)
+            with cursor.copy(f"COPY {stage} ({column_list}) FROM STDIN {options}") as copy:
+                write(copy)
             if versioning is not None and versioning.keep:
                 cursor.execute(snapshot_sql(table, versioning, stage, lambda c: f"b.{c.name}", lock=True))
             # A row stored unchanged is not rewritten (healthsim_state.store.history).
@@ -122,23 +128,39 @@ class PostgreSQLDialect(StoreDialect):
             cursor.execute(f"TRUNCATE {stage}")
 
     def link(self, session: Session, scenario_id: uuid.UUID, links: Links) -> None:
+        import pyarrow.compute as pc
+
         if not links:
             return
-        raw = _driver(session)
+        rows = pa.table(
+            {
+                "scenario_id": pa.repeat(pa.scalar(str(scenario_id)), len(links)),
+                "entity_type": pa.array(links.entity_types, type=pa.string()),
+                "entity_id": pa.array(links.entity_ids, type=pa.string()),
+                "position": pa.array(links.positions, type=pa.int64()),
+            }
+        )
+        # In key order, the order the insert through the staging table locks rows in.
+        key = pc.utf8_lower(pc.replace_substring(rows.column("entity_id"), "-", ""))
+        order = pc.sort_indices(
+            pa.table({"t": rows.column("entity_type"), "k": key}), [("t", "ascending"), ("k", "ascending")]
+        )
+        text = _csv(rows.take(order))
+
+        def write(copy: Any) -> None:
+            copy.write(text)
+
+        if _copy_straight(session, LINKS.name, rows.column_names, write, _CSV):
+            return
         stage = "_hs_stage_links"
-        with raw.cursor() as cursor:
-            cursor.execute(
-                f"CREATE TEMP TABLE IF NOT EXISTS {stage} "
-                "(entity_type text, entity_id uuid, position bigint) ON COMMIT DROP"
-            )
-            with cursor.copy(f"COPY {stage} (entity_type, entity_id, position) FROM STDIN") as copy:
-                for row in zip(links.entity_types, links.entity_ids, links.positions, strict=True):
-                    copy.write_row(row)
+        with _driver(session).cursor() as cursor:
+            cursor.execute(f"CREATE TEMP TABLE IF NOT EXISTS {stage} (LIKE {LINKS.name}) ON COMMIT DROP")
+            with cursor.copy(f"COPY {stage} ({', '.join(rows.column_names)}) FROM STDIN {_CSV}") as copy:
+                write(copy)
             cursor.execute(
                 f"INSERT INTO {LINKS.name} (scenario_id, entity_type, entity_id, position) "
-                f"SELECT %s, entity_type, entity_id, position FROM {stage} "
-                "ORDER BY entity_type, entity_id ON CONFLICT DO NOTHING",
-                (scenario_id,),
+                f"SELECT scenario_id, entity_type, entity_id, position FROM {stage} "
+                "ORDER BY entity_type, entity_id ON CONFLICT DO NOTHING"
             )
             cursor.execute(f"TRUNCATE {stage}")
 
@@ -163,17 +185,9 @@ class PostgreSQLDialect(StoreDialect):
     def scenario_rows(
         self, session: Session, table: sa.Table, scenario: ScenarioRef, entity_type: str
     ) -> list[dict[str, Any]]:
-        from psycopg.rows import dict_row
-        from psycopg.types.string import TextLoader
-
-        # By the driver's cursor, JSON as the text PostgreSQL sends: most
-        # extensions texts repeat, and decode parses each distinct one once.
-        sql = scenario_query(table).format(sid=scenario_id_sql(scenario, "%(sid)s"), etype="%(etype)s")
-        with _driver(session).cursor(row_factory=dict_row) as cursor:
-            for name in ("json", "jsonb"):
-                cursor.adapters.register_loader(name, TextLoader)
-            cursor.execute(sql, {"sid": str(scenario), "etype": entity_type})
-            return cursor.fetchall()
+        # Through Arrow, as on DuckDB: JSON as the text PostgreSQL sends (most
+        # extensions texts repeat, and decode parses each distinct one once).
+        return _python_rows(self._scenario_table(session, table, scenario, entity_type))
 
     def iter_scenario_rows(
         self,
@@ -189,10 +203,40 @@ class PostgreSQLDialect(StoreDialect):
             yield [dict(row) for row in partition]
 
     def scenario_arrow(self, session: Session, table: sa.Table, scenario: ScenarioRef, entity_type: str) -> pa.Table:
-        rows = [dict(row) for row in self._result(session, table, scenario, entity_type).mappings()]
-        return pa.table(
-            {c.name: pa.array([_arrow_value(c, r[c.name]) for r in rows], type=arrow_type(c)) for c in table.columns}
-        )
+        data = self._scenario_table(session, table, scenario, entity_type)
+        for position, column in enumerate(table.columns):
+            if isinstance(column.type, sa.JSON) and data.num_rows:
+                data = data.set_column(position, column.name, _compact_json(data.column(position)))
+        return data
+
+    @staticmethod
+    def _scenario_table(session: Session, table: sa.Table, scenario: ScenarioRef, entity_type: str) -> pa.Table:
+        """The scenario's rows of ``table`` in its Arrow schema, JSON as PostgreSQL's text.
+
+        The rows travel as CSV through ``COPY ... TO STDOUT``, parsed by
+        pyarrow's CSV reader: no Python per value. Time zone and date style are
+        fixed for the COPY and given back to the transaction afterwards.
+        """
+        from pyarrow import csv
+
+        schema = arrow_schema(table)
+        sql = scenario_query(table).format(sid=scenario_id_sql(scenario, "%(sid)s"), etype="%(etype)s")
+        with _driver(session).cursor() as cursor:
+            cursor.execute(_FIX_TEXT_SETTINGS)
+            previous = cursor.fetchone()
+            with cursor.copy(
+                f"COPY ({sql}) TO STDOUT (FORMAT csv)", {"sid": str(scenario), "etype": entity_type}
+            ) as copy:
+                data = _CopyStream(copy).read_all()
+            cursor.execute(_RESTORE_TEXT_SETTINGS, previous[:2])
+        if not data:
+            return schema.empty_table()
+        return csv.read_csv(
+            pa.py_buffer(data),
+            read_options=csv.ReadOptions(column_names=schema.names, block_size=_block_size(len(data) >> 9)),
+            parse_options=csv.ParseOptions(newlines_in_values=True),
+            convert_options=_csv_convert(schema),
+        ).cast(schema)
 
     # -- locks and errors -----------------------------------------------------------
 
@@ -362,14 +406,7 @@ class PostgreSQLDialect(StoreDialect):
                         column_names=schema.names, use_threads=False, block_size=_block_size(batch_rows)
                     ),
                     parse_options=csv.ParseOptions(newlines_in_values=True),
-                    convert_options=csv.ConvertOptions(
-                        column_types=schema,
-                        null_values=[""],  # not pyarrow's default list: "null" and "NA" are text here
-                        strings_can_be_null=True,
-                        quoted_strings_can_be_null=False,
-                        true_values=["t"],
-                        false_values=["f"],
-                    ),
+                    convert_options=_csv_convert(schema),
                 )
                 for batch in reader:
                     yield batch.cast(schema)
@@ -408,11 +445,55 @@ class PostgreSQLDialect(StoreDialect):
     def upsert_arrow(
         self, session: Session, table: sa.Table, data: pa.Table, *, versioning: Versioning | None = None
     ) -> None:
-        if data.num_rows:
-            # As text, which Arrow writes and PostgreSQL's COPY reads faster
-            # than Python's datetimes and decimals between them.
-            columns = [data.column(c.name).cast(pa.string()).to_pylist() for c in table.columns]
-            self._copy_upsert(session, table, zip(*columns, strict=True), versioning)
+        import pyarrow.compute as pc
+
+        if not data.num_rows:
+            return
+        # As CSV written by Arrow, column by column: no Python per value. In
+        # key order, the order the upsert through the staging table locks rows in.
+        key = pc.utf8_lower(pc.replace_substring(data.column("id"), "-", ""))
+        data = data.select([c.name for c in table.columns]).take(pc.sort_indices(key))
+        text = _csv(data)
+
+        def write(copy: Any) -> None:
+            copy.write(text)
+
+        if not _copy_straight(session, table.name, data.column_names, write, _CSV):
+            self._stage_upsert(session, table, versioning, _CSV, write)
+
+
+def _copy_straight(
+    session: Session, table: str, names: Sequence[str], write: Callable[[Any], None], options: str
+) -> bool:
+    """Whether the rows ``write`` sends to a ``COPY ... FROM STDIN`` (with
+    ``options``) of the columns ``names`` went straight into ``table``: not
+    when one of their keys is stored.
+
+    Rows none of which is stored yet (a new scenario's, the usual case) are
+    written once, not also into a staging table, and there is nothing to keep
+    in the history or compare. After a batch met a stored key (an overwrite's;
+    another writer's meanwhile), the table's batches of this session go
+    through the staging table without trying.
+    """
+    import psycopg
+
+    stored = session.info.setdefault("_hs_pg_stored", set())
+    if table in stored:
+        return False
+    with _driver(session).cursor() as cursor:
+        cursor.execute("SAVEPOINT _hs_copy")
+        try:
+            with cursor.copy(f"COPY {table} ({', '.join(names)}) FROM STDIN {options}") as copy:
+                write(copy)
+        except psycopg.errors.UniqueViolation:
+            # The staging path decides, and raises what it cannot resolve (a key
+            # twice in the batch, another unique constraint broken).
+            cursor.execute("ROLLBACK TO SAVEPOINT _hs_copy")
+            cursor.execute("RELEASE SAVEPOINT _hs_copy")
+            stored.add(table)
+            return False
+        cursor.execute("RELEASE SAVEPOINT _hs_copy")
+        return True
 
 
 def _query_error(exc: Exception, stopped: str | None, timeout: float) -> QueryError:
@@ -488,6 +569,76 @@ def _portable_kind(column: str, data_type: str, precision: int | None, scale: in
     raise BackupError(f"the column {column} is of type {data_type}, which backups and copies do not carry")
 
 
+def _csv(data: pa.Table) -> memoryview:
+    """``data`` as CSV for ``COPY ... FROM STDIN (FORMAT csv)``: a NULL as an unquoted empty
+    field, every text quoted (the empty one as "")."""
+    import pyarrow.compute as pc
+    from pyarrow import csv
+
+    # Arrow writes a time-zone-aware timestamp 30 times slower than a naive one
+    # (it converts each to the zone): the UTC ones go as naive text marked Z.
+    columns = [
+        pc.binary_join_element_wise(column.cast(pa.timestamp(column.type.unit)).cast(pa.string()), "Z", "")
+        if pa.types.is_timestamp(column.type) and column.type.tz is not None
+        else column
+        for column in data.columns
+    ]
+    sink = io.BytesIO()
+    csv.write_csv(
+        pa.Table.from_arrays(columns, names=data.column_names),
+        sink,
+        write_options=csv.WriteOptions(include_header=False),
+    )
+    return sink.getbuffer()
+
+
+def _csv_convert(schema: pa.Schema) -> Any:
+    """How pyarrow reads PostgreSQL's CSV of ``schema``'s columns: an unquoted empty field is NULL,
+    a quoted one ("") the empty string."""
+    from pyarrow import csv
+
+    return csv.ConvertOptions(
+        column_types=schema,
+        null_values=[""],  # not pyarrow's default list: "null" and "NA" are text here
+        strings_can_be_null=True,
+        quoted_strings_can_be_null=False,
+        true_values=["t"],
+        false_values=["f"],
+    )
+
+
+#: The settings a COPY of values as text needs (UTC, ISO dates), taken for this transaction;
+#: returns the ones they replace, for :data:`_RESTORE_TEXT_SETTINGS`. The CTE reads them first.
+_FIX_TEXT_SETTINGS = (
+    "WITH old AS MATERIALIZED (SELECT current_setting('TimeZone') AS tz, current_setting('DateStyle') AS ds) "
+    "SELECT tz, ds, set_config('TimeZone', 'UTC', true), set_config('DateStyle', 'ISO, YMD', true) FROM old"
+)
+_RESTORE_TEXT_SETTINGS = "SELECT set_config('TimeZone', %s, true), set_config('DateStyle', %s, true)"
+
+
+def _compact_json(texts: pa.ChunkedArray) -> pa.ChunkedArray:
+    """JSON texts as PostgreSQL's jsonb prints them, written compactly (as DuckDB keeps them).
+    Each distinct text is parsed once: most repeat."""
+    encoded = texts.combine_chunks().dictionary_encode()
+    parsed = [None if text is None else json.loads(text) for text in encoded.dictionary.to_pylist()]
+    # A JSON null as a NULL, as the driver's rows gave it before.
+    compact = [None if v is None else json.dumps(v, separators=(",", ":"), ensure_ascii=False) for v in parsed]
+    return pa.chunked_array([pa.array(compact, pa.string()).take(encoded.indices)])
+
+
+def _python_rows(data: pa.Table) -> list[dict[str, Any]]:
+    """``data`` as dicts, time-zone-aware timestamps made naive UTC first: pyarrow
+    builds a naive datetime several times faster than one with a zone, and every
+    reader of these rows treats a naive one as UTC. Column by column, then zipped:
+    faster than ``Table.to_pylist``, which looks up each value by column name and row."""
+    columns = [
+        (column.cast(pa.timestamp(column.type.unit)) if pa.types.is_timestamp(column.type) else column).to_pylist()
+        for column in data.columns
+    ]
+    names = data.column_names
+    return [dict(zip(names, row, strict=True)) for row in zip(*columns, strict=True)]
+
+
 def _text_settings(connection: sa.Connection) -> None:
     """Values as text in the forms pyarrow reads and writes, for the rest of the transaction."""
     for setting in ("TIME ZONE 'UTC'", "DateStyle = 'ISO, YMD'", "extra_float_digits = 1"):
@@ -518,6 +669,14 @@ class _CopyStream(io.RawIOBase):
 
     def readable(self) -> bool:
         return True
+
+    def read_all(self) -> bytes:
+        """All the data left, at once."""
+        parts = [bytes(self._pending)]
+        while part := self._copy.read():
+            parts.append(bytes(part))
+        self._pending = memoryview(b"")
+        return b"".join(parts)
 
     def readinto(self, buffer: Any) -> int:
         target = memoryview(buffer).cast("B")
