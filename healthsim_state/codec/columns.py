@@ -616,7 +616,7 @@ def _provenance_and_extensions(
     # The unknown columns' JSON, written column by column where they allow
     # (most importers' verbatim cells), else their values read per row.
     written = _extra_texts(extras) if extras and not group_extras else None
-    cells = None if written is not None else [column.to_pylist() for _, _, column in extras]
+    extra_values = None if written is not None else [column.to_pylist() for _, _, column in extras]
     blocks = _provenance_blocks(lay, table, n, absent)
     gone = absent.get(PROVENANCE)  # rows without _provenance: as without the column
     values: dict[str, list[Any]] = {k: [] for k in PROVENANCE_COLUMNS}
@@ -666,12 +666,12 @@ def _provenance_and_extensions(
                 extensions.append("{" + ",".join(parts) + store + "}")
                 continue
         unknown: dict[str, Any] = {}
-        for (name, gone_rows, _), values in zip(extras, cells or (), strict=True):
+        for (name, gone_rows, _), given in zip(extras, extra_values, strict=True) if written is None else ():
             if gone_rows is not None and gone_rows[i]:
                 continue
-            if json_problem(values[i], path_key(name)) is not None:
+            if json_problem(given[i], path_key(name)) is not None:
                 raise Refused
-            unknown[name] = values[i]
+            unknown[name] = given[i]
         for name, missing, others in group_extras:
             if missing is None or not missing[i]:
                 extra = {key: cells[i] for key, cells, gone_rows in others if gone_rows is None or not gone_rows[i]}
