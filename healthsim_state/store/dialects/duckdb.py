@@ -446,6 +446,15 @@ class DuckDBDialect(StoreDialect):
         if data.num_rows:
             _write_batch(session, table, data, versioning)
 
+    # What a DuckDB transaction adds to a primary-key index (ART) stays in memory
+    # until it commits, and a committed index is loaded back for the key ranges a
+    # later insert touches and kept (measured, duckdb 2.0.1: 8 M rows and 8 M links
+    # of one scenario, in 16 steps by id range, peaked at 610 MB under the 512 MiB
+    # cap; in 8 steps by row number, or in one transaction, they ran out of it at
+    # about 5 M). So the batch writer publishes new rows in steps of this many,
+    # each step one range of ids.
+    publish_step_rows: ClassVar[int] = 1_000_000
+
 
 def _connect(path: Path, *, lock: bool, timeout: float) -> Any:
     """A read-only connection, waiting up to ``timeout`` seconds for a read-write holder to let go.
