@@ -334,7 +334,6 @@ class ScenarioWriter:
         links = existing is None and session.get(Scenario, self.scenario_id) is None
         session.execute(sa.insert(self._staging.journal).values(scenario_id=self.scenario_id if links else None))
         session.commit()
-        connection = session.connection()
         at = f"CAST('{now.isoformat()}' AS TIMESTAMPTZ)"
         for et in ENTITY_TYPES:
             table = et.model.__table__
@@ -347,6 +346,8 @@ class ScenarioWriter:
             for where in _id_ranges(-(-(staged + stored) // step)):
                 names = ", ".join(c.name for c in table.columns)
                 selects = ", ".join(at if c.name == "updated_at" else f"b.{c.name}" for c in table.columns)
+                # Through the session, whose commit ends each step.
+                connection = session.connection()
                 connection.exec_driver_sql(
                     f"INSERT INTO {table.name} ({names}) SELECT {selects} FROM {rows.name} b "
                     f"WHERE {where} AND NOT EXISTS (SELECT 1 FROM {table.name} t WHERE t.id = b.id)"
