@@ -377,19 +377,21 @@ def test_a_duckdb_publish_out_of_memory_under_the_cap_runs_once_more_without_it(
 ) -> None:
     import duckdb
 
-    from healthsim_state.store.dialects.duckdb import WRITER_MEMORY_LIMIT, DuckDBDialect, _size
+    from healthsim_state.store.dialects.duckdb import WRITER_MEMORY_LIMIT, _size
 
     engine = create_store_engine(duckdb_url)
-    real = DuckDBDialect._publish_rows
+    real = ScenarioRepository._finish
     limits: list[float] = []
 
-    def publish_rows(self, connection, *args):  # type: ignore[no-untyped-def]
+    def finish(self, scenario, run, operation):  # type: ignore[no-untyped-def]
+        # In the publish's last transaction.
+        connection = self.session.connection()
         limits.append(_size(connection.exec_driver_sql("SELECT current_setting('memory_limit')").scalar_one()))
         if len(limits) == 1:
             raise duckdb.OutOfMemoryException("Out of Memory Error: could not allocate block")
-        return real(self, connection, *args)
+        return real(self, scenario, run, operation)
 
-    monkeypatch.setattr(DuckDBDialect, "_publish_rows", publish_rows)
+    monkeypatch.setattr(ScenarioRepository, "_finish", finish)
     try:
         with session_scope(engine) as session, ScenarioRepository(session).writer("w") as w:
             w.add({"patient": [_patient("M1"), _patient("M2")]})

@@ -113,6 +113,13 @@ class _Staging:
         self.journal = sa.Table(
             f"{STAGING_PREFIX}{token}__publish", metadata, sa.Column("scenario_id", sa.Uuid, nullable=True)
         )
+        # The staged entities that the steps found stored, and changed: what the last transaction upserts.
+        self.changed = sa.Table(
+            f"{STAGING_PREFIX}{token}__changed",
+            metadata,
+            sa.Column("entity_type", sa.String, nullable=False),
+            sa.Column("id", sa.Uuid, nullable=False),
+        )
         self.metadata = metadata
 
 
@@ -320,9 +327,10 @@ class ScenarioWriter:
 
     def _publish_early(self, now: dt.datetime) -> bool | None:
         """Where the dialect publishes in steps: append the staged entities not
-        stored yet (``updated_at`` = ``now``), and a new scenario's links, one
-        committed step per range of ids. Returns None when there are no steps,
-        else whether the links went too."""
+        stored yet (``updated_at`` = ``now``), and a new scenario's links, and
+        note the stored ones the scenario changes (:attr:`_Staging.changed`),
+        one committed step per range of ids. Returns None when there are no
+        steps, else whether the links went too."""
         step = self._dialect.publish_step_rows
         if not step:
             return None
@@ -342,12 +350,19 @@ class ScenarioWriter:
             if not staged:
                 continue
             stored = session.execute(sa.select(sa.func.count()).select_from(table)).scalar_one()
-            # Each step's ids are one range: what it touches of the index is its range's part.
-            for where in _id_ranges(-(-(staged + stored) // step)):
-                names = ", ".join(c.name for c in table.columns)
-                selects = ", ".join(at if c.name == "updated_at" else f"b.{c.name}" for c in table.columns)
+            names = ", ".join(c.name for c in table.columns)
+            selects = ", ".join(at if c.name == "updated_at" else f"b.{c.name}" for c in table.columns)
+            changed = store_history.changed_condition(table, lambda c: f"s.{c.name}", lambda c: f"b.{c.name}")
+            # Each step's ids are one range: what it touches of the index is its range's part,
+            # and what it compares of the stored rows too (both sides of the join are the range).
+            for where, stored_where in zip(*(_id_ranges(-(-(staged + stored) // step), a) for a in "bs"), strict=True):
                 # Through the session, whose commit ends each step.
                 connection = session.connection()
+                connection.exec_driver_sql(
+                    f"INSERT INTO {self._staging.changed.name} (entity_type, id) SELECT {literal(et.name)}, b.id "
+                    f"FROM {rows.name} b JOIN {table.name} s ON s.id = b.id WHERE {where} AND {stored_where} "
+                    f"AND ({changed})"
+                )
                 connection.exec_driver_sql(
                     f"INSERT INTO {table.name} ({names}) SELECT {selects} FROM {rows.name} b "
                     f"WHERE {where} AND NOT EXISTS (SELECT 1 FROM {table.name} t WHERE t.id = b.id)"
@@ -390,11 +405,16 @@ class ScenarioWriter:
                 table = et.model.__table__
                 names = (rows.name, self._staging.positions[et.name].name)
                 if early is not None:
-                    # What the steps left: rows stored but changed (or gone meanwhile), and links unless they went.
-                    changed = store_history.changed_condition(table, lambda c: f"s.{c.name}", lambda c: f"b.{c.name}")
+                    # What the steps left: the stored rows the scenario changes, and the links unless they went.
+                    changed = self._staging.changed
+                    updates = session.execute(
+                        sa.select(sa.func.count()).select_from(changed).where(changed.c.entity_type == et.name)
+                    ).scalar_one()
+                    if early and not updates:
+                        continue
                     names = (
-                        f"(SELECT b.* FROM {rows.name} b LEFT JOIN {table.name} s ON s.id = b.id "
-                        f"WHERE s.id IS NULL OR {changed})",
+                        f"(SELECT b.* FROM {rows.name} b WHERE b.id IN "
+                        f"(SELECT id FROM {changed.name} WHERE entity_type = {literal(et.name)}))",
                         f"(SELECT id, position FROM {names[1]} WHERE NOT {early})",
                     )
                 self._dialect.publish_staged(connection, table, et.name, names, scenario.id, versioning)
@@ -430,11 +450,11 @@ class ScenarioWriter:
             connection.close()
 
 
-def _id_ranges(parts: int) -> list[str]:
-    """SQL conditions on ``b.id`` splitting the UUIDs into ``parts`` ranges of equal width, in order."""
+def _id_ranges(parts: int, alias: str = "b") -> list[str]:
+    """SQL conditions on ``<alias>.id`` splitting the UUIDs into ``parts`` ranges of equal width, in order."""
     bounds = [f"CAST('{uuid.UUID(int=(k * 2**128) // parts)}' AS UUID)" for k in range(1, parts)]
-    lows = [""] + [f"b.id >= {b}" for b in bounds]
-    highs = [f"b.id < {b}" for b in bounds] + [""]
+    lows = [""] + [f"{alias}.id >= {b}" for b in bounds]
+    highs = [f"{alias}.id < {b}" for b in bounds] + [""]
     return [" AND ".join(filter(None, pair)) or "TRUE" for pair in zip(lows, highs, strict=True)]
 
 
