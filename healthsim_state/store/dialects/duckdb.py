@@ -415,9 +415,10 @@ class DuckDBDialect(StoreDialect):
         # DuckDB caches table blocks up to memory_limit (80% of RAM by default), in
         # this process: a writer's staging tables would grow it with the scenario.
         # The setting is the database's, so every connection to it shares the cap meanwhile.
-        # A publish that runs out of it runs again without it: the canonical tables' indexes
-        # (ART) hold what its one transaction adds in memory (a 200,000-patient publish ran
-        # out of a 512 MiB cap).
+        # A publish whose last transaction runs out of it runs again without it: the
+        # canonical tables' indexes (ART) hold what one transaction adds in memory. The
+        # publish's steps (publish_step_rows) keep that small but for an overwrite of a
+        # large scenario, whose links are replaced in the last transaction.
         driver = connection.connection.driver_connection
         before = driver.execute("SELECT current_setting('memory_limit')").fetchone()[0]
         lower = _size(before) > WRITER_MEMORY_LIMIT
