@@ -292,6 +292,10 @@ class StoreDialect(abc.ABC):
     #: (and a new scenario's links) before the transaction that makes it visible.
     publish_step_rows: ClassVar[int] = 0
 
+    def publish_step_done(self, connection: sa.Connection) -> None:
+        """After each committed step of such a publish, on the writer's ``connection``."""
+        return None
+
 
 def quote(connection: sa.Connection, name: str) -> str:
     """``name`` as an identifier in the connection's SQL."""
