@@ -548,3 +548,21 @@ def test_a_duckdb_writer_killed_while_publishing_in_steps_shows_nothing_and_is_u
         assert _staged(engine) == {} and _load(engine, "old") == before
     finally:
         engine.dispose()
+
+
+def test_a_duckdb_publish_in_steps_goes_on_while_another_connection_holds_a_write_transaction(
+    duckdb_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # DuckDB refuses the checkpoint after each step then; the publish goes on without it.
+    _in_steps(monkeypatch)
+    engine = create_store_engine(duckdb_url)
+    try:
+        with engine.connect() as other:
+            other.exec_driver_sql("INSERT INTO scenario_tags (scenario_id, tag) VALUES (uuid(), 'open')")
+            with session_scope(engine) as session, ScenarioRepository(session).writer("w") as w:
+                w.add({"patient": [_patient("M1", id="P1"), _patient("M2", id="P2")]})
+            other.rollback()
+        assert [p["mrn"] for p in _load(engine, "w")["patient"]] == ["M1", "M2"]
+        assert _staged(engine) == {}
+    finally:
+        engine.dispose()

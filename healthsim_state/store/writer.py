@@ -374,8 +374,7 @@ class ScenarioWriter:
                         f"FROM {positions.name} b WHERE {where}"
                     )
                 session.commit()
-                self._dialect.publish_step_done(session.connection())
-                session.commit()
+                self._dialect.publish_step_done(connection)
         return links
 
     def _publish_once(self, now: dt.datetime, early: bool | None) -> SaveSummary:

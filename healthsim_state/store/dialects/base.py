@@ -293,7 +293,7 @@ class StoreDialect(abc.ABC):
     publish_step_rows: ClassVar[int] = 0
 
     def publish_step_done(self, connection: sa.Connection) -> None:
-        """After each committed step of such a publish, on the writer's ``connection``."""
+        """After each committed step of such a publish, on the writer's ``connection`` (no transaction open)."""
         return None
 
 
