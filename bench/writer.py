@@ -3,6 +3,7 @@
     python -m bench.writer                                 # 2,000 and 20,000 patients, DuckDB
     python -m bench.writer --patients 1000 10000 --batch 2000
     python -m bench.writer --database-url postgresql+psycopg://postgres@127.0.0.1:5432/test
+    python -m bench.writer --patients 20000 100000 --batch 5000 --writer-only   # large: no save
 
 Each run is a process of its own (so its peak resident set size, from
 ``resource.getrusage``, is its own), into a new store: the demo scenario of
@@ -77,6 +78,7 @@ def main() -> None:
     parser.add_argument("--patients", type=int, nargs=2, default=[2_000, 20_000])
     parser.add_argument("--batch", type=int, default=2_000, help="patients per add")
     parser.add_argument("--database-url", help="a PostgreSQL server URL (default: DuckDB files)")
+    parser.add_argument("--writer-only", action="store_true", help="no baseline save (for sizes a save cannot take)")
     parser.add_argument("--child", nargs=3, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
@@ -87,7 +89,7 @@ def main() -> None:
     results: dict[tuple[str, int], dict[str, float]] = {}
     with tempfile.TemporaryDirectory() as directory:
         for patients in args.patients:
-            for how, batch in (("writer", args.batch), ("save", None)):
+            for how, batch in (("writer", args.batch), ("save", None))[: 1 if args.writer_only else 2]:
                 url, drop = _store(args.database_url, Path(directory))
                 try:
                     results[how, patients] = found = _run(url, patients, batch)
@@ -100,11 +102,12 @@ def main() -> None:
                     flush=True,
                 )
     small, large = args.patients
-    for patients in args.patients:
+    hows = ("writer",) if args.writer_only else ("writer", "save")
+    for patients in args.patients if not args.writer_only else ():
         writer, save = results["writer", patients], results["save", patients]
         speed = (writer["entities"] / writer["seconds"]) / (save["entities"] / save["seconds"])
         print(f"{patients:,} patients: writer/save speed {speed:.2f}x, peak RSS {writer['peak'] / save['peak']:.2f}x")
-    for how in ("writer", "save"):
+    for how in hows:
         growth = results[how, large]["peak"] / results[how, small]["peak"]
         print(f"{how}: peak RSS at {large:,} / at {small:,} patients = {growth:.2f}x (data: {large / small:.0f}x)")
 

@@ -377,19 +377,21 @@ def test_a_duckdb_publish_out_of_memory_under_the_cap_runs_once_more_without_it(
 ) -> None:
     import duckdb
 
-    from healthsim_state.store.dialects.duckdb import WRITER_MEMORY_LIMIT, DuckDBDialect, _size
+    from healthsim_state.store.dialects.duckdb import WRITER_MEMORY_LIMIT, _size
 
     engine = create_store_engine(duckdb_url)
-    real = DuckDBDialect._publish_rows
+    real = ScenarioRepository._finish
     limits: list[float] = []
 
-    def publish_rows(self, connection, *args):  # type: ignore[no-untyped-def]
+    def finish(self, scenario, run, operation):  # type: ignore[no-untyped-def]
+        # In the publish's last transaction.
+        connection = self.session.connection()
         limits.append(_size(connection.exec_driver_sql("SELECT current_setting('memory_limit')").scalar_one()))
         if len(limits) == 1:
             raise duckdb.OutOfMemoryException("Out of Memory Error: could not allocate block")
-        return real(self, connection, *args)
+        return real(self, scenario, run, operation)
 
-    monkeypatch.setattr(DuckDBDialect, "_publish_rows", publish_rows)
+    monkeypatch.setattr(ScenarioRepository, "_finish", finish)
     try:
         with session_scope(engine) as session, ScenarioRepository(session).writer("w") as w:
             w.add({"patient": [_patient("M1"), _patient("M2")]})
@@ -401,5 +403,166 @@ def test_a_duckdb_publish_out_of_memory_under_the_cap_runs_once_more_without_it(
                 "SELECT operation, outcome FROM audit_log WHERE operation = 'save'"
             ).all()
         assert [tuple(e) for e in events] == [("save", "committed")]
+    finally:
+        engine.dispose()
+
+
+# -- DuckDB: the publish in steps ---------------------------------------------------------
+
+
+def _in_steps(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Publish one row per step (about one id range per staged or stored row)."""
+    from healthsim_state.store.dialects.duckdb import DuckDBDialect
+
+    monkeypatch.setattr(DuckDBDialect, "publish_step_rows", 1)
+
+
+def _with_old(engine: Engine) -> None:
+    with session_scope(engine) as session:
+        ScenarioRepository(session).save("old", {"patient": [_patient("M0", id=PATIENT_ID, given_name="Shared")]})
+
+
+def test_a_duckdb_publish_in_steps_gives_what_save_gives_and_shows_the_scenario_only_at_its_end(
+    duckdb_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _in_steps(monkeypatch)
+    engine = create_store_engine(duckdb_url)
+    real = store_writer.ScenarioWriter._publish_once
+    seen: list[Any] = []
+
+    def publish_once(self, now, early):  # type: ignore[no-untyped-def]
+        # The steps are committed: a reader sees the store as before but for rows no scenario shows.
+        with session_scope(engine) as other:
+            counts = ScenarioRepository(other).count_entities_by_type()
+        seen.append((_names_in(engine), _load(engine, "old"), early, counts))
+        return real(self, now, early)
+
+    monkeypatch.setattr(store_writer.ScenarioWriter, "_publish_once", publish_once)
+    try:
+        _with_old(engine)
+        before = _load(engine, "old")
+        patients = [_patient(f"M{i}", id=f"P{i}") for i in range(1, 7)]
+        encounters = [_encounter(f"E{i}", f"M{i}") for i in range(1, 7)]
+        with session_scope(engine) as session, ScenarioRepository(session).writer("w") as w:
+            w.add({"patient": patients[:3], "encounter": encounters[:3]})
+            w.add({"patient": [*patients[3:], _patient("M0", id=PATIENT_ID, given_name="Changed")]})
+            w.add({"encounter": encounters[3:]})
+        assert seen == [(["old"], before, True, {"patient": 7, "encounter": 6})]
+        with session_scope(engine) as session:
+            ScenarioRepository(session).save(
+                "saved",
+                {"patient": [*patients, _patient("M0", id=PATIENT_ID, given_name="Changed")], "encounter": encounters},
+            )
+        assert _load(engine, "w") == _load(engine, "saved")
+        assert _load(engine, "old")["patient"][0]["name"]["given_name"] == "Changed"
+        with session_scope(engine) as session:
+            assert [v.ended_by for v in ScenarioRepository(session).history("patient", PATIENT_ID)] == ["update", None]
+        assert _staged(engine) == {}
+    finally:
+        engine.dispose()
+
+
+def test_a_duckdb_publish_in_steps_that_fails_at_its_end_leaves_the_store_as_it_was(
+    duckdb_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _in_steps(monkeypatch)
+    engine = create_store_engine(duckdb_url)
+
+    def publish_once(self, now, early):  # type: ignore[no-untyped-def]
+        raise RuntimeError("stop")
+
+    try:
+        _with_old(engine)
+        with session_scope(engine) as session:
+            ScenarioRepository(session).save("w", {"patient": [_patient("M9", id="P9")]})
+        before = {name: _load(engine, name) for name in ("old", "w")}
+        monkeypatch.setattr(store_writer.ScenarioWriter, "_publish_once", publish_once)
+        for overwrite in (False, True):
+            with (
+                pytest.raises(RuntimeError, match="stop"),
+                session_scope(engine) as session,
+                ScenarioRepository(session).writer("new" if not overwrite else "w", overwrite=overwrite) as w,
+            ):
+                w.add({"patient": [_patient("M1", id="P1"), _patient("M0", id=PATIENT_ID, given_name="Changed")]})
+                w.add({"encounter": [_encounter("E1", "M1")]})
+            assert {name: _load(engine, name) for name in _names_in(engine)} == before
+            with session_scope(engine) as session:
+                assert ScenarioRepository(session).count_entities_by_type() == {"patient": 2}
+            assert _staged(engine) == {}
+    finally:
+        engine.dispose()
+
+
+_KILLED_IN_PUBLISH = textwrap.dedent(
+    """
+    import os, signal, sys
+    from healthsim_models import create_store_engine, session_scope
+    from healthsim_state import ScenarioRepository
+    from healthsim_state.store import writer
+    from healthsim_state.store.dialects.duckdb import DuckDBDialect
+
+    DuckDBDialect.publish_step_rows = 1
+    def killed(self, now, early):
+        print("published in steps", flush=True)
+        os.kill(os.getpid(), signal.SIGKILL)
+    writer.ScenarioWriter._publish_once = killed
+
+    engine = create_store_engine(sys.argv[1])
+    with session_scope(engine) as session, ScenarioRepository(session).writer("killed") as w:
+        w.add({"patient": [{"id": f"P{i}", "mrn": f"M{i}", "given_name": "A", "family_name": "B",
+                            "birth_date": "1980-01-02", "gender": "F"} for i in range(1, 21)]})
+        w.add({"patient": [{"id": %r, "mrn": "M0", "given_name": "Changed", "family_name": "B",
+                            "birth_date": "1980-01-02", "gender": "F"}]})
+    """
+    % PATIENT_ID
+)
+
+
+def test_a_duckdb_writer_killed_while_publishing_in_steps_shows_nothing_and_is_undone_by_the_cleanup(
+    duckdb_url: str, tmp_path: Path
+) -> None:
+    engine = create_store_engine(duckdb_url)
+    _with_old(engine)
+    before = _load(engine, "old")
+    engine.dispose()
+    child = subprocess.run(
+        [sys.executable, "-c", _KILLED_IN_PUBLISH, duckdb_url],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "HEALTHSIM_HOME": str(tmp_path / "home")},
+        timeout=300,
+    )
+    assert child.returncode == -signal.SIGKILL and child.stdout.strip() == "published in steps", child.stderr
+    engine = create_store_engine(duckdb_url)
+    try:
+        # The store opens; no scenario of the killed writer shows; the shared entity is as it was.
+        assert _names_in(engine) == ["old"] and _load(engine, "old") == before
+        with engine.connect() as connection:  # what the steps left: rows and links no scenario shows
+            assert connection.execute(sa.select(sa.func.count()).select_from(_LINKS)).scalar_one() == 22
+            (token,) = _staged(engine)
+            dropped = store_writer.clean_up_writers(connection)
+            assert f"_hs_w_{token}__publish" in dropped
+            assert connection.execute(sa.select(sa.func.count()).select_from(_LINKS)).scalar_one() == 1
+        with session_scope(engine) as session:
+            assert ScenarioRepository(session).count_entities_by_type() == {"patient": 1}
+        assert _staged(engine) == {} and _load(engine, "old") == before
+    finally:
+        engine.dispose()
+
+
+def test_a_duckdb_publish_in_steps_goes_on_while_another_connection_holds_a_write_transaction(
+    duckdb_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # DuckDB refuses the checkpoint after each step then; the publish goes on without it.
+    _in_steps(monkeypatch)
+    engine = create_store_engine(duckdb_url)
+    try:
+        with engine.connect() as other:
+            other.exec_driver_sql("INSERT INTO scenario_tags (scenario_id, tag) VALUES (uuid(), 'open')")
+            with session_scope(engine) as session, ScenarioRepository(session).writer("w") as w:
+                w.add({"patient": [_patient("M1", id="P1"), _patient("M2", id="P2")]})
+            other.rollback()
+        assert [p["mrn"] for p in _load(engine, "w")["patient"]] == ["M1", "M2"]
+        assert _staged(engine) == {}
     finally:
         engine.dispose()

@@ -14,12 +14,24 @@ When the block ends without an error, one transaction publishes the
 scenario as :meth:`ScenarioRepository.save` would (history, links, tags,
 counts, the audit event), upserting each type from its staging table with
 one ``INSERT ... SELECT`` (:meth:`StoreDialect.publish_staged`), and drops
-the staging tables. Until then nothing of the writer is visible; when the
-block raises, the staging tables are dropped and the error propagates.
+the staging tables. Until then no scenario of the writer is visible; when
+the block raises, the staging tables are dropped and the error propagates.
 
-A killed writer leaves its staging tables behind, nothing else:
-:func:`clean_up_writers` drops those whose writer is gone, and every
-writer calls it when it starts. On PostgreSQL a running writer holds an
+Where one transaction of a whole scenario would hold it in memory (DuckDB:
+:attr:`StoreDialect.publish_step_rows`), the entities not stored yet go
+first, in committed steps of one range of ids each, and so do a new
+scenario's links, under the scenario id that no scenario row holds yet:
+nothing that reads by scenario sees them. The journal table
+``_hs_w_<token>__publish`` names that scenario id meanwhile. The
+transaction that makes the scenario visible then writes what is left: the
+scenario row, tags, the stored entities the scenario changes (history
+first), a replaced scenario's links, the orphans.
+
+A killed writer leaves its staging tables behind, and, killed while
+publishing in steps, the rows and links of the steps done:
+:func:`clean_up_writers` removes those of writers that are gone (rows no
+scenario links, the links of a scenario id no scenario row holds), then
+their tables, and every writer calls it when it starts. On PostgreSQL a running writer holds an
 advisory lock (:meth:`StoreDialect.claim_writer`) for as long as its
 connection lives; a DuckDB file has one writing process, whose running
 writers are in :data:`_RUNNING`.
@@ -40,14 +52,16 @@ from sqlalchemy.orm import Session
 
 from healthsim_models.errors import InvalidArgumentError, ScenarioExistsError, ValidationError, WriteConflictError
 from healthsim_models.registry import ENTITY_TYPES, EntityType, entity_type
+from healthsim_models.state import Scenario
 from healthsim_state.codec.checks import clean_tags, scenario_problems
 from healthsim_state.codec.identity import business_key
 from healthsim_state.codec.layout import Layout, layout
 from healthsim_state.codec.values import shown
 from healthsim_state.store import history as store_history
 from healthsim_state.store.audit import audited, record_running
-from healthsim_state.store.batches import Links
+from healthsim_state.store.batches import LINKS, Links
 from healthsim_state.store.dialects import StoreDialect, dialect_of
+from healthsim_state.store.dialects.base import literal
 from healthsim_state.store.save import SaveRun, input_streams, write_entities
 
 if TYPE_CHECKING:
@@ -95,6 +109,17 @@ class _Staging:
                 sa.Column("id", sa.Uuid, primary_key=keyed),
                 sa.Column("position", sa.BigInteger, nullable=False),
             )
+        # Set while a publish in steps has written anything: the scenario id whose links went early, or NULL.
+        self.journal = sa.Table(
+            f"{STAGING_PREFIX}{token}__publish", metadata, sa.Column("scenario_id", sa.Uuid, nullable=True)
+        )
+        # The staged entities that the steps found stored, and changed: what the last transaction upserts.
+        self.changed = sa.Table(
+            f"{STAGING_PREFIX}{token}__changed",
+            metadata,
+            sa.Column("entity_type", sa.String, nullable=False),
+            sa.Column("id", sa.Uuid, nullable=False),
+        )
         self.metadata = metadata
 
 
@@ -286,14 +311,16 @@ class ScenarioWriter:
     def _publish(self) -> SaveSummary:
         session = self._session
         with audited(session, "save", scenario=self.name) as event:
+            now = dt.datetime.now(dt.UTC)
+            early = self._publish_early(now)
             try:
-                summary = self._publish_once()
+                summary = self._publish_once(now, early)
             except Exception as exc:
-                # The publish's one transaction holds what the canonical tables' indexes
+                # The publish's last transaction holds what the canonical tables' indexes
                 # gain (DuckDB, in memory): past the writer's cap, once more without it.
                 if not (self._dialect.out_of_memory(exc) and self._lift_memory_cap()):
                     raise
-                summary = self._publish_once()
+                summary = self._publish_once(now, early)
             event.wrote(summary)
             # With the publish: also the event of an operation this writer is part of (an import).
             running = record_running(session.connection(), summary)
@@ -305,12 +332,64 @@ class ScenarioWriter:
             raise
         return summary
 
-    def _publish_once(self) -> SaveSummary:
-        """The publish's writes, in the session's transaction (rolled back when they raise)."""
+    def _publish_early(self, now: dt.datetime) -> bool | None:
+        """Where the dialect publishes in steps: append the staged entities not
+        stored yet (``updated_at`` = ``now``), and a new scenario's links, and
+        note the stored ones the scenario changes (:attr:`_Staging.changed`),
+        one committed step per range of ids. Returns None when there are no
+        steps, else whether the links went too."""
+        step = self._dialect.publish_step_rows
+        if not step:
+            return None
+        session = self._session
+        existing = self._repository_type(session)._find(self.name, by_id=False)
+        if existing is not None and (not self.overwrite or existing.id != self.scenario_id):
+            return None  # refused by the last transaction, which says why; nothing to undo
+        # A new scenario's links are under an id no scenario row holds until the last transaction.
+        links = existing is None and session.get(Scenario, self.scenario_id) is None
+        session.execute(sa.insert(self._staging.journal).values(scenario_id=self.scenario_id if links else None))
+        session.commit()
+        at = f"CAST('{now.isoformat()}' AS TIMESTAMPTZ)"
+        for et in ENTITY_TYPES:
+            table = et.model.__table__
+            rows, positions = self._staging.rows[table.name], self._staging.positions[et.name]
+            staged = session.execute(sa.select(sa.func.count()).select_from(rows)).scalar_one()
+            if not staged:
+                continue
+            stored = session.execute(sa.select(sa.func.count()).select_from(table)).scalar_one()
+            names = ", ".join(c.name for c in table.columns)
+            selects = ", ".join(at if c.name == "updated_at" else f"b.{c.name}" for c in table.columns)
+            changed = store_history.changed_condition(table, lambda c: f"s.{c.name}", lambda c: f"b.{c.name}")
+            # Each step's ids are one range: what it touches of the index is its range's part,
+            # and what it compares of the stored rows too (both sides of the join are the range).
+            for where, stored_where in zip(*(_id_ranges(-(-(staged + stored) // step), a) for a in "bs"), strict=True):
+                # Through the session, whose commit ends each step.
+                connection = session.connection()
+                connection.exec_driver_sql(
+                    f"INSERT INTO {self._staging.changed.name} (entity_type, id) SELECT {literal(et.name)}, b.id "
+                    f"FROM {rows.name} b JOIN {table.name} s ON s.id = b.id WHERE {where} AND {stored_where} "
+                    f"AND ({changed})"
+                )
+                connection.exec_driver_sql(
+                    f"INSERT INTO {table.name} ({names}) SELECT {selects} FROM {rows.name} b "
+                    f"WHERE {where} AND NOT EXISTS (SELECT 1 FROM {table.name} t WHERE t.id = b.id)"
+                )
+                if links:
+                    connection.exec_driver_sql(
+                        f"INSERT INTO {LINKS.name} (scenario_id, entity_type, entity_id, position) "
+                        f"SELECT CAST('{self.scenario_id}' AS UUID), {literal(et.name)}, b.id, b.position "
+                        f"FROM {positions.name} b WHERE {where}"
+                    )
+                session.commit()
+                self._dialect.publish_step_done(connection)
+        return links
+
+    def _publish_once(self, now: dt.datetime, early: bool | None) -> SaveSummary:
+        """The publish's writes, in the session's transaction (rolled back when
+        they raise); after :meth:`_publish_early` (``early``: what it returned)."""
         session = self._session
         repo = self._repository_type(session)
         with repo._atomic(f"the save of scenario {shown(self.name)}"):
-            now = dt.datetime.now(dt.UTC)
             versioning = store_history.start_write(session, now)
             scenario, replacing = repo._scenario_to_save(self.name, self.overwrite, self.scenario_id, None, versioning)
             if scenario.id != self.scenario_id:
@@ -331,8 +410,22 @@ class ScenarioWriter:
                 if not count:
                     continue
                 saved[et.name] = count
+                table = et.model.__table__
                 names = (rows.name, self._staging.positions[et.name].name)
-                self._dialect.publish_staged(connection, et.model.__table__, et.name, names, scenario.id, versioning)
+                if early is not None:
+                    # What the steps left: the stored rows the scenario changes, and the links unless they went.
+                    changed = self._staging.changed
+                    updates = session.execute(
+                        sa.select(sa.func.count()).select_from(changed).where(changed.c.entity_type == et.name)
+                    ).scalar_one()
+                    if early and not updates:
+                        continue
+                    names = (
+                        f"(SELECT b.* FROM {rows.name} b WHERE b.id IN "
+                        f"(SELECT id FROM {changed.name} WHERE entity_type = {literal(et.name)}))",
+                        f"(SELECT id, position FROM {names[1]} WHERE NOT {early})",
+                    )
+                self._dialect.publish_staged(connection, table, et.name, names, scenario.id, versioning)
             if replacing:
                 repo._delete_detached_orphans(scenario.id, versioning)
             run = SaveRun(session, scenario.id, existing=False, now=now, versioning=versioning)
@@ -342,10 +435,11 @@ class ScenarioWriter:
             return summary
 
     def _discard(self) -> None:
-        """Drop the staging tables (the block raised, or the publish did)."""
+        """Undo a publish's steps and drop the staging tables (the block raised, or the publish did)."""
         if self._connection is None or self.token not in _RUNNING:
             return
         self._session.rollback()
+        _undo_steps(self._connection, self.token, set(staging_tables(self._connection).get(self.token, [])))
         self._staging.metadata.drop_all(self._connection, checkfirst=True)
         self._session.commit()
 
@@ -362,6 +456,40 @@ class ScenarioWriter:
             connection.commit()
         finally:
             connection.close()
+
+
+def _id_ranges(parts: int, alias: str = "b") -> list[str]:
+    """SQL conditions on ``<alias>.id`` splitting the UUIDs into ``parts`` ranges of equal width, in order."""
+    bounds = [f"CAST('{uuid.UUID(int=(k * 2**128) // parts)}' AS UUID)" for k in range(1, parts)]
+    lows = [""] + [f"{alias}.id >= {b}" for b in bounds]
+    highs = [f"{alias}.id < {b}" for b in bounds] + [""]
+    return [" AND ".join(filter(None, pair)) or "TRUE" for pair in zip(lows, highs, strict=True)]
+
+
+def _undo_steps(connection: sa.Connection, token: str, names: Iterable[str]) -> None:
+    """Remove what the publish steps of the writer ``token`` (its tables:
+    ``names``) wrote, its publish not having committed (which drops the
+    journal): the links of its new scenario (an id no scenario row holds),
+    then the staged entities no scenario links. Commits on ``connection``."""
+    staging = _Staging(token, keyed=False)
+    names = set(names)
+    if staging.journal.name not in names:
+        return
+    journal = connection.execute(sa.select(staging.journal.c.scenario_id)).all()
+    if not journal:
+        return  # no step ran
+    (scenario_id,) = journal[0]
+    if scenario_id is not None:
+        held = connection.execute(sa.select(Scenario.id).where(Scenario.id == scenario_id)).first()
+        if held is None:
+            connection.execute(sa.delete(LINKS).where(LINKS.c.scenario_id == scenario_id))
+    for et in ENTITY_TYPES:
+        table, rows = et.model.__table__, staging.rows[et.model.__table__.name]
+        if rows.name not in names:
+            continue
+        linked = sa.exists().where(LINKS.c.entity_id == table.c.id, LINKS.c.entity_type == et.name)
+        connection.execute(sa.delete(table).where(table.c.id.in_(sa.select(rows.c.id)), ~linked))
+    connection.commit()
 
 
 def staging_tables(connection: sa.Connection) -> dict[str, list[str]]:
@@ -397,6 +525,7 @@ def clean_up_writers(connection: sa.Connection) -> list[str]:
         if not dialect.claim_writer(connection, key):
             continue  # its writer's connection is alive
         try:
+            _undo_steps(connection, token, names)
             for name in sorted(names):
                 connection.exec_driver_sql(f"DROP TABLE IF EXISTS {dialect_quote(connection, name)}")
             connection.commit()

@@ -287,6 +287,15 @@ class StoreDialect(abc.ABC):
         :func:`~healthsim_state.store.batches.arrow_schema`."""
         self.upsert(session, table, data.to_pylist(), versioning=versioning)
 
+    #: The batch writer's publish: 0 when one transaction holds it all; else the
+    #: rows per committed step in which it appends the scenario's new entities
+    #: (and a new scenario's links) before the transaction that makes it visible.
+    publish_step_rows: ClassVar[int] = 0
+
+    def publish_step_done(self, connection: sa.Connection) -> None:
+        """After each committed step of such a publish, on the writer's ``connection`` (no transaction open)."""
+        return None
+
 
 def quote(connection: sa.Connection, name: str) -> str:
     """``name`` as an identifier in the connection's SQL."""
