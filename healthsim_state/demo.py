@@ -1083,8 +1083,9 @@ def save_demo(
         if batch == 0:
             raise InvalidArgumentError("batch: expected a whole number >= 1, got 0")
     replace = overwrite
-    if not overwrite and repo.exists(name):
-        extra = repo.scenario_summary(name).extra or {}
+    with repo.aside() as probe:  # for the writer: no transaction held open in the caller's session
+        extra = (probe.scenario_summary(name).extra or {}) if not overwrite and probe.exists(name) else None
+    if extra is not None:
         # The marker travels with an export, so it counts only under the name the demo saved it as:
         # a demo exported and imported as another scenario is that user's scenario now.
         if extra.get("generator") != GENERATOR or extra.get("generated_as") != name:

@@ -566,3 +566,36 @@ def test_a_duckdb_publish_in_steps_goes_on_while_another_connection_holds_a_writ
         assert _staged(engine) == {}
     finally:
         engine.dispose()
+
+
+def test_the_demo_and_the_synthea_import_let_the_publish_steps_checkpoint(
+    duckdb_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """They read what they check before their writer starts through a session
+    of their own (ScenarioRepository.aside): a transaction left open in the
+    caller's session, even a read, makes DuckDB refuse the checkpoints that
+    keep a large publish's memory bounded."""
+    from healthsim_state.demo import save_demo
+    from healthsim_state.formats.synthea import import_synthea
+    from healthsim_state.store.dialects.duckdb import DuckDBDialect
+
+    outcomes: list[str] = []
+
+    def noted(self: DuckDBDialect, connection: sa.Connection) -> None:
+        try:
+            connection.connection.driver_connection.execute("CHECKPOINT")
+            outcomes.append("done")
+        except Exception as exc:  # the refusal is what the test looks for
+            outcomes.append(str(exc))
+
+    monkeypatch.setattr(DuckDBDialect, "publish_step_done", noted)
+    engine = create_store_engine(duckdb_url)
+    try:
+        for _ in range(2):  # a new demo scenario, then the demo's own replaced
+            with session_scope(engine) as session:
+                save_demo(ScenarioRepository(session), patients=3, batch=2)
+        with session_scope(engine) as session:
+            import_synthea(session, Path(__file__).parent / "fixtures" / "synthea-27", scenario="synthea")
+    finally:
+        engine.dispose()
+    assert outcomes and set(outcomes) == {"done"}

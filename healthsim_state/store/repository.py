@@ -200,6 +200,22 @@ class ScenarioRepository:
             scenario.updated_at = now
             return event.wrote(self._finish(scenario, run, "add"))
 
+    @contextlib.contextmanager
+    def aside(self) -> Iterator[ScenarioRepository]:
+        """This store through a session of its own, closed when the block ends:
+        for what a caller reads before a :meth:`writer` starts. A transaction
+        left open in this repository's session, even one that only read, keeps
+        DuckDB from checkpointing the writer's publish steps, whose memory
+        then grows with the scenario. An in-memory store (one connection) is
+        read through this repository."""
+        bind = self.session.get_bind()
+        engine = bind.engine if isinstance(bind, sa.Connection) else bind
+        if dialect_of(engine).in_memory(engine.url):
+            yield self
+            return
+        with Session(bind=bind) as session:
+            yield type(self)(session, batch_size=self.batch_size)
+
     def writer(
         self,
         name: str,

@@ -115,7 +115,9 @@ def import_synthea(
     if problems := scenario_problems(scenario, description, None):
         raise ValidationError(problems)
     repo = ScenarioRepository(session)
-    if not overwrite and _named(repo, scenario):
+    with repo.aside() as probe:  # the writer's session: none of the caller's held open
+        named = _named(probe, scenario)
+    if not overwrite and named:
         raise ScenarioExistsError(
             f"a scenario named {scenario!r} exists; import with overwrite (--overwrite) to replace it, "
             "or under another name (--scenario NEW_NAME)"
