@@ -599,3 +599,13 @@ def test_the_demo_and_the_synthea_import_let_the_publish_steps_checkpoint(
     finally:
         engine.dispose()
     assert outcomes and set(outcomes) == {"done"}
+
+
+def test_the_arrow_schemas_of_staging_tables_are_not_kept_for_ever() -> None:
+    """Each writer makes new staging Table objects: the schema cache is bounded."""
+    from healthsim_state.store.batches import ARROW_SCHEMAS_KEPT, arrow_schema
+
+    metadata = sa.MetaData()
+    for i in range(ARROW_SCHEMAS_KEPT + 10):
+        arrow_schema(sa.Table(f"staged_{i}", metadata, sa.Column("id", sa.Integer)))
+    assert arrow_schema.cache_info().currsize <= ARROW_SCHEMAS_KEPT

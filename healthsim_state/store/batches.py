@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
-from functools import cache
+from functools import lru_cache
 
 import pyarrow as pa
 import sqlalchemy as sa
@@ -64,7 +64,13 @@ def arrow_type(column: sa.Column) -> pa.DataType:
     raise TypeError(f"no Arrow type for {column}")
 
 
-@cache
+#: Tables whose Arrow schema is kept: the canonical and history tables, and
+#: the staging tables of a few batch writers (each writer makes new ones, so
+#: an unbounded cache would keep every writer's tables for the process's life).
+ARROW_SCHEMAS_KEPT = 512
+
+
+@lru_cache(maxsize=ARROW_SCHEMAS_KEPT)
 def arrow_schema(table: sa.Table) -> pa.Schema:
     return pa.schema([(c.name, arrow_type(c)) for c in table.columns])
 
