@@ -292,15 +292,7 @@ def measure_baseline(patients: int, path: str) -> dict[str, Any]:
 def _baseline_upsert(con, pa, table, rows) -> int:  # type: ignore[no-untyped-def]
     known = set(table.columns.keys())
     columns = [c for c in rows[0] if c in known]
-    batch = pa.Table.from_pylist([{c: r.get(c) for c in columns} for r in rows])
-    con.register("batch", batch)
-    updates = ", ".join(f"{c} = excluded.{c}" for c in columns if c != "id")
-    con.execute(
-        f"INSERT INTO {table.name} ({', '.join(columns)}) SELECT {', '.join(columns)} FROM batch "
-        f"ON CONFLICT (id) DO UPDATE SET {updates}"
-    )
-    con.unregister("batch")
-    return len(rows)
+    return _insert_ready(con, table, columns, pa.Table.from_pylist([{c: r.get(c) for c in columns} for r in rows]))
 
 
 def _documents(patients: int) -> dict[str, list[dict[str, Any]]]:

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import multiprocessing
 import random
-import time
 import uuid
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -30,6 +29,7 @@ from healthsim_state import state_manager
 from healthsim_state.store.dialects import dialect_of
 from healthsim_state.store.repository import ScenarioRepository
 from healthsim_state.store.transaction import BACKOFF, conflict_reason, run_in_transaction
+from tests.helpers import wait_for_a_lock_wait
 
 WRITERS = 4
 ROUNDS = 8  # saves per writer; rounds 2.. overwrite the scenario of round - 2
@@ -320,24 +320,6 @@ def test_state_manager_does_not_run_a_save_of_a_generator_again(
 # -- real collisions ---------------------------------------------------------------------
 
 
-def _wait_for_a_lock_wait(engine: Engine) -> None:
-    """Until a transaction of this database waits for a lock another one holds."""
-    with engine.connect() as connection:
-        deadline = time.monotonic() + 20
-        while time.monotonic() < deadline:
-            waiting = connection.execute(
-                sa.text(
-                    "SELECT count(*) FROM pg_stat_activity "
-                    "WHERE datname = current_database() AND wait_event_type = 'Lock'"
-                )
-            ).scalar_one()
-            if waiting:
-                return
-            connection.rollback()
-            time.sleep(0.02)
-    raise AssertionError("no transaction came to wait for a lock")
-
-
 @contextmanager
 def _in_thread(call: Callable[[], Any]) -> Iterator[Any]:
     with ThreadPoolExecutor(1) as pool:
@@ -369,7 +351,7 @@ def _deadlock_with(engine: Engine, save: Callable[[], Any]) -> Any:
         blocker.execute(sa.text("SET deadlock_timeout = '60s'"))  # the other side detects it
         blocker.execute(sa.text("UPDATE encounters SET facility = 'blocker' WHERE id = :id"), {"id": E_ID})
         with _in_thread(save) as future:
-            _wait_for_a_lock_wait(engine)  # the save holds the patient and waits for the encounter
+            wait_for_a_lock_wait(engine)  # the save holds the patient and waits for the encounter
             blocker.execute(sa.text("UPDATE patients SET city = 'blocker' WHERE id = :id"), {"id": P_ID})
             blocker.commit()
             return future.result(timeout=60)
@@ -440,7 +422,7 @@ def test_two_creators_of_one_new_name_take_turns(pg_engine: Engine, overwrite: b
     with Session(pg_engine) as first:
         ScenarioRepository(first).save("same", {"patient": [_patient("MRN-A")]})
         with _in_thread(second) as future:
-            _wait_for_a_lock_wait(pg_engine)  # the second waits for the first to end
+            wait_for_a_lock_wait(pg_engine)  # the second waits for the first to end
             first.commit()
             outcome = future.result(timeout=60)
     with session_scope(pg_engine) as session:

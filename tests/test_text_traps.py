@@ -22,6 +22,7 @@ from healthsim_state import ScenarioRepository
 from healthsim_state.demo import scenario
 from healthsim_state.store.batches import arrow_schema
 from healthsim_state.store.dialects import dialect_of
+from tests.helpers import wait_for_a_lock_wait
 
 TEXTS = [
     "",
@@ -203,7 +204,7 @@ def test_an_id_stored_by_another_writer_meanwhile_is_upserted(postgresql_url: st
 
             with ThreadPoolExecutor(1) as pool:
                 future = pool.submit(second)
-                _wait_for_a_lock_wait(engine)  # the second waits for the first's row
+                wait_for_a_lock_wait(engine)  # the second waits for the first's row
                 session.commit()
                 future.result(timeout=60)  # raises what the second writer raised
         with engine.connect() as connection:
@@ -211,22 +212,3 @@ def test_an_id_stored_by_another_writer_meanwhile_is_upserted(postgresql_url: st
         assert values == ["second"]
     finally:
         engine.dispose()
-
-
-def _wait_for_a_lock_wait(engine: sa.Engine) -> None:
-    import time
-
-    with engine.connect() as connection:
-        deadline = time.monotonic() + 20
-        while time.monotonic() < deadline:
-            waiting = connection.execute(
-                sa.text(
-                    "SELECT count(*) FROM pg_stat_activity "
-                    "WHERE datname = current_database() AND wait_event_type = 'Lock'"
-                )
-            ).scalar_one()
-            if waiting:
-                return
-            connection.rollback()
-            time.sleep(0.02)
-    raise AssertionError("no transaction came to wait for a lock")

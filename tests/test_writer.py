@@ -275,22 +275,40 @@ def test_a_live_writers_tables_are_left_alone_and_a_gone_ones_dropped(engine: En
     assert [p["mrn"] for p in _load(engine, "w")["patient"]] == ["M1"]
 
 
-_KILLED = textwrap.dedent(
+# What the scripts of the killed writers below start with: the store's URL is their argument.
+_CHILD_HEADER = textwrap.dedent(
     """
-    import sys, time
+    import os, signal, sys, time
     from healthsim_models import create_store_engine, session_scope
     from healthsim_state import ScenarioRepository
 
+    def patient(i, **fields):
+        return {"id": f"P{i}", "mrn": f"M{i}", "given_name": "A", "family_name": "B",
+                "birth_date": "1980-01-02", "gender": "F", **fields}
     engine = create_store_engine(sys.argv[1])
+    """
+)
+
+
+def _child(script: str, url: str, home: Path) -> subprocess.Popen[str]:
+    """A Python process running ``_CHILD_HEADER`` then ``script`` against the store at ``url``."""
+    return subprocess.Popen(
+        [sys.executable, "-c", _CHILD_HEADER + textwrap.dedent(script), url],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "HEALTHSIM_HOME": str(home)},
+    )
+
+
+_KILLED = """
     with session_scope(engine) as session, ScenarioRepository(session).writer("killed") as w:
         for i in range(1000):
-            w.add({"patient": [{"id": f"P{i}", "mrn": f"M{i}", "given_name": "A", "family_name": "B",
-                                "birth_date": "1980-01-02", "gender": "F"}]})
+            w.add({"patient": [patient(i)]})
             if i == 3:
                 print("staged", flush=True)
                 time.sleep(60)
     """
-)
 
 
 @pytest.mark.parametrize("backend", ["duckdb", "postgresql"])
@@ -299,12 +317,7 @@ def test_a_killed_writer_leaves_the_store_openable_nothing_visible_and_its_table
 ) -> None:
     url = request.getfixturevalue(f"{backend}_url")
     create_store_engine(url).dispose()
-    child = subprocess.Popen(
-        [sys.executable, "-c", _KILLED, url],
-        stdout=subprocess.PIPE,
-        text=True,
-        env={**os.environ, "HEALTHSIM_HOME": str(tmp_path / "home")},
-    )
+    child = _child(_KILLED, url, tmp_path / "home")
     try:
         assert child.stdout is not None and child.stdout.readline().strip() == "staged"
         if backend == "postgresql":
@@ -493,11 +506,8 @@ def test_a_duckdb_publish_in_steps_that_fails_at_its_end_leaves_the_store_as_it_
         engine.dispose()
 
 
-_KILLED_IN_PUBLISH = textwrap.dedent(
+_KILLED_IN_PUBLISH = (
     """
-    import os, signal, sys
-    from healthsim_models import create_store_engine, session_scope
-    from healthsim_state import ScenarioRepository
     from healthsim_state.store import writer
     from healthsim_state.store.dialects.duckdb import DuckDBDialect
 
@@ -507,12 +517,9 @@ _KILLED_IN_PUBLISH = textwrap.dedent(
         os.kill(os.getpid(), signal.SIGKILL)
     writer.ScenarioWriter._publish_once = killed
 
-    engine = create_store_engine(sys.argv[1])
     with session_scope(engine) as session, ScenarioRepository(session).writer("killed") as w:
-        w.add({"patient": [{"id": f"P{i}", "mrn": f"M{i}", "given_name": "A", "family_name": "B",
-                            "birth_date": "1980-01-02", "gender": "F"} for i in range(1, 21)]})
-        w.add({"patient": [{"id": %r, "mrn": "M0", "given_name": "Changed", "family_name": "B",
-                            "birth_date": "1980-01-02", "gender": "F"}]})
+        w.add({"patient": [patient(i) for i in range(1, 21)]})
+        w.add({"patient": [patient(0, id=%r, given_name="Changed")]})
     """
     % PATIENT_ID
 )
@@ -525,14 +532,9 @@ def test_a_duckdb_writer_killed_while_publishing_in_steps_shows_nothing_and_is_u
     _with_old(engine)
     before = _load(engine, "old")
     engine.dispose()
-    child = subprocess.run(
-        [sys.executable, "-c", _KILLED_IN_PUBLISH, duckdb_url],
-        capture_output=True,
-        text=True,
-        env={**os.environ, "HEALTHSIM_HOME": str(tmp_path / "home")},
-        timeout=300,
-    )
-    assert child.returncode == -signal.SIGKILL and child.stdout.strip() == "published in steps", child.stderr
+    child = _child(_KILLED_IN_PUBLISH, duckdb_url, tmp_path / "home")
+    stdout, stderr = child.communicate(timeout=300)
+    assert child.returncode == -signal.SIGKILL and stdout.strip() == "published in steps", stderr
     engine = create_store_engine(duckdb_url)
     try:
         # The store opens; no scenario of the killed writer shows; the shared entity is as it was.
