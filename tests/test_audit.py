@@ -147,6 +147,40 @@ def test_a_refused_write_of_a_caller_raises_the_callers_error_unchanged(engine: 
         assert not ScenarioRepository(session).exists("x")
 
 
+def test_a_batch_writer_refused_or_left_by_an_error_records_one_refused_save(engine: sa.Engine) -> None:
+    with (
+        pytest.raises(ValidationError),
+        session_scope(engine) as session,
+        ScenarioRepository(session).writer("w") as w,
+    ):
+        w.add({"patient": [PATIENT]})
+        w.add({"patient": [dict(PATIENT, gender="not-a-gender")]})
+    with (
+        pytest.raises(RuntimeError),
+        session_scope(engine) as session,
+        ScenarioRepository(session).writer("w") as w,
+    ):
+        w.add({"patient": [PATIENT]})
+        raise RuntimeError("the generator failed")
+    failed, invalid = _data_events(engine)
+    assert (invalid.operation, invalid.outcome, invalid.scenario_name) == ("save", "refused", "w")
+    assert invalid.error.startswith("ValidationError: ") and "gender" in invalid.error
+    assert (failed.outcome, failed.error) == ("refused", "RuntimeError: the generator failed")
+    # Inside an audited operation, only that operation's refusal is recorded.
+    with (
+        pytest.raises(RuntimeError),
+        session_scope(engine) as session,
+        audited(session, "import_json", scenario="outer"),
+        ScenarioRepository(session).writer("w"),
+    ):
+        raise RuntimeError("inside")
+    outer = _data_events(engine)[0]
+    assert (outer.operation, outer.scenario_name, outer.error) == ("import_json", "outer", "RuntimeError: inside")
+    assert len(_data_events(engine)) == 3
+    with session_scope(engine) as session:
+        assert not ScenarioRepository(session).exists("w")
+
+
 def test_a_synthea_import_commits_with_its_event(engine: sa.Engine) -> None:
     """The import writes through the batch writer, which commits on its own
     connection: its event commits in the same transaction as the scenario,

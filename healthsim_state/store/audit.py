@@ -243,6 +243,25 @@ def from_reference_load(event: Recording, result: Any, arguments: dict[str, Any]
     event.counts = {result.dataset: result.row_count}
 
 
+def record_refused(
+    session: Session, operation: str, exc: Exception, *, scenario: str | uuid.UUID | None = None
+) -> None:
+    """Record ``operation`` refused by ``exc``, for a write whose work is not one
+    :func:`audited` block (a batch writer's adds and the code between them). Rolls
+    ``session`` back and commits the event alone on it; nothing when the write is part
+    of an audited operation (that one records its own refusal)."""
+    if operation not in OPERATIONS:
+        raise InvalidArgumentError(f"unknown audit operation {operation!r}; known: {', '.join(OPERATIONS)}")
+    if in_event():
+        return
+    event = Recording(operation)
+    if isinstance(scenario, uuid.UUID):
+        event.scenario_id = scenario
+    else:
+        event.scenario_name = scenario
+    _record_refusal(session, event, exc)
+
+
 def _record_refusal(session: Session, event: Recording, exc: Exception) -> None:
     """Roll the refused write back, then commit its event alone on the same session (on DuckDB
     the one writer of the file). A failure to record is logged, never raised in place of ``exc``."""

@@ -15,7 +15,8 @@ scenario as :meth:`ScenarioRepository.save` would (history, links, tags,
 counts, the audit event), upserting each type from its staging table with
 one ``INSERT ... SELECT`` (:meth:`StoreDialect.publish_staged`), and drops
 the staging tables. Until then no scenario of the writer is visible; when
-the block raises, the staging tables are dropped and the error propagates.
+the block raises, the staging tables are dropped, the audit trail records
+the save as refused, and the error propagates.
 
 Where one transaction of a whole scenario would hold it in memory (DuckDB:
 :attr:`StoreDialect.publish_step_rows`), the entities not stored yet go
@@ -58,7 +59,7 @@ from healthsim_state.codec.identity import business_key
 from healthsim_state.codec.layout import Layout, layout
 from healthsim_state.codec.values import shown
 from healthsim_state.store import history as store_history
-from healthsim_state.store.audit import audited, record_running
+from healthsim_state.store.audit import audited, record_refused, record_running
 from healthsim_state.store.batches import LINKS, Links
 from healthsim_state.store.dialects import StoreDialect, dialect_of
 from healthsim_state.store.dialects.base import literal
@@ -263,6 +264,10 @@ class ScenarioWriter:
             try:
                 if self.summary is None:
                     self._discard()
+                    if isinstance(exc, Exception):
+                        # An add refused, or the caller's code between adds failed: the save is
+                        # refused as one save() would be. (A refused publish recorded itself.)
+                        record_refused(self._session, "save", exc, scenario=self.name)
             finally:
                 self._close()
 
