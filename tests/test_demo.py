@@ -308,6 +308,20 @@ def test_every_option(duckdb_url: str) -> None:
     assert len(_load(duckdb_url, "small")["patient"]) == 3
 
 
+def test_json_gives_the_summary_for_programs(duckdb_url: str) -> None:
+    report = json.loads(_ok("demo", "-n", "4", "--json", "--database-url", duckdb_url))
+    counts = demo.entity_counts(4, demo.DEFAULT_SEED)
+    assert report == {
+        "scenario": "demo",
+        "scenario_id": report["scenario_id"],
+        "entities": counts,
+        "total": sum(counts.values()),
+        "database": duckdb_url,
+    }
+    stored = run_query("SELECT id FROM scenarios WHERE name = 'demo'", database_url=duckdb_url).rows
+    assert [str(row[0]) for row in stored] == [report["scenario_id"]]
+
+
 def _load_generated(patients: int, seed: int, url: str, name: str) -> dict[str, list[dict]]:
     """What loading ``name`` should give: the generated documents, saved through a second store."""
     other = url.replace(".duckdb", "-expected.duckdb")

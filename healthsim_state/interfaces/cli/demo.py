@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import typer
 from rich.console import Console
 from rich.table import Table
@@ -32,6 +34,9 @@ def demo(
         f"stays bounded at any size); the default above {demo_data.AUTO_BATCH_ABOVE:,} patients is "
         f"{demo_data.DEFAULT_BATCH:,}.",
     ),
+    as_json: bool = typer.Option(
+        False, "--json", help="Print the scenario's name, id, entities per type and database as JSON."
+    ),
     database_url: str | None = DatabaseUrl,
 ) -> None:
     """Generate a demo scenario spanning PatientSim, MemberSim, RxMemberSim and TrialSim, save it, and
@@ -61,6 +66,16 @@ def demo(
             wrap=lambda stream: counted(stream, advance),
             batch=batch,
         )
+    if as_json:
+        report = {
+            "scenario": summary.name,
+            "scenario_id": str(summary.id),
+            "entities": summary.counts,
+            "total": sum(summary.counts.values()),
+            "database": mask_url(url),
+        }
+        typer.echo(json.dumps(report, ensure_ascii=False, indent=2))
+        return
     out = Console()
     table = Table("type", "count", title=Text(f"scenario: {summary.name}"), title_justify="left")
     for type_name, count in summary.counts.items():
