@@ -4,6 +4,7 @@ or killed run, and cleans up what a killed run leaves."""
 
 from __future__ import annotations
 
+import datetime as dt
 import itertools
 import os
 import signal
@@ -611,3 +612,129 @@ def test_the_arrow_schemas_of_staging_tables_are_not_kept_for_ever() -> None:
     for i in range(ARROW_SCHEMAS_KEPT + 10):
         arrow_schema(sa.Table(f"staged_{i}", metadata, sa.Column("id", sa.Integer)))
     assert arrow_schema.cache_info().currsize <= ARROW_SCHEMAS_KEPT
+
+
+# -- an overwrite published in steps (DuckDB) ----------------------------------------------------
+
+
+@st.composite
+def _replaced(draw: st.DrawFn) -> tuple[dict[str, list[dict[str, Any]]], dict[str, list[dict[str, Any]]]]:
+    """A scenario and what replaces it: per type the entity others refer to, then
+    some of the others in another order (the rest become orphans)."""
+    old = draw(scenario_entities(max_per_type=4))
+    new = {}
+    for name, docs in old.items():
+        rest = draw(st.permutations(docs[1:]))
+        new[name] = docs[:1] + rest[: draw(st.integers(0, len(rest)))]
+    return old, new
+
+
+def _history_rows(engine: Engine) -> dict[str, list[tuple[Any, ...]]]:
+    """Every history table's rows without the write's id and the times, sorted."""
+    from healthsim_models.history import HISTORY
+
+    found = {}
+    with engine.connect() as connection:
+        for name, history in HISTORY.items():
+            columns = [
+                c for c in history.columns if c.name not in ("write_id", "replaced_at", "updated_at", "created_at")
+            ]
+            rows = connection.execute(sa.select(*columns)).all()
+            found[name] = sorted((tuple(str(v) for v in row) for row in rows), key=repr)
+    return found
+
+
+def test_a_duckdb_overwrite_in_steps_gives_what_save_gives_history_included(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from healthsim_state.store.dialects.duckdb import DuckDBDialect
+
+    monkeypatch.setattr(DuckDBDialect, "publish_step_rows", 2)
+    sid = "5c3f1a2e-0b7d-4c1e-9a6f-2d8e4b7c1a90"
+    counter = itertools.count()
+
+    @settings(deadline=None, max_examples=8, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+    @given(pair=_replaced())
+    def same(pair) -> None:  # type: ignore[no-untyped-def]
+        old, new = pair
+        run = next(counter)
+        written, saved = (create_store_engine(f"duckdb:///{tmp_path}/{run}-{n}.duckdb") for n in ("w", "s"))
+        try:
+            for engine in (written, saved):
+                with session_scope(engine) as session:
+                    ScenarioRepository(session).save("s", old, scenario_id=sid)
+            with (
+                session_scope(written) as session,
+                ScenarioRepository(session).writer("s", overwrite=True) as w,
+            ):
+                w.add(new)
+            with session_scope(saved) as session:
+                ScenarioRepository(session).save("s", new, overwrite=True)
+            assert _links(written, "s") == _links(saved, "s")
+            loaded, expected = _load(written, "s"), _load(saved, "s")
+            for et in ENTITY_TYPES:
+                assert normalise(loaded[et.name]) == normalise(expected[et.name]), et.name
+            with session_scope(written) as session, session_scope(saved) as other:
+                assert ScenarioRepository(session).count_entities_by_type() == (
+                    ScenarioRepository(other).count_entities_by_type()
+                )
+            assert _history_rows(written) == _history_rows(saved)
+            assert _staged(written) == {}
+        finally:
+            written.dispose()
+            saved.dispose()
+
+    same()
+
+
+def test_a_duckdb_overwrite_in_steps_shows_the_old_scenario_until_its_end_and_a_failure_undoes_its_history(
+    duckdb_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _in_steps(monkeypatch)
+    engine = create_store_engine(duckdb_url)
+    patients = [_patient("M0", id=PATIENT_ID)] + [_patient(f"M{i}", id=f"P{i}") for i in range(1, 6)]
+    with session_scope(engine) as session:
+        ScenarioRepository(session).save("w", {"patient": patients})
+        ScenarioRepository(session).save("other", {"patient": patients[:1]})
+    before = _load(engine, "w")
+    saved_at = dt.datetime.now(dt.UTC)
+    real = store_writer.ScenarioWriter._publish_once
+    seen: list[Any] = []
+
+    def failing(self, versioning, early):  # type: ignore[no-untyped-def]
+        # The steps copied the links to history; the scenario and a read of the past are as they were.
+        seen.append((_load(engine, "w") == before, _links_history_count(engine)))
+        with session_scope(engine) as session:
+            seen.append(ScenarioRepository(session).load("w", as_of=saved_at).entities == before)
+        raise RuntimeError("stop")
+
+    try:
+        monkeypatch.setattr(store_writer.ScenarioWriter, "_publish_once", failing)
+        with (
+            pytest.raises(RuntimeError),
+            session_scope(engine) as session,
+            ScenarioRepository(session).writer("w", overwrite=True) as w,
+        ):
+            w.add({"patient": [patients[5], *patients[:2]]})
+        assert seen == [(True, 6), True]
+        assert _links_history_count(engine) == 0 and _staged(engine) == {}
+        assert _load(engine, "w") == before
+        monkeypatch.setattr(store_writer.ScenarioWriter, "_publish_once", real)
+        with session_scope(engine) as session, ScenarioRepository(session).writer("w", overwrite=True) as w:
+            w.add({"patient": [patients[5], *patients[:2]]})
+        assert [p["mrn"] for p in _load(engine, "w")["patient"]] == ["M5", "M0", "M1"]
+        assert _links_history_count(engine) == 6
+        with session_scope(engine) as session:
+            repo = ScenarioRepository(session)
+            assert repo.load("w", as_of=saved_at).entities == before
+            # M2-M4 no scenario links any more: deleted; M0 (a UUID id: one entity) stays for "other".
+            assert repo.count_entities_by_type() == {"patient": 3}
+    finally:
+        engine.dispose()
+
+
+def _links_history_count(engine: Engine) -> int:
+    from healthsim_models.history import LINKS_HISTORY
+
+    with engine.connect() as connection:
+        return connection.execute(sa.select(sa.func.count()).select_from(LINKS_HISTORY)).scalar_one()

@@ -171,10 +171,17 @@ def snapshot_deleted(session: Session, table: sa.Table, where: sa.ColumnElement[
         _copy(session, table, history_of(table), where, versioning, DELETE)
 
 
-def snapshot_links(session: Session, scenario_id: uuid.UUID, versioning: Versioning, operation: str) -> None:
-    """Copy the scenario's links, about to be removed, into their history."""
+def snapshot_links(
+    session: Session,
+    scenario_id: uuid.UUID,
+    versioning: Versioning,
+    operation: str,
+    part: sa.ColumnElement[bool] | None = None,
+) -> None:
+    """Copy the scenario's links, about to be removed, into their history (``part``: those matching it)."""
     if versioning.keep:
-        _copy(session, _LINKS, LINKS_HISTORY, _LINKS.c.scenario_id == scenario_id, versioning, operation)
+        where = _LINKS.c.scenario_id == scenario_id
+        _copy(session, _LINKS, LINKS_HISTORY, where if part is None else sa.and_(where, part), versioning, operation)
 
 
 def snapshot_scenario(

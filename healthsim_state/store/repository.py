@@ -43,6 +43,7 @@ from healthsim_state.codec.values import shown, text_problem
 from healthsim_state.store import history as store_history
 from healthsim_state.store.audit import audited, record_read
 from healthsim_state.store.dialects import StoreDialect, dialect_of
+from healthsim_state.store.dialects.base import literal
 from healthsim_state.store.save import DEFAULT_BATCH_SIZE, SaveRun, input_streams, write_entities
 from healthsim_state.store.transaction import write_conflict
 from healthsim_state.store.tuning import fewer_collections
@@ -634,9 +635,13 @@ class ScenarioRepository:
         scenario_id: uuid.UUID | None,
         created_at: dt.datetime | None,
         versioning: store_history.Versioning,
+        *,
+        links_kept: bool = False,
     ) -> tuple[Scenario, bool]:
         """The scenario row a save writes into, new or (``overwrite``) emptied of
-        its members and tags, and whether it replaces one."""
+        its members and tags, and whether it replaces one. ``links_kept``: a
+        replaced scenario's links are left to the caller (their history copied
+        already, replaced by difference: :meth:`_detach_members_not_in`)."""
         self._lock_scenario_keys(name, scenario_id)
         scenario = self._find(name, by_id=False, lock=True)
         if scenario is not None and not overwrite:
@@ -645,8 +650,9 @@ class ScenarioRepository:
             )
         if scenario is not None:
             store_history.snapshot_scenario(self.session, scenario.id, self._tags_of(scenario.id), versioning, UPDATE)
-            store_history.snapshot_links(self.session, scenario.id, versioning, UPDATE)
-            self._detach_members(scenario.id)
+            if not links_kept:
+                store_history.snapshot_links(self.session, scenario.id, versioning, UPDATE)
+                self._detach_members(scenario.id)
             self.session.execute(sa.delete(_TAGS).where(_TAGS.c.scenario_id == scenario.id))
             return scenario, True
         # An overwrite of a missing scenario is a plain create.
@@ -770,6 +776,34 @@ class ScenarioRepository:
             {"sid": scenario_id},
         )
         self.session.execute(sa.delete(_LINKS).where(_LINKS.c.scenario_id == scenario_id))
+
+    def _detach_members_not_in(self, scenario_id: uuid.UUID, kept: Mapping[str, str]) -> None:
+        """Overwrite by difference, step 1: remember and unlink the members of
+        the scenario not among ``kept`` (type -> a table of ``id`` and
+        ``position``, the scenario's new members), give the members that stay
+        their new positions; the links to add are those of ``kept`` not
+        linked yet. A scenario replaced by mostly the same entities (a demo
+        run again, a folder imported again) writes little."""
+        connection = self.session.connection()
+        connection.exec_driver_sql(f"DROP TABLE IF EXISTS {_OLD_MEMBERS}")
+        sid = f"CAST('{scenario_id}' AS UUID)"
+        mine = f"l.scenario_id = {sid}"
+        parts = [
+            f"SELECT l.entity_type, l.entity_id FROM {_LINKS.name} l WHERE {mine} AND l.entity_type = {literal(name)}"
+            + (f" AND NOT EXISTS (SELECT 1 FROM {kept[name]} p WHERE p.id = l.entity_id)" if name in kept else "")
+            for name in (et.name for et in ENTITY_TYPES)
+        ]
+        connection.exec_driver_sql(f"CREATE TEMPORARY TABLE {_OLD_MEMBERS} AS {' UNION ALL '.join(parts)}")
+        connection.exec_driver_sql(
+            f"DELETE FROM {_LINKS.name} WHERE scenario_id = {sid} AND EXISTS (SELECT 1 FROM {_OLD_MEMBERS} o "
+            f"WHERE o.entity_type = {_LINKS.name}.entity_type AND o.entity_id = {_LINKS.name}.entity_id)"
+        )
+        for name, positions in kept.items():
+            connection.exec_driver_sql(
+                f"UPDATE {_LINKS.name} SET position = p.position FROM {positions} p WHERE "
+                f"{_LINKS.name}.scenario_id = {sid} AND {_LINKS.name}.entity_type = {literal(name)} "
+                f"AND {_LINKS.name}.entity_id = p.id AND {_LINKS.name}.position <> p.position"
+            )
 
     def _delete_detached_orphans(self, scenario_id: uuid.UUID, versioning: store_history.Versioning) -> None:
         """Overwrite, step 2: delete old members that no scenario links any more."""

@@ -52,6 +52,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from healthsim_models.errors import InvalidArgumentError, ScenarioExistsError, ValidationError, WriteConflictError
+from healthsim_models.history import LINKS_HISTORY, UPDATE, Write
 from healthsim_models.registry import ENTITY_TYPES, EntityType, entity_type
 from healthsim_models.state import Scenario
 from healthsim_state.codec.checks import clean_tags, scenario_problems
@@ -110,9 +111,13 @@ class _Staging:
                 sa.Column("id", sa.Uuid, primary_key=keyed),
                 sa.Column("position", sa.BigInteger, nullable=False),
             )
-        # Set while a publish in steps has written anything: the scenario id whose links went early, or NULL.
+        # Set while a publish in steps has written anything: the scenario id whose links went early, or NULL;
+        # the write whose links history went early (an overwrite's), or NULL.
         self.journal = sa.Table(
-            f"{STAGING_PREFIX}{token}__publish", metadata, sa.Column("scenario_id", sa.Uuid, nullable=True)
+            f"{STAGING_PREFIX}{token}__publish",
+            metadata,
+            sa.Column("scenario_id", sa.Uuid, nullable=True),
+            sa.Column("write_id", sa.Uuid, nullable=True),
         )
         # The staged entities that the steps found stored, and changed: what the last transaction upserts.
         self.changed = sa.Table(
@@ -317,15 +322,16 @@ class ScenarioWriter:
         session = self._session
         with audited(session, "save", scenario=self.name) as event:
             now = dt.datetime.now(dt.UTC)
-            early = self._publish_early(now)
+            versioning = store_history.start_write(session, now)
+            early = self._publish_early(versioning)
             try:
-                summary = self._publish_once(now, early)
+                summary = self._publish_once(versioning, early)
             except Exception as exc:
                 # The publish's last transaction holds what the canonical tables' indexes
                 # gain (DuckDB, in memory): past the writer's cap, once more without it.
                 if not (self._dialect.out_of_memory(exc) and self._lift_memory_cap()):
                     raise
-                summary = self._publish_once(now, early)
+                summary = self._publish_once(versioning, early)
             event.wrote(summary)
             # With the publish: also the event of an operation this writer is part of (an import).
             running = record_running(session.connection(), summary)
@@ -337,13 +343,16 @@ class ScenarioWriter:
             raise
         return summary
 
-    def _publish_early(self, now: dt.datetime) -> bool | None:
+    def _publish_early(self, versioning: store_history.Versioning) -> bool | None:
         """Where the dialect publishes in steps: append the staged entities not
-        stored yet (``updated_at`` = ``now``), and a new scenario's links, and
-        note the stored ones the scenario changes (:attr:`_Staging.changed`),
-        one committed step per range of ids. Returns None when there are no
-        steps, else whether the links went too."""
+        stored yet (``updated_at`` = the write's time), and a new scenario's
+        links, and note the stored ones the scenario changes
+        (:attr:`_Staging.changed`), one committed step per range of ids; for
+        an overwrite, copy the replaced links into their history the same way
+        (the last transaction then replaces them by difference). Returns None
+        when there are no steps, else whether the links went too."""
         step = self._dialect.publish_step_rows
+        self._links_copied = False
         if not step:
             return None
         session = self._session
@@ -352,9 +361,25 @@ class ScenarioWriter:
             return None  # refused by the last transaction, which says why; nothing to undo
         # A new scenario's links are under an id no scenario row holds until the last transaction.
         links = existing is None and session.get(Scenario, self.scenario_id) is None
-        session.execute(sa.insert(self._staging.journal).values(scenario_id=self.scenario_id if links else None))
+        # A replaced scenario's links, copied to history as that write's: until it commits they
+        # are also its current links, so a read of a past time finds the same links either way.
+        self._links_copied = existing is not None
+        copied = self._links_copied and versioning.keep
+        session.execute(
+            sa.insert(self._staging.journal).values(
+                scenario_id=self.scenario_id if links else None, write_id=versioning.write_id if copied else None
+            )
+        )
         session.commit()
-        at = f"CAST('{now.isoformat()}' AS TIMESTAMPTZ)"
+        if copied:
+            linked = session.execute(
+                sa.select(sa.func.count()).select_from(LINKS).where(LINKS.c.scenario_id == self.scenario_id)
+            ).scalar_one()
+            for where in _id_ranges(-(-linked // step), LINKS.name, "entity_id"):
+                store_history.snapshot_links(session, self.scenario_id, versioning, UPDATE, sa.text(where))
+                session.commit()
+                self._dialect.publish_step_done(session.connection())
+        at = f"CAST('{versioning.at.isoformat()}' AS TIMESTAMPTZ)"
         for et in ENTITY_TYPES:
             table = et.model.__table__
             rows, positions = self._staging.rows[table.name], self._staging.positions[et.name]
@@ -389,14 +414,16 @@ class ScenarioWriter:
                 self._dialect.publish_step_done(connection)
         return links
 
-    def _publish_once(self, now: dt.datetime, early: bool | None) -> SaveSummary:
+    def _publish_once(self, versioning: store_history.Versioning, early: bool | None) -> SaveSummary:
         """The publish's writes, in the session's transaction (rolled back when
         they raise); after :meth:`_publish_early` (``early``: what it returned)."""
         session = self._session
         repo = self._repository_type(session)
+        now = versioning.at
         with repo._atomic(f"the save of scenario {shown(self.name)}"):
-            versioning = store_history.start_write(session, now)
-            scenario, replacing = repo._scenario_to_save(self.name, self.overwrite, self.scenario_id, None, versioning)
+            scenario, replacing = repo._scenario_to_save(
+                self.name, self.overwrite, self.scenario_id, None, versioning, links_kept=self._links_copied
+            )
             if scenario.id != self.scenario_id:
                 raise WriteConflictError(
                     f"the scenario {self.name!r} was deleted and made again by another writer while this "
@@ -408,6 +435,19 @@ class ScenarioWriter:
             repo._flush_scenario(self.name, self.overwrite, replacing)
             repo._insert_tags(scenario.id, self.tags)
             connection = session.connection()
+            by_difference = self._links_copied and replacing
+            if self._links_copied and not replacing:
+                # Deleted meanwhile (by a writer of this process): the links copied are not this write's.
+                session.execute(sa.delete(LINKS_HISTORY).where(LINKS_HISTORY.c.write_id == versioning.write_id))
+            if by_difference:
+                staged = {
+                    et.name: self._staging.positions[et.name].name
+                    for et in ENTITY_TYPES
+                    if session.execute(
+                        sa.select(sa.func.count()).select_from(self._staging.rows[et.model.__table__.name])
+                    ).scalar_one()
+                }
+                repo._detach_members_not_in(scenario.id, staged)
             saved = {}
             for et in ENTITY_TYPES:
                 rows = self._staging.rows[et.model.__table__.name]
@@ -425,10 +465,17 @@ class ScenarioWriter:
                     ).scalar_one()
                     if early and not updates:
                         continue
+                    # The links to add: none if they went early; by difference those not linked yet.
+                    new_links = (
+                        f" AND NOT EXISTS (SELECT 1 FROM {LINKS.name} l WHERE l.scenario_id = "
+                        f"CAST('{scenario.id}' AS UUID) AND l.entity_type = {literal(et.name)} AND l.entity_id = p.id)"
+                        if by_difference
+                        else ""
+                    )
                     names = (
                         f"(SELECT b.* FROM {rows.name} b WHERE b.id IN "
                         f"(SELECT id FROM {changed.name} WHERE entity_type = {literal(et.name)}))",
-                        f"(SELECT id, position FROM {names[1]} WHERE NOT {early})",
+                        f"(SELECT p.id, p.position FROM {names[1]} p WHERE NOT {early}{new_links})",
                     )
                 self._dialect.publish_staged(connection, table, et.name, names, scenario.id, versioning)
             if replacing:
@@ -463,11 +510,11 @@ class ScenarioWriter:
             connection.close()
 
 
-def _id_ranges(parts: int, alias: str = "b") -> list[str]:
-    """SQL conditions on ``<alias>.id`` splitting the UUIDs into ``parts`` ranges of equal width, in order."""
+def _id_ranges(parts: int, alias: str = "b", column: str = "id") -> list[str]:
+    """SQL conditions on ``<alias>.<column>`` (a UUID) splitting the UUIDs into ``parts`` ranges of equal width, in order."""
     bounds = [f"CAST('{uuid.UUID(int=(k * 2**128) // parts)}' AS UUID)" for k in range(1, parts)]
-    lows = [""] + [f"{alias}.id >= {b}" for b in bounds]
-    highs = [f"{alias}.id < {b}" for b in bounds] + [""]
+    lows = [""] + [f"{alias}.{column} >= {b}" for b in bounds]
+    highs = [f"{alias}.{column} < {b}" for b in bounds] + [""]
     return [" AND ".join(filter(None, pair)) or "TRUE" for pair in zip(lows, highs, strict=True)]
 
 
@@ -480,14 +527,20 @@ def _undo_steps(connection: sa.Connection, token: str, names: Iterable[str]) -> 
     names = set(names)
     if staging.journal.name not in names:
         return
-    journal = connection.execute(sa.select(staging.journal.c.scenario_id)).all()
+    # SELECT *: a journal of a writer killed before the write_id column was added has none.
+    journal = connection.execute(sa.text(f"SELECT * FROM {staging.journal.name}")).mappings().all()
     if not journal:
         return  # no step ran
-    (scenario_id,) = journal[0]
+    scenario_id, write_id = journal[0]["scenario_id"], journal[0].get("write_id")
     if scenario_id is not None:
         held = connection.execute(sa.select(Scenario.id).where(Scenario.id == scenario_id)).first()
         if held is None:
             connection.execute(sa.delete(LINKS).where(LINKS.c.scenario_id == scenario_id))
+    if write_id is not None:
+        # The links history of an overwrite whose write did not commit.
+        written = connection.execute(sa.select(Write.id).where(Write.id == write_id)).first()
+        if written is None:
+            connection.execute(sa.delete(LINKS_HISTORY).where(LINKS_HISTORY.c.write_id == write_id))
     for et in ENTITY_TYPES:
         table, rows = et.model.__table__, staging.rows[et.model.__table__.name]
         if rows.name not in names:
