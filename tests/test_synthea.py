@@ -22,7 +22,7 @@ from healthsim_models import create_store_engine, session_scope
 from healthsim_models.errors import ScenarioExistsError, SyntheaError
 from healthsim_models.registry import ENTITY_TYPES
 from healthsim_state import ScenarioRepository, export_scenario, import_scenario
-from healthsim_state.formats.synthea import SyntheaSummary, import_synthea
+from healthsim_state.formats.synthea import SyntheaSummary, import_synthea, importer
 from tests.helpers import FIXTURES, normalise
 
 V3 = FIXTURES / "synthea-27"
@@ -379,6 +379,22 @@ def test_refused_input_leaves_the_store_unchanged(engine, imported, tmp_path: Pa
         repo = ScenarioRepository(session)
         assert repo.count_entities_by_type() == before
         assert [s.name for s in repo.list()] == ["synthea"]
+
+
+def test_small_chunks_batches_and_adds_give_the_same_scenario(engine, imported, monkeypatch) -> None:
+    """The import reads a target by chunks of its file's lines, attaches the claim lines' transactions
+    batch by batch and puts batches of several types in one add: with every size small, so that chunks,
+    batches and adds end inside files, claims and types, the entities are those of the default sizes."""
+    monkeypatch.setattr(importer, "CHUNK_LINES", 97)
+    monkeypatch.setattr(importer, "BATCH_ROWS", 31)
+    monkeypatch.setattr(importer, "ADD_ROWS", 250)
+    small = run(engine, V3, "small")
+    assert small.entities == imported.entities
+    assert small.duplicates == imported.duplicates and small.duplicates  # synthea-27 repeats an identity
+    for et in ENTITY_TYPES:
+        assert normalise(documents(engine, "small", et.name)) == normalise(documents(engine, "synthea", et.name)), (
+            et.name
+        )
 
 
 def test_the_round_trip_through_the_json_document_to_the_other_backend(

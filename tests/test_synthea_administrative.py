@@ -33,7 +33,7 @@ from healthsim_state.formats.synthea.administrative import (
     TARGETS,
     TRANSACTIONS_KEY,
 )
-from healthsim_state.formats.synthea.importer import entity_source
+from healthsim_state.formats.synthea.importer import entity_batches, entity_source
 from healthsim_state.formats.synthea.reader import Loaded, read_folder
 from healthsim_state.formats.synthea.sql import derived_uuid_py
 from healthsim_state.formats.synthea.targets import EXTENSION_KEY, Target
@@ -46,9 +46,8 @@ Docs = dict[str, list[dict[str, Any]]]
 
 
 def run(loaded: Loaded, target: Target) -> list[dict[str, Any]]:
-    """The target's documents, as the importer turns them into dicts (Arrow), without ``_line``."""
-    docs = loaded.con.sql(f"SELECT * FROM ({entity_source(target, loaded)}) ORDER BY _line").to_arrow_table()
-    return [{k: v for k, v in d.items() if k != "_line"} for d in docs.to_pylist()]
+    """The target's documents as the importer reads them (Arrow batches in file order, lists attached), as dicts."""
+    return [d for batch in entity_batches(loaded, target, entity_source(target, loaded)) for d in batch.to_pylist()]
 
 
 def documents(folder: Path) -> Docs:

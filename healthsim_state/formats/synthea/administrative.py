@@ -18,7 +18,6 @@ from healthsim_state.formats.synthea.clinical import PATIENTS
 from healthsim_state.formats.synthea.sql import date, decimal, derived_uuid, ident, integer, state_code, timestamp
 from healthsim_state.formats.synthea.targets import (
     EXTENSION_KEY,
-    PART,
     Exclusion,
     Field,
     Stage,
@@ -244,11 +243,31 @@ def _non_null_list(exprs: list[str]) -> str:
     return f"CASE WHEN len({listed}) > 0 THEN {listed} END"
 
 
-def _sum_of(kind: str, column: str) -> str:
-    return (
-        f"(SELECT sum({decimal('x.' + column)})::DECIMAL(18, 2) FROM claims_transactions x"
-        f" WHERE x.CLAIMID = s.Id AND x.TYPE = '{kind}')"
+#: What a claim reads from other rows and files, staged before the claims are read (see ``Target.staged``).
+_FACTS = "claim_facts"
+
+
+def _claim_facts(target: Target, loaded: Loaded) -> tuple[Stage, ...]:
+    """Per claims.csv row (in file order, so that a range of lines is a range of the table): whether it is kept,
+    the sum of AMOUNT of its CHARGE rows and of PAYMENTS of its PAYMENT rows (NULL when none), and its
+    practitioner's NPI. One pass over the other files, rather than one per chunk of claims read, whose
+    joins would each hold those files whole."""
+    if loaded.has("claims_transactions"):
+        totals = (
+            f"SELECT x.CLAIMID, sum(CASE WHEN x.TYPE = 'CHARGE' THEN {decimal('x.AMOUNT')} END) AS charged,"
+            f" sum(CASE WHEN x.TYPE = 'PAYMENT' THEN {decimal('x.PAYMENTS')} END) AS paid"
+            " FROM claims_transactions x GROUP BY x.CLAIMID"
+        )
+    else:
+        totals = (
+            "SELECT NULL::VARCHAR AS CLAIMID, NULL::DECIMAL(38, 2) AS charged, NULL::DECIMAL(38, 2) AS paid WHERE false"
+        )
+    facts = (
+        f"SELECT s._line, {_claim_kept('s')} AS kept, t.charged::DECIMAL(18, 2) AS charged,"
+        " t.paid::DECIMAL(18, 2) AS paid, (SELECT p.NPI FROM providers p WHERE p.Id = s.PROVIDERID) AS npi"
+        f" FROM claims s LEFT JOIN ({totals}) t ON t.CLAIMID = s.Id ORDER BY s._line"
     )
+    return (Stage(_FACTS, facts),)
 
 
 CLAIMS = Target(
@@ -267,7 +286,7 @@ CLAIMS = Target(
         Field("practitioner_id", _col("PROVIDERID"), ("PROVIDERID",), "the rendering clinician"),
         Field(
             "provider_npi",
-            "(SELECT p.NPI FROM providers p WHERE p.Id = s.PROVIDERID)",
+            "k.npi",
             (),
             "the NPI of the claim's practitioner when providers.csv has NPI (later releases), else empty",
         ),
@@ -289,22 +308,24 @@ CLAIMS = Target(
         Field("diagnosis_code_system", "'SNOMED'", (), "'SNOMED' (Synthea's diagnoses are SNOMED CT codes)"),
         Field(
             "total_charge",
-            _sum_of("CHARGE", "AMOUNT"),
+            "k.charged",
             (),
             "the sum of AMOUNT over the claim's CHARGE rows in claims_transactions.csv (empty without it)",
             needs=("claims_transactions",),
         ),
         Field(
             "total_paid",
-            f"coalesce({_sum_of('PAYMENT', 'PAYMENTS')}, 0)",
+            "coalesce(k.paid, 0)",
             (),
             "the sum of PAYMENTS over the claim's PAYMENT rows in claims_transactions.csv (0 when none; empty"
             " without the file)",
             needs=("claims_transactions",),
         ),
     ),
-    where=_claim_kept("s"),
+    where="k.kept",
+    joins=(f"JOIN {_FACTS} k ON k._line = s._line",),
     needs=("payer_transitions", "providers"),
+    staged=_claim_facts,
     also_kept=("PRIMARYPATIENTINSURANCEID",),
     exclusions=(_NO_MEMBER, _NO_DIAGNOSIS),
     excluded=(
@@ -329,61 +350,89 @@ def _codes(loaded: Loaded, stem: str) -> str:
 
 
 #: The tables the claim lines' query reads, staged first (see ``Target.staged``).
-_OWNED, _FOLDED_ROWS = "claim_transactions_owned", "claim_transactions_folded"
+_KEYS, _OWNED, _CHARGES = "claim_transactions_keys", "claim_transactions_owned", "claim_transactions_charges"
 
 
 def _claim_lines_staged(target: Target, loaded: Loaded) -> tuple[Stage, ...]:
-    """Every transaction row with the CHARGE that owns it; the non-CHARGE rows folded per owning CHARGE."""
-    lf = loaded.files[target.file]
-    every = (*lf.present, *lf.unknown)
+    """The transaction rows' keys (narrow: no cell but those the fold reads), and each non-CHARGE row's owner."""
     # A transaction belongs to the CHARGE of its claim with the greatest
     # CHARGEID not above its own: Synthea writes a charge, then the rows that
-    # settle it, numbering every row of the export in turn.
-    owned = (
-        "SELECT x.*, CAST(x.CHARGEID AS BIGINT) AS _charge,"
-        " max(CASE WHEN x.TYPE = 'CHARGE' THEN CAST(x.CHARGEID AS BIGINT) END) OVER"
-        " (PARTITION BY x.CLAIMID ORDER BY CAST(x.CHARGEID AS BIGINT), x._line ROWS UNBOUNDED PRECEDING) AS _owner"
+    # settle it, numbering every row of the export in turn. One window over
+    # the keys alone: a window (or an aggregate) over the 33 cells of every
+    # row costs several times more.
+    keys = (
+        "SELECT x._line, x.CLAIMID, x.TYPE, CAST(x.CHARGEID AS BIGINT) AS _charge,"
+        f" CASE WHEN x.TYPE = 'PAYMENT' THEN {decimal('x.PAYMENTS')} END AS _paid,"
+        " max(CASE WHEN x.TYPE = 'CHARGE' THEN CAST(x.CHARGEID AS BIGINT) END) OVER w AS _owner,"
+        " count(CASE WHEN x.TYPE = 'CHARGE' THEN 1 END) OVER w AS _line_number"
         " FROM claims_transactions x"
+        " WINDOW w AS (PARTITION BY x.CLAIMID ORDER BY CAST(x.CHARGEID AS BIGINT), x._line ROWS UNBOUNDED PRECEDING)"
     )
-    folded = (
-        f"SELECT o.CLAIMID, o._owner, list({_verbatim('o', every)} ORDER BY o._charge, o._line) AS transactions,"
-        f" sum(CASE WHEN o.TYPE = 'PAYMENT' THEN {decimal('o.PAYMENTS')} END) AS paid"
-        f" FROM {_OWNED} o WHERE o.TYPE <> 'CHARGE' AND {PART} GROUP BY o.CLAIMID, o._owner"
+    # Each non-CHARGE row with the line of the CHARGE row that owns it, in the
+    # order the line lists them (by owner, then CHARGEID and line), so a range
+    # of owners is a range of the table.
+    owned = (
+        "SELECT c._line AS _owner, n._line, n._charge, n._paid FROM claim_transactions_keys n"
+        " JOIN claim_transactions_keys c ON c.CLAIMID = n.CLAIMID AND c._charge = n._owner AND c.TYPE = 'CHARGE'"
+        " WHERE n.TYPE <> 'CHARGE' ORDER BY c._line, n._charge, n._line"
     )
-    return (Stage(_OWNED, owned), Stage(_FOLDED_ROWS, folded, part_key="o.CLAIMID"))
+    # Per CHARGE row of a claim that is kept, in file order (a range of lines
+    # is a range of the table): what the line reads from other rows and files,
+    # so that a chunk of the file's lines joins nothing else.
+    system = "CASE WHEN rx.CODE IS NOT NULL THEN 'RxNorm' WHEN cvx.CODE IS NOT NULL THEN 'CVX' ELSE 'SNOMED' END"
+    charges = (
+        f"SELECT s._line, k._line_number, p._paid, {system} AS _system, c.SERVICEDATE AS _claim_date"
+        " FROM claim_transactions_keys k JOIN claims_transactions s ON s._line = k._line"
+        " JOIN claims c ON c.Id = s.CLAIMID"
+        " LEFT JOIN (SELECT _owner, sum(_paid) AS _paid FROM claim_transactions_owned GROUP BY _owner) p"
+        " ON p._owner = k._line"
+        f" LEFT JOIN {_codes(loaded, 'medications')} rx"
+        " ON rx.PATIENT = s.PATIENTID AND rx.ENCOUNTER = s.APPOINTMENTID AND rx.CODE = s.PROCEDURECODE"
+        f" LEFT JOIN {_codes(loaded, 'immunizations')} cvx"
+        " ON cvx.PATIENT = s.PATIENTID AND cvx.ENCOUNTER = s.APPOINTMENTID AND cvx.CODE = s.PROCEDURECODE"
+        f" WHERE k.TYPE = 'CHARGE' AND {_claim_kept('c')} ORDER BY s._line"
+    )
+    return (Stage(_KEYS, keys), Stage(_OWNED, owned), Stage(_CHARGES, charges))
 
 
 def _claim_lines_sql(target: Target, loaded: Loaded) -> str:
-    """One claim line per CHARGE row, with the transactions that settle it folded in (from the staged tables)."""
-    system = "CASE WHEN rx.CODE IS NOT NULL THEN 'RxNorm' WHEN cvx.CODE IS NOT NULL THEN 'CVX' ELSE 'SNOMED' END"
+    """One claim line per CHARGE row of a claim kept (from the staged tables); its transactions are attached batch
+    by batch (:func:`_claim_line_transactions`)."""
     parts = [
         "s.ID AS id",
         "s.CLAIMID AS claim_id",
-        "row_number() OVER (PARTITION BY s.CLAIMID ORDER BY s._charge, s._line) AS line_number",
+        "k._line_number AS line_number",
         "s.PROCEDURECODE AS procedure_code",
-        f"{system} AS procedure_code_system",
+        "k._system AS procedure_code_system",
         f"{_non_null_list(['s.MODIFIER1', 's.MODIFIER2'])} AS procedure_modifiers",
-        f"coalesce({date('s.FROMDATE')}, {date('c.SERVICEDATE')}) AS service_date",
+        f"coalesce({date('s.FROMDATE')}, {date('k._claim_date')}) AS service_date",
         f"{decimal('s.UNITS')} AS units",
         f"{decimal('s.AMOUNT')} AS charge_amount",
-        "coalesce(f.paid, 0)::DECIMAL(18, 2) AS paid_amount",
+        "coalesce(k._paid, 0)::DECIMAL(18, 2) AS paid_amount",
         f"{_non_null_list([integer('s.' + c) for c in _POINTERS])} AS diagnosis_pointers",
-        f"coalesce(f.transactions, []) AS {TRANSACTIONS_KEY}",
+        f"NULL AS {TRANSACTIONS_KEY}",  # where the attached list goes (Target.attach)
     ]
     # The CHARGE row's columns no field consumes, but ID (the line's id).
     kept = tuple(c for c in kept_columns(target, loaded) if c != "ID")
     if kept:
         parts.append(f"{_verbatim('s', kept)} AS {EXTENSION_KEY}")
     parts.append("s._line AS _line")
+    return f"SELECT {', '.join(parts)} FROM claims_transactions s JOIN {_CHARGES} k ON k._line = s._line"
+
+
+def _claim_line_transactions(target: Target, loaded: Loaded, first: int, last: int) -> str:
+    """The transactions the CHARGE rows of lines ``first`` to ``last`` own: their owner's line and the row, whole
+    and verbatim (every column the file has, text as written), in the order the line lists them."""
+    lf = loaded.files[target.file]
+    # The rows lie near their charges in the file: bounding their lines lets DuckDB skip the rest of the file.
+    low, high = loaded.con.execute(
+        f"SELECT min(_line), max(_line) FROM {_OWNED} WHERE _owner BETWEEN ? AND ?", [first, last]
+    ).fetchone()  # type: ignore[misc]
     return (
-        f"SELECT {', '.join(parts)} FROM {_OWNED} s"
-        " JOIN claims c ON c.Id = s.CLAIMID"
-        f" LEFT JOIN {_FOLDED_ROWS} f ON f.CLAIMID = s.CLAIMID AND f._owner = s._charge"
-        f" LEFT JOIN {_codes(loaded, 'medications')} rx"
-        " ON rx.PATIENT = s.PATIENTID AND rx.ENCOUNTER = s.APPOINTMENTID AND rx.CODE = s.PROCEDURECODE"
-        f" LEFT JOIN {_codes(loaded, 'immunizations')} cvx"
-        " ON cvx.PATIENT = s.PATIENTID AND cvx.ENCOUNTER = s.APPOINTMENTID AND cvx.CODE = s.PROCEDURECODE"
-        f" WHERE s.TYPE = 'CHARGE' AND {_claim_kept('c')}"
+        f"SELECT o._owner, {_verbatim('x', (*lf.present, *lf.unknown))} AS value FROM {_OWNED} o"
+        " JOIN claims_transactions x ON x._line = o._line"
+        f" WHERE o._owner BETWEEN {first} AND {last} AND x._line BETWEEN {low or 0} AND {high or 0}"
+        " ORDER BY o._owner, o._charge, o._line"
     )
 
 
@@ -449,7 +498,9 @@ CLAIM_LINES = Target(
     needs=("claims", "payer_transitions", "providers"),
     also_kept=("CHARGEID", "FROMDATE", "TYPE", "PAYMENTS"),
     query=_claim_lines_sql,
+    row_wise=True,
     staged=_claim_lines_staged,
+    attach={TRANSACTIONS_KEY: _claim_line_transactions},
     exclusions=(_FOLDED, _LINE_OF_EXCLUDED),
     excluded=(
         Exclusion(_FOLDED, "s.TYPE <> 'CHARGE'"),

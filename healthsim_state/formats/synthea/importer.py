@@ -3,7 +3,8 @@
 :func:`import_synthea` loads and checks the folder in a private DuckDB
 database (:mod:`.reader`), runs every target whose files are present
 (:mod:`.clinical`, :mod:`.administrative`) and hands each target's result,
-in Arrow record batches read with an empty cell as a field not given, to
+in Arrow record batches read in file order (by chunks of lines, or from a
+table stored in that order) with an empty cell as a field not given, to
 the store's batch writer (:mod:`healthsim_state.store.writer`): each batch
 is validated and staged, column by column, parents' types first so that
 references resolve, and the scenario is published in one transaction with
@@ -18,6 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import pyarrow as pa
+import pyarrow.compute as pc
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
@@ -28,17 +30,28 @@ from healthsim_state.formats.common import ProgressFactory, no_progress
 from healthsim_state.formats.synthea import administrative, clinical
 from healthsim_state.formats.synthea.reader import LINE, Loaded, read_folder, refuse_cell
 from healthsim_state.formats.synthea.sql import ident
-from healthsim_state.formats.synthea.targets import PART, Exclusion, Stage, Target, select_sql
+from healthsim_state.formats.synthea.targets import Exclusion, Target, select_sql
 from healthsim_state.store.audit import audited_call, from_synthea, source_details
 from healthsim_state.store.dialects import dialect_of
 from healthsim_state.store.repository import SaveSummary, ScenarioRepository
 from healthsim_state.store.save import ArrowInput
+from healthsim_state.store.writer import ScenarioWriter
 
 #: Rows per Arrow record batch handed to the save.
 BATCH_ROWS = 20_000
 
-#: Rows of a file per part of a staged fold (``Stage.part_key``): what one statement holds in memory.
-STAGE_PART_ROWS = 100_000
+#: Rows per add to the batch writer (batches of several types together): each add is one commit of the
+#: writer, which costs about as much for few rows as for many, while the store holds one add's rows in memory.
+ADD_ROWS = 60_000
+
+#: Lines of a file per ordered read of a target that is not stored in a table: what one sort holds.
+CHUNK_LINES = 50_000
+
+#: What the reading database may hold while the writer adds, once every table
+#: the targets read is made: reads in file order by chunk (or of tables stored
+#: in that order) need little, and what the reading database caches is memory
+#: the store's own DuckDB and the writer do not have.
+STREAM_MEMORY_LIMIT = "160MB"
 
 #: What happens to rows whose identity repeats within one import (canonical-models §2.5).
 DUPLICATE_RULE = "the last row in file order wins"
@@ -142,19 +155,19 @@ def import_synthea(
             if not target.runs_on(loaded):
                 _exclude(summary, target, loaded, None)
                 continue
+            source = entity_source(target, loaded)  # first: the target's SQL may read the tables it stages
             _refuse_unmappable(target, loaded)
-            source = entity_source(target, loaded)
             total, distinct = _count(target, loaded, source)
             if total != distinct:
                 summary.duplicates.setdefault(loaded.files[target.file].name, {"count": 0, "rule": DUPLICATE_RULE})[
                     "count"
                 ] += total - distinct
+                source = _last_rows(loaded, target, source)
             for exclusion in target.excluded:
                 _exclude(summary, target, loaded, exclusion)
             # One target per type, read when its turn comes.
-            streams[target.entity_type] = _entities(
-                loaded, target, source, dedupe=total != distinct, total=total, report=report
-            )
+            streams[target.entity_type] = _entities(loaded, target, source, total=total, report=report)
+        loaded.con.execute(f"SET memory_limit = '{STREAM_MEMORY_LIMIT}'")
         saved = _write(repo, scenario, streams, overwrite=overwrite, tags=list(tags), description=description)
     return _finish(summary, saved)
 
@@ -165,21 +178,35 @@ def _write(
     streams: dict[str, Iterator[pa.RecordBatch]],
     **options: Any,
 ) -> SaveSummary:
-    """Save the streams as the scenario: through the batch writer, one add per
-    record batch in catalogue order (parents before their children), so no
-    transaction grows with the folder; in one save where the writer cannot
-    open the store a second time (an in-memory DuckDB)."""
+    """Save the streams as the scenario: through the batch writer, in catalogue
+    order (parents before their children), one add per :data:`ADD_ROWS` rows
+    of record batches (of one type or several), so no transaction grows with
+    the folder; in one save where the writer cannot open the store a second
+    time (an in-memory DuckDB)."""
     order = [et.name for et in ENTITY_TYPES if et.name in streams]
     dialect = dialect_of(repo.session)
     bind = repo.session.get_bind()
     if dialect.in_memory(bind.engine.url if isinstance(bind, sa.Connection) else bind.url):
         return repo.save(scenario, {name: ArrowInput(streams[name], nulls_absent=True) for name in order}, **options)
     with repo.writer(scenario, **options) as writer:
+        pending: dict[str, list[pa.RecordBatch]] = {}
+        rows = 0
         for name in order:
             for batch in streams[name]:
-                writer.add({name: ArrowInput([batch], nulls_absent=True)})
+                pending.setdefault(name, []).append(batch)
+                rows += batch.num_rows
+                if rows >= ADD_ROWS:
+                    _add(writer, pending)
+                    pending, rows = {}, 0
+        if pending:
+            _add(writer, pending)
     assert writer.summary is not None  # the block ended without an error: published
     return writer.summary
+
+
+def _add(writer: ScenarioWriter, batches: dict[str, list[pa.RecordBatch]]) -> None:
+    """One add of the batches (by type, in catalogue order): one commit of the writer for all of them."""
+    writer.add({name: ArrowInput(parts, nulls_absent=True) for name, parts in batches.items()})
 
 
 def _named(repo: ScenarioRepository, name: str) -> bool:
@@ -195,39 +222,48 @@ def _from(target: Target) -> str:
 
 
 def entity_source(target: Target, loaded: Loaded) -> str:
-    """The SQL the target's entities are read from.
+    """The SQL the target's entities are read from (with ``_line``; keys of ``Target.attach`` NULL).
 
-    A folding target's query (``Target.query``) runs once, into a table of the
-    folder's database, after the tables it reads (``Target.staged``): DuckDB
-    spills tables to disk within the reader's memory limit, where sorting the
-    rows of a fold while it runs could not.
+    The tables a target's query reads (``Target.staged``) are made first. A folding query (not ``Target.row_wise``) runs once, into
+    a table of the folder's database stored in file order (by ``_line``):
+    DuckDB spills tables to disk within the reader's memory limit, and a table
+    stored in order is read in order without a sort.
     """
-    sql = select_sql(target, loaded)
-    if target.query is None:
-        return sql
     for stage in target.staged(target, loaded) if target.staged else ():
-        _create(loaded, stage)
-    table = ident(f"_{target.file}_{target.entity_type}")
-    loaded.con.execute(f"CREATE OR REPLACE TABLE {table} AS {sql}")
-    return f"SELECT * FROM {table}"
+        loaded.con.execute(f"CREATE OR REPLACE TABLE {ident(stage.name)} AS {stage.select}")
+    sql = select_sql(target, loaded)
+    if target.query is None or target.row_wise:
+        return sql
+    return _stored(loaded, f"_{target.file}_{target.entity_type}", sql)
 
 
-def _create(loaded: Loaded, stage: Stage) -> None:
-    """Create the table of ``stage``, part by part when it has a part key."""
-    name = ident(stage.name)
-    if stage.part_key is None:
-        loaded.con.execute(f"CREATE OR REPLACE TABLE {name} AS {stage.select}")
+def _stored(loaded: Loaded, name: str, sql: str) -> str:
+    """Store the rows of ``sql`` in the table ``name`` in file order; the SQL that reads them back so."""
+    loaded.con.execute(f"CREATE OR REPLACE TABLE {ident(name)} AS SELECT * FROM ({sql}) ORDER BY {LINE}")
+    return f"{_STORED} {ident(name)}"
+
+
+#: How the SQL of a table stored in file order begins (:func:`_stored`).
+_STORED = "SELECT * FROM"
+
+
+def _last_rows(loaded: Loaded, target: Target, source: str) -> str:
+    """The target's rows less those whose id a later row has: the last row (in file order) of each id wins,
+    as canonical-models §2.5 has it."""
+    deduplicated = f"SELECT * FROM ({source}) QUALIFY row_number() OVER (PARTITION BY id ORDER BY {LINE} DESC) = 1"
+    return _stored(loaded, f"_{target.file}_{target.entity_type}_last", deduplicated)
+
+
+def _ordered_reads(loaded: Loaded, target: Target, source: str) -> Iterator[str]:
+    """Queries that read ``source`` in file order: a stored table as it is (DuckDB scans a table in the order
+    it was stored); a query over a file's table by chunks of its lines, each sorted, so that no sort holds a
+    whole file."""
+    if source.startswith(_STORED):
+        yield source
         return
-    parts = max(1, -(-_rows(loaded, stage) // STAGE_PART_ROWS))
-    loaded.con.execute(f"CREATE OR REPLACE TABLE {name} AS {stage.select.replace(PART, 'false')}")
-    for part in range(parts):
-        where = f"hash({stage.part_key}) % {parts} = {part}"
-        loaded.con.execute(f"INSERT INTO {name} {stage.select.replace(PART, where)}")
-
-
-def _rows(loaded: Loaded, stage: Stage) -> int:
-    (rows,) = loaded.con.execute(f"SELECT count(*) FROM ({stage.select.replace(PART, 'true')})").fetchone()  # type: ignore[misc]
-    return int(rows)
+    for first in range(2, loaded.files[target.file].rows + 2, CHUNK_LINES):
+        last = first + CHUNK_LINES - 1
+        yield f"SELECT * FROM ({source}) WHERE {LINE} BETWEEN {first} AND {last} ORDER BY {LINE}"
 
 
 def _count(target: Target, loaded: Loaded, source: str) -> tuple[int, int]:
@@ -271,23 +307,53 @@ def _exclude(summary: SyntheaSummary, target: Target, loaded: Loaded, exclusion:
 
 
 def _entities(
-    loaded: Loaded, target: Target, sql: str, *, dedupe: bool, total: int, report: ProgressFactory
+    loaded: Loaded, target: Target, source: str, *, total: int, report: ProgressFactory
 ) -> Iterator[pa.RecordBatch]:
-    """The target's documents (from ``sql``, its source), read batch by batch when the save gets to them."""
-    if dedupe:
-        # The last row (in file order) of each id wins, as canonical-models §2.5 has it.
-        sql = f"SELECT * FROM ({sql}) QUALIFY row_number() OVER (PARTITION BY id ORDER BY {LINE} DESC) = 1"
-    sql = f"SELECT * EXCLUDE ({LINE}) FROM ({sql}) ORDER BY {LINE}"
+    """The target's documents (from ``source``), read batch by batch when the save gets to them."""
     label = f"{loaded.files[target.file].name} -> {target.entity_type}"
+    with report(label, total) as advance:
+        for batch in entity_batches(loaded, target, source):
+            advance(batch.num_rows)
+            yield batch
+
+
+def entity_batches(loaded: Loaded, target: Target, source: str) -> Iterator[pa.RecordBatch]:
+    """The target's documents in file order, as record batches: ``source``'s rows (see :func:`entity_source`)
+    with the lists of ``Target.attach`` filled in, without ``_line``."""
     # A cursor of its own: another target's query must not end this one's result.
     cursor = loaded.con.cursor()
     try:
-        with report(label, total) as advance:
+        for sql in _ordered_reads(loaded, target, source):
             for batch in cursor.sql(sql).to_arrow_reader(BATCH_ROWS):
-                advance(batch.num_rows)
-                yield batch
+                if batch.num_rows == 0:
+                    continue
+                for key, rows in target.attach.items():
+                    batch = _attach(loaded, target, batch, key, rows)
+                yield batch.drop_columns([LINE])
     finally:
         cursor.close()
+
+
+def _attach(loaded: Loaded, target: Target, batch: pa.RecordBatch, key: str, rows: Any) -> pa.RecordBatch:
+    """``batch`` with the column ``key`` made the list of each entity's folded rows (``Target.attach``)."""
+    lines = batch.column(LINE)
+    first, last = pc.min_max(lines).values()
+    cursor = loaded.con.cursor()
+    try:
+        owned = cursor.sql(rows(target, loaded, first.as_py(), last.as_py())).to_arrow_table()
+    finally:
+        cursor.close()
+    # Rows owned by lines of the range that are no entity of the batch (a claim left out) are in no list.
+    owned = owned.filter(pc.is_in(owned.column("_owner"), value_set=lines))
+    # The rows are in line order, as the batch's entities are: each entity's list is the next run of rows,
+    # as long as its line has rows (none for a line no row names).
+    counted = pc.value_counts(owned.column("_owner"))
+    found = pc.index_in(lines, value_set=counted.field("values"))
+    counts = pc.fill_null(pc.take(counted.field("counts"), found), 0)
+    offsets = pa.concat_arrays([pa.array([0], pa.int64()), pc.cumulative_sum(counts)]).cast(pa.int32())
+    listed = pa.ListArray.from_arrays(offsets, owned.column("value").combine_chunks())
+    index = batch.schema.get_field_index(key)
+    return batch.set_column(index, pa.field(key, listed.type), listed)
 
 
 def _finish(summary: SyntheaSummary, saved: SaveSummary) -> SyntheaSummary:

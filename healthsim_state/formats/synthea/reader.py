@@ -49,7 +49,7 @@ from healthsim_state.formats.synthea.sql import ident, quote
 LINE = "_line"
 
 #: What the reading database may hold in memory; beyond it, DuckDB spills to its scratch folder.
-MEMORY_LIMIT = "768MB"
+MEMORY_LIMIT = "384MB"
 
 _KIND_WORDS = {
     DATE: "a date or date-time",

@@ -7,7 +7,14 @@ a test compares the committed file with :func:`render`.
 from __future__ import annotations
 
 from healthsim_state.formats.synthea.files import FILES, LAYOUTS, SyntheaFile
-from healthsim_state.formats.synthea.importer import DUPLICATE_RULE, targets
+from healthsim_state.formats.synthea.importer import (
+    ADD_ROWS,
+    BATCH_ROWS,
+    DUPLICATE_RULE,
+    STREAM_MEMORY_LIMIT,
+    targets,
+)
+from healthsim_state.formats.synthea.reader import MEMORY_LIMIT
 from healthsim_state.formats.synthea.targets import EXTENSION_KEY, Field, Target, is_id
 
 INTRO = f"""# Synthea import
@@ -27,11 +34,13 @@ identities per file, columns no Synthea release has, and the layout found.
 
 **How it reads and writes.** DuckDB's own CSV reader loads every file into
 a private DuckDB database in a scratch folder (whatever the store's backend;
-it spills to disk past 768 MB), where each row is mapped in SQL. The
-entities go in Arrow batches of 20,000, an empty cell being a field not
-given, through the store's batch writer (`repository.writer`): each batch
-is validated like any other save (column by column) and staged in a
-committed table private to the import, and when every file is done the
+it spills to disk past {MEMORY_LIMIT.replace("MB", " MB")}, and past {STREAM_MEMORY_LIMIT.replace("MB", " MB")} once the writer adds),
+where each row is mapped in SQL and read back in file order, chunk by
+chunk. The entities go in Arrow batches of {BATCH_ROWS:,}, an empty cell being
+a field not given, through the store's batch writer (`repository.writer`),
+about {ADD_ROWS:,} entities (of one type or several) per add: each add is validated
+like any other save (column by column) and staged in a committed table
+private to the import, and when every file is done the
 scenario is published in one transaction, together with the import's audit
 event. So memory does not grow with the folder, nothing is visible before
 the publish, and a refused or killed import leaves no scenario behind (its

@@ -81,26 +81,12 @@ class Exclusion:
     where: str
 
 
-#: Where a :class:`Stage`'s query takes the condition that selects one part of its rows.
-PART = "/* part */ true"
-
-
 @dataclass(frozen=True)
 class Stage:
-    """A table a folding target's query reads, created before the query runs.
-
-    A fold too large for one statement within the reader's memory limit (an
-    ordered ``list()`` aggregate cannot spill to disk) runs in steps whose
-    results DuckDB can spill. ``select`` is the table's query; with a
-    ``part_key`` (SQL over the rows) it holds the placeholder :data:`PART` and
-    runs once per part of the rows, split by the key's hash, so that each
-    step holds one part's groups whatever the folder's size (rows of one
-    key value are always in one part).
-    """
+    """A table a folding target's query reads, created before the query runs: ``select`` is its query."""
 
     name: str
     select: str
-    part_key: str | None = None
 
 
 @dataclass(frozen=True)
@@ -119,9 +105,20 @@ class Target:
     document it: it is called as ``query(target, loaded)`` and returns SQL
     with the columns :func:`select_sql` would (``id``, document keys,
     ``_line``); :func:`extensions_sql` and :func:`identity_sql` help build
-    it. ``staged`` (called the same way) gives the tables such a query reads
+    it. ``staged`` (called the same way) gives tables the target's SQL reads
     (:class:`Stage`), which the importer creates in the folder's database
-    first. ``exclusions`` describe, for the docs, the rows a target leaves out
+    first: what a fold computes once over a whole file, rather than once per
+    chunk of lines read. A query is stored in a table unless ``row_wise`` (one entity per
+    row of the file, whose ``_line`` it keeps, as a plain target has): such a
+    query is read by chunks of the file's lines, as a plain target's is.
+    ``attach`` names document keys filled in Arrow, batch by batch,
+    with a list per entity of rows folded into it: the query selects the key
+    as NULL where the list goes, and ``attach[key](target, loaded, first,
+    last)`` returns SQL for the rows owned by the entities of lines ``first``
+    to ``last``: ``_owner`` (the owning entity's ``_line``) and ``value``,
+    ordered by ``_owner`` and then as the list has them. Folding wide rows
+    into lists in DuckDB (a ``list()`` aggregate) costs several times what
+    their sorted read and an Arrow list over it do. ``exclusions`` describe, for the docs, the rows a target leaves out
     on purpose and why; ``excluded`` are those the importer counts for the
     summary (with SQL that finds them).
     """
@@ -136,6 +133,8 @@ class Target:
     also_kept: tuple[str, ...] = ()
     query: Callable[..., str] | None = None
     staged: Callable[..., tuple[Stage, ...]] | None = None
+    row_wise: bool = False
+    attach: dict[str, Callable[..., str]] = field(default_factory=dict)
     exclusions: tuple[str, ...] = ()
     note: str = ""
     extra: dict[str, str] = field(default_factory=dict)
