@@ -37,7 +37,7 @@ from healthsim_models.history import DELETE, UPDATE
 from healthsim_models.registry import ENTITY_TYPES, EntityType, entity_type
 from healthsim_models.state import Scenario, ScenarioEntity, ScenarioTag
 from healthsim_state.codec.checks import clean_tags, scenario_problems
-from healthsim_state.codec.document import decode
+from healthsim_state.codec.document import decode, decode_table
 from healthsim_state.codec.layout import layout
 from healthsim_state.codec.values import shown, text_problem
 from healthsim_state.store import history as store_history
@@ -617,8 +617,9 @@ class ScenarioRepository:
         lay = layout(et.name)
         # Like a save, a load allocates a row and a document per entity, none in a cycle.
         with fewer_collections():
-            rows = self._dialect.scenario_rows(self.session, et.model.__table__, scenario.id, et.name)
-            return [decode(lay, row) for row in rows]
+            return decode_table(
+                lay, self._dialect.scenario_table(self.session, et.model.__table__, scenario.id, et.name)
+            )
 
     def _atomic(self, what: str) -> _Atomic:
         return _Atomic(self.session, what)

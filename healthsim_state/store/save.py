@@ -544,5 +544,6 @@ def _write_rows(run: SaveRun, et: EntityType, rows: Rows) -> None:
 
 
 def _write_links(run: SaveRun) -> None:
-    run.dialect.link(run.session, run.scenario_id, run.links)
-    run.links = Links()
+    if run.links:
+        run.dialect.link(run.session, run.scenario_id, run.links)
+        run.links = Links()

@@ -312,6 +312,11 @@ class StoreDialect(abc.ABC):
     #: encoded, rather than all after the last batch.
     links_per_batch: ClassVar[bool] = False
 
+    def scenario_table(self, session: Session, table: sa.Table, scenario: ScenarioRef, entity_type: str) -> pa.Table:
+        """The scenario's rows of ``table`` for a load, which decodes them column
+        by column: :meth:`scenario_arrow`'s, JSON in any text of its value."""
+        return self.scenario_arrow(session, table, scenario, entity_type)
+
 
 def quote(connection: sa.Connection, name: str) -> str:
     """``name`` as an identifier in the connection's SQL."""
