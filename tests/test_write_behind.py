@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
-from healthsim_models import ENTITY_TYPES, ScenarioNotFoundError, session_scope
+from healthsim_models import ENTITY_TYPES, ScenarioNotFoundError, entity_type, session_scope
 from healthsim_state import ScenarioRepository
 from healthsim_state.codec.document import decode, decode_table
 from healthsim_state.codec.layout import layout
@@ -208,3 +208,18 @@ def test_writes_behind_wait_for_each_other_and_for_the_sessions_statements(
     with session_scope(engine) as session:
         loaded = ScenarioRepository(session).load("s").entities
     assert [e["encounter_id"] for e in loaded["encounter"]] == [f"ENC-{i}" for i in range(40)]
+
+
+def test_a_loads_tables_come_in_turn_and_leaving_early_frees_the_session(engine: sa.Engine) -> None:
+    with session_scope(engine) as session:
+        ScenarioRepository(session).save("s", {"patient": _patients(), "encounter": _encounters()})
+    with session_scope(engine) as session:
+        scenario_id = ScenarioRepository(session).scenario_summary("s").id
+        dialect = dialect_of(session)
+        tables = [(name, entity_type(name).model.__table__) for name in ("patient", "encounter", "patient")]
+        one_by_one = [dialect.scenario_table(session, table, scenario_id, name) for name, table in tables]
+        assert list(dialect.scenario_tables(session, scenario_id, tables)) == one_by_one
+        fetched = dialect.scenario_tables(session, scenario_id, tables)
+        assert next(fetched) == one_by_one[0]  # the next is being fetched meanwhile (PostgreSQL)
+        fetched.close()
+        assert session.execute(sa.text("SELECT count(*) FROM encounters")).scalar_one() == 40

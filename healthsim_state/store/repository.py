@@ -365,7 +365,13 @@ class ScenarioRepository:
             # One stretch of fewer collections for every type: the documents pile up, and a
             # full collection between two types would walk all those loaded so far.
             with fewer_collections():
-                entities = {et.name: self._documents(scenario, et) for et in ENTITY_TYPES}
+                present = [et for et in ENTITY_TYPES if scenario.entity_counts.get(et.name)]
+                tables = [(et.name, et.model.__table__) for et in present]
+                entities = {et.name: [] for et in ENTITY_TYPES}
+                fetched = self._dialect.scenario_tables(self.session, scenario.id, tables)
+                with contextlib.closing(fetched):
+                    for et, data in zip(present, fetched, strict=True):
+                        entities[et.name] = decode_table(layout(et.name), data)
         record_read(self.session, "load", scenario=scenario.name, counts=scenario.entity_counts)
         return LoadedScenario(**vars(self._info(scenario, self._tags_of(scenario.id))), entities=entities)
 
