@@ -5,8 +5,10 @@ queries.
 Writes happen inside the session's transaction, in key order (see below):
 a batch none of whose keys is stored is COPY'd straight into its table;
 otherwise into a temporary staging table, then one ``INSERT ... SELECT ...
-ON CONFLICT``. Never a statement per row. A scenario's rows are read by
-``COPY ... TO STDOUT`` into Arrow.
+ON CONFLICT``. Never a statement per row. A save's writes run on a thread
+of their own, one at a time, while it encodes the next batch
+(:meth:`PostgreSQLDialect.writes_behind`). A scenario's rows are read by
+``COPY ... TO STDOUT`` into Arrow, a load's next type while it decodes one.
 """
 
 from __future__ import annotations
