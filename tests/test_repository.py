@@ -392,9 +392,8 @@ def test_links_are_written_in_bounded_batches_across_types(engine, monkeypatch: 
     encounters = [encounter(f"E-{i}", f"MRN-{i:03d}") for i in range(12)]
     with session_scope(engine) as session:
         summary = ScenarioRepository(session, batch_size=10).save("s", {"patient": patients, "encounter": encounters})
-    # Batches of 10: patients 10+10 (flush), 6 + encounters 10 (flush), the last 2 at the end;
-    # where writes run behind (PostgreSQL), each batch's links right after its rows.
-    assert calls == ([10, 10, 6, 10, 2] if dialect.links_per_batch else [20, 16, 2])
+    # Batches of 10: patients 10+10 (flush), 6 + encounters 10 (flush), the last 2 at the end.
+    assert calls == [20, 16, 2]
     assert summary.counts == {"patient": 25, "encounter": 12}
     loaded = load(engine, "s").entities
     assert [p["mrn"] for p in loaded["patient"]] == [f"MRN-{i:03d}" for i in range(25)]

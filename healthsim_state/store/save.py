@@ -240,7 +240,7 @@ def write_entities(run: SaveRun, streams: dict[str, list[Iterable[Any]]], batch_
     """Encode, validate, resolve and write every entity of ``streams`` into the
     run's scenario, then its links; raises ``ValidationError`` with the
     problems found, having written nothing since the first."""
-    with fewer_collections(), run.dialect.writes_behind(run.session):
+    with fewer_collections():
         _write_types(run, streams, batch_size)
 
 
@@ -336,7 +336,7 @@ def _write_arrow_batch(
                     _unresolved(run, lay, ref, at[i], {ref.field: values[i], "external_id": encoded.external_ids[i]})
     run.dialect.upsert_arrow(run.session, et.model.__table__, data, versioning=run.versioning)
     run.links.add(et.name, ids, at)
-    if len(run.links) >= LINK_BATCH_SIZE or run.dialect.links_per_batch:
+    if len(run.links) >= LINK_BATCH_SIZE:
         _write_links(run)
     run.saved[et.name] = run.saved.get(et.name, 0) + encoded.rows
 
@@ -538,12 +538,11 @@ def _write_rows(run: SaveRun, et: EntityType, rows: Rows) -> None:
     complete = [row for _, row in rows.values()]
     run.dialect.upsert(run.session, et.model.__table__, complete, versioning=run.versioning)
     run.links.add(et.name, list(rows), [position for position, _ in rows.values()])
-    if len(run.links) >= LINK_BATCH_SIZE or run.dialect.links_per_batch:
+    if len(run.links) >= LINK_BATCH_SIZE:
         _write_links(run)
     run.saved[et.name] = run.saved.get(et.name, 0) + len(complete)
 
 
 def _write_links(run: SaveRun) -> None:
-    if run.links:
-        run.dialect.link(run.session, run.scenario_id, run.links)
-        run.links = Links()
+    run.dialect.link(run.session, run.scenario_id, run.links)
+    run.links = Links()

@@ -146,12 +146,6 @@ class _StagingDialect:
             rows = [{"id": entity_id, "position": position} for entity_id, position in positions.items()]
             self._dialect.stage(session, self._staging.positions[name], rows)
 
-    links_per_batch = False  # staged as positions, every LINK_BATCH_SIZE links as before
-
-    def writes_behind(self, session: Session) -> contextlib.AbstractContextManager[None]:
-        # In place: the add's key look-ups between batches would wait for each write anyway.
-        return contextlib.nullcontext()
-
 
 class _AddRun(SaveRun):
     """One add's run of the save pipeline: keys looked up per batch in the staging tables."""

@@ -296,22 +296,6 @@ class StoreDialect(abc.ABC):
         """After each committed step of such a publish, on the writer's ``connection`` (no transaction open)."""
         return None
 
-    @contextmanager
-    def writes_behind(self, session: Session) -> Iterator[None]:
-        """Around a save's pipeline (:func:`~healthsim_state.store.save.write_entities`):
-        a backend whose database works apart from this process may run each
-        write of :meth:`upsert`, :meth:`upsert_arrow` and :meth:`link` while
-        the pipeline encodes the next batch. Every write is done when this
-        ends, and the first that failed raises its own error, as if it had
-        run in place; nothing else of the session runs beside a write."""
-        yield
-
-    #: Whether a save writes each batch's scenario links right after its rows,
-    #: rather than every :data:`~healthsim_state.store.save.LINK_BATCH_SIZE`
-    #: links: where :meth:`writes_behind` runs them while the next batch is
-    #: encoded, rather than all after the last batch.
-    links_per_batch: ClassVar[bool] = False
-
     def scenario_table(self, session: Session, table: sa.Table, scenario: ScenarioRef, entity_type: str) -> pa.Table:
         """The scenario's rows of ``table`` for a load, which decodes them column
         by column: :meth:`scenario_arrow`'s, JSON in any text of its value."""

@@ -5,10 +5,8 @@ queries.
 Writes happen inside the session's transaction, in key order (see below):
 a batch none of whose keys is stored is COPY'd straight into its table;
 otherwise into a temporary staging table, then one ``INSERT ... SELECT ...
-ON CONFLICT``. Never a statement per row. A save's writes run on a thread
-of their own, one at a time, while it encodes the next batch
-(:meth:`PostgreSQLDialect.writes_behind`). A scenario's rows are read by
-``COPY ... TO STDOUT`` into Arrow, a load's next type while it decodes one.
+ON CONFLICT``. Never a statement per row. A scenario's rows are read by
+``COPY ... TO STDOUT`` into Arrow; a load's next type while it decodes one.
 """
 
 from __future__ import annotations
@@ -18,8 +16,7 @@ import io
 import json
 import uuid
 from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
-from contextlib import contextmanager
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -72,23 +69,8 @@ _MAY_DROP_PRIVILEGES = (
 
 
 def _driver(session: Session) -> Any:
-    """The psycopg connection under the session's transaction, once the write
-    running behind (:meth:`PostgreSQLDialect.writes_behind`) is done."""
-    behind = session.info.get(_BEHIND)
-    if behind is not None:
-        behind.settle()
+    """The psycopg connection under the session's transaction."""
     return session.connection().connection.driver_connection
-
-
-def _write(session: Session, job: Callable[[Any, set[str]], None]) -> None:
-    """Run ``job(psycopg connection, tables met with a stored key)``: now, or on the
-    thread of the writes behind while the caller goes on (:meth:`PostgreSQLDialect.writes_behind`)."""
-    stored = session.info.setdefault("_hs_pg_stored", set())
-    behind = session.info.get(_BEHIND)
-    if behind is None:
-        job(_driver(session), stored)
-    else:
-        behind.submit(lambda: job(behind.raw, stored))
 
 
 # PostgreSQL locks each row an upsert inserts or updates, in the order the
@@ -114,24 +96,74 @@ class PostgreSQLDialect(StoreDialect):
         if not rows:
             return
         names = [c.name for c in table.columns]
+        # In key order, the order the upsert through the staging table locks rows in.
+        ordered = sorted(rows, key=lambda row: str(row["id"]).replace("-", "").lower())
 
-        def job(raw: Any, stored: set[str]) -> None:
-            # In key order, the order the upsert through the staging table locks rows in.
-            ordered = sorted(rows, key=lambda row: str(row["id"]).replace("-", "").lower())
+        def write(copy: Any) -> None:
+            for row in ordered:
+                copy.write_row([row[n] for n in names])
 
-            def write(copy: Any) -> None:
-                for row in ordered:
-                    copy.write_row([row[n] for n in names])
+        if not _copy_straight(session, table.name, names, write, ""):
+            self._stage_upsert(session, table, versioning, "", write)
 
-            if not _copy_straight(raw, stored, table.name, names, write, ""):
-                _stage_upsert(raw, table, versioning, "", write)
-
-        _write(session, job)
+    @staticmethod
+    def _stage_upsert(
+        session: Session, table: sa.Table, versioning: Versioning | None, options: str, write: Callable[[Any], None]
+    ) -> None:
+        """The upsert of the rows ``write`` sends to a ``COPY ... FROM STDIN`` (with ``options``)
+        of every column, in the table's order, through a staging table."""
+        raw = _driver(session)
+        stage = f"_hs_stage_{table.name}"
+        column_list = ", ".join(c.name for c in table.columns)
+        with raw.cursor() as cursor:
+            cursor.execute(f"CREATE TEMP TABLE IF NOT EXISTS {stage} (LIKE {table.name}) ON COMMIT DROP")
+            with cursor.copy(f"COPY {stage} ({column_list}) FROM STDIN {options}") as copy:
+                write(copy)
+            if versioning is not None and versioning.keep:
+                cursor.execute(snapshot_sql(table, versioning, stage, lambda c: f"b.{c.name}", lock=True))
+            # A row stored unchanged is not rewritten (healthsim_state.store.history).
+            cursor.execute(
+                f"INSERT INTO {table.name} ({column_list}) SELECT {column_list} FROM {stage} "
+                f"ORDER BY id ON CONFLICT (id) DO UPDATE SET {update_clause(table)} WHERE {unchanged_guard(table)}"
+            )
+            cursor.execute(f"TRUNCATE {stage}")
 
     def link(self, session: Session, scenario_id: uuid.UUID, links: Links) -> None:
-        if links:
-            names, text = _links_csv(scenario_id, links)
-            _write(session, lambda raw, stored: _link_csv(raw, stored, names, text))
+        import pyarrow.compute as pc
+
+        if not links:
+            return
+        rows = pa.table(
+            {
+                "scenario_id": pa.repeat(pa.scalar(str(scenario_id)), len(links)),
+                "entity_type": pa.array(links.entity_types, type=pa.string()),
+                "entity_id": pa.array(links.entity_ids, type=pa.string()),
+                "position": pa.array(links.positions, type=pa.int64()),
+            }
+        )
+        # In key order, the order the insert through the staging table locks rows in.
+        key = pc.utf8_lower(pc.replace_substring(rows.column("entity_id"), "-", ""))
+        order = pc.sort_indices(
+            pa.table({"t": rows.column("entity_type"), "k": key}), [("t", "ascending"), ("k", "ascending")]
+        )
+        text = _csv(rows.take(order))
+
+        def write(copy: Any) -> None:
+            copy.write(text)
+
+        if _copy_straight(session, LINKS.name, rows.column_names, write, _CSV):
+            return
+        stage = "_hs_stage_links"
+        with _driver(session).cursor() as cursor:
+            cursor.execute(f"CREATE TEMP TABLE IF NOT EXISTS {stage} (LIKE {LINKS.name}) ON COMMIT DROP")
+            with cursor.copy(f"COPY {stage} ({', '.join(rows.column_names)}) FROM STDIN {_CSV}") as copy:
+                write(copy)
+            cursor.execute(
+                f"INSERT INTO {LINKS.name} (scenario_id, entity_type, entity_id, position) "
+                f"SELECT scenario_id, entity_type, entity_id, position FROM {stage} "
+                "ORDER BY entity_type, entity_id ON CONFLICT DO NOTHING"
+            )
+            cursor.execute(f"TRUNCATE {stage}")
 
     # -- reads of a scenario's rows ------------------------------------------------
 
@@ -389,12 +421,21 @@ class PostgreSQLDialect(StoreDialect):
     def upsert_arrow(
         self, session: Session, table: sa.Table, data: pa.Table, *, versioning: Versioning | None = None
     ) -> None:
-        if data.num_rows:
-            # The CSV is made here, the COPY behind: the server's part is the longer.
-            names, text = _arrow_csv(table, data)
-            _write(session, lambda raw, stored: _upsert_csv(raw, stored, table, versioning, names, text))
+        import pyarrow.compute as pc
 
-    links_per_batch: ClassVar[bool] = True  # behind the next batch's encoding (writes_behind)
+        if not data.num_rows:
+            return
+        # As CSV written by Arrow, column by column: no Python per value. In
+        # key order, the order the upsert through the staging table locks rows in.
+        key = pc.utf8_lower(pc.replace_substring(data.column("id"), "-", ""))
+        data = data.select([c.name for c in table.columns]).take(pc.sort_indices(key))
+        text = _csv(data)
+
+        def write(copy: Any) -> None:
+            copy.write(text)
+
+        if not _copy_straight(session, table.name, data.column_names, write, _CSV):
+            self._stage_upsert(session, table, versioning, _CSV, write)
 
     def scenario_table(self, session: Session, table: sa.Table, scenario: ScenarioRef, entity_type: str) -> pa.Table:
         # JSON as jsonb prints it: a load parses each distinct text once, not compacted first.
@@ -404,11 +445,12 @@ class PostgreSQLDialect(StoreDialect):
         self, session: Session, scenario_id: uuid.UUID, tables: Sequence[tuple[str, sa.Table]]
     ) -> Iterator[pa.Table]:
         # The next type's COPY runs on a thread of its own while the caller decodes
-        # this one: the server's part of a fetch (the join, the sort, the text) is
-        # a good part of it. One at a time on the connection, which nothing else
-        # uses until the iterator ends; leaving early waits for the fetch running.
+        # this one, so the server's part of a fetch (the join, the sort, the text)
+        # overlaps the decoding. One fetch at a time on the connection, which
+        # nothing else uses until the iterator ends; leaving early waits for the
+        # fetch running.
         raw = _driver(session)
-        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="healthsim-copy") as pool:
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="healthsim-fetch") as pool:
             fetching = None
             for index, (entity_type, table) in enumerate(tables):
                 if fetching is None:
@@ -419,38 +461,6 @@ class PostgreSQLDialect(StoreDialect):
                     following, following_table = tables[index + 1]
                     fetching = pool.submit(_scenario_table, raw, following_table, scenario_id, following)
                 yield data
-
-    @contextmanager
-    def writes_behind(self, session: Session) -> Iterator[None]:
-        # The server takes a batch's COPY (parsing, jsonb, every index) while this
-        # process encodes the next one: each write runs on a thread of its own,
-        # one at a time, and whatever next uses the connection waits for it:
-        # this dialect's methods (through _driver), SQLAlchemy's statements (the
-        # listener), and the end of the pipeline.
-        if _BEHIND in session.info:
-            yield
-            return
-        connection = session.connection()
-        behind = _Behind(connection.connection.driver_connection)
-
-        def before_statement(*_: Any) -> None:
-            behind.settle()
-
-        session.info[_BEHIND] = behind
-        sa.event.listen(connection, "before_cursor_execute", before_statement)
-        try:
-            yield
-        except BaseException:
-            # A write that failed before the pipeline did (or under the statement
-            # that failed waiting for it, which SQLAlchemy wrapped) raises its own error.
-            if behind.wait() is not None:
-                raise behind.error from None
-            raise
-        finally:
-            behind.close()
-            sa.event.remove(connection, "before_cursor_execute", before_statement)
-            del session.info[_BEHIND]
-        behind.settle()
 
 
 def _scenario_table(raw: Any, table: sa.Table, scenario: ScenarioRef, entity_type: str) -> pa.Table:
@@ -480,125 +490,8 @@ def _scenario_table(raw: Any, table: sa.Table, scenario: ScenarioRef, entity_typ
     ).cast(schema)
 
 
-_BEHIND = "_hs_pg_behind"  # session.info: the _Behind of the save pipeline running
-
-
-class _Behind:
-    """The writes of :meth:`PostgreSQLDialect.writes_behind`: one at a time on a
-    thread of their own, on the session's psycopg connection ``raw``, which
-    nothing else uses meanwhile (psycopg's COPY does not hold its lock)."""
-
-    def __init__(self, raw: Any) -> None:
-        self.raw = raw
-        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="healthsim-copy")
-        self._running: Future[None] | None = None
-        self.error: BaseException | None = None  # the first write's that failed
-
-    def submit(self, write: Callable[[], None]) -> None:
-        """Run ``write`` once the one before is done (raising its error, if it failed)."""
-        self.settle()
-        self._running = self._pool.submit(write)
-
-    def wait(self) -> BaseException | None:
-        """Wait for the write running; the error of the first that failed, if any."""
-        running, self._running = self._running, None
-        if running is not None and self.error is None:
-            self.error = running.exception()
-        return self.error
-
-    def settle(self) -> None:
-        """Wait for the write running; raise the error of the first that failed."""
-        if self.wait() is not None:
-            raise self.error  # type: ignore[misc]
-
-    def close(self) -> None:
-        self.wait()
-        self._pool.shutdown()
-
-
-def _arrow_csv(table: sa.Table, data: pa.Table) -> tuple[list[str], memoryview]:
-    """The columns and CSV of an upsert of ``data`` into ``table``."""
-    import pyarrow.compute as pc
-
-    # As CSV written by Arrow, column by column: no Python per value. In
-    # key order, the order the upsert through the staging table locks rows in.
-    key = pc.utf8_lower(pc.replace_substring(data.column("id"), "-", ""))
-    data = data.select([c.name for c in table.columns]).take(pc.sort_indices(key))
-    return data.column_names, _csv(data)
-
-
-def _upsert_csv(
-    raw: Any, stored: set[str], table: sa.Table, versioning: Versioning | None, names: list[str], text: memoryview
-) -> None:
-    def write(copy: Any) -> None:
-        copy.write(text)
-
-    if not _copy_straight(raw, stored, table.name, names, write, _CSV):
-        _stage_upsert(raw, table, versioning, _CSV, write)
-
-
-def _stage_upsert(
-    raw: Any, table: sa.Table, versioning: Versioning | None, options: str, write: Callable[[Any], None]
-) -> None:
-    """The upsert of the rows ``write`` sends to a ``COPY ... FROM STDIN`` (with ``options``)
-    of every column, in the table's order, through a staging table."""
-    stage = f"_hs_stage_{table.name}"
-    column_list = ", ".join(c.name for c in table.columns)
-    with raw.cursor() as cursor:
-        cursor.execute(f"CREATE TEMP TABLE IF NOT EXISTS {stage} (LIKE {table.name}) ON COMMIT DROP")
-        with cursor.copy(f"COPY {stage} ({column_list}) FROM STDIN {options}") as copy:
-            write(copy)
-        if versioning is not None and versioning.keep:
-            cursor.execute(snapshot_sql(table, versioning, stage, lambda c: f"b.{c.name}", lock=True))
-        # A row stored unchanged is not rewritten (healthsim_state.store.history).
-        cursor.execute(
-            f"INSERT INTO {table.name} ({column_list}) SELECT {column_list} FROM {stage} "
-            f"ORDER BY id ON CONFLICT (id) DO UPDATE SET {update_clause(table)} WHERE {unchanged_guard(table)}"
-        )
-        cursor.execute(f"TRUNCATE {stage}")
-
-
-def _links_csv(scenario_id: uuid.UUID, links: Links) -> tuple[list[str], memoryview]:
-    """The columns and CSV of the scenario's ``links``."""
-    import pyarrow.compute as pc
-
-    rows = pa.table(
-        {
-            "scenario_id": pa.repeat(pa.scalar(str(scenario_id)), len(links)),
-            "entity_type": pa.array(links.entity_types, type=pa.string()),
-            "entity_id": pa.array(links.entity_ids, type=pa.string()),
-            "position": pa.array(links.positions, type=pa.int64()),
-        }
-    )
-    # In key order, the order the insert through the staging table locks rows in.
-    key = pc.utf8_lower(pc.replace_substring(rows.column("entity_id"), "-", ""))
-    order = pc.sort_indices(
-        pa.table({"t": rows.column("entity_type"), "k": key}), [("t", "ascending"), ("k", "ascending")]
-    )
-    return rows.column_names, _csv(rows.take(order))
-
-
-def _link_csv(raw: Any, stored: set[str], names: list[str], text: memoryview) -> None:
-    def write(copy: Any) -> None:
-        copy.write(text)
-
-    if _copy_straight(raw, stored, LINKS.name, names, write, _CSV):
-        return
-    stage = "_hs_stage_links"
-    with raw.cursor() as cursor:
-        cursor.execute(f"CREATE TEMP TABLE IF NOT EXISTS {stage} (LIKE {LINKS.name}) ON COMMIT DROP")
-        with cursor.copy(f"COPY {stage} ({', '.join(names)}) FROM STDIN {_CSV}") as copy:
-            write(copy)
-        cursor.execute(
-            f"INSERT INTO {LINKS.name} (scenario_id, entity_type, entity_id, position) "
-            f"SELECT scenario_id, entity_type, entity_id, position FROM {stage} "
-            "ORDER BY entity_type, entity_id ON CONFLICT DO NOTHING"
-        )
-        cursor.execute(f"TRUNCATE {stage}")
-
-
 def _copy_straight(
-    raw: Any, stored: set[str], table: str, names: Sequence[str], write: Callable[[Any], None], options: str
+    session: Session, table: str, names: Sequence[str], write: Callable[[Any], None], options: str
 ) -> bool:
     """Whether the rows ``write`` sends to a ``COPY ... FROM STDIN`` (with
     ``options``) of the columns ``names`` went straight into ``table``: not
@@ -607,14 +500,15 @@ def _copy_straight(
     Rows none of which is stored yet (a new scenario's, the usual case) are
     written once, not also into a staging table, and there is nothing to keep
     in the history or compare. After a batch met a stored key (an overwrite's;
-    another writer's meanwhile), the table's batches of this session
-    (``stored``: the tables that did) go through the staging table without trying.
+    another writer's meanwhile), the table's batches of this session go
+    through the staging table without trying.
     """
     import psycopg
 
+    stored = session.info.setdefault("_hs_pg_stored", set())
     if table in stored:
         return False
-    with raw.cursor() as cursor:
+    with _driver(session).cursor() as cursor:
         cursor.execute("SAVEPOINT _hs_copy")
         try:
             with cursor.copy(f"COPY {table} ({', '.join(names)}) FROM STDIN {options}") as copy:

@@ -1,23 +1,19 @@
-"""The save's writes behind the encoding (PostgreSQL: a batch's COPY runs on a
-thread of its own while the next batch is encoded) and the load's column-wise
-decode (both backends): the same documents, rows and errors as row by row, in
-place."""
+"""A load's column-wise decode (``document.decode_table``) and its tables in
+turn (``dialect.scenario_tables``; PostgreSQL fetches the next type while one
+is decoded), on both backends: the same documents as row by row."""
 
 from __future__ import annotations
 
-import contextlib
 from typing import Any
 
 import pytest
 import sqlalchemy as sa
 
-from healthsim_models import ENTITY_TYPES, ScenarioNotFoundError, entity_type, session_scope
+from healthsim_models import ENTITY_TYPES, entity_type, session_scope
 from healthsim_state import ScenarioRepository
 from healthsim_state.codec.document import decode, decode_table
 from healthsim_state.codec.layout import layout
 from healthsim_state.store.dialects import dialect_of
-from healthsim_state.store.dialects import postgresql as pg
-from healthsim_state.store.dialects.base import StoreDialect
 from tests.helpers import fixture
 
 
@@ -115,99 +111,6 @@ def test_the_column_wise_decode_gives_decodes_documents_in_its_key_order(engine:
             assert _in_order(by_column) == _in_order(by_row), et.name
             compared += len(by_row)
     assert compared >= (73 if source == "mixed" else 10)
-
-
-def _postgresql(engine: sa.Engine) -> None:
-    if engine.dialect.name != "postgresql":
-        pytest.skip("writes run behind on PostgreSQL only (DuckDB runs in this process)")
-
-
-@contextlib.contextmanager
-def _in_place() -> Any:
-    """Every write of the save in place, as without writes_behind."""
-    saved = pg.PostgreSQLDialect.writes_behind
-    pg.PostgreSQLDialect.writes_behind = StoreDialect.writes_behind  # type: ignore[method-assign]
-    try:
-        yield
-    finally:
-        pg.PostgreSQLDialect.writes_behind = saved  # type: ignore[method-assign]
-
-
-def _broken(monkeypatch: pytest.MonkeyPatch, table: str) -> None:
-    """The COPYs into ``table`` send a row PostgreSQL refuses (not a UUID)."""
-    real = pg._copy_straight
-
-    def copy_straight(raw, stored, name, names, write, options):  # type: ignore[no-untyped-def]
-        if name == table:
-            line = ",".join(["not-a-uuid", *[""] * (len(names) - 1)]) + "\n"
-            write = lambda copy: copy.write(line if options else line.replace(",", "\t"))  # noqa: E731
-        return real(raw, stored, name, names, write, options)
-
-    monkeypatch.setattr(pg, "_copy_straight", copy_straight)
-
-
-@pytest.mark.parametrize("behind", [True, False])
-@pytest.mark.parametrize("overwrite", [False, True])
-def test_a_write_that_fails_behind_raises_the_drivers_own_error_and_nothing_is_written(
-    engine: sa.Engine, monkeypatch: pytest.MonkeyPatch, behind: bool, overwrite: bool
-) -> None:
-    import psycopg
-
-    _postgresql(engine)
-    entities = {"patient": _patients(), "encounter": _encounters()}
-    if overwrite:  # a stored scenario: the pipeline's own statements run between the writes
-        with session_scope(engine) as session:
-            ScenarioRepository(session).save("s", {"patient": _patients()[:5]})
-    _broken(monkeypatch, "patients")
-    mode = contextlib.nullcontext() if behind else _in_place()
-    with (
-        mode,
-        pytest.raises(psycopg.errors.InvalidTextRepresentation, match="uuid"),
-        session_scope(engine) as session,
-    ):
-        ScenarioRepository(session).save("s", entities, overwrite=overwrite)
-    monkeypatch.undo()
-    with session_scope(engine) as session:
-        repo = ScenarioRepository(session)
-        if overwrite:
-            assert [p["mrn"] for p in repo.load("s").entities["patient"]] == [p["mrn"] for p in _patients()[:5]]
-        else:
-            with pytest.raises(ScenarioNotFoundError):
-                repo.load("s")
-    with engine.connect() as connection:
-        stored = connection.execute(sa.text("SELECT count(*) FROM encounters")).scalar_one()
-    assert stored == 0
-
-
-def test_writes_behind_wait_for_each_other_and_for_the_sessions_statements(
-    engine: sa.Engine, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    _postgresql(engine)
-    order: list[str] = []
-    real = pg._copy_straight
-
-    def copy_straight(raw, stored, name, names, write, options):  # type: ignore[no-untyped-def]
-        order.append(f"start {name}")
-        done = real(raw, stored, name, names, write, options)
-        order.append(f"end {name}")
-        return done
-
-    monkeypatch.setattr(pg, "_copy_straight", copy_straight)
-    with session_scope(engine) as session:
-        ScenarioRepository(session, batch_size=7).save("s", {"patient": _patients(), "encounter": _encounters()})
-        # The save's writes are all done when it returns: the session sees them.
-        counts = session.execute(sa.text("SELECT count(*) FROM encounters")).scalar_one()
-    assert counts == 40
-    # One write at a time, in the pipeline's order: rows, then their links, batch by batch.
-    assert all(
-        a.startswith("start") and b == "end" + a[len("start") :] for a, b in zip(order[::2], order[1::2], strict=True)
-    )
-    tables = [entry.split()[1] for entry in order[::2]]
-    assert tables[:2] == ["patients", "scenario_entities"]
-    assert tables.count("encounters") == 6 and tables.count("patients") == 5
-    with session_scope(engine) as session:
-        loaded = ScenarioRepository(session).load("s").entities
-    assert [e["encounter_id"] for e in loaded["encounter"]] == [f"ENC-{i}" for i in range(40)]
 
 
 def test_a_loads_tables_come_in_turn_and_leaving_early_frees_the_session(engine: sa.Engine) -> None:
