@@ -536,8 +536,12 @@ def decode_table(lay: Layout, data: pa.Table) -> list[dict[str, Any]]:
     distinct = [_plain_entry(text) for text in encoded.dictionary.to_pylist()]
     entries = [_NULL_ENTRY if i is None else distinct[i] for i in encoded.indices.to_pylist()]
     plain = [i for i, entry in enumerate(entries) if entry is not None]
+    # Optional fields often have no value in a whole type: neither made Python values nor walked.
+    empty = frozenset(
+        name for name, array in zip(data.column_names, data.columns, strict=True) if array.null_count == rows
+    )
     if len(plain) == rows:
-        docs = _plain_documents(lay, entries, values)
+        docs = _plain_documents(lay, entries, values, empty)
     else:
         docs = [None] * rows  # type: ignore[list-item]
         if plain:
@@ -550,7 +554,7 @@ def decode_table(lay: Layout, data: pa.Table) -> list[dict[str, Any]]:
                     found = taken[column] = [every[i] for i in plain]
                 return found
 
-            for i, doc in zip(plain, _plain_documents(lay, [entries[i] for i in plain], subset), strict=True):
+            for i, doc in zip(plain, _plain_documents(lay, [entries[i] for i in plain], subset, empty), strict=True):
                 docs[i] = doc
         names = data.column_names
         columns = [values(name) for name in names]
@@ -582,15 +586,20 @@ def _plain_entry(text: str | None) -> tuple[Any, ...] | None:
     return entry
 
 
-def _plain_documents(lay: Layout, entries: list[tuple[Any, ...]], values: Any) -> list[dict[str, Any]]:
+def _plain_documents(
+    lay: Layout, entries: list[tuple[Any, ...]], values: Any, empty: frozenset[str]
+) -> list[dict[str, Any]]:
     """:func:`decode`'s documents of rows whose extensions entries are plain
-    (:func:`_plain_entry`), ``values(column)`` giving a column's values."""
+    (:func:`_plain_entry`), ``values(column)`` giving a column's values;
+    ``empty``: the columns with no value in any row, which add nothing."""
     docs: list[dict[str, Any]] = [{} for _ in entries]
     for doc, value in zip(docs, values("external_id"), strict=True):
         if value is not None:
             doc["id"] = value
     verbatims = [entry[3] for entry in entries]
     for name, column, rendered, outer, inner in lay.decode_steps:
+        if column in empty:
+            continue
         column_values = values(column)
         if rendered is None and inner is None:
             for doc, value in zip(docs, column_values, strict=True):
@@ -610,9 +619,10 @@ def _plain_documents(lay: Layout, entries: list[tuple[Any, ...]], values: Any) -
                     group = doc[outer] = {}
                 group[inner] = value
     created_name = f"{PROVENANCE}.created_at"
-    # The provenance keys' columns, fetched once (the entries are a few distinct objects).
+    # The provenance keys' columns, fetched once (entries repeat: one per distinct extensions text).
     keyed = {id(entry[0]): entry[0].get("provenance") for entry in entries}
-    columns = {key: values(key) for prov_meta in keyed.values() if prov_meta for key in prov_meta["keys"]}
+    needed = {key for prov_meta in keyed.values() if prov_meta for key in prov_meta["keys"]}
+    columns = {key: values(key) for key in needed}
     for i, (doc, entry) in enumerate(zip(docs, entries, strict=True)):
         prov_meta = keyed[id(entry[0])]
         if prov_meta is None:
