@@ -18,6 +18,8 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
+import pyarrow as pa
+
 from healthsim_models import vocab
 from healthsim_state.codec.layout import RENDERED_KINDS, Field, Layout
 from healthsim_state.codec.values import (
@@ -502,6 +504,137 @@ def decode(lay: Layout, row: Mapping[str, Any]) -> dict[str, Any]:
     elif PROVENANCE in nulls:
         doc[PROVENANCE] = None
     return doc
+
+
+def decode_table(lay: Layout, data: pa.Table) -> list[dict[str, Any]]:
+    """The documents of the rows of ``data`` (the table's Arrow schema, JSON as
+    text), each as :func:`decode` gives it, built column by column.
+
+    A load's rows mostly carry an ``extensions`` text holding only the store's
+    bookkeeping, without nulls or defaults; their documents are filled a
+    column at a time (no row dict, no look-up per value by column name), in
+    decode's key order. Every other row goes through :func:`decode`.
+    """
+    rows = data.num_rows
+    if not rows:
+        return []
+    lists: dict[str, list[Any]] = {}
+
+    def values(column: str) -> list[Any]:
+        found = lists.get(column)
+        if found is None:
+            array = data.column(column)
+            if pa.types.is_timestamp(array.type) and array.type.tz is not None:
+                # Naive UTC, as the dialects' rows give them: pyarrow builds those
+                # several times faster, and decode reads a naive one as UTC.
+                array = array.cast(pa.timestamp(array.type.unit))
+            found = lists[column] = array.to_pylist()
+        return found
+
+    # Each distinct extensions text looked up (or parsed) once; None: decode's whole walk.
+    encoded = data.column("extensions").combine_chunks().cast(pa.string()).dictionary_encode()
+    distinct = [_plain_entry(text) for text in encoded.dictionary.to_pylist()]
+    entries = [_NULL_ENTRY if i is None else distinct[i] for i in encoded.indices.to_pylist()]
+    plain = [i for i, entry in enumerate(entries) if entry is not None]
+    # Optional fields often have no value in a whole type: neither made Python values nor walked.
+    empty = frozenset(
+        name for name, array in zip(data.column_names, data.columns, strict=True) if array.null_count == rows
+    )
+    if len(plain) == rows:
+        docs = _plain_documents(lay, entries, values, empty)
+    else:
+        docs = [None] * rows  # type: ignore[list-item]
+        if plain:
+            taken = {}
+
+            def subset(column: str) -> list[Any]:
+                found = taken.get(column)
+                if found is None:
+                    every = values(column)
+                    found = taken[column] = [every[i] for i in plain]
+                return found
+
+            for i, doc in zip(plain, _plain_documents(lay, [entries[i] for i in plain], subset, empty), strict=True):
+                docs[i] = doc
+        names = data.column_names
+        columns = [values(name) for name in names]
+        for i, entry in enumerate(entries):
+            if entry is None:
+                docs[i] = decode(lay, dict(zip(names, [column[i] for column in columns], strict=True)))
+    return docs
+
+
+#: What a NULL extensions is to decode: no bookkeeping at all.
+_NULL_ENTRY: tuple[dict[str, Any], frozenset[str], frozenset[str], dict[str, str]] = (
+    _NO_META,
+    _EMPTY,
+    _EMPTY,
+    _NO_META,
+)
+
+
+def _plain_entry(text: str | None) -> tuple[Any, ...] | None:
+    """The :data:`_STORE_ONLY` entry of an extensions text without nulls or
+    defaults (parsed and cached if new), else None."""
+    if text is None:
+        return _NULL_ENTRY
+    entry = _STORE_ONLY.get(text)
+    if entry is None:
+        entry = _store_only(text, json.loads(text))
+    if entry is None or entry[1] or entry[2]:
+        return None
+    return entry
+
+
+def _plain_documents(
+    lay: Layout, entries: list[tuple[Any, ...]], values: Any, empty: frozenset[str]
+) -> list[dict[str, Any]]:
+    """:func:`decode`'s documents of rows whose extensions entries are plain
+    (:func:`_plain_entry`), ``values(column)`` giving a column's values;
+    ``empty``: the columns with no value in any row, which add nothing."""
+    docs: list[dict[str, Any]] = [{} for _ in entries]
+    for doc, value in zip(docs, values("external_id"), strict=True):
+        if value is not None:
+            doc["id"] = value
+    verbatims = [entry[3] for entry in entries]
+    for name, column, rendered, outer, inner in lay.decode_steps:
+        if column in empty:
+            continue
+        column_values = values(column)
+        if rendered is None and inner is None:
+            for doc, value in zip(docs, column_values, strict=True):
+                if value is not None:
+                    doc[outer] = value
+            continue
+        for doc, value, verbatim in zip(docs, column_values, verbatims, strict=True):
+            if value is None:
+                continue
+            if rendered is not None:
+                value = verbatim.get(name) or _render(rendered, value)
+            if inner is None:
+                doc[outer] = value
+            else:
+                group = doc.get(outer)
+                if group is None:
+                    group = doc[outer] = {}
+                group[inner] = value
+    created_name = f"{PROVENANCE}.created_at"
+    # The provenance keys' columns, fetched once (entries repeat: one per distinct extensions text).
+    keyed = {id(entry[0]): entry[0].get("provenance") for entry in entries}
+    needed = {key for prov_meta in keyed.values() if prov_meta for key in prov_meta["keys"]}
+    columns = {key: values(key) for key in needed}
+    for i, (doc, entry) in enumerate(zip(docs, entries, strict=True)):
+        prov_meta = keyed[id(entry[0])]
+        if prov_meta is None:
+            continue
+        prov: dict[str, Any] = {}
+        for key in prov_meta["keys"]:
+            if key == "created_at":
+                prov[key] = entry[3].get(created_name) or _render("datetime", columns[key][i])
+            else:
+                prov[key] = columns[key][i]
+        doc[PROVENANCE] = prov
+    return docs
 
 
 def nest_flat(lay: Layout, doc: Mapping[str, Any]) -> Mapping[str, Any]:

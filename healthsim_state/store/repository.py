@@ -37,7 +37,7 @@ from healthsim_models.history import DELETE, UPDATE
 from healthsim_models.registry import ENTITY_TYPES, EntityType, entity_type
 from healthsim_models.state import Scenario, ScenarioEntity, ScenarioTag
 from healthsim_state.codec.checks import clean_tags, scenario_problems
-from healthsim_state.codec.document import decode
+from healthsim_state.codec.document import decode, decode_table
 from healthsim_state.codec.layout import layout
 from healthsim_state.codec.values import shown, text_problem
 from healthsim_state.store import history as store_history
@@ -366,7 +366,13 @@ class ScenarioRepository:
             # One stretch of fewer collections for every type: the documents pile up, and a
             # full collection between two types would walk all those loaded so far.
             with fewer_collections():
-                entities = {et.name: self._documents(scenario, et) for et in ENTITY_TYPES}
+                present = [et for et in ENTITY_TYPES if scenario.entity_counts.get(et.name)]
+                tables = [(et.name, et.model.__table__) for et in present]
+                entities = {et.name: [] for et in ENTITY_TYPES}
+                fetched = self._dialect.scenario_tables(self.session, scenario.id, tables)
+                with contextlib.closing(fetched):
+                    for et, data in zip(present, fetched, strict=True):
+                        entities[et.name] = decode_table(layout(et.name), data)
         record_read(self.session, "load", scenario=scenario.name, counts=scenario.entity_counts)
         return LoadedScenario(**vars(self._info(scenario, self._tags_of(scenario.id))), entities=entities)
 
@@ -618,8 +624,9 @@ class ScenarioRepository:
         lay = layout(et.name)
         # Like a save, a load allocates a row and a document per entity, none in a cycle.
         with fewer_collections():
-            rows = self._dialect.scenario_rows(self.session, et.model.__table__, scenario.id, et.name)
-            return [decode(lay, row) for row in rows]
+            return decode_table(
+                lay, self._dialect.scenario_table(self.session, et.model.__table__, scenario.id, et.name)
+            )
 
     def _atomic(self, what: str) -> _Atomic:
         return _Atomic(self.session, what)

@@ -296,6 +296,21 @@ class StoreDialect(abc.ABC):
         """After each committed step of such a publish, on the writer's ``connection`` (no transaction open)."""
         return None
 
+    def scenario_table(self, session: Session, table: sa.Table, scenario: ScenarioRef, entity_type: str) -> pa.Table:
+        """The scenario's rows of ``table`` for a load, which decodes them column
+        by column: :meth:`scenario_arrow`'s, JSON in any text of its value."""
+        return self.scenario_arrow(session, table, scenario, entity_type)
+
+    def scenario_tables(
+        self, session: Session, scenario_id: uuid.UUID, tables: Sequence[tuple[str, sa.Table]]
+    ) -> Iterator[pa.Table]:
+        """:meth:`scenario_table` of each (entity type, table) of ``tables`` in
+        turn, for a whole load. A backend whose database works apart from this
+        process may fetch the next while the caller decodes one; the session
+        is the iterator's until it ends (or is closed)."""
+        for entity_type, table in tables:
+            yield self.scenario_table(session, table, scenario_id, entity_type)
+
 
 def quote(connection: sa.Connection, name: str) -> str:
     """``name`` as an identifier in the connection's SQL."""

@@ -6,7 +6,7 @@ Writes happen inside the session's transaction, in key order (see below):
 a batch none of whose keys is stored is COPY'd straight into its table;
 otherwise into a temporary staging table, then one ``INSERT ... SELECT ...
 ON CONFLICT``. Never a statement per row. A scenario's rows are read by
-``COPY ... TO STDOUT`` into Arrow.
+``COPY ... TO STDOUT`` into Arrow; a load's next type while it decodes one.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ import io
 import json
 import uuid
 from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -211,32 +212,7 @@ class PostgreSQLDialect(StoreDialect):
 
     @staticmethod
     def _scenario_table(session: Session, table: sa.Table, scenario: ScenarioRef, entity_type: str) -> pa.Table:
-        """The scenario's rows of ``table`` in its Arrow schema, JSON as PostgreSQL's text.
-
-        The rows travel as CSV through ``COPY ... TO STDOUT``, parsed by
-        pyarrow's CSV reader: no Python per value. Time zone and date style are
-        fixed for the COPY and given back to the transaction afterwards.
-        """
-        from pyarrow import csv
-
-        schema = arrow_schema(table)
-        sql = scenario_query(table).format(sid=scenario_id_sql(scenario, "%(sid)s"), etype="%(etype)s")
-        with _driver(session).cursor() as cursor:
-            cursor.execute(_FIX_TEXT_SETTINGS)
-            previous = cursor.fetchone()
-            with cursor.copy(
-                f"COPY ({sql}) TO STDOUT (FORMAT csv)", {"sid": str(scenario), "etype": entity_type}
-            ) as copy:
-                data = _CopyStream(copy).read_all()
-            cursor.execute(_RESTORE_TEXT_SETTINGS, previous[:2])
-        if not data:
-            return schema.empty_table()
-        return csv.read_csv(
-            pa.py_buffer(data),
-            read_options=csv.ReadOptions(column_names=schema.names, block_size=_block_size(len(data) >> 9)),
-            parse_options=csv.ParseOptions(newlines_in_values=True),
-            convert_options=_csv_convert(schema),
-        ).cast(schema)
+        return _scenario_table(_driver(session), table, scenario, entity_type)
 
     # -- locks and errors -----------------------------------------------------------
 
@@ -460,6 +436,58 @@ class PostgreSQLDialect(StoreDialect):
 
         if not _copy_straight(session, table.name, data.column_names, write, _CSV):
             self._stage_upsert(session, table, versioning, _CSV, write)
+
+    def scenario_table(self, session: Session, table: sa.Table, scenario: ScenarioRef, entity_type: str) -> pa.Table:
+        # JSON as jsonb prints it: a load parses each distinct text once, not compacted first.
+        return self._scenario_table(session, table, scenario, entity_type)
+
+    def scenario_tables(
+        self, session: Session, scenario_id: uuid.UUID, tables: Sequence[tuple[str, sa.Table]]
+    ) -> Iterator[pa.Table]:
+        # The next type's COPY runs on a thread of its own while the caller decodes
+        # this one, so the server's part of a fetch (the join, the sort, the text)
+        # overlaps the decoding. One fetch at a time on the connection, which
+        # nothing else uses until the iterator ends; leaving early waits for the
+        # fetch running.
+        raw = _driver(session)
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="healthsim-fetch") as pool:
+            fetching = None
+            for index, (entity_type, table) in enumerate(tables):
+                if fetching is None:
+                    fetching = pool.submit(_scenario_table, raw, table, scenario_id, entity_type)
+                data = fetching.result()
+                fetching = None
+                if index + 1 < len(tables):
+                    following, following_table = tables[index + 1]
+                    fetching = pool.submit(_scenario_table, raw, following_table, scenario_id, following)
+                yield data
+
+
+def _scenario_table(raw: Any, table: sa.Table, scenario: ScenarioRef, entity_type: str) -> pa.Table:
+    """The scenario's rows of ``table`` in its Arrow schema, JSON as PostgreSQL's text.
+
+    The rows travel as CSV through ``COPY ... TO STDOUT``, parsed by
+    pyarrow's CSV reader: no Python per value. Time zone and date style are
+    fixed for the COPY and given back to the transaction afterwards.
+    """
+    from pyarrow import csv
+
+    schema = arrow_schema(table)
+    sql = scenario_query(table).format(sid=scenario_id_sql(scenario, "%(sid)s"), etype="%(etype)s")
+    with raw.cursor() as cursor:
+        cursor.execute(_FIX_TEXT_SETTINGS)
+        previous = cursor.fetchone()
+        with cursor.copy(f"COPY ({sql}) TO STDOUT (FORMAT csv)", {"sid": str(scenario), "etype": entity_type}) as copy:
+            data = _CopyStream(copy).read_all()
+        cursor.execute(_RESTORE_TEXT_SETTINGS, previous[:2])
+    if not data:
+        return schema.empty_table()
+    return csv.read_csv(
+        pa.py_buffer(data),
+        read_options=csv.ReadOptions(column_names=schema.names, block_size=_block_size(len(data) >> 9)),
+        parse_options=csv.ParseOptions(newlines_in_values=True),
+        convert_options=_csv_convert(schema),
+    ).cast(schema)
 
 
 def _copy_straight(
