@@ -240,11 +240,11 @@ def entity_source(target: Target, loaded: Loaded) -> str:
 def _stored(loaded: Loaded, name: str, sql: str) -> str:
     """Store the rows of ``sql`` in the table ``name`` in file order; the SQL that reads them back so."""
     loaded.con.execute(f"CREATE OR REPLACE TABLE {ident(name)} AS SELECT * FROM ({sql}) ORDER BY {LINE}")
-    return f"{_STORED} {ident(name)}"
+    return _Stored(f"SELECT * FROM {ident(name)}")
 
 
-#: How the SQL of a table stored in file order begins (:func:`_stored`).
-_STORED = "SELECT * FROM"
+class _Stored(str):
+    """The SQL reading a table stored in file order (:func:`_stored`): read as it is, no sort needed."""
 
 
 def _last_rows(loaded: Loaded, target: Target, source: str) -> str:
@@ -258,7 +258,7 @@ def _ordered_reads(loaded: Loaded, target: Target, source: str) -> Iterator[str]
     """Queries that read ``source`` in file order: a stored table as it is (DuckDB scans a table in the order
     it was stored); a query over a file's table by chunks of its lines, each sorted, so that no sort holds a
     whole file."""
-    if source.startswith(_STORED):
+    if isinstance(source, _Stored):
         yield source
         return
     for first in range(2, loaded.files[target.file].rows + 2, CHUNK_LINES):
