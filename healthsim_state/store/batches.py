@@ -8,7 +8,7 @@ The backends' own statements are in :mod:`healthsim_state.store.dialects`.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from functools import lru_cache
 
 import pyarrow as pa
@@ -80,11 +80,12 @@ def update_clause(table: sa.Table) -> str:
     return ", ".join(f"{c.name} = excluded.{c.name}" for c in table.columns if c.name != "id")
 
 
-def scenario_query(table: sa.Table, page: Page = None) -> str:
+def scenario_query(table: sa.Table, page: Page = None, column: Callable[[sa.Column], str] | None = None) -> str:
     """Rows of ``table`` linked to a scenario, in saved order; ``{sid}``,
     ``{etype}`` (and ``{limit}``, ``{offset}`` for a ``page``) are left for the
-    driver's parameter style."""
-    columns = ", ".join(f"t.{c.name}" for c in table.columns)
+    driver's parameter style. ``column``: each column's select expression
+    (default ``t.<name>``)."""
+    columns = ", ".join(column(c) if column else f"t.{c.name}" for c in table.columns)
     sql = (
         f"SELECT {columns} FROM {LINKS.name} se JOIN {table.name} t ON t.id = se.entity_id "
         "WHERE se.scenario_id = {sid} AND se.entity_type = {etype} ORDER BY se.position"

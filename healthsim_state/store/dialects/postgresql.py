@@ -171,8 +171,11 @@ class PostgreSQLDialect(StoreDialect):
     def _result(
         session: Session, table: sa.Table, scenario: ScenarioRef, entity_type: str, page: Page = None, **options: Any
     ) -> Any:
-        """The scenario query's result through SQLAlchemy (``options``: execution options)."""
-        sql = scenario_query(table, page).format(
+        """The scenario query's result through SQLAlchemy (``options``: execution options).
+        Date-times come as naive UTC, as the COPY reads give them: the driver would
+        make them aware in the session's time zone, where year 1 in UTC is a year BC
+        west of Greenwich, which Python cannot hold."""
+        sql = scenario_query(table, page, _naive_utc).format(
             sid=scenario_id_sql(scenario, "%(sid)s"), etype="%(etype)s", limit="%(limit)s", offset="%(offset)s"
         )
         params: dict[str, Any] = {"sid": str(scenario), "etype": entity_type}
@@ -461,6 +464,13 @@ class PostgreSQLDialect(StoreDialect):
                     following, following_table = tables[index + 1]
                     fetching = pool.submit(_scenario_table, raw, following_table, scenario_id, following)
                 yield data
+
+
+def _naive_utc(column: sa.Column) -> str:
+    """A scenario query's select expression of ``column``: a date-time with time zone as naive UTC."""
+    if isinstance(column.type, sa.DateTime) and column.type.timezone:
+        return f"(t.{column.name} AT TIME ZONE 'UTC') AS {column.name}"
+    return f"t.{column.name}"
 
 
 def _scenario_table(raw: Any, table: sa.Table, scenario: ScenarioRef, entity_type: str) -> pa.Table:
