@@ -377,9 +377,11 @@ class ScenarioWriter:
             ).scalar_one()
             for where in _id_ranges(-(-linked // step), LINKS.name, "entity_id"):
                 store_history.snapshot_links(session, self.scenario_id, versioning, UPDATE, sa.text(where))
-                session.commit()
-                self._dialect.publish_step_done(session.connection())
+                self._step_done()
         at = f"CAST('{versioning.at.isoformat()}' AS TIMESTAMPTZ)"
+        # Steps of small types share a transaction (each commit and checkpoint costs about
+        # the same for few rows as for many); none holds more than about ``step`` staged rows.
+        pending = 0
         for et in ENTITY_TYPES:
             table = et.model.__table__
             rows, positions = self._staging.rows[table.name], self._staging.positions[et.name]
@@ -392,7 +394,11 @@ class ScenarioWriter:
             changed = store_history.changed_condition(table, lambda c: f"s.{c.name}", lambda c: f"b.{c.name}")
             # Each step's ids are one range: what it touches of the index is its range's part,
             # and what it compares of the stored rows too (both sides of the join are the range).
-            for where, stored_where in zip(*(_id_ranges(-(-(staged + stored) // step), a) for a in "bs"), strict=True):
+            parts = -(-(staged + stored) // step)
+            share = -(-staged // parts)  # about the staged rows of one range
+            for where, stored_where in zip(*(_id_ranges(parts, a) for a in "bs"), strict=True):
+                if pending and pending + share > step:
+                    pending = self._step_done()
                 # Through the session, whose commit ends each step.
                 connection = session.connection()
                 connection.exec_driver_sql(
@@ -410,9 +416,19 @@ class ScenarioWriter:
                         f"SELECT CAST('{self.scenario_id}' AS UUID), {literal(et.name)}, b.id, b.position "
                         f"FROM {positions.name} b WHERE {where}"
                     )
-                session.commit()
-                self._dialect.publish_step_done(connection)
+                pending += share
+        if pending:
+            self._step_done()
         return links
+
+    def _step_done(self) -> int:
+        """End a step of :meth:`_publish_early`: commit it, let the dialect write it out; 0 rows pending."""
+        # The connection taken before the commit: taken after, it would begin a transaction,
+        # which a refused checkpoint aborts.
+        connection = self._session.connection()
+        self._session.commit()
+        self._dialect.publish_step_done(connection)
+        return 0
 
     def _publish_once(self, versioning: store_history.Versioning, early: bool | None) -> SaveSummary:
         """The publish's writes, in the session's transaction (rolled back when
