@@ -69,9 +69,9 @@ class _RecordingDuckDB(DuckDBDialect):
     def lock_keys(self, session: Session, keys: Sequence[str]) -> None:
         self.calls.append(f"lock_keys {', '.join(keys)}")
 
-    def scenario_rows(self, session: Session, table: sa.Table, scenario: Any, entity_type: str) -> list[dict[str, Any]]:
-        self.calls.append(f"scenario_rows {table.name}")
-        return super().scenario_rows(session, table, scenario, entity_type)
+    def scenario_table(self, session: Session, table: sa.Table, scenario: Any, entity_type: str) -> Any:
+        self.calls.append(f"scenario_table {table.name}")  # what a load decodes, column by column
+        return super().scenario_table(session, table, scenario, entity_type)
 
 
 def test_a_registered_dialect_is_the_one_saves_and_loads_go_through(
@@ -91,7 +91,7 @@ def test_a_registered_dialect_is_the_one_saves_and_loads_go_through(
     with session_scope(engine) as session:
         loaded = ScenarioRepository(session).load("s").entities["patient"]
     assert [p["mrn"] for p in loaded] == ["MRN-1"]
-    assert recording.calls == ["lock_keys name:s", "upsert patients", "link", "scenario_rows patients"]
+    assert recording.calls == ["lock_keys name:s", "upsert patients", "link", "scenario_table patients"]
     engine.dispose()
 
 
