@@ -601,23 +601,22 @@ def _plain_documents(
         if column in empty:
             continue
         column_values = values(column)
-        if rendered is None and inner is None:
+        if rendered is not None:  # the column rendered whole first, then placed
+            column_values = [
+                None if value is None else verbatim.get(name) or _render(rendered, value)
+                for value, verbatim in zip(column_values, verbatims, strict=True)
+            ]
+        if inner is None:
             for doc, value in zip(docs, column_values, strict=True):
                 if value is not None:
                     doc[outer] = value
             continue
-        for doc, value, verbatim in zip(docs, column_values, verbatims, strict=True):
-            if value is None:
-                continue
-            if rendered is not None:
-                value = verbatim.get(name) or _render(rendered, value)
-            if inner is None:
-                doc[outer] = value
-            else:
-                group = doc.get(outer)
-                if group is None:
-                    group = doc[outer] = {}
-                group[inner] = value
+        for doc, value in zip(docs, column_values, strict=True):
+            if value is not None:
+                if outer in doc:
+                    doc[outer][inner] = value
+                else:
+                    doc[outer] = {inner: value}
     created_name = f"{PROVENANCE}.created_at"
     # The provenance keys' columns, fetched once (entries repeat: one per distinct extensions text).
     keyed = {id(entry[0]): entry[0].get("provenance") for entry in entries}
