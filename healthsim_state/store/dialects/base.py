@@ -63,13 +63,6 @@ class StoreDialect(abc.ABC):
     # -- reads of a scenario's rows ------------------------------------------------
 
     @abc.abstractmethod
-    def scenario_rows(
-        self, session: Session, table: sa.Table, scenario: ScenarioRef, entity_type: str
-    ) -> list[dict[str, Any]]:
-        """Every row of ``table`` linked to the scenario, in saved order. UUID
-        and JSON values may come back as text, date-times as naive UTC."""
-
-    @abc.abstractmethod
     def iter_scenario_rows(
         self,
         session: Session,
@@ -79,9 +72,11 @@ class StoreDialect(abc.ABC):
         batch_size: int,
         page: Page = None,
     ) -> Iterator[list[dict[str, Any]]]:
-        """Like :meth:`scenario_rows`, in lists of at most ``batch_size`` rows,
-        streamed from the database so the whole type is never in memory; only
-        the rows of ``page`` when given (skipped rows are never fetched)."""
+        """The rows of ``table`` linked to the scenario, in saved order, as dicts
+        (UUID and JSON values may come back as text, date-times as naive UTC),
+        in lists of at most ``batch_size`` rows streamed from the database so
+        the whole type is never in memory; only the rows of ``page`` when given
+        (skipped rows are never fetched)."""
 
     @abc.abstractmethod
     def scenario_arrow(self, session: Session, table: sa.Table, scenario: ScenarioRef, entity_type: str) -> pa.Table:

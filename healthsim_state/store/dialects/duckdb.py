@@ -207,12 +207,6 @@ class DuckDBDialect(StoreDialect):
             params += [limit, offset]
         return _driver(session).sql(sql, params=params)
 
-    def scenario_rows(
-        self, session: Session, table: sa.Table, scenario: ScenarioRef, entity_type: str
-    ) -> list[dict[str, Any]]:
-        # Through Arrow: UUID and JSON columns come back as text, date-times as naive datetimes in UTC.
-        return _python_rows(self._relation(session, table, scenario, entity_type).to_arrow_table())
-
     def iter_scenario_rows(
         self,
         session: Session,

@@ -186,13 +186,6 @@ class PostgreSQLDialect(StoreDialect):
             connection = connection.execution_options(**options)
         return connection.exec_driver_sql(sql, params)
 
-    def scenario_rows(
-        self, session: Session, table: sa.Table, scenario: ScenarioRef, entity_type: str
-    ) -> list[dict[str, Any]]:
-        # Through Arrow, as on DuckDB: JSON as the text PostgreSQL sends (most
-        # extensions texts repeat, and decode parses each distinct one once).
-        return _python_rows(self._scenario_table(session, table, scenario, entity_type))
-
     def iter_scenario_rows(
         self,
         session: Session,
@@ -662,19 +655,6 @@ def _compact_json(texts: pa.ChunkedArray) -> pa.ChunkedArray:
     # A JSON null as a NULL, as the driver's rows gave it before.
     compact = [None if v is None else json.dumps(v, separators=(",", ":"), ensure_ascii=False) for v in parsed]
     return pa.chunked_array([pa.array(compact, pa.string()).take(encoded.indices)])
-
-
-def _python_rows(data: pa.Table) -> list[dict[str, Any]]:
-    """``data`` as dicts, time-zone-aware timestamps made naive UTC first: pyarrow
-    builds a naive datetime several times faster than one with a zone, and every
-    reader of these rows treats a naive one as UTC. Column by column, then zipped:
-    faster than ``Table.to_pylist``, which looks up each value by column name and row."""
-    columns = [
-        (column.cast(pa.timestamp(column.type.unit)) if pa.types.is_timestamp(column.type) else column).to_pylist()
-        for column in data.columns
-    ]
-    names = data.column_names
-    return [dict(zip(names, row, strict=True)) for row in zip(*columns, strict=True)]
 
 
 def _text_settings(connection: sa.Connection) -> None:
