@@ -372,8 +372,8 @@ def _claim_lines_staged(target: Target, loaded: Loaded) -> tuple[Stage, ...]:
     # order the line lists them (by owner, then CHARGEID and line), so a range
     # of owners is a range of the table.
     owned = (
-        "SELECT c._line AS _owner, n._line, n._charge, n._paid FROM claim_transactions_keys n"
-        " JOIN claim_transactions_keys c ON c.CLAIMID = n.CLAIMID AND c._charge = n._owner AND c.TYPE = 'CHARGE'"
+        f"SELECT c._line AS _owner, n._line, n._charge, n._paid FROM {_KEYS} n"
+        f" JOIN {_KEYS} c ON c.CLAIMID = n.CLAIMID AND c._charge = n._owner AND c.TYPE = 'CHARGE'"
         " WHERE n.TYPE <> 'CHARGE' ORDER BY c._line, n._charge, n._line"
     )
     # Per CHARGE row of a claim that is kept, in file order (a range of lines
@@ -382,9 +382,9 @@ def _claim_lines_staged(target: Target, loaded: Loaded) -> tuple[Stage, ...]:
     system = "CASE WHEN rx.CODE IS NOT NULL THEN 'RxNorm' WHEN cvx.CODE IS NOT NULL THEN 'CVX' ELSE 'SNOMED' END"
     charges = (
         f"SELECT s._line, k._line_number, p._paid, {system} AS _system, c.SERVICEDATE AS _claim_date"
-        " FROM claim_transactions_keys k JOIN claims_transactions s ON s._line = k._line"
+        f" FROM {_KEYS} k JOIN claims_transactions s ON s._line = k._line"
         " JOIN claims c ON c.Id = s.CLAIMID"
-        " LEFT JOIN (SELECT _owner, sum(_paid) AS _paid FROM claim_transactions_owned GROUP BY _owner) p"
+        f" LEFT JOIN (SELECT _owner, sum(_paid) AS _paid FROM {_OWNED} GROUP BY _owner) p"
         " ON p._owner = k._line"
         f" LEFT JOIN {_codes(loaded, 'medications')} rx"
         " ON rx.PATIENT = s.PATIENTID AND rx.ENCOUNTER = s.APPOINTMENTID AND rx.CODE = s.PROCEDURECODE"
