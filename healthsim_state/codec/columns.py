@@ -611,28 +611,23 @@ def _provenance_and_extensions(
     group_extras: list[tuple[str, list[bool] | None, list[tuple[str, list[Any], list[bool] | None]]]],
     absent: dict[str, list[bool]],
 ) -> None:
-    """The provenance columns and ``extensions``, row by row from what the
-    columns noted (most rows: one shared text)."""
+    """The provenance columns and ``extensions``: without ``_provenance`` and
+    unknown group keys, from each distinct set of notes once and the unknown
+    columns' JSON joined column by column; else row by row."""
     # The unknown columns' JSON, written column by column where they allow
     # (most importers' verbatim cells), else their values read per row.
-    written = _extra_texts(extras) if extras and not group_extras else None
+    written = _extra_texts(extras) if not group_extras else None
+    if written is not None and PROVENANCE not in table.column_names:
+        _noted_extensions(now, n, columns, group_nulls, events, extras, written)
+        return
+    written_rows = None if written is None else [texts.to_pylist() for texts in written]
     extra_values = None if written is not None else [column.to_pylist() for _, _, column in extras]
     blocks = _provenance_blocks(lay, table, n, absent)
     gone = absent.get(PROVENANCE)  # rows without _provenance: as without the column
     values: dict[str, list[Any]] = {k: [] for k in PROVENANCE_COLUMNS}
     extensions: list[str | None] = []
     for i in range(n):
-        meta: dict[str, Any] = {}
-        for name, missing in group_nulls:
-            if missing[i]:
-                meta.setdefault("nulls", []).append(name)
-        for name, nulls, defaulted, verbatim in events:
-            if nulls is not None and nulls[i]:
-                meta.setdefault("nulls", []).append(name)
-            elif defaulted is not None and defaulted[i]:
-                meta.setdefault("defaulted", []).append(name)
-            elif verbatim is not None and (text := verbatim[i]) is not None:
-                meta.setdefault("verbatim", {})[name] = text
+        meta = _row_meta(i, group_nulls, events)
         block = None if blocks is None else blocks[i]
         meta_text = None
         if block is None:  # no _provenance given, or null
@@ -652,18 +647,14 @@ def _provenance_and_extensions(
                 meta.setdefault("nulls", []).extend(prov_nulls)
             if prov_verbatim:
                 meta.setdefault("verbatim", {}).update(prov_verbatim)
-        if written is not None:
+        if written_rows is not None:
             parts = [
                 texts[i]
-                for (_, gone_rows, _), texts in zip(extras, written, strict=True)
+                for (_, gone_rows, _), texts in zip(extras, written_rows, strict=True)
                 if not gone_rows or not gone_rows[i]
             ]
             if parts:
-                try:
-                    store = f",{_STORE_NAME}:{json_text(meta)}" if meta else ""
-                except Invalid:
-                    raise Refused from None
-                extensions.append("{" + ",".join(parts) + store + "}")
+                extensions.append("{" + ",".join(parts) + _store_member(meta) + "}")
                 continue
         unknown: dict[str, Any] = {}
         for (name, gone_rows, _), given in zip(extras, extra_values, strict=True) if written is None else ():
@@ -680,10 +671,7 @@ def _provenance_and_extensions(
                 if json_problem(extra, name) is not None:
                     raise Refused
                 unknown[name] = extra
-        try:
-            extensions.append(extensions_text(meta, unknown, meta_text))
-        except Invalid:
-            raise Refused from None
+        extensions.append(_extensions(meta, unknown, meta_text))
     columns["source_type"] = pa.array(values["source_type"], type=pa.string())
     columns["source_system"] = pa.array(values["source_system"], type=pa.string())
     columns["skill_used"] = pa.array(values["skill_used"], type=pa.string())
@@ -692,10 +680,94 @@ def _provenance_and_extensions(
     columns["extensions"] = pa.array(extensions, type=pa.string())
 
 
+def _noted_extensions(
+    now: dt.datetime,
+    n: int,
+    columns: dict[str, pa.Array],
+    group_nulls: list[tuple[str, list[bool]]],
+    events: list[tuple[str, list[bool] | None, list[bool] | None, list[str | None] | None]],
+    extras: list[tuple[str, list[bool] | None, pa.ChunkedArray]],
+    written: list[pa.Array],
+) -> None:
+    """:func:`_provenance_and_extensions` for a table without ``_provenance``:
+    a row's notes depend only on its flags and verbatim texts, so each distinct
+    combination (a handful per slice) is written once and the rows take theirs."""
+    flags = [missing for _, missing in group_nulls]
+    flags += [flag for _, *noted in events for flag in noted if flag is not None]
+    distinct: dict[tuple[Any, ...], int] = {}
+    metas: list[dict[str, Any]] = []
+    index: list[int] = []
+    for i, key in enumerate(zip(*flags, strict=True) if flags else [()] * n):
+        at = distinct.get(key)
+        if at is None:
+            at = distinct[key] = len(metas)
+            metas.append(_row_meta(i, group_nulls, events))
+        index.append(at)
+    take = pa.array(index, type=pa.int32())
+    alone = pa.array([_extensions(meta, {}, None) for meta in metas], type=pa.string()).take(take)
+    if written:
+        # Each given cell as ",text" ("" where the row lacks the column); the
+        # leading comma of the joined row is cut.
+        cells = []
+        for (_, gone_rows, _), texts in zip(extras, written, strict=True):
+            text = pc.binary_join_element_wise(",", texts, "")
+            cells.append(text if gone_rows is None else pc.if_else(_mask(gone_rows), "", text))
+        store = pa.array([_store_member(meta) for meta in metas], type=pa.string()).take(take)
+        joined = pc.utf8_slice_codeunits(pc.binary_join_element_wise(*cells, store, ""), 1)
+        extensions = pc.binary_join_element_wise("{", joined, "}", "")
+        if all(gone_rows is not None for _, gone_rows, _ in extras):
+            # Rows lacking every unknown column hold only their notes, as encode() writes them.
+            lacking = [all(row) for row in zip(*(gone_rows for _, gone_rows, _ in extras), strict=True)]
+            if any(lacking):
+                extensions = pc.if_else(_mask(lacking), alone, extensions)
+    else:
+        extensions = alone
+    for key, value in _NO_PROVENANCE.items():
+        columns[key] = pa.repeat(pa.scalar(value, type=_PROVENANCE_TYPES[key]), n)
+    columns["created_at"] = pa.repeat(pa.scalar(now, type=_UTC_US), n)
+    columns["extensions"] = extensions
+
+
+def _row_meta(
+    i: int,
+    group_nulls: list[tuple[str, list[bool]]],
+    events: list[tuple[str, list[bool] | None, list[bool] | None, list[str | None] | None]],
+) -> dict[str, Any]:
+    """What encode() notes under the store's key for row ``i``: its null groups,
+    then per field a null, a default or a verbatim text."""
+    meta: dict[str, Any] = {}
+    for name, missing in group_nulls:
+        if missing[i]:
+            meta.setdefault("nulls", []).append(name)
+    for name, nulls, defaulted, verbatim in events:
+        if nulls is not None and nulls[i]:
+            meta.setdefault("nulls", []).append(name)
+        elif defaulted is not None and defaulted[i]:
+            meta.setdefault("defaulted", []).append(name)
+        elif verbatim is not None and (text := verbatim[i]) is not None:
+            meta.setdefault("verbatim", {})[name] = text
+    return meta
+
+
+def _store_member(meta: dict[str, Any]) -> str:
+    """``,"$store":{...}`` closing an extensions object, or "" for no notes."""
+    try:
+        return f",{_STORE_NAME}:{json_text(meta)}" if meta else ""
+    except Invalid:
+        raise Refused from None
+
+
+def _extensions(meta: dict[str, Any], unknown: dict[str, Any], meta_text: str | None) -> str | None:
+    try:
+        return extensions_text(meta, unknown, meta_text)
+    except Invalid:
+        raise Refused from None
+
+
 _STORE_NAME = json_text(STORE_KEY)
 
 
-def _extra_texts(extras: list[tuple[str, list[bool] | None, pa.ChunkedArray]]) -> list[list[str]] | None:
+def _extra_texts(extras: list[tuple[str, list[bool] | None, pa.ChunkedArray]]) -> list[pa.Array] | None:
     """Per unknown column, per row, its ``"name":value`` JSON text (as
     ``json_text`` writes the member of an object); None when a column holds
     values :func:`~healthsim_state.codec.json_columns.json_texts` does not write."""
@@ -705,7 +777,7 @@ def _extra_texts(extras: list[tuple[str, list[bool] | None, pa.ChunkedArray]]) -
         if texts is None:
             return None
         key = json_text(name) + ":"
-        written.append(pc.binary_join_element_wise(key, texts, "").to_pylist())
+        written.append(pc.binary_join_element_wise(key, texts, ""))
     return written
 
 
@@ -714,6 +786,12 @@ def _any_text(column: pa.Array) -> None:
 
 
 _NO_PROVENANCE = {"source_type": "loaded", "source_system": "import", "skill_used": None, "generation_seed": None}
+_PROVENANCE_TYPES = {
+    "source_type": pa.string(),
+    "source_system": pa.string(),
+    "skill_used": pa.string(),
+    "generation_seed": pa.int64(),
+}
 _PROV_META = "$provenance"  # where a parsed block keeps meta["provenance"], beside the column values
 
 
