@@ -15,7 +15,9 @@ from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql
+from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.schema import CreateColumn
 
 from healthsim_models import vocab
 from healthsim_models.columns import field
@@ -67,6 +69,21 @@ def server_only(index: sa.Index) -> sa.Index:
 def index_created_on(index: sa.Index, dialect_name: str) -> bool:
     """Whether the schema has ``index`` on a database of ``dialect_name``."""
     return dialect_name in index.info.get("dialects", (dialect_name,))
+
+
+def duckdb_compression(column: sa.Column[Any], method: str) -> sa.Column[Any]:
+    """``column`` created on DuckDB with ``USING COMPRESSION method`` (other
+    backends ignore it): DuckDB chooses a column's compression per segment
+    unless told, and cannot change it after ``CREATE TABLE``."""
+    column.info["duckdb_compression"] = method
+    return column
+
+
+@compiles(CreateColumn, "duckdb")
+def _create_column_on_duckdb(create: CreateColumn, compiler: Any, **kw: Any) -> str:
+    text = compiler.visit_create_column(create, **kw)
+    method = create.element.info.get("duckdb_compression")
+    return text if method is None or text is None else f"{text} USING COMPRESSION {method}"
 
 
 class Base(DeclarativeBase):

@@ -386,6 +386,28 @@ def test_duckdb_memory_is_capped_while_a_writer_runs_and_restored_after(duckdb_u
         engine.dispose()
 
 
+def test_duckdb_staging_stores_extensions_with_zstd_and_the_rest_as_duckdb_chooses(duckdb_url: str) -> None:
+    engine = create_store_engine(duckdb_url)
+    try:
+        with session_scope(engine) as session, ScenarioRepository(session).writer("w") as w:
+            w.add({"patient": [_patient(f"M{i}", note=f"kept in extensions {i}") for i in range(3000)]})
+            staged = f"{store_writer.STAGING_PREFIX}{w.token}_patients"
+            with engine.connect() as connection:
+                connection.exec_driver_sql("CHECKPOINT")
+                methods = dict(
+                    connection.exec_driver_sql(
+                        "SELECT column_name, string_agg(DISTINCT compression, ',') FROM pragma_storage_info(?) "
+                        "WHERE segment_type <> 'VALIDITY' GROUP BY column_name",
+                        (staged,),
+                    ).all()
+                )
+        assert methods["extensions"] == "ZSTD"
+        assert methods["family_name"] != "ZSTD"
+        assert _load(engine, "w")["patient"][0]["note"] == "kept in extensions 0"
+    finally:
+        engine.dispose()
+
+
 def test_a_duckdb_publish_out_of_memory_under_the_cap_runs_once_more_without_it(
     duckdb_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -51,6 +51,7 @@ import pyarrow as pa
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
+from healthsim_models.base import duckdb_compression
 from healthsim_models.errors import InvalidArgumentError, ScenarioExistsError, ValidationError, WriteConflictError
 from healthsim_models.history import LINKS_HISTORY, UPDATE, Write
 from healthsim_models.registry import ENTITY_TYPES, EntityType, entity_type
@@ -103,7 +104,7 @@ class _Staging:
             self.rows[table.name] = sa.Table(
                 name,
                 metadata,
-                *(sa.Column(c.name, c.type, primary_key=keyed and c.name == "id") for c in table.columns),
+                *(_staged_column(c, keyed) for c in table.columns),
             )
             self.positions[et.name] = sa.Table(
                 f"{name}__pos",
@@ -127,6 +128,16 @@ class _Staging:
             sa.Column("id", sa.Uuid, nullable=False),
         )
         self.metadata = metadata
+
+
+def _staged_column(column: sa.Column[Any], keyed: bool) -> sa.Column[Any]:
+    staged = sa.Column(column.name, column.type, primary_key=keyed and column.name == "id")
+    if column.name == "extensions":
+        # Staged once, read once: DuckDB's own choice for long JSON texts (a Synthea claim
+        # line's transactions) costs 3x the time of zstd and stores 5x the bytes (measured:
+        # 116k claim lines inserted and committed in 8.5 s, 170 MB; with zstd 2.8 s, 30 MB).
+        duckdb_compression(staged, "zstd")
+    return staged
 
 
 class _StagingDialect:
