@@ -12,7 +12,7 @@ import hashlib
 import json
 import re
 import uuid
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
@@ -102,12 +102,16 @@ def business_key(lay: Layout, row: Mapping[str, Any]) -> tuple[str, ...] | None:
     columns = lay.entity.business_key
     if not columns:
         return None
-    if len(columns) == 1:  # most keys: one text column (mrn, claim_id, ...)
-        value = row.get(columns[0])
+    return key_of([row.get(c) for c in columns])
+
+
+def key_of(values: Sequence[Any]) -> tuple[str, ...] | None:
+    """A business key's column values (in the key's order) as the key's text, or None when one is missing."""
+    if len(values) == 1:  # most keys: one text column (mrn, claim_id, ...)
+        value = values[0]
         if value is None:
             return None
         return (value if value.__class__ is str else _key_text(value),)
-    values = [row.get(c) for c in columns]
     if None in values:
         return None
     return tuple(_key_text(v) for v in values)

@@ -52,6 +52,7 @@ from healthsim_state.codec.identity import (
     entity_uuid,
     identity_prefix,
     is_uuid_text,
+    key_of,
 )
 from healthsim_state.codec.layout import Layout, layout
 from healthsim_state.codec.values import Invalid, json_text, shown
@@ -373,9 +374,7 @@ def _identify(
     if len(key_columns) == 1 and all(v.__class__ is str or v is None for v in key_values[0]):
         keys = [None if v is None else (v,) for v in key_values[0]]  # most keys: one text (business_key's result)
     elif key_columns:
-        keys = [
-            business_key(lay, dict(zip(key_columns, values, strict=True))) for values in zip(*key_values, strict=True)
-        ]
+        keys = [key_of(values) for values in zip(*key_values, strict=True)]
     ids = []
     docs = None
     for i, external_id in enumerate(encoded.external_ids):

@@ -57,8 +57,8 @@ from healthsim_models.history import LINKS_HISTORY, UPDATE, Write
 from healthsim_models.registry import ENTITY_TYPES, EntityType, entity_type
 from healthsim_models.state import Scenario
 from healthsim_state.codec.checks import clean_tags, scenario_problems
-from healthsim_state.codec.identity import business_key
-from healthsim_state.codec.layout import Layout, layout
+from healthsim_state.codec.identity import key_of
+from healthsim_state.codec.layout import Layout
 from healthsim_state.codec.values import shown
 from healthsim_state.store import history as store_history
 from healthsim_state.store.audit import audited, record_refused, record_running
@@ -189,22 +189,24 @@ class _AddRun(SaveRun):
     def _lookup(self, et: EntityType, values: set[str]) -> dict[tuple[str, ...], str]:
         """Business key -> UUID (hex) of the staged entities of ``et`` whose key's first column is in ``values``."""
         table = self._staging.rows[et.model.__table__.name]
-        lay = layout(et.name)
         found: dict[tuple[str, ...], str] = {}
         if not values:
             return found
         ordered = sorted(values)
         first = table.c[et.business_key[0]]
+        # The id as 32 hex digits in SQL, and rows fetched whole as tuples: per row, a UUID
+        # object and a mapping cost more than the lookup itself (a Synthea import's 200k keys).
+        hex_id = sa.func.replace(sa.cast(table.c.id, sa.String), "-", "")
         for i in range(0, len(ordered), LOOKUP_CHUNK):
             # One array parameter, unnested: a list of scalar parameters costs 5x more on DuckDB.
             chunk = sa.text("SELECT unnest(CAST(:keys AS VARCHAR[]))").bindparams(keys=ordered[i : i + LOOKUP_CHUNK])
-            query = sa.select(*(table.c[k] for k in et.business_key), table.c.id).where(
+            query = sa.select(*(table.c[k] for k in et.business_key), hex_id).where(
                 first.in_(chunk.columns(sa.column("key", sa.String)))
             )
-            for row in self.session.execute(query).mappings():
-                key = business_key(lay, row)
+            for *columns, entity_id in self.session.execute(query).all():
+                key = key_of(columns)
                 if key is not None:
-                    found[key] = row["id"].hex
+                    found[key] = entity_id
         return found
 
 
