@@ -620,7 +620,11 @@ def _provenance_and_extensions(
     if written is not None and PROVENANCE not in table.column_names:
         _noted_extensions(now, n, columns, group_nulls, events, extras, written)
         return
-    written_rows = None if written is None else [texts.to_pylist() for texts in written]
+    written_rows = (
+        None
+        if written is None
+        else [pc.binary_join_element_wise(prefix, texts, "").to_pylist() for prefix, texts in written]
+    )
     extra_values = None if written is not None else [column.to_pylist() for _, _, column in extras]
     blocks = _provenance_blocks(lay, table, n, absent)
     gone = absent.get(PROVENANCE)  # rows without _provenance: as without the column
@@ -687,7 +691,7 @@ def _noted_extensions(
     group_nulls: list[tuple[str, list[bool]]],
     events: list[tuple[str, list[bool] | None, list[bool] | None, list[str | None] | None]],
     extras: list[tuple[str, list[bool] | None, pa.ChunkedArray]],
-    written: list[pa.Array],
+    written: list[tuple[str, pa.Array]],
 ) -> None:
     """:func:`_provenance_and_extensions` for a table without ``_provenance``:
     a row's notes depend only on its flags and verbatim texts, so each distinct
@@ -706,15 +710,24 @@ def _noted_extensions(
     take = pa.array(index, type=pa.int32())
     alone = pa.array([_extensions(meta, {}, None) for meta in metas], type=pa.string()).take(take)
     if written:
-        # Each given cell as ",text" ("" where the row lacks the column); the
-        # leading comma of the joined row is cut.
-        cells = []
-        for (_, gone_rows, _), texts in zip(extras, written, strict=True):
-            text = pc.binary_join_element_wise(",", texts, "")
-            cells.append(text if gone_rows is None else pc.if_else(_mask(gone_rows), "", text))
+        # One join per row: "{", each member given (a comma before all but the first
+        # column's), the notes, "}". Where the first column may be absent, every
+        # member has its comma and the row's first is cut.
+        lead = extras[0][1] is None
+        parts: list[pa.Array | str] = []
+        for j, ((_, gone_rows, _), (prefix, texts)) in enumerate(zip(extras, written, strict=True)):
+            comma = "" if j == 0 and lead else ","
+            if gone_rows is None:
+                parts += [comma + prefix, texts]
+            else:
+                member = pc.binary_join_element_wise(comma + prefix, texts, "")
+                parts.append(pc.if_else(_mask(gone_rows), "", member))
         store = pa.array([_store_member(meta) for meta in metas], type=pa.string()).take(take)
-        joined = pc.utf8_slice_codeunits(pc.binary_join_element_wise(*cells, store, ""), 1)
-        extensions = pc.binary_join_element_wise("{", joined, "}", "")
+        if lead:
+            extensions = pc.binary_join_element_wise("{", *parts, store, "}", "")
+        else:
+            joined = pc.utf8_slice_codeunits(pc.binary_join_element_wise(*parts, store, ""), 1)
+            extensions = pc.binary_join_element_wise("{", joined, "}", "")
         if all(gone_rows is not None for _, gone_rows, _ in extras):
             # Rows lacking every unknown column hold only their notes, as encode() writes them.
             lacking = [all(row) for row in zip(*(gone_rows for _, gone_rows, _ in extras), strict=True)]
@@ -767,17 +780,16 @@ def _extensions(meta: dict[str, Any], unknown: dict[str, Any], meta_text: str | 
 _STORE_NAME = json_text(STORE_KEY)
 
 
-def _extra_texts(extras: list[tuple[str, list[bool] | None, pa.ChunkedArray]]) -> list[pa.Array] | None:
-    """Per unknown column, per row, its ``"name":value`` JSON text (as
-    ``json_text`` writes the member of an object); None when a column holds
-    values :func:`~healthsim_state.codec.json_columns.json_texts` does not write."""
+def _extra_texts(extras: list[tuple[str, list[bool] | None, pa.ChunkedArray]]) -> list[tuple[str, pa.Array]] | None:
+    """Per unknown column, the JSON text of its member's ``"name":`` and of each
+    row's value (as ``json_text`` writes the member of an object); None when a
+    column holds values :func:`~healthsim_state.codec.json_columns.json_texts` does not write."""
     written = []
     for name, _, column in extras:
         texts = json_texts(column.combine_chunks(), _any_text)
         if texts is None:
             return None
-        key = json_text(name) + ":"
-        written.append(pc.binary_join_element_wise(key, texts, ""))
+        written.append((json_text(name) + ":", texts))
     return written
 
 
