@@ -20,6 +20,7 @@ takes the same path.
 from __future__ import annotations
 
 import datetime as dt
+import re
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from decimal import Decimal
@@ -611,14 +612,16 @@ def _provenance_and_extensions(
     group_extras: list[tuple[str, list[bool] | None, list[tuple[str, list[Any], list[bool] | None]]]],
     absent: dict[str, list[bool]],
 ) -> None:
-    """The provenance columns and ``extensions``: without ``_provenance`` and
-    unknown group keys, from each distinct set of notes once and the unknown
-    columns' JSON joined column by column; else row by row."""
+    """The provenance columns and ``extensions``: from each distinct set of
+    notes once, the unknown columns' JSON joined column by column
+    (:func:`_noted_extensions`), where they allow; else row by row."""
     # The unknown columns' JSON, written column by column where they allow
     # (most importers' verbatim cells), else their values read per row.
     written = _extra_texts(extras) if not group_extras else None
-    if written is not None and PROVENANCE not in table.column_names:
-        _noted_extensions(now, n, columns, group_nulls, events, extras, written)
+    blocks = _provenance_blocks(lay, table, n, absent)
+    gone = absent.get(PROVENANCE)  # rows without _provenance: as without the column
+    notes = (blocks, gone, group_nulls, events)
+    if written is not None and _noted_extensions(now, n, columns, notes, extras, written):
         return
     written_rows = (
         None
@@ -626,31 +629,12 @@ def _provenance_and_extensions(
         else [pc.binary_join_element_wise(prefix, texts, "").to_pylist() for prefix, texts in written]
     )
     extra_values = None if written is not None else [column.to_pylist() for _, _, column in extras]
-    blocks = _provenance_blocks(lay, table, n, absent)
-    gone = absent.get(PROVENANCE)  # rows without _provenance: as without the column
     values: dict[str, list[Any]] = {k: [] for k in PROVENANCE_COLUMNS}
     extensions: list[str | None] = []
     for i in range(n):
-        meta = _row_meta(i, group_nulls, events)
-        block = None if blocks is None else blocks[i]
-        meta_text = None
-        if block is None:  # no _provenance given, or null
-            for key, value in _NO_PROVENANCE.items():
-                values[key].append(value)
-            values["created_at"].append(now)
-            if blocks is not None and (gone is None or not gone[i]):
-                meta.setdefault("nulls", []).append(PROVENANCE)
-        else:
-            parsed, prov_nulls, prov_verbatim, meta_text = block
-            for key in PROVENANCE_COLUMNS:
-                values[key].append(parsed[key])
-            if parsed["created_at"] is None:
-                values["created_at"][-1] = now
-            meta["provenance"] = parsed[_PROV_META]
-            if prov_nulls:
-                meta.setdefault("nulls", []).extend(prov_nulls)
-            if prov_verbatim:
-                meta.setdefault("verbatim", {}).update(prov_verbatim)
+        meta, meta_text, parsed = _row_notes(i, notes)
+        for key in PROVENANCE_COLUMNS:
+            values[key].append(_provenance_value(parsed, key, now))
         if written_rows is not None:
             parts = [
                 texts[i]
@@ -676,53 +660,105 @@ def _provenance_and_extensions(
                     raise Refused
                 unknown[name] = extra
         extensions.append(_extensions(meta, unknown, meta_text))
-    columns["source_type"] = pa.array(values["source_type"], type=pa.string())
-    columns["source_system"] = pa.array(values["source_system"], type=pa.string())
-    columns["skill_used"] = pa.array(values["skill_used"], type=pa.string())
-    columns["generation_seed"] = pa.array(values["generation_seed"], type=pa.int64())
-    columns["created_at"] = pa.array(values["created_at"], type=_UTC_US)
+    for key in PROVENANCE_COLUMNS:
+        columns[key] = pa.array(values[key], type=_PROVENANCE_TYPES[key])
     columns["extensions"] = pa.array(extensions, type=pa.string())
+
+
+# What a row's notes are made of: its _provenance blocks (or None), the rows
+# lacking _provenance, the null groups, and per field its nulls, defaults and
+# verbatim texts (see _encode).
+_Notes = tuple[
+    list[Any] | None,
+    list[bool] | None,
+    list[tuple[str, list[bool]]],
+    list[tuple[str, list[bool] | None, list[bool] | None, list[str | None] | None]],
+]
+
+# A verbatim text's place in a note's template: the field's position among the
+# events, between two private-use characters (no field name or verbatim text
+# holds them; a provenance text that does sends the slice row by row).
+_SLOT = re.compile("\ue000(\\d+)\ue001")
+#: Distinct notes with verbatim texts past which a slice's extensions are written row by row.
+_MANY_TEMPLATES = 64
 
 
 def _noted_extensions(
     now: dt.datetime,
     n: int,
     columns: dict[str, pa.Array],
-    group_nulls: list[tuple[str, list[bool]]],
-    events: list[tuple[str, list[bool] | None, list[bool] | None, list[str | None] | None]],
+    notes: _Notes,
     extras: list[tuple[str, list[bool] | None, pa.ChunkedArray]],
     written: list[tuple[str, pa.Array]],
-) -> None:
-    """:func:`_provenance_and_extensions` for a table without ``_provenance``:
-    a row's notes depend only on its flags and verbatim texts, so each distinct
-    combination (a handful per slice) is written once and the rows take theirs."""
-    flags = [missing for _, missing in group_nulls]
-    flags += [flag for _, *noted in events for flag in noted if flag is not None]
+) -> bool:
+    """The provenance columns and ``extensions`` from each distinct set of a
+    row's notes (flags, which verbatim texts it has, its provenance block),
+    written once as a template that the rows' verbatim texts fill in, and the
+    unknown columns' JSON joined in Arrow; False (nothing set) where the
+    templates with verbatim texts are too many to fill column by column."""
+    blocks, gone, group_nulls, events = notes
+    flags: list[list[Any]] = [missing for _, missing in group_nulls]
+    flags += [flag for _, nulls, defaulted, _ in events for flag in (nulls, defaulted) if flag is not None]
+    texts = {k: verbatim for k, (_, _, _, verbatim) in enumerate(events) if verbatim is not None}
+    flags += [[text is not None for text in verbatim] for verbatim in texts.values()]
+    if blocks is not None:
+        flags.append([id(block) for block in blocks])  # equal blocks are one object (_provenance_blocks)
+        if gone is not None:
+            flags.append(gone)
     distinct: dict[tuple[Any, ...], int] = {}
-    metas: list[dict[str, Any]] = []
+    found: list[tuple[dict[str, Any], str | None, dict[str, Any] | None]] = []
     index: list[int] = []
     for i, key in enumerate(zip(*flags, strict=True) if flags else [()] * n):
         at = distinct.get(key)
         if at is None:
-            at = distinct[key] = len(metas)
-            metas.append(_row_meta(i, group_nulls, events))
+            at = distinct[key] = len(found)
+            found.append(_row_notes(i, notes, slots=True))
         index.append(at)
+    slotted = sum(1 for meta, _, _ in found if "\ue000" in str(meta.get("verbatim", "")))
+    if slotted > _MANY_TEMPLATES:
+        return False
     take = pa.array(index, type=pa.int32())
-    alone = pa.array([_extensions(meta, {}, None) for meta in metas], type=pa.string()).take(take)
+    arrays: dict[int, pa.Array] = {}
+
+    def filled(templates: list[str | None]) -> pa.Array | None:
+        column = pa.array(templates, type=pa.string()).take(take)
+        for at, template in enumerate(templates):
+            if template is None or "\ue000" not in template:
+                continue
+            pieces = _SLOT.split(template)
+            slots = {int(k) for k in pieces[1::2]}
+            if (
+                len(pieces) // 2 != sum(1 for v in found[at][0].get("verbatim", {}).values() if "\ue000" in v)
+                or not slots
+            ):
+                return None  # a provenance text holds what reads as a slot
+            rows = pc.equal(take, at)
+            parts = [
+                arrays.setdefault(int(p), pa.array(texts[int(p)], type=pa.string())).filter(rows) if j % 2 else p
+                for j, p in enumerate(pieces)
+            ]
+            column = pc.replace_with_mask(column, rows, pc.binary_join_element_wise(*parts, ""))
+        return column
+
+    alone = filled([_extensions(meta, {}, meta_text) for meta, meta_text, _ in found])
+    if alone is None:
+        return False
     if written:
+        store = filled([_store_member(meta) for meta, _, _ in found])
+        if store is None:
+            return False
         # One join per row: "{", each member given (a comma before all but the first
         # column's), the notes, "}". Where the first column may be absent, every
         # member has its comma and the row's first is cut.
         lead = extras[0][1] is None
         parts: list[pa.Array | str] = []
-        for j, ((_, gone_rows, _), (prefix, texts)) in enumerate(zip(extras, written, strict=True)):
+        for j, ((_, gone_rows, _), (prefix, values)) in enumerate(zip(extras, written, strict=True)):
             comma = "" if j == 0 and lead else ","
             if gone_rows is None:
-                parts += [comma + prefix, texts]
+                parts += [comma + prefix, values]
             else:
-                member = pc.binary_join_element_wise(comma + prefix, texts, "")
+                member = pc.binary_join_element_wise(comma + prefix, values, "")
                 parts.append(pc.if_else(_mask(gone_rows), "", member))
-        store = pa.array([_store_member(meta) for meta in metas], type=pa.string()).take(take)
         if lead:
             extensions = pc.binary_join_element_wise("{", *parts, store, "}", "")
         else:
@@ -735,31 +771,50 @@ def _noted_extensions(
                 extensions = pc.if_else(_mask(lacking), alone, extensions)
     else:
         extensions = alone
-    for key, value in _NO_PROVENANCE.items():
-        columns[key] = pa.repeat(pa.scalar(value, type=_PROVENANCE_TYPES[key]), n)
-    columns["created_at"] = pa.repeat(pa.scalar(now, type=_UTC_US), n)
+    for key in PROVENANCE_COLUMNS:
+        values = [_provenance_value(parsed, key, now) for _, _, parsed in found]
+        columns[key] = pa.array(values, type=_PROVENANCE_TYPES[key]).take(take)
     columns["extensions"] = extensions
+    return True
 
 
-def _row_meta(
-    i: int,
-    group_nulls: list[tuple[str, list[bool]]],
-    events: list[tuple[str, list[bool] | None, list[bool] | None, list[str | None] | None]],
-) -> dict[str, Any]:
-    """What encode() notes under the store's key for row ``i``: its null groups,
-    then per field a null, a default or a verbatim text."""
+def _row_notes(
+    i: int, notes: _Notes, *, slots: bool = False
+) -> tuple[dict[str, Any], str | None, dict[str, Any] | None]:
+    """What encode() notes under the store's key for row ``i`` (its null groups,
+    then per field a null, a default or a verbatim text, then its provenance's),
+    the text of its provenance block's notes, and the block's parsed values
+    (None: no ``_provenance``). ``slots``: a verbatim text as its :data:`_SLOT`."""
+    blocks, gone, group_nulls, events = notes
     meta: dict[str, Any] = {}
     for name, missing in group_nulls:
         if missing[i]:
             meta.setdefault("nulls", []).append(name)
-    for name, nulls, defaulted, verbatim in events:
+    for k, (name, nulls, defaulted, verbatim) in enumerate(events):
         if nulls is not None and nulls[i]:
             meta.setdefault("nulls", []).append(name)
         elif defaulted is not None and defaulted[i]:
             meta.setdefault("defaulted", []).append(name)
         elif verbatim is not None and (text := verbatim[i]) is not None:
-            meta.setdefault("verbatim", {})[name] = text
-    return meta
+            meta.setdefault("verbatim", {})[name] = f"\ue000{k}\ue001" if slots else text
+    block = None if blocks is None else blocks[i]
+    if block is None:  # no _provenance given, or null
+        if blocks is not None and (gone is None or not gone[i]):
+            meta.setdefault("nulls", []).append(PROVENANCE)
+        return meta, None, None
+    parsed, prov_nulls, prov_verbatim, meta_text = block
+    meta["provenance"] = parsed[_PROV_META]
+    if prov_nulls:
+        meta.setdefault("nulls", []).extend(prov_nulls)
+    if prov_verbatim:
+        meta.setdefault("verbatim", {}).update(prov_verbatim)
+    return meta, meta_text, parsed
+
+
+def _provenance_value(parsed: dict[str, Any] | None, key: str, now: dt.datetime) -> Any:
+    """A provenance column's value from a parsed block (None: no block); no creation time is the save's."""
+    value = _NO_PROVENANCE.get(key) if parsed is None else parsed[key]
+    return now if key == "created_at" and value is None else value
 
 
 def _store_member(meta: dict[str, Any]) -> str:
@@ -799,6 +854,7 @@ def _any_text(column: pa.Array) -> None:
 
 _NO_PROVENANCE = {"source_type": "loaded", "source_system": "import", "skill_used": None, "generation_seed": None}
 _PROVENANCE_TYPES = {
+    "created_at": _UTC_US,
     "source_type": pa.string(),
     "source_system": pa.string(),
     "skill_used": pa.string(),
