@@ -13,7 +13,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.orm import Mapped, mapped_column
 
-from healthsim_models.base import Base, JSONType, TimestampMixin, server_only
+from healthsim_models.base import Base, ByteOrderText, JSONType, TimestampMixin, server_only
 
 
 class Scenario(TimestampMixin, Base):
@@ -43,7 +43,7 @@ class ScenarioEntity(Base):
     )
 
     scenario_id: Mapped[uuid.UUID] = mapped_column(sa.Uuid, primary_key=True)
-    entity_type: Mapped[str] = mapped_column(sa.String, primary_key=True)
+    entity_type: Mapped[str] = mapped_column(ByteOrderText, primary_key=True)
     entity_id: Mapped[uuid.UUID] = mapped_column(sa.Uuid, primary_key=True)
     # Order of the entity among the scenario's entities of its type, as saved:
     # loads and exports give entities back in this order.
