@@ -714,8 +714,8 @@ def _noted_extensions(
             at = distinct[key] = len(found)
             found.append(_row_notes(i, notes, slots=True))
         index.append(at)
-    slotted = sum(1 for meta, _, _ in found if "\ue000" in str(meta.get("verbatim", "")))
-    if slotted > _MANY_TEMPLATES:
+    slotted = [sum(1 for text in meta.get("verbatim", {}).values() if "\ue000" in text) for meta, _, _ in found]
+    if sum(map(bool, slotted)) > _MANY_TEMPLATES:
         return False
     take = pa.array(index, type=pa.int32())
     arrays: dict[int, pa.Array] = {}
@@ -726,11 +726,7 @@ def _noted_extensions(
             if template is None or "\ue000" not in template:
                 continue
             pieces = _SLOT.split(template)
-            slots = {int(k) for k in pieces[1::2]}
-            if (
-                len(pieces) // 2 != sum(1 for v in found[at][0].get("verbatim", {}).values() if "\ue000" in v)
-                or not slots
-            ):
+            if len(pieces) // 2 != slotted[at]:
                 return None  # a provenance text holds what reads as a slot
             rows = pc.equal(take, at)
             parts = [
