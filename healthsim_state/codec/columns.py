@@ -677,7 +677,9 @@ _Notes = tuple[
 
 # A verbatim text's place in a note's template: the field's position among the
 # events, between two private-use characters (no field name or verbatim text
-# holds them; a provenance text that does sends the slice row by row).
+# holds them; a provenance text that does sends the slice row by row). The
+# texts go in as they are: a date-time pattern matched them, so nothing in
+# them needs escaping (as document._with_verbatim relies on).
 _SLOT = re.compile("\ue000(\\d+)\ue001")
 #: Distinct notes with verbatim texts past which a slice's extensions are written row by row.
 _MANY_TEMPLATES = 64
