@@ -79,7 +79,7 @@ def test_many_templates_with_texts_go_row_by_row(monkeypatch: pytest.MonkeyPatch
 
 def test_a_provenance_text_that_reads_as_a_slot_goes_row_by_row(monkeypatch: pytest.MonkeyPatch) -> None:
     taken = _taken(monkeypatch)
-    slot = "\ue0004\ue001"  # the admission time's slot
+    slot = "\ue0004\ue001"  # reads as a verbatim text's slot
     docs = [_encounter(i, _provenance={"source_type": "generated", "tool": f"tool {slot}"}) for i in range(5)]
     _assert_as_encode(docs)
     assert taken == [False]
@@ -97,3 +97,10 @@ def test_rows_without_provenance_and_unknown_columns_some_absent(monkeypatch: py
     for i, doc in enumerate(docs):
         row, _ = encode(LAY, {k: v for k, v in doc.items() if v is not None}, NOW)  # a null is "not given"
         assert [encoded.columns[name][i].as_py() for name in NOTED] == [row[name] for name in NOTED]
+
+
+def test_rows_with_a_null_provenance_and_rows_with_one(monkeypatch: pytest.MonkeyPatch) -> None:
+    taken = _taken(monkeypatch)
+    provenance = {"source_type": "generated", "generation_seed": 3}
+    _assert_as_encode([_encounter(i, _provenance=None if i % 2 else provenance) for i in range(12)])
+    assert taken == [True]

@@ -29,7 +29,7 @@ def _collations(engine: sa.Engine) -> dict[str, str | None]:
         rows = connection.execute(
             sa.text(
                 "SELECT table_name, collation_name FROM information_schema.columns "
-                "WHERE column_name = 'entity_type' AND table_name IN :tables"
+                "WHERE column_name = 'entity_type' AND table_schema = current_schema() AND table_name IN :tables"
             ).bindparams(sa.bindparam("tables", expanding=True)),
             {"tables": list(LINK_TABLES)},
         )

@@ -722,6 +722,13 @@ def _noted_extensions(
     take = pa.array(index, type=pa.int32())
     arrays: dict[int, pa.Array] = {}
 
+    def _texts_of(k: int) -> pa.Array:
+        """Event ``k``'s verbatim texts as an Arrow array, made once."""
+        array = arrays.get(k)
+        if array is None:
+            array = arrays[k] = pa.array(texts[k], type=pa.string())
+        return array
+
     def filled(templates: list[str | None]) -> pa.Array | None:
         column = pa.array(templates, type=pa.string()).take(take)
         for at, template in enumerate(templates):
@@ -731,10 +738,7 @@ def _noted_extensions(
             if len(pieces) // 2 != slotted[at]:
                 return None  # a provenance text holds what reads as a slot
             rows = pc.equal(take, at)
-            parts = [
-                arrays.setdefault(int(p), pa.array(texts[int(p)], type=pa.string())).filter(rows) if j % 2 else p
-                for j, p in enumerate(pieces)
-            ]
+            parts = [_texts_of(int(p)).filter(rows) if j % 2 else p for j, p in enumerate(pieces)]
             column = pc.replace_with_mask(column, rows, pc.binary_join_element_wise(*parts, ""))
         return column
 

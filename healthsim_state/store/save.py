@@ -72,6 +72,24 @@ LINK_BATCH_SIZE = 100_000
 Rows = dict[str, tuple[int, dict[str, Any]]]
 
 
+def key_select(et: EntityType, table: sa.Table) -> sa.Select[Any]:
+    """The business-key columns of ``et``'s rows in ``table`` and their ids as
+    32 hex digits, for :func:`keys_found`."""
+    # The hex id from SQL and rows fetched as tuples: per row, a UUID object and
+    # a mapping cost more than the look-up (a Synthea import's 200k keys).
+    return sa.select(*(table.c[k] for k in et.business_key), sa.func.replace(sa.cast(table.c.id, sa.String), "-", ""))
+
+
+def keys_found(session: Session, query: sa.Select[Any]) -> dict[tuple[str, ...], str]:
+    """Business key -> id (hex) of the rows of a :func:`key_select` query."""
+    found: dict[tuple[str, ...], str] = {}
+    for *columns, entity_id in session.execute(query).all():
+        key = key_of(columns)
+        if key is not None:
+            found[key] = entity_id
+    return found
+
+
 class SaveRun:
     """State of one save: the scenario, keys seen so far, problems, warnings."""
 
@@ -117,15 +135,11 @@ class SaveRun:
             if self.existing:
                 table = et.model.__table__
                 query = (
-                    sa.select(*(table.c[k] for k in et.business_key), table.c.id)
+                    key_select(et, table)
                     .join(LINKS, LINKS.c.entity_id == table.c.id)
                     .where(LINKS.c.scenario_id == self.scenario_id, LINKS.c.entity_type == et.name)
                 )
-                lay = layout(et.name)
-                for row in self.session.execute(query).mappings().all():
-                    key = business_key(lay, row)
-                    if key is not None:
-                        keys[key] = row["id"].hex
+                keys = keys_found(self.session, query)
             self.keys[et.name] = keys
         return keys
 

@@ -57,7 +57,6 @@ from healthsim_models.history import LINKS_HISTORY, UPDATE, Write
 from healthsim_models.registry import ENTITY_TYPES, EntityType, entity_type
 from healthsim_models.state import Scenario
 from healthsim_state.codec.checks import clean_tags, scenario_problems
-from healthsim_state.codec.identity import key_of
 from healthsim_state.codec.layout import Layout
 from healthsim_state.codec.values import shown
 from healthsim_state.store import history as store_history
@@ -65,7 +64,7 @@ from healthsim_state.store.audit import audited, record_refused, record_running
 from healthsim_state.store.batches import LINKS, Links
 from healthsim_state.store.dialects import StoreDialect, dialect_of
 from healthsim_state.store.dialects.base import literal
-from healthsim_state.store.save import SaveRun, input_streams, write_entities
+from healthsim_state.store.save import SaveRun, input_streams, key_select, keys_found, write_entities
 
 if TYPE_CHECKING:
     from healthsim_state.store.repository import SaveSummary, ScenarioRepository
@@ -194,19 +193,11 @@ class _AddRun(SaveRun):
             return found
         ordered = sorted(values)
         first = table.c[et.business_key[0]]
-        # The id as 32 hex digits in SQL, and rows fetched whole as tuples: per row, a UUID
-        # object and a mapping cost more than the lookup itself (a Synthea import's 200k keys).
-        hex_id = sa.func.replace(sa.cast(table.c.id, sa.String), "-", "")
         for i in range(0, len(ordered), LOOKUP_CHUNK):
             # One array parameter, unnested: a list of scalar parameters costs 5x more on DuckDB.
             chunk = sa.text("SELECT unnest(CAST(:keys AS VARCHAR[]))").bindparams(keys=ordered[i : i + LOOKUP_CHUNK])
-            query = sa.select(*(table.c[k] for k in et.business_key), hex_id).where(
-                first.in_(chunk.columns(sa.column("key", sa.String)))
-            )
-            for *columns, entity_id in self.session.execute(query).all():
-                key = key_of(columns)
-                if key is not None:
-                    found[key] = entity_id
+            query = key_select(et, table).where(first.in_(chunk.columns(sa.column("key", sa.String))))
+            found.update(keys_found(self.session, query))
         return found
 
 
