@@ -92,8 +92,35 @@ def _split(draw: st.DrawFn) -> tuple[dict[str, list[dict[str, Any]]], list[dict[
     return ordered, adds
 
 
-@pytest.mark.parametrize("backend", ["duckdb", "postgresql"])
-def test_a_writer_fed_in_adds_gives_what_save_gives(backend: str, request: pytest.FixtureRequest) -> None:
+def _direct_budget(monkeypatch: pytest.MonkeyPatch, rows: int | None) -> None:
+    """DuckDB writers append at most ``rows`` entities directly (None: as the
+    dialect says; 0 with the dialect's own budget 0: every row staged, as
+    on a store past its budget from the start)."""
+    from healthsim_state.store.dialects.duckdb import DuckDBDialect
+
+    if rows is None:
+        return
+    if rows < 0:
+        monkeypatch.setattr(DuckDBDialect, "direct_append_rows", 0)
+        return
+    start = store_writer.ScenarioWriter._start
+
+    def limited(self: store_writer.ScenarioWriter) -> None:
+        start(self)
+        self._direct_left = min(self._direct_left, rows)
+
+    monkeypatch.setattr(store_writer.ScenarioWriter, "_start", limited)
+
+
+@pytest.mark.parametrize(
+    ("backend", "direct"),
+    [("duckdb", None), ("duckdb", -1), ("duckdb", 0), ("duckdb", 2), ("postgresql", None)],
+    ids=["duckdb", "duckdb-staged", "duckdb-past-budget", "duckdb-budget-2", "postgresql"],
+)
+def test_a_writer_fed_in_adds_gives_what_save_gives(
+    backend: str, direct: int | None, request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _direct_budget(monkeypatch, direct)
     engine = create_store_engine(request.getfixturevalue(f"{backend}_url"))
 
     @settings(deadline=None, max_examples=10, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
@@ -348,6 +375,8 @@ def test_a_killed_writer_leaves_the_store_openable_nothing_visible_and_its_table
                 dropped = store_writer.clean_up_writers(connection)
             assert dropped and all(name.startswith(f"_hs_w_{token}_") for name in dropped)
         assert _staged(engine) == {}
+        with engine.connect() as connection:  # the rows it appended went with its tables
+            assert connection.execute(sa.text("SELECT count(*) FROM patients")).scalar_one() == 0
         # And the next writer runs as usual.
         with session_scope(engine) as session, ScenarioRepository(session).writer("next") as w:
             w.add({"patient": [_patient("M1")]})
@@ -386,7 +415,10 @@ def test_duckdb_memory_is_capped_while_a_writer_runs_and_restored_after(duckdb_u
         engine.dispose()
 
 
-def test_duckdb_staging_stores_extensions_with_zstd_and_the_rest_as_duckdb_chooses(duckdb_url: str) -> None:
+def test_duckdb_staging_stores_extensions_with_zstd_and_the_rest_as_duckdb_chooses(
+    duckdb_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _direct_budget(monkeypatch, 0)  # staged, as past the direct appends' budget
     engine = create_store_engine(duckdb_url)
     try:
         with session_scope(engine) as session, ScenarioRepository(session).writer("w") as w:
@@ -760,3 +792,128 @@ def _links_history_count(engine: Engine) -> int:
 
     with engine.connect() as connection:
         return connection.execute(sa.select(sa.func.count()).select_from(LINKS_HISTORY)).scalar_one()
+
+
+# -- direct appends (DuckDB) ------------------------------------------------------------------
+
+
+def _raw_count(engine: Engine, table: str) -> int:
+    with engine.connect() as connection:
+        return connection.exec_driver_sql(f"SELECT count(*) FROM {table}").scalar_one()
+
+
+def test_a_duckdb_writer_appends_new_entities_to_their_tables_and_shows_them_only_when_it_publishes(
+    duckdb_url: str,
+) -> None:
+    engine = create_store_engine(duckdb_url)
+    try:
+        with session_scope(engine) as session, ScenarioRepository(session).writer("w") as w:
+            w.add({"patient": [_patient("M1", id="P1", given_name="Old"), _patient("M2", id="P2")]})
+            w.add({"encounter": [_encounter("E1", "M1")]})  # the reference resolves to an appended patient
+            staged = f"{store_writer.STAGING_PREFIX}{w.token}_patients"
+            # Written once, to their own tables, none staged...
+            assert (_raw_count(engine, "patients"), _raw_count(engine, staged)) == (2, 0)
+            # ...and in no scenario: whole-store reads leave them out.
+            with session_scope(engine) as other:
+                repo = ScenarioRepository(other)
+                assert repo.count_entities_by_type() == {}
+                assert repo.find_entity("patient", "M1") is None and repo.list() == []
+            # The same entity again: replaced in place, no history (it was never shown).
+            w.add({"patient": [_patient("M1", id="P1", given_name="New")]})
+            assert (_raw_count(engine, "patients"), _raw_count(engine, staged)) == (2, 0)
+        with session_scope(engine) as session:
+            repo = ScenarioRepository(session)
+            assert repo.count_entities_by_type() == {"patient": 2, "encounter": 1}
+            found = repo.find_entity("patient", "M1")
+            assert found is not None and found["name"]["given_name"] == "New"
+            assert [v.ended_by for v in repo.history("patient", found["id"])] == [None]
+            assert [p["id"] for p in repo.documents("w", "patient")] == ["P2", "P1"]
+        assert _staged(engine) == {}
+    finally:
+        engine.dispose()
+
+
+def test_a_duckdb_writer_past_its_direct_budget_stages_and_still_replaces_its_own_rows_in_place(
+    duckdb_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _direct_budget(monkeypatch, 1)
+    engine = create_store_engine(duckdb_url)
+    try:
+        with session_scope(engine) as session, ScenarioRepository(session).writer("w") as w:
+            w.add({"patient": [_patient("M1", id="P1", given_name="Old")]})  # within the budget: appended
+            w.add({"patient": [_patient("M2", id="P2"), _patient("M3", id="P3")]})  # past it: staged
+            staged = f"{store_writer.STAGING_PREFIX}{w.token}_patients"
+            assert (_raw_count(engine, "patients"), _raw_count(engine, staged)) == (1, 2)
+            w.add({"patient": [_patient("M1", id="P1", given_name="New")], "encounter": [_encounter("E1", "M3")]})
+            assert (_raw_count(engine, "patients"), _raw_count(engine, staged)) == (1, 2)
+        with session_scope(engine) as session:
+            repo = ScenarioRepository(session)
+            patients = repo.documents("w", "patient")
+            assert [(p["id"], p["name"]["given_name"]) for p in patients] == [
+                ("P2", "Ann"),
+                ("P3", "Ann"),
+                ("P1", "New"),
+            ]
+            assert [v.ended_by for v in repo.history("patient", patients[2]["id"])] == [None]
+            assert repo.documents("w", "encounter")[0]["patient_mrn"] == "M3"
+    finally:
+        engine.dispose()
+
+
+def test_a_duckdb_writers_appended_entity_that_another_save_takes_meanwhile_is_published_with_its_history(
+    duckdb_url: str,
+) -> None:
+    engine = create_store_engine(duckdb_url)
+    try:
+        with session_scope(engine) as session, ScenarioRepository(session).writer("w") as w:
+            w.add({"patient": [_patient("M0", id=PATIENT_ID, given_name="Writer's first")]})
+            with session_scope(engine) as other:  # the same global entity, saved and shown meanwhile
+                ScenarioRepository(other).save(
+                    "other", {"patient": [_patient("M0", id=PATIENT_ID, given_name="Saved")]}
+                )
+            with session_scope(engine) as other:
+                assert ScenarioRepository(other).count_entities_by_type() == {"patient": 1}
+            # Linked now: no longer the writer's to replace in place; staged, published with history.
+            w.add({"patient": [_patient("M0", id=PATIENT_ID, given_name="Writer's last")]})
+            assert _raw_count(engine, f"{store_writer.STAGING_PREFIX}{w.token}_patients") == 1
+        with session_scope(engine) as session:
+            repo = ScenarioRepository(session)
+            assert repo.documents("other", "patient")[0]["name"]["given_name"] == "Writer's last"
+            # The save meanwhile found the writer's first version stored (never shown), and kept it as its history.
+            versions = repo.history("patient", PATIENT_ID)
+            assert [v.ended_by for v in versions] == ["update", "update", None]
+            assert [v.document["name"]["given_name"] for v in versions[:2]] == ["Writer's first", "Saved"]
+    finally:
+        engine.dispose()
+
+
+def test_the_cleanup_undoes_a_killed_publish_of_a_writer_from_before_the_appended_tables(
+    duckdb_url: str, tmp_path: Path
+) -> None:
+    # A writer of an earlier release, killed in its publish steps, left rows it appended from its staged ones
+    # and no table of appended ids: the cleanup removes those no scenario links.
+    engine = create_store_engine(duckdb_url)
+    _with_old(engine)
+    before = _load(engine, "old")
+    engine.dispose()
+    staging_only = _KILLED_IN_PUBLISH.replace(
+        "DuckDBDialect.publish_step_rows = 1",
+        "DuckDBDialect.publish_step_rows = 1\n    DuckDBDialect.direct_append_rows = 0",
+    )
+    child = _child(staging_only, duckdb_url, tmp_path / "home")
+    stdout, stderr = child.communicate(timeout=300)
+    assert child.returncode == -signal.SIGKILL and stdout.strip() == "published in steps", stderr
+    engine = create_store_engine(duckdb_url)
+    try:
+        with engine.connect() as connection:
+            (token,) = _staged(engine)
+            for name in store_writer.staging_tables(connection)[token]:
+                if name.endswith("__new"):
+                    connection.exec_driver_sql(f"DROP TABLE {name}")
+            connection.commit()
+            assert connection.exec_driver_sql("SELECT count(*) FROM patients").scalar_one() == 21
+            store_writer.clean_up_writers(connection)
+            assert connection.exec_driver_sql("SELECT count(*) FROM patients").scalar_one() == 1
+        assert _staged(engine) == {} and _load(engine, "old") == before
+    finally:
+        engine.dispose()

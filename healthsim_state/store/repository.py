@@ -47,6 +47,7 @@ from healthsim_state.store.dialects.base import literal
 from healthsim_state.store.save import DEFAULT_BATCH_SIZE, SaveRun, input_streams, write_entities
 from healthsim_state.store.transaction import write_conflict
 from healthsim_state.store.tuning import fewer_collections
+from healthsim_state.store.writer import unpublished
 
 if TYPE_CHECKING:
     from healthsim_state.store.writer import ScenarioWriter
@@ -523,6 +524,9 @@ class ScenarioRepository:
         with contextlib.suppress(ValueError):  # not a UUID: it can only be a document id or a key
             match.append(table.c.id == uuid.UUID(text))
         query = sa.select(table).where(sa.or_(*match))
+        pending = unpublished(self.session.connection(), et) if scenario is None else None
+        if pending is not None:
+            query = query.where(table.c.id.not_in(pending))
         if scenario is not None:
             members = sa.select(_LINKS.c.entity_id).where(
                 _LINKS.c.scenario_id == self._require(scenario).id, _LINKS.c.entity_type == et.name
@@ -560,6 +564,13 @@ class ScenarioRepository:
                 )
             ).all()
         )
+        connection = self.session.connection()
+        for et in ENTITY_TYPES:
+            pending = unpublished(connection, et) if counts.get(et.name) else None
+            if pending is not None:
+                counts[et.name] -= self.session.execute(
+                    sa.select(sa.func.count()).select_from(pending.subquery())
+                ).scalar_one()
         return {et.name: counts[et.name] for et in ENTITY_TYPES if counts.get(et.name)}
 
     def scenario_summary(self, name_or_id: str | uuid.UUID) -> ScenarioInfo:

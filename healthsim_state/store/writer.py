@@ -10,6 +10,19 @@ scenario. Business keys and references are looked up per batch, for the
 batch's own keys only, in what the writer staged: Python keeps nothing
 per entity from one add to the next.
 
+Where the dialect appends directly (DuckDB: :attr:`StoreDialect.direct_append_rows`),
+an add writes the entities not stored yet straight into their canonical
+tables instead, and notes their ids in ``_hs_w_<token>_<table>__new``: no
+scenario links them until the publish, and the store's whole-store reads
+(:meth:`ScenarioRepository.count_entities_by_type`, ``find_entity``) leave
+them out (:func:`unpublished`). Such an entity again in a later add is
+replaced in place; one another write has linked meanwhile is staged as a
+stored entity (that write found the writer's version stored, and kept it
+in the history). An appended entity's ``updated_at`` is the writer's start,
+not its publish (the lake's incremental export takes a scenario's new
+members whatever their time). Past that many rows in the store, the adds
+stage as above.
+
 When the block ends without an error, one transaction publishes the
 scenario as :meth:`ScenarioRepository.save` would (history, links, tags,
 counts, the audit event), upserting each type from its staging table with
@@ -28,11 +41,12 @@ transaction that makes the scenario visible then writes what is left: the
 scenario row, tags, the stored entities the scenario changes (history
 first), a replaced scenario's links, the orphans.
 
-A killed writer leaves its staging tables behind, and, killed while
-publishing in steps, the rows and links of the steps done:
-:func:`clean_up_writers` removes those of writers that are gone (rows no
-scenario links, the links of a scenario id no scenario row holds), then
-their tables, and every writer calls it when it starts. On PostgreSQL a running writer holds an
+A killed writer leaves its staging tables behind, the rows its adds
+appended, and, killed while publishing in steps, the rows and links of the
+steps done: :func:`clean_up_writers` removes those of writers that are gone
+(the rows they appended that no scenario links, the links of a scenario id
+no scenario row holds), then their tables, and every writer calls it when
+it starts. On PostgreSQL a running writer holds an
 advisory lock (:meth:`StoreDialect.claim_writer`) for as long as its
 connection lives; a DuckDB file has one writing process, whose running
 writers are in :data:`_RUNNING`.
@@ -61,8 +75,8 @@ from healthsim_state.codec.layout import Layout
 from healthsim_state.codec.values import shown
 from healthsim_state.store import history as store_history
 from healthsim_state.store.audit import audited, record_refused, record_running
-from healthsim_state.store.batches import LINKS, Links
-from healthsim_state.store.dialects import StoreDialect, dialect_of
+from healthsim_state.store.batches import LINKS, Links, arrow_schema
+from healthsim_state.store.dialects import dialect_of
 from healthsim_state.store.dialects.base import literal
 from healthsim_state.store.save import SaveRun, input_streams, key_select, keys_found, write_entities
 
@@ -91,10 +105,13 @@ def _key(token: str) -> int:
 class _Staging:
     """A writer's staging tables: per type, its rows and its entities' positions."""
 
-    def __init__(self, token: str, keyed: bool) -> None:
+    def __init__(self, token: str, keyed: bool, appends: bool = False) -> None:
         metadata = sa.MetaData()
         self.rows: dict[str, sa.Table] = {}
         self.positions: dict[str, sa.Table] = {}
+        # Per type (``appends``): the ids of the rows the writer wrote into the canonical table
+        # itself, by an add (direct append) or a publish step: what undoing it removes.
+        self.appended: dict[str, sa.Table] = {}
         for et in ENTITY_TYPES:
             table = et.model.__table__
             name = f"{STAGING_PREFIX}{token}_{table.name}"
@@ -111,6 +128,8 @@ class _Staging:
                 sa.Column("id", sa.Uuid, primary_key=keyed),
                 sa.Column("position", sa.BigInteger, nullable=False),
             )
+            if appends:
+                self.appended[table.name] = sa.Table(f"{name}__new", metadata, sa.Column("id", sa.Uuid, nullable=False))
         # Set while a publish in steps has written anything: the scenario id whose links went early, or NULL;
         # the write whose links history went early (an overwrite's), or NULL.
         self.journal = sa.Table(
@@ -141,18 +160,29 @@ def _staged_column(column: sa.Column[Any], keyed: bool) -> sa.Column[Any]:
 
 class _StagingDialect:
     """What an add's :class:`SaveRun` writes through: the upserts and links of
-    the save pipeline, sent to the writer's staging tables. Nothing else of
+    the save pipeline, sent to the writer's staging tables (or, where the
+    dialect appends directly, a new entity straight to its table). Nothing else of
     the dialect is offered, so a pipeline step that would write elsewhere fails."""
 
-    def __init__(self, dialect: StoreDialect, staging: _Staging) -> None:
-        self._dialect = dialect
-        self._staging = staging
+    def __init__(self, writer: ScenarioWriter) -> None:
+        self._writer = writer
+        self._dialect = writer._dialect
+        self._staging = writer._staging
 
     def upsert(self, session: Session, table: sa.Table, rows: list[dict[str, Any]], *, versioning: Any = None) -> None:
-        self._dialect.stage(session, self._staging.rows[table.name], rows)
+        if self._dialect.direct_append_rows:
+            rows = pa.Table.from_pylist(rows, schema=arrow_schema(table))  # type: ignore[assignment]
+        self.upsert_arrow(session, table, rows)  # type: ignore[arg-type]
 
     def upsert_arrow(self, session: Session, table: sa.Table, data: pa.Table, *, versioning: Any = None) -> None:
-        self._dialect.stage(session, self._staging.rows[table.name], data)
+        staged = self._staging.rows[table.name]
+        if not self._dialect.direct_append_rows:
+            self._dialect.stage(session, staged, data)
+            return
+        writer = self._writer
+        appended = self._staging.appended[table.name]
+        append = len(data) <= writer._direct_left
+        writer._direct_left -= self._dialect.append_new(session, table, staged, appended, data, append=append)
 
     def link(self, session: Session, scenario_id: uuid.UUID, links: Links) -> None:
         by_type: dict[str, dict[str, int]] = {}
@@ -168,9 +198,10 @@ class _AddRun(SaveRun):
 
     def __init__(self, writer: ScenarioWriter, now: dt.datetime) -> None:
         super().__init__(writer._session, writer.scenario_id, existing=False, now=now)
-        self.dialect = _StagingDialect(writer._dialect, writer._staging)  # type: ignore[assignment]
+        self.dialect = _StagingDialect(writer)  # type: ignore[assignment]
         self.next_position = writer._positions  # positions go on from the adds before
         self._staging = writer._staging
+        self._direct = bool(writer._dialect.direct_append_rows)
 
     def key_map(self, et: EntityType) -> dict[tuple[str, ...], str]:
         return self.keys.setdefault(et.name, {})  # prepare_keys filled it for the batch
@@ -186,18 +217,25 @@ class _AddRun(SaveRun):
         self.keys = {name: self._lookup(entity_type(name), values) for name, values in wanted.items()}
 
     def _lookup(self, et: EntityType, values: set[str]) -> dict[tuple[str, ...], str]:
-        """Business key -> UUID (hex) of the staged entities of ``et`` whose key's first column is in ``values``."""
-        table = self._staging.rows[et.model.__table__.name]
+        """Business key -> UUID (hex) of the writer's entities of ``et`` (staged, or
+        appended to its table by an earlier add) whose key's first column is in ``values``."""
+        canonical = et.model.__table__
+        tables = [self._staging.rows[canonical.name]]
+        if self._direct:
+            tables.append(canonical)
         found: dict[tuple[str, ...], str] = {}
         if not values:
             return found
         ordered = sorted(values)
-        first = table.c[et.business_key[0]]
         for i in range(0, len(ordered), LOOKUP_CHUNK):
             # One array parameter, unnested: a list of scalar parameters costs 5x more on DuckDB.
             chunk = sa.text("SELECT unnest(CAST(:keys AS VARCHAR[]))").bindparams(keys=ordered[i : i + LOOKUP_CHUNK])
-            query = key_select(et, table).where(first.in_(chunk.columns(sa.column("key", sa.String))))
-            found.update(keys_found(self.session, query))
+            keys = chunk.columns(sa.column("key", sa.String))
+            queries = [key_select(et, table).where(table.c[et.business_key[0]].in_(keys)) for table in tables]
+            if self._direct:
+                appended = self._staging.appended[canonical.name]
+                queries[1] = queries[1].where(canonical.c.id.in_(sa.select(appended.c.id)))
+            found.update(keys_found(self.session, sa.union_all(*queries) if self._direct else queries[0]))
         return found
 
 
@@ -244,7 +282,9 @@ class ScenarioWriter:
         self.batch_size = repository.batch_size
         self.summary: SaveSummary | None = None
         self.token = secrets.token_hex(4)
-        self._staging = _Staging(self.token, self._dialect.keyed_staging)
+        appends = bool(self._dialect.publish_step_rows or self._dialect.direct_append_rows)
+        self._staging = _Staging(self.token, self._dialect.keyed_staging, appends)
+        self._direct_left = 0  # the rows the adds may still append directly (direct_append_rows)
         self._positions: dict[str, int] = {}  # per type: the next position
         self._warnings: list[str] = []
         self._now = dt.datetime.now(dt.UTC)
@@ -289,7 +329,7 @@ class ScenarioWriter:
         if self._connection is None or self.summary is not None:
             raise InvalidArgumentError("the writer is not open: add() inside its 'with' block")
         streams = input_streams(entities)
-        before = dict(self._positions)
+        before, direct_left = dict(self._positions), self._direct_left
         run = _AddRun(self, self._now)
         try:
             write_entities(run, streams, self.batch_size)
@@ -298,6 +338,7 @@ class ScenarioWriter:
             self._session.rollback()
             self._positions.clear()
             self._positions.update(before)  # the refused add took no positions
+            self._direct_left = direct_left
             raise
         self._warnings += run.warnings
         return dict(run.saved)
@@ -320,6 +361,12 @@ class ScenarioWriter:
         self.scenario_id = existing.id if existing is not None else uuid.uuid4()
         _RUNNING.add(self.token)
         self._staging.metadata.create_all(self._connection, checkfirst=False)
+        if self._dialect.direct_append_rows:
+            stored = sum(
+                self._session.execute(sa.select(sa.func.count()).select_from(et.model.__table__)).scalar_one()
+                for et in ENTITY_TYPES
+            )
+            self._direct_left = max(0, self._dialect.direct_append_rows - stored)
         self._session.commit()
 
     def _publish(self) -> SaveSummary:
@@ -389,31 +436,39 @@ class ScenarioWriter:
         for et in ENTITY_TYPES:
             table = et.model.__table__
             rows, positions = self._staging.rows[table.name], self._staging.positions[et.name]
-            staged = session.execute(sa.select(sa.func.count()).select_from(rows)).scalar_one()
-            if not staged:
+            appended = self._staging.appended[table.name]
+            # Entities an add appended directly have links to write but no staged row.
+            members = self._count(positions) if links else 0
+            staged = self._count(rows)
+            if not staged and not members:
                 continue
-            stored = session.execute(sa.select(sa.func.count()).select_from(table)).scalar_one()
+            stored = self._count(table) if staged else 0
             names = ", ".join(c.name for c in table.columns)
             selects = ", ".join(at if c.name == "updated_at" else f"b.{c.name}" for c in table.columns)
             changed = store_history.changed_condition(table, lambda c: f"s.{c.name}", lambda c: f"b.{c.name}")
+            new = f"NOT EXISTS (SELECT 1 FROM {table.name} t WHERE t.id = b.id)"
             # Each step's ids are one range: what it touches of the index is its range's part,
             # and what it compares of the stored rows too (both sides of the join are the range).
-            parts = -(-(staged + stored) // step)
-            share = -(-staged // parts)  # about the staged rows of one range
+            parts = -(-max(staged + stored, members) // step)
+            share = -(-max(staged, members) // parts)  # about the rows of one range
             for where, stored_where in zip(*(_id_ranges(parts, a) for a in "bs"), strict=True):
                 if pending and pending + share > step:
                     pending = self._step_done()
                 # Through the session, whose commit ends each step.
                 connection = session.connection()
-                connection.exec_driver_sql(
-                    f"INSERT INTO {self._staging.changed.name} (entity_type, id) SELECT {literal(et.name)}, b.id "
-                    f"FROM {rows.name} b JOIN {table.name} s ON s.id = b.id WHERE {where} AND {stored_where} "
-                    f"AND ({changed})"
-                )
-                connection.exec_driver_sql(
-                    f"INSERT INTO {table.name} ({names}) SELECT {selects} FROM {rows.name} b "
-                    f"WHERE {where} AND NOT EXISTS (SELECT 1 FROM {table.name} t WHERE t.id = b.id)"
-                )
+                if staged:
+                    connection.exec_driver_sql(
+                        f"INSERT INTO {self._staging.changed.name} (entity_type, id) SELECT {literal(et.name)}, "
+                        f"b.id FROM {rows.name} b JOIN {table.name} s ON s.id = b.id WHERE {where} AND "
+                        f"{stored_where} AND ({changed})"
+                    )
+                    connection.exec_driver_sql(
+                        f"INSERT INTO {appended.name} (id) SELECT b.id FROM {rows.name} b WHERE {where} AND {new}"
+                    )
+                    connection.exec_driver_sql(
+                        f"INSERT INTO {table.name} ({names}) SELECT {selects} FROM {rows.name} b "
+                        f"WHERE {where} AND {new}"
+                    )
                 if links:
                     connection.exec_driver_sql(
                         f"INSERT INTO {LINKS.name} (scenario_id, entity_type, entity_id, position) "
@@ -424,6 +479,9 @@ class ScenarioWriter:
         if pending:
             self._step_done()
         return links
+
+    def _count(self, table: sa.Table) -> int:
+        return self._session.execute(sa.select(sa.func.count()).select_from(table)).scalar_one()
 
     def _step_done(self) -> int:
         """End a step of :meth:`_publish_early`: commit it, let the dialect write it out; 0 rows pending."""
@@ -459,19 +517,15 @@ class ScenarioWriter:
             if self._links_copied and not replacing:
                 # Deleted meanwhile (by a writer of this process): the links copied are not this write's.
                 session.execute(sa.delete(LINKS_HISTORY).where(LINKS_HISTORY.c.write_id == versioning.write_id))
+            # Per type, the entities of the scenario: every one has a position, staged or not.
+            counts = {et.name: self._count(self._staging.positions[et.name]) for et in ENTITY_TYPES}
             if by_difference:
-                staged = {
-                    et.name: self._staging.positions[et.name].name
-                    for et in ENTITY_TYPES
-                    if session.execute(
-                        sa.select(sa.func.count()).select_from(self._staging.rows[et.model.__table__.name])
-                    ).scalar_one()
-                }
+                staged = {name: self._staging.positions[name].name for name, count in counts.items() if count}
                 repo._detach_members_not_in(scenario.id, staged)
             saved = {}
             for et in ENTITY_TYPES:
                 rows = self._staging.rows[et.model.__table__.name]
-                count = session.execute(sa.select(sa.func.count()).select_from(rows)).scalar_one()
+                count = counts[et.name]
                 if not count:
                     continue
                 saved[et.name] = count
@@ -539,19 +593,37 @@ def _id_ranges(parts: int, alias: str = "b", column: str = "id") -> list[str]:
 
 
 def _undo_steps(connection: sa.Connection, token: str, names: Iterable[str]) -> None:
-    """Remove what the publish steps of the writer ``token`` (its tables:
-    ``names``) wrote, its publish not having committed (which drops the
-    journal): the links of its new scenario (an id no scenario row holds),
-    then the staged entities no scenario links. Commits on ``connection``."""
-    staging = _Staging(token, keyed=False)
+    """Remove what the writer ``token`` (its tables: ``names``) wrote outside
+    its staging tables, its publish not having committed (which drops them):
+    the links of its new scenario (an id no scenario row holds), the links
+    history of its overwrite, then the entities it appended (by an add or a
+    publish step) that no scenario links. Commits on ``connection``."""
+    staging = _Staging(token, keyed=False, appends=True)
     names = set(names)
-    if staging.journal.name not in names:
-        return
-    # SELECT *: a journal of a writer killed before the write_id column was added has none.
-    journal = connection.execute(sa.text(f"SELECT * FROM {staging.journal.name}")).mappings().all()
-    if not journal:
-        return  # no step ran
-    scenario_id, write_id = journal[0]["scenario_id"], journal[0].get("write_id")
+    journal = (
+        # SELECT *: a journal of a writer killed before the write_id column was added has none.
+        connection.execute(sa.text(f"SELECT * FROM {staging.journal.name}")).mappings().all()
+        if staging.journal.name in names
+        else []
+    )
+    if journal:
+        _undo_links(connection, journal[0]["scenario_id"], journal[0].get("write_id"))
+    for et in ENTITY_TYPES:
+        table = et.model.__table__
+        if staging.appended[table.name].name in names:
+            ids = sa.select(staging.appended[table.name].c.id)
+        elif journal and staging.rows[table.name].name in names:
+            # A writer of a release before the appended tables: its steps appended staged rows.
+            ids = sa.select(staging.rows[table.name].c.id)
+        else:
+            continue
+        linked = sa.exists().where(LINKS.c.entity_id == table.c.id, LINKS.c.entity_type == et.name)
+        connection.execute(sa.delete(table).where(table.c.id.in_(ids), ~linked))
+    connection.commit()
+
+
+def _undo_links(connection: sa.Connection, scenario_id: uuid.UUID | None, write_id: uuid.UUID | None) -> None:
+    """:func:`_undo_steps`' links: those of a new scenario no scenario row holds, the links history of a write not committed."""
     if scenario_id is not None:
         held = connection.execute(sa.select(Scenario.id).where(Scenario.id == scenario_id)).first()
         if held is None:
@@ -561,13 +633,24 @@ def _undo_steps(connection: sa.Connection, token: str, names: Iterable[str]) -> 
         written = connection.execute(sa.select(Write.id).where(Write.id == write_id)).first()
         if written is None:
             connection.execute(sa.delete(LINKS_HISTORY).where(LINKS_HISTORY.c.write_id == write_id))
-    for et in ENTITY_TYPES:
-        table, rows = et.model.__table__, staging.rows[et.model.__table__.name]
-        if rows.name not in names:
-            continue
-        linked = sa.exists().where(LINKS.c.entity_id == table.c.id, LINKS.c.entity_type == et.name)
-        connection.execute(sa.delete(table).where(table.c.id.in_(sa.select(rows.c.id)), ~linked))
-    connection.commit()
+
+
+def unpublished(connection: sa.Connection, et: EntityType) -> sa.Select[Any] | None:
+    """The ids of ``et``'s rows that batch writers (running, or killed and not
+    cleaned up yet) wrote to its table before publishing, and no scenario
+    links: stored, but in no scenario yet, so a read of the whole store leaves
+    them out. None when there are none to leave out."""
+    table = et.model.__table__
+    names = [
+        f"{STAGING_PREFIX}{token}_{table.name}__new"
+        for token, tables in staging_tables(connection).items()
+        if f"{STAGING_PREFIX}{token}_{table.name}__new" in tables
+    ]
+    if not names:
+        return None
+    ids = sa.union_all(*(sa.select(sa.table(name, sa.column("id", sa.Uuid)).c.id) for name in names)).subquery()
+    linked = sa.exists().where(LINKS.c.entity_id == ids.c.id, LINKS.c.entity_type == et.name)
+    return sa.select(ids.c.id).where(~linked)
 
 
 def staging_tables(connection: sa.Connection) -> dict[str, list[str]]:

@@ -14,7 +14,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import URL, Engine
 from sqlalchemy.orm import Session
 
-from healthsim_models.errors import ConfigurationError
+from healthsim_models.errors import ConfigurationError, InvalidArgumentError
 from healthsim_models.location import mask_url
 from healthsim_state.store.batches import LINKS, Links, Page, ScenarioRef, update_clause
 from healthsim_state.store.history import Versioning, snapshot_sql, unchanged_guard
@@ -281,6 +281,24 @@ class StoreDialect(abc.ABC):
         """:meth:`upsert` of rows given as an Arrow table of the table's
         :func:`~healthsim_state.store.batches.arrow_schema`."""
         self.upsert(session, table, data.to_pylist(), versioning=versioning)
+
+    #: The batch writer's direct append: while the store's canonical tables hold at
+    #: most this many rows (the writer's own included), an add writes the entities
+    #: not stored yet straight into their tables (:meth:`append_new`) instead of
+    #: staging them; 0: every row is staged, and the publish copies it.
+    direct_append_rows: ClassVar[int] = 0
+
+    def append_new(
+        self, session: Session, table: sa.Table, staged: sa.Table, appended: sa.Table, data: pa.Table, *, append: bool
+    ) -> int:
+        """A batch writer's add of ``data`` (``table``'s Arrow schema) where
+        :attr:`direct_append_rows` is set: the entities not stored yet into
+        ``table`` itself, their ids into ``appended`` (``append``; else they
+        are staged); those the writer appended before, and no scenario links
+        yet, replaced in place; the rest (stored entities, which the publish
+        upserts with their history) into the staging table ``staged``. Returns
+        the rows appended."""
+        raise InvalidArgumentError(f"the {type(self).__name__} stages every row (direct_append_rows is 0)")
 
     #: The batch writer's publish: 0 when one transaction holds it all; else the
     #: rows per committed step in which it appends the scenario's new entities
