@@ -175,10 +175,14 @@ def present_documents(table: pa.Table, absent: dict[str, list[bool]]) -> list[di
 class Documents:
     """Dicts as an Arrow table (:func:`documents_table`): ``absent`` lists, per
     key (``key`` or ``group.key``) some document lacks, the rows lacking it
-    (True), which the table cannot tell from a null."""
+    (True), which the table cannot tell from a null. ``plain``: every column
+    but ``_provenance`` holds values of one type (text, integer, float or
+    boolean; in objects, texts; in arrays, items of one such type), so the
+    table's rows read back as the dicts were given."""
 
     table: pa.Table
     absent: dict[str, list[bool]]
+    plain: bool = False
 
 
 def documents_table(lay: Layout, docs: list[Any]) -> Documents | None:
@@ -234,26 +238,43 @@ def documents_table(lay: Layout, docs: list[Any]) -> Documents | None:
     # each of plain values: Arrow's conversion of a deeply nested value
     # overflows the C stack, and an unknown type is encode()'s to word.
     columns = {}
+    plain = True
     for key in keys:
         values = [doc.get(key) for doc in docs]
         kinds = set(map(type, values))
         if key in lay.groups or key == PROVENANCE:
-            if not kinds <= _OBJECTS or not {type(v) for d in values if d for v in d.values()} <= _SCALARS:
+            inner = {type(v) for d in values if d for v in d.values()}
+            if not kinds <= _OBJECTS or not inner <= _SCALARS:
                 return None
+            plain = plain and (key == PROVENANCE or inner <= _TEXTS)
         elif key in lay.arrays:
-            if not kinds <= _LISTS or not {type(v) for items in values if items for v in items} <= _SCALARS:
+            items = {type(v) for items in values if items for v in items}
+            if not kinds <= _LISTS or not items <= _SCALARS:
                 return None
+            plain = plain and _one_plain(items)
         elif not kinds <= _SCALARS:
             return None
+        else:
+            plain = plain and _one_plain(kinds)
         columns[key] = values
     try:
-        return Documents(pa.table(columns), absent)
+        return Documents(pa.table(columns), absent, plain)
     except (pa.ArrowException, TypeError, ValueError, OverflowError):
         return None  # values Arrow cannot hold (mixed types, lone surrogates, huge integers)
 
 
 _SCALARS = frozenset({str, int, float, bool, type(None), Decimal, dt.date, dt.datetime})
 _OBJECTS = frozenset({dict, type(None)})
+_TEXTS = frozenset({str, type(None)})
+_PLAIN = frozenset({str, int, float, bool})
+
+
+def _one_plain(kinds: set[type]) -> bool:
+    """Whether values of these types are of one plain type (or null), which Arrow keeps as given."""
+    given = kinds - {type(None)}
+    return len(given) <= 1 and given <= _PLAIN
+
+
 _LISTS = frozenset({list, type(None)})
 
 

@@ -220,7 +220,10 @@ def entity_uuids(
             by_key[1].append("\x1f".join(key))
         else:
             by_content.append(i)
-    parts = [(by_id[0], derived_uuids(prefix + "id:", by_id[1])), (by_key[0], derived_uuids(prefix + "key:", by_key[1]))]
+    parts = [
+        (by_id[0], derived_uuids(prefix + "id:", by_id[1])),
+        (by_key[0], derived_uuids(prefix + "key:", by_key[1])),
+    ]
     if by_content:
         parts.append((by_content, derived_uuids(prefix + "content:", contents(by_content))))
     for rows, derived in parts:

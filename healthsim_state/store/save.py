@@ -291,7 +291,15 @@ def _write_types(run: SaveRun, streams: dict[str, list[Iterable[Any]]], batch_si
                 _write_batch(run, lay, batch, positions, lifted)
             else:
                 _write_arrow_batch(
-                    run, lay, given.table, positions, lifted, lambda b=batch: b, given.absent, from_dicts=True
+                    run,
+                    lay,
+                    given.table,
+                    positions,
+                    lifted,
+                    lambda b=batch: b,
+                    given.absent,
+                    from_dicts=True,
+                    plain=given.plain,
                 )
             if run.full:
                 break
@@ -323,6 +331,7 @@ def _write_arrow_batch(
     absent: dict[str, list[bool]],
     *,
     from_dicts: bool = False,
+    plain: bool = False,
 ) -> None:
     """Stages 1-4 for a slice of Arrow input, or of dicts made one
     (:func:`~healthsim_state.codec.columns.documents_table`, ``from_dicts``),
@@ -330,11 +339,12 @@ def _write_arrow_batch(
     ``documents()`` gives the slice's documents, ``absent`` the keys they
     lack. A slice that does not pass every check that way goes row by row
     through :func:`_write_batch`, which words its problems as for dict input;
-    so does every slice once the save has a problem (nothing more is written)."""
+    so does every slice once the save has a problem (nothing more is written).
+    ``plain``: the dicts read back from the table as given (:attr:`Documents.plain`)."""
     et = lay.entity
     encoded = None if run.problems else encode_columns(lay, part, run.now, absent=absent, from_dicts=from_dicts)
     # The slice's own columns are its documents' values (not so for dicts Arrow may have converted).
-    given = None if from_dicts or absent else part
+    given = None if (from_dicts and not plain) or absent else part
     ready = None if encoded is None else _identify(run, lay, encoded, documents, given)
     data = None if encoded is None or ready is None else _batch_table(run, et, encoded, ready)
     if encoded is None or ready is None or data is None:
