@@ -24,6 +24,7 @@ import re
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from decimal import Decimal
+from math import prod
 from typing import Any
 
 import pyarrow as pa
@@ -900,8 +901,13 @@ def _provenance_blocks(lay: Layout, table: pa.Table, n: int, absent: dict[str, l
     names = [f.name for f in struct.type]
     if len(set(names)) != len(names) or STORE_KEY in names:
         raise Refused
-    children = [child.to_pylist() for child in struct.flatten()]
-    for j, name in enumerate(names):  # keys some blocks lack: left out of those
+    flat = struct.flatten()
+    gone_rows = [absent.get(f"{PROVENANCE}.{name}") for name in names]  # keys some blocks lack: left out of those
+    distinct = _distinct_blocks(lay, names, struct, flat, gone_rows)
+    if distinct is not None:
+        return distinct
+    children = [child.to_pylist() for child in flat]
+    for j, name in enumerate(names):
         if (gone := absent.get(f"{PROVENANCE}.{name}")) is not None:
             children[j] = [_GONE if g else v for v, g in zip(children[j], gone, strict=True)]
     valid = struct.is_valid().to_pylist() if struct.null_count else None
@@ -920,6 +926,44 @@ def _provenance_blocks(lay: Layout, table: pa.Table, n: int, absent: dict[str, l
             block = seen[values] = _block(lay, names, values)
         blocks.append(block)
     return blocks
+
+
+def _distinct_blocks(
+    lay: Layout, names: list[str], struct: pa.StructArray, flat: list[pa.Array], gone_rows: list[list[bool] | None]
+) -> list[Any] | None:
+    """:func:`_provenance_blocks` for blocks of plain values: each row's
+    distinct block told by Arrow (its children's dictionary indices made one
+    number), each distinct one parsed once. None for blocks holding floats
+    (0.0 and -0.0 are one block to a dict), objects or lists: row by row."""
+    if not flat or any(pa.types.is_floating(c.type) or pa.types.is_nested(c.type) for c in flat):
+        return None
+    parts = [c.dictionary_encode(null_encoding="encode") for c in flat]
+    flags = [_mask(gone) for gone in gone_rows if gone is not None]
+    if struct.null_count:
+        flags.append(struct.is_valid())
+    radixes = [len(p.dictionary) for p in parts] + [2] * len(flags)
+    if prod(radixes) >= 2**62:  # too many distinct blocks to number in an int64
+        return None
+    code = pa.repeat(pa.scalar(0, pa.int64()), len(struct))
+    for radix, digits in zip(radixes, [p.indices for p in parts] + flags, strict=True):
+        code = pc.add(pc.multiply(code, radix), digits.cast(pa.int64()))
+    numbered = code.dictionary_encode()
+    dictionaries = [p.dictionary.to_pylist() for p in parts]
+    made = []
+    for number in numbered.dictionary.to_pylist():
+        digits = []
+        for radix in reversed(radixes):
+            number, digit = divmod(number, radix)
+            digits.append(digit)
+        digits.reverse()
+        if struct.null_count and not digits[-1]:
+            made.append(None)  # a null _provenance
+            continue
+        values = [dictionary[d] for dictionary, d in zip(dictionaries, digits, strict=False)]
+        flag = iter(digits[len(parts) :])
+        values = [_GONE if gone is not None and next(flag) else v for v, gone in zip(values, gone_rows, strict=True)]
+        made.append(_block(lay, names, tuple(values)))
+    return [made[i] for i in numbered.indices.to_pylist()]
 
 
 def _block(lay: Layout, names: list[str], values: tuple[Any, ...]) -> tuple[Any, ...]:
