@@ -172,8 +172,8 @@ def test_demo_tables_of_every_type_go_column_by_column(store: sa.Engine, monkeyp
         ScenarioRepository(session).save("dicts", {n: t.to_pylist() for n, t in tables.items()})
     assert _stored(store, "arrow") == _stored(store, "dicts")
 
-    # The generator's own dicts too, but for the type Arrow cannot hold exactly:
-    # allergies (arrays of objects).
+    # The generator's own dicts too, but for the types Arrow cannot hold exactly:
+    # orders (a name object inside ordering_provider) and allergies (arrays of objects).
     by_rows = []
     write_batch = save_module._write_batch
 
@@ -185,7 +185,7 @@ def test_demo_tables_of_every_type_go_column_by_column(store: sa.Engine, monkeyp
         patch.setattr(save_module, "_write_batch", noted)
         with session_scope(store) as session:
             ScenarioRepository(session).save("generated", entities)
-    assert set(by_rows) == {"allergy"}
+    assert set(by_rows) == {"order", "allergy"}
 
 
 def test_a_refused_table_names_entity_position_and_field(store: sa.Engine) -> None:
@@ -284,21 +284,6 @@ def _patient(i: int, **changes: Any) -> dict[str, Any]:
         [_patient(1, birth_date=dt.date(1980, 1, 1)), _patient(2, birth_date=dt.datetime(1980, 1, 1, 5))],
         [_patient(1, deceased=True, death_date="2000-01-01"), _patient(2, x_deep=[[[[[[1]]]]]] * 2)],
         [_patient(1, mrn=["M", ["M"] * 3]), _patient(2, id=[[[]]] * 3)],
-        # Unknown keys inside a group (kept in extensions): objects of one key order, of texts...
-        [_patient(i, name={"given_name": "A", "alias": {"first": "B", "last": None}, "nick": i}) for i in range(3)]
-        + [_patient(3, name=None)],
-        # ... and what Arrow would not read back as given: key orders, absent keys, mixed or nested values.
-        [
-            _patient(1, name={"given_name": "A", "alias": {"first": "B", "last": "C"}}),
-            _patient(2, name={"given_name": "A", "alias": {"last": "C", "first": "B"}}),
-        ],
-        [
-            _patient(1, name={"given_name": "A", "alias": {"first": "B", "last": "C"}}),
-            _patient(2, name={"given_name": "A", "alias": {"first": "B"}}),
-        ],
-        [_patient(1, name={"given_name": "A", "nick": 1}), _patient(2, name={"given_name": "A", "nick": 1.5})],
-        [_patient(1, name={"given_name": "A", "alias": {"n": 1}}), _patient(2, name={"alias": {"n": {"m": 2}}})],
-        [_patient(1, name={"given_name": "A", "alias": {}}), _patient(2, name={"given_name": "A", "nick": None})],
     ],
 )
 def test_dicts_arrow_cannot_hold_exactly_store_the_same(

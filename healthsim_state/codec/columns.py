@@ -216,7 +216,6 @@ def documents_table(lay: Layout, docs: list[Any]) -> Documents | None:
         }
     if not lay.document_keys.issuperset(keys) or not lay.object_arrays.isdisjoint(keys):
         return None
-    extras: set[tuple[str, str]] = set()  # (group, key) of unknown keys inside groups, checked
     for key in [k for k in keys if k in lay.groups or k == PROVENANCE]:
         inner: dict[tuple[str, ...], None] = {}
         for doc in docs:
@@ -231,15 +230,7 @@ def documents_table(lay: Layout, docs: list[Any]) -> Documents | None:
         known = PROVENANCE_COLUMNS if key == PROVENANCE else lay.group_keys[key]
         union = dict.fromkeys(k for signature in inner for k in signature)
         if not set(union).issubset(known):
-            # Unknown keys inside (kept in extensions as given): taken only in
-            # one order, each of values Arrow reads back as given.
-            if key == PROVENANCE or len(inner) > 1:
-                return None
-            for k in union:
-                if k not in known and not _as_given([doc[key][k] for doc in docs if doc.get(key) is not None]):
-                    return None
-                if k not in known:
-                    extras.add((key, k))
+            return None  # unknown keys inside: values of any type
         if len(inner) > 1:
             for k in union:
                 if not all(k in signature for signature in inner):
@@ -253,10 +244,10 @@ def documents_table(lay: Layout, docs: list[Any]) -> Documents | None:
         values = [doc.get(key) for doc in docs]
         kinds = set(map(type, values))
         if key in lay.groups or key == PROVENANCE:
-            inner = {type(v) for d in values if d for k, v in d.items() if (key, k) not in extras}
+            inner = {type(v) for d in values if d for v in d.values()}
             if not kinds <= _OBJECTS or not inner <= _SCALARS:
                 return None
-            plain = plain and (key == PROVENANCE or (inner <= _TEXTS and not any(g == key for g, _ in extras)))
+            plain = plain and (key == PROVENANCE or inner <= _TEXTS)
         elif key in lay.arrays:
             items = {type(v) for items in values if items for v in items}
             if not kinds <= _LISTS or not items <= _SCALARS:
@@ -277,17 +268,6 @@ _SCALARS = frozenset({str, int, float, bool, type(None), Decimal, dt.date, dt.da
 _OBJECTS = frozenset({dict, type(None)})
 _TEXTS = frozenset({str, type(None)})
 _PLAIN = frozenset({str, int, float, bool})
-
-
-def _as_given(values: list[Any]) -> bool:
-    """Whether Arrow reads ``values`` (an unknown key's, inside a group) back
-    as given: of one plain type, or objects of one non-empty key order
-    holding texts (a name inside ordering_provider)."""
-    kinds = set(map(type, values))
-    if kinds <= _OBJECTS:
-        orders = {tuple(v) for v in values if v is not None}
-        return len(orders) == 1 and () not in orders and {type(t) for v in values if v for t in v.values()} <= _TEXTS
-    return _one_plain(kinds)
 
 
 def _one_plain(kinds: set[type]) -> bool:
