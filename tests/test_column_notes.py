@@ -104,3 +104,50 @@ def test_rows_with_a_null_provenance_and_rows_with_one(monkeypatch: pytest.Monke
     provenance = {"source_type": "generated", "generation_seed": 3}
     _assert_as_encode([_encounter(i, _provenance=None if i % 2 else provenance) for i in range(12)])
     assert taken == [True]
+
+
+def _blocks_both_ways(monkeypatch: pytest.MonkeyPatch, table: pa.Table, absent: dict[str, list[bool]]) -> list[Any]:
+    """_provenance_blocks as Arrow numbers the distinct blocks, asserted equal to the row-by-row loop's."""
+    n = table.num_rows
+    fast = columns._provenance_blocks(LAY, table, n, absent)
+    with monkeypatch.context() as patch:
+        patch.setattr(columns, "_distinct_blocks", lambda *args: None)
+        slow = columns._provenance_blocks(LAY, table, n, absent)
+    assert fast == slow
+    # Equal blocks are one object (the notes tell rows apart by it), as in the loop.
+    assert [[id(b) == id(c) for c in fast] for b in fast] == [[id(b) == id(c) for c in slow] for b in slow]
+    return fast
+
+
+def test_distinct_provenance_blocks_as_the_row_loop(monkeypatch: pytest.MonkeyPatch) -> None:
+    blocks = [
+        {"source_type": "generated", "skill_used": "demo", "generation_seed": i % 3, "created_at": None}
+        for i in range(12)
+    ]
+    docs: list[dict[str, Any]] = [_encounter(i, _provenance=None if i % 5 == 4 else blocks[i]) for i in range(12)]
+    for doc in docs[1::2]:
+        if doc["_provenance"] is not None:
+            del doc["_provenance"]["skill_used"]  # a key some blocks lack
+    table, absent = columns.absent_nulls(LAY, _table(docs))
+    assert "_provenance.skill_used" in absent
+    found = _blocks_both_ways(monkeypatch, table, absent)
+    assert found.count(None) == 2 and len({id(b) for b in found if b is not None}) == 6
+    plain = _table(
+        [_encounter(i, _provenance={"source_type": "generated", "generation_seed": i % 2}) for i in range(6)]
+    )
+    _blocks_both_ways(monkeypatch, plain, {})
+
+
+def test_provenance_blocks_with_floats_go_row_by_row(monkeypatch: pytest.MonkeyPatch) -> None:
+    """0.0 and -0.0 are one block to the loop's dict: such blocks are not numbered by Arrow."""
+    called: list[Any] = []
+    real = columns._distinct_blocks
+
+    def spy(*args: Any) -> Any:
+        called.append(real(*args))
+        return called[-1]
+
+    monkeypatch.setattr(columns, "_distinct_blocks", spy)
+    docs = [_encounter(i, _provenance={"source_type": "generated", "weight": (0.0, -0.0)[i % 2]}) for i in range(4)]
+    columns._provenance_blocks(LAY, _table(docs), 4, {})
+    assert called == [None]

@@ -24,6 +24,7 @@ import re
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from decimal import Decimal
+from math import prod
 from typing import Any
 
 import pyarrow as pa
@@ -175,10 +176,14 @@ def present_documents(table: pa.Table, absent: dict[str, list[bool]]) -> list[di
 class Documents:
     """Dicts as an Arrow table (:func:`documents_table`): ``absent`` lists, per
     key (``key`` or ``group.key``) some document lacks, the rows lacking it
-    (True), which the table cannot tell from a null."""
+    (True), which the table cannot tell from a null. ``plain``: every column
+    but ``_provenance`` holds values of one type (text, integer, float or
+    boolean; in objects, texts; in arrays, items of one such type), so the
+    table's rows read back as the dicts were given."""
 
     table: pa.Table
     absent: dict[str, list[bool]]
+    plain: bool = False
 
 
 def documents_table(lay: Layout, docs: list[Any]) -> Documents | None:
@@ -234,26 +239,43 @@ def documents_table(lay: Layout, docs: list[Any]) -> Documents | None:
     # each of plain values: Arrow's conversion of a deeply nested value
     # overflows the C stack, and an unknown type is encode()'s to word.
     columns = {}
+    plain = True
     for key in keys:
         values = [doc.get(key) for doc in docs]
         kinds = set(map(type, values))
         if key in lay.groups or key == PROVENANCE:
-            if not kinds <= _OBJECTS or not {type(v) for d in values if d for v in d.values()} <= _SCALARS:
+            inner = {type(v) for d in values if d for v in d.values()}
+            if not kinds <= _OBJECTS or not inner <= _SCALARS:
                 return None
+            plain = plain and (key == PROVENANCE or inner <= _TEXTS)
         elif key in lay.arrays:
-            if not kinds <= _LISTS or not {type(v) for items in values if items for v in items} <= _SCALARS:
+            items = {type(v) for items in values if items for v in items}
+            if not kinds <= _LISTS or not items <= _SCALARS:
                 return None
+            plain = plain and _one_plain(items)
         elif not kinds <= _SCALARS:
             return None
+        else:
+            plain = plain and _one_plain(kinds)
         columns[key] = values
     try:
-        return Documents(pa.table(columns), absent)
+        return Documents(pa.table(columns), absent, plain)
     except (pa.ArrowException, TypeError, ValueError, OverflowError):
         return None  # values Arrow cannot hold (mixed types, lone surrogates, huge integers)
 
 
 _SCALARS = frozenset({str, int, float, bool, type(None), Decimal, dt.date, dt.datetime})
 _OBJECTS = frozenset({dict, type(None)})
+_TEXTS = frozenset({str, type(None)})
+_PLAIN = frozenset({str, int, float, bool})
+
+
+def _one_plain(kinds: set[type]) -> bool:
+    """Whether values of these types are of one plain type (or null), which Arrow keeps as given."""
+    given = kinds - {type(None)}
+    return len(given) <= 1 and given <= _PLAIN
+
+
 _LISTS = frozenset({list, type(None)})
 
 
@@ -879,8 +901,13 @@ def _provenance_blocks(lay: Layout, table: pa.Table, n: int, absent: dict[str, l
     names = [f.name for f in struct.type]
     if len(set(names)) != len(names) or STORE_KEY in names:
         raise Refused
-    children = [child.to_pylist() for child in struct.flatten()]
-    for j, name in enumerate(names):  # keys some blocks lack: left out of those
+    flat = struct.flatten()
+    gone_rows = [absent.get(f"{PROVENANCE}.{name}") for name in names]  # keys some blocks lack: left out of those
+    distinct = _distinct_blocks(lay, names, struct, flat, gone_rows)
+    if distinct is not None:
+        return distinct
+    children = [child.to_pylist() for child in flat]
+    for j, name in enumerate(names):
         if (gone := absent.get(f"{PROVENANCE}.{name}")) is not None:
             children[j] = [_GONE if g else v for v, g in zip(children[j], gone, strict=True)]
     valid = struct.is_valid().to_pylist() if struct.null_count else None
@@ -899,6 +926,44 @@ def _provenance_blocks(lay: Layout, table: pa.Table, n: int, absent: dict[str, l
             block = seen[values] = _block(lay, names, values)
         blocks.append(block)
     return blocks
+
+
+def _distinct_blocks(
+    lay: Layout, names: list[str], struct: pa.StructArray, flat: list[pa.Array], gone_rows: list[list[bool] | None]
+) -> list[Any] | None:
+    """:func:`_provenance_blocks` for blocks of plain values: each row's
+    distinct block told by Arrow (its children's dictionary indices made one
+    number), each distinct one parsed once. None for blocks holding floats
+    (0.0 and -0.0 are one block to a dict), objects or lists: row by row."""
+    if not flat or any(pa.types.is_floating(c.type) or pa.types.is_nested(c.type) for c in flat):
+        return None
+    parts = [c.dictionary_encode(null_encoding="encode") for c in flat]
+    flags = [_mask(gone) for gone in gone_rows if gone is not None]
+    if struct.null_count:
+        flags.append(struct.is_valid())
+    radixes = [len(p.dictionary) for p in parts] + [2] * len(flags)
+    if prod(radixes) >= 2**62:  # too many distinct blocks to number in an int64
+        return None
+    code = pa.repeat(pa.scalar(0, pa.int64()), len(struct))
+    for radix, digits in zip(radixes, [p.indices for p in parts] + flags, strict=True):
+        code = pc.add(pc.multiply(code, radix), digits.cast(pa.int64()))
+    numbered = code.dictionary_encode()
+    dictionaries = [p.dictionary.to_pylist() for p in parts]
+    made = []
+    for number in numbered.dictionary.to_pylist():
+        digits = []
+        for radix in reversed(radixes):
+            number, digit = divmod(number, radix)
+            digits.append(digit)
+        digits.reverse()
+        if struct.null_count and not digits[-1]:
+            made.append(None)  # a null _provenance
+            continue
+        values = [dictionary[d] for dictionary, d in zip(dictionaries, digits, strict=False)]
+        flag = iter(digits[len(parts) :])
+        values = [_GONE if gone is not None and next(flag) else v for v, gone in zip(values, gone_rows, strict=True)]
+        made.append(_block(lay, names, tuple(values)))
+    return [made[i] for i in numbered.indices.to_pylist()]
 
 
 def _block(lay: Layout, names: list[str], values: tuple[Any, ...]) -> tuple[Any, ...]:

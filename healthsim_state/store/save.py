@@ -48,10 +48,10 @@ from healthsim_state.codec.document import encode, nest_flat
 from healthsim_state.codec.identity import (
     business_key,
     content_digest,
-    derived_uuid,
+    content_digests,
     entity_uuid,
+    entity_uuids,
     identity_prefix,
-    is_uuid_text,
     key_of,
 )
 from healthsim_state.codec.layout import Layout, layout
@@ -291,7 +291,15 @@ def _write_types(run: SaveRun, streams: dict[str, list[Iterable[Any]]], batch_si
                 _write_batch(run, lay, batch, positions, lifted)
             else:
                 _write_arrow_batch(
-                    run, lay, given.table, positions, lifted, lambda b=batch: b, given.absent, from_dicts=True
+                    run,
+                    lay,
+                    given.table,
+                    positions,
+                    lifted,
+                    lambda b=batch: b,
+                    given.absent,
+                    from_dicts=True,
+                    plain=given.plain,
                 )
             if run.full:
                 break
@@ -323,6 +331,7 @@ def _write_arrow_batch(
     absent: dict[str, list[bool]],
     *,
     from_dicts: bool = False,
+    plain: bool = False,
 ) -> None:
     """Stages 1-4 for a slice of Arrow input, or of dicts made one
     (:func:`~healthsim_state.codec.columns.documents_table`, ``from_dicts``),
@@ -330,10 +339,13 @@ def _write_arrow_batch(
     ``documents()`` gives the slice's documents, ``absent`` the keys they
     lack. A slice that does not pass every check that way goes row by row
     through :func:`_write_batch`, which words its problems as for dict input;
-    so does every slice once the save has a problem (nothing more is written)."""
+    so does every slice once the save has a problem (nothing more is written).
+    ``plain``: the dicts read back from the table as given (:attr:`Documents.plain`)."""
     et = lay.entity
     encoded = None if run.problems else encode_columns(lay, part, run.now, absent=absent, from_dicts=from_dicts)
-    ready = None if encoded is None else _identify(run, lay, encoded, documents)
+    # The slice's own columns are its documents' values (not so for dicts Arrow may have converted).
+    given = None if (from_dicts and not plain) or absent else part
+    ready = None if encoded is None else _identify(run, lay, encoded, documents, given)
     data = None if encoded is None or ready is None else _batch_table(run, et, encoded, ready)
     if encoded is None or ready is None or data is None:
         _write_batch(run, lay, documents(), positions, lifted)
@@ -343,10 +355,11 @@ def _write_arrow_batch(
     at = list(itertools.islice(positions, encoded.rows))
     if keys is not None:
         run.key_map(et).update((k, i) for k, i in zip(keys, ids, strict=True) if k is not None)
-    unresolved = [ref for ref, values, targets in references if None in targets and any(v is not None for v in values)]
-    if unresolved:  # soft references only (hard ones went row by row); warned in row order as _complete_rows does
+    if any(unresolved for _, _, unresolved in references):
+        # Soft references only (hard ones went row by row); warned in row order as _complete_rows does.
+        resolved = [(ref, encoded.values(ref.field), targets.to_pylist()) for ref, targets, _ in references]
         for i in range(encoded.rows):
-            for ref, values, targets in references:
+            for ref, values, targets in resolved:
                 if targets[i] is None and values[i] is not None:
                     _unresolved(run, lay, ref, at[i], {ref.field: values[i], "external_id": encoded.external_ids[i]})
     run.dialect.upsert_arrow(run.session, et.model.__table__, data, versioning=run.versioning)
@@ -361,8 +374,8 @@ def _batch_table(run: SaveRun, et: EntityType, encoded: Encoded, ready: tuple[An
     ids, _, references = ready
     columns = dict(encoded.columns)
     columns["id"] = pa.array(ids, type=pa.string())
-    for ref, _, targets in references:
-        columns[ref.uuid_column] = pa.array(targets, type=pa.string())
+    for ref, targets, _ in references:
+        columns[ref.uuid_column] = targets
     schema = arrow_schema(et.model.__table__)
     columns["updated_at"] = pa.repeat(pa.scalar(run.now, type=schema.field("updated_at").type), encoded.rows)
     try:
@@ -372,13 +385,15 @@ def _batch_table(run: SaveRun, et: EntityType, encoded: Encoded, ready: tuple[An
 
 
 def _identify(
-    run: SaveRun, lay: Layout, encoded: Encoded, documents: Callable[[], list[Any]]
-) -> tuple[list[str], list[tuple[str, ...] | None] | None, list[tuple[Any, list[Any], list[str | None]]]] | None:
+    run: SaveRun, lay: Layout, encoded: Encoded, documents: Callable[[], list[Any]], given: pa.Table | None = None
+) -> tuple[list[str], list[tuple[str, ...] | None] | None, list[tuple[Any, pa.Array, bool]]] | None:
     """Stages 1 (identity), 2 and 3 of an encoded slice, changing nothing:
-    (UUIDs, business keys or None, per reference its values and parents'
-    UUIDs); None when a row needs the row-by-row path (the same identity
+    (UUIDs, business keys or None, per reference its parents' UUIDs and
+    whether a value matched no parent); None when a row needs the row-by-row path (the same identity
     twice, a business key another entity holds, a hard reference that
-    matches no parent)."""
+    matches no parent). ``given``: the slice, when its rows are its documents
+    as they are (Arrow input whose nulls are nulls), for content digests
+    made column by column."""
     et = lay.entity
     run.prepare_keys(lay, encoded.values)
     prefix = identity_prefix(run.scenario_id, lay)
@@ -389,21 +404,16 @@ def _identify(
         keys = [None if v is None else (v,) for v in key_values[0]]  # most keys: one text (business_key's result)
     elif key_columns:
         keys = [key_of(values) for values in zip(*key_values, strict=True)]
-    ids = []
-    docs = None
-    for i, external_id in enumerate(encoded.external_ids):
-        if external_id is None:
-            key = None if keys is None else keys[i]
-            if key is not None:
-                ids.append(derived_uuid(prefix + "key:" + "\x1f".join(key)))
-                continue
-            if docs is None:  # identity from the content: the documents are needed
-                docs = documents()
-            ids.append(derived_uuid(f"{prefix}content:{content_digest(nest_flat(lay, docs[i]))}"))
-        elif is_uuid_text(external_id):
-            ids.append(external_id.replace("-", "").lower())
-        else:
-            ids.append(derived_uuid(f"{prefix}id:{external_id}"))
+
+    def contents(rows: list[int]) -> list[str]:  # identity from the content
+        if given is not None and lay.flat_keys.keys().isdisjoint(given.column_names):  # nest_flat keeps them
+            digests = content_digests(given, rows)
+            if digests is not None:
+                return digests
+        docs = documents()
+        return [content_digest(nest_flat(lay, docs[i])) for i in rows]
+
+    ids = entity_uuids(prefix, encoded.columns["external_id"], keys, contents)
     if len(set(ids)) != len(ids):
         return None
     if keys is not None:
@@ -416,13 +426,13 @@ def _identify(
         parent_keys = run.key_map(entity_type(ref.parent))
         if ref.parent == et.name and keys is not None:  # as _complete_rows sees them: the batch's keys taken
             parent_keys = {**parent_keys, **{k: i for k, i in zip(keys, ids, strict=True) if k is not None}}
-        values = encoded.values(ref.field)
-        targets = [None if v is None else parent_keys.get((v if v.__class__ is str else str(v),)) for v in values]
-        if ref.strength is not RefStrength.SOFT and any(
-            t is None and v is not None for v, t in zip(values, targets, strict=True)
-        ):
+        # Each distinct value looked up once (a patient's MRN recurs in all its rows).
+        distinct = encoded.columns[ref.field].dictionary_encode()
+        found = [parent_keys.get((v if v.__class__ is str else str(v),)) for v in distinct.dictionary.to_pylist()]
+        unresolved = None in found  # a value given that matches no parent (nulls are not in the dictionary)
+        if unresolved and ref.strength is not RefStrength.SOFT:
             return None
-        references.append((ref, values, targets))
+        references.append((ref, pa.array(found, type=pa.string()).take(distinct.indices), unresolved))
     return ids, keys, references
 
 
