@@ -47,7 +47,7 @@ from healthsim_state.store.dialects.base import literal
 from healthsim_state.store.save import DEFAULT_BATCH_SIZE, SaveRun, input_streams, write_entities
 from healthsim_state.store.transaction import write_conflict
 from healthsim_state.store.tuning import fewer_collections
-from healthsim_state.store.writer import unpublished
+from healthsim_state.store.writer import staging_tables, unpublished
 
 if TYPE_CHECKING:
     from healthsim_state.store.writer import ScenarioWriter
@@ -565,8 +565,9 @@ class ScenarioRepository:
             ).all()
         )
         connection = self.session.connection()
+        staged = staging_tables(connection)
         for et in ENTITY_TYPES:
-            pending = unpublished(connection, et) if counts.get(et.name) else None
+            pending = unpublished(connection, et, staged) if staged and counts.get(et.name) else None
             if pending is not None:
                 counts[et.name] -= self.session.execute(
                     sa.select(sa.func.count()).select_from(pending.subquery())

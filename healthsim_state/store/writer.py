@@ -637,15 +637,18 @@ def _undo_links(connection: sa.Connection, scenario_id: uuid.UUID | None, write_
             connection.execute(sa.delete(LINKS_HISTORY).where(LINKS_HISTORY.c.write_id == write_id))
 
 
-def unpublished(connection: sa.Connection, et: EntityType) -> sa.Select[Any] | None:
+def unpublished(
+    connection: sa.Connection, et: EntityType, staged: Mapping[str, list[str]] | None = None
+) -> sa.Select[Any] | None:
     """The ids of ``et``'s rows that batch writers (running, or killed and not
     cleaned up yet) wrote to its table before publishing, and no scenario
     links: stored, but in no scenario yet, so a read of the whole store leaves
-    them out. None when there are none to leave out."""
+    them out. None when there are none to leave out. ``staged``: what
+    :func:`staging_tables` returned, for a caller asking for several types."""
     table = et.model.__table__
     names = [
         f"{STAGING_PREFIX}{token}_{table.name}__new"
-        for token, tables in staging_tables(connection).items()
+        for token, tables in (staging_tables(connection) if staged is None else staged).items()
         if f"{STAGING_PREFIX}{token}_{table.name}__new" in tables
     ]
     if not names:
