@@ -22,7 +22,7 @@ from hypothesis import strategies as st
 from sqlalchemy.engine import Engine
 
 from healthsim_models import ENTITY_TYPES, ValidationError, create_store_engine, session_scope
-from healthsim_models.errors import InvalidArgumentError, ScenarioExistsError
+from healthsim_models.errors import InvalidArgumentError, ScenarioExistsError, WriteConflictError
 from healthsim_models.state import ScenarioEntity
 from healthsim_state import ScenarioRepository
 from healthsim_state.store import writer as store_writer
@@ -499,7 +499,7 @@ def test_a_duckdb_publish_in_steps_gives_what_save_gives_and_shows_the_scenario_
     seen: list[Any] = []
 
     def publish_once(self, now, early):  # type: ignore[no-untyped-def]
-        # The steps are committed: a reader sees the store as before but for rows no scenario shows.
+        # The steps are committed: a reader sees the store as before (its counts leave out the rows no scenario shows).
         with session_scope(engine) as other:
             counts = ScenarioRepository(other).count_entities_by_type()
         seen.append((_names_in(engine), _load(engine, "old"), early, counts))
@@ -515,7 +515,7 @@ def test_a_duckdb_publish_in_steps_gives_what_save_gives_and_shows_the_scenario_
             w.add({"patient": patients[:3], "encounter": encounters[:3]})
             w.add({"patient": [*patients[3:], _patient("M0", id=PATIENT_ID, given_name="Changed")]})
             w.add({"encounter": encounters[3:]})
-        assert seen == [(["old"], before, True, {"patient": 7, "encounter": 6})]
+        assert seen == [(["old"], before, True, {"patient": 1})]
         with session_scope(engine) as session:
             ScenarioRepository(session).save(
                 "saved",
@@ -594,6 +594,8 @@ def test_a_duckdb_writer_killed_while_publishing_in_steps_shows_nothing_and_is_u
     try:
         # The store opens; no scenario of the killed writer shows; the shared entity is as it was.
         assert _names_in(engine) == ["old"] and _load(engine, "old") == before
+        with session_scope(engine) as session:  # the store's counts leave out what the steps linked early
+            assert ScenarioRepository(session).count_entities_by_type() == {"patient": 1}
         with engine.connect() as connection:  # what the steps left: rows and links no scenario shows
             assert connection.execute(sa.select(sa.func.count()).select_from(_LINKS)).scalar_one() == 22
             (token,) = _staged(engine)
@@ -915,5 +917,47 @@ def test_the_cleanup_undoes_a_killed_publish_of_a_writer_from_before_the_appende
             store_writer.clean_up_writers(connection)
             assert connection.exec_driver_sql("SELECT count(*) FROM patients").scalar_one() == 1
         assert _staged(engine) == {} and _load(engine, "old") == before
+    finally:
+        engine.dispose()
+
+
+@pytest.mark.parametrize("meanwhile", ["deleted", "changed"])
+def test_a_duckdb_writers_appended_entity_that_another_write_deletes_or_changes_refuses_the_publish(
+    duckdb_url: str, meanwhile: str
+) -> None:
+    engine = create_store_engine(duckdb_url)
+    try:
+        with (
+            pytest.raises(WriteConflictError, match=f"another write deleted or changed the patient {PATIENT_ID}"),
+            session_scope(engine) as session,
+            ScenarioRepository(session).writer("w") as w,
+        ):
+            w.add({"patient": [_patient("M0", id=PATIENT_ID, given_name="Writer's"), _patient("M1")]})
+            with session_scope(engine) as other:
+                repo = ScenarioRepository(other)
+                repo.save("other", {"patient": [_patient("M0", id=PATIENT_ID, given_name="Saved")]})
+                if meanwhile == "deleted":
+                    repo.delete("other")  # the entity goes with the only scenario that linked it
+        # Nothing published, nothing of the writer left; what the other write did stands.
+        assert _names_in(engine) == ([] if meanwhile == "deleted" else ["other"])
+        assert _staged(engine) == {}
+        assert _raw_count(engine, "patients") == (0 if meanwhile == "deleted" else 1)
+        if meanwhile == "changed":
+            assert _load(engine, "other")["patient"][0]["name"]["given_name"] == "Saved"
+    finally:
+        engine.dispose()
+
+
+def test_a_refused_add_appends_nothing_and_gives_back_its_share_of_the_budget(duckdb_url: str) -> None:
+    engine = create_store_engine(duckdb_url)
+    try:
+        with session_scope(engine) as session, ScenarioRepository(session).writer("w") as w:
+            w.add({"patient": [_patient("M1")]})
+            left = w._direct_left
+            with pytest.raises(ValidationError, match="matches no patient"):
+                w.add({"patient": [_patient("M2")], "encounter": [_encounter("E1", "nobody")]})
+            assert (w._direct_left, _raw_count(engine, "patients")) == (left, 1)
+            w.add({"patient": [_patient("M3")]})
+        assert [p["mrn"] for p in _load(engine, "w")["patient"]] == ["M1", "M3"]
     finally:
         engine.dispose()

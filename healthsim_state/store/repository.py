@@ -569,8 +569,9 @@ class ScenarioRepository:
         for et in ENTITY_TYPES:
             pending = unpublished(connection, et, staged) if staged and counts.get(et.name) else None
             if pending is not None:
+                table = et.model.__table__  # its rows the writers hold back, not their ids (a row may be gone)
                 counts[et.name] -= self.session.execute(
-                    sa.select(sa.func.count()).select_from(pending.subquery())
+                    sa.select(sa.func.count()).select_from(table).where(table.c.id.in_(pending))
                 ).scalar_one()
         return {et.name: counts[et.name] for et in ENTITY_TYPES if counts.get(et.name)}
 

@@ -7,8 +7,8 @@ tables private to the writer, named ``_hs_w_<token>_<table>`` (rows) and
 ``_hs_w_<token>_<table>__pos`` (each entity's position), and is committed
 there on the writer's own connection, so no transaction grows with the
 scenario. Business keys and references are looked up per batch, for the
-batch's own keys only, in what the writer staged: Python keeps nothing
-per entity from one add to the next.
+batch's own keys only, in what the writer staged (or appended, below):
+Python keeps nothing per entity from one add to the next.
 
 Where the dialect appends directly (DuckDB: :attr:`StoreDialect.direct_append_rows`),
 an add writes the entities not stored yet straight into their canonical
@@ -18,10 +18,14 @@ scenario links them until the publish, and the store's whole-store reads
 them out (:func:`unpublished`). Such an entity again in a later add is
 replaced in place; one another write has linked meanwhile is staged as a
 stored entity (that write found the writer's version stored, and kept it
-in the history). An appended entity's ``updated_at`` is the writer's start,
-not its publish (the lake's incremental export takes a scenario's new
-members whatever their time). Past that many rows in the store, the adds
-stage as above.
+in the history). One another write deleted or changed meanwhile, and the
+writer did not give again, refuses the publish (:class:`WriteConflictError`):
+its row is gone, or the writer's version lost. An appended entity's
+``updated_at`` is the writer's start, not its publish (the lake's
+incremental export takes a scenario's new members whatever their time; a
+read of the entity as of a time before the publish finds it). Past that
+many rows in the store, the adds stage as above (but for rows a type
+already appended, which are still replaced in place).
 
 When the block ends without an error, one transaction publishes the
 scenario as :meth:`ScenarioRepository.save` would (history, links, tags,
@@ -180,9 +184,16 @@ class _StagingDialect:
             self._dialect.stage(session, staged, data)
             return
         writer = self._writer
-        appended = self._staging.appended[table.name]
         append = len(data) <= writer._direct_left
-        writer._direct_left -= self._dialect.append_new(session, table, staged, appended, data, append=append)
+        if not append and table.name not in writer._appended:
+            # Past the budget, and none of the writer's own rows to replace in place: staged as a whole.
+            self._dialect.stage(session, staged, data)
+            return
+        appended = self._staging.appended[table.name]
+        count = self._dialect.append_new(session, table, staged, appended, data, append=append)
+        writer._direct_left -= count
+        if count:
+            writer._appended.add(table.name)
 
     def link(self, session: Session, scenario_id: uuid.UUID, links: Links) -> None:
         by_type: dict[str, dict[str, int]] = {}
@@ -203,7 +214,7 @@ class _AddRun(SaveRun):
         self.dialect = _StagingDialect(writer)  # type: ignore[assignment]
         self.next_position = writer._positions  # positions go on from the adds before
         self._staging = writer._staging
-        self._direct = bool(writer._dialect.direct_append_rows)
+        self._appended = writer._appended
 
     def key_map(self, et: EntityType) -> dict[tuple[str, ...], str]:
         return self.keys.setdefault(et.name, {})  # prepare_keys filled it for the batch
@@ -222,9 +233,9 @@ class _AddRun(SaveRun):
         """Business key -> UUID (hex) of the writer's entities of ``et`` (staged, or
         appended to its table by an earlier add) whose key's first column is in ``values``."""
         canonical = et.model.__table__
-        tables = [self._staging.rows[canonical.name]]
-        if self._direct:
-            tables.append(canonical)
+        staged = self._staging.rows[canonical.name]
+        direct = canonical.name in self._appended
+        tables = [staged, canonical] if direct else [staged]
         found: dict[tuple[str, ...], str] = {}
         if not values:
             return found
@@ -234,10 +245,13 @@ class _AddRun(SaveRun):
             chunk = sa.text("SELECT unnest(CAST(:keys AS VARCHAR[]))").bindparams(keys=ordered[i : i + LOOKUP_CHUNK])
             keys = chunk.columns(sa.column("key", sa.String))
             queries = [key_select(et, table).where(table.c[et.business_key[0]].in_(keys)) for table in tables]
-            if self._direct:
+            if direct:
+                # The rows the adds appended, but for those staged since (their stored version is not the writer's).
                 appended = self._staging.appended[canonical.name]
-                queries[1] = queries[1].where(canonical.c.id.in_(sa.select(appended.c.id)))
-            found.update(keys_found(self.session, sa.union_all(*queries) if self._direct else queries[0]))
+                queries[1] = queries[1].where(
+                    canonical.c.id.in_(sa.select(appended.c.id)), canonical.c.id.not_in(sa.select(staged.c.id))
+                )
+            found.update(keys_found(self.session, sa.union_all(*queries) if direct else queries[0]))
         return found
 
 
@@ -287,6 +301,7 @@ class ScenarioWriter:
         appends = bool(self._dialect.publish_step_rows or self._dialect.direct_append_rows)
         self._staging = _Staging(self.token, self._dialect.keyed_staging, appends)
         self._direct_left = 0  # the rows the adds may still append directly (direct_append_rows)
+        self._appended: set[str] = set()  # the tables the adds appended rows to
         self._positions: dict[str, int] = {}  # per type: the next position
         self._warnings: list[str] = []
         self._now = dt.datetime.now(dt.UTC)
@@ -482,6 +497,33 @@ class ScenarioWriter:
             self._step_done()
         return links
 
+    def _check_appended(self, versioning: store_history.Versioning) -> None:
+        """Refuse the publish when another write deleted or rewrote an entity the
+        writer appended (its row gone, or its ``updated_at`` neither the adds' time
+        nor the publish's, and no later version of it staged): the publish would
+        link a row that is not there, or leave that write's version where the
+        writer's latest must win."""
+        times = ", ".join(f"CAST('{t.isoformat()}' AS TIMESTAMPTZ)" for t in (self._now, versioning.at))
+        for et in ENTITY_TYPES:
+            table = et.model.__table__
+            appended = self._staging.appended.get(table.name)
+            if appended is None:
+                continue
+            lost = (
+                self._session.connection()
+                .exec_driver_sql(
+                    f"SELECT CAST(a.id AS VARCHAR) FROM {appended.name} a LEFT JOIN {table.name} t ON t.id = a.id "
+                    f"WHERE t.id IS NULL OR (t.updated_at NOT IN ({times}) AND a.id NOT IN "
+                    f"(SELECT id FROM {self._staging.rows[table.name].name})) LIMIT 1"
+                )
+                .scalar()
+            )
+            if lost is not None:
+                raise WriteConflictError(
+                    f"another write deleted or changed the {et.name} {lost} (and maybe more) that this writer "
+                    "had written while it ran; nothing was published; run the writer again"
+                )
+
     def _count(self, table: sa.Table) -> int:
         return self._session.execute(sa.select(sa.func.count()).select_from(table)).scalar_one()
 
@@ -509,6 +551,7 @@ class ScenarioWriter:
                     f"the scenario {self.name!r} was deleted and made again by another writer while this "
                     "writer ran; nothing was written; run the writer again"
                 )
+            self._check_appended(versioning)
             scenario.description = self.description
             scenario.extra = self.extra
             scenario.updated_at = now
@@ -645,6 +688,9 @@ def unpublished(
     links: stored, but in no scenario yet, so a read of the whole store leaves
     them out. None when there are none to leave out. ``staged``: what
     :func:`staging_tables` returned, for a caller asking for several types."""
+    dialect = dialect_of(connection)
+    if not (dialect.direct_append_rows or dialect.publish_step_rows):
+        return None  # this backend's writers append nothing before they publish
     table = et.model.__table__
     names = [
         f"{STAGING_PREFIX}{token}_{table.name}__new"
@@ -653,8 +699,13 @@ def unpublished(
     ]
     if not names:
         return None
-    ids = sa.union_all(*(sa.select(sa.table(name, sa.column("id", sa.Uuid)).c.id) for name in names)).subquery()
-    linked = sa.exists().where(LINKS.c.entity_id == ids.c.id, LINKS.c.entity_type == et.name)
+    ids = sa.union(*(sa.select(sa.table(name, sa.column("id", sa.Uuid)).c.id) for name in names)).subquery()
+    # Linked under a scenario row: a publish's early links (its scenario row not there yet) do not count.
+    linked = sa.exists().where(
+        LINKS.c.entity_id == ids.c.id,
+        LINKS.c.entity_type == et.name,
+        LINKS.c.scenario_id.in_(sa.select(Scenario.id)),
+    )
     return sa.select(ids.c.id).where(~linked)
 
 

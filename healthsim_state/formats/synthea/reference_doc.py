@@ -39,12 +39,14 @@ where each row is mapped in SQL and read back in file order, chunk by
 chunk. The entities go in Arrow batches of {BATCH_ROWS:,}, an empty cell being
 a field not given, through the store's batch writer (`repository.writer`),
 about {ADD_ROWS:,} entities (of one type or several) per add: each add is validated
-like any other save (column by column) and staged in a committed table
-private to the import, and when every file is done the
+like any other save (column by column) and committed, in a table private
+to the import or (DuckDB, a store of at most a million entity rows) straight
+into the entity tables, linked to no scenario; and when every file is done the
 scenario is published in one transaction, together with the import's audit
-event. So memory does not grow with the folder, nothing is visible before
-the publish, and a refused or killed import leaves no scenario behind (its
-staging tables are dropped, or cleaned by the next writer). The import
+event. So memory does not grow with the folder, no scenario shows before
+the publish (docs/scale.md says what a query over an entity table sees
+meanwhile), and a refused or killed import leaves no scenario behind (what
+it wrote is removed, or cleaned by the next writer). The import
 commits on a connection of its own; into an in-memory DuckDB store, which a
 second connection cannot open, it is one save in the caller's transaction.
 Only `patients.csv` is required; every other file is optional, and columns
