@@ -38,15 +38,16 @@ def _table(docs: list[dict[str, Any]]) -> pa.Table:
     return pa.table({k: [doc.get(k) for doc in docs] for k in dict.fromkeys(k for doc in docs for k in doc)})
 
 
-def _taken(monkeypatch: pytest.MonkeyPatch) -> list[bool]:
-    taken: list[bool] = []
-    real = columns._noted_extensions
+def _taken(monkeypatch: pytest.MonkeyPatch, name: str = "_noted_extensions") -> list[Any]:
+    """What each call of ``columns.<name>`` returns, as the test goes."""
+    taken: list[Any] = []
+    real = getattr(columns, name)
 
-    def spy(*args: Any) -> bool:
+    def spy(*args: Any) -> Any:
         taken.append(real(*args))
         return taken[-1]
 
-    monkeypatch.setattr(columns, "_noted_extensions", spy)
+    monkeypatch.setattr(columns, name, spy)
     return taken
 
 
@@ -140,14 +141,7 @@ def test_distinct_provenance_blocks_as_the_row_loop(monkeypatch: pytest.MonkeyPa
 
 def test_provenance_blocks_with_floats_go_row_by_row(monkeypatch: pytest.MonkeyPatch) -> None:
     """0.0 and -0.0 are one block to the loop's dict: such blocks are not numbered by Arrow."""
-    called: list[Any] = []
-    real = columns._distinct_blocks
-
-    def spy(*args: Any) -> Any:
-        called.append(real(*args))
-        return called[-1]
-
-    monkeypatch.setattr(columns, "_distinct_blocks", spy)
+    called = _taken(monkeypatch, "_distinct_blocks")
     docs = [_encounter(i, _provenance={"source_type": "generated", "weight": (0.0, -0.0)[i % 2]}) for i in range(4)]
     columns._provenance_blocks(LAY, _table(docs), 4, {})
     assert called == [None]

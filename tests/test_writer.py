@@ -580,16 +580,22 @@ _KILLED_IN_PUBLISH = (
 )
 
 
-def test_a_duckdb_writer_killed_while_publishing_in_steps_shows_nothing_and_is_undone_by_the_cleanup(
-    duckdb_url: str, tmp_path: Path
-) -> None:
-    engine = create_store_engine(duckdb_url)
+def _killed_in_publish(url: str, home: Path, script: str = _KILLED_IN_PUBLISH) -> dict[str, list[dict[str, Any]]]:
+    """Scenario "old" saved, then ``script`` run and killed in its publish; "old" as it was saved."""
+    engine = create_store_engine(url)
     _with_old(engine)
     before = _load(engine, "old")
     engine.dispose()
-    child = _child(_KILLED_IN_PUBLISH, duckdb_url, tmp_path / "home")
+    child = _child(script, url, home)
     stdout, stderr = child.communicate(timeout=300)
     assert child.returncode == -signal.SIGKILL and stdout.strip() == "published in steps", stderr
+    return before
+
+
+def test_a_duckdb_writer_killed_while_publishing_in_steps_shows_nothing_and_is_undone_by_the_cleanup(
+    duckdb_url: str, tmp_path: Path
+) -> None:
+    before = _killed_in_publish(duckdb_url, tmp_path / "home")
     engine = create_store_engine(duckdb_url)
     try:
         # The store opens; no scenario of the killed writer shows; the shared entity is as it was.
@@ -894,17 +900,11 @@ def test_the_cleanup_undoes_a_killed_publish_of_a_writer_from_before_the_appende
 ) -> None:
     # A writer of an earlier release, killed in its publish steps, left rows it appended from its staged ones
     # and no table of appended ids: the cleanup removes those no scenario links.
-    engine = create_store_engine(duckdb_url)
-    _with_old(engine)
-    before = _load(engine, "old")
-    engine.dispose()
     staging_only = _KILLED_IN_PUBLISH.replace(
         "DuckDBDialect.publish_step_rows = 1",
         "DuckDBDialect.publish_step_rows = 1\n    DuckDBDialect.direct_append_rows = 0",
     )
-    child = _child(staging_only, duckdb_url, tmp_path / "home")
-    stdout, stderr = child.communicate(timeout=300)
-    assert child.returncode == -signal.SIGKILL and stdout.strip() == "published in steps", stderr
+    before = _killed_in_publish(duckdb_url, tmp_path / "home", staging_only)
     engine = create_store_engine(duckdb_url)
     try:
         with engine.connect() as connection:
