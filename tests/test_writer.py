@@ -805,6 +805,10 @@ def _links_history_count(engine: Engine) -> int:
 # -- direct appends (DuckDB) ------------------------------------------------------------------
 
 
+def _now() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
 def _raw_count(engine: Engine, table: str) -> int:
     with engine.connect() as connection:
         return connection.exec_driver_sql(f"SELECT count(*) FROM {table}").scalar_one()
@@ -826,6 +830,7 @@ def test_a_duckdb_writer_appends_new_entities_to_their_tables_and_shows_them_onl
                 repo = ScenarioRepository(other)
                 assert repo.count_entities_by_type() == {}
                 assert repo.find_entity("patient", "M1") is None and repo.list() == []
+                assert repo.history("patient", "M1") == [] and repo.entity_as_of("patient", "M1", _now()) is None
             # The same entity again: replaced in place, no history (it was never shown).
             w.add({"patient": [_patient("M1", id="P1", given_name="New")]})
             assert (_raw_count(engine, "patients"), _raw_count(engine, staged)) == (2, 0)

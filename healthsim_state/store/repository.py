@@ -618,6 +618,11 @@ class ScenarioRepository:
             return sa.or_(*found)
 
         ids = store_history.entity_ids(self.session, et.model.__table__, match)
+        pending = unpublished(self.session.connection(), et) if ids else None
+        if pending is not None:  # a writer's entity no scenario shows yet: not one a key names
+            held = pending.subquery()
+            hidden = set(self.session.execute(sa.select(held.c.id).where(held.c.id.in_(ids))).scalars())
+            ids = [i for i in ids if i not in hidden]
         if len(ids) > 1:
             raise AmbiguousEntityError(
                 f"{text!r} names {len(ids)} {et.plural} (in several scenarios, or over time); give the store UUID"
