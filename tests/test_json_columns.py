@@ -4,6 +4,7 @@ and texts no backend stores are left to the row-by-row path."""
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import pyarrow as pa
@@ -12,7 +13,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from healthsim_state.codec.columns import Refused, _check_texts
-from healthsim_state.codec.json_columns import json_texts
+from healthsim_state.codec.json_columns import _NEEDS_ESCAPE, json_texts, may_match
 from healthsim_state.codec.values import json_text
 
 _texts = st.text(st.characters(blacklist_categories=["Cs"], blacklist_characters="\x00"), max_size=12)
@@ -87,3 +88,39 @@ def test_a_struct_with_repeated_keys_is_left_to_the_rows() -> None:
 def test_a_text_no_backend_stores_refuses_the_slice() -> None:
     with pytest.raises(Refused):
         json_texts(pa.array([{"a": "nul\x00"}]), _check)
+
+
+_PATTERNS = [_NEEDS_ESCAPE, r"\x00", r"[^\x00-\x7f]"]
+
+
+@given(
+    values=st.lists(st.none() | st.text(st.characters(blacklist_categories=["Cs"]), max_size=5), max_size=8),
+    cut=st.integers(0, 3),
+    large=st.booleans(),
+)
+def test_may_match_says_whether_any_text_matches(values: list[str | None], cut: int, large: bool) -> None:
+    array = pa.array(values, type=pa.large_string() if large else pa.string()).slice(cut)
+    for pattern in _PATTERNS:
+        expected = any(v is not None and re.search(pattern, v) for v in array.to_pylist())
+        assert may_match(array, pattern) == expected
+
+
+def test_bytes_under_a_null_only_make_the_check_look_closer() -> None:
+    # A producer may leave bytes under a null slot: "a", null over 'x"', "b".
+    offsets = pa.array([0, 1, 3, 4], pa.int32()).buffers()[1]
+    validity = pa.array([True, False, True]).buffers()[1]
+    texts = pa.Array.from_buffers(pa.string(), 3, [validity, offsets, pa.py_buffer(b'ax"b')], null_count=1)
+    assert may_match(texts, _NEEDS_ESCAPE)  # looks closer: no wrong answer
+    struct = pa.StructArray.from_arrays([texts, pa.array(["c", "d", "e"])], names=["k", "m"])
+    written = json_texts(struct, _check)
+    assert written is not None
+    assert written.to_pylist() == ['{"k":"a","m":"c"}', '{"k":null,"m":"d"}', '{"k":"b","m":"e"}']
+
+
+def test_members_of_large_texts_are_written_as_texts() -> None:
+    struct = pa.StructArray.from_arrays(
+        [pa.array(["x", 'q"'], pa.large_string()), pa.array(["y", "z"], pa.large_string())], names=["a", "b"]
+    )
+    written = json_texts(struct, _check)
+    assert written is not None
+    assert written.to_pylist() == [json_text(v) for v in struct.to_pylist()]
