@@ -78,6 +78,14 @@ class Encoded:
             cached = self._values[column] = self.columns[column].to_pylist()
         return cached
 
+    def distinct_texts(self, column: str) -> set[str]:
+        """The column's distinct values but null, each as its text (``str``)."""
+        values = self.columns[column]
+        if pa.types.is_string(values.type) or pa.types.is_large_string(values.type):
+            # Arrow's unique, not a set of every value: a Synthea batch's references repeat a few parents.
+            return set(pc.unique(values).drop_null().to_pylist())
+        return {str(v) for v in self.values(column) if v is not None}
+
     def __post_init__(self) -> None:
         self._values: dict[str, list[Any]] = {}
 

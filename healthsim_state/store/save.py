@@ -143,9 +143,9 @@ class SaveRun:
             self.keys[et.name] = keys
         return keys
 
-    def prepare_keys(self, lay: Layout, values: Callable[[str], Iterable[Any]]) -> None:
-        """Called with each encoded batch (``values(field)``: the batch's values
-        of a field) before its keys are checked and its references resolved,
+    def prepare_keys(self, lay: Layout, distinct: Callable[[str], set[str]]) -> None:
+        """Called with each encoded batch (``distinct(field)``: the batch's
+        distinct values of a field but null, as text) before its keys are checked and its references resolved,
         on the row and the column path alike: a run that cannot hold a whole
         scenario's keys (the batch writer, :mod:`.writer`) fills :attr:`keys`
         here with those the batch needs. A save's run loads them whole in
@@ -312,7 +312,7 @@ def _write_batch(
     run: SaveRun, lay: Layout, batch: list[Any], positions: Iterator[int], lifted: dict[str, list[Any]]
 ) -> None:
     rows = _encode_batch(run, lay, batch, positions, lifted)
-    run.prepare_keys(lay, lambda field: (row[field] for _, row in rows.values()))
+    run.prepare_keys(lay, lambda field: {str(row[field]) for _, row in rows.values() if row[field] is not None})
     if lay.entity.business_key:
         _check_business_keys(run, lay, rows)
     _complete_rows(run, lay, rows)
@@ -395,7 +395,7 @@ def _identify(
     as they are (Arrow input whose nulls are nulls), for content digests
     made column by column."""
     et = lay.entity
-    run.prepare_keys(lay, encoded.values)
+    run.prepare_keys(lay, encoded.distinct_texts)
     prefix = identity_prefix(run.scenario_id, lay)
     key_columns = et.business_key
     key_values = [encoded.values(c) for c in key_columns]

@@ -96,11 +96,6 @@ LOOKUP_CHUNK = 20_000
 _RUNNING: set[str] = set()
 
 
-def _text(value: Any) -> str:
-    """A key's value as the lookup compares it (references resolve by their text, as in a save)."""
-    return value if value.__class__ is str else str(value)
-
-
 def _key(token: str) -> int:
     """The writer's number for :meth:`StoreDialect.claim_writer`: its token as a signed 32-bit integer."""
     return int(token, 16) - 2**31
@@ -219,13 +214,13 @@ class _AddRun(SaveRun):
     def key_map(self, et: EntityType) -> dict[tuple[str, ...], str]:
         return self.keys.setdefault(et.name, {})  # prepare_keys filled it for the batch
 
-    def prepare_keys(self, lay: Layout, values: Callable[[str], Iterable[Any]]) -> None:
+    def prepare_keys(self, lay: Layout, distinct: Callable[[str], set[str]]) -> None:
         et = lay.entity
         wanted: dict[str, set[str]] = {}  # type -> values of its business key's first column
         if et.business_key:
-            wanted[et.name] = {_text(v) for v in values(et.business_key[0]) if v is not None}
+            wanted[et.name] = set(distinct(et.business_key[0]))
         for ref in et.references:
-            wanted.setdefault(ref.parent, set()).update(_text(v) for v in values(ref.field) if v is not None)
+            wanted.setdefault(ref.parent, set()).update(distinct(ref.field))
         # The last batch's keys are done with: only this batch's stay.
         self.keys = {name: self._lookup(entity_type(name), values) for name, values in wanted.items()}
 
