@@ -82,8 +82,15 @@ def key_select(et: EntityType, table: sa.Table) -> sa.Select[Any]:
 
 def keys_found(session: Session, query: sa.Select[Any]) -> dict[tuple[str, ...], str]:
     """Business key -> id (hex) of the rows of a :func:`key_select` query."""
+    rows = session.execute(query).all()
+    if len(query.selected_columns) == 2:  # most keys: one column, most often text (a Synthea import's 200k)
+        return {
+            (value if value.__class__ is str else key_of([value])[0],): entity_id  # type: ignore[index]
+            for value, entity_id in rows
+            if value is not None
+        }
     found: dict[tuple[str, ...], str] = {}
-    for *columns, entity_id in session.execute(query).all():
+    for *columns, entity_id in rows:
         key = key_of(columns)
         if key is not None:
             found[key] = entity_id
