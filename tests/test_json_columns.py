@@ -12,7 +12,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from healthsim_state.codec.columns import Refused, _check_texts
+from healthsim_state.codec.columns import _NUL_OR_NOT_ASCII, Refused, _check_texts
 from healthsim_state.codec.json_columns import _NEEDS_ESCAPE, json_texts, may_match
 from healthsim_state.codec.values import json_text
 
@@ -90,7 +90,7 @@ def test_a_text_no_backend_stores_refuses_the_slice() -> None:
         json_texts(pa.array([{"a": "nul\x00"}]), _check)
 
 
-_PATTERNS = [_NEEDS_ESCAPE, r"\x00", r"[^\x00-\x7f]"]
+_PATTERNS = [_NEEDS_ESCAPE, _NUL_OR_NOT_ASCII, r"\x00", r"[^\x00-\x7f]"]
 
 
 @given(

@@ -473,14 +473,19 @@ def _external_ids(lay: Layout, table: pa.Table, n: int, events: list[Any], gone:
     return column.cast(pa.string()).to_pylist()
 
 
+_NUL_OR_NOT_ASCII = r"[\x00]|[^\x00-\x7f]"
+
+
 def _check_texts(column: pa.Array, *, required: bool) -> None:
     """What parse_str refuses in a text column: NUL, a lone surrogate, and
     (``required``) blank text."""
     if not len(column) - column.null_count:
         return
-    if may_match(column, r"\x00") and pc.any(pc.match_substring(column, "\x00")).as_py():
-        raise Refused
-    unusual = pc.invert(pc.string_is_ascii(column)) if may_match(column, r"[^\x00-\x7f]") else None
+    unusual = None
+    if may_match(column, _NUL_OR_NOT_ASCII):  # one look at all the bytes; most columns are plain ASCII
+        if pc.any(pc.match_substring(column, "\x00")).as_py():
+            raise Refused
+        unusual = pc.invert(pc.string_is_ascii(column))
     if required:
         blank = pc.invert(pc.match_substring_regex(column, _NOT_BLANK))
         unusual = blank if unusual is None else pc.or_(unusual, blank)
