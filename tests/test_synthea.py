@@ -9,6 +9,7 @@ import datetime as dt
 import hashlib
 import io
 import shutil
+import threading
 import uuid
 from decimal import Decimal
 from pathlib import Path
@@ -388,6 +389,7 @@ def test_small_chunks_batches_and_adds_give_the_same_scenario(engine, imported, 
     monkeypatch.setattr(importer, "CHUNK_LINES", 97)
     monkeypatch.setattr(importer, "BATCH_ROWS", 31)
     monkeypatch.setattr(importer, "ADD_ROWS", 250)
+    monkeypatch.setattr(importer, "READ_AHEAD", 0)  # and batches read in turn, not ahead as by default
     small = run(engine, V3, "small")
     assert small.entities == imported.entities
     assert small.duplicates == imported.duplicates and small.duplicates  # synthea-27 repeats an identity
@@ -395,6 +397,33 @@ def test_small_chunks_batches_and_adds_give_the_same_scenario(engine, imported, 
         assert normalise(documents(engine, "small", et.name)) == normalise(documents(engine, "synthea", et.name)), (
             et.name
         )
+
+
+def test_a_failing_add_stops_the_reading_ahead_and_leaves_nothing(engine, imported, monkeypatch) -> None:
+    """An add that fails while later batches are being read ahead: the error is the caller's, the
+    reading thread has ended, and the store holds what it held."""
+    monkeypatch.setattr(importer, "BATCH_ROWS", 50)
+    monkeypatch.setattr(importer, "ADD_ROWS", 200)
+    added = importer._add
+    calls = []
+
+    def add(writer, batches):  # type: ignore[no-untyped-def]
+        calls.append(len(batches))
+        if len(calls) == 3:
+            raise RuntimeError("the disk is full")
+        added(writer, batches)
+
+    monkeypatch.setattr(importer, "_add", add)
+    with session_scope(engine) as session:
+        before = ScenarioRepository(session).count_entities_by_type()
+    threads = threading.active_count()
+    with pytest.raises(RuntimeError, match="the disk is full"):
+        run(engine, V3, "failed")
+    assert threading.active_count() == threads
+    with session_scope(engine) as session:
+        repo = ScenarioRepository(session)
+        assert repo.count_entities_by_type() == before
+        assert [s.name for s in repo.list()] == ["synthea"]
 
 
 def test_the_round_trip_through_the_json_document_to_the_other_backend(

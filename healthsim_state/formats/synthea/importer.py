@@ -13,6 +13,7 @@ the import's audit event. A folder that is refused leaves the store as it was.
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
@@ -27,6 +28,7 @@ from healthsim_models.errors import ScenarioExistsError, ValidationError
 from healthsim_models.registry import ENTITY_TYPES
 from healthsim_state.codec.checks import scenario_problems
 from healthsim_state.formats.common import ProgressFactory, no_progress
+from healthsim_state.formats.read_ahead import read_ahead
 from healthsim_state.formats.synthea import administrative, clinical
 from healthsim_state.formats.synthea.reader import LINE, Loaded, read_folder, refuse_cell
 from healthsim_state.formats.synthea.sql import ident
@@ -43,6 +45,10 @@ BATCH_ROWS = 20_000
 #: Rows per add to the batch writer (batches of several types together): each add is one commit of the
 #: writer, which costs about as much for few rows as for many, while the store holds one add's rows in memory.
 ADD_ROWS = 60_000
+
+#: Record batches read ahead of the writer (:func:`~healthsim_state.formats.read_ahead.read_ahead`): each
+#: is memory held meanwhile.
+READ_AHEAD = 3
 
 #: Lines of a file per ordered read of a target that is not stored in a table: what one sort holds.
 CHUNK_LINES = 50_000
@@ -191,9 +197,12 @@ def _write(
     with repo.writer(scenario, **options) as writer:
         pending: dict[str, list[pa.RecordBatch]] = {}
         rows = 0
-        for name in order:
-            for batch in streams[name]:
-                pending.setdefault(name, []).append(batch)
+        # DuckDB reads and maps the next batches while the writer encodes and writes these; closed
+        # before the writer's block ends, however the loop ends, so the reading thread is done first.
+        batches = ((name, batch) for name in order for batch in streams[name])
+        with contextlib.closing(read_ahead(batches, READ_AHEAD)) as ahead:
+            for type_name, batch in ahead:
+                pending.setdefault(type_name, []).append(batch)
                 rows += batch.num_rows
                 if rows >= ADD_ROWS:
                     _add(writer, pending)

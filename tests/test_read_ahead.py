@@ -1,0 +1,75 @@
+"""read_ahead gives a source's items in order, its exceptions in their place,
+stays within its depth, and stops its thread when the reader stops."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from healthsim_state.formats.read_ahead import read_ahead
+
+
+@settings(max_examples=50, deadline=None)
+@given(items=st.lists(st.integers(), max_size=30), depth=st.integers(0, 4))
+def test_every_item_in_order(items: list[int], depth: int) -> None:
+    assert list(read_ahead(items, depth)) == items
+
+
+def test_an_exception_comes_in_its_place() -> None:
+    def source() -> Iterator[int]:
+        yield 1
+        yield 2
+        raise ValueError("line 3 is broken")
+
+    got = []
+    with pytest.raises(ValueError, match="line 3 is broken"):
+        for item in read_ahead(source(), 2):
+            got.append(item)
+    assert got == [1, 2]
+
+
+def test_it_makes_no_more_than_its_depth_ahead() -> None:
+    made = []
+
+    def source() -> Iterator[int]:
+        for i in range(100):
+            made.append(i)
+            yield i
+
+    reader = read_ahead(source(), 3)
+    assert next(reader) == 0
+    time.sleep(0.3)  # time for the producer to run as far ahead as it may
+    # 1 taken, 3 waiting, 1 made and blocked on the full queue.
+    assert len(made) <= 5
+    reader.close()
+
+
+def test_leaving_early_stops_the_producer_and_closes_the_source() -> None:
+    closed = threading.Event()
+
+    def source() -> Iterator[int]:
+        try:
+            yield from range(1_000_000)
+        finally:
+            closed.set()
+
+    before = threading.active_count()
+    reader = read_ahead(source(), 2)
+    assert [next(reader) for _ in range(3)] == [0, 1, 2]
+    reader.close()
+    assert closed.is_set()
+    assert threading.active_count() == before
+
+
+def test_an_error_in_the_readers_loop_stops_the_producer() -> None:
+    before = threading.active_count()
+    with pytest.raises(KeyError):
+        for item in read_ahead(iter(range(1_000_000)), 2):
+            if item == 5:
+                raise KeyError(item)
+    assert threading.active_count() == before
