@@ -5,7 +5,8 @@ database (:mod:`.reader`), runs every target whose files are present
 (:mod:`.clinical`, :mod:`.administrative`) and hands each target's result,
 in Arrow record batches read in file order (by chunks of lines, or from a
 table stored in that order) with an empty cell as a field not given, to
-the store's batch writer (:mod:`healthsim_state.store.writer`): each batch
+the store's batch writer (:mod:`healthsim_state.store.writer`), a few
+batches read ahead on a thread of their own (:mod:`..read_ahead`): each batch
 is validated and staged, column by column, parents' types first so that
 references resolve, and the scenario is published in one transaction with
 the import's audit event. A folder that is refused leaves the store as it was.
