@@ -73,3 +73,33 @@ def test_an_error_in_the_readers_loop_stops_the_producer() -> None:
             if item == 5:
                 raise KeyError(item)
     assert threading.active_count() == before
+
+
+def test_leaving_early_calls_stop_to_end_the_item_being_made() -> None:
+    release = threading.Event()
+    stops = []
+
+    def source() -> Iterator[int]:
+        yield 0
+        release.wait(30)  # a long query, until stop interrupts it
+        yield 1
+
+    def stop() -> None:
+        stops.append(1)
+        release.set()
+
+    started = time.perf_counter()
+    reader = read_ahead(source(), 1, stop=stop)
+    assert next(reader) == 0
+    time.sleep(0.1)  # the producer is in the long query
+    reader.close()
+    assert stops == [1]
+    assert time.perf_counter() - started < 10
+
+
+def test_stop_is_not_called_when_the_items_run_out() -> None:
+    stops = []
+    assert list(read_ahead(iter(range(5)), 2, stop=lambda: stops.append(1))) == [0, 1, 2, 3, 4]
+    with pytest.raises(ValueError):
+        list(read_ahead(map(int, ["1", "x"]), 2, stop=lambda: stops.append(1)))
+    assert stops == []

@@ -5,10 +5,13 @@ from __future__ import annotations
 
 import csv
 import shutil
+import threading
+import time
 import uuid
 from collections.abc import Callable
 from pathlib import Path
 
+import duckdb
 import pytest
 
 from healthsim_models.errors import DocumentError, SyntheaError
@@ -323,3 +326,28 @@ def test_docs_synthea_md_is_generated_from_the_declarations() -> None:
     assert (REPO / "docs" / "synthea.md").read_text() == render(), (
         "docs/synthea.md is stale: python -m healthsim_state.formats.synthea.reference_doc > docs/synthea.md"
     )
+
+
+def test_interrupt_stops_a_query_running_on_a_cursor_in_use() -> None:
+    """What the import's reading ahead calls when the writer gives up: a long query on a cursor of
+    the loaded folder, run by another thread, ends at once."""
+    outcome: list[str] = []
+    with read_folder(V3) as loaded:
+
+        def run() -> None:
+            with loaded.cursor() as cursor:
+                try:
+                    cursor.sql("SELECT sum(hash(i)) FROM range(100000000000) t(i)").fetchall()
+                    outcome.append("finished")
+                except duckdb.InterruptException:
+                    outcome.append("interrupted")
+
+        reader = threading.Thread(target=run)
+        reader.start()
+        time.sleep(0.5)
+        loaded.interrupt()
+        reader.join(30)
+        assert not reader.is_alive()
+        assert outcome == ["interrupted"]
+        with loaded.cursor() as cursor:  # the folder's other cursors still work
+            assert cursor.execute("SELECT count(*) FROM patients").fetchone() == (27,)

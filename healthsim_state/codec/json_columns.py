@@ -82,9 +82,7 @@ def may_match(texts: pa.Array, pattern: str) -> bool:
     start, end = offsets[0].as_py(), offsets[n].as_py()
     bounds = pa.array([0, end - start], pa.int64()).buffers()[1]
     data = texts.buffers()[2]
-    whole = pa.Array.from_buffers(
-        pa.large_string(), 1, [None, bounds, data.slice(start, end - start) if data else data]
-    )
+    whole = pa.Array.from_buffers(pa.large_string(), 1, [None, bounds, data.slice(start, end - start)])
     return bool(pc.match_substring_regex(whole, pattern)[0].as_py())
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import queue
 import threading
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any, TypeVar
 
 T = TypeVar("T")
@@ -23,24 +23,27 @@ class _End:
     """What the producer puts after the last item."""
 
 
-def read_ahead(items: Iterable[T], depth: int) -> Iterator[T]:
-    """``items``, in their order, made up to ``depth`` ahead of the caller on
-    a thread of their own (with ``depth`` 0, in the caller's thread).
+def read_ahead(items: Iterable[T], depth: int, *, stop: Callable[[], None] | None = None) -> Iterator[T]:
+    """``items``, in their order, made ahead of the caller on a thread of
+    their own: up to ``depth`` wait for the caller, and one more may be in
+    the making (with ``depth`` 0, all in the caller's thread).
 
     An exception the source raises is raised here, in its place among the
     items. Leaving early (closing this generator, or an exception in the
-    caller's loop) stops the producer once the item it is making is made;
-    this generator returns only after the producer's thread has ended, so
-    the source is never used after its reader is done with it.
+    caller's loop, a Ctrl-C included) calls ``stop`` if the producer is
+    still making an item (to interrupt its query), and closes the source
+    (a generator's cleanup runs in the producer's thread) once that item
+    is made or given up; this generator returns only after the producer's
+    thread has ended, so the source is not used after its reader is done.
     """
     if depth <= 0:
         yield from items
         return
     made: queue.Queue[tuple[BaseException | None, Any]] = queue.Queue(maxsize=depth)
-    stop = threading.Event()
+    stopping = threading.Event()
 
     def put(entry: tuple[BaseException | None, Any]) -> bool:
-        while not stop.is_set():
+        while not stopping.is_set():
             try:
                 made.put(entry, timeout=_POLL)
                 return True
@@ -65,16 +68,21 @@ def read_ahead(items: Iterable[T], depth: int) -> Iterator[T]:
 
     producer = threading.Thread(target=produce, name="healthsim-read-ahead", daemon=True)
     producer.start()
+    ended = False  # the producer put its last entry (the end, or the source's exception)
     try:
         while True:
             error, item = made.get()
             if error is not None:
+                ended = True
                 raise error
             if item is _End:
+                ended = True
                 return
             yield item
     finally:
-        stop.set()
+        stopping.set()
+        if stop is not None and not ended:
+            stop()
         while producer.is_alive():
             try:
                 made.get(timeout=_POLL)  # a producer blocked on a full queue goes on and sees the stop

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import os
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -47,8 +47,8 @@ BATCH_ROWS = 20_000
 #: writer, which costs about as much for few rows as for many, while the store holds one add's rows in memory.
 ADD_ROWS = 60_000
 
-#: Record batches read ahead of the writer (:func:`~healthsim_state.formats.read_ahead.read_ahead`): each
-#: is memory held meanwhile.
+#: Record batches waiting for the writer (:func:`~healthsim_state.formats.read_ahead.read_ahead`; one more may
+#: be in the making): each is memory held meanwhile.
 READ_AHEAD = 3
 
 #: Lines of a file per ordered read of a target that is not stored in a table: what one sort holds.
@@ -175,7 +175,9 @@ def import_synthea(
             # One target per type, read when its turn comes.
             streams[target.entity_type] = _entities(loaded, target, source, total=total, report=report)
         loaded.con.execute(f"SET memory_limit = '{STREAM_MEMORY_LIMIT}'")
-        saved = _write(repo, scenario, streams, overwrite=overwrite, tags=list(tags), description=description)
+        saved = _write(
+            repo, scenario, streams, loaded.interrupt, overwrite=overwrite, tags=list(tags), description=description
+        )
     return _finish(summary, saved)
 
 
@@ -183,6 +185,7 @@ def _write(
     repo: ScenarioRepository,
     scenario: str,
     streams: dict[str, Iterator[pa.RecordBatch]],
+    interrupt: Callable[[], None],
     **options: Any,
 ) -> SaveSummary:
     """Save the streams as the scenario: through the batch writer, in catalogue
@@ -200,8 +203,7 @@ def _write(
         rows = 0
         # DuckDB reads and maps the next batches while the writer encodes and writes these; closed
         # before the writer's block ends, however the loop ends, so the reading thread is done first.
-        batches = ((name, batch) for name in order for batch in streams[name])
-        with contextlib.closing(read_ahead(batches, READ_AHEAD)) as ahead:
+        with contextlib.closing(read_ahead(_batches(order, streams), READ_AHEAD, stop=interrupt)) as ahead:
             for type_name, batch in ahead:
                 pending.setdefault(type_name, []).append(batch)
                 rows += batch.num_rows
@@ -212,6 +214,15 @@ def _write(
             _add(writer, pending)
     assert writer.summary is not None  # the block ended without an error: published
     return writer.summary
+
+
+def _batches(order: list[str], streams: dict[str, Iterator[pa.RecordBatch]]) -> Iterator[tuple[str, pa.RecordBatch]]:
+    """(type, batch) of every stream in ``order``; closing this closes the stream being read (its cursor,
+    its progress bar), in the thread that reads it."""
+    for name in order:
+        with contextlib.closing(streams[name]) as stream:  # type: ignore[type-var]
+            for batch in stream:
+                yield name, batch
 
 
 def _add(writer: ScenarioWriter, batches: dict[str, list[pa.RecordBatch]]) -> None:
@@ -331,8 +342,7 @@ def entity_batches(loaded: Loaded, target: Target, source: str) -> Iterator[pa.R
     """The target's documents in file order, as record batches: ``source``'s rows (see :func:`entity_source`)
     with the lists of ``Target.attach`` filled in, without ``_line``."""
     # A cursor of its own: another target's query must not end this one's result.
-    cursor = loaded.con.cursor()
-    try:
+    with loaded.cursor() as cursor:
         for sql in _ordered_reads(loaded, target, source):
             for batch in cursor.sql(sql).to_arrow_reader(BATCH_ROWS):
                 if batch.num_rows == 0:
@@ -340,19 +350,14 @@ def entity_batches(loaded: Loaded, target: Target, source: str) -> Iterator[pa.R
                 for key, rows in target.attach.items():
                     batch = _attach(loaded, target, batch, key, rows)
                 yield batch.drop_columns([LINE])
-    finally:
-        cursor.close()
 
 
 def _attach(loaded: Loaded, target: Target, batch: pa.RecordBatch, key: str, rows: Any) -> pa.RecordBatch:
     """``batch`` with the column ``key`` made the list of each entity's folded rows (``Target.attach``)."""
     lines = batch.column(LINE)
     first, last = pc.min_max(lines).values()
-    cursor = loaded.con.cursor()
-    try:
+    with loaded.cursor() as cursor:
         owned = cursor.sql(rows(target, loaded, first.as_py(), last.as_py())).to_arrow_table()
-    finally:
-        cursor.close()
     # Rows owned by lines of the range that are no entity of the batch (a claim left out) are in no list.
     owned = owned.filter(pc.is_in(owned.column("_owner"), value_set=lines))
     # The rows are in line order, as the batch's entities are: each entity's list is the next run of rows,

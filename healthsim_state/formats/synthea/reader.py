@@ -24,6 +24,7 @@ import csv
 import io
 import os
 import tempfile
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -99,9 +100,32 @@ class Loaded:
     directory: Path
     files: dict[str, LoadedFile] = field(default_factory=dict)
     ignored: tuple[str, ...] = ()  # .csv files in the folder that are no Synthea file
+    _cursors: set[duckdb.DuckDBPyConnection] = field(default_factory=set, repr=False)
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def has(self, *stems: str) -> bool:
         return all(s in self.files for s in stems)
+
+    @contextmanager
+    def cursor(self) -> Iterator[duckdb.DuckDBPyConnection]:
+        """A cursor of its own (another query's result stays open), closed on exit; :meth:`interrupt` stops
+        what it runs meanwhile."""
+        cursor = self.con.cursor()
+        with self._lock:
+            self._cursors.add(cursor)
+        try:
+            yield cursor
+        finally:
+            with self._lock:
+                self._cursors.discard(cursor)
+            cursor.close()
+
+    def interrupt(self) -> None:
+        """Stop the queries the cursors in use run (from another thread: a read ahead being given up)."""
+        with self._lock:
+            running = list(self._cursors)
+        for cursor in running:
+            cursor.interrupt()
 
     @property
     def layouts(self) -> dict[str, str]:

@@ -38,8 +38,8 @@ a private DuckDB database in a scratch folder (whatever the store's backend;
 it spills to disk past {MEMORY_LIMIT.replace("MB", " MB")}, and past {STREAM_MEMORY_LIMIT.replace("MB", " MB")} once the writer adds),
 where each row is mapped in SQL and read back in file order, chunk by
 chunk. The entities go in Arrow batches of {BATCH_ROWS:,}, an empty cell being
-a field not given, read up to {READ_AHEAD} batches ahead of the writer on a thread of
-their own (DuckDB reads while the writer encodes), through the store's batch writer
+a field not given, read ahead of the writer on a thread of their own (DuckDB reads while
+the writer encodes; up to {READ_AHEAD} batches wait, one more in the making), through the store's batch writer
 (`repository.writer`), about {ADD_ROWS:,} entities (of one type or several) per add: each add is validated
 like any other save (column by column) and committed, in a table private
 to the import or (DuckDB, a store of at most a million entity rows) straight
