@@ -356,3 +356,118 @@ def test_nulls_read_as_absent_go_column_by_column(store: sa.Engine, monkeypatch:
         loaded = ScenarioRepository(session).load("absent").entities["patient"]
     assert "race" not in loaded[0] and loaded[0]["address"] == {"city": "X"} and "address" not in loaded[1]
     assert loaded[2]["x_source"] == {"COLUMN": None, "OTHER": "v"}  # an object that is no group keeps its nulls
+
+
+_GONE = object()
+
+
+def _inferred(name: str, docs: list[dict[str, Any]]) -> tuple[pa.Table | None, dict[str, list[bool]]]:
+    """What documents_table must give for ``docs``, made the plain way: Arrow's
+    inference over each key's values (a decimal field's Decimals cast to its
+    type; None where that cannot be done), and per key (``key``,
+    ``group.key``) some document or object lacks, the rows lacking it."""
+    lay = layout(name)
+    keys = dict.fromkeys(k for doc in docs for k in doc)
+    try:
+        table = pa.table({k: [doc.get(k) for doc in docs] for k in keys})
+        for f in lay.fields:
+            values = [doc.get(f.path[0]) for doc in docs]
+            if f.kind == "decimal" and len(f.path) == 1 and {type(v) for v in values} - {type(None)} == {Decimal}:
+                at = table.schema.get_field_index(f.path[0])
+                table = table.set_column(at, f.path[0], table.column(at).cast(pa.decimal128(f.precision, f.scale)))
+    except _NOT_ARROW:
+        table = None
+    absent = {k: [k not in doc for doc in docs] for k in keys if not all(k in doc for doc in docs)}
+    for key in keys:
+        objects = [doc[key] for doc in docs if isinstance(doc.get(key), dict)]
+        for k in dict.fromkeys(k for obj in objects for k in obj):
+            if not all(k in obj for obj in objects):
+                absent[f"{key}.{k}"] = [(doc.get(key) or {}).get(k, _GONE) is _GONE for doc in docs]
+    return table, absent
+
+
+@st.composite
+def _mixed(draw: st.DrawFn) -> dict[str, list[dict[str, Any]]]:
+    """Valid or broken scenarios, some objects (groups, _provenance) made null
+    and some keys dropped, so that documents differ in their keys."""
+    entities = draw(scenario_entities() | _broken())
+    for docs in entities.values():
+        for doc in docs:
+            for key in list(doc):
+                change = draw(st.sampled_from(["keep"] * 6 + ["null", "drop"]))
+                if change == "drop":
+                    del doc[key]
+                elif change == "null" and isinstance(doc[key], dict):
+                    doc[key] = None
+    return entities
+
+
+def test_dicts_table_is_the_one_arrow_infers() -> None:
+    """documents_table, made a column and a group's key at a time with the
+    type each shows, gives the table Arrow infers from the documents (the
+    absent keys beside it), or None; never another table."""
+    made = 0
+
+    @settings(deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+    @given(entities=_mixed())
+    def same(entities) -> None:  # type: ignore[no-untyped-def]
+        nonlocal made
+        for name, docs in entities.items():
+            if not docs:
+                continue
+            found = save_module.documents_table(layout(name), docs)
+            if found is None:
+                continue
+            table, absent = _inferred(name, docs)
+            assert table is not None and found.table.equals(table), name
+            assert found.absent == absent, name
+            made += 1
+
+    same()
+    assert made > 0
+
+
+@pytest.mark.parametrize(
+    "docs",
+    [
+        # Objects null, absent, and lacking keys others have; a key null in every object.
+        [_patient(1, address={"city": "X", "state": None}), _patient(2, address=None), _patient(3)],
+        [_patient(1, address={"state": None}), _patient(2, address={"city": "Y", "state": None})],
+        [
+            _patient(1, _provenance={"source_type": "generated", "generation_seed": 1}),
+            _patient(2, _provenance=None),
+            _patient(3, _provenance={"source_type": "loaded", "skill_used": None}),
+        ],
+        [_patient(1, _provenance=None), _patient(2, _provenance=None)],
+        # Numbers of several types in one column: inferred, not typed.
+        [_patient(1, _provenance={"source_type": "generated", "generation_seed": 1}), _patient(2, _provenance={})],
+    ],
+)
+def test_dicts_table_of_objects_is_the_one_arrow_infers(docs: list[dict[str, Any]]) -> None:
+    found = save_module.documents_table(layout("patient"), docs)
+    table, absent = _inferred("patient", docs)
+    if found is not None:
+        assert table is not None and found.table.equals(table) and found.absent == absent
+
+
+@pytest.mark.parametrize(
+    "values",
+    [
+        [Decimal("10.5"), Decimal("1E+2"), None],
+        [Decimal("1.234")],  # more places than the column keeps
+        [Decimal("12345678901234")],  # more digits
+        [Decimal("NaN")],
+        [Decimal("1.5"), 2],  # an int among decimals: inferred
+        [1.5, 2.25],
+    ],
+)
+def test_dicts_decimal_columns_are_typed_as_their_field(values: list[Any]) -> None:
+    """A decimal field's Decimals are converted to the field's type: what does
+    not fit refuses the table (the rows go row by row), as its cast would."""
+    docs = [{"member_id": "M1", "claim_id": f"C{i}", "total_charge": v} for i, v in enumerate(values)]
+    found = save_module.documents_table(layout("claim"), docs)
+    table, _ = _inferred("claim", docs)
+    if table is None:
+        assert found is None
+    else:
+        assert found is not None and found.table.equals(table)

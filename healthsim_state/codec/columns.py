@@ -21,9 +21,10 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
+from itertools import repeat
 from math import prod
 from typing import Any
 
@@ -193,7 +194,9 @@ def documents_table(lay: Layout, docs: list[Any]) -> Documents | None:
     a date). So documents with an unknown field (its values could be of any
     type) or an array of objects are not taken, nor groups whose order
     differs between documents (it orders their nulls); typed values Arrow
-    converts are left to :func:`encode_columns` (given ``absent``)."""
+    converts are left to :func:`encode_columns` (given ``absent``). The
+    table is the one ``pa.table`` infers from the documents' values, made a
+    column (and a group's key) at a time with the type its values show."""
     if not docs:
         return None
     signatures: dict[tuple[str, ...], None] = {}
@@ -204,6 +207,8 @@ def documents_table(lay: Layout, docs: list[Any]) -> Documents | None:
     if len(signatures) == 1:
         keys: dict[str, None] = dict.fromkeys(next(iter(signatures)))
         absent: dict[str, list[bool]] = {}
+        # One signature: the values in key order, transposed in C.
+        values_of: dict[str, Sequence[Any]] = dict(zip(keys, zip(*map(dict.values, docs), strict=True), strict=True))
     else:
         keys = dict.fromkeys(k for signature in signatures for k in signature)
         order = {k: i for i, k in enumerate(k for k in keys if k in lay.groups)}
@@ -214,54 +219,97 @@ def documents_table(lay: Layout, docs: list[Any]) -> Documents | None:
         absent = {
             k: [k not in doc for doc in docs] for k in keys if not all(k in signature for signature in signatures)
         }
+        values_of = {key: list(map(dict.get, docs, repeat(key))) for key in keys}
     if not lay.document_keys.issuperset(keys) or not lay.object_arrays.isdisjoint(keys):
         return None
-    for key in [k for k in keys if k in lay.groups or k == PROVENANCE]:
-        inner: dict[tuple[str, ...], None] = {}
-        for doc in docs:
-            value = doc.get(key)
-            if value is None:
-                continue
-            if value.__class__ is not dict:
-                return None
-            inner[tuple(value)] = None
-        if () in inner:
-            return None  # an empty object: encode() keeps it in extensions, a table cannot say it
-        known = PROVENANCE_COLUMNS if key == PROVENANCE else lay.group_keys[key]
-        union = dict.fromkeys(k for signature in inner for k in signature)
-        if not set(union).issubset(known):
-            return None  # unknown keys inside: values of any type
-        if len(inner) > 1:
-            for k in union:
-                if not all(k in signature for signature in inner):
-                    absent[f"{key}.{k}"] = [(doc.get(key) or _NO_KEYS).get(k, _GONE) is _GONE for doc in docs]
+    decimals = {f.path[0]: f for f in lay.fields if f.kind == "decimal" and len(f.path) == 1}
     # Column by column (Table.from_pylist takes the first row's keys only),
     # each of plain values: Arrow's conversion of a deeply nested value
     # overflows the C stack, and an unknown type is encode()'s to word.
-    columns = {}
+    columns: dict[str, Any] = {}
     plain = True
-    for key in keys:
-        values = [doc.get(key) for doc in docs]
-        kinds = set(map(type, values))
-        if key in lay.groups or key == PROVENANCE:
-            inner = {type(v) for d in values if d for v in d.values()}
-            if not kinds <= _OBJECTS or not inner <= _SCALARS:
-                return None
-            plain = plain and (key == PROVENANCE or inner <= _TEXTS)
-        elif key in lay.arrays:
-            items = {type(v) for items in values if items for v in items}
-            if not kinds <= _LISTS or not items <= _SCALARS:
-                return None
-            plain = plain and _one_plain(items)
-        elif not kinds <= _SCALARS:
-            return None
-        else:
-            plain = plain and _one_plain(kinds)
-        columns[key] = values
     try:
+        for key in keys:
+            values = values_of[key]
+            kinds = set(map(type, values))
+            if key in lay.groups or key == PROVENANCE:
+                if not kinds <= _OBJECTS:
+                    return None
+                made = _struct(lay, key, values, type(None) in kinds, absent)
+                if made is None:
+                    return None
+                columns[key], texts = made
+                plain = plain and (key == PROVENANCE or texts)
+            elif key in lay.arrays:
+                items = {type(v) for items in values if items for v in items}
+                if not kinds <= _LISTS or not items <= _SCALARS:
+                    return None
+                plain = plain and _one_plain(items)
+                columns[key] = pa.array(values)
+            elif not kinds <= _SCALARS:
+                return None
+            else:
+                plain = plain and _one_plain(kinds)
+                field = decimals.get(key)
+                if field is not None and kinds - _NONE == _DECIMAL:
+                    # The field's own type: a value it cannot hold exactly fails here, as its cast would.
+                    columns[key] = pa.array(values, type=pa.decimal128(field.precision, field.scale))
+                else:
+                    columns[key] = _scalars(values, kinds)
         return Documents(pa.table(columns), absent, plain)
     except (pa.ArrowException, TypeError, ValueError, OverflowError):
         return None  # values Arrow cannot hold (mixed types, lone surrogates, huge integers)
+
+
+def _struct(
+    lay: Layout, key: str, values: Sequence[Any], nulls: bool, absent: dict[str, list[bool]]
+) -> tuple[pa.Array, bool] | None:
+    """A group's (or ``_provenance``'s) values as the struct Arrow infers
+    from them, and whether its keys hold only texts; None when a table
+    cannot hold them exactly (see :func:`documents_table`). Keys some
+    objects lack are noted in ``absent``."""
+    given = [v for v in values if v is not None] if nulls else values
+    if not given:
+        return pa.array(values), True
+    inner = dict.fromkeys(map(tuple, given))
+    if () in inner:
+        return None  # an empty object: encode() keeps it in extensions, a table cannot say it
+    known = PROVENANCE_COLUMNS if key == PROVENANCE else lay.group_keys[key]
+    union = dict.fromkeys(k for signature in inner for k in signature)
+    if not set(union).issubset(known):
+        return None  # unknown keys inside: values of any type
+    if len(inner) == 1 and not nulls:
+        children: Iterable[Sequence[Any]] = zip(*map(dict.values, values), strict=True)
+    else:
+        for k in union:
+            if not all(k in signature for signature in inner):
+                absent[f"{key}.{k}"] = [(v or _NO_KEYS).get(k, _GONE) is _GONE for v in values]
+        children = ([None if v is None else v.get(k) for v in values] for k in union)
+    arrays = []
+    texts = True
+    for child in children:
+        kinds = set(map(type, child))
+        if not kinds <= _SCALARS:
+            return None
+        texts = texts and kinds <= _TEXTS
+        arrays.append(_scalars(child, kinds))
+    mask = pa.array([v is None for v in values], type=pa.bool_()) if nulls else None
+    return pa.StructArray.from_arrays(arrays, names=list(union), mask=mask), texts
+
+
+def _scalars(values: Sequence[Any], kinds: set[type]) -> pa.Array:
+    """Values of scalar types as Arrow infers them; values of one type Arrow
+    keeps as it is converted with that type given (no inference pass)."""
+    given = kinds - _NONE
+    typed = _TYPED.get(next(iter(given))) if len(given) == 1 else None
+    return pa.array(values) if typed is None else pa.array(values, type=typed)
+
+
+_NONE = frozenset({type(None)})
+_DECIMAL = frozenset({Decimal})
+# Types whose values Arrow infers as these (ints are left to inference: it
+# refuses those past 64 bits the same way, but words it differently).
+_TYPED = {str: pa.string(), float: pa.float64(), bool: pa.bool_()}
 
 
 _SCALARS = frozenset({str, int, float, bool, type(None), Decimal, dt.date, dt.datetime})
