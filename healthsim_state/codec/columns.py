@@ -208,8 +208,7 @@ def documents_table(lay: Layout, docs: list[Any]) -> Documents | None:
     if len(signatures) == 1:
         keys: dict[str, None] = dict.fromkeys(next(iter(signatures)))
         absent: dict[str, list[bool]] = {}
-        # One signature: the values in key order, transposed in C.
-        values_of: dict[str, Sequence[Any]] = dict(zip(keys, zip(*map(dict.values, docs), strict=True), strict=True))
+        values_of: dict[str, Sequence[Any]] = dict(zip(keys, _transposed(docs, len(keys)), strict=True))
     else:
         keys = dict.fromkeys(k for signature in signatures for k in signature)
         order = {k: i for i, k in enumerate(k for k in keys if k in lay.groups)}
@@ -285,7 +284,7 @@ def _struct(
     if key == PROVENANCE and not set(union).issubset(known):
         return None  # unknown keys inside: values of any type
     if len(inner) == 1 and not nulls:
-        children: Iterable[Sequence[Any]] = zip(*map(dict.values, values), strict=True)
+        children: Iterable[Sequence[Any]] = _transposed(values, len(union))
     else:
         for k in union:
             if not all(k in signature for signature in inner):
@@ -325,7 +324,15 @@ def _read_back(objects: Iterable[Any]) -> bool:
     signatures = dict.fromkeys(map(tuple, given))
     if len(signatures) != 1 or () in signatures:
         return False
-    return all(_one_plain(set(map(type, child))) for child in zip(*map(dict.values, given), strict=True))
+    return all(_one_plain(set(map(type, child))) for child in _transposed(given, len(next(iter(signatures)))))
+
+
+def _transposed(objects: Sequence[dict[str, Any]], width: int) -> list[list[Any]]:
+    """The values of dicts of one signature (``width`` keys), per key: in C,
+    and without an object per dict (``zip(*...)`` holds a view of each, and
+    so many allocations set off the garbage collector over the whole heap)."""
+    flat = list(itertools.chain.from_iterable(map(dict.values, objects)))
+    return [flat[i::width] for i in range(width)]
 
 
 def _scalars(values: Sequence[Any], kinds: set[type]) -> pa.Array:
