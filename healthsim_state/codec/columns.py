@@ -20,8 +20,9 @@ takes the same path.
 from __future__ import annotations
 
 import datetime as dt
+import itertools
 import re
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 from math import prod
@@ -199,9 +200,12 @@ def documents_table(lay: Layout, docs: list[Any]) -> Documents | None:
     keys were absent), or None when Arrow could not hold them exactly: one
     type per column (ints among floats become floats, a datetime among dates
     a date). So documents with an unknown field (its values could be of any
-    type) or an array of objects are not taken, nor groups whose order
-    differs between documents (it orders their nulls); typed values Arrow
-    converts are left to :func:`encode_columns` (given ``absent``)."""
+    type) are not taken, nor groups whose order differs between documents
+    (it orders their nulls); objects in arrays and unknown keys in groups
+    only when they come back as given (:func:`_read_back`); typed values
+    Arrow converts are left to :func:`encode_columns` (given ``absent``).
+    The table is the one ``pa.table`` infers from the documents' values,
+    made a column (and a group's key) at a time with the type its values show."""
     if not docs:
         return None
     signatures: dict[tuple[str, ...], None] = {}
@@ -212,6 +216,7 @@ def documents_table(lay: Layout, docs: list[Any]) -> Documents | None:
     if len(signatures) == 1:
         keys: dict[str, None] = dict.fromkeys(next(iter(signatures)))
         absent: dict[str, list[bool]] = {}
+        values_of: dict[str, Sequence[Any]] = dict(zip(keys, _transposed(docs, len(keys)), strict=True))
     else:
         keys = dict.fromkeys(k for signature in signatures for k in signature)
         order = {k: i for i, k in enumerate(k for k in keys if k in lay.groups)}
@@ -222,54 +227,135 @@ def documents_table(lay: Layout, docs: list[Any]) -> Documents | None:
         absent = {
             k: [k not in doc for doc in docs] for k in keys if not all(k in signature for signature in signatures)
         }
-    if not lay.document_keys.issuperset(keys) or not lay.object_arrays.isdisjoint(keys):
+        values_of = {key: list(map(dict.get, docs, itertools.repeat(key))) for key in keys}
+    if not lay.document_keys.issuperset(keys):
         return None
-    for key in [k for k in keys if k in lay.groups or k == PROVENANCE]:
-        inner: dict[tuple[str, ...], None] = {}
-        for doc in docs:
-            value = doc.get(key)
-            if value is None:
-                continue
-            if value.__class__ is not dict:
-                return None
-            inner[tuple(value)] = None
-        if () in inner:
-            return None  # an empty object: encode() keeps it in extensions, a table cannot say it
-        known = PROVENANCE_COLUMNS if key == PROVENANCE else lay.group_keys[key]
-        union = dict.fromkeys(k for signature in inner for k in signature)
-        if not set(union).issubset(known):
-            return None  # unknown keys inside: values of any type
-        if len(inner) > 1:
-            for k in union:
-                if not all(k in signature for signature in inner):
-                    absent[f"{key}.{k}"] = [(doc.get(key) or _NO_KEYS).get(k, _GONE) is _GONE for doc in docs]
+    decimals = {f.path[0]: f for f in lay.fields if f.kind == "decimal" and len(f.path) == 1}
     # Column by column (Table.from_pylist takes the first row's keys only),
     # each of plain values: Arrow's conversion of a deeply nested value
     # overflows the C stack, and an unknown type is encode()'s to word.
-    columns = {}
+    columns: dict[str, Any] = {}
     plain = True
-    for key in keys:
-        values = [doc.get(key) for doc in docs]
-        kinds = set(map(type, values))
-        if key in lay.groups or key == PROVENANCE:
-            inner = {type(v) for d in values if d for v in d.values()}
-            if not kinds <= _OBJECTS or not inner <= _SCALARS:
-                return None
-            plain = plain and (key == PROVENANCE or inner <= _TEXTS)
-        elif key in lay.arrays:
-            items = {type(v) for items in values if items for v in items}
-            if not kinds <= _LISTS or not items <= _SCALARS:
-                return None
-            plain = plain and _one_plain(items)
-        elif not kinds <= _SCALARS:
-            return None
-        else:
-            plain = plain and _one_plain(kinds)
-        columns[key] = values
     try:
+        for key in keys:
+            values = values_of[key]
+            kinds = set(map(type, values))
+            if key in lay.groups or key == PROVENANCE:
+                if not kinds <= _OBJECTS:
+                    return None
+                made = _struct(lay, key, values, type(None) in kinds, absent)
+                if made is None:
+                    return None
+                columns[key], texts = made
+                plain = plain and (key == PROVENANCE or texts)
+            elif key in lay.object_arrays:
+                if not kinds <= _LISTS or not _read_back(itertools.chain.from_iterable(filter(None, values))):
+                    return None
+                plain = False
+                columns[key] = pa.array(values)
+            elif key in lay.arrays:
+                items = {type(v) for items in values if items for v in items}
+                if not kinds <= _LISTS or not items <= _SCALARS:
+                    return None
+                plain = plain and _one_plain(items)
+                columns[key] = pa.array(values)
+            elif not kinds <= _SCALARS:
+                return None
+            else:
+                plain = plain and _one_plain(kinds)
+                field = decimals.get(key)
+                if field is not None and kinds - _NONE == _DECIMAL:
+                    # The field's own type: a value it cannot hold exactly fails here, as its cast would.
+                    columns[key] = pa.array(values, type=pa.decimal128(field.precision, field.scale))
+                else:
+                    columns[key] = _scalars(values, kinds)
         return Documents(pa.table(columns), absent, plain)
     except (pa.ArrowException, TypeError, ValueError, OverflowError):
         return None  # values Arrow cannot hold (mixed types, lone surrogates, huge integers)
+
+
+def _struct(
+    lay: Layout, key: str, values: Sequence[Any], nulls: bool, absent: dict[str, list[bool]]
+) -> tuple[pa.Array, bool] | None:
+    """A group's (or ``_provenance``'s) values as the struct Arrow infers
+    from them, and whether its keys hold only texts (its known ones, and it
+    has no others); None when a table cannot hold them exactly (see
+    :func:`documents_table`). Keys some objects lack are noted in ``absent``."""
+    given = [v for v in values if v is not None] if nulls else values
+    if not given:
+        return pa.array(values), True
+    inner = dict.fromkeys(map(tuple, given))
+    if () in inner:
+        return None  # an empty object: encode() keeps it in extensions, a table cannot say it
+    known = PROVENANCE_COLUMNS if key == PROVENANCE else lay.group_keys[key]
+    union = dict.fromkeys(k for signature in inner for k in signature)
+    if key == PROVENANCE and not set(union).issubset(known):
+        return None  # unknown keys inside: values of any type
+    if len(inner) == 1 and not nulls:
+        children: Iterable[Sequence[Any]] = _transposed(values, len(union))
+    else:
+        for k in union:
+            if not all(k in signature for signature in inner):
+                absent[f"{key}.{k}"] = [(v or _NO_KEYS).get(k, _GONE) is _GONE for v in values]
+        children = ([None if v is None else v.get(k) for v in values] for k in union)
+    arrays = []
+    texts = True
+    for k, child in zip(union, children, strict=True):
+        kinds = set(map(type, child))
+        if k not in known:  # kept in extensions: written from the table, so it must read back as given
+            texts = False
+            if _one_plain(kinds):
+                arrays.append(_scalars(child, kinds))
+            elif kinds <= _OBJECTS and _read_back(child):
+                arrays.append(pa.array(child))
+            else:
+                return None
+            continue
+        if not kinds <= _SCALARS:
+            return None
+        texts = texts and kinds <= _TEXTS
+        arrays.append(_scalars(child, kinds))
+    mask = pa.array([v is None for v in values], type=pa.bool_()) if nulls else None
+    return pa.StructArray.from_arrays(arrays, names=list(union), mask=mask), texts
+
+
+def _read_back(objects: Iterable[Any]) -> bool:
+    """Whether these objects (None: null) come back from Arrow as given: Arrow
+    gives each one every key of their struct, in its order, and one type per
+    key; so they must all have one signature (not empty), and each key
+    values of one plain type."""
+    given = [o for o in objects if o is not None]
+    if not given:
+        return True
+    if any(o.__class__ is not dict for o in given):
+        return False
+    signatures = dict.fromkeys(map(tuple, given))
+    if len(signatures) != 1 or () in signatures:
+        return False
+    return all(_one_plain(set(map(type, child))) for child in _transposed(given, len(next(iter(signatures)))))
+
+
+def _transposed(objects: Sequence[dict[str, Any]], width: int) -> list[list[Any]]:
+    """The values of dicts of one signature (``width`` keys), per key: in C,
+    and without an object per dict (``zip(*...)`` holds a view of each, and
+    so many allocations set off the garbage collector over the whole heap)."""
+    flat = list(itertools.chain.from_iterable(map(dict.values, objects)))
+    return [flat[i::width] for i in range(width)]
+
+
+def _scalars(values: Sequence[Any], kinds: set[type]) -> pa.Array:
+    """Values of scalar types as Arrow infers them; values of one type Arrow
+    keeps as it is converted with that type given (no inference pass)."""
+    given = kinds - _NONE
+    typed = _TYPED.get(next(iter(given))) if len(given) == 1 else None
+    return pa.array(values) if typed is None else pa.array(values, type=typed)
+
+
+_NONE = frozenset({type(None)})
+_DECIMAL = frozenset({Decimal})
+# Types whose values Arrow infers as these (ints are left to inference: it
+# refuses those past 64 bits the same way, but words it differently).
+_TYPED = {str: pa.string(), float: pa.float64(), bool: pa.bool_()}
 
 
 _SCALARS = frozenset({str, int, float, bool, type(None), Decimal, dt.date, dt.datetime})
@@ -310,8 +396,8 @@ def _encode(lay: Layout, table: pa.Table, now: dt.datetime, absent: dict[str, li
     groups: dict[str, tuple[pa.StructArray | None, list[bool] | None]] = {}
     # What encode() keeps in extensions, in its order: the unknown columns,
     # then the unknown keys of each group given (name, rows where the group
-    # is null, per key its values).
-    group_extras: list[tuple[str, list[bool] | None, list[tuple[str, list[Any], list[bool] | None]]]] = []
+    # is null, per key its values and the rows lacking it).
+    group_extras: list[_GroupExtras] = []
     for name in table.column_names:
         if name in lay.groups:
             struct = table.column(name).combine_chunks()
@@ -327,7 +413,7 @@ def _encode(lay: Layout, table: pa.Table, now: dt.datetime, absent: dict[str, li
                 group_nulls.append((name, nulls))
             known = lay.group_keys[name]
             others = [
-                (f.name, struct.field(f.name).to_pylist(), absent.get(f"{name}.{f.name}"))
+                (f.name, struct.field(f.name), absent.get(f"{name}.{f.name}"))
                 for f in struct.type
                 if f.name not in known
             ]
@@ -682,51 +768,59 @@ def _provenance_and_extensions(
     group_nulls: list[tuple[str, list[bool]]],
     events: list[tuple[str, list[bool] | None, list[bool] | None, list[str | None] | None]],
     extras: list[tuple[str, list[bool] | None, pa.ChunkedArray]],
-    group_extras: list[tuple[str, list[bool] | None, list[tuple[str, list[Any], list[bool] | None]]]],
+    group_extras: list[_GroupExtras],
     absent: dict[str, list[bool]],
 ) -> None:
     """The provenance columns and ``extensions``: from each distinct set of
-    notes once, the unknown columns' JSON joined column by column
+    notes once, the members kept in extensions joined column by column
     (:func:`_noted_extensions`), where they allow; else row by row."""
-    # The unknown columns' JSON, written column by column where they allow
-    # (most importers' verbatim cells), else their values read per row.
-    written = _extra_texts(extras) if not group_extras else None
+    # The members' JSON, written column by column where they allow (most
+    # importers' verbatim cells, a name inside a group), else their values read per row.
+    members = _members(extras, group_extras)
     blocks = _provenance_blocks(lay, table, n, absent)
     gone = absent.get(PROVENANCE)  # rows without _provenance: as without the column
     notes = (blocks, gone, group_nulls, events)
-    if written is not None and _noted_extensions(now, n, columns, notes, extras, written):
+    if members is not None and _noted_extensions(now, n, columns, notes, members):
         return
-    written_rows = (
+    member_rows = (
         None
-        if written is None
-        else [pc.binary_join_element_wise(prefix, texts, "").to_pylist() for prefix, texts in written]
+        if members is None
+        else [
+            (gone_rows, pc.binary_join_element_wise(prefix, texts, "").to_pylist())
+            for gone_rows, prefix, texts in members
+        ]
     )
-    extra_values = None if written is not None else [column.to_pylist() for _, _, column in extras]
+    extra_values = [] if members is not None else [column.to_pylist() for _, _, column in extras]
+    group_values = (
+        []
+        if members is not None
+        else [
+            (name, missing, [(k, cells.to_pylist(), g) for k, cells, g in others])
+            for name, missing, others in group_extras
+        ]
+    )
     values: dict[str, list[Any]] = {k: [] for k in PROVENANCE_COLUMNS}
     extensions: list[str | None] = []
     for i in range(n):
         meta, meta_text, parsed = _row_notes(i, notes)
         for key in PROVENANCE_COLUMNS:
             values[key].append(_provenance_value(parsed, key, now))
-        if written_rows is not None:
-            parts = [
-                texts[i]
-                for (_, gone_rows, _), texts in zip(extras, written_rows, strict=True)
-                if not gone_rows or not gone_rows[i]
-            ]
-            if parts:
-                extensions.append("{" + ",".join(parts) + _store_member(meta) + "}")
-                continue
+        if member_rows is not None:
+            parts = [texts[i] for gone_rows, texts in member_rows if not gone_rows or not gone_rows[i]]
+            extensions.append(
+                "{" + ",".join(parts) + _store_member(meta) + "}" if parts else _extensions(meta, {}, meta_text)
+            )
+            continue
         unknown: dict[str, Any] = {}
-        for (name, gone_rows, _), given in zip(extras, extra_values, strict=True) if written is None else ():
+        for (name, gone_rows, _), given in zip(extras, extra_values, strict=True):
             if gone_rows is not None and gone_rows[i]:
                 continue
             if json_problem(given[i], path_key(name)) is not None:
                 raise Refused
             unknown[name] = given[i]
-        for name, missing, others in group_extras:
+        for name, missing, cells_of in group_values:
             if missing is None or not missing[i]:
-                extra = {key: cells[i] for key, cells, gone_rows in others if gone_rows is None or not gone_rows[i]}
+                extra = {key: cells[i] for key, cells, gone_rows in cells_of if gone_rows is None or not gone_rows[i]}
                 if not extra:  # its unknown keys all absent from this row
                     continue
                 if json_problem(extra, name) is not None:
@@ -736,6 +830,37 @@ def _provenance_and_extensions(
     for key in PROVENANCE_COLUMNS:
         columns[key] = pa.array(values[key], type=_PROVENANCE_TYPES[key])
     columns["extensions"] = pa.array(extensions, type=pa.string())
+
+
+# A group's unknown keys (kept in extensions): the group's name, the rows
+# where it is null, and per key its values and the rows lacking it.
+_GroupExtras = tuple[str, list[bool] | None, list[tuple[str, pa.Array, list[bool] | None]]]
+# A member of extensions written column by column: the rows lacking it, its
+# ``"name":`` and each row's value as JSON text.
+_Member = tuple[list[bool] | None, str, pa.Array]
+
+
+def _members(
+    extras: list[tuple[str, list[bool] | None, pa.ChunkedArray]], group_extras: list[_GroupExtras]
+) -> list[_Member] | None:
+    """The members encode() may keep in a row's extensions, in its order (the
+    unknown columns, then each group's unknown keys as one object), their
+    JSON written column by column; None when their values must be read row
+    by row (values json_texts does not write, a group's unknown key some of
+    its objects lack)."""
+    written = _extra_texts(extras)
+    if written is None:
+        return None
+    members = [(gone_rows, prefix, texts) for (_, gone_rows, _), (prefix, texts) in zip(extras, written, strict=True)]
+    for name, missing, others in group_extras:
+        if any(gone_rows is not None for _, _, gone_rows in others):
+            return None
+        unknown = pa.StructArray.from_arrays([cells for _, cells, _ in others], names=[key for key, _, _ in others])
+        texts = json_texts(unknown, _any_text)
+        if texts is None:
+            return None
+        members.append((missing, json_text(name) + ":", texts))  # rows where the group is null keep none
+    return members
 
 
 # What a row's notes are made of: its _provenance blocks (or None), the rows
@@ -763,13 +888,12 @@ def _noted_extensions(
     n: int,
     columns: dict[str, pa.Array],
     notes: _Notes,
-    extras: list[tuple[str, list[bool] | None, pa.ChunkedArray]],
-    written: list[tuple[str, pa.Array]],
+    members: list[_Member],
 ) -> bool:
     """The provenance columns and ``extensions`` from each distinct set of a
     row's notes (flags, which verbatim texts it has, its provenance block),
     written once as a template that the rows' verbatim texts fill in, and the
-    unknown columns' JSON joined in Arrow; False (nothing set) where the
+    members' JSON (:func:`_members`) joined in Arrow; False (nothing set) where the
     templates with verbatim texts are too many to fill column by column."""
     blocks, gone, group_nulls, events = notes
     flags: list[list[Any]] = [missing for _, missing in group_nulls]
@@ -818,16 +942,16 @@ def _noted_extensions(
     alone = filled([_extensions(meta, {}, meta_text) for meta, meta_text, _ in found])
     if alone is None:
         return False
-    if written:
+    if members:
         store = filled([_store_member(meta) for meta, _, _ in found])
         if store is None:
             return False
         # One join per row: "{", each member given (a comma before all but the first
-        # column's), the notes, "}". Where the first column may be absent, every
+        # one's), the notes, "}". Where the first member may be absent, every
         # member has its comma and the row's first is cut.
-        lead = extras[0][1] is None
+        lead = members[0][0] is None
         parts: list[pa.Array | str] = []
-        for j, ((_, gone_rows, _), (prefix, values)) in enumerate(zip(extras, written, strict=True)):
+        for j, (gone_rows, prefix, values) in enumerate(members):
             comma = "" if j == 0 and lead else ","
             if gone_rows is None:
                 parts += [comma + prefix, values]
@@ -839,9 +963,9 @@ def _noted_extensions(
         else:
             joined = pc.utf8_slice_codeunits(pc.binary_join_element_wise(*parts, store, ""), 1)
             extensions = pc.binary_join_element_wise("{", joined, "}", "")
-        if all(gone_rows is not None for _, gone_rows, _ in extras):
-            # Rows lacking every unknown column hold only their notes, as encode() writes them.
-            lacking = [all(row) for row in zip(*(gone_rows for _, gone_rows, _ in extras), strict=True)]
+        if all(gone_rows is not None for gone_rows, _, _ in members):
+            # Rows lacking every member hold only their notes, as encode() writes them.
+            lacking = [all(row) for row in zip(*(gone_rows for gone_rows, _, _ in members), strict=True)]
             if any(lacking):
                 extensions = pc.if_else(_mask(lacking), alone, extensions)
     else:
